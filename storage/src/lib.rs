@@ -1,0 +1,100 @@
+//! Storage for ringcache: the record model and the engines that keep records.
+//!
+//! - [`record`]: a key's [`Record`] — a value cell and an expiry cell, each with its own
+//!   [`Version`] (a hybrid logical clock plus the writing node) — and the per-cell merge.
+//! - [`token`]: the stable hash that places a key on the ring; engines order keys by it so
+//!   that a token range (and a `SCAN` cursor) can be walked without touching every key.
+//! - [`memory`]: the in-memory engine, [`MemoryStore`].
+//!
+//! Engines sit behind the narrow [`Store`] trait so the server (and later the cluster
+//! coordinator) never depends on how records are kept.
+
+pub mod memory;
+pub mod record;
+pub mod token;
+
+pub use memory::MemoryStore;
+pub use record::{Record, Version};
+pub use token::key_token;
+
+use bytes::Bytes;
+
+/// What a read-modify-write closure decides, given the key's current record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// Leave the key as it is.
+    Keep,
+    /// Replace the record with this one, whose changed cells carry versions newer than the
+    /// current record's.
+    Put(Record),
+}
+
+/// Counts from one pass of active expiry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpireStats {
+    /// Records looked at.
+    pub sampled: usize,
+    /// Values found expired and turned into tombstones.
+    pub expired: usize,
+    /// Tombstones old enough to be dropped, dropped.
+    pub tombstones_dropped: usize,
+}
+
+/// Sizes reported by `INFO` and the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Keys holding a value (expired ones not yet reclaimed included, as Redis counts them).
+    pub keys: usize,
+    /// Keys holding a value with an expiry.
+    pub keys_with_expiry: usize,
+    /// Tombstones kept so that a delete is not undone by an older write.
+    pub tombstones: usize,
+    /// Estimated bytes used by keys, values and bookkeeping.
+    pub used_bytes: usize,
+}
+
+/// A storage engine: keeps one [`Record`] per key and merges writes by version.
+///
+/// Every method is safe to call from many threads; a method on one key is atomic.
+pub trait Store: Send + Sync + 'static {
+    /// The stored record, tombstones and expired values included (callers judge liveness
+    /// with [`Record::live_value`]).
+    fn get(&self, key: &[u8]) -> Option<Record>;
+
+    /// Runs `decide` on the key's current record while holding the key's lock, so that a
+    /// read-modify-write on one key is atomic against every other call on that key.
+    /// Returns the record stored afterwards.
+    fn update(&self, key: &[u8], decide: &mut dyn FnMut(Option<&Record>) -> Update)
+    -> Option<Record>;
+
+    /// Merges a record written elsewhere cell by cell: each cell keeps the higher version.
+    /// Returns whether anything changed.
+    fn merge(&self, key: &[u8], incoming: &Record) -> bool;
+
+    /// Visits records in token order from `cursor` (0 starts at the beginning) until about
+    /// `count` keys have been visited, then returns the cursor to resume from, 0 when the
+    /// walk is complete. Keys present for the whole walk are visited at least once.
+    fn scan(&self, cursor: u64, count: usize, visit: &mut dyn FnMut(&Bytes, &Record)) -> u64;
+
+    /// A key near a random token whose value is live at `now_ms`, if one is found.
+    fn random_key(&self, random_token: u64, now_ms: u64) -> Option<Bytes>;
+
+    /// Removes every record.
+    fn clear(&self);
+
+    /// One step of the active expiry sweep: looks at about `count` records in token order
+    /// from `cursor` (as [`Store::scan`] walks), turns values expired at `now_ms` into
+    /// tombstones and drops tombstones whose newest version is older than
+    /// `tombstone_before_ms` (unix ms). Returns the counts and the cursor of the next step,
+    /// 0 when the sweep has gone round the whole ring.
+    fn expire_step(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        tombstone_before_ms: u64,
+    ) -> (ExpireStats, u64);
+
+    /// Current sizes.
+    fn stats(&self) -> StoreStats;
+}
