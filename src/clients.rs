@@ -1,0 +1,173 @@
+//! The registry of connected clients, for `CLIENT LIST`, `CLIENT KILL`, `maxclients` and
+//! `INFO clients`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::exec::table::COMMANDS;
+
+/// What a client told about itself; changed rarely, so behind a mutex.
+#[derive(Debug, Default, Clone)]
+pub struct ClientNames {
+    /// `CLIENT SETNAME` / `HELLO ... SETNAME`.
+    pub name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Option<Bytes>,
+}
+
+/// One connected client, shared between its connection task and the registry.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique, increasing id (`CLIENT ID`).
+    pub id: u64,
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Our end of the connection.
+    pub laddr: SocketAddr,
+    /// When it connected.
+    pub created: Instant,
+    /// Names it gave.
+    pub names: Mutex<ClientNames>,
+    /// Milliseconds since `created` of the last command.
+    pub last_active_ms: AtomicU64,
+    /// Index into [`COMMANDS`] of the last command.
+    pub last_command: AtomicUsize,
+    /// RESP version in use (2 or 3).
+    pub resp: AtomicUsize,
+    /// `CLIENT NO-EVICT`.
+    pub no_evict: AtomicBool,
+    /// `CLIENT NO-TOUCH`.
+    pub no_touch: AtomicBool,
+    killed: AtomicBool,
+    kill_signal: Notify,
+}
+
+impl ClientHandle {
+    /// Asks the connection to close after its current batch.
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill_signal.notify_one();
+    }
+
+    /// Whether [`ClientHandle::kill`] was called.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Relaxed)
+    }
+
+    /// Completes when the client is killed.
+    pub async fn killed(&self) {
+        self.kill_signal.notified().await;
+    }
+
+    /// Marks activity now with command `command` (an index into [`COMMANDS`]).
+    pub fn touch(&self, command: usize) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Relaxed);
+        self.last_command.store(command, Relaxed);
+    }
+
+    /// The `CLIENT LIST` / `CLIENT INFO` line, without the newline.
+    pub fn describe(&self) -> String {
+        let names = self.names.lock().clone();
+        let text = |b: &Option<Bytes>| {
+            b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+        };
+        let age = self.created.elapsed().as_secs();
+        let idle_ms = (self.created.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_active_ms.load(Relaxed));
+        let cmd = COMMANDS.get(self.last_command.load(Relaxed)).map_or("NULL", |c| c.name);
+        let mut flags = String::from("N");
+        if self.no_evict.load(Relaxed) {
+            flags.push('e');
+        }
+        if self.no_touch.load(Relaxed) {
+            flags.push('T');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 \
+             ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 \
+             oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
+             lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            text(&names.name),
+            age,
+            idle_ms / 1000,
+            flags,
+            cmd,
+            self.resp.load(Relaxed),
+            text(&names.lib_name),
+            text(&names.lib_ver),
+        )
+    }
+}
+
+/// All connected clients.
+#[derive(Debug, Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    connected: AtomicUsize,
+    map: Mutex<AHashMap<u64, Arc<ClientHandle>>>,
+}
+
+impl Clients {
+    /// Registers a new client unless `max` are connected already.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        max: usize,
+    ) -> Option<Arc<ClientHandle>> {
+        let mut map = self.map.lock();
+        if map.len() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let handle = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            names: Mutex::new(ClientNames::default()),
+            last_active_ms: AtomicU64::new(0),
+            last_command: AtomicUsize::new(usize::MAX),
+            resp: AtomicUsize::new(2),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+        });
+        map.insert(id, handle.clone());
+        self.connected.store(map.len(), Relaxed);
+        Some(handle)
+    }
+
+    /// Removes a client that disconnected.
+    pub fn unregister(&self, id: u64) {
+        let mut map = self.map.lock();
+        map.remove(&id);
+        self.connected.store(map.len(), Relaxed);
+    }
+
+    /// Clients connected now.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Relaxed)
+    }
+
+    /// Every client, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        let mut all: Vec<_> = self.map.lock().values().cloned().collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+}

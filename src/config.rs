@@ -1,0 +1,307 @@
+//! Configuration: command-line flags and a TOML file, merged and validated at start.
+//!
+//! Every setting is a flag (`--data-dir`) and a key of the TOML file with the same spelling
+//! (`data-dir = "..."`); a flag wins over the file, the file over the default. `validate`
+//! rejects nonsense before anything starts, naming the field.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use ringcache_resp::Level;
+use serde::Deserialize;
+
+/// Redis's default and maximum for one bulk argument (`proto-max-bulk-len`).
+pub const PROTO_MAX_BULK_LEN_DEFAULT: u64 = 512 * 1024 * 1024;
+/// Redis's default limit for one client's unparsed input (`client-query-buffer-limit`).
+pub const QUERY_BUFFER_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// Redis's smallest accepted value for both byte limits above.
+pub const BYTE_LIMIT_MIN: u64 = 1024 * 1024;
+/// Redis's default `maxclients`.
+pub const CLIENTS_MAX_DEFAULT: u32 = 10_000;
+
+/// Settings as given on the command line or in the TOML file; `None` means not given.
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(
+    name = "ringcache",
+    version,
+    about = "A Redis-protocol cache-store that runs as a leaderless Dynamo-style cluster.",
+    long_about = "A Redis-protocol cache-store. Point redis-cli or any Redis client at it.\n\
+                  Every flag is also a key of the TOML file given with --config (same \
+                  spelling, e.g. data-dir = \"./data\"); flags win over the file."
+)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// TOML file with settings (keys spelled like the flags, e.g. `port = 6380`).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on for clients and metrics [default: 127.0.0.1].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+
+    /// TCP port for Redis clients [default: 6379].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Directory for the node's data; created if missing [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// HTTP port serving Prometheus metrics at /metrics; 0 turns it off [default: 9379].
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// Password that clients must give with AUTH or HELLO before any other command.
+    /// Unset: no authentication. (Also read from RINGCACHE_REQUIREPASS.)
+    #[arg(long, value_name = "PASS", env = "RINGCACHE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+
+    /// Most clients connected at once; the next one is told
+    /// "ERR max number of clients reached" [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub maxclients: Option<u32>,
+
+    /// Close a client connection idle for this many seconds; 0 never does [default: 0].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// Largest single argument (bulk string) a client may send, in bytes
+    /// [default: 536870912, i.e. 512 MiB; at least 1 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub proto_max_bulk_len: Option<u64>,
+
+    /// Most unparsed input buffered for one client, in bytes; past it the client is closed
+    /// [default: 1073741824, i.e. 1 GiB; at least 1 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub client_query_buffer_limit: Option<u64>,
+
+    /// Default consistency level of reads: ONE, TWO, THREE, QUORUM, ALL or a count
+    /// [default: QUORUM].
+    #[arg(long, value_name = "LEVEL")]
+    pub read_consistency: Option<String>,
+
+    /// Default consistency level of writes: ONE, TWO, THREE, QUORUM, ALL, ANY or a count
+    /// [default: QUORUM].
+    #[arg(long, value_name = "LEVEL")]
+    pub write_consistency: Option<String>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address for clients and metrics.
+    pub bind: IpAddr,
+    /// Client port.
+    pub port: u16,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Metrics port, `None` when off.
+    pub metrics_port: Option<u16>,
+    /// Password required of clients, if any.
+    pub requirepass: Option<String>,
+    /// Most clients at once.
+    pub maxclients: u32,
+    /// Idle seconds before a client is closed; 0 = never.
+    pub timeout_s: u64,
+    /// Largest bulk argument in bytes.
+    pub proto_max_bulk_len: u64,
+    /// Most unparsed bytes per client.
+    pub query_buffer_bytes_max: u64,
+    /// Default read level.
+    pub read_level: Level,
+    /// Default write level.
+    pub write_level: Level,
+}
+
+/// A setting that cannot be used; the text names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid value for {field}: {reason}")]
+    Invalid {
+        /// The flag or key, as spelled by the user.
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Reads the TOML file named by `--config`, if any.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed.
+    pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    /// Fills every unset field of `self` from `file`.
+    fn or(self, file: Settings) -> Settings {
+        Settings {
+            config: self.config,
+            bind: self.bind.or(file.bind),
+            port: self.port.or(file.port),
+            data_dir: self.data_dir.or(file.data_dir),
+            metrics_port: self.metrics_port.or(file.metrics_port),
+            requirepass: self.requirepass.or(file.requirepass),
+            maxclients: self.maxclients.or(file.maxclients),
+            timeout: self.timeout.or(file.timeout),
+            proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
+            client_query_buffer_limit: self
+                .client_query_buffer_limit
+                .or(file.client_query_buffer_limit),
+            read_consistency: self.read_consistency.or(file.read_consistency),
+            write_consistency: self.write_consistency.or(file.write_consistency),
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from the command line (and the file it names).
+    ///
+    /// # Errors
+    /// When the file cannot be used or a value is invalid.
+    pub fn from_settings(cli: Settings) -> Result<Config, ConfigError> {
+        let settings = match cli.config.clone() {
+            Some(path) => cli.or(Settings::load_file(&path)?),
+            None => cli,
+        };
+        let config = Config {
+            bind: settings.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port: settings.port.unwrap_or(6379),
+            data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+            metrics_port: match settings.metrics_port.unwrap_or(9379) {
+                0 => None,
+                port => Some(port),
+            },
+            requirepass: settings.requirepass.filter(|p| !p.is_empty()),
+            maxclients: settings.maxclients.unwrap_or(CLIENTS_MAX_DEFAULT),
+            timeout_s: settings.timeout.unwrap_or(0),
+            proto_max_bulk_len: settings.proto_max_bulk_len.unwrap_or(PROTO_MAX_BULK_LEN_DEFAULT),
+            query_buffer_bytes_max: settings
+                .client_query_buffer_limit
+                .unwrap_or(QUERY_BUFFER_BYTES_DEFAULT),
+            read_level: parse_level("read-consistency", settings.read_consistency.as_deref())?,
+            write_level: parse_level("write-consistency", settings.write_consistency.as_deref())?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    ///
+    /// # Errors
+    /// The first invalid field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        if self.port == 0 {
+            return invalid("port", "must be 1..65535");
+        }
+        if self.metrics_port == Some(self.port) {
+            return invalid("metrics-port", "must differ from port");
+        }
+        if self.maxclients == 0 {
+            return invalid("maxclients", "must be at least 1");
+        }
+        if !(BYTE_LIMIT_MIN..=PROTO_MAX_BULK_LEN_DEFAULT).contains(&self.proto_max_bulk_len) {
+            return invalid("proto-max-bulk-len", "must be 1048576..536870912 bytes");
+        }
+        if self.query_buffer_bytes_max < BYTE_LIMIT_MIN {
+            return invalid("client-query-buffer-limit", "must be at least 1048576 bytes");
+        }
+        if self.read_level == Level::Any {
+            return invalid("read-consistency", "ANY is for writes only");
+        }
+        if self.timeout_s > i32::MAX as u64 {
+            return invalid("timeout", "must be at most 2147483647 seconds");
+        }
+        Ok(())
+    }
+}
+
+fn parse_level(field: &'static str, raw: Option<&str>) -> Result<Level, ConfigError> {
+    match raw {
+        None => Ok(Level::Quorum),
+        Some(text) => Level::parse(text.as_bytes()).map_err(|e| ConfigError::Invalid {
+            field,
+            reason: e.to_string().trim_start_matches("ERR ").to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["ringcache"];
+        argv.extend_from_slice(args);
+        Config::from_settings(Settings::try_parse_from(argv).expect("flags parse"))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1");
+        assert_eq!(config.port, 6379);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.metrics_port, Some(9379));
+        assert_eq!(config.maxclients, 10_000);
+        assert_eq!((config.read_level, config.write_level), (Level::Quorum, Level::Quorum));
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_its_field() {
+        let err = config(&["--read-consistency", "ANY"]).unwrap_err().to_string();
+        assert!(err.contains("read-consistency"), "{err}");
+        let err = config(&["--proto-max-bulk-len", "10"]).unwrap_err().to_string();
+        assert!(err.contains("proto-max-bulk-len"), "{err}");
+        let err = config(&["--write-consistency", "most"]).unwrap_err().to_string();
+        assert!(err.contains("write-consistency") && err.contains("QUORUM"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("ringcache-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ringcache.toml");
+        std::fs::write(&file, "port = 7000\nmaxclients = 5\ndata-dir = \"/tmp/x\"\n").unwrap();
+        let config = config(&["--config", file.to_str().unwrap(), "--port", "7001"]).unwrap();
+        assert_eq!(config.port, 7001);
+        assert_eq!(config.maxclients, 5);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused_with_its_line() {
+        let dir = std::env::temp_dir().join(format!("ringcache-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ringcache.toml");
+        std::fs::write(&file, "port = 7000\nprot = 1\n").unwrap();
+        let err = config(&["--config", file.to_str().unwrap()]).unwrap_err().to_string();
+        assert!(err.contains("prot") && err.contains("line 2"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,168 @@
+//! One client connection: read bytes, decode every complete request, execute them in
+//! order, write all replies with one write.
+//!
+//! The read buffer is only allocated once the socket is readable, so ten thousand idle
+//! clients cost little memory. A protocol error or an oversized request answers an error
+//! and closes this connection only.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ringcache_resp::{ParseLimits, Reply, RequestParser};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::clients::ClientHandle;
+use crate::exec::{self, After, Session};
+use crate::node::Node;
+
+/// Bytes reserved for each read; Redis reads 16 KiB at a time too.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Above this many bytes of pending replies the batch is written out before decoding more,
+/// so a long pipeline of large values does not pile up replies in memory.
+const REPLY_BUFFER_FLUSH_BYTES: usize = 1024 * 1024;
+
+/// Why a connection ended, for logs.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    Quit,
+    Shutdown,
+    Killed,
+    IdleTimeout,
+    ProtocolError,
+    QueryBufferFull,
+    Io(std::io::Error),
+}
+
+fn parse_limits(node: &Node) -> ParseLimits {
+    let config = node.config.read();
+    ParseLimits {
+        bulk_bytes_max: config.proto_max_bulk_len as usize,
+        query_buffer_bytes_max: config.query_buffer_bytes_max as usize,
+        ..ParseLimits::default()
+    }
+}
+
+/// Serves one client until it leaves, errs, is killed or the server shuts down.
+pub async fn serve(node: Arc<Node>, stream: TcpStream, client: Arc<ClientHandle>) {
+    let id = client.id;
+    let end = run(&node, stream, client).await;
+    match &end {
+        End::ProtocolError | End::QueryBufferFull => {
+            node.stats.protocol_errors.fetch_add(1, Relaxed);
+            tracing::debug!(client = id, reason = ?end, "closed a client");
+        }
+        End::Io(e) => tracing::debug!(client = id, error = %e, "client connection failed"),
+        _ => tracing::trace!(client = id, reason = ?end, "client left"),
+    }
+    node.clients.unregister(id);
+}
+
+async fn run(node: &Node, mut stream: TcpStream, client: Arc<ClientHandle>) -> End {
+    let mut session = Session::new(node, client.clone());
+    let mut parser = RequestParser::new(parse_limits(node));
+    let mut shutdown = node.shutdown.subscribe();
+    let mut input = BytesMut::new();
+    let mut output = BytesMut::new();
+    loop {
+        let idle_s = node.config.read().timeout_s;
+        let idle = async {
+            match idle_s {
+                0 => std::future::pending().await,
+                s => tokio::time::sleep(Duration::from_secs(s)).await,
+            }
+        };
+        let stopping = tokio::select! {
+            ready = stream.readable() => match ready {
+                Ok(()) => false,
+                Err(e) => return End::Io(e),
+            },
+            _ = shutdown.wait_for(|stop| *stop) => true,
+            _ = client.killed() => return End::Killed,
+            _ = idle => return End::IdleTimeout,
+        };
+        input.reserve(READ_CHUNK_BYTES);
+        match stream.try_read_buf(&mut input) {
+            // Answer what had already arrived when the server began to stop, then leave.
+            Ok(0) | Err(_) if stopping => return End::Shutdown,
+            Ok(0) => return End::ClientClosed,
+            Ok(n) => node.stats.net_input_bytes.fetch_add(n as u64, Relaxed),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return End::Io(e),
+        };
+        parser.set_limits(parse_limits(node));
+        let end = execute_buffered(node, &mut session, &mut parser, &mut input, &mut output, &mut stream).await;
+        if let Err(e) = write_out(node, &mut stream, &mut output).await {
+            return End::Io(e);
+        }
+        if let Some(end) = end {
+            return end;
+        }
+        if stopping {
+            return End::Shutdown;
+        }
+        if client.is_killed() {
+            return End::Killed;
+        }
+        if input.is_empty() && input.capacity() > 4 * READ_CHUNK_BYTES {
+            // A large request passed; give its memory back instead of keeping it per client.
+            input = BytesMut::new();
+        }
+    }
+}
+
+/// Decodes and executes every complete request in `input`, encoding replies into `output`.
+/// Returns why the connection must end, if it must.
+async fn execute_buffered(
+    node: &Node,
+    session: &mut Session,
+    parser: &mut RequestParser,
+    input: &mut BytesMut,
+    output: &mut BytesMut,
+    stream: &mut TcpStream,
+) -> Option<End> {
+    loop {
+        let args = match parser.parse(input) {
+            Ok(Some(args)) => args,
+            Ok(None) => return None,
+            Err(e) => {
+                let query_buffer_full = matches!(e, ringcache_resp::ProtocolError::QueryBufferLimit { .. });
+                if !query_buffer_full {
+                    Reply::error(&e).encode(session.protocol, output);
+                }
+                node.stats.record_error(&e.to_string());
+                return Some(if query_buffer_full { End::QueryBufferFull } else { End::ProtocolError });
+            }
+        };
+        let reply = exec::execute(node, session, args);
+        if let Some(reply) = reply {
+            reply.encode(session.protocol, output);
+        }
+        match session.after {
+            After::Continue => {}
+            After::Close => return Some(End::Quit),
+            After::Shutdown => return Some(End::Shutdown),
+        }
+        if output.len() >= REPLY_BUFFER_FLUSH_BYTES {
+            if let Err(e) = write_out(node, stream, output).await {
+                return Some(End::Io(e));
+            }
+        }
+    }
+}
+
+async fn write_out(node: &Node, stream: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(output).await?;
+    node.stats.net_output_bytes.fetch_add(output.len() as u64, Relaxed);
+    output.clear();
+    if output.capacity() > REPLY_BUFFER_FLUSH_BYTES * 4 {
+        *output = BytesMut::new();
+    }
+    Ok(())
+}

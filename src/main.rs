@@ -1,0 +1,97 @@
+//! ringcache: a Redis-protocol cache-store that runs as a leaderless Dynamo-style cluster.
+//!
+//! This binary wires the parts together:
+//! - [`config`]: flags and TOML, validated at start.
+//! - [`server`] and [`connection`]: the listener and one task per client (decode, execute,
+//!   reply, pipelined).
+//! - [`exec`]: command execution against the node's store.
+//! - [`node`], [`clients`], [`stats`]: shared state, the client registry and counters.
+//! - [`metrics`]: the Prometheus exporter; [`expiry`]: the active expiry sweep.
+
+mod clients;
+mod config;
+mod connection;
+mod exec;
+mod expiry;
+mod metrics;
+mod node;
+mod server;
+mod stats;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use ringcache_storage::MemoryStore;
+
+use crate::config::{Config, Settings};
+use crate::node::Node;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::from_settings(Settings::parse()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ringcache: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ringcache: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringcache: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data-dir {}", config.data_dir.display()))?;
+    let client_addr = SocketAddr::new(config.bind, config.port);
+    let metrics_addr = config.metrics_port.map(|port| SocketAddr::new(config.bind, port));
+    let listener = server::bind(client_addr)
+        .with_context(|| format!("cannot listen on {client_addr} (port)"))?;
+    let node = Arc::new(Node::new(config, Box::new(MemoryStore::new())));
+    if let Some(addr) = metrics_addr {
+        metrics::start(node.clone(), addr)
+            .with_context(|| format!("cannot serve metrics on {addr} (metrics-port)"))?;
+    }
+    tokio::spawn(expiry::run(node.clone()));
+    tokio::spawn(stop_on_signals(node.clone()));
+    tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");
+    server::run(node, listener).await;
+    tracing::info!("ringcache stopped");
+    Ok(())
+}
+
+/// Begins a graceful shutdown on SIGINT or SIGTERM.
+async fn stop_on_signals(node: Arc<Node>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop with SHUTDOWN");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    node.begin_shutdown();
+}

@@ -1,0 +1,57 @@
+//! The node: everything a connection needs, shared by all of them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use ringcache_cluster::HybridClock;
+use ringcache_storage::Store;
+use tokio::sync::watch;
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// Shared state of one ringcache process.
+pub struct Node {
+    /// The configuration; `CONFIG SET` changes the mutable fields.
+    pub config: RwLock<Config>,
+    /// Where records live.
+    pub store: Box<dyn Store>,
+    /// Issues record versions.
+    pub clock: HybridClock,
+    /// Counters for `INFO` and metrics.
+    pub stats: Stats,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Random hex id of this process run (`INFO server run_id`).
+    pub run_id: String,
+    /// Set to `true` to stop the server: listeners stop accepting, connections finish
+    /// their current batch and close.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// A node over `store` with `config`.
+    pub fn new(config: Config, store: Box<dyn Store>) -> Node {
+        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        Node {
+            config: RwLock::new(config),
+            store,
+            clock: HybridClock::new(rand::random::<u32>()),
+            stats: Stats::default(),
+            clients: Clients::default(),
+            run_id,
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// The wall clock in unix milliseconds.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
