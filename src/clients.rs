@@ -79,12 +79,16 @@ impl ClientHandle {
     pub fn describe(&self) -> String {
         let names = self.names.lock().clone();
         let text = |b: &Option<Bytes>| {
-            b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
         };
         let age = self.created.elapsed().as_secs();
         let idle_ms = (self.created.elapsed().as_millis() as u64)
             .saturating_sub(self.last_active_ms.load(Relaxed));
-        let cmd = COMMANDS.get(self.last_command.load(Relaxed)).map_or("NULL", |c| c.name);
+        let cmd = COMMANDS
+            .get(self.last_command.load(Relaxed))
+            .map_or("NULL", |c| c.name);
         let mut flags = String::from("N");
         if self.no_evict.load(Relaxed) {
             flags.push('e');

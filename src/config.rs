@@ -55,7 +55,12 @@ pub struct Settings {
 
     /// Password that clients must give with AUTH or HELLO before any other command.
     /// Unset: no authentication. (Also read from RINGCACHE_REQUIREPASS.)
-    #[arg(long, value_name = "PASS", env = "RINGCACHE_REQUIREPASS", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "RINGCACHE_REQUIREPASS",
+        hide_env_values = true
+    )]
     pub requirepass: Option<String>,
 
     /// Most clients connected at once; the next one is told
@@ -150,10 +155,14 @@ impl Settings {
     /// # Errors
     /// When the file cannot be read or parsed.
     pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     /// Fills every unset field of `self` from `file`.
@@ -198,7 +207,9 @@ impl Config {
             requirepass: settings.requirepass.filter(|p| !p.is_empty()),
             maxclients: settings.maxclients.unwrap_or(CLIENTS_MAX_DEFAULT),
             timeout_s: settings.timeout.unwrap_or(0),
-            proto_max_bulk_len: settings.proto_max_bulk_len.unwrap_or(PROTO_MAX_BULK_LEN_DEFAULT),
+            proto_max_bulk_len: settings
+                .proto_max_bulk_len
+                .unwrap_or(PROTO_MAX_BULK_LEN_DEFAULT),
             query_buffer_bytes_max: settings
                 .client_query_buffer_limit
                 .unwrap_or(QUERY_BUFFER_BYTES_DEFAULT),
@@ -214,7 +225,12 @@ impl Config {
     /// # Errors
     /// The first invalid field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
         if self.port == 0 {
             return invalid("port", "must be 1..65535");
         }
@@ -228,7 +244,10 @@ impl Config {
             return invalid("proto-max-bulk-len", "must be 1048576..536870912 bytes");
         }
         if self.query_buffer_bytes_max < BYTE_LIMIT_MIN {
-            return invalid("client-query-buffer-limit", "must be at least 1048576 bytes");
+            return invalid(
+                "client-query-buffer-limit",
+                "must be at least 1048576 bytes",
+            );
         }
         if self.read_level == Level::Any {
             return invalid("read-consistency", "ANY is for writes only");
@@ -268,17 +287,29 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.metrics_port, Some(9379));
         assert_eq!(config.maxclients, 10_000);
-        assert_eq!((config.read_level, config.write_level), (Level::Quorum, Level::Quorum));
+        assert_eq!(
+            (config.read_level, config.write_level),
+            (Level::Quorum, Level::Quorum)
+        );
     }
 
     #[test]
     fn a_bad_value_is_refused_naming_its_field() {
-        let err = config(&["--read-consistency", "ANY"]).unwrap_err().to_string();
+        let err = config(&["--read-consistency", "ANY"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("read-consistency"), "{err}");
-        let err = config(&["--proto-max-bulk-len", "10"]).unwrap_err().to_string();
+        let err = config(&["--proto-max-bulk-len", "10"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("proto-max-bulk-len"), "{err}");
-        let err = config(&["--write-consistency", "most"]).unwrap_err().to_string();
-        assert!(err.contains("write-consistency") && err.contains("QUORUM"), "{err}");
+        let err = config(&["--write-consistency", "most"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("write-consistency") && err.contains("QUORUM"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -286,7 +317,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringcache-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("ringcache.toml");
-        std::fs::write(&file, "port = 7000\nmaxclients = 5\ndata-dir = \"/tmp/x\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "port = 7000\nmaxclients = 5\ndata-dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
         let config = config(&["--config", file.to_str().unwrap(), "--port", "7001"]).unwrap();
         assert_eq!(config.port, 7001);
         assert_eq!(config.maxclients, 5);
@@ -300,7 +335,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("ringcache.toml");
         std::fs::write(&file, "port = 7000\nprot = 1\n").unwrap();
-        let err = config(&["--config", file.to_str().unwrap()]).unwrap_err().to_string();
+        let err = config(&["--config", file.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prot") && err.contains("line 2"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -94,7 +94,15 @@ async fn run(node: &Node, mut stream: TcpStream, client: Arc<ClientHandle>) -> E
             Err(e) => return End::Io(e),
         };
         parser.set_limits(parse_limits(node));
-        let end = execute_buffered(node, &mut session, &mut parser, &mut input, &mut output, &mut stream).await;
+        let end = execute_buffered(
+            node,
+            &mut session,
+            &mut parser,
+            &mut input,
+            &mut output,
+            &mut stream,
+        )
+        .await;
         if let Err(e) = write_out(node, &mut stream, &mut output).await {
             return End::Io(e);
         }
@@ -129,12 +137,17 @@ async fn execute_buffered(
             Ok(Some(args)) => args,
             Ok(None) => return None,
             Err(e) => {
-                let query_buffer_full = matches!(e, ringcache_resp::ProtocolError::QueryBufferLimit { .. });
+                let query_buffer_full =
+                    matches!(e, ringcache_resp::ProtocolError::QueryBufferLimit { .. });
                 if !query_buffer_full {
                     Reply::error(&e).encode(session.protocol, output);
                 }
                 node.stats.record_error(&e.to_string());
-                return Some(if query_buffer_full { End::QueryBufferFull } else { End::ProtocolError });
+                return Some(if query_buffer_full {
+                    End::QueryBufferFull
+                } else {
+                    End::ProtocolError
+                });
             }
         };
         let reply = exec::execute(node, session, args);
@@ -146,20 +159,26 @@ async fn execute_buffered(
             After::Close => return Some(End::Quit),
             After::Shutdown => return Some(End::Shutdown),
         }
-        if output.len() >= REPLY_BUFFER_FLUSH_BYTES {
-            if let Err(e) = write_out(node, stream, output).await {
-                return Some(End::Io(e));
-            }
+        if output.len() >= REPLY_BUFFER_FLUSH_BYTES
+            && let Err(e) = write_out(node, stream, output).await
+        {
+            return Some(End::Io(e));
         }
     }
 }
 
-async fn write_out(node: &Node, stream: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+async fn write_out(
+    node: &Node,
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
     stream.write_all(output).await?;
-    node.stats.net_output_bytes.fetch_add(output.len() as u64, Relaxed);
+    node.stats
+        .net_output_bytes
+        .fetch_add(output.len() as u64, Relaxed);
     output.clear();
     if output.capacity() > REPLY_BUFFER_FLUSH_BYTES * 4 {
         *output = BytesMut::new();

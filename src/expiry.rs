@@ -32,8 +32,12 @@ pub async fn run(node: Arc<Node>) {
         }
         let now_ms = unix_now_ms();
         let before_ms = now_ms.saturating_sub(TOMBSTONE_GRACE.as_millis() as u64);
-        let (stats, next) = node.store.expire_step(cursor, RECORDS_PER_STEP, now_ms, before_ms);
-        node.stats.expired_keys.fetch_add(stats.expired as u64, Relaxed);
+        let (stats, next) = node
+            .store
+            .expire_step(cursor, RECORDS_PER_STEP, now_ms, before_ms);
+        node.stats
+            .expired_keys
+            .fetch_add(stats.expired as u64, Relaxed);
         cursor = next;
     }
 }

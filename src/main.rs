@@ -44,7 +44,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ringcache: cannot start the runtime: {e}");
@@ -64,7 +67,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data-dir {}", config.data_dir.display()))?;
     let client_addr = SocketAddr::new(config.bind, config.port);
-    let metrics_addr = config.metrics_port.map(|port| SocketAddr::new(config.bind, port));
+    let metrics_addr = config
+        .metrics_port
+        .map(|port| SocketAddr::new(config.bind, port));
     let listener = server::bind(client_addr)
         .with_context(|| format!("cannot listen on {client_addr} (port)"))?;
     let node = Arc::new(Node::new(config, Box::new(MemoryStore::new())));
@@ -83,9 +88,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
 /// Begins a graceful shutdown on SIGINT or SIGTERM.
 async fn stop_on_signals(node: Arc<Node>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SHUTDOWN");
         return;
     };

@@ -28,7 +28,10 @@ pub fn start(node: Arc<Node>, addr: SocketAddr) -> anyhow::Result<()> {
     let buckets: Vec<f64> = (0..LATENCY_BUCKETS).map(latency_bucket_upper_s).collect();
     PrometheusBuilder::new()
         .with_http_listener(addr)
-        .set_buckets_for_metric(Matcher::Full("ringcache_command_duration_seconds".into()), &buckets)?
+        .set_buckets_for_metric(
+            Matcher::Full("ringcache_command_duration_seconds".into()),
+            &buckets,
+        )?
         .install()?;
     tokio::spawn(publish(node));
     Ok(())
@@ -62,8 +65,13 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     for (kind, count) in ERROR_KINDS.iter().zip(s.errors.iter()) {
         counter!("ringcache_errors_total", "kind" => *kind).absolute(count.load(Relaxed));
     }
-    let names = COMMANDS.iter().map(|c| c.name).chain(std::iter::once("unknown"));
-    for ((name, stats), published) in names.zip(s.commands.iter()).zip(published_latency.iter_mut())
+    let names = COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .chain(std::iter::once("unknown"));
+    for ((name, stats), published) in names
+        .zip(s.commands.iter())
+        .zip(published_latency.iter_mut())
     {
         let calls = stats.calls.load(Relaxed);
         if calls == 0 {

@@ -33,7 +33,9 @@ pub struct Node {
 impl Node {
     /// A node over `store` with `config`.
     pub fn new(config: Config, store: Box<dyn Store>) -> Node {
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
         Node {
             config: RwLock::new(config),
             store,
@@ -53,5 +55,7 @@ impl Node {
 
 /// The wall clock in unix milliseconds.
 pub fn unix_now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

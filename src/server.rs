@@ -52,13 +52,19 @@ pub async fn run(node: Arc<Node>, listener: TcpListener) {
         }
     }
     drop(listener);
-    tracing::info!(clients = connections.len(), "stopped accepting; draining connections");
+    tracing::info!(
+        clients = connections.len(),
+        "stopped accepting; draining connections"
+    );
     let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(clients = connections.len(), "connections still open after the drain period");
+        tracing::warn!(
+            clients = connections.len(),
+            "connections still open after the drain period"
+        );
         connections.abort_all();
     }
 }

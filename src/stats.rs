@@ -108,7 +108,9 @@ impl Default for Stats {
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             errors: Default::default(),
-            commands: (0..=COMMANDS.len()).map(|_| CommandStats::default()).collect(),
+            commands: (0..=COMMANDS.len())
+                .map(|_| CommandStats::default())
+                .collect(),
         }
     }
 }
@@ -127,7 +129,10 @@ impl Stats {
     /// Counts one error reply by its kind.
     pub fn record_error(&self, text: &str) {
         let kind = text.split(' ').next().unwrap_or("");
-        let index = ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(ERROR_KINDS.len() - 1);
+        let index = ERROR_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(ERROR_KINDS.len() - 1);
         self.errors[index].fetch_add(1, Relaxed);
     }
 

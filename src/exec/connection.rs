@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use ringcache_resp::cmd::{ClientCommand, ClientKill, Command, ConsistencyCommand, Hello};
-use ringcache_resp::{Protocol, Reply};
+use ringcache_resp::{CommandError, Protocol, Reply};
 
 use super::{After, Session};
 use crate::node::Node;
@@ -30,7 +30,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Reply {
             Err(reply) => reply,
         },
         Command::Select(0) => Reply::Ok,
-        Command::Select(_) => Reply::error("ERR DB index is out of range"),
+        Command::Select(_) => Reply::error(CommandError::DbIndexOutOfRange),
         Command::Quit => {
             session.after = After::Close;
             Reply::Ok
@@ -48,7 +48,10 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Reply {
         }
         Command::Client(client) => execute_client(node, session, client),
         Command::Consistency(consistency) => execute_consistency(node, session, consistency),
-        other => Reply::Error(format!("ERR '{}' is not a connection command", other.name())),
+        other => Reply::Error(format!(
+            "ERR '{}' is not a connection command",
+            other.name()
+        )),
     }
 }
 
@@ -68,7 +71,11 @@ fn check_password(node: &Node, username: Option<Bytes>, password: &[u8]) -> Resu
 }
 
 fn execute_hello(node: &Node, session: &mut Session, hello: Hello) -> Reply {
-    let Hello { protover, auth, setname } = hello;
+    let Hello {
+        protover,
+        auth,
+        setname,
+    } = hello;
     let protocol = match protover {
         None => session.protocol,
         Some(2) => Protocol::Resp2,
@@ -92,12 +99,18 @@ fn execute_hello(node: &Node, session: &mut Session, hello: Hello) -> Reply {
         session.client.names.lock().name = Some(name).filter(|n| !n.is_empty());
     }
     session.protocol = protocol;
-    session.client.resp.store(if protocol == Protocol::Resp3 { 3 } else { 2 }, Relaxed);
+    session
+        .client
+        .resp
+        .store(if protocol == Protocol::Resp3 { 3 } else { 2 }, Relaxed);
     let text = |s: &'static str| Reply::Bulk(Bytes::from_static(s.as_bytes()));
     Reply::Map(vec![
         (text("server"), text("redis")),
         (text("version"), text(REDIS_COMPATIBLE_VERSION)),
-        (text("proto"), Reply::Integer(if protocol == Protocol::Resp3 { 3 } else { 2 })),
+        (
+            text("proto"),
+            Reply::Integer(if protocol == Protocol::Resp3 { 3 } else { 2 }),
+        ),
         (text("id"), Reply::Integer(session.client.id as i64)),
         (text("mode"), text("standalone")),
         (text("role"), text("master")),
@@ -113,10 +126,19 @@ fn execute_client(node: &Node, session: &mut Session, command: ClientCommand) ->
             client.names.lock().name = Some(name).filter(|n| !n.is_empty());
             Reply::Ok
         }
-        ClientCommand::GetName => client.names.lock().name.clone().map_or(Reply::Nil, Reply::Bulk),
+        ClientCommand::GetName => client
+            .names
+            .lock()
+            .name
+            .clone()
+            .map_or(Reply::Nil, Reply::Bulk),
         ClientCommand::SetInfo { lib_name, value } => {
             let mut names = client.names.lock();
-            let slot = if lib_name { &mut names.lib_name } else { &mut names.lib_ver };
+            let slot = if lib_name {
+                &mut names.lib_name
+            } else {
+                &mut names.lib_ver
+            };
             *slot = Some(value).filter(|v| !v.is_empty());
             Reply::Ok
         }
@@ -177,7 +199,9 @@ fn execute_client(node: &Node, session: &mut Session, command: ClientCommand) ->
 fn execute_client_kill(node: &Node, session: &Session, filter: ClientKill) -> Reply {
     let me = session.client.id;
     let addr_matches = |wanted: &Option<Bytes>, actual: std::net::SocketAddr| {
-        wanted.as_deref().is_none_or(|w| w == actual.to_string().as_bytes())
+        wanted
+            .as_deref()
+            .is_none_or(|w| w == actual.to_string().as_bytes())
     };
     let victims: Vec<_> = node
         .clients
@@ -232,13 +256,15 @@ mod tests {
     fn hello_3_switches_the_protocol_and_reports_it() {
         let node = node();
         let mut s = session(&node);
-        let Reply::Map(fields) = run(&node, &mut s, "HELLO 3") else { panic!() };
-        assert!(fields.contains(&(
-            Reply::Bulk(Bytes::from_static(b"proto")),
-            Reply::Integer(3)
-        )));
+        let Reply::Map(fields) = run(&node, &mut s, "HELLO 3") else {
+            panic!()
+        };
+        assert!(fields.contains(&(Reply::Bulk(Bytes::from_static(b"proto")), Reply::Integer(3))));
         assert_eq!(s.protocol, Protocol::Resp3);
-        assert_eq!(run(&node, &mut s, "HELLO 4"), Reply::error("NOPROTO unsupported protocol version"));
+        assert_eq!(
+            run(&node, &mut s, "HELLO 4"),
+            Reply::error("NOPROTO unsupported protocol version")
+        );
     }
 
     #[test]
@@ -246,7 +272,10 @@ mod tests {
         let node = node();
         node.config.write().requirepass = Some("secret".into());
         let mut s = session(&node);
-        assert_eq!(run(&node, &mut s, "GET k"), Reply::error("NOAUTH Authentication required."));
+        assert_eq!(
+            run(&node, &mut s, "GET k"),
+            Reply::error("NOAUTH Authentication required.")
+        );
         assert_eq!(run(&node, &mut s, "AUTH wrong"), Reply::error(WRONGPASS));
         assert_eq!(run(&node, &mut s, "AUTH secret"), Reply::Ok);
         assert_eq!(run(&node, &mut s, "GET k"), Reply::Nil);
@@ -261,7 +290,10 @@ mod tests {
         let text = |t: &'static str| Reply::Bulk(Bytes::from_static(t.as_bytes()));
         assert_eq!(
             shown,
-            Reply::Map(vec![(text("read"), text("QUORUM")), (text("write"), text("ALL"))])
+            Reply::Map(vec![
+                (text("read"), text("QUORUM")),
+                (text("write"), text("ALL"))
+            ])
         );
     }
 
@@ -271,7 +303,10 @@ mod tests {
         let mut s = session(&node);
         assert_eq!(run(&node, &mut s, "CLIENT GETNAME"), Reply::Nil);
         assert_eq!(run(&node, &mut s, "CLIENT SETNAME worker-1"), Reply::Ok);
-        assert_eq!(run(&node, &mut s, "CLIENT GETNAME"), Reply::Bulk(Bytes::from_static(b"worker-1")));
+        assert_eq!(
+            run(&node, &mut s, "CLIENT GETNAME"),
+            Reply::Bulk(Bytes::from_static(b"worker-1"))
+        );
     }
 
     #[test]
@@ -279,6 +314,9 @@ mod tests {
         let node = node();
         let mut s = session(&node);
         assert_eq!(run(&node, &mut s, "SELECT 0"), Reply::Ok);
-        assert_eq!(run(&node, &mut s, "SELECT 1"), Reply::error("ERR DB index is out of range"));
+        assert_eq!(
+            run(&node, &mut s, "SELECT 1"),
+            Reply::error("ERR DB index is out of range")
+        );
     }
 }

@@ -22,9 +22,11 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         Command::Exists(keys) | Command::Touch(keys) => {
             Reply::Integer(keys.iter().filter(|key| exists(node, key, now_ms)).count() as i64)
         }
-        Command::Type(key) => {
-            Reply::Simple(if exists(node, &key, now_ms) { "string" } else { "none" })
-        }
+        Command::Type(key) => Reply::Simple(if exists(node, &key, now_ms) {
+            "string"
+        } else {
+            "none"
+        }),
         Command::Expire(expire) => execute_expire(node, expire, now_ms),
         Command::Ttl { key, unit } => {
             let record = node.store.get(&key).filter(|r| r.is_live(now_ms));
@@ -45,23 +47,28 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,
+                // Rounded to the nearest second, as Redis's ttlGenericCommand does.
                 Some(Some(at)) => match unit {
                     TimeUnit::Millis => at as i64,
-                    TimeUnit::Seconds => (at / 1000) as i64,
+                    TimeUnit::Seconds => (at as i64 + 500) / 1000,
                 },
             })
         }
         Command::Persist(key) => {
             let mut changed = false;
-            node.store.update(&key, &mut |current| {
-                match current.filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some()) {
-                    Some(record) => {
-                        changed = true;
-                        let version = node.clock.next(now_ms);
-                        Update::Put(Record { expiry_ms: None, expiry_version: version, ..record.clone() })
-                    }
-                    None => Update::Keep,
+            node.store.update(&key, &mut |current| match current
+                .filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some())
+            {
+                Some(record) => {
+                    changed = true;
+                    let version = node.clock.next(now_ms);
+                    Update::Put(Record {
+                        expiry_ms: None,
+                        expiry_version: version,
+                        ..record.clone()
+                    })
                 }
+                None => Update::Keep,
             });
             Reply::Integer(i64::from(changed))
         }
@@ -94,7 +101,11 @@ fn delete(node: &Node, key: &[u8], now_ms: u64) -> bool {
     let mut deleted = false;
     node.store.update(key, &mut |current| {
         deleted = live(current, now_ms).is_some();
-        if deleted { Update::Put(Record::tombstone(node.clock.next(now_ms))) } else { Update::Keep }
+        if deleted {
+            Update::Put(Record::tombstone(node.clock.next(now_ms)))
+        } else {
+            Update::Keep
+        }
     });
     deleted
 }
@@ -139,16 +150,30 @@ fn execute_expire(node: &Node, expire: Expire, now_ms: u64) -> Reply {
 }
 
 fn execute_scan(node: &Node, scan: Scan, now_ms: u64) -> Reply {
-    let Scan { cursor, pattern, count, type_filter } = scan;
-    let wants_strings = type_filter.as_deref().is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+    let Scan {
+        cursor,
+        pattern,
+        count,
+        type_filter,
+    } = scan;
+    let wants_strings = type_filter
+        .as_deref()
+        .is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
     let mut keys = Vec::new();
-    let next = node.store.scan(cursor, count.clamp(1, SCAN_COUNT_MAX), &mut |key, record| {
-        let matches = pattern.as_ref().is_none_or(|p| glob_match(p, key, false));
-        if wants_strings && matches && record.is_live(now_ms) {
-            keys.push(Reply::Bulk(key.clone()));
-        }
-    });
-    Reply::Array(vec![Reply::Bulk(Bytes::from(next.to_string())), Reply::Array(keys)])
+    let next = node.store.scan(
+        cursor,
+        count.clamp(1, SCAN_COUNT_MAX),
+        &mut |key, record| {
+            let matches = pattern.as_ref().is_none_or(|p| glob_match(p, key, false));
+            if wants_strings && matches && record.is_live(now_ms) {
+                keys.push(Reply::Bulk(key.clone()));
+            }
+        },
+    );
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next.to_string())),
+        Reply::Array(keys),
+    ])
 }
 
 #[cfg(test)]
@@ -184,7 +209,10 @@ mod tests {
         assert_eq!(run(&node, &mut s, "EXPIRE k 100 NX"), Reply::Integer(1));
         assert_eq!(run(&node, &mut s, "EXPIRE k 50 GT"), Reply::Integer(0));
         assert_eq!(run(&node, &mut s, "EXPIRE k 50 LT"), Reply::Integer(1));
-        assert!(matches!(run(&node, &mut s, "TTL k"), Reply::Integer(49..=50)));
+        assert!(matches!(
+            run(&node, &mut s, "TTL k"),
+            Reply::Integer(49..=50)
+        ));
         assert_eq!(run(&node, &mut s, "PERSIST k"), Reply::Integer(1));
         assert_eq!(run(&node, &mut s, "PERSIST k"), Reply::Integer(0));
         assert_eq!(run(&node, &mut s, "TTL k"), Reply::Integer(-1));
@@ -219,14 +247,22 @@ mod tests {
             run(&node, &mut s, &format!("SET user:{i} x"));
         }
         run(&node, &mut s, "SET other x");
-        let Reply::Array(keys) = run(&node, &mut s, "KEYS user:*") else { panic!() };
+        let Reply::Array(keys) = run(&node, &mut s, "KEYS user:*") else {
+            panic!()
+        };
         assert_eq!(keys.len(), 500);
         let mut seen = std::collections::HashSet::new();
         let mut cursor = "0".to_string();
         for _ in 0..1000 {
-            let reply = run(&node, &mut s, &format!("SCAN {cursor} MATCH user:* COUNT 7"));
+            let reply = run(
+                &node,
+                &mut s,
+                &format!("SCAN {cursor} MATCH user:* COUNT 7"),
+            );
             let Reply::Array(parts) = reply else { panic!() };
-            let (Reply::Bulk(next), Reply::Array(keys)) = (&parts[0], &parts[1]) else { panic!() };
+            let (Reply::Bulk(next), Reply::Array(keys)) = (&parts[0], &parts[1]) else {
+                panic!()
+            };
             for key in keys {
                 let Reply::Bulk(key) = key else { panic!() };
                 seen.insert(key.clone());
@@ -248,7 +284,10 @@ mod tests {
         let reply = run(&node, &mut s, "SCAN 0 TYPE list");
         assert_eq!(
             reply,
-            Reply::Array(vec![Reply::Bulk(Bytes::from_static(b"0")), Reply::Array(vec![])])
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(b"0")),
+                Reply::Array(vec![])
+            ])
         );
     }
 
@@ -258,6 +297,9 @@ mod tests {
         let mut s = session(&node);
         assert_eq!(run(&node, &mut s, "RANDOMKEY"), Reply::Nil);
         run(&node, &mut s, "SET only v");
-        assert_eq!(run(&node, &mut s, "RANDOMKEY"), Reply::Bulk(Bytes::from_static(b"only")));
+        assert_eq!(
+            run(&node, &mut s, "RANDOMKEY"),
+            Reply::Bulk(Bytes::from_static(b"only"))
+        );
     }
 }

@@ -67,8 +67,13 @@ impl Session {
 }
 
 /// Where a command name sits in [`table::COMMANDS`], for statistics.
-static COMMAND_INDEX: LazyLock<HashMap<&'static str, usize>> =
-    LazyLock::new(|| table::COMMANDS.iter().enumerate().map(|(i, c)| (c.name, i)).collect());
+static COMMAND_INDEX: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
+    table::COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name, i))
+        .collect()
+});
 
 /// Index into [`table::COMMANDS`] of the command named `name` (any case), or the table's
 /// length when unknown.
@@ -94,7 +99,9 @@ fn now_ms_signed(now_ms: u64) -> i64 {
 /// Executes one request given as its raw arguments; `None` means no reply is sent.
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
     let started = Instant::now();
-    let index = args.first().map_or(table::COMMANDS.len(), |name| command_index(name));
+    let index = args
+        .first()
+        .map_or(table::COMMANDS.len(), |name| command_index(name));
     session.client.touch(index);
     let reply = run(node, session, index, args);
     let error = match &reply {
@@ -205,7 +212,10 @@ pub(crate) mod testing {
 
     /// Runs one command line given as words.
     pub fn run(node: &Node, session: &mut Session, line: &str) -> Reply {
-        let args = line.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let args = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         execute(node, session, args).unwrap_or(Reply::Nil)
     }
 }

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ringcache_resp::cmd::{CommandInfoCommand, Command};
+use ringcache_resp::cmd::{Command, CommandInfoCommand};
 use ringcache_resp::glob::glob_match;
-use ringcache_resp::{Level, Reply};
+use ringcache_resp::{CommandError, Level, Reply};
 
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::table::{COMMANDS, CommandSpec};
@@ -33,13 +33,15 @@ pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u6
             Reply::Ok
         }
         Command::Time => {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             Reply::Array(vec![
                 Reply::Bulk(Bytes::from(now.as_secs().to_string())),
                 Reply::Bulk(Bytes::from(now.subsec_micros().to_string())),
             ])
         }
-        Command::Shutdown { abort: true } => Reply::error("ERR No shutdown in progress."),
+        Command::Shutdown { abort: true } => Reply::error(CommandError::NoShutdownInProgress),
         Command::Shutdown { abort: false } => {
             tracing::info!(client = session.client.id, "SHUTDOWN asked by a client");
             node.begin_shutdown();
@@ -90,7 +92,10 @@ fn execute_command(info: CommandInfoCommand) -> Reply {
             Reply::Array(COMMANDS.iter().map(command_info).collect())
         }
         CommandInfoCommand::Info(names) => Reply::Array(
-            names.iter().map(|n| find_spec(n).map_or(Reply::NilArray, command_info)).collect(),
+            names
+                .iter()
+                .map(|n| find_spec(n).map_or(Reply::NilArray, command_info))
+                .collect(),
         ),
         CommandInfoCommand::Docs(names) => {
             let specs: Vec<&CommandSpec> = if names.is_empty() {
@@ -98,7 +103,12 @@ fn execute_command(info: CommandInfoCommand) -> Reply {
             } else {
                 names.iter().filter_map(|n| find_spec(n)).collect()
             };
-            Reply::Map(specs.into_iter().map(|s| (bulk(s.name), command_docs(s))).collect())
+            Reply::Map(
+                specs
+                    .into_iter()
+                    .map(|s| (bulk(s.name), command_docs(s)))
+                    .collect(),
+            )
         }
         CommandInfoCommand::Help => Reply::Array(
             [
@@ -137,10 +147,15 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
+/// Writes one `INFO` section's lines.
+type InfoSection = fn(&Node, &mut String);
+
 /// The `INFO` text for the requested sections.
 pub fn info(node: &Node, requested: &[Bytes]) -> String {
-    let requested: Vec<String> =
-        requested.iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
+    let requested: Vec<String> = requested
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
     let everything = requested.iter().any(|s| s == "all" || s == "everything");
     let wanted = |section: &str| {
         everything
@@ -149,7 +164,7 @@ pub fn info(node: &Node, requested: &[Bytes]) -> String {
                 && DEFAULT_SECTIONS.contains(&section))
     };
     let mut out = String::new();
-    let sections: [(&str, fn(&Node, &mut String)); 11] = [
+    let sections: [(&str, InfoSection); 11] = [
         ("server", info_server),
         ("clients", info_clients),
         ("memory", info_memory),
@@ -191,11 +206,19 @@ macro_rules! line {
 fn info_server(node: &Node, out: &mut String) {
     let config = node.config.read();
     let uptime = node.stats.started.elapsed().as_secs();
-    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros();
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
     line!(out, "redis_version:{REDIS_COMPATIBLE_VERSION}");
     line!(out, "ringcache_version:{}", env!("CARGO_PKG_VERSION"));
     line!(out, "redis_mode:standalone");
-    line!(out, "os:{} {}", std::env::consts::OS, std::env::consts::ARCH);
+    line!(
+        out,
+        "os:{} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
     line!(out, "arch_bits:{}", usize::BITS);
     line!(out, "process_id:{}", std::process::id());
     line!(out, "run_id:{}", node.run_id);
@@ -203,7 +226,11 @@ fn info_server(node: &Node, out: &mut String) {
     line!(out, "server_time_usec:{now_us}");
     line!(out, "uptime_in_seconds:{uptime}");
     line!(out, "uptime_in_days:{}", uptime / 86_400);
-    line!(out, "executable:{}", std::env::current_exe().unwrap_or_default().display());
+    line!(
+        out,
+        "executable:{}",
+        std::env::current_exe().unwrap_or_default().display()
+    );
 }
 
 fn info_clients(node: &Node, out: &mut String) {
@@ -215,7 +242,11 @@ fn info_clients(node: &Node, out: &mut String) {
 /// Resident set size from /proc, 0 where it cannot be read.
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -251,11 +282,31 @@ fn info_persistence(_node: &Node, out: &mut String) {
 fn info_stats(node: &Node, out: &mut String) {
     let s = &node.stats;
     let errors: u64 = s.errors.iter().map(|e| e.load(Relaxed)).sum();
-    line!(out, "total_connections_received:{}", s.connections_received.load(Relaxed));
-    line!(out, "total_commands_processed:{}", s.commands_processed.load(Relaxed));
-    line!(out, "total_net_input_bytes:{}", s.net_input_bytes.load(Relaxed));
-    line!(out, "total_net_output_bytes:{}", s.net_output_bytes.load(Relaxed));
-    line!(out, "rejected_connections:{}", s.connections_rejected.load(Relaxed));
+    line!(
+        out,
+        "total_connections_received:{}",
+        s.connections_received.load(Relaxed)
+    );
+    line!(
+        out,
+        "total_commands_processed:{}",
+        s.commands_processed.load(Relaxed)
+    );
+    line!(
+        out,
+        "total_net_input_bytes:{}",
+        s.net_input_bytes.load(Relaxed)
+    );
+    line!(
+        out,
+        "total_net_output_bytes:{}",
+        s.net_output_bytes.load(Relaxed)
+    );
+    line!(
+        out,
+        "rejected_connections:{}",
+        s.connections_rejected.load(Relaxed)
+    );
     line!(out, "expired_keys:{}", s.expired_keys.load(Relaxed));
     line!(out, "keyspace_hits:{}", s.keyspace_hits.load(Relaxed));
     line!(out, "keyspace_misses:{}", s.keyspace_misses.load(Relaxed));
@@ -274,7 +325,12 @@ fn cpu_seconds() -> (f64, f64) {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     const TICKS_PER_SECOND: f64 = 100.0;
     (ticks(11) / TICKS_PER_SECOND, ticks(12) / TICKS_PER_SECOND)
 }
@@ -326,27 +382,43 @@ fn info_cluster(node: &Node, out: &mut String) {
 fn info_keyspace(node: &Node, out: &mut String) {
     let stats = node.store.stats();
     if stats.keys > 0 {
-        line!(out, "db0:keys={},expires={},avg_ttl=0", stats.keys, stats.keys_with_expiry);
+        line!(
+            out,
+            "db0:keys={},expires={},avg_ttl=0",
+            stats.keys,
+            stats.keys_with_expiry
+        );
     }
 }
+
+/// Changes one parameter on a copy of the config, or says why the value is refused.
+type SetParameter = fn(&mut Config, &str) -> Result<(), String>;
 
 /// A parameter that `CONFIG GET` shows and `CONFIG SET` may change.
 struct Parameter {
     name: &'static str,
     get: fn(&Config) -> String,
     /// `None` when the parameter cannot be changed at run time.
-    set: Option<fn(&mut Config, &str) -> Result<(), String>>,
+    set: Option<SetParameter>,
 }
 
 fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())
+    value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
 /// Parses a byte count with Redis's units (`1k` = 1000, `1kb` = 1024, up to `gb`).
 fn parse_memory(value: &str) -> Result<u64, String> {
     let lower = value.to_ascii_lowercase();
-    let units: [(&str, u64); 6] =
-        [("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30), ("k", 1_000), ("m", 1_000_000), ("g", 1_000_000_000)];
+    let units: [(&str, u64); 6] = [
+        ("kb", 1 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("k", 1_000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+    ];
     let (digits, multiplier) = units
         .iter()
         .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d, *m)))
@@ -367,14 +439,31 @@ fn parse_config_level(value: &str, allow_any: bool) -> Result<Level, String> {
 }
 
 const PARAMETERS: &[Parameter] = &[
-    Parameter { name: "bind", get: |c| c.bind.to_string(), set: None },
-    Parameter { name: "port", get: |c| c.port.to_string(), set: None },
     Parameter {
-        name: "dir",
-        get: |c| std::fs::canonicalize(&c.data_dir).unwrap_or(c.data_dir.clone()).display().to_string(),
+        name: "bind",
+        get: |c| c.bind.to_string(),
         set: None,
     },
-    Parameter { name: "databases", get: |_| "1".into(), set: None },
+    Parameter {
+        name: "port",
+        get: |c| c.port.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "dir",
+        get: |c| {
+            std::fs::canonicalize(&c.data_dir)
+                .unwrap_or(c.data_dir.clone())
+                .display()
+                .to_string()
+        },
+        set: None,
+    },
+    Parameter {
+        name: "databases",
+        get: |_| "1".into(),
+        set: None,
+    },
     Parameter {
         name: "requirepass",
         get: |c| c.requirepass.clone().unwrap_or_default(),
@@ -481,7 +570,11 @@ fn config_get(node: &Node, patterns: &[Bytes]) -> Reply {
     let config = node.config.read();
     let pairs = PARAMETERS
         .iter()
-        .filter(|p| patterns.iter().any(|pattern| glob_match(pattern, p.name.as_bytes(), true)))
+        .filter(|p| {
+            patterns
+                .iter()
+                .any(|pattern| glob_match(pattern, p.name.as_bytes(), true))
+        })
         .map(|p| (bulk(p.name), Reply::Bulk(Bytes::from((p.get)(&config)))))
         .collect();
     Reply::Map(pairs)
@@ -489,9 +582,10 @@ fn config_get(node: &Node, patterns: &[Bytes]) -> Reply {
 
 fn config_set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
     let fail = |name: &str, reason: &str| {
-        Reply::Error(format!(
-            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
-        ))
+        Reply::error(CommandError::ConfigSetFailed {
+            arg: name.into(),
+            reason: reason.into(),
+        })
     };
     // Validate everything on a copy first: CONFIG SET applies all parameters or none.
     let mut config = node.config.read().clone();
@@ -499,9 +593,7 @@ fn config_set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
     for (name, value) in pairs {
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         let Some(parameter) = PARAMETERS.iter().find(|p| p.name == name) else {
-            return Reply::Error(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-            ));
+            return Reply::error(CommandError::UnknownConfig(name));
         };
         if seen.contains(&parameter.name) {
             return fail(&name, "duplicate parameter");
@@ -531,10 +623,18 @@ mod tests {
             run(&node, &mut s, "CONFIG GET maxclients"),
             Reply::Map(vec![(bulk("maxclients"), bulk("10000"))])
         );
-        assert_eq!(run(&node, &mut s, "CONFIG SET timeout 30 maxclients 20"), Reply::Ok);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG SET timeout 30 maxclients 20"),
+            Reply::Ok
+        );
         assert_eq!(node.config.read().timeout_s, 30);
-        assert_eq!(run(&node, &mut s, "CONFIG GET nothing-like-this"), Reply::Map(vec![]));
-        let Reply::Map(all) = run(&node, &mut s, "CONFIG GET *") else { panic!() };
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET nothing-like-this"),
+            Reply::Map(vec![])
+        );
+        let Reply::Map(all) = run(&node, &mut s, "CONFIG GET *") else {
+            panic!()
+        };
         assert_eq!(all.len(), PARAMETERS.len());
     }
 
@@ -559,12 +659,21 @@ mod tests {
         let mut s = session(&node);
         run(&node, &mut s, "SET k v EX 100");
         let text = info(&node, &[]);
-        for section in ["# Server", "# Clients", "# Memory", "# Stats", "# Cluster", "# Keyspace"] {
+        for section in [
+            "# Server",
+            "# Clients",
+            "# Memory",
+            "# Stats",
+            "# Cluster",
+            "# Keyspace",
+        ] {
             assert!(text.contains(section), "{section} missing");
         }
         assert!(text.contains("db0:keys=1,expires=1"));
         assert!(!text.contains("# Commandstats"));
-        assert!(info(&node, &[Bytes::from_static(b"commandstats")]).contains("cmdstat_set:calls=1"));
+        assert!(
+            info(&node, &[Bytes::from_static(b"commandstats")]).contains("cmdstat_set:calls=1")
+        );
     }
 
     #[test]

@@ -5,19 +5,14 @@
 //! `INCR`s, `APPEND`s and `SET NX`s on one key never interleave.
 
 use bytes::{Bytes, BytesMut};
-use ringcache_resp::Reply;
 use ringcache_resp::cmd::{Command, GetExExpiry, Set, SetCondition, SetExpiry};
 use ringcache_resp::float::{format_double, incr_by_float, parse_float};
 use ringcache_resp::parser::string2ll;
+use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Record, Update, Version};
 
 use super::{lookup_reply, now_ms_signed};
 use crate::node::Node;
-
-/// Error text when a value would pass `proto-max-bulk-len`.
-const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-/// Error text when a stored value is not an integer.
-const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 
 /// Executes a string command.
 pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
@@ -77,7 +72,10 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }
         Command::StrLen(key) => {
             let record = node.store.get(&key);
-            let len = record.as_ref().and_then(|r| r.live_value(now_ms)).map_or(0, Bytes::len);
+            let len = record
+                .as_ref()
+                .and_then(|r| r.live_value(now_ms))
+                .map_or(0, Bytes::len);
             Reply::Integer(len as i64)
         }
         Command::Append { key, value } => {
@@ -85,14 +83,16 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             rewrite_value(node, &key, now_ms, |old| {
                 let old = old.map_or(&[][..], |v| v.as_ref());
                 if (old.len() + value.len()) as u64 > max {
-                    return Err(STRING_TOO_LONG);
+                    return Err(CommandError::StringTooLong);
                 }
                 let mut new = BytesMut::with_capacity(old.len() + value.len());
                 new.extend_from_slice(old);
                 new.extend_from_slice(&value);
                 Ok(Some(new.freeze()))
             })
-            .map_or_else(Reply::error, |v| Reply::Integer(v.map_or(0, |v| v.len()) as i64))
+            .map_or_else(Reply::error, |v| {
+                Reply::Integer(v.map_or(0, |v| v.len()) as i64)
+            })
         }
         Command::GetRange { key, start, end } => {
             let record = node.store.get(&key);
@@ -102,18 +102,20 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         Command::SetRange { key, offset, value } => {
             let max = node.config.read().proto_max_bulk_len;
             rewrite_value(node, &key, now_ms, |old| setrange(old, offset, &value, max))
-                .map_or_else(Reply::error, |v| Reply::Integer(v.map_or(0, |v| v.len()) as i64))
+                .map_or_else(Reply::error, |v| {
+                    Reply::Integer(v.map_or(0, |v| v.len()) as i64)
+                })
         }
         Command::IncrBy { key, delta } => {
             let mut result = 0;
             rewrite_value(node, &key, now_ms, |old| {
                 let current = match old {
                     None => 0,
-                    Some(v) => string2ll(v).ok_or(NOT_AN_INTEGER)?,
+                    Some(v) => string2ll(v).ok_or(CommandError::NotIntegerValue)?,
                 };
                 result = current
                     .checked_add(delta)
-                    .ok_or("ERR increment or decrement would overflow")?;
+                    .ok_or(CommandError::IncrOverflow)?;
                 Ok(Some(Bytes::from(result.to_string())))
             })
             .map_or_else(Reply::error, |_| Reply::Integer(result))
@@ -123,10 +125,9 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             rewrite_value(node, &key, now_ms, |old| {
                 let current = match old {
                     None => 0.0,
-                    Some(v) => parse_float(v).map_err(|_| "ERR value is not a valid float")?,
+                    Some(v) => parse_float(v)?,
                 };
-                let sum = incr_by_float(current, delta)
-                    .map_err(|_| "ERR increment would produce NaN or Infinity")?;
+                let sum = incr_by_float(current, delta)?;
                 text = format_double(sum);
                 Ok(Some(Bytes::from(text.clone())))
             })
@@ -175,12 +176,24 @@ fn with_value(
 /// Writes `value` to `key` unconditionally.
 fn put_value(node: &Node, key: &[u8], value: Bytes, expiry: SetExpiry, now_ms: u64) {
     node.store.update(key, &mut |current| {
-        Update::Put(with_value(current, value.clone(), expiry, node.clock.next(now_ms), now_ms))
+        Update::Put(with_value(
+            current,
+            value.clone(),
+            expiry,
+            node.clock.next(now_ms),
+            now_ms,
+        ))
     });
 }
 
 fn execute_set(node: &Node, set: Set, now_ms: u64) -> Reply {
-    let Set { key, value, condition, get, expiry } = set;
+    let Set {
+        key,
+        value,
+        condition,
+        get,
+        expiry,
+    } = set;
     let mut old = None;
     let mut written = false;
     node.store.update(&key, &mut |current| {
@@ -194,7 +207,13 @@ fn execute_set(node: &Node, set: Set, now_ms: u64) -> Reply {
         if !allowed {
             return Update::Keep;
         }
-        Update::Put(with_value(current, value.clone(), expiry, node.clock.next(now_ms), now_ms))
+        Update::Put(with_value(
+            current,
+            value.clone(),
+            expiry,
+            node.clock.next(now_ms),
+            now_ms,
+        ))
     });
     match (get, written) {
         (true, _) => lookup_reply(node, old.as_ref()),
@@ -213,16 +232,22 @@ fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u
         let version = node.clock.next(now_ms);
         match expiry {
             GetExExpiry::Persist if record.expiry_ms.is_none() => Update::Keep,
-            GetExExpiry::Persist => {
-                Update::Put(Record { expiry_ms: None, expiry_version: version, ..record.clone() })
-            }
+            GetExExpiry::Persist => Update::Put(Record {
+                expiry_ms: None,
+                expiry_version: version,
+                ..record.clone()
+            }),
             GetExExpiry::At(at) => {
                 let at_ms = at.absolute_ms(now_ms_signed(now_ms));
                 if at_ms <= now_ms_signed(now_ms) {
                     Update::Put(Record::tombstone(version))
                 } else {
                     let expiry_ms = Some(at_ms as u64);
-                    Update::Put(Record { expiry_ms, expiry_version: version, ..record.clone() })
+                    Update::Put(Record {
+                        expiry_ms,
+                        expiry_version: version,
+                        ..record.clone()
+                    })
                 }
             }
         }
@@ -237,8 +262,8 @@ fn rewrite_value(
     node: &Node,
     key: &[u8],
     now_ms: u64,
-    mut change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, &'static str>,
-) -> Result<Option<Bytes>, &'static str> {
+    mut change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
+) -> Result<Option<Bytes>, CommandError> {
     let mut outcome = Ok(None);
     node.store.update(key, &mut |current| {
         let old = live(current, now_ms);
@@ -267,12 +292,12 @@ fn setrange(
     offset: u64,
     value: &[u8],
     max: u64,
-) -> Result<Option<Bytes>, &'static str> {
+) -> Result<Option<Bytes>, CommandError> {
     if value.is_empty() {
         return Ok(None);
     }
     if offset + value.len() as u64 > max {
-        return Err(STRING_TOO_LONG);
+        return Err(CommandError::StringTooLong);
     }
     let offset = offset as usize;
     let old = old.map_or(&[][..], |v| v.as_ref());
@@ -290,8 +315,16 @@ fn substring(value: &Bytes, start: i64, end: i64) -> Bytes {
     if (start < 0 && end < 0 && start > end) || len == 0 {
         return Bytes::new();
     }
-    let start = if start < 0 { (len + start).max(0) } else { start };
-    let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 {
+        (len + end).max(0)
+    } else {
+        end.min(len - 1)
+    };
     if start > end {
         return Bytes::new();
     }
@@ -334,7 +367,10 @@ mod tests {
         let mut s = session(&node);
         run(&node, &mut s, "SET k a EX 100");
         run(&node, &mut s, "SET k b KEEPTTL");
-        assert!(matches!(run(&node, &mut s, "TTL k"), Reply::Integer(99..=100)));
+        assert!(matches!(
+            run(&node, &mut s, "TTL k"),
+            Reply::Integer(99..=100)
+        ));
         run(&node, &mut s, "SET k c");
         assert_eq!(run(&node, &mut s, "TTL k"), Reply::Integer(-1));
     }
@@ -349,10 +385,13 @@ mod tests {
         run(&node, &mut s, "SET big 9223372036854775807");
         assert_eq!(
             run(&node, &mut s, "INCR big"),
-            Reply::error("ERR increment or decrement would overflow")
+            Reply::error(CommandError::IncrOverflow)
         );
         run(&node, &mut s, "SET s 012");
-        assert_eq!(run(&node, &mut s, "INCR s"), Reply::error(NOT_AN_INTEGER));
+        assert_eq!(
+            run(&node, &mut s, "INCR s"),
+            Reply::error(CommandError::NotIntegerValue)
+        );
     }
 
     #[test]
@@ -361,7 +400,10 @@ mod tests {
         let mut s = session(&node);
         run(&node, &mut s, "SET n 1 EX 100");
         run(&node, &mut s, "INCR n");
-        assert!(matches!(run(&node, &mut s, "TTL n"), Reply::Integer(99..=100)));
+        assert!(matches!(
+            run(&node, &mut s, "TTL n"),
+            Reply::Integer(99..=100)
+        ));
     }
 
     #[test]
@@ -398,7 +440,10 @@ mod tests {
         let node = node();
         let mut s = session(&node);
         assert_eq!(run(&node, &mut s, "SETRANGE k 3 ab"), Reply::Integer(5));
-        assert_eq!(run(&node, &mut s, "GET k"), Reply::Bulk(Bytes::from_static(b"\0\0\0ab")));
+        assert_eq!(
+            run(&node, &mut s, "GET k"),
+            Reply::Bulk(Bytes::from_static(b"\0\0\0ab"))
+        );
         assert_eq!(run(&node, &mut s, "SETRANGE empty 3 "), Reply::Integer(0));
         assert_eq!(run(&node, &mut s, "EXISTS empty"), Reply::Integer(0));
     }

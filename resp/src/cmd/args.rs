@@ -1,0 +1,263 @@
+//! Command errors with Redis 7.0's texts, and the argument cursor every family parses with.
+
+use bytes::Bytes;
+
+use crate::level::LevelError;
+use crate::parser::string2ll;
+
+/// Redis's default `proto-max-bulk-len`, the longest string `SETRANGE` may build.
+pub const STRING_BYTES_MAX: u64 = 512 * 1024 * 1024;
+
+/// A command that cannot run as given. `Display` is the full Redis error text with its prefix,
+/// as sent after the `-`. Nothing was read or written; the connection stays open.
+///
+/// Some variants are not produced by parsing but are here so that the executor answers with
+/// the same texts from the same place (`IncrOverflow`, `NotIntegerValue`, `DbIndexOutOfRange`,
+/// `UnknownConfig`, `ConfigSetFailed`, `NoShutdownInProgress`, `StringTooLong` for `APPEND`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Arity: holds Redis's full name, `get` or `client|setname`.
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(&'static str),
+    /// An option that is unknown, misplaced or conflicting.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// An integer argument that is not a valid `i64` in Redis's `string2ll` sense.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// A float argument that is not valid.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// An expiry that is ≤ 0 where not allowed, or overflows; holds the command name.
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpireTime(&'static str),
+    /// No such command. The texts are already cut and cleaned as Redis does.
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand {
+        /// The command name, at most 128 bytes.
+        name: String,
+        /// `'arg' ` for each argument while the text is under 128 bytes.
+        args: String,
+    },
+    /// No such subcommand of a container command.
+    #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand {
+        /// The container, uppercased: `CLIENT`.
+        command: &'static str,
+        /// The subcommand as given, at most 128 bytes.
+        sub: String,
+    },
+    /// A string would exceed `proto-max-bulk-len` (`SETRANGE`, `APPEND`).
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    /// A negative `SETRANGE` offset.
+    #[error("ERR offset is out of range")]
+    OffsetOutOfRange,
+    /// `DECRBY key -9223372036854775808`.
+    #[error("ERR decrement would overflow")]
+    DecrementOverflow,
+    /// `INCRBY` and friends whose result overflows `i64` (executor).
+    #[error("ERR increment or decrement would overflow")]
+    IncrOverflow,
+    /// `INCRBY` on a value that is not an integer (executor): the same text as `NotInteger`.
+    #[error("ERR value is not an integer or out of range")]
+    NotIntegerValue,
+    /// `INCRBYFLOAT` whose result is not finite.
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    /// A `SCAN` cursor that is not an unsigned integer.
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
+    /// `EXPIRE ... NX` with `XX`, `GT` or `LT`.
+    #[error("ERR NX and XX, GT or LT options at the same time are not compatible")]
+    ExpireNxConflict,
+    /// `EXPIRE ... GT LT`.
+    #[error("ERR GT and LT options at the same time are not compatible")]
+    ExpireGtLt,
+    /// `EXPIRE` with an option it does not know.
+    #[error("ERR Unsupported option {0}")]
+    UnsupportedOption(String),
+    /// `HELLO` with a protocol version that is not an integer.
+    #[error("ERR Protocol version is not an integer or out of range")]
+    ProtocolVersionNotInteger,
+    /// `HELLO` with a protocol version other than 2 or 3.
+    #[error("NOPROTO unsupported protocol version")]
+    NoProto,
+    /// `HELLO` with an unknown option or one missing its arguments.
+    #[error("ERR Syntax error in HELLO option '{0}'")]
+    HelloOption(String),
+    /// A client name with a byte outside `!`..=`~`.
+    #[error("ERR Client names cannot contain spaces, newlines or special characters.")]
+    InvalidClientName,
+    /// A `CLIENT SETINFO` value with a byte outside `!`..=`~`; holds the attribute as given.
+    #[error("ERR {0} cannot contain spaces, newlines or special characters.")]
+    InvalidClientAttr(String),
+    /// `CLIENT SETINFO` with an attribute other than `LIB-NAME` or `LIB-VER`.
+    #[error("ERR Unrecognized option '{0}'")]
+    UnrecognizedOption(String),
+    /// `CLIENT LIST|KILL TYPE` with an unknown type.
+    #[error("ERR Unknown client type '{0}'")]
+    UnknownClientType(String),
+    /// `CLIENT LIST ID` with an id that is not an integer.
+    #[error("ERR Invalid client ID")]
+    InvalidClientId,
+    /// `CLIENT KILL ID` with an id that is not a positive integer.
+    #[error("ERR client-id should be greater than 0")]
+    ClientIdNotPositive,
+    /// `CLIENT KILL USER` naming a user other than `default`.
+    #[error("ERR No such user '{0}'")]
+    NoSuchUser(String),
+    /// `SELECT` of a database other than 0 (executor).
+    #[error("ERR DB index is out of range")]
+    DbIndexOutOfRange,
+    /// `CONFIG SET` of an unknown parameter (executor).
+    #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    UnknownConfig(String),
+    /// `CONFIG SET` that failed on a parameter (executor), e.g. reason `duplicate parameter`.
+    #[error("ERR CONFIG SET failed (possibly related to argument '{arg}') - {reason}")]
+    ConfigSetFailed {
+        /// The parameter name as given.
+        arg: String,
+        /// Why.
+        reason: String,
+    },
+    /// `SHUTDOWN ABORT` (executor: no shutdown is ever pending long enough).
+    #[error("ERR No shutdown in progress.")]
+    NoShutdownInProgress,
+    /// A bad `CONSISTENCY` level.
+    #[error(transparent)]
+    Level(#[from] LevelError),
+}
+
+/// Redis builds error texts with `%s`, which stops at a NUL byte, and then replaces CR and LF
+/// with spaces (`addReplyErrorFormat`); bytes that are not UTF-8 are replaced here.
+pub(crate) fn error_text(raw: &[u8]) -> String {
+    let raw = match memchr::memchr(0, raw) {
+        Some(nul) => &raw[..nul],
+        None => raw,
+    };
+    String::from_utf8_lossy(raw).replace(['\r', '\n'], " ")
+}
+
+/// [`error_text`] cut to at most `max` bytes, like `%.128s`.
+pub(crate) fn error_text_max(raw: &[u8], max: usize) -> String {
+    let raw = match memchr::memchr(0, raw) {
+        Some(nul) => &raw[..nul],
+        None => raw,
+    };
+    error_text(&raw[..raw.len().min(max)])
+}
+
+/// Redis 7.0's text for an unknown command: the name cut to 128 bytes, then `'arg' ` for each
+/// argument while the list is shorter than 128 bytes, each cut to what is left of the 128.
+pub(crate) fn unknown_command(args: &[Bytes]) -> CommandError {
+    let name = args
+        .first()
+        .map(|n| error_text_max(n, 128))
+        .unwrap_or_default();
+    let mut list: Vec<u8> = Vec::new();
+    for arg in args.iter().skip(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let arg = match memchr::memchr(0, arg) {
+            Some(nul) => &arg[..nul],
+            None => &arg[..],
+        };
+        let room = 128 - list.len();
+        list.push(b'\'');
+        list.extend_from_slice(&arg[..arg.len().min(room)]);
+        list.extend_from_slice(b"' ");
+    }
+    CommandError::UnknownCommand {
+        name,
+        args: error_text(&list),
+    }
+}
+
+/// A cursor over one request's arguments; families take what they expect and end with
+/// [`ArgCursor::finish`].
+#[derive(Debug)]
+pub(crate) struct ArgCursor {
+    args: std::vec::IntoIter<Bytes>,
+}
+
+impl ArgCursor {
+    /// A cursor after the first `skip` arguments (the command name, or name and subcommand).
+    pub(crate) fn new(args: Vec<Bytes>, skip: usize) -> Self {
+        let mut args = args.into_iter();
+        for _ in 0..skip {
+            args.next();
+        }
+        ArgCursor { args }
+    }
+
+    /// Arguments left.
+    pub(crate) fn remaining(&self) -> usize {
+        self.args.len()
+    }
+
+    /// The next argument, if any.
+    pub(crate) fn next(&mut self) -> Option<Bytes> {
+        self.args.next()
+    }
+
+    /// The next argument, or a syntax error (an option missing its value).
+    pub(crate) fn next_or_syntax(&mut self) -> Result<Bytes, CommandError> {
+        self.args.next().ok_or(CommandError::Syntax)
+    }
+
+    /// The next argument, which arity checking guarantees; a syntax error otherwise.
+    pub(crate) fn required(&mut self) -> Result<Bytes, CommandError> {
+        self.next_or_syntax()
+    }
+
+    /// The next argument as an `i64`.
+    pub(crate) fn required_i64(&mut self) -> Result<i64, CommandError> {
+        parse_i64(&self.required()?)
+    }
+
+    /// Every argument left.
+    pub(crate) fn rest(&mut self) -> Vec<Bytes> {
+        self.args.by_ref().collect()
+    }
+
+    /// Every argument left, in pairs; `None` for an odd count.
+    pub(crate) fn pairs(&mut self) -> Option<Vec<(Bytes, Bytes)>> {
+        if !self.args.len().is_multiple_of(2) {
+            return None;
+        }
+        let mut pairs = Vec::with_capacity(self.args.len() / 2);
+        while let (Some(a), Some(b)) = (self.args.next(), self.args.next()) {
+            pairs.push((a, b));
+        }
+        Some(pairs)
+    }
+
+    /// Checks that nothing is left over.
+    pub(crate) fn finish(self) -> Result<(), CommandError> {
+        if self.args.len() == 0 {
+            Ok(())
+        } else {
+            Err(CommandError::Syntax)
+        }
+    }
+}
+
+/// An integer argument, as Redis's `getLongLongFromObject` (`string2ll`).
+///
+/// # Errors
+/// [`CommandError::NotInteger`].
+pub fn parse_i64(raw: &[u8]) -> Result<i64, CommandError> {
+    string2ll(raw).ok_or(CommandError::NotInteger)
+}
+
+/// Whether `raw` equals the ASCII keyword `word`, ignoring case.
+pub(crate) fn is(raw: &[u8], word: &str) -> bool {
+    raw.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Redis's `validateClientName`/`validateClientAttr`: bytes `!`..=`~` only.
+pub(crate) fn is_valid_client_name(raw: &[u8]) -> bool {
+    raw.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}

@@ -1,0 +1,198 @@
+//! Keyspace commands: `DEL`, `UNLINK`, `EXISTS`, `TYPE`, `TOUCH`, `EXPIRE`, `PEXPIRE`,
+//! `EXPIREAT`, `PEXPIREAT`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `PERSIST`, `KEYS`,
+//! `SCAN`, `RANDOMKEY`.
+//!
+//! # Format
+//! ```text
+//! DEL key [key ...]     UNLINK key [key ...]     EXISTS key [key ...]     TOUCH key [key ...]
+//! TYPE key              PERSIST key              KEYS pattern             RANDOMKEY
+//! EXPIRE key s [NX|XX|GT|LT]        PEXPIRE key ms [NX|XX|GT|LT]
+//! EXPIREAT key unix-s [NX|XX|GT|LT] PEXPIREAT key unix-ms [NX|XX|GT|LT]
+//! TTL key   PTTL key   EXPIRETIME key   PEXPIRETIME key
+//! SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+//! ```
+
+use bytes::Bytes;
+
+use super::args::{ArgCursor, CommandError, error_text, is, parse_i64};
+use super::{Command, Expire, ExpireCondition, ExpiryTime, Scan, TimeUnit};
+
+/// Redis's default `SCAN` count.
+const SCAN_COUNT_DEFAULT: usize = 10;
+
+/// See `strings::UNIX_MS_HORIZON`: the clock is assumed to be before 2^42 ms after 1970.
+const UNIX_MS_HORIZON: i64 = 1 << 42;
+
+/// Parses a keyspace command whose name and arity were checked.
+pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
+    let mut cur = ArgCursor::new(args, 1);
+    let command = match name {
+        // # Format
+        // `DEL key [key ...]`, `UNLINK key [key ...]`, `EXISTS key [key ...]`,
+        // `TOUCH key [key ...]`
+        "del" => Command::Del(cur.rest()),
+        "unlink" => Command::Unlink(cur.rest()),
+        "exists" => Command::Exists(cur.rest()),
+        "touch" => Command::Touch(cur.rest()),
+        // # Format
+        // `TYPE key`, `PERSIST key`, `KEYS pattern`, `RANDOMKEY`
+        "type" => Command::Type(cur.required()?),
+        "persist" => Command::Persist(cur.required()?),
+        "keys" => Command::Keys(cur.required()?),
+        "randomkey" => Command::RandomKey,
+        "expire" => expire(&mut cur, name, TimeUnit::Seconds, false)?,
+        "pexpire" => expire(&mut cur, name, TimeUnit::Millis, false)?,
+        "expireat" => expire(&mut cur, name, TimeUnit::Seconds, true)?,
+        "pexpireat" => expire(&mut cur, name, TimeUnit::Millis, true)?,
+        // # Format
+        // `TTL key`, `PTTL key`, `EXPIRETIME key`, `PEXPIRETIME key`
+        "ttl" => Command::Ttl {
+            key: cur.required()?,
+            unit: TimeUnit::Seconds,
+        },
+        "pttl" => Command::Ttl {
+            key: cur.required()?,
+            unit: TimeUnit::Millis,
+        },
+        "expiretime" => Command::ExpireTime {
+            key: cur.required()?,
+            unit: TimeUnit::Seconds,
+        },
+        "pexpiretime" => Command::ExpireTime {
+            key: cur.required()?,
+            unit: TimeUnit::Millis,
+        },
+        "scan" => scan(&mut cur)?,
+        _ => unreachable!("{name} is not a keyspace command"),
+    };
+    cur.finish()?;
+    Ok(command)
+}
+
+/// # Format
+/// `EXPIRE key seconds [NX|XX|GT|LT]`, and `PEXPIRE` (milliseconds), `EXPIREAT` (unix
+/// seconds), `PEXPIREAT` (unix milliseconds).
+///
+/// As Redis 7.0: the options are read first (`ERR Unsupported option x`,
+/// `ERR NX and XX, GT or LT options at the same time are not compatible`,
+/// `ERR GT and LT options at the same time are not compatible`), then the time, which may be
+/// negative but must not overflow in milliseconds, nor once added to the clock
+/// (`ERR invalid expire time in 'expire' command`). `XX GT` is the same as `GT` (a key without
+/// expiry counts as infinite); `XX LT` is [`ExpireCondition::XxLt`].
+fn expire(
+    cur: &mut ArgCursor,
+    name: &'static str,
+    unit: TimeUnit,
+    absolute: bool,
+) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let raw = cur.required()?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    while let Some(opt) = cur.next() {
+        if is(&opt, "nx") {
+            nx = true;
+        } else if is(&opt, "xx") {
+            xx = true;
+        } else if is(&opt, "gt") {
+            gt = true;
+        } else if is(&opt, "lt") {
+            lt = true;
+        } else {
+            return Err(CommandError::UnsupportedOption(error_text(&opt)));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CommandError::ExpireNxConflict);
+    }
+    if gt && lt {
+        return Err(CommandError::ExpireGtLt);
+    }
+    let condition = match (nx, xx, gt, lt) {
+        (true, ..) => Some(ExpireCondition::Nx),
+        (_, _, true, _) => Some(ExpireCondition::Gt),
+        (_, true, _, true) => Some(ExpireCondition::XxLt),
+        (_, _, _, true) => Some(ExpireCondition::Lt),
+        (_, true, ..) => Some(ExpireCondition::Xx),
+        _ => None,
+    };
+    let when = parse_i64(&raw)?;
+    let invalid = CommandError::InvalidExpireTime(name);
+    let ms = match unit {
+        TimeUnit::Seconds => when.checked_mul(1000).ok_or(invalid.clone())?,
+        TimeUnit::Millis => when,
+    };
+    let at = if absolute {
+        ExpiryTime::AbsoluteMs(ms)
+    } else if ms > i64::MAX - UNIX_MS_HORIZON {
+        return Err(invalid);
+    } else {
+        ExpiryTime::RelativeMs(ms)
+    };
+    Ok(Command::Expire(Expire { key, at, condition }))
+}
+
+/// # Format
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`
+///
+/// The cursor is read like C's `strtoul` (`+5`, `007` and `-1` are accepted, `""` is 0, a
+/// leading blank or trailing junk is `ERR invalid cursor`); options may repeat (the last
+/// counts); `COUNT` below 1 is `ERR syntax error`.
+fn scan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let cursor = parse_cursor(&cur.required()?).ok_or(CommandError::InvalidCursor)?;
+    let mut scan = Scan {
+        cursor,
+        pattern: None,
+        count: SCAN_COUNT_DEFAULT,
+        type_filter: None,
+    };
+    while let Some(opt) = cur.next() {
+        if cur.remaining() == 0 {
+            return Err(CommandError::Syntax);
+        }
+        let value = cur.required()?;
+        if is(&opt, "count") {
+            let count = parse_i64(&value)?;
+            if count < 1 {
+                return Err(CommandError::Syntax);
+            }
+            scan.count = usize::try_from(count).unwrap_or(usize::MAX);
+        } else if is(&opt, "match") {
+            scan.pattern = Some(value);
+        } else if is(&opt, "type") {
+            scan.type_filter = Some(Bytes::from(value.to_ascii_lowercase()));
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::Scan(scan))
+}
+
+/// C's `strtoul(s, &end, 10)` as Redis checks it: no leading blank, the whole (NUL-ended)
+/// string used, no overflow; an optional sign, `-n` wrapping around as in C; no digits at
+/// all is 0 only for the empty string.
+fn parse_cursor(raw: &[u8]) -> Option<u64> {
+    let raw = match memchr::memchr(0, raw) {
+        Some(nul) => &raw[..nul],
+        None => raw,
+    };
+    if raw.is_empty() {
+        return Some(0);
+    }
+    let (negative, digits) = match raw[0] {
+        b'-' => (true, &raw[1..]),
+        b'+' => (false, &raw[1..]),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}

@@ -1,0 +1,129 @@
+//! Server commands: `COMMAND`, `INFO`, `CONFIG`, `DBSIZE`, `FLUSHALL`, `FLUSHDB`, `TIME`,
+//! `SHUTDOWN`.
+//!
+//! # Format
+//! ```text
+//! COMMAND [COUNT | LIST | HELP | INFO [name ...] | DOCS [name ...]]
+//! INFO [section ...]     DBSIZE     TIME
+//! CONFIG GET pattern [pattern ...] | SET parameter value [parameter value ...] | RESETSTAT
+//! FLUSHALL [ASYNC|SYNC]  FLUSHDB [ASYNC|SYNC]
+//! SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
+//! ```
+
+use bytes::Bytes;
+
+use super::args::{ArgCursor, CommandError, is};
+use super::connection::subcommand;
+use super::{Command, CommandInfoCommand, FlushMode};
+
+/// Parses a server command whose name and arity were checked.
+pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
+    let argc = args.len();
+    let mut cur = ArgCursor::new(args, 1);
+    match name {
+        "command" => command(cur, argc),
+        // # Format
+        // `INFO [section ...]`: any sections, any case.
+        "info" => Ok(Command::Info(cur.rest())),
+        "config" => config(cur, argc),
+        "dbsize" => Ok(Command::DbSize),
+        "flushall" | "flushdb" => flush(cur),
+        "time" => Ok(Command::Time),
+        "shutdown" => shutdown(cur),
+        _ => unreachable!("{name} is not a server command"),
+    }
+}
+
+const COMMAND_SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("count", "command|count", 2),
+    ("info", "command|info", -2),
+    ("docs", "command|docs", -2),
+    ("list", "command|list", -2),
+    ("help", "command|help", 2),
+];
+
+/// # Format
+/// ```text
+/// COMMAND
+/// COMMAND COUNT | LIST | HELP
+/// COMMAND INFO [name ...]    (no names: every command)
+/// COMMAND DOCS [name ...]
+/// ```
+/// `COMMAND LIST FILTERBY ...` is answered with `ERR syntax error` (no filters here).
+fn command(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
+    let Some(sub) = cur.next() else {
+        return Ok(Command::CommandInfo(CommandInfoCommand::All));
+    };
+    let sub = match subcommand("COMMAND", COMMAND_SUBCOMMANDS, &sub, argc)? {
+        "count" => CommandInfoCommand::Count,
+        "help" => CommandInfoCommand::Help,
+        "info" => CommandInfoCommand::Info(cur.rest()),
+        "docs" => CommandInfoCommand::Docs(cur.rest()),
+        "list" => {
+            cur.finish()?;
+            CommandInfoCommand::List
+        }
+        other => unreachable!("command subcommand {other}"),
+    };
+    Ok(Command::CommandInfo(sub))
+}
+
+const CONFIG_SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("get", "config|get", -3),
+    ("set", "config|set", -4),
+    ("resetstat", "config|resetstat", 2),
+];
+
+/// # Format
+/// ```text
+/// CONFIG GET pattern [pattern ...]
+/// CONFIG SET parameter value [parameter value ...]   (an odd count: ERR syntax error)
+/// CONFIG RESETSTAT
+/// ```
+/// Other subcommands (`REWRITE`, `HELP`) get Redis's unknown-subcommand error.
+fn config(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
+    let sub = cur.required()?;
+    match subcommand("CONFIG", CONFIG_SUBCOMMANDS, &sub, argc)? {
+        "get" => Ok(Command::ConfigGet(cur.rest())),
+        "set" => Ok(Command::ConfigSet(cur.pairs().ok_or(CommandError::Syntax)?)),
+        "resetstat" => Ok(Command::ConfigResetStat),
+        other => unreachable!("config subcommand {other}"),
+    }
+}
+
+/// # Format
+/// `FLUSHALL [ASYNC|SYNC]`, `FLUSHDB [ASYNC|SYNC]`; anything else is `ERR syntax error`.
+fn flush(mut cur: ArgCursor) -> Result<Command, CommandError> {
+    let mode = match cur.next() {
+        None => FlushMode::Sync,
+        Some(raw) if is(&raw, "sync") => FlushMode::Sync,
+        Some(raw) if is(&raw, "async") => FlushMode::Async,
+        Some(_) => return Err(CommandError::Syntax),
+    };
+    cur.finish()?;
+    Ok(Command::Flush(mode))
+}
+
+/// # Format
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: `ABORT` stands alone, `NOSAVE` and `SAVE`
+/// exclude each other, anything else is `ERR syntax error`.
+fn shutdown(mut cur: ArgCursor) -> Result<Command, CommandError> {
+    let (mut abort, mut save, mut nosave, mut other_flags) = (false, false, false, false);
+    while let Some(raw) = cur.next() {
+        if is(&raw, "nosave") {
+            nosave = true;
+        } else if is(&raw, "save") {
+            save = true;
+        } else if is(&raw, "now") || is(&raw, "force") {
+            other_flags = true;
+        } else if is(&raw, "abort") {
+            abort = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if (abort && (save || nosave || other_flags)) || (save && nosave) {
+        return Err(CommandError::Syntax);
+    }
+    Ok(Command::Shutdown { abort })
+}

@@ -1,0 +1,293 @@
+//! String commands: `GET`, `SET` (and `SETEX`, `PSETEX`, `GETSET`), `SETNX`, `GETDEL`, `GETEX`,
+//! `MGET`, `MSET`, `MSETNX`, `STRLEN`, `APPEND`, `GETRANGE`, `SUBSTR`, `SETRANGE`, `INCR`,
+//! `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`.
+//!
+//! # Format
+//! ```text
+//! GET key                      GETDEL key            STRLEN key
+//! SET key value [NX|XX] [GET] [EX s|PX ms|EXAT unix-s|PXAT unix-ms|KEEPTTL]
+//! SETNX key value              SETEX key s value     PSETEX key ms value     GETSET key value
+//! GETEX key [EX s|PX ms|EXAT unix-s|PXAT unix-ms|PERSIST]
+//! MGET key [key ...]           MSET key value [key value ...]   MSETNX key value [...]
+//! APPEND key value             GETRANGE key start end           SUBSTR key start end
+//! SETRANGE key offset value    INCR key   DECR key   INCRBY key n   DECRBY key n
+//! INCRBYFLOAT key increment
+//! ```
+
+use bytes::Bytes;
+
+use super::args::{ArgCursor, CommandError, STRING_BYTES_MAX, is, parse_i64};
+use super::{Command, ExpiryTime, GetExExpiry, Set, SetCondition, SetExpiry};
+use crate::float::parse_float;
+
+/// Relative expiries are refused when adding them to the clock could overflow. Redis checks
+/// `now + ms` against `i64::MAX` with the real clock; parsing has no clock, so it assumes any
+/// time before 2109 (2^42 ms after 1970), which differs only for expiries ~292 million years
+/// away.
+const UNIX_MS_HORIZON: i64 = 1 << 42;
+
+/// Parses a string command whose name and arity were checked.
+pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
+    let mut cur = ArgCursor::new(args, 1);
+    let command = match name {
+        // # Format
+        // `GET key`
+        "get" => Command::Get(cur.required()?),
+        "set" => set(&mut cur)?,
+        // # Format
+        // `SETNX key value`
+        "setnx" => Command::SetNx {
+            key: cur.required()?,
+            value: cur.required()?,
+        },
+        // # Format
+        // `SETEX key seconds value`, `PSETEX key milliseconds value`: a `SET` with `EX`/`PX`.
+        "setex" | "psetex" => {
+            let key = cur.required()?;
+            let raw = cur.required()?;
+            let value = cur.required()?;
+            let at = set_expiry(name, &raw, name == "setex", false)?;
+            Command::Set(Set {
+                key,
+                value,
+                condition: None,
+                get: false,
+                expiry: SetExpiry::At(at),
+            })
+        }
+        // # Format
+        // `GETSET key value`: a `SET ... GET`.
+        "getset" => Command::Set(Set {
+            key: cur.required()?,
+            value: cur.required()?,
+            condition: None,
+            get: true,
+            expiry: SetExpiry::Clear,
+        }),
+        // # Format
+        // `GETDEL key`
+        "getdel" => Command::GetDel(cur.required()?),
+        "getex" => getex(&mut cur)?,
+        // # Format
+        // `MGET key [key ...]`
+        "mget" => Command::MGet(cur.rest()),
+        // # Format
+        // `MSET key value [key value ...]`, `MSETNX key value [key value ...]`: an odd count
+        // is a wrong number of arguments.
+        "mset" | "msetnx" => {
+            let pairs = cur.pairs().ok_or(CommandError::WrongArity(name))?;
+            if name == "mset" {
+                Command::MSet(pairs)
+            } else {
+                Command::MSetNx(pairs)
+            }
+        }
+        // # Format
+        // `STRLEN key`
+        "strlen" => Command::StrLen(cur.required()?),
+        // # Format
+        // `APPEND key value`
+        "append" => Command::Append {
+            key: cur.required()?,
+            value: cur.required()?,
+        },
+        // # Format
+        // `GETRANGE key start end`, `SUBSTR key start end`: integers, negative from the end.
+        "getrange" | "substr" => Command::GetRange {
+            key: cur.required()?,
+            start: cur.required_i64()?,
+            end: cur.required_i64()?,
+        },
+        "setrange" => setrange(&mut cur)?,
+        // # Format
+        // `INCR key`, `DECR key`, `INCRBY key increment`, `DECRBY key decrement`
+        "incr" => Command::IncrBy {
+            key: cur.required()?,
+            delta: 1,
+        },
+        "decr" => Command::IncrBy {
+            key: cur.required()?,
+            delta: -1,
+        },
+        "incrby" => Command::IncrBy {
+            key: cur.required()?,
+            delta: cur.required_i64()?,
+        },
+        "decrby" => {
+            let key = cur.required()?;
+            let decrement = cur.required_i64()?;
+            let delta = decrement
+                .checked_neg()
+                .ok_or(CommandError::DecrementOverflow)?;
+            Command::IncrBy { key, delta }
+        }
+        // # Format
+        // `INCRBYFLOAT key increment`: a float as `strtold` reads it; an infinite increment
+        // is `ERR increment would produce NaN or Infinity`.
+        "incrbyfloat" => {
+            let key = cur.required()?;
+            let delta = parse_float(&cur.required()?)?;
+            if !delta.is_finite() {
+                return Err(CommandError::NanOrInfinity);
+            }
+            Command::IncrByFloat { key, delta }
+        }
+        _ => unreachable!("{name} is not a string command"),
+    };
+    cur.finish()?;
+    Ok(command)
+}
+
+/// Redis's `SET`/`GETEX` expiry check: the value must be a positive integer, and in
+/// milliseconds must fit an `i64` (also once added to the clock, when relative).
+fn set_expiry(
+    name: &'static str,
+    raw: &[u8],
+    seconds: bool,
+    absolute: bool,
+) -> Result<ExpiryTime, CommandError> {
+    let n = parse_i64(raw)?;
+    let invalid = CommandError::InvalidExpireTime(name);
+    if n <= 0 || (seconds && n > i64::MAX / 1000) {
+        return Err(invalid);
+    }
+    let ms = if seconds { n * 1000 } else { n };
+    if absolute {
+        Ok(ExpiryTime::AbsoluteMs(ms))
+    } else if ms > i64::MAX - UNIX_MS_HORIZON {
+        Err(invalid)
+    } else {
+        Ok(ExpiryTime::RelativeMs(ms))
+    }
+}
+
+/// The expiry options of `SET` and `GETEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpiryOption {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+    KeepTtl,
+    Persist,
+}
+
+/// `NX`/`XX`, `GET`, and the last expiry option with its (unchecked) value.
+type StringOptions = (Option<SetCondition>, bool, Option<(ExpiryOption, Bytes)>);
+
+/// Redis's `parseExtendedStringArgumentsOrReply`: options in any order and any case; a
+/// repeated option is allowed (the last value counts), conflicting ones are a syntax error,
+/// and only the last expiry value is checked, after all options were read.
+fn string_options(cur: &mut ArgCursor, for_set: bool) -> Result<StringOptions, CommandError> {
+    let mut condition = None;
+    let mut get = false;
+    let mut expiry: Option<(ExpiryOption, Bytes)> = None;
+    while let Some(opt) = cur.next() {
+        let current = expiry.as_ref().map(|(kind, _)| *kind);
+        let timed = |kind: ExpiryOption| match current {
+            None => true,
+            Some(c) => c == kind,
+        };
+        if for_set && is(&opt, "NX") && condition != Some(SetCondition::IfPresent) {
+            condition = Some(SetCondition::IfAbsent);
+        } else if for_set && is(&opt, "XX") && condition != Some(SetCondition::IfAbsent) {
+            condition = Some(SetCondition::IfPresent);
+        } else if for_set && is(&opt, "GET") {
+            get = true;
+        } else if for_set && is(&opt, "KEEPTTL") && timed(ExpiryOption::KeepTtl) {
+            expiry = Some((ExpiryOption::KeepTtl, Bytes::new()));
+        } else if !for_set && is(&opt, "PERSIST") && timed(ExpiryOption::Persist) {
+            expiry = Some((ExpiryOption::Persist, Bytes::new()));
+        } else {
+            let kind = if is(&opt, "EX") {
+                ExpiryOption::Ex
+            } else if is(&opt, "PX") {
+                ExpiryOption::Px
+            } else if is(&opt, "EXAT") {
+                ExpiryOption::ExAt
+            } else if is(&opt, "PXAT") {
+                ExpiryOption::PxAt
+            } else {
+                return Err(CommandError::Syntax);
+            };
+            if !timed(kind) || cur.remaining() == 0 {
+                return Err(CommandError::Syntax);
+            }
+            expiry = Some((kind, cur.required()?));
+        }
+    }
+    Ok((condition, get, expiry))
+}
+
+/// Checks the value of a timed expiry option.
+fn timed_expiry(
+    name: &'static str,
+    kind: ExpiryOption,
+    raw: &[u8],
+) -> Result<Option<ExpiryTime>, CommandError> {
+    Ok(Some(match kind {
+        ExpiryOption::Ex => set_expiry(name, raw, true, false)?,
+        ExpiryOption::Px => set_expiry(name, raw, false, false)?,
+        ExpiryOption::ExAt => set_expiry(name, raw, true, true)?,
+        ExpiryOption::PxAt => set_expiry(name, raw, false, true)?,
+        ExpiryOption::KeepTtl | ExpiryOption::Persist => return Ok(None),
+    }))
+}
+
+/// # Format
+/// `SET key value [NX|XX] [GET] [EX seconds|PX ms|EXAT unix-s|PXAT unix-ms|KEEPTTL]`
+///
+/// `ERR syntax error` for `NX` with `XX`, two different expiry options, or an expiry option
+/// without its value; `ERR invalid expire time in 'set' command` for a value ≤ 0 or one that
+/// overflows in milliseconds.
+fn set(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let value = cur.required()?;
+    let (condition, get, expiry) = string_options(cur, true)?;
+    let expiry = match expiry {
+        None => SetExpiry::Clear,
+        Some((ExpiryOption::KeepTtl, _)) => SetExpiry::Keep,
+        Some((kind, raw)) => match timed_expiry("set", kind, &raw)? {
+            Some(at) => SetExpiry::At(at),
+            None => SetExpiry::Clear,
+        },
+    };
+    Ok(Command::Set(Set {
+        key,
+        value,
+        condition,
+        get,
+        expiry,
+    }))
+}
+
+/// # Format
+/// `GETEX key [EX seconds|PX ms|EXAT unix-s|PXAT unix-ms|PERSIST]`
+///
+/// Errors as `SET`'s, naming `getex`. (Redis 7.0 checks the expiry value only when the key
+/// exists, answering nil otherwise; here it is checked first, for every key.)
+fn getex(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let (_, _, expiry) = string_options(cur, false)?;
+    let expiry = match expiry {
+        None => None,
+        Some((ExpiryOption::Persist, _)) => Some(GetExExpiry::Persist),
+        Some((kind, raw)) => timed_expiry("getex", kind, &raw)?.map(GetExExpiry::At),
+    };
+    Ok(Command::GetEx { key, expiry })
+}
+
+/// # Format
+/// `SETRANGE key offset value`: `ERR offset is out of range` when negative, `ERR string
+/// exceeds maximum allowed size (proto-max-bulk-len)` when a non-empty value would end past
+/// 512 MiB (the default `proto-max-bulk-len`; the executor checks a configured lower one).
+fn setrange(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let offset = cur.required_i64()?;
+    let value = cur.required()?;
+    let offset = u64::try_from(offset).map_err(|_| CommandError::OffsetOutOfRange)?;
+    if !value.is_empty() && offset.saturating_add(value.len() as u64) > STRING_BYTES_MAX {
+        return Err(CommandError::StringTooLong);
+    }
+    Ok(Command::SetRange { key, offset, value })
+}

@@ -1,0 +1,100 @@
+//! Consistency levels, as a client names them.
+//!
+//! `ONE`, `TWO`, `THREE`, `QUORUM`, `ALL`, an integer `1..=255`, and `ANY` (writes only).
+//! How many replicas a level needs depends on N (the smaller of the replication factor and the
+//! number of nodes), which the coordinator knows and this crate does not.
+
+use std::fmt;
+
+/// A consistency level for one request or one connection's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    /// One replica.
+    One,
+    /// Two replicas.
+    Two,
+    /// Three replicas.
+    Three,
+    /// A majority of the N replicas: ⌊N/2⌋ + 1.
+    Quorum,
+    /// Every one of the N replicas.
+    All,
+    /// Writes only: one replica, or a stored hint when no replica answered.
+    Any,
+    /// An explicit count of replicas, `1..=255`.
+    Count(u8),
+}
+
+impl Level {
+    /// Parses a level name case-insensitively, or an integer count.
+    ///
+    /// # Errors
+    /// Returns [`LevelError`] whose text lists the valid levels.
+    pub fn parse(raw: &[u8]) -> Result<Level, LevelError> {
+        let upper = raw.to_ascii_uppercase();
+        let level = match upper.as_slice() {
+            b"ONE" => Level::One,
+            b"TWO" => Level::Two,
+            b"THREE" => Level::Three,
+            b"QUORUM" => Level::Quorum,
+            b"ALL" => Level::All,
+            b"ANY" => Level::Any,
+            digits => std::str::from_utf8(digits)
+                .ok()
+                .and_then(|s| s.parse::<u8>().ok())
+                .filter(|&n| n >= 1)
+                .map(Level::Count)
+                .ok_or_else(|| LevelError::Invalid(String::from_utf8_lossy(raw).into_owned()))?,
+        };
+        Ok(level)
+    }
+
+    /// The number of replica replies this level needs when a key has `n` replicas
+    /// (`n` is the smaller of the replication factor and the number of nodes).
+    ///
+    /// A level that names more replicas than exist is capped at `n`, so that every level is
+    /// met on a single node; `ANY` needs one (a stored hint may stand in for it; the
+    /// coordinator decides).
+    pub fn required(self, n: usize) -> usize {
+        let needed = match self {
+            Level::One | Level::Any => 1,
+            Level::Two => 2,
+            Level::Three => 3,
+            Level::Quorum => n / 2 + 1,
+            Level::All => n,
+            Level::Count(count) => usize::from(count),
+        };
+        needed.min(n.max(1))
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Level::One => f.write_str("ONE"),
+            Level::Two => f.write_str("TWO"),
+            Level::Three => f.write_str("THREE"),
+            Level::Quorum => f.write_str("QUORUM"),
+            Level::All => f.write_str("ALL"),
+            Level::Any => f.write_str("ANY"),
+            Level::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A level that could not be parsed or does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LevelError {
+    /// Not a level name nor an integer in `1..=255`.
+    #[error(
+        "ERR invalid consistency level '{0}': valid levels are ONE, TWO, THREE, QUORUM, ALL, \
+         ANY (writes only) or an integer from 1 to 255"
+    )]
+    Invalid(String),
+    /// `ANY` given for a read.
+    #[error(
+        "ERR consistency level ANY is for writes only: valid read levels are ONE, TWO, THREE, \
+         QUORUM, ALL or an integer from 1 to 255"
+    )]
+    AnyForRead,
+}
