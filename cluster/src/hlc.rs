@@ -20,7 +20,10 @@ pub struct HybridClock {
 impl HybridClock {
     /// A clock for the node whose tie-break id is `node`.
     pub fn new(node: u32) -> HybridClock {
-        HybridClock { node, last: AtomicU64::new(0) }
+        HybridClock {
+            node,
+            last: AtomicU64::new(0),
+        }
     }
 
     /// A new version, newer than every version this clock has issued or observed.
@@ -35,9 +38,16 @@ impl HybridClock {
         loop {
             let next = physical.max(last + 1);
             assert!(next > last, "hybrid clock overflowed");
-            match self.last.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => return Version { hlc: next, node: self.node },
+                Ok(_) => {
+                    return Version {
+                        hlc: next,
+                        node: self.node,
+                    };
+                }
                 Err(current) => last = current,
             }
         }
@@ -78,7 +88,10 @@ mod tests {
     #[test]
     fn observing_a_newer_version_moves_the_clock_past_it() {
         let clock = HybridClock::new(1);
-        let seen = Version { hlc: 5_000 << Version::LOGICAL_BITS, node: 2 };
+        let seen = Version {
+            hlc: 5_000 << Version::LOGICAL_BITS,
+            node: 2,
+        };
         clock.observe(seen);
         assert!(clock.next(10) > seen);
     }
@@ -92,7 +105,10 @@ mod tests {
                 std::thread::spawn(move || (0..10_000).map(|_| clock.next(1)).collect::<Vec<_>>())
             })
             .collect();
-        let mut all: Vec<Version> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut all: Vec<Version> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         let total = all.len();
         all.sort();
         all.dedup();

@@ -1,74 +1,115 @@
 //! Floating point text as Redis writes and reads it.
 //!
-//! - [`format_double`]: `INCRBYFLOAT`'s result (Redis's `ld2string(.., LD_STR_HUMAN)`:
-//!   `%.17Lf` with trailing zeros removed).
+//! - [`incr_by_float_text`]: `INCRBYFLOAT` (read, add, print), exactly as Redis 7.0 does it.
+//! - [`check_float`]: Redis's `strtold`-based check of a float argument.
+//! - [`format_double`]: `INCRBYFLOAT`'s printing (Redis's `ld2string(.., LD_STR_HUMAN)`:
+//!   `%.17Lf` with trailing zeros removed) of a double.
 //! - [`format_double_g17`]: a double reply in RESP2 (Redis 7.0's `%.17g`).
-//! - [`parse_float`]: Redis's `strtold`-based check of a float argument.
-//! - [`incr_by_float`]: the `INCRBYFLOAT` addition.
 //!
-//! Redis computes `INCRBYFLOAT` in x87 `long double` (64-bit mantissa) and prints 17 decimals,
-//! so `0.1 + 0.2` shows as `0.3` there but `1000.1` shows as `1000.09999999999999998`. Rust has
-//! no such type. Here the operands are taken as the shortest decimals that round-trip their
-//! `f64` (what the client typed, in practice), added exactly in decimal, and the sum is rounded
-//! to an `f64`; printing uses the shortest round-trip decimal, cut to 17 decimals. So the
-//! results are what a user expects (`0.3`, `10.6`, `1000.1`) and agree with Redis except
-//! where Redis shows `long double` noise in the last of its 17 decimals.
+//! Redis computes `INCRBYFLOAT` in C `long double` (x87 80-bit, 64-bit mantissa, on x86-64)
+//! and prints 17 decimals, so `10.5 + 0.1` shows as `10.6` but `1000.1` as
+//! `1000.09999999999999998`, and `1e400` (beyond `f64`) is a valid value. Rust has no such
+//! type, so the reading, adding and printing are Redis's own code in C (`c/longdouble.c`,
+//! built by `build.rs`), behind the safe functions here.
+
+use bytes::Bytes;
 
 use crate::cmd::CommandError;
 
-/// `INCRBYFLOAT`'s text for a value: fixed notation, at most 17 decimals, no trailing zeros
-/// or point, `-0` written `0`, `inf`/`-inf` for infinities.
-///
-/// `3e3` gives `3000`; `10.5 + 0.1` gives `10.6`; `1e-20` gives `0`.
-pub fn format_double(f: f64) -> String {
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+/// Redis's `MAX_LONG_DOUBLE_CHARS`: the buffer `INCRBYFLOAT` prints its result into. The
+/// largest finite x87 `long double` prints in 4952 bytes, so every sum fits.
+const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
+
+/// The C side (`c/longdouble.c`).
+#[allow(unsafe_code)]
+mod ffi {
+    use std::ffi::{c_char, c_int};
+
+    unsafe extern "C" {
+        fn ringcache_is_long_double(s: *const c_char, len: usize) -> c_int;
+        fn ringcache_format_double_human(
+            value: f64,
+            out: *mut c_char,
+            out_cap: usize,
+            out_len: *mut usize,
+        ) -> c_int;
+        fn ringcache_incrbyfloat(
+            cur: *const c_char,
+            cur_len: usize,
+            incr: *const c_char,
+            incr_len: usize,
+            out: *mut c_char,
+            out_cap: usize,
+            out_len: *mut usize,
+        ) -> c_int;
     }
-    if f.is_nan() {
-        return "nan".into();
+
+    /// Whether `s` is a float Redis's `string2ld` accepts.
+    pub(super) fn is_long_double(s: &[u8]) -> bool {
+        // SAFETY: the C function reads exactly `s.len()` bytes from `s.as_ptr()` (copying
+        // them into its own buffer, and only when the length is below that buffer's size);
+        // it keeps no pointer.
+        unsafe { ringcache_is_long_double(s.as_ptr().cast(), s.len()) != 0 }
     }
-    // Rust's Display is the shortest decimal that round-trips, never in exponent form.
-    let mut text = format!("{f}");
-    if let Some(point) = text.find('.') {
-        let decimals = text.len() - point - 1;
-        if decimals > 17 {
-            text = round_decimal_string(&text, point + 18);
+
+    /// `ld2string(.., LD_STR_HUMAN)` of `value` into `out`: the length written, or `None`
+    /// when `out` is too small.
+    pub(super) fn format_double_human(value: f64, out: &mut [u8]) -> Option<usize> {
+        let mut len = 0usize;
+        // SAFETY: the C function writes at most `out.len()` bytes to `out` (snprintf with
+        // that size, or 4 bytes after checking the size is at least 5) and one `usize` to
+        // `len`, a live local; it keeps no pointer.
+        let status = unsafe {
+            ringcache_format_double_human(value, out.as_mut_ptr().cast(), out.len(), &mut len)
+        };
+        (status == 0 && len < out.len()).then_some(len)
+    }
+
+    /// Redis's `INCRBYFLOAT` of `incr` on `current` (`None`: no key), its text into `out`:
+    /// `Ok(length)` or `Err(status)` (1 not a float, 2 NaN or infinity, 3 `out` too small).
+    pub(super) fn incrbyfloat(
+        current: Option<&[u8]>,
+        incr: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, c_int> {
+        let (cur_ptr, cur_len) = match current {
+            Some(cur) => (cur.as_ptr().cast::<c_char>(), cur.len()),
+            None => (std::ptr::null(), 0),
+        };
+        let mut len = 0usize;
+        // SAFETY: `cur_ptr` is null (read as "no key") or valid for `cur_len` bytes (a
+        // slice's pointer is never null, even when empty); `incr` is valid for `incr.len()`
+        // bytes; the C function reads only those ranges, writes at most `out.len()` bytes to
+        // `out` and one `usize` to `len`, a live local, and keeps no pointer.
+        let status = unsafe {
+            ringcache_incrbyfloat(
+                cur_ptr,
+                cur_len,
+                incr.as_ptr().cast(),
+                incr.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut len,
+            )
+        };
+        match status {
+            0 if len < out.len() => Ok(len),
+            0 => Err(3),
+            other => Err(other),
         }
-        if text.contains('.') {
-            let trimmed = text.trim_end_matches('0').trim_end_matches('.');
-            text.truncate(trimmed.len());
-        }
     }
-    if text == "-0" {
-        text = "0".into();
-    }
-    text
 }
 
-/// Rounds a plain decimal string (`-?digits.digits`) half-up to its first `keep` characters.
-fn round_decimal_string(text: &str, keep: usize) -> String {
-    let bytes = text.as_bytes();
-    let round_up = bytes.get(keep).is_some_and(|&d| d >= b'5');
-    let mut out: Vec<u8> = bytes[..keep].to_vec();
-    if round_up {
-        let mut i = out.len();
-        loop {
-            if i == 0 || out[i - 1] == b'-' {
-                out.insert(i, b'1');
-                break;
-            }
-            i -= 1;
-            match out[i] {
-                b'.' => continue,
-                b'9' => out[i] = b'0',
-                d => {
-                    out[i] = d + 1;
-                    break;
-                }
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_default()
+/// `INCRBYFLOAT`'s text for a double, as Redis's `ld2string(.., LD_STR_HUMAN)` prints the
+/// value widened to `long double`: fixed notation, at most 17 decimals, no trailing zeros or
+/// point, `-0` written `0`, `inf`/`-inf` for infinities.
+///
+/// `3e3` gives `3000`; `1e-20` gives `0`.
+pub fn format_double(f: f64) -> String {
+    // A double prints in at most 309 integer digits, a sign, a point and 17 decimals.
+    let mut buf = [0u8; 400];
+    let len = ffi::format_double_human(f, &mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
 /// C's `%.17g`, as Redis 7.0 writes a double reply (`ZSCORE` and the like) in RESP2:
@@ -103,238 +144,158 @@ fn trim_fraction(s: &str) -> &str {
     }
 }
 
-/// Parses a float argument as Redis's `getLongDoubleFromObject` does: `strtold` must use the
-/// whole string, no leading blank, not NaN; `inf` is accepted. Hexadecimal floats (`0x10`),
-/// which `strtold` takes, are accepted for integers only; values beyond the `f64` range
-/// (Redis's `long double` goes to 1e4932) are refused.
+/// Checks a float argument as Redis's `string2ld` does: `strtold` (C `long double`, so up
+/// to about `1e4932`; decimal, hexadecimal like `0x10`, `inf`, `infinity`) must use the whole
+/// string, which is 1 to 5119 bytes and does not start with a blank; NaN, overflow and
+/// underflow to zero are refused.
 ///
 /// # Errors
 /// [`CommandError::NotFloat`].
-pub fn parse_float(raw: &[u8]) -> Result<f64, CommandError> {
-    let text = std::str::from_utf8(raw).map_err(|_| CommandError::NotFloat)?;
-    let first = text.bytes().next().ok_or(CommandError::NotFloat)?;
-    if first.is_ascii_whitespace() || first == 0x0b {
-        return Err(CommandError::NotFloat);
-    }
-    let (negative, unsigned) = match text.as_bytes()[0] {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let value = if let Some(hex) = unsigned
-        .strip_prefix("0x")
-        .or_else(|| unsigned.strip_prefix("0X"))
-    {
-        let v = u64::from_str_radix(hex, 16).map_err(|_| CommandError::NotFloat)?;
-        if hex.starts_with('+') || hex.starts_with('-') {
-            return Err(CommandError::NotFloat);
-        }
-        v as f64
+pub fn check_float(raw: &[u8]) -> Result<(), CommandError> {
+    if ffi::is_long_double(raw) {
+        Ok(())
     } else {
-        // Rust accepts what strtold does for decimals, plus "infinity"/"inf" in any case;
-        // a sign was already taken off.
-        if unsigned.starts_with(['+', '-']) {
-            return Err(CommandError::NotFloat);
-        }
-        unsigned
-            .parse::<f64>()
-            .map_err(|_| CommandError::NotFloat)?
-    };
-    let value = if negative { -value } else { value };
-    if value.is_nan() {
-        return Err(CommandError::NotFloat);
+        Err(CommandError::NotFloat)
     }
-    // strtold sets ERANGE on overflow; a literal "inf" is fine.
-    let literal_inf =
-        unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity");
-    if value.is_infinite() && !literal_inf {
-        return Err(CommandError::NotFloat);
-    }
-    Ok(value)
 }
 
-/// `INCRBYFLOAT`'s addition: `value + delta` computed exactly on their shortest decimals,
-/// rounded once to an `f64`, as explained in the module docs.
+/// `INCRBYFLOAT`: the new value's text for `current` (`None` when the key does not exist,
+/// counted as 0) plus `delta`, as Redis 7.0 computes it in `long double` and prints it with
+/// `ld2string(.., LD_STR_HUMAN)` (see [`format_double`]). `current` is checked before `delta`.
+///
+/// `10.5` plus `0.1` gives `10.6`; `1000.1` plus `0` gives `1000.09999999999999998`.
 ///
 /// # Errors
-/// [`CommandError::NanOrInfinity`] when the sum is not finite.
-pub fn incr_by_float(value: f64, delta: f64) -> Result<f64, CommandError> {
-    if !value.is_finite() || !delta.is_finite() {
-        return Err(CommandError::NanOrInfinity);
-    }
-    let (a, b) = (Decimal::of(value), Decimal::of(delta));
-    let sum = a.add(&b);
-    let result: f64 = sum
-        .to_string()
-        .parse()
-        .map_err(|_| CommandError::NanOrInfinity)?;
-    if result.is_finite() {
-        Ok(result)
-    } else {
-        Err(CommandError::NanOrInfinity)
-    }
-}
-
-/// A signed decimal `digits × 10^exp`, digits most significant first.
-#[derive(Debug)]
-struct Decimal {
-    negative: bool,
-    digits: Vec<u8>,
-    exp: i32,
-}
-
-impl Decimal {
-    /// The shortest decimal that round-trips `f` (finite).
-    fn of(f: f64) -> Decimal {
-        let text = format!("{:e}", f.abs());
-        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
-        Decimal {
-            negative: f.is_sign_negative() && f != 0.0,
-            digits,
-            exp: exp - frac.len() as i32,
+/// [`CommandError::NotFloat`] when `current` or `delta` is not a float ([`check_float`]);
+/// [`CommandError::NanOrInfinity`] when the sum is NaN or infinite.
+pub fn incr_by_float_text(current: Option<&[u8]>, delta: &[u8]) -> Result<Bytes, CommandError> {
+    let mut buf = vec![0u8; MAX_LONG_DOUBLE_CHARS];
+    match ffi::incrbyfloat(current, delta, &mut buf) {
+        Ok(len) => {
+            buf.truncate(len);
+            Ok(Bytes::from(buf))
         }
+        Err(1) => Err(CommandError::NotFloat),
+        // 2: NaN or infinity. 3 (no room) cannot happen: see MAX_LONG_DOUBLE_CHARS.
+        Err(_) => Err(CommandError::NanOrInfinity),
     }
-
-    /// The magnitude as an integer of digits aligned to exponent `exp` (≤ self.exp).
-    fn aligned(&self, exp: i32) -> Vec<u8> {
-        let mut d = self.digits.clone();
-        d.extend(std::iter::repeat_n(0, (self.exp - exp) as usize));
-        d
-    }
-
-    fn add(&self, other: &Decimal) -> Decimal {
-        let exp = self.exp.min(other.exp);
-        let (a, b) = (self.aligned(exp), other.aligned(exp));
-        if self.negative == other.negative {
-            return Decimal {
-                negative: self.negative,
-                digits: add_digits(&a, &b),
-                exp,
-            };
-        }
-        // Different signs: subtract the smaller magnitude from the larger.
-        if cmp_digits(&a, &b) == std::cmp::Ordering::Less {
-            Decimal {
-                negative: other.negative,
-                digits: sub_digits(&b, &a),
-                exp,
-            }
-        } else {
-            Decimal {
-                negative: self.negative,
-                digits: sub_digits(&a, &b),
-                exp,
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Decimal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let digits: String = self.digits.iter().map(|d| char::from(b'0' + d)).collect();
-        let sign = if self.negative { "-" } else { "" };
-        write!(
-            f,
-            "{sign}{}e{}",
-            if digits.is_empty() { "0" } else { &digits },
-            self.exp
-        )
-    }
-}
-
-fn strip_leading_zeros(d: &[u8]) -> &[u8] {
-    let first = d.iter().position(|&x| x != 0).unwrap_or(d.len());
-    &d[first..]
-}
-
-fn cmp_digits(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let (a, b) = (strip_leading_zeros(a), strip_leading_zeros(b));
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
-fn add_digits(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let n = a.len().max(b.len());
-    let mut out = vec![0u8; n + 1];
-    let mut carry = 0;
-    for i in 0..n {
-        let x = if i < a.len() { a[a.len() - 1 - i] } else { 0 };
-        let y = if i < b.len() { b[b.len() - 1 - i] } else { 0 };
-        let s = x + y + carry;
-        out[n - i] = s % 10;
-        carry = s / 10;
-    }
-    out[0] = carry;
-    out
-}
-
-/// `a - b` for `a ≥ b`.
-fn sub_digits(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut out = a.to_vec();
-    let mut borrow = 0i8;
-    for i in 0..a.len() {
-        let x = a[a.len() - 1 - i] as i8;
-        let y = if i < b.len() {
-            b[b.len() - 1 - i] as i8
-        } else {
-            0
-        };
-        let mut d = x - y - borrow;
-        borrow = 0;
-        if d < 0 {
-            d += 10;
-            borrow = 1;
-        }
-        out[a.len() - 1 - i] = d as u8;
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn incr(steps: &[&str]) -> String {
-        let mut value = 0.0;
-        for s in steps {
-            value = incr_by_float(value, parse_float(s.as_bytes()).unwrap()).unwrap();
+    /// Runs `INCRBYFLOAT` with each of `steps` on a key starting at `start` (`None`: no key);
+    /// a failed step leaves the value unchanged, as in Redis. The replies, as text.
+    fn run(start: Option<&str>, steps: &[&str]) -> Vec<String> {
+        let mut value: Option<Bytes> = start.map(|s| Bytes::copy_from_slice(s.as_bytes()));
+        let mut replies = Vec::new();
+        for step in steps {
+            match incr_by_float_text(value.as_deref(), step.as_bytes()) {
+                Ok(text) => {
+                    replies.push(String::from_utf8(text.to_vec()).unwrap());
+                    value = Some(text);
+                }
+                Err(e) => replies.push(e.to_string()),
+            }
         }
-        format_double(value)
+        replies
+    }
+
+    const NOT_FLOAT: &str = "ERR value is not a valid float";
+    const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
+
+    const E400: &str = "10000000000000000000281880683947586514586453433629052038625910693539685534008629862039363994848324160522094053927317616200295822777259255734023828976593340661017797447434546173917862448116674971723778943824391593338047470675026246684401359237513603830343735485505244955964979021825038280091068414947402456898653040951017512658092615827588920183472511643316591362664138176309734806343732497430221946880";
+    const DBL_MAX: &str = "179769313486231569995921046774104434048386446944329178485314420765176628523124396354701868608387085564428793419425520689308708363451136055357897278026477617073498977686288394835618163294045594434929537447290627480669417384648879122776218333598953852832103282504751611691208117720159985926376802466863339536384";
+    const TWO_DBL_MAX: &str = "359538626972463139991842093548208868096772893888658356970628841530353257046248792709403737216774171128857586838851041378617416726902272110715794556052955234146997955372576789671236326588091188869859074894581254961338834769297758245552436667197907705664206565009503223382416235440319971852753604933726679072768";
+    const E308: &str = "99999999999999999996685879655845645660560099847415567207797047994921734868838061872100126921888539320446747225054013223152134749593960583597420814430196418767959100019603190778663109604507106667939153395788938914560543563061268364901618630217086589253444881623791300855757318142424510452728255046343928578048";
+    const TWO_E308: &str = "199999999999999999993371759311691291321120199694831134415594095989843469737676123744200253843777078640893494450108026446304269499187921167194841628860392837535918200039206381557326219209014213335878306791577877829121087126122536729803237260434173178506889763247582601711514636284849020905456510092687857156096";
+
+    // Every expected reply below was captured from redis-server 7.0.15 (x86-64).
+
+    #[test]
+    fn long_double_noise_is_redis_s() {
+        assert_eq!(
+            run(Some("10.5"), &["0.1", "5.0e3", "5.0E3", "1e-10"]),
+            [
+                "10.6",
+                "5010.60000000000000009",
+                "10010.59999999999999964",
+                "10010.60000000009999965"
+            ]
+        );
+        assert_eq!(run(None, &["3.0e3"]), ["3000"]);
+        assert_eq!(run(None, &["1000.1"]), ["1000.09999999999999998"]);
+        assert_eq!(
+            run(None, &["3.14159265358979323846"]),
+            ["3.14159265358979324"]
+        );
+        assert_eq!(run(None, &["1e-20"]), ["0"]);
     }
 
     #[test]
-    fn incrbyfloat_results_print_like_redis() {
-        // Each checked against redis-server 7.0.15.
-        assert_eq!(incr(&["10.5", "0.1"]), "10.6");
-        assert_eq!(incr(&["0.1", "0.2"]), "0.3");
-        assert_eq!(incr(&["3.0e3"]), "3000");
-        assert_eq!(incr(&["3.0e3", "5.0e3"]), "8000");
-        assert_eq!(incr(&["1e-20"]), "0");
-        assert_eq!(incr(&["-0.0"]), "0");
-        assert_eq!(incr(&["-5.5", "5.5"]), "0");
-        assert_eq!(incr(&["-5.5"]), "-5.5");
-        assert_eq!(incr(&["1e17"]), "100000000000000000");
-        assert_eq!(incr(&["+.5", "5."]), "5.5");
-        assert_eq!(incr(&["0x10"]), "16");
+    fn values_beyond_f64_are_long_doubles() {
+        assert_eq!(
+            run(None, &["12345678901234567890"]),
+            ["12345678901234567890"]
+        );
+        assert_eq!(run(None, &["1e400"]), [E400]);
+        assert_eq!(E400.len(), 401);
+        // As a current value too.
+        assert_eq!(run(Some("1e400"), &["1"]), [E400]);
+        // Twice DBL_MAX is still finite in long double.
+        assert_eq!(
+            run(None, &["1.7976931348623157e308", "1.7976931348623157e308"]),
+            [DBL_MAX, TWO_DBL_MAX]
+        );
+        assert_eq!(run(None, &["1e308", "1e308"]), [E308, TWO_E308]);
+        // strtold overflow (ERANGE with HUGE_VAL) and underflow to zero are refused; a
+        // subnormal long double is taken.
+        assert_eq!(run(None, &["1e5000", "1e-5000"]), [NOT_FLOAT, NOT_FLOAT]);
+        assert_eq!(run(None, &["4e-4951", "0x1p-16445"]), ["0", "0"]);
+        let max = run(None, &["1e4932"]);
+        assert_eq!(max[0].len(), 4933);
+        assert!(max[0].starts_with("10000000000000000000060189493879638913238"));
+        assert!(max[0].ends_with("86538418113791886622720"));
     }
 
     #[test]
-    fn incrbyfloat_differs_from_redis_only_by_long_double_noise() {
-        // Redis: 1000.09999999999999998 and 3.14159265358979324.
-        assert_eq!(incr(&["1000.1"]), "1000.1");
-        assert_eq!(incr(&["3.14159265358979323846"]), "3.141592653589793");
+    fn invalid_floats_are_refused_like_redis() {
+        for bad in ["abc", " 1", "1 ", "nan", "", "1.5.5", "1\0"] {
+            assert_eq!(run(None, &[bad]), [NOT_FLOAT], "{bad:?}");
+            assert_eq!(check_float(bad.as_bytes()), Err(CommandError::NotFloat));
+        }
+        assert_eq!(run(None, &["inf", "-inf"]), [NAN_OR_INF, NAN_OR_INF]);
+        assert_eq!(check_float(b"inf"), Ok(()));
+        assert_eq!(check_float(b"-Infinity"), Ok(()));
+        assert_eq!(check_float(b"1e400"), Ok(()));
+        // Redis: 5119 zeros are 0, 5120 are too long.
+        let long = "0".repeat(MAX_LONG_DOUBLE_CHARS);
+        assert_eq!(run(None, &[&long[1..], &long]), ["0", NOT_FLOAT]);
     }
 
     #[test]
-    fn format_double_rounds_to_17_decimals() {
+    fn current_value_is_checked_first() {
+        assert_eq!(run(None, &["-0"]), ["0"]);
+        assert_eq!(run(Some("0x10"), &["1"]), ["17"]);
+        assert_eq!(run(None, &["0x10"]), ["16"]);
+        assert_eq!(run(Some(""), &["1"]), [NOT_FLOAT]);
+        assert_eq!(run(Some(" 1"), &["1"]), [NOT_FLOAT]);
+        // An invalid current value wins over an infinite increment.
+        assert_eq!(run(Some("abc"), &["inf"]), [NOT_FLOAT]);
+    }
+
+    #[test]
+    fn format_double_prints_like_ld2string() {
+        assert_eq!(format_double(3000.0), "3000");
         assert_eq!(format_double(1.0e-17), "0.00000000000000001");
         assert_eq!(format_double(1.5e-18), "0");
-        assert_eq!(format_double(0.999_999_999_999_999_999), "1");
         assert_eq!(format_double(-1.0e-18), "0");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
+        // Exact, as Rust prints it too.
+        assert_eq!(format_double(-f64::MAX), format!("{:.0}", -f64::MAX));
     }
 
     #[test]
@@ -349,34 +310,5 @@ mod tests {
         assert_eq!(format_double_g17(-2.5e300), "-2.5000000000000001e+300");
         assert_eq!(format_double_g17(0.0), "0");
         assert_eq!(format_double_g17(f64::NEG_INFINITY), "-inf");
-    }
-
-    #[test]
-    fn float_arguments_are_checked_like_strtold() {
-        assert_eq!(parse_float(b"1.5"), Ok(1.5));
-        assert_eq!(parse_float(b"-1e3"), Ok(-1000.0));
-        assert_eq!(parse_float(b"inf"), Ok(f64::INFINITY));
-        assert_eq!(parse_float(b"-Infinity"), Ok(f64::NEG_INFINITY));
-        for bad in [
-            "", " 1", "1 ", "nan", "abc", "1e5000", "--1", "+-1", "1,5", "0x",
-        ] {
-            assert_eq!(
-                parse_float(bad.as_bytes()),
-                Err(CommandError::NotFloat),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn incr_by_float_refuses_infinity() {
-        assert_eq!(
-            incr_by_float(f64::MAX, f64::MAX),
-            Err(CommandError::NanOrInfinity)
-        );
-        assert_eq!(
-            incr_by_float(0.0, f64::INFINITY),
-            Err(CommandError::NanOrInfinity)
-        );
     }
 }

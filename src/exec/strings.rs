@@ -6,7 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 use ringcache_resp::cmd::{Command, GetExExpiry, Set, SetCondition, SetExpiry};
-use ringcache_resp::float::{format_double, incr_by_float, parse_float};
+use ringcache_resp::float::incr_by_float_text;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Record, Update, Version};
@@ -121,17 +121,12 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             .map_or_else(Reply::error, |_| Reply::Integer(result))
         }
         Command::IncrByFloat { key, delta } => {
-            let mut text = String::new();
+            let mut text = Bytes::new();
             rewrite_value(node, &key, now_ms, |old| {
-                let current = match old {
-                    None => 0.0,
-                    Some(v) => parse_float(v)?,
-                };
-                let sum = incr_by_float(current, delta)?;
-                text = format_double(sum);
-                Ok(Some(Bytes::from(text.clone())))
+                text = incr_by_float_text(old.map(|v| &v[..]), &delta)?;
+                Ok(Some(text.clone()))
             })
-            .map_or_else(Reply::error, |_| Reply::Bulk(Bytes::from(text)))
+            .map_or_else(Reply::error, |_| Reply::Bulk(text))
         }
         other => Reply::Error(format!("ERR '{}' is not a string command", other.name())),
     }

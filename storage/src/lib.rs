@@ -64,8 +64,11 @@ pub trait Store: Send + Sync + 'static {
     /// Runs `decide` on the key's current record while holding the key's lock, so that a
     /// read-modify-write on one key is atomic against every other call on that key.
     /// Returns the record stored afterwards.
-    fn update(&self, key: &[u8], decide: &mut dyn FnMut(Option<&Record>) -> Update)
-    -> Option<Record>;
+    fn update(
+        &self,
+        key: &[u8],
+        decide: &mut dyn FnMut(Option<&Record>) -> Update,
+    ) -> Option<Record>;
 
     /// Merges a record written elsewhere cell by cell: each cell keeps the higher version.
     /// Returns whether anything changed.

@@ -41,7 +41,11 @@ fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
     {
         let bytes = key.len() + record.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES;
         let add = |counter: &mut usize, n: usize| {
-            *counter = if sign > 0 { *counter + n } else { counter.saturating_sub(n) };
+            *counter = if sign > 0 {
+                *counter + n
+            } else {
+                counter.saturating_sub(n)
+            };
         };
         add(&mut stats.used_bytes, bytes);
         if record.value.is_some() {
@@ -57,13 +61,20 @@ fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
 
 impl Shard {
     fn find(&self, token: u64, key: &[u8]) -> Option<&Record> {
-        self.map.get(&token)?.iter().find(|(k, _)| k.as_ref() == key).map(|(_, r)| r)
+        self.map
+            .get(&token)?
+            .iter()
+            .find(|(k, _)| k.as_ref() == key)
+            .map(|(_, r)| r)
     }
 
     /// Stores `record` for `key`, replacing what was there.
     fn put(&mut self, token: u64, key: &[u8], record: Record) {
         account(&mut self.stats, key, &record, 1);
-        let record = Record { value: record.value.map(|v| Bytes::copy_from_slice(&v)), ..record };
+        let record = Record {
+            value: record.value.map(|v| Bytes::copy_from_slice(&v)),
+            ..record
+        };
         let slot = self.map.entry(token).or_default();
         match slot.iter_mut().find(|(k, _)| k.as_ref() == key) {
             Some((_, old)) => {
@@ -75,7 +86,9 @@ impl Shard {
     }
 
     fn remove(&mut self, token: u64, key: &[u8]) {
-        let Some(slot) = self.map.get_mut(&token) else { return };
+        let Some(slot) = self.map.get_mut(&token) else {
+            return;
+        };
         if let Some(at) = slot.iter().position(|(k, _)| k.as_ref() == key) {
             let (key, record) = slot.swap_remove(at);
             account(&mut self.stats, &key, &record, -1);
@@ -100,7 +113,9 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
-        MemoryStore { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
     }
 
     fn shard_of(token: u64) -> usize {
@@ -174,7 +189,11 @@ impl Store for MemoryStore {
         let start = Self::shard_of(random_token);
         for step in 0..=SHARDS {
             let shard_index = (start + step) % SHARDS;
-            let lower = if step == 0 { Bound::Included(random_token) } else { Bound::Unbounded };
+            let lower = if step == 0 {
+                Bound::Included(random_token)
+            } else {
+                Bound::Unbounded
+            };
             let shard = self.shards[shard_index].lock();
             for (_, slot) in shard.map.range((lower, Bound::Unbounded)) {
                 for (key, record) in slot {
@@ -230,7 +249,14 @@ impl Store for MemoryStore {
             for (token, key, record) in expired {
                 // The tombstone keeps both cells' versions, so an older write arriving later
                 // cannot bring the expired value back.
-                shard.put(token, &key, Record { value: None, ..record });
+                shard.put(
+                    token,
+                    &key,
+                    Record {
+                        value: None,
+                        ..record
+                    },
+                );
                 stats.expired += 1;
             }
             for (token, key) in dead {
@@ -273,7 +299,10 @@ mod tests {
     fn scan_visits_every_key_once_across_calls() {
         let store = MemoryStore::new();
         for i in 0..1000u64 {
-            store.merge(format!("k{i}").as_bytes(), &Record::new(Bytes::from("x"), None, v(i + 1)));
+            store.merge(
+                format!("k{i}").as_bytes(),
+                &Record::new(Bytes::from("x"), None, v(i + 1)),
+            );
         }
         let mut seen = Vec::new();
         let mut cursor = 0;
@@ -300,8 +329,14 @@ mod tests {
     #[test]
     fn the_expiry_sweep_turns_expired_values_into_tombstones_then_drops_them() {
         let store = MemoryStore::new();
-        let version = Version { hlc: 1_000 << Version::LOGICAL_BITS, node: 1 };
-        store.merge(b"gone", &Record::new(Bytes::from("x"), Some(2_000), version));
+        let version = Version {
+            hlc: 1_000 << Version::LOGICAL_BITS,
+            node: 1,
+        };
+        store.merge(
+            b"gone",
+            &Record::new(Bytes::from("x"), Some(2_000), version),
+        );
         store.merge(b"kept", &Record::new(Bytes::from("x"), None, version));
         let (stats, _) = store.expire_step(0, 100, 3_000, 0);
         assert_eq!(stats.expired, 1);

@@ -46,12 +46,22 @@ pub struct Record {
 impl Record {
     /// A record holding `value` with `expiry_ms`, both cells at `version`.
     pub fn new(value: Bytes, expiry_ms: Option<u64>, version: Version) -> Record {
-        Record { value: Some(value), value_version: version, expiry_ms, expiry_version: version }
+        Record {
+            value: Some(value),
+            value_version: version,
+            expiry_ms,
+            expiry_version: version,
+        }
     }
 
     /// A tombstone at `version` for both cells.
     pub fn tombstone(version: Version) -> Record {
-        Record { value: None, value_version: version, expiry_ms: None, expiry_version: version }
+        Record {
+            value: None,
+            value_version: version,
+            expiry_ms: None,
+            expiry_version: version,
+        }
     }
 
     /// The value if the key exists at `now_ms`: not deleted and not expired.

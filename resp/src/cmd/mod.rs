@@ -156,8 +156,10 @@ pub enum Command {
     IncrByFloat {
         /// The key.
         key: Bytes,
-        /// The amount added; finite.
-        delta: f64,
+        /// The amount added: the argument as given, already checked to be a float Redis
+        /// accepts ([`crate::float::check_float`]; possibly `inf`, or beyond `f64` like
+        /// `1e400`). It is added in C `long double` by [`crate::float::incr_by_float_text`].
+        delta: Bytes,
     },
 
     // ----- keyspace (cmd/keyspace.rs)

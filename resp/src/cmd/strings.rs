@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, STRING_BYTES_MAX, is, parse_i64};
 use super::{Command, ExpiryTime, GetExExpiry, Set, SetCondition, SetExpiry};
-use crate::float::parse_float;
+use crate::float::check_float;
 
 /// Relative expiries are refused when adding them to the clock could overflow. Redis checks
 /// `now + ms` against `i64::MAX` with the real clock; parsing has no clock, so it assumes any
@@ -122,14 +122,13 @@ pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, Com
             Command::IncrBy { key, delta }
         }
         // # Format
-        // `INCRBYFLOAT key increment`: a float as `strtold` reads it; an infinite increment
-        // is `ERR increment would produce NaN or Infinity`.
+        // `INCRBYFLOAT key increment`: a float as Redis's `strtold`-based `string2ld` reads
+        // it, kept as text. An infinite increment is accepted here: Redis first checks the
+        // current value (`ERR value is not a valid float`), then that the sum is finite.
         "incrbyfloat" => {
             let key = cur.required()?;
-            let delta = parse_float(&cur.required()?)?;
-            if !delta.is_finite() {
-                return Err(CommandError::NanOrInfinity);
-            }
+            let delta = cur.required()?;
+            check_float(&delta)?;
             Command::IncrByFloat { key, delta }
         }
         _ => unreachable!("{name} is not a string command"),
