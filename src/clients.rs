@@ -68,11 +68,10 @@ impl ClientHandle {
         self.kill_signal.notified().await;
     }
 
-    /// Marks activity now with command `command` (an index into [`COMMANDS`]).
-    pub fn touch(&self, command: usize) {
+    /// Marks activity now; called once per batch of requests, not per command.
+    pub fn mark_active(&self) {
         let ms = self.created.elapsed().as_millis() as u64;
         self.last_active_ms.store(ms, Relaxed);
-        self.last_command.store(command, Relaxed);
     }
 
     /// The `CLIENT LIST` / `CLIENT INFO` line, without the newline.

@@ -94,6 +94,7 @@ async fn run(node: &Node, mut stream: TcpStream, client: Arc<ClientHandle>) -> E
             Err(e) => return End::Io(e),
         };
         parser.set_limits(parse_limits(node));
+        client.mark_active();
         let end = execute_buffered(
             node,
             &mut session,

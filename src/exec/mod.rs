@@ -13,8 +13,9 @@ pub mod server;
 pub mod strings;
 pub mod table;
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
+
+use ahash::AHashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -67,7 +68,7 @@ impl Session {
 }
 
 /// Where a command name sits in [`table::COMMANDS`], for statistics.
-static COMMAND_INDEX: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
+static COMMAND_INDEX: LazyLock<AHashMap<&'static str, usize>> = LazyLock::new(|| {
     table::COMMANDS
         .iter()
         .enumerate()
@@ -102,7 +103,10 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
     let index = args
         .first()
         .map_or(table::COMMANDS.len(), |name| command_index(name));
-    session.client.touch(index);
+    session
+        .client
+        .last_command
+        .store(index, std::sync::atomic::Ordering::Relaxed);
     let reply = run(node, session, index, args);
     let error = match &reply {
         Some(Reply::Error(text)) => Some(text.as_str()),

@@ -1,18 +1,20 @@
-//! The in-memory engine: records in token order, in shards by token prefix.
+//! The in-memory engine: records in shards by token prefix, each shard a hash table.
 //!
-//! Each shard is a `BTreeMap` from ring token to the keys with that token (almost always
-//! one). Token order is what makes a `SCAN` cursor stable under inserts and deletes (the
-//! cursor is simply the next token) and what lets anti-entropy and streaming walk one ring
-//! range without visiting every key. Shards are chosen by the top bits of the token, so a
-//! token range touches few shards and unrelated keys rarely wait on the same lock.
+//! A key's ring token (xxh3 of the key) picks its shard by its top bits and is also the
+//! shard table's hash, so a key is hashed once. Shards are therefore ranges of the ring:
+//! a `SCAN` cursor is simply the token where the next shard starts (stable under inserts,
+//! deletes and table growth, unlike a position in one big table), and anti-entropy or
+//! streaming can walk one token range by visiting only the shards it covers.
+//!
+//! `SCAN` and the expiry sweep work a whole shard at a time, so one call may visit more
+//! keys than asked: with 4,096 shards that is about 250 keys per shard per million keys
+//! (Redis's COUNT is a hint too).
 //!
 //! Values are copied on insert: the request's `Bytes` share the connection's read buffer,
 //! and keeping a slice of it would pin the whole buffer.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
-
 use bytes::Bytes;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use crate::record::Record;
@@ -20,52 +22,53 @@ use crate::token::key_token;
 use crate::{ExpireStats, Store, StoreStats, Update};
 
 /// log2 of the number of shards.
-const SHARD_BITS: u32 = 6;
+const SHARD_BITS: u32 = 12;
 /// Number of shards; a power of two so the top token bits pick one.
 const SHARDS: usize = 1 << SHARD_BITS;
-/// Estimated bookkeeping bytes per key beyond its key and value bytes (tree node share,
-/// slot vector, record fields), used for `used_memory`.
-const ENTRY_OVERHEAD_BYTES: usize = 160;
+/// Estimated bookkeeping bytes per key beyond its key and value bytes (the table slot with
+/// token, key handle and record, the key's and value's allocation headers, load factor),
+/// used for `used_memory`.
+const ENTRY_OVERHEAD_BYTES: usize = 200;
 
-/// Keys sharing one token: almost always exactly one.
-type Slot = Vec<(Bytes, Record)>;
+/// One key and its record, stored inline in the shard's table.
+struct Entry {
+    token: u64,
+    key: Bytes,
+    record: Record,
+}
 
 #[derive(Default)]
 struct Shard {
-    map: BTreeMap<u64, Slot>,
+    table: HashTable<Entry>,
     stats: StoreStats,
 }
 
 /// Adds (`sign` > 0) or removes one record's share of the shard's counts.
 fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
-    {
-        let bytes = key.len() + record.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES;
-        let add = |counter: &mut usize, n: usize| {
-            *counter = if sign > 0 {
-                *counter + n
-            } else {
-                counter.saturating_sub(n)
-            };
-        };
-        add(&mut stats.used_bytes, bytes);
-        if record.value.is_some() {
-            add(&mut stats.keys, 1);
-            if record.expiry_ms.is_some() {
-                add(&mut stats.keys_with_expiry, 1);
-            }
+    let bytes = key.len() + record.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES;
+    let add = |counter: &mut usize, n: usize| {
+        *counter = if sign > 0 {
+            *counter + n
         } else {
-            add(&mut stats.tombstones, 1);
+            counter.saturating_sub(n)
+        };
+    };
+    add(&mut stats.used_bytes, bytes);
+    if record.value.is_some() {
+        add(&mut stats.keys, 1);
+        if record.expiry_ms.is_some() {
+            add(&mut stats.keys_with_expiry, 1);
         }
+    } else {
+        add(&mut stats.tombstones, 1);
     }
 }
 
 impl Shard {
     fn find(&self, token: u64, key: &[u8]) -> Option<&Record> {
-        self.map
-            .get(&token)?
-            .iter()
-            .find(|(k, _)| k.as_ref() == key)
-            .map(|(_, r)| r)
+        self.table
+            .find(token, |e| e.token == token && e.key == key)
+            .map(|e| &e.record)
     }
 
     /// Stores `record` for `key`, replacing what was there.
@@ -75,26 +78,32 @@ impl Shard {
             value: record.value.map(|v| Bytes::copy_from_slice(&v)),
             ..record
         };
-        let slot = self.map.entry(token).or_default();
-        match slot.iter_mut().find(|(k, _)| k.as_ref() == key) {
-            Some((_, old)) => {
-                let previous = std::mem::replace(old, record);
+        match self
+            .table
+            .find_mut(token, |e| e.token == token && e.key == key)
+        {
+            Some(entry) => {
+                let previous = std::mem::replace(&mut entry.record, record);
                 account(&mut self.stats, key, &previous, -1);
             }
-            None => slot.push((Bytes::copy_from_slice(key), record)),
+            None => {
+                let entry = Entry {
+                    token,
+                    key: Bytes::copy_from_slice(key),
+                    record,
+                };
+                self.table.insert_unique(token, entry, |e| e.token);
+            }
         }
     }
 
     fn remove(&mut self, token: u64, key: &[u8]) {
-        let Some(slot) = self.map.get_mut(&token) else {
-            return;
-        };
-        if let Some(at) = slot.iter().position(|(k, _)| k.as_ref() == key) {
-            let (key, record) = slot.swap_remove(at);
-            account(&mut self.stats, &key, &record, -1);
-        }
-        if slot.is_empty() {
-            self.map.remove(&token);
+        if let Ok(found) = self
+            .table
+            .find_entry(token, |e| e.token == token && e.key == key)
+        {
+            let (entry, _) = found.remove();
+            account(&mut self.stats, &entry.key, &entry.record, -1);
         }
     }
 }
@@ -122,8 +131,38 @@ impl MemoryStore {
         (token >> (64 - SHARD_BITS)) as usize
     }
 
+    /// The first token of shard `index`: the cursor that resumes a walk there.
+    fn shard_start(index: usize) -> u64 {
+        (index as u64) << (64 - SHARD_BITS)
+    }
+
     fn shard(&self, token: u64) -> &Mutex<Shard> {
         &self.shards[Self::shard_of(token)]
+    }
+
+    /// Walks shards from the one holding `cursor` until about `count` records were handed
+    /// to `visit` (whole shards at a time; in the first shard only tokens ≥ `cursor`).
+    /// Returns the cursor of the next shard, 0 after the last.
+    fn walk(
+        &self,
+        cursor: u64,
+        count: usize,
+        visit: &mut dyn FnMut(&mut Shard, u64) -> usize,
+    ) -> u64 {
+        let mut visited = 0;
+        let first = Self::shard_of(cursor);
+        for index in first..SHARDS {
+            let from = if index == first { cursor } else { 0 };
+            visited += visit(&mut self.shards[index].lock(), from);
+            if visited >= count.max(1) {
+                return if index + 1 < SHARDS {
+                    Self::shard_start(index + 1)
+                } else {
+                    0
+                };
+            }
+        }
+        0
     }
 }
 
@@ -161,49 +200,31 @@ impl Store for MemoryStore {
     }
 
     fn scan(&self, cursor: u64, count: usize, visit: &mut dyn FnMut(&Bytes, &Record)) -> u64 {
-        let mut visited = 0;
-        let mut from = cursor;
-        for shard_index in Self::shard_of(cursor)..SHARDS {
-            let shard = self.shards[shard_index].lock();
-            for (&token, slot) in shard.map.range(from..) {
-                if visited >= count.max(1) {
-                    // Resume at this token; 0 would mean "done", and token 0 sorts first,
-                    // so it can never be a resume point after the first key.
-                    return token;
-                }
-                for (key, record) in slot {
-                    visit(key, record);
-                    visited += 1;
-                }
+        self.walk(cursor, count, &mut |shard, from| {
+            let mut visited = 0;
+            for entry in shard.table.iter().filter(|e| e.token >= from) {
+                visit(&entry.key, &entry.record);
+                visited += 1;
             }
-            from = 0;
-        }
-        0
+            visited
+        })
     }
 
     fn random_key(&self, random_token: u64, now_ms: u64) -> Option<Bytes> {
-        // Walk forward from a random token, wrapping once, through at most a bounded number
-        // of records so that a store full of tombstones cannot make this slow.
+        // Look from a random shard onwards, wrapping once, through a bounded number of
+        // records so that a store full of tombstones cannot make this slow.
         const RANDOM_KEY_PROBES_MAX: usize = 1024;
         let mut probes = 0;
         let start = Self::shard_of(random_token);
-        for step in 0..=SHARDS {
-            let shard_index = (start + step) % SHARDS;
-            let lower = if step == 0 {
-                Bound::Included(random_token)
-            } else {
-                Bound::Unbounded
-            };
-            let shard = self.shards[shard_index].lock();
-            for (_, slot) in shard.map.range((lower, Bound::Unbounded)) {
-                for (key, record) in slot {
-                    if record.is_live(now_ms) {
-                        return Some(key.clone());
-                    }
-                    probes += 1;
-                    if probes >= RANDOM_KEY_PROBES_MAX {
-                        return None;
-                    }
+        for step in 0..SHARDS {
+            let shard = self.shards[(start + step) % SHARDS].lock();
+            for entry in shard.table.iter() {
+                if entry.record.is_live(now_ms) {
+                    return Some(entry.key.clone());
+                }
+                probes += 1;
+                if probes >= RANDOM_KEY_PROBES_MAX {
+                    return None;
                 }
             }
         }
@@ -224,26 +245,18 @@ impl Store for MemoryStore {
         tombstone_before_ms: u64,
     ) -> (ExpireStats, u64) {
         let mut stats = ExpireStats::default();
-        let mut from = cursor;
-        for shard_index in Self::shard_of(cursor)..SHARDS {
-            let mut shard = self.shards[shard_index].lock();
+        let next = self.walk(cursor, count, &mut |shard, from| {
             let mut expired = Vec::new();
             let mut dead = Vec::new();
-            let mut resume = None;
-            for (&token, slot) in shard.map.range(from..) {
-                if stats.sampled >= count.max(1) {
-                    resume = Some(token);
-                    break;
-                }
-                for (key, record) in slot {
-                    stats.sampled += 1;
-                    if record.value.is_some() && !record.is_live(now_ms) {
-                        expired.push((token, key.clone(), record.clone()));
-                    } else if record.value.is_none()
-                        && record.version().unix_ms() < tombstone_before_ms
-                    {
-                        dead.push((token, key.clone()));
-                    }
+            let mut visited = 0;
+            for entry in shard.table.iter().filter(|e| e.token >= from) {
+                visited += 1;
+                let record = &entry.record;
+                if record.value.is_some() && !record.is_live(now_ms) {
+                    expired.push((entry.token, entry.key.clone(), record.clone()));
+                } else if record.value.is_none() && record.version().unix_ms() < tombstone_before_ms
+                {
+                    dead.push((entry.token, entry.key.clone()));
                 }
             }
             for (token, key, record) in expired {
@@ -263,12 +276,10 @@ impl Store for MemoryStore {
                 shard.remove(token, &key);
                 stats.tombstones_dropped += 1;
             }
-            if let Some(token) = resume {
-                return (stats, token);
-            }
-            from = 0;
-        }
-        (stats, 0)
+            stats.sampled += visited;
+            visited
+        });
+        (stats, next)
     }
 
     fn stats(&self) -> StoreStats {
