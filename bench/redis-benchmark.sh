@@ -17,7 +17,7 @@ mkdir -p "$out"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
 
-cargo build --release -q --bin ringcache
+cargo build --release -q --bin ringcache -p ringcache-bench
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 tmp=$(mktemp -d)
@@ -36,7 +36,7 @@ wait_ready "$ring_port"
 
 run() { # system port pipeline
   redis-benchmark -p "$2" -t "$tests" -n "$requests" -c "$clients" -P "$3" -r 100000 -d 100 --csv \
-    2>/dev/null | tr -d '"' | awk -v s="$1" -v p="$3" -F, 'NR>1 {print s","p","$0}'
+    2>/dev/null | awk -v s="$1" -v p="$3" 'NR>1 {print s","p","$0}'
 }
 : >"$out/redis-benchmark.csv"
 for pipeline in 1 16; do
@@ -44,23 +44,7 @@ for pipeline in 1 16; do
   run ringcache "$ring_port" "$pipeline" >>"$out/redis-benchmark.csv"
 done
 
-python3 - "$out/redis-benchmark.csv" "$requests" "$clients" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1])))
-# system, pipeline, test, rps, avg, min, p50, p95, p99, max
-data = {(r[0], r[1], r[2]): r for r in rows}
-print(f"redis-benchmark -t <test> -n {sys.argv[2]} -c {sys.argv[3]} -P <P> -r 100000 -d 100, "
-      "redis-server and ringcache one after the other\n")
-print("| test | P | redis-server req/s | ringcache req/s | ratio | p50 ms redis / ring | p99 ms redis / ring | p99 ratio |")
-print("|---|---|---|---|---|---|---|---|")
-for (system, p, test), r in sorted(data.items(), key=lambda kv: (int(kv[0][1]), kv[0][2])):
-    if system != "redis-server":
-        continue
-    g = data.get(("ringcache", p, test))
-    if not g:
-        continue
-    rps_r, rps_g = float(r[3]), float(g[3])
-    p99_r, p99_g = float(r[8]), float(g[8])
-    print(f"| {test} | {p} | {rps_r:,.0f} | {rps_g:,.0f} | {rps_g / rps_r:.2f} | "
-          f"{r[6]} / {g[6]} | {r[8]} / {g[8]} | {p99_g / p99_r if p99_r else float('nan'):.2f} |")
-PY
+echo "redis-benchmark -t $tests -n $requests -c $clients -P <P> -r 100000 -d 100"
+echo "(redis-server, then ringcache; $(nproc) cores; $(date -u +%Y-%m-%d))"
+echo
+cargo run --release -q -p ringcache-bench --bin ratio-table -- "$out/redis-benchmark.csv"
