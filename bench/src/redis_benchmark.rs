@@ -66,9 +66,12 @@ pub fn parse(csv: &str) -> anyhow::Result<Vec<Sample>> {
     Ok(samples)
 }
 
+/// The baseline's and the candidate's sample for one row.
+type Pair<'a> = (Option<&'a Sample>, Option<&'a Sample>);
+
 /// The markdown table: one row per (pipeline, test) measured on both systems.
 pub fn ratio_table(samples: &[Sample], baseline: &str, candidate: &str) -> String {
-    let mut rows: BTreeMap<(u32, &str), (Option<&Sample>, Option<&Sample>)> = BTreeMap::new();
+    let mut rows: BTreeMap<(u32, &str), Pair> = BTreeMap::new();
     for sample in samples {
         let row = rows
             .entry((sample.pipeline, sample.test.as_str()))
