@@ -17,6 +17,8 @@ pub const PROTO_MAX_BULK_LEN_DEFAULT: u64 = 512 * 1024 * 1024;
 pub const QUERY_BUFFER_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
 /// Redis's smallest accepted value for both byte limits above.
 pub const BYTE_LIMIT_MIN: u64 = 1024 * 1024;
+/// Redis's largest accepted value for both byte limits above (`LLONG_MAX`).
+pub const BYTE_LIMIT_MAX: u64 = i64::MAX as u64;
 /// Redis's default `maxclients`.
 pub const CLIENTS_MAX_DEFAULT: u32 = 10_000;
 
@@ -72,8 +74,8 @@ pub struct Settings {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 
-    /// Largest single argument (bulk string) a client may send, in bytes
-    /// [default: 536870912, i.e. 512 MiB; at least 1 MiB].
+    /// Largest single argument (bulk string) a client may send, and largest value a command
+    /// may build, in bytes [default: 536870912, i.e. 512 MiB; at least 1 MiB].
     #[arg(long, value_name = "BYTES")]
     pub proto_max_bulk_len: Option<u64>,
 
@@ -240,8 +242,11 @@ impl Config {
         if self.maxclients == 0 {
             return invalid("maxclients", "must be at least 1");
         }
-        if !(BYTE_LIMIT_MIN..=PROTO_MAX_BULK_LEN_DEFAULT).contains(&self.proto_max_bulk_len) {
-            return invalid("proto-max-bulk-len", "must be 1048576..536870912 bytes");
+        if !(BYTE_LIMIT_MIN..=BYTE_LIMIT_MAX).contains(&self.proto_max_bulk_len) {
+            return invalid(
+                "proto-max-bulk-len",
+                "must be 1048576..9223372036854775807 bytes",
+            );
         }
         if self.query_buffer_bytes_max < BYTE_LIMIT_MIN {
             return invalid(

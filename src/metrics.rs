@@ -53,7 +53,6 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     counter!("ringcache_protocol_errors_total").absolute(s.protocol_errors.load(Relaxed));
     counter!("ringcache_keyspace_hits_total").absolute(s.keyspace_hits.load(Relaxed));
     counter!("ringcache_keyspace_misses_total").absolute(s.keyspace_misses.load(Relaxed));
-    counter!("ringcache_expired_keys_total").absolute(s.expired_keys.load(Relaxed));
     counter!("ringcache_net_input_bytes_total").absolute(s.net_input_bytes.load(Relaxed));
     counter!("ringcache_net_output_bytes_total").absolute(s.net_output_bytes.load(Relaxed));
     gauge!("ringcache_connected_clients").set(node.clients.connected() as f64);
@@ -62,6 +61,7 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     gauge!("ringcache_keys_with_expiry").set(store.keys_with_expiry as f64);
     gauge!("ringcache_tombstones").set(store.tombstones as f64);
     gauge!("ringcache_used_memory_bytes").set(store.used_bytes as f64);
+    counter!("ringcache_expired_keys_total").absolute(store.expired as u64);
     for (kind, count) in ERROR_KINDS.iter().zip(s.errors.iter()) {
         counter!("ringcache_errors_total", "kind" => *kind).absolute(count.load(Relaxed));
     }

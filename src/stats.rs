@@ -79,8 +79,6 @@ pub struct Stats {
     pub keyspace_hits: AtomicU64,
     /// Reads that did not.
     pub keyspace_misses: AtomicU64,
-    /// Values reclaimed by the active expiry sweep.
-    pub expired_keys: AtomicU64,
     /// Connections closed for a protocol error or an oversized request.
     pub protocol_errors: AtomicU64,
     /// Bytes read from clients.
@@ -103,7 +101,6 @@ impl Default for Stats {
             commands_processed: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
-            expired_keys: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
@@ -153,7 +150,6 @@ impl Stats {
             &self.commands_processed,
             &self.keyspace_hits,
             &self.keyspace_misses,
-            &self.expired_keys,
             &self.protocol_errors,
             &self.net_input_bytes,
             &self.net_output_bytes,

@@ -29,7 +29,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }),
         Command::Expire(expire) => execute_expire(node, expire, now_ms),
         Command::Ttl { key, unit } => {
-            let record = node.store.get(&key).filter(|r| r.is_live(now_ms));
+            let record = node.store.get(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,
@@ -43,7 +43,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             })
         }
         Command::ExpireTime { key, unit } => {
-            let record = node.store.get(&key).filter(|r| r.is_live(now_ms));
+            let record = node.store.get(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,
@@ -56,7 +56,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }
         Command::Persist(key) => {
             let mut changed = false;
-            node.store.update(&key, &mut |current| match current
+            node.store.update(&key, now_ms, &mut |current| match current
                 .filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some())
             {
                 Some(record) => {
@@ -76,11 +76,13 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             let mut keys = Vec::new();
             let mut cursor = 0;
             loop {
-                cursor = node.store.scan(cursor, SCAN_COUNT_MAX, &mut |key, record| {
-                    if record.is_live(now_ms) && glob_match(&pattern, key, false) {
-                        keys.push(Reply::Bulk(key.clone()));
-                    }
-                });
+                cursor = node
+                    .store
+                    .scan(cursor, SCAN_COUNT_MAX, now_ms, &mut |key, record| {
+                        if record.is_live(now_ms) && glob_match(&pattern, key, false) {
+                            keys.push(Reply::Bulk(key.clone()));
+                        }
+                    });
                 if cursor == 0 {
                     break;
                 }
@@ -99,7 +101,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
 /// Deletes `key` if it holds a live value; returns whether it did.
 fn delete(node: &Node, key: &[u8], now_ms: u64) -> bool {
     let mut deleted = false;
-    node.store.update(key, &mut |current| {
+    node.store.update(key, now_ms, &mut |current| {
         deleted = live(current, now_ms).is_some();
         if deleted {
             Update::Put(Record::tombstone(node.clock.next(now_ms)))
@@ -115,7 +117,7 @@ fn execute_expire(node: &Node, expire: Expire, now_ms: u64) -> Reply {
     let now = now_ms_signed(now_ms);
     let at_ms = at.absolute_ms(now);
     let mut applied = false;
-    node.store.update(&key, &mut |current| {
+    node.store.update(&key, now_ms, &mut |current| {
         let Some(record) = current.filter(|r| r.is_live(now_ms)) else {
             return Update::Keep;
         };
@@ -163,6 +165,7 @@ fn execute_scan(node: &Node, scan: Scan, now_ms: u64) -> Reply {
     let next = node.store.scan(
         cursor,
         count.clamp(1, SCAN_COUNT_MAX),
+        now_ms,
         &mut |key, record| {
             let matches = pattern.as_ref().is_none_or(|p| glob_match(p, key, false));
             if wants_strings && matches && record.is_live(now_ms) {

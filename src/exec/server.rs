@@ -12,7 +12,7 @@ use ringcache_resp::{CommandError, Level, Reply};
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::table::{COMMANDS, CommandSpec};
 use super::{After, Session};
-use crate::config::{BYTE_LIMIT_MIN, Config, PROTO_MAX_BULK_LEN_DEFAULT};
+use crate::config::{BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config};
 use crate::node::Node;
 use crate::stats::ERROR_KINDS;
 
@@ -307,7 +307,7 @@ fn info_stats(node: &Node, out: &mut String) {
         "rejected_connections:{}",
         s.connections_rejected.load(Relaxed)
     );
-    line!(out, "expired_keys:{}", s.expired_keys.load(Relaxed));
+    line!(out, "expired_keys:{}", node.store.stats().expired);
     line!(out, "keyspace_hits:{}", s.keyspace_hits.load(Relaxed));
     line!(out, "keyspace_misses:{}", s.keyspace_misses.load(Relaxed));
     line!(out, "total_error_replies:{errors}");
@@ -497,8 +497,10 @@ const PARAMETERS: &[Parameter] = &[
         get: |c| c.proto_max_bulk_len.to_string(),
         set: Some(|c, v| {
             let bytes = parse_memory(v)?;
-            if !(BYTE_LIMIT_MIN..=PROTO_MAX_BULK_LEN_DEFAULT).contains(&bytes) {
-                return Err("argument must be between 1048576 and 536870912 inclusive".into());
+            if !(BYTE_LIMIT_MIN..=BYTE_LIMIT_MAX).contains(&bytes) {
+                return Err(
+                    "argument must be between 1048576 and 9223372036854775807 inclusive".into(),
+                );
             }
             c.proto_max_bulk_len = bytes;
             Ok(())
@@ -566,17 +568,31 @@ const PARAMETERS: &[Parameter] = &[
     },
 ];
 
+/// `CONFIG GET`: like Redis 7.0, a pattern without glob characters is looked up by name and
+/// answered under the name as the client spelled it; a glob answers canonical names.
 fn config_get(node: &Node, patterns: &[Bytes]) -> Reply {
     let config = node.config.read();
-    let pairs = PARAMETERS
-        .iter()
-        .filter(|p| {
-            patterns
+    let mut pairs: Vec<(Reply, Reply)> = Vec::new();
+    let mut add = |name: Reply, parameter: &Parameter| {
+        if !pairs.iter().any(|(n, _)| *n == name) {
+            pairs.push((name, Reply::Bulk(Bytes::from((parameter.get)(&config)))));
+        }
+    };
+    for pattern in patterns {
+        if pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            let matching = PARAMETERS
                 .iter()
-                .any(|pattern| glob_match(pattern, p.name.as_bytes(), true))
-        })
-        .map(|p| (bulk(p.name), Reply::Bulk(Bytes::from((p.get)(&config)))))
-        .collect();
+                .filter(|p| glob_match(pattern, p.name.as_bytes(), true));
+            for parameter in matching {
+                add(bulk(parameter.name), parameter);
+            }
+        } else if let Some(parameter) = PARAMETERS
+            .iter()
+            .find(|p| p.name.as_bytes().eq_ignore_ascii_case(pattern))
+        {
+            add(Reply::Bulk(pattern.clone()), parameter);
+        }
+    }
     Reply::Map(pairs)
 }
 
@@ -636,6 +652,23 @@ mod tests {
             panic!()
         };
         assert_eq!(all.len(), PARAMETERS.len());
+    }
+
+    #[test]
+    fn config_get_of_an_exact_name_answers_it_as_spelled() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET MAXMEMORY"),
+            Reply::Map(vec![(bulk("MAXMEMORY"), bulk("0"))])
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET MAXMEM*"),
+            Reply::Map(vec![
+                (bulk("maxmemory"), bulk("0")),
+                (bulk("maxmemory-policy"), bulk("noeviction"))
+            ])
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::node::Node;
 pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
     match command {
         Command::Get(key) => {
-            let record = node.store.get(&key);
+            let record = node.store.get(&key, now_ms);
             lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
         }
         Command::Set(set) => execute_set(node, set, now_ms),
@@ -37,7 +37,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }
         Command::GetDel(key) => {
             let mut old = None;
-            node.store.update(&key, &mut |current| {
+            node.store.update(&key, now_ms, &mut |current| {
                 old = live(current, now_ms).cloned();
                 match old {
                     Some(_) => Update::Put(Record::tombstone(node.clock.next(now_ms))),
@@ -50,7 +50,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         Command::MGet(keys) => Reply::Array(
             keys.iter()
                 .map(|key| {
-                    let record = node.store.get(key);
+                    let record = node.store.get(key, now_ms);
                     lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
                 })
                 .collect(),
@@ -71,7 +71,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             Reply::Integer(1)
         }
         Command::StrLen(key) => {
-            let record = node.store.get(&key);
+            let record = node.store.get(&key, now_ms);
             let len = record
                 .as_ref()
                 .and_then(|r| r.live_value(now_ms))
@@ -95,7 +95,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             })
         }
         Command::GetRange { key, start, end } => {
-            let record = node.store.get(&key);
+            let record = node.store.get(&key, now_ms);
             let value = record.as_ref().and_then(|r| r.live_value(now_ms));
             Reply::Bulk(value.map_or_else(Bytes::new, |v| substring(v, start, end)))
         }
@@ -139,7 +139,9 @@ pub(super) fn live(record: Option<&Record>, now_ms: u64) -> Option<&Bytes> {
 
 /// Whether `key` holds a live value.
 pub(super) fn exists(node: &Node, key: &[u8], now_ms: u64) -> bool {
-    node.store.get(key).is_some_and(|r| r.is_live(now_ms))
+    node.store
+        .get(key, now_ms)
+        .is_some_and(|r| r.is_live(now_ms))
 }
 
 /// The record after writing `value` at `version` over `current`, with the expiry `expiry`.
@@ -170,7 +172,7 @@ fn with_value(
 
 /// Writes `value` to `key` unconditionally.
 fn put_value(node: &Node, key: &[u8], value: Bytes, expiry: SetExpiry, now_ms: u64) {
-    node.store.update(key, &mut |current| {
+    node.store.update(key, now_ms, &mut |current| {
         Update::Put(with_value(
             current,
             value.clone(),
@@ -191,7 +193,7 @@ fn execute_set(node: &Node, set: Set, now_ms: u64) -> Reply {
     } = set;
     let mut old = None;
     let mut written = false;
-    node.store.update(&key, &mut |current| {
+    node.store.update(&key, now_ms, &mut |current| {
         old = live(current, now_ms).cloned();
         let allowed = match condition {
             None => true,
@@ -219,7 +221,7 @@ fn execute_set(node: &Node, set: Set, now_ms: u64) -> Reply {
 
 fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u64) -> Reply {
     let mut value = None;
-    node.store.update(&key, &mut |current| {
+    node.store.update(&key, now_ms, &mut |current| {
         value = live(current, now_ms).cloned();
         let (Some(record), Some(expiry)) = (current.filter(|_| value.is_some()), expiry) else {
             return Update::Keep;
@@ -260,7 +262,7 @@ fn rewrite_value(
     mut change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
 ) -> Result<Option<Bytes>, CommandError> {
     let mut outcome = Ok(None);
-    node.store.update(key, &mut |current| {
+    node.store.update(key, now_ms, &mut |current| {
         let old = live(current, now_ms);
         match change(old) {
             Err(e) => {

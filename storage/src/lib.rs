@@ -51,22 +51,27 @@ pub struct StoreStats {
     pub tombstones: usize,
     /// Estimated bytes used by keys, values and bookkeeping.
     pub used_bytes: usize,
+    /// Values reclaimed because they had expired, since the store was created.
+    pub expired: usize,
 }
 
 /// A storage engine: keeps one [`Record`] per key and merges writes by version.
 ///
 /// Every method is safe to call from many threads; a method on one key is atomic.
 pub trait Store: Send + Sync + 'static {
-    /// The stored record, tombstones and expired values included (callers judge liveness
-    /// with [`Record::live_value`]).
-    fn get(&self, key: &[u8]) -> Option<Record>;
+    /// The stored record, tombstones included (callers judge liveness with
+    /// [`Record::live_value`]). A value found expired at `now_ms` is reclaimed first (lazy
+    /// expiry, as Redis deletes an expired key it touches) and comes back as a tombstone.
+    fn get(&self, key: &[u8], now_ms: u64) -> Option<Record>;
 
     /// Runs `decide` on the key's current record while holding the key's lock, so that a
-    /// read-modify-write on one key is atomic against every other call on that key.
-    /// Returns the record stored afterwards.
+    /// read-modify-write on one key is atomic against every other call on that key. An
+    /// expired value is reclaimed first, as in [`Store::get`]. Returns the record stored
+    /// afterwards.
     fn update(
         &self,
         key: &[u8],
+        now_ms: u64,
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Option<Record>;
 
@@ -76,10 +81,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Visits records in token order from `cursor` (0 starts at the beginning) until about
     /// `count` keys have been visited, then returns the cursor to resume from, 0 when the
-    /// walk is complete. Keys present for the whole walk are visited at least once.
-    fn scan(&self, cursor: u64, count: usize, visit: &mut dyn FnMut(&Bytes, &Record)) -> u64;
+    /// walk is complete. Keys present for the whole walk are visited at least once. Values
+    /// expired at `now_ms` are reclaimed on the way.
+    fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        visit: &mut dyn FnMut(&Bytes, &Record),
+    ) -> u64;
 
-    /// A key near a random token whose value is live at `now_ms`, if one is found.
+    /// A key near a random token whose value is live at `now_ms`, if one is found; expired
+    /// values passed on the way are reclaimed.
     fn random_key(&self, random_token: u64, now_ms: u64) -> Option<Bytes>;
 
     /// Removes every record.

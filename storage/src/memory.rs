@@ -64,7 +64,30 @@ fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
     }
 }
 
+/// Turns an expired value into a tombstone that keeps both cells' versions, so an older
+/// write arriving later cannot bring the value back. Returns whether it did.
+fn reclaim_if_expired(stats: &mut StoreStats, entry: &mut Entry, now_ms: u64) -> bool {
+    if entry.record.value.is_none() || entry.record.is_live(now_ms) {
+        return false;
+    }
+    account(stats, &entry.key, &entry.record, -1);
+    entry.record.value = None;
+    account(stats, &entry.key, &entry.record, 1);
+    stats.expired += 1;
+    true
+}
+
 impl Shard {
+    /// Reclaims the key's value if it expired at `now_ms`.
+    fn reclaim(&mut self, token: u64, key: &[u8], now_ms: u64) {
+        if let Some(entry) = self
+            .table
+            .find_mut(token, |e| e.token == token && e.key == key)
+        {
+            reclaim_if_expired(&mut self.stats, entry, now_ms);
+        }
+    }
+
     fn find(&self, token: u64, key: &[u8]) -> Option<&Record> {
         self.table
             .find(token, |e| e.token == token && e.key == key)
@@ -167,18 +190,22 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn get(&self, key: &[u8]) -> Option<Record> {
+    fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
-        self.shard(token).lock().find(token, key).cloned()
+        let mut shard = self.shard(token).lock();
+        shard.reclaim(token, key, now_ms);
+        shard.find(token, key).cloned()
     }
 
     fn update(
         &self,
         key: &[u8],
+        now_ms: u64,
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Option<Record> {
         let token = key_token(key);
         let mut shard = self.shard(token).lock();
+        shard.reclaim(token, key, now_ms);
         match decide(shard.find(token, key)) {
             Update::Keep => shard.find(token, key).cloned(),
             Update::Put(record) => {
@@ -199,10 +226,18 @@ impl Store for MemoryStore {
         true
     }
 
-    fn scan(&self, cursor: u64, count: usize, visit: &mut dyn FnMut(&Bytes, &Record)) -> u64 {
+    fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        visit: &mut dyn FnMut(&Bytes, &Record),
+    ) -> u64 {
         self.walk(cursor, count, &mut |shard, from| {
             let mut visited = 0;
-            for entry in shard.table.iter().filter(|e| e.token >= from) {
+            let Shard { table, stats } = shard;
+            for entry in table.iter_mut().filter(|e| e.token >= from) {
+                reclaim_if_expired(stats, entry, now_ms);
                 visit(&entry.key, &entry.record);
                 visited += 1;
             }
@@ -217,8 +252,10 @@ impl Store for MemoryStore {
         let mut probes = 0;
         let start = Self::shard_of(random_token);
         for step in 0..SHARDS {
-            let shard = self.shards[(start + step) % SHARDS].lock();
-            for entry in shard.table.iter() {
+            let mut shard = self.shards[(start + step) % SHARDS].lock();
+            let Shard { table, stats } = &mut *shard;
+            for entry in table.iter_mut() {
+                reclaim_if_expired(stats, entry, now_ms);
                 if entry.record.is_live(now_ms) {
                     return Some(entry.key.clone());
                 }
@@ -290,6 +327,7 @@ impl Store for MemoryStore {
             total.keys_with_expiry += stats.keys_with_expiry;
             total.tombstones += stats.tombstones;
             total.used_bytes += stats.used_bytes;
+            total.expired += stats.expired;
         }
         total
     }
@@ -318,7 +356,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor = 0;
         for _ in 0..10_000 {
-            cursor = store.scan(cursor, 13, &mut |key, _| seen.push(key.clone()));
+            cursor = store.scan(cursor, 13, 0, &mut |key, _| seen.push(key.clone()));
             if cursor == 0 {
                 break;
             }
@@ -334,7 +372,7 @@ mod tests {
         let store = MemoryStore::new();
         store.merge(b"k", &Record::tombstone(v(10)));
         assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(5))));
-        assert_eq!(store.get(b"k").unwrap().value, None);
+        assert_eq!(store.get(b"k", 0).unwrap().value, None);
     }
 
     #[test]
@@ -355,8 +393,19 @@ mod tests {
         assert_eq!(store.stats().tombstones, 1);
         let (stats, _) = store.expire_step(0, 100, 3_000, 5_000);
         assert_eq!(stats.tombstones_dropped, 1);
-        assert!(store.get(b"gone").is_none());
-        assert!(store.get(b"kept").is_some());
+        assert!(store.get(b"gone", 3_000).is_none());
+        assert!(store.get(b"kept", 3_000).is_some());
+    }
+
+    #[test]
+    fn reading_an_expired_key_reclaims_it_as_a_tombstone_with_its_versions() {
+        let store = MemoryStore::new();
+        store.merge(b"k", &Record::new(Bytes::from("x"), Some(2_000), v(7)));
+        assert_eq!(store.stats().keys, 1);
+        let record = store.get(b"k", 2_000).unwrap();
+        assert_eq!((record.value, record.value_version), (None, v(7)));
+        assert_eq!((store.stats().keys, store.stats().expired), (0, 1));
+        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(6))));
     }
 
     #[derive(Debug, Clone)]
@@ -381,17 +430,17 @@ mod tests {
                 let version = v(i as u64 + 1);
                 match *op {
                     Op::Put(k, value) => {
-                        store.update(&[k], &mut |_| Update::Put(Record::new(Bytes::from(vec![value]), None, version)));
+                        store.update(&[k], 0, &mut |_| Update::Put(Record::new(Bytes::from(vec![value]), None, version)));
                         model.insert(k, value);
                     }
                     Op::Delete(k) => {
-                        store.update(&[k], &mut |_| Update::Put(Record::tombstone(version)));
+                        store.update(&[k], 0, &mut |_| Update::Put(Record::tombstone(version)));
                         model.remove(&k);
                     }
                 }
             }
             for k in 0u8..32 {
-                let stored = store.get(&[k]).and_then(|r| r.value).map(|b| b[0]);
+                let stored = store.get(&[k], 0).and_then(|r| r.value).map(|b| b[0]);
                 prop_assert_eq!(stored, model.get(&k).copied());
             }
             prop_assert_eq!(store.stats().keys, model.len());
