@@ -80,7 +80,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
     tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");
-    server::run(node, listener).await;
+    server::run(node.clone(), listener).await;
+    node.store
+        .sync()
+        .context("cannot sync the store at shutdown")?;
     tracing::info!("ringcache stopped");
     Ok(())
 }

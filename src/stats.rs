@@ -25,6 +25,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "UNAVAILABLE",
     "TIMEOUT",
     "CLOCKSKEW",
+    "IOERR",
     "OTHER",
 ];
 

@@ -4,20 +4,24 @@ use bytes::Bytes;
 use ringcache_resp::Reply;
 use ringcache_resp::cmd::{Command, Expire, ExpireCondition, Scan, TimeUnit};
 use ringcache_resp::glob::glob_match;
-use ringcache_storage::{Record, Update};
+use ringcache_storage::{Record, StoreError, Update};
 
-use super::now_ms_signed;
 use super::strings::{exists, live};
+use super::{Outcome, now_ms_signed};
 use crate::node::Node;
 
 /// Most keys one `SCAN` call visits, whatever COUNT says, so one call cannot stall a worker.
 const SCAN_COUNT_MAX: usize = 100_000;
 
 /// Executes a keyspace command.
-pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
-    match command {
+pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
+    Ok(match command {
         Command::Del(keys) | Command::Unlink(keys) => {
-            Reply::Integer(keys.iter().filter(|key| delete(node, key, now_ms)).count() as i64)
+            let mut deleted = 0;
+            for key in &keys {
+                deleted += i64::from(delete(node, key, now_ms)?);
+            }
+            Reply::Integer(deleted)
         }
         Command::Exists(keys) | Command::Touch(keys) => {
             Reply::Integer(keys.iter().filter(|key| exists(node, key, now_ms)).count() as i64)
@@ -27,7 +31,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         } else {
             "none"
         }),
-        Command::Expire(expire) => execute_expire(node, expire, now_ms),
+        Command::Expire(expire) => execute_expire(node, expire, now_ms)?,
         Command::Ttl { key, unit } => {
             let record = node.store.get(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
@@ -56,20 +60,21 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }
         Command::Persist(key) => {
             let mut changed = false;
-            node.store.update(&key, now_ms, &mut |current| match current
-                .filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some())
-            {
-                Some(record) => {
-                    changed = true;
-                    let version = node.clock.next(now_ms);
-                    Update::Put(Record {
-                        expiry_ms: None,
-                        expiry_version: version,
-                        ..record.clone()
-                    })
-                }
-                None => Update::Keep,
-            });
+            node.store
+                .update(&key, now_ms, &mut |current| match current
+                    .filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some())
+                {
+                    Some(record) => {
+                        changed = true;
+                        let version = node.clock.next(now_ms);
+                        Update::Put(Record {
+                            expiry_ms: None,
+                            expiry_version: version,
+                            ..record.clone()
+                        })
+                    }
+                    None => Update::Keep,
+                })?;
             Reply::Integer(i64::from(changed))
         }
         Command::Keys(pattern) => {
@@ -95,11 +100,11 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
             key.map_or(Reply::Nil, Reply::Bulk)
         }
         other => Reply::Error(format!("ERR '{}' is not a keyspace command", other.name())),
-    }
+    })
 }
 
 /// Deletes `key` if it holds a live value; returns whether it did.
-fn delete(node: &Node, key: &[u8], now_ms: u64) -> bool {
+fn delete(node: &Node, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
     let mut deleted = false;
     node.store.update(key, now_ms, &mut |current| {
         deleted = live(current, now_ms).is_some();
@@ -108,11 +113,11 @@ fn delete(node: &Node, key: &[u8], now_ms: u64) -> bool {
         } else {
             Update::Keep
         }
-    });
-    deleted
+    })?;
+    Ok(deleted)
 }
 
-fn execute_expire(node: &Node, expire: Expire, now_ms: u64) -> Reply {
+fn execute_expire(node: &Node, expire: Expire, now_ms: u64) -> Result<Reply, StoreError> {
     let Expire { key, at, condition } = expire;
     let now = now_ms_signed(now_ms);
     let at_ms = at.absolute_ms(now);
@@ -147,8 +152,8 @@ fn execute_expire(node: &Node, expire: Expire, now_ms: u64) -> Reply {
                 ..record.clone()
             })
         }
-    });
-    Reply::Integer(i64::from(applied))
+    })?;
+    Ok(Reply::Integer(i64::from(applied)))
 }
 
 fn execute_scan(node: &Node, scan: Scan, now_ms: u64) -> Reply {

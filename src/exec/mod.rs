@@ -20,10 +20,25 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ringcache_resp::cmd::{Access, Command};
-use ringcache_resp::{Level, Protocol, Reply, Request};
+use ringcache_resp::{CommandError, Level, Protocol, Reply, Request};
+use ringcache_storage::StoreError;
 
 use crate::clients::ClientHandle;
 use crate::node::{Node, unix_now_ms};
+
+/// Why a command failed; either way it becomes an error reply and the connection goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The arguments or the stored value do not allow the command (nothing was written).
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The store refused a write (nothing was written).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a command family's `execute` returns.
+pub type Outcome = Result<Reply, ExecError>;
 
 /// What the connection does after writing the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +157,7 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
         | Command::Quit
         | Command::Reset
         | Command::Client(_)
-        | Command::Consistency(_)) => connection::execute(node, session, command),
+        | Command::Consistency(_)) => Ok(connection::execute(node, session, command)),
         command @ (Command::CommandInfo(_)
         | Command::Info(_)
         | Command::ConfigGet(_)
@@ -166,6 +181,7 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
         | Command::RandomKey) => keyspace::execute(node, command, now_ms),
         command => strings::execute(node, command, now_ms),
     };
+    let reply = reply.unwrap_or_else(Reply::error);
     if session.after == After::Shutdown {
         return None;
     }

@@ -11,14 +11,14 @@ use ringcache_resp::{CommandError, Level, Reply};
 
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::table::{COMMANDS, CommandSpec};
-use super::{After, Session};
+use super::{After, Outcome, Session};
 use crate::config::{BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config};
 use crate::node::Node;
 use crate::stats::ERROR_KINDS;
 
 /// Executes a server command.
-pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u64) -> Reply {
-    match command {
+pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u64) -> Outcome {
+    Ok(match command {
         Command::CommandInfo(info) => execute_command(info),
         Command::Info(sections) => Reply::Verbatim(Bytes::from(info(node, &sections))),
         Command::ConfigGet(patterns) => config_get(node, &patterns),
@@ -29,7 +29,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u6
         }
         Command::DbSize => Reply::Integer(node.store.stats().keys as i64),
         Command::Flush(_) => {
-            node.store.clear();
+            node.store.clear()?;
             Reply::Ok
         }
         Command::Time => {
@@ -49,7 +49,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u6
             Reply::Ok
         }
         other => Reply::Error(format!("ERR '{}' is not a server command", other.name())),
-    }
+    })
 }
 
 fn bulk(text: &str) -> Reply {

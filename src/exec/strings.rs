@@ -9,19 +9,19 @@ use ringcache_resp::cmd::{Command, GetExExpiry, Set, SetCondition, SetExpiry};
 use ringcache_resp::float::incr_by_float_text;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
-use ringcache_storage::{Record, Update, Version};
+use ringcache_storage::{Record, StoreError, Update, Version};
 
-use super::{lookup_reply, now_ms_signed};
+use super::{ExecError, Outcome, lookup_reply, now_ms_signed};
 use crate::node::Node;
 
 /// Executes a string command.
-pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
-    match command {
+pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
+    Ok(match command {
         Command::Get(key) => {
             let record = node.store.get(&key, now_ms);
             lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
         }
-        Command::Set(set) => execute_set(node, set, now_ms),
+        Command::Set(set) => execute_set(node, set, now_ms)?,
         Command::SetNx { key, value } => {
             let set = Set {
                 key,
@@ -30,7 +30,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
                 get: false,
                 expiry: SetExpiry::Clear,
             };
-            match execute_set(node, set, now_ms) {
+            match execute_set(node, set, now_ms)? {
                 Reply::Ok => Reply::Integer(1),
                 _ => Reply::Integer(0),
             }
@@ -43,10 +43,10 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
                     Some(_) => Update::Put(Record::tombstone(node.clock.next(now_ms))),
                     None => Update::Keep,
                 }
-            });
+            })?;
             lookup_reply(node, old.as_ref())
         }
-        Command::GetEx { key, expiry } => execute_getex(node, key, expiry, now_ms),
+        Command::GetEx { key, expiry } => execute_getex(node, key, expiry, now_ms)?,
         Command::MGet(keys) => Reply::Array(
             keys.iter()
                 .map(|key| {
@@ -57,16 +57,16 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         ),
         Command::MSet(pairs) => {
             for (key, value) in pairs {
-                put_value(node, &key, value, SetExpiry::Clear, now_ms);
+                put_value(node, &key, value, SetExpiry::Clear, now_ms)?;
             }
             Reply::Ok
         }
         Command::MSetNx(pairs) => {
             if pairs.iter().any(|(key, _)| exists(node, key, now_ms)) {
-                return Reply::Integer(0);
+                return Ok(Reply::Integer(0));
             }
             for (key, value) in pairs {
-                put_value(node, &key, value, SetExpiry::Clear, now_ms);
+                put_value(node, &key, value, SetExpiry::Clear, now_ms)?;
             }
             Reply::Integer(1)
         }
@@ -80,7 +80,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }
         Command::Append { key, value } => {
             let max = node.config.read().proto_max_bulk_len;
-            rewrite_value(node, &key, now_ms, |old| {
+            let stored = rewrite_value(node, &key, now_ms, |old| {
                 let old = old.map_or(&[][..], |v| v.as_ref());
                 if (old.len() + value.len()) as u64 > max {
                     return Err(CommandError::StringTooLong);
@@ -89,10 +89,8 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
                 new.extend_from_slice(old);
                 new.extend_from_slice(&value);
                 Ok(Some(new.freeze()))
-            })
-            .map_or_else(Reply::error, |v| {
-                Reply::Integer(v.map_or(0, |v| v.len()) as i64)
-            })
+            })?;
+            Reply::Integer(stored.map_or(0, |v| v.len()) as i64)
         }
         Command::GetRange { key, start, end } => {
             let record = node.store.get(&key, now_ms);
@@ -101,10 +99,9 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
         }
         Command::SetRange { key, offset, value } => {
             let max = node.config.read().proto_max_bulk_len;
-            rewrite_value(node, &key, now_ms, |old| setrange(old, offset, &value, max))
-                .map_or_else(Reply::error, |v| {
-                    Reply::Integer(v.map_or(0, |v| v.len()) as i64)
-                })
+            let stored =
+                rewrite_value(node, &key, now_ms, |old| setrange(old, offset, &value, max))?;
+            Reply::Integer(stored.map_or(0, |v| v.len()) as i64)
         }
         Command::IncrBy { key, delta } => {
             let mut result = 0;
@@ -117,19 +114,19 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Reply {
                     .checked_add(delta)
                     .ok_or(CommandError::IncrOverflow)?;
                 Ok(Some(Bytes::from(result.to_string())))
-            })
-            .map_or_else(Reply::error, |_| Reply::Integer(result))
+            })?;
+            Reply::Integer(result)
         }
         Command::IncrByFloat { key, delta } => {
             let mut text = Bytes::new();
             rewrite_value(node, &key, now_ms, |old| {
                 text = incr_by_float_text(old.map(|v| &v[..]), &delta)?;
                 Ok(Some(text.clone()))
-            })
-            .map_or_else(Reply::error, |_| Reply::Bulk(text))
+            })?;
+            Reply::Bulk(text)
         }
         other => Reply::Error(format!("ERR '{}' is not a string command", other.name())),
-    }
+    })
 }
 
 /// The live value of a record at `now_ms`.
@@ -171,7 +168,13 @@ fn with_value(
 }
 
 /// Writes `value` to `key` unconditionally.
-fn put_value(node: &Node, key: &[u8], value: Bytes, expiry: SetExpiry, now_ms: u64) {
+fn put_value(
+    node: &Node,
+    key: &[u8],
+    value: Bytes,
+    expiry: SetExpiry,
+    now_ms: u64,
+) -> Result<(), StoreError> {
     node.store.update(key, now_ms, &mut |current| {
         Update::Put(with_value(
             current,
@@ -180,10 +183,11 @@ fn put_value(node: &Node, key: &[u8], value: Bytes, expiry: SetExpiry, now_ms: u
             node.clock.next(now_ms),
             now_ms,
         ))
-    });
+    })?;
+    Ok(())
 }
 
-fn execute_set(node: &Node, set: Set, now_ms: u64) -> Reply {
+fn execute_set(node: &Node, set: Set, now_ms: u64) -> Outcome {
     let Set {
         key,
         value,
@@ -211,15 +215,15 @@ fn execute_set(node: &Node, set: Set, now_ms: u64) -> Reply {
             node.clock.next(now_ms),
             now_ms,
         ))
-    });
-    match (get, written) {
+    })?;
+    Ok(match (get, written) {
         (true, _) => lookup_reply(node, old.as_ref()),
         (false, true) => Reply::Ok,
         (false, false) => Reply::Nil,
-    }
+    })
 }
 
-fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u64) -> Reply {
+fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u64) -> Outcome {
     let mut value = None;
     node.store.update(&key, now_ms, &mut |current| {
         value = live(current, now_ms).cloned();
@@ -248,8 +252,8 @@ fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u
                 }
             }
         }
-    });
-    lookup_reply(node, value.as_ref())
+    })?;
+    Ok(lookup_reply(node, value.as_ref()))
 }
 
 /// Replaces the live value of `key` with what `change` computes from it (`None` when the key
@@ -260,13 +264,13 @@ fn rewrite_value(
     key: &[u8],
     now_ms: u64,
     mut change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
-) -> Result<Option<Bytes>, CommandError> {
+) -> Result<Option<Bytes>, ExecError> {
     let mut outcome = Ok(None);
     node.store.update(key, now_ms, &mut |current| {
         let old = live(current, now_ms);
         match change(old) {
             Err(e) => {
-                outcome = Err(e);
+                outcome = Err(ExecError::from(e));
                 Update::Keep
             }
             Ok(None) => {
@@ -279,7 +283,7 @@ fn rewrite_value(
                 Update::Put(with_value(current, new, SetExpiry::Keep, version, now_ms))
             }
         }
-    });
+    })?;
     outcome
 }
 

@@ -9,10 +9,12 @@
 //! Engines sit behind the narrow [`Store`] trait so the server (and later the cluster
 //! coordinator) never depends on how records are kept.
 
+pub mod error;
 pub mod memory;
 pub mod record;
 pub mod token;
 
+pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use record::{Record, Version};
 pub use token::key_token;
@@ -67,17 +69,23 @@ pub trait Store: Send + Sync + 'static {
     /// Runs `decide` on the key's current record while holding the key's lock, so that a
     /// read-modify-write on one key is atomic against every other call on that key. An
     /// expired value is reclaimed first, as in [`Store::get`]. Returns the record stored
-    /// afterwards.
+    /// afterwards, once the write is as durable as the engine's fsync policy promises.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the write could not be made durable; nothing was written.
     fn update(
         &self,
         key: &[u8],
         now_ms: u64,
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
-    ) -> Option<Record>;
+    ) -> Result<Option<Record>, StoreError>;
 
     /// Merges a record written elsewhere cell by cell: each cell keeps the higher version.
     /// Returns whether anything changed.
-    fn merge(&self, key: &[u8], incoming: &Record) -> bool;
+    ///
+    /// # Errors
+    /// As [`Store::update`].
+    fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError>;
 
     /// Visits records in token order from `cursor` (0 starts at the beginning) until about
     /// `count` keys have been visited, then returns the cursor to resume from, 0 when the
@@ -96,7 +104,16 @@ pub trait Store: Send + Sync + 'static {
     fn random_key(&self, random_token: u64, now_ms: u64) -> Option<Bytes>;
 
     /// Removes every record.
-    fn clear(&self);
+    ///
+    /// # Errors
+    /// As [`Store::update`].
+    fn clear(&self) -> Result<(), StoreError>;
+
+    /// Makes every acknowledged write durable now (at shutdown).
+    ///
+    /// # Errors
+    /// When the sync fails.
+    fn sync(&self) -> Result<(), StoreError>;
 
     /// One step of the active expiry sweep: looks at about `count` records in token order
     /// from `cursor` (as [`Store::scan`] walks), turns values expired at `now_ms` into

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::record::Record;
 use crate::token::key_token;
-use crate::{ExpireStats, Store, StoreStats, Update};
+use crate::{ExpireStats, Store, StoreError, StoreStats, Update};
 
 /// log2 of the number of shards.
 const SHARD_BITS: u32 = 12;
@@ -198,27 +198,27 @@ impl Store for MemoryStore {
         key: &[u8],
         now_ms: u64,
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
-    ) -> Option<Record> {
+    ) -> Result<Option<Record>, StoreError> {
         let token = key_token(key);
         let mut shard = self.shard(token).lock();
-        match decide(shard.find_live(token, key, now_ms)) {
+        Ok(match decide(shard.find_live(token, key, now_ms)) {
             Update::Keep => shard.find(token, key).cloned(),
             Update::Put(record) => {
                 shard.put(token, key, record.clone());
                 Some(record)
             }
-        }
+        })
     }
 
-    fn merge(&self, key: &[u8], incoming: &Record) -> bool {
+    fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
         let token = key_token(key);
         let mut shard = self.shard(token).lock();
         let mut merged = shard.find(token, key).cloned().unwrap_or_default();
         if !merged.merge(incoming) {
-            return false;
+            return Ok(false);
         }
         shard.put(token, key, merged);
-        true
+        Ok(true)
     }
 
     fn scan(
@@ -263,10 +263,15 @@ impl Store for MemoryStore {
         None
     }
 
-    fn clear(&self) {
+    fn clear(&self) -> Result<(), StoreError> {
         for shard in self.shards.iter() {
             *shard.lock() = Shard::default();
         }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn expire_step(
@@ -365,8 +370,8 @@ mod tests {
     #[test]
     fn an_older_write_loses_to_a_newer_tombstone() {
         let store = MemoryStore::new();
-        store.merge(b"k", &Record::tombstone(v(10)));
-        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(5))));
+        store.merge(b"k", &Record::tombstone(v(10))).unwrap();
+        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(5))).unwrap());
         assert_eq!(store.get(b"k", 0).unwrap().value, None);
     }
 
@@ -381,7 +386,7 @@ mod tests {
             b"gone",
             &Record::new(Bytes::from("x"), Some(2_000), version),
         );
-        store.merge(b"kept", &Record::new(Bytes::from("x"), None, version));
+        store.merge(b"kept", &Record::new(Bytes::from("x"), None, version)).unwrap();
         let (stats, _) = store.expire_step(0, 100, 3_000, 0);
         assert_eq!(stats.expired, 1);
         assert_eq!(store.stats().keys, 1);
@@ -395,12 +400,12 @@ mod tests {
     #[test]
     fn reading_an_expired_key_reclaims_it_as_a_tombstone_with_its_versions() {
         let store = MemoryStore::new();
-        store.merge(b"k", &Record::new(Bytes::from("x"), Some(2_000), v(7)));
+        store.merge(b"k", &Record::new(Bytes::from("x"), Some(2_000), v(7))).unwrap();
         assert_eq!(store.stats().keys, 1);
         let record = store.get(b"k", 2_000).unwrap();
         assert_eq!((record.value, record.value_version), (None, v(7)));
         assert_eq!((store.stats().keys, store.stats().expired), (0, 1));
-        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(6))));
+        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(6))).unwrap());
     }
 
     #[derive(Debug, Clone)]
@@ -425,11 +430,11 @@ mod tests {
                 let version = v(i as u64 + 1);
                 match *op {
                     Op::Put(k, value) => {
-                        store.update(&[k], 0, &mut |_| Update::Put(Record::new(Bytes::from(vec![value]), None, version)));
+                        store.update(&[k], 0, &mut |_| Update::Put(Record::new(Bytes::from(vec![value]), None, version))).unwrap();
                         model.insert(k, value);
                     }
                     Op::Delete(k) => {
-                        store.update(&[k], 0, &mut |_| Update::Put(Record::tombstone(version)));
+                        store.update(&[k], 0, &mut |_| Update::Put(Record::tombstone(version))).unwrap();
                         model.remove(&k);
                     }
                 }
