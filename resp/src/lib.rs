@@ -17,7 +17,7 @@ pub mod level;
 pub mod parser;
 pub mod reply;
 
-pub use cmd::{Access, Command, CommandError, Request};
+pub use cmd::{Access, Command, CommandError, Family, Request};
 pub use level::{Level, LevelError};
 pub use parser::{ParseLimits, ProtocolError, RequestParser};
 pub use reply::{Protocol, Reply};

@@ -19,7 +19,7 @@ use ahash::AHashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ringcache_resp::cmd::{Access, Command};
+use ringcache_resp::cmd::{Access, Family};
 use ringcache_resp::{CommandError, Level, Protocol, Reply, Request};
 use ringcache_storage::StoreError;
 
@@ -148,38 +148,12 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
         return Some(reply);
     }
     let now_ms = unix_now_ms();
-    let reply = match request.command {
-        command @ (Command::Ping(_)
-        | Command::Echo(_)
-        | Command::Hello(_)
-        | Command::Auth { .. }
-        | Command::Select(_)
-        | Command::Quit
-        | Command::Reset
-        | Command::Client(_)
-        | Command::Consistency(_)) => Ok(connection::execute(node, session, command)),
-        command @ (Command::CommandInfo(_)
-        | Command::Info(_)
-        | Command::ConfigGet(_)
-        | Command::ConfigSet(_)
-        | Command::ConfigResetStat
-        | Command::DbSize
-        | Command::Flush(_)
-        | Command::Time
-        | Command::Shutdown { .. }) => server::execute(node, session, command, now_ms),
-        command @ (Command::Del(_)
-        | Command::Unlink(_)
-        | Command::Exists(_)
-        | Command::Type(_)
-        | Command::Touch(_)
-        | Command::Expire(_)
-        | Command::Ttl { .. }
-        | Command::ExpireTime { .. }
-        | Command::Persist(_)
-        | Command::Keys(_)
-        | Command::Scan(_)
-        | Command::RandomKey) => keyspace::execute(node, command, now_ms),
-        command => strings::execute(node, command, now_ms),
+    let command = request.command;
+    let reply = match command.family() {
+        Family::Connection => Ok(connection::execute(node, session, command)),
+        Family::Server => server::execute(node, session, command, now_ms),
+        Family::Strings => strings::execute(node, command, now_ms),
+        Family::Keyspace => keyspace::execute(node, command, now_ms),
     };
     let reply = reply.unwrap_or_else(Reply::error);
     if session.after == After::Shutdown {

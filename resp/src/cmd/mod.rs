@@ -38,6 +38,20 @@ pub enum Access {
     None,
 }
 
+/// The family a command belongs to: the file that parses it here, and the part of the
+/// server that executes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Connection state and the handshake (cmd/connection.rs).
+    Connection,
+    /// Server-wide commands (cmd/server.rs).
+    Server,
+    /// String values (cmd/strings.rs).
+    Strings,
+    /// Keys whatever their value (cmd/keyspace.rs).
+    Keyspace,
+}
+
 /// Every command ringcache understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {

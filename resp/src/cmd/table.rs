@@ -7,19 +7,10 @@ use bytes::Bytes;
 
 use super::args::{CommandError, is, unknown_command};
 use super::{
-    Access, ClientCommand, Command, CommandInfoCommand, ExpiryTime, Request, TimeUnit, connection,
-    keyspace, server, strings,
+    Access, ClientCommand, Command, CommandInfoCommand, ExpiryTime, Family, Request, TimeUnit,
+    connection, keyspace, server, strings,
 };
 use crate::level::{Level, LevelError};
-
-/// Which file parses a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Family {
-    Connection,
-    Server,
-    Strings,
-    Keyspace,
-}
 
 /// One row of the command table.
 #[derive(Debug, Clone, Copy)]
@@ -264,6 +255,56 @@ impl Command {
             Command::Keys(_) => "keys",
             Command::Scan(_) => "scan",
             Command::RandomKey => "randomkey",
+        }
+    }
+
+    /// The family of the command, which chooses who executes it.
+    pub fn family(&self) -> Family {
+        match self {
+            Command::Ping(_)
+            | Command::Echo(_)
+            | Command::Hello(_)
+            | Command::Auth { .. }
+            | Command::Select(_)
+            | Command::Quit
+            | Command::Reset
+            | Command::Client(_)
+            | Command::Consistency(_) => Family::Connection,
+            Command::CommandInfo(_)
+            | Command::Info(_)
+            | Command::ConfigGet(_)
+            | Command::ConfigSet(_)
+            | Command::ConfigResetStat
+            | Command::DbSize
+            | Command::Flush(_)
+            | Command::Time
+            | Command::Shutdown { .. } => Family::Server,
+            Command::Get(_)
+            | Command::Set(_)
+            | Command::SetNx { .. }
+            | Command::GetDel(_)
+            | Command::GetEx { .. }
+            | Command::MGet(_)
+            | Command::MSet(_)
+            | Command::MSetNx(_)
+            | Command::StrLen(_)
+            | Command::Append { .. }
+            | Command::GetRange { .. }
+            | Command::SetRange { .. }
+            | Command::IncrBy { .. }
+            | Command::IncrByFloat { .. } => Family::Strings,
+            Command::Del(_)
+            | Command::Unlink(_)
+            | Command::Exists(_)
+            | Command::Type(_)
+            | Command::Touch(_)
+            | Command::Expire(_)
+            | Command::Ttl { .. }
+            | Command::ExpireTime { .. }
+            | Command::Persist(_)
+            | Command::Keys(_)
+            | Command::Scan(_)
+            | Command::RandomKey => Family::Keyspace,
         }
     }
 
