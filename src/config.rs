@@ -7,9 +7,11 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use ringcache_resp::Level;
-use serde::Deserialize;
+use ringcache_storage::EvictionPolicy;
+use ringcache_storage::eviction::MAXMEMORY_SAMPLES_DEFAULT;
+use serde::{Deserialize, Deserializer};
 
 /// Redis's default and maximum for one bulk argument (`proto-max-bulk-len`).
 pub const PROTO_MAX_BULK_LEN_DEFAULT: u64 = 512 * 1024 * 1024;
@@ -21,6 +23,113 @@ pub const BYTE_LIMIT_MIN: u64 = 1024 * 1024;
 pub const BYTE_LIMIT_MAX: u64 = i64::MAX as u64;
 /// Redis's default `maxclients`.
 pub const CLIENTS_MAX_DEFAULT: u32 = 10_000;
+/// Redis's largest accepted `maxmemory-samples` (`INT_MAX`).
+pub const MAXMEMORY_SAMPLES_MAX: u32 = i32::MAX as u32;
+
+/// The storage engine (`--storage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageEngine {
+    /// Records in memory only, lost on restart: a pure cache.
+    #[default]
+    Memory,
+    /// The log-structured engine on disk under `data-dir`.
+    Log,
+}
+
+impl std::fmt::Display for StorageEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageEngine::Memory => "memory",
+            StorageEngine::Log => "log",
+        })
+    }
+}
+
+/// When the log engine calls fsync (`--appendfsync`, Redis's names and meanings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    /// Before acknowledging each write (writers share one fsync: group commit).
+    Always,
+    /// Once a second: a crash loses at most about the last second of writes.
+    #[default]
+    Everysec,
+    /// Never explicitly; the kernel writes back when it likes.
+    No,
+}
+
+impl AppendFsync {
+    /// Redis's name of the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+
+    /// Parses Redis's names in any case; the error is Redis's CONFIG SET reason.
+    ///
+    /// # Errors
+    /// When `text` names no policy.
+    pub fn parse(text: &str) -> Result<AppendFsync, String> {
+        [AppendFsync::Always, AppendFsync::Everysec, AppendFsync::No]
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                "argument(s) must be one of the following: everysec, always, no".to_string()
+            })
+    }
+}
+
+impl std::fmt::Display for AppendFsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses a byte count with Redis's units: `1k` = 1000, `1kb` = 1024, up to `g`/`gb`, any
+/// case; a plain number is bytes.
+///
+/// # Errors
+/// Redis's CONFIG SET reason, `argument must be a memory value`.
+pub fn parse_memory(value: &str) -> Result<u64, String> {
+    let lower = value.to_ascii_lowercase();
+    let units: [(&str, u64); 6] = [
+        ("kb", 1 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("k", 1_000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+    ];
+    let (digits, multiplier) = units
+        .iter()
+        .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d, *m)))
+        .unwrap_or((lower.as_str(), 1));
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+/// A memory value in the TOML file: a number of bytes or a string with Redis's units.
+fn deserialize_memory<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(n) => Ok(Some(n)),
+        Raw::Text(text) => parse_memory(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
 
 /// Settings as given on the command line or in the TOML file; `None` means not given.
 #[derive(Debug, Default, Parser, Deserialize)]
@@ -93,6 +202,35 @@ pub struct Settings {
     /// [default: QUORUM].
     #[arg(long, value_name = "LEVEL")]
     pub write_consistency: Option<String>,
+
+    /// Memory limit for data, in bytes or with Redis's units (100mb, 1gb; 1k = 1000,
+    /// 1kb = 1024); past it, writes evict keys by --maxmemory-policy or answer -OOM.
+    /// 0 = no limit [default: 0].
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    #[serde(default, deserialize_with = "deserialize_memory")]
+    pub maxmemory: Option<u64>,
+
+    /// What a write does past --maxmemory: noeviction (answer -OOM), allkeys-lru,
+    /// allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random or
+    /// volatile-ttl (volatile-*: only keys with an expiry) [default: noeviction].
+    #[arg(long, value_name = "POLICY")]
+    pub maxmemory_policy: Option<String>,
+
+    /// Keys sampled per eviction by the LRU, LFU and TTL policies: more is closer to exact
+    /// and slower; Redis's advice is 5, 10 is very close to true LRU [default: 5].
+    #[arg(long, value_name = "N")]
+    pub maxmemory_samples: Option<u32>,
+
+    /// Storage engine: memory (a pure cache, lost on restart) or log (on disk under
+    /// --data-dir) [default: memory].
+    #[arg(long, value_name = "ENGINE")]
+    pub storage: Option<StorageEngine>,
+
+    /// When the log engine calls fsync: always (before each acknowledgement), everysec
+    /// (lose at most about a second on a crash) or no (the kernel decides)
+    /// [default: everysec].
+    #[arg(long, value_name = "WHEN")]
+    pub appendfsync: Option<AppendFsync>,
 }
 
 /// The validated configuration the server runs with.
@@ -120,6 +258,16 @@ pub struct Config {
     pub read_level: Level,
     /// Default write level.
     pub write_level: Level,
+    /// Memory limit for data in bytes (`maxmemory`); 0 = none.
+    pub maxmemory_bytes: u64,
+    /// What writes do past the limit.
+    pub maxmemory_policy: EvictionPolicy,
+    /// Keys sampled per eviction, 1..=[`MAXMEMORY_SAMPLES_MAX`].
+    pub maxmemory_samples: u32,
+    /// The storage engine.
+    pub storage: StorageEngine,
+    /// The log engine's fsync policy.
+    pub appendfsync: AppendFsync,
 }
 
 /// A setting that cannot be used; the text names the field.
@@ -184,6 +332,11 @@ impl Settings {
                 .or(file.client_query_buffer_limit),
             read_consistency: self.read_consistency.or(file.read_consistency),
             write_consistency: self.write_consistency.or(file.write_consistency),
+            maxmemory: self.maxmemory.or(file.maxmemory),
+            maxmemory_policy: self.maxmemory_policy.or(file.maxmemory_policy),
+            maxmemory_samples: self.maxmemory_samples.or(file.maxmemory_samples),
+            storage: self.storage.or(file.storage),
+            appendfsync: self.appendfsync.or(file.appendfsync),
         }
     }
 }
@@ -217,6 +370,19 @@ impl Config {
                 .unwrap_or(QUERY_BUFFER_BYTES_DEFAULT),
             read_level: parse_level("read-consistency", settings.read_consistency.as_deref())?,
             write_level: parse_level("write-consistency", settings.write_consistency.as_deref())?,
+            maxmemory_bytes: settings.maxmemory.unwrap_or(0),
+            maxmemory_policy: match settings.maxmemory_policy.as_deref() {
+                None => EvictionPolicy::NoEviction,
+                Some(text) => text.parse().map_err(|reason| ConfigError::Invalid {
+                    field: "maxmemory-policy",
+                    reason,
+                })?,
+            },
+            maxmemory_samples: settings
+                .maxmemory_samples
+                .unwrap_or(MAXMEMORY_SAMPLES_DEFAULT as u32),
+            storage: settings.storage.unwrap_or_default(),
+            appendfsync: settings.appendfsync.unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -260,6 +426,9 @@ impl Config {
         if self.timeout_s > i32::MAX as u64 {
             return invalid("timeout", "must be at most 2147483647 seconds");
         }
+        if !(1..=MAXMEMORY_SAMPLES_MAX).contains(&self.maxmemory_samples) {
+            return invalid("maxmemory-samples", "must be 1..2147483647");
+        }
         Ok(())
     }
 }
@@ -282,6 +451,10 @@ mod tests {
         let mut argv = vec!["ringcache"];
         argv.extend_from_slice(args);
         Config::from_settings(Settings::try_parse_from(argv).expect("flags parse"))
+    }
+
+    fn config_error(args: &[&str]) -> String {
+        config(args).unwrap_err().to_string()
     }
 
     #[test]
@@ -315,6 +488,78 @@ mod tests {
             err.contains("write-consistency") && err.contains("QUORUM"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn maxmemory_settings_take_redis_units_and_names() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.maxmemory_bytes, 0);
+        assert_eq!(defaults.maxmemory_policy, EvictionPolicy::NoEviction);
+        assert_eq!(defaults.maxmemory_samples, 5);
+        assert_eq!(defaults.storage, StorageEngine::Memory);
+        assert_eq!(defaults.appendfsync, AppendFsync::Everysec);
+        let config = config(&[
+            "--maxmemory",
+            "100mb",
+            "--maxmemory-policy",
+            "ALLKEYS-LFU",
+            "--maxmemory-samples",
+            "10",
+            "--storage",
+            "log",
+            "--appendfsync",
+            "always",
+        ])
+        .unwrap();
+        assert_eq!(config.maxmemory_bytes, 100 << 20);
+        assert_eq!(config.maxmemory_policy, EvictionPolicy::AllKeysLfu);
+        assert_eq!(config.maxmemory_samples, 10);
+        assert_eq!(config.storage, StorageEngine::Log);
+        assert_eq!(config.appendfsync, AppendFsync::Always);
+    }
+
+    #[test]
+    fn bad_maxmemory_settings_are_refused_naming_their_field() {
+        let err = config_error(&["--maxmemory-policy", "lru"]);
+        assert!(
+            err.contains("maxmemory-policy") && err.contains("allkeys-lru"),
+            "{err}"
+        );
+        let err = config_error(&["--maxmemory-samples", "0"]);
+        assert!(err.contains("maxmemory-samples"), "{err}");
+        let mut argv = vec!["ringcache", "--maxmemory", "lots"];
+        assert!(Settings::try_parse_from(&argv).is_err());
+        argv[1] = "--storage";
+        argv[2] = "disk";
+        assert!(Settings::try_parse_from(&argv).is_err());
+        argv[1] = "--appendfsync";
+        argv[2] = "sometimes";
+        assert!(Settings::try_parse_from(&argv).is_err());
+    }
+
+    #[test]
+    fn maxmemory_settings_come_from_the_file_too() {
+        let dir = std::env::temp_dir().join(format!("ringcache-config-mm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ringcache.toml");
+        std::fs::write(
+            &file,
+            "maxmemory = \"2mb\"\nmaxmemory-policy = \"volatile-ttl\"\nmaxmemory-samples = 7\n\
+             storage = \"memory\"\nappendfsync = \"no\"\n",
+        )
+        .unwrap();
+        let config = config(&["--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(config.maxmemory_bytes, 2 << 20);
+        assert_eq!(config.maxmemory_policy, EvictionPolicy::VolatileTtl);
+        assert_eq!(config.maxmemory_samples, 7);
+        assert_eq!(config.appendfsync, AppendFsync::No);
+        std::fs::write(&file, "maxmemory = 1048576\n").unwrap();
+        let config = self::config(&["--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(config.maxmemory_bytes, 1 << 20);
+        std::fs::write(&file, "maxmemory = \"much\"\n").unwrap();
+        let err = config_error(&["--config", file.to_str().unwrap()]);
+        assert!(err.contains("maxmemory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

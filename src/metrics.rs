@@ -53,6 +53,7 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     counter!("ringcache_protocol_errors_total").absolute(s.protocol_errors.load(Relaxed));
     counter!("ringcache_keyspace_hits_total").absolute(s.keyspace_hits.load(Relaxed));
     counter!("ringcache_keyspace_misses_total").absolute(s.keyspace_misses.load(Relaxed));
+    counter!("ringcache_evicted_keys_total").absolute(s.evicted_keys.load(Relaxed));
     counter!("ringcache_net_input_bytes_total").absolute(s.net_input_bytes.load(Relaxed));
     counter!("ringcache_net_output_bytes_total").absolute(s.net_output_bytes.load(Relaxed));
     gauge!("ringcache_connected_clients").set(node.clients.connected() as f64);

@@ -80,6 +80,8 @@ pub struct Stats {
     pub keyspace_hits: AtomicU64,
     /// Reads that did not.
     pub keyspace_misses: AtomicU64,
+    /// Keys evicted to stay under `maxmemory`.
+    pub evicted_keys: AtomicU64,
     /// Connections closed for a protocol error or an oversized request.
     pub protocol_errors: AtomicU64,
     /// Bytes read from clients.
@@ -102,6 +104,7 @@ impl Default for Stats {
             commands_processed: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
@@ -151,6 +154,7 @@ impl Stats {
             &self.commands_processed,
             &self.keyspace_hits,
             &self.keyspace_misses,
+            &self.evicted_keys,
             &self.protocol_errors,
             &self.net_input_bytes,
             &self.net_output_bytes,

@@ -23,9 +23,15 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
             }
             Reply::Integer(deleted)
         }
-        Command::Exists(keys) | Command::Touch(keys) => {
+        Command::Exists(keys) => {
             Reply::Integer(keys.iter().filter(|key| exists(node, key, now_ms)).count() as i64)
         }
+        // TOUCH is a read that counts as an access, even in CLIENT NO-TOUCH mode (as Redis).
+        Command::Touch(keys) => Reply::Integer(
+            keys.iter()
+                .filter(|key| live(node.store.get(key, now_ms).as_ref(), now_ms).is_some())
+                .count() as i64,
+        ),
         Command::Type(key) => Reply::Simple(if exists(node, &key, now_ms) {
             "string"
         } else {
@@ -33,7 +39,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
         }),
         Command::Expire(expire) => execute_expire(node, expire, now_ms)?,
         Command::Ttl { key, unit } => {
-            let record = node.store.get(&key, now_ms).filter(|r| r.is_live(now_ms));
+            let record = node.store.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,
@@ -47,7 +53,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
             })
         }
         Command::ExpireTime { key, unit } => {
-            let record = node.store.get(&key, now_ms).filter(|r| r.is_live(now_ms));
+            let record = node.store.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,

@@ -148,11 +148,21 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
         return Some(reply);
     }
     let now_ms = unix_now_ms();
+    let deny_oom = table::COMMANDS
+        .get(index)
+        .is_some_and(|spec| spec.flags.contains(&"denyoom"));
+    if deny_oom && let Err(reply) = make_room(node, now_ms) {
+        return Some(reply);
+    }
     let command = request.command;
+    let touch = !session
+        .client
+        .no_touch
+        .load(std::sync::atomic::Ordering::Relaxed);
     let reply = match command.family() {
         Family::Connection => Ok(connection::execute(node, session, command)),
         Family::Server => server::execute(node, session, command, now_ms),
-        Family::Strings => strings::execute(node, command, now_ms),
+        Family::Strings => strings::execute(node, command, now_ms, touch),
         Family::Keyspace => keyspace::execute(node, command, now_ms),
     };
     let reply = reply.unwrap_or_else(Reply::error);
@@ -160,6 +170,54 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
         return None;
     }
     Some(reply)
+}
+
+/// Most keys evicted before one command. Redis bounds its eviction loop by time
+/// (`maxmemory-eviction-tenacity`) and lets the command run when the time is up while keys
+/// were still being evicted; this bounds it by count the same way. One write adds one key,
+/// so 64 per command is far more than needed to keep up.
+pub const EVICTIONS_PER_COMMAND_MAX: usize = 64;
+
+/// Redis's reply to a `denyoom` command while used memory is above `maxmemory` and nothing
+/// can be evicted (or the policy is `noeviction`).
+pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Before a command that may add memory (flag `denyoom`): when `maxmemory` is set and the
+/// store uses more, evicts keys by `maxmemory-policy` until it is under the limit or
+/// [`EVICTIONS_PER_COMMAND_MAX`] keys went. Refuses the command with [`OOM_ERROR`] when it
+/// is still over and nothing could be evicted, as Redis does.
+///
+/// # Errors
+/// The `-OOM` reply.
+fn make_room(node: &Node, now_ms: u64) -> Result<(), Reply> {
+    let (maxmemory, policy, samples) = {
+        let config = node.config.read();
+        (
+            config.maxmemory_bytes,
+            config.maxmemory_policy,
+            config.maxmemory_samples as usize,
+        )
+    };
+    if maxmemory == 0 {
+        return Ok(());
+    }
+    let over = || node.store.used_bytes() as u64 > maxmemory;
+    for _ in 0..EVICTIONS_PER_COMMAND_MAX {
+        if !over() {
+            return Ok(());
+        }
+        if node
+            .store
+            .evict(policy, samples, rand::random(), now_ms)
+            .is_none()
+        {
+            return Err(Reply::error(OOM_ERROR));
+        }
+        node.stats
+            .evicted_keys
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// The level a request runs at, checked against the replicas a key has.
@@ -211,5 +269,142 @@ pub(crate) mod testing {
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))
             .collect();
         execute(node, session, args).unwrap_or(Reply::Nil)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{node, run, session};
+    use super::*;
+
+    fn bulk(text: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    #[test]
+    fn noeviction_refuses_writes_over_maxmemory_but_serves_reads_and_deletes() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(run(&node, &mut s, "SET a 1"), Reply::Ok);
+        assert_eq!(run(&node, &mut s, "CONFIG SET maxmemory 1"), Reply::Ok);
+        assert_eq!(run(&node, &mut s, "SET b 2"), Reply::error(OOM_ERROR));
+        assert_eq!(run(&node, &mut s, "INCR a"), Reply::error(OOM_ERROR));
+        assert_eq!(run(&node, &mut s, "GET a"), bulk("1"));
+        assert_eq!(run(&node, &mut s, "DEL a"), Reply::Integer(1));
+        assert_eq!(
+            node.stats
+                .evicted_keys
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        assert!(server::info(&node, &[]).contains("errorstat_OOM:count=2"));
+    }
+
+    #[test]
+    fn an_eviction_policy_makes_room_and_counts_evicted_keys() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(
+                &node,
+                &mut s,
+                "CONFIG SET maxmemory 20kb maxmemory-policy allkeys-lru"
+            ),
+            Reply::Ok
+        );
+        for i in 0..1_000 {
+            assert_eq!(run(&node, &mut s, &format!("SET key:{i} value")), Reply::Ok);
+        }
+        let used = node.store.used_bytes();
+        // Over by at most the last write.
+        assert!(used <= 20 * 1024 + 300, "used {used}");
+        let evicted = node
+            .stats
+            .evicted_keys
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let keys = node.store.stats().keys as u64;
+        assert_eq!(evicted + keys, 1_000);
+        assert!(server::info(&node, &[]).contains(&format!("evicted_keys:{evicted}")));
+    }
+
+    #[test]
+    fn volatile_policies_answer_oom_when_no_key_has_an_expiry() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "SET plain 1");
+        run(&node, &mut s, "SET ttl 1 EX 100");
+        run(
+            &node,
+            &mut s,
+            "CONFIG SET maxmemory 1 maxmemory-policy volatile-lru",
+        );
+        // The one key with an expiry goes; then nothing is left to evict.
+        assert_eq!(run(&node, &mut s, "SET other 1"), Reply::error(OOM_ERROR));
+        assert_eq!(run(&node, &mut s, "EXISTS ttl plain"), Reply::Integer(1));
+        assert_eq!(
+            node.stats
+                .evicted_keys
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+
+    /// Writes `a` and `b`, runs `reads`, then makes room for one more key under
+    /// allkeys-lfu, which evicts exactly one of them; returns the survivor.
+    fn lfu_survivor(reads: &[&str]) -> &'static str {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "SET a 1");
+        run(&node, &mut s, "SET b 1");
+        for line in reads {
+            run(&node, &mut s, line);
+        }
+        run(&node, &mut s, "CLIENT NO-TOUCH off");
+        let limit = node.store.used_bytes() - 1;
+        let set = format!("CONFIG SET maxmemory {limit} maxmemory-policy allkeys-lfu");
+        assert_eq!(run(&node, &mut s, &set), Reply::Ok);
+        assert_eq!(run(&node, &mut s, "SET c 1"), Reply::Ok);
+        match (
+            run(&node, &mut s, "EXISTS a"),
+            run(&node, &mut s, "EXISTS b"),
+        ) {
+            (Reply::Integer(1), Reply::Integer(0)) => "a",
+            (Reply::Integer(0), Reply::Integer(1)) => "b",
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_count_as_accesses_except_under_client_no_touch_but_touch_always_does() {
+        assert_eq!(lfu_survivor(&["GET a", "GET a"]), "a");
+        assert_eq!(
+            lfu_survivor(&["EXISTS a", "TTL a", "TYPE a", "STRLEN b"]),
+            "b"
+        );
+        assert_eq!(
+            lfu_survivor(&["CLIENT NO-TOUCH on", "GET a", "GET a", "TOUCH b"]),
+            "b"
+        );
+    }
+
+    #[test]
+    fn commands_that_do_not_add_memory_run_over_maxmemory() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "SET a 1");
+        run(&node, &mut s, "CONFIG SET maxmemory 1");
+        for line in [
+            "GET a",
+            "EXISTS a",
+            "TTL a",
+            "EXPIRE a 100",
+            "PING",
+            "DBSIZE",
+        ] {
+            assert!(
+                !matches!(run(&node, &mut s, line), Reply::Error(_)),
+                "{line} was refused"
+            );
+        }
     }
 }

@@ -12,7 +12,9 @@ use ringcache_resp::{CommandError, Level, Reply};
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::table::{COMMANDS, CommandSpec};
 use super::{After, Outcome, Session};
-use crate::config::{BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config};
+use crate::config::{
+    AppendFsync, BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config, MAXMEMORY_SAMPLES_MAX, parse_memory,
+};
 use crate::node::Node;
 use crate::stats::ERROR_KINDS;
 
@@ -266,9 +268,13 @@ fn info_memory(node: &Node, out: &mut String) {
     line!(out, "used_memory_human:{}", human_bytes(used));
     line!(out, "used_memory_rss:{rss}");
     line!(out, "used_memory_rss_human:{}", human_bytes(rss));
-    line!(out, "maxmemory:0");
-    line!(out, "maxmemory_human:0B");
-    line!(out, "maxmemory_policy:noeviction");
+    let (maxmemory, policy) = {
+        let config = node.config.read();
+        (config.maxmemory_bytes, config.maxmemory_policy)
+    };
+    line!(out, "maxmemory:{maxmemory}");
+    line!(out, "maxmemory_human:{}", human_bytes(maxmemory));
+    line!(out, "maxmemory_policy:{policy}");
     line!(out, "mem_allocator:libc");
     line!(out, "storage_engine:memory");
 }
@@ -308,6 +314,7 @@ fn info_stats(node: &Node, out: &mut String) {
         s.connections_rejected.load(Relaxed)
     );
     line!(out, "expired_keys:{}", node.store.stats().expired);
+    line!(out, "evicted_keys:{}", s.evicted_keys.load(Relaxed));
     line!(out, "keyspace_hits:{}", s.keyspace_hits.load(Relaxed));
     line!(out, "keyspace_misses:{}", s.keyspace_misses.load(Relaxed));
     line!(out, "total_error_replies:{errors}");
@@ -408,28 +415,6 @@ fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, String> {
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
-/// Parses a byte count with Redis's units (`1k` = 1000, `1kb` = 1024, up to `gb`).
-fn parse_memory(value: &str) -> Result<u64, String> {
-    let lower = value.to_ascii_lowercase();
-    let units: [(&str, u64); 6] = [
-        ("kb", 1 << 10),
-        ("mb", 1 << 20),
-        ("gb", 1 << 30),
-        ("k", 1_000),
-        ("m", 1_000_000),
-        ("g", 1_000_000_000),
-    ];
-    let (digits, multiplier) = units
-        .iter()
-        .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|d| (d, *m)))
-        .unwrap_or((lower.as_str(), 1));
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| "argument must be a memory value".to_string())
-}
-
 fn parse_config_level(value: &str, allow_any: bool) -> Result<Level, String> {
     let level = Level::parse(value.as_bytes()).map_err(|e| e.to_string())?;
     if level == Level::Any && !allow_any {
@@ -520,18 +505,45 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "maxmemory",
-        get: |_| "0".into(),
-        set: Some(|_, v| match parse_memory(v)? {
-            0 => Ok(()),
-            _ => Err("maxmemory is not supported yet by ringcache's memory engine".into()),
+        get: |c| c.maxmemory_bytes.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory_bytes = parse_memory(v)?;
+            Ok(())
         }),
     },
     Parameter {
         name: "maxmemory-policy",
-        get: |_| "noeviction".into(),
-        set: Some(|_, v| match v.eq_ignore_ascii_case("noeviction") {
-            true => Ok(()),
-            false => Err("only noeviction is supported yet by ringcache".into()),
+        get: |c| c.maxmemory_policy.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory_policy = v.parse()?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory-samples",
+        get: |c| c.maxmemory_samples.to_string(),
+        set: Some(|c, v| {
+            let samples = parse_integer::<i64>(v)?;
+            match u32::try_from(samples) {
+                Ok(n) if (1..=MAXMEMORY_SAMPLES_MAX).contains(&n) => {
+                    c.maxmemory_samples = n;
+                    Ok(())
+                }
+                _ => Err("argument must be between 1 and 2147483647 inclusive".into()),
+            }
+        }),
+    },
+    Parameter {
+        name: "storage",
+        get: |c| c.storage.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "appendfsync",
+        get: |c| c.appendfsync.to_string(),
+        set: Some(|c, v| {
+            c.appendfsync = AppendFsync::parse(v)?;
+            Ok(())
         }),
     },
     Parameter {
@@ -666,7 +678,8 @@ mod tests {
             run(&node, &mut s, "CONFIG GET MAXMEM*"),
             Reply::Map(vec![
                 (bulk("maxmemory"), bulk("0")),
-                (bulk("maxmemory-policy"), bulk("noeviction"))
+                (bulk("maxmemory-policy"), bulk("noeviction")),
+                (bulk("maxmemory-samples"), bulk("5")),
             ])
         );
     }
@@ -706,6 +719,86 @@ mod tests {
         assert!(!text.contains("# Commandstats"));
         assert!(
             info(&node, &[Bytes::from_static(b"commandstats")]).contains("cmdstat_set:calls=1")
+        );
+    }
+
+    #[test]
+    fn maxmemory_parameters_are_real_and_refuse_bad_values_with_redis_texts() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(
+                &node,
+                &mut s,
+                "CONFIG SET maxmemory 2mb maxmemory-policy ALLKEYS-LFU maxmemory-samples 10"
+            ),
+            Reply::Ok
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET maxmemory*"),
+            Reply::Map(vec![
+                (bulk("maxmemory"), bulk("2097152")),
+                (bulk("maxmemory-policy"), bulk("allkeys-lfu")),
+                (bulk("maxmemory-samples"), bulk("10")),
+            ])
+        );
+        let text = info(&node, &[Bytes::from_static(b"memory")]);
+        assert!(text.contains("maxmemory:2097152\r\n"), "{text}");
+        assert!(text.contains("maxmemory_human:2.00M\r\n"), "{text}");
+        assert!(text.contains("maxmemory_policy:allkeys-lfu\r\n"), "{text}");
+        let refused = [
+            (
+                "CONFIG SET maxmemory-policy foo",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - \
+                 argument(s) must be one of the following: volatile-lru, volatile-lfu, \
+                 volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, \
+                 noeviction",
+            ),
+            (
+                "CONFIG SET maxmemory lots",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument \
+                 must be a memory value",
+            ),
+            (
+                "CONFIG SET maxmemory -1",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument \
+                 must be a memory value",
+            ),
+            (
+                "CONFIG SET maxmemory-samples 0",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-samples') - \
+                 argument must be between 1 and 2147483647 inclusive",
+            ),
+            (
+                "CONFIG SET maxmemory-samples x",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-samples') - \
+                 argument couldn't be parsed into an integer",
+            ),
+            (
+                "CONFIG SET appendfsync sometimes",
+                "ERR CONFIG SET failed (possibly related to argument 'appendfsync') - \
+                 argument(s) must be one of the following: everysec, always, no",
+            ),
+            (
+                "CONFIG SET storage log",
+                "ERR CONFIG SET failed (possibly related to argument 'storage') - can't set \
+                 immutable config",
+            ),
+        ];
+        for (line, error) in refused {
+            assert_eq!(run(&node, &mut s, line), Reply::error(error), "{line}");
+        }
+        assert_eq!(node.config.read().maxmemory_bytes, 2 << 20);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG SET appendfsync ALWAYS"),
+            Reply::Ok
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET appendfsync storage"),
+            Reply::Map(vec![
+                (bulk("appendfsync"), bulk("always")),
+                (bulk("storage"), bulk("memory")),
+            ])
         );
     }
 

@@ -14,11 +14,12 @@ use ringcache_storage::{Record, StoreError, Update, Version};
 use super::{ExecError, Outcome, lookup_reply, now_ms_signed};
 use crate::node::Node;
 
-/// Executes a string command.
-pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
+/// Executes a string command. `touch` says whether reads count as accesses for eviction
+/// (false for a client in `CLIENT NO-TOUCH` mode); writes always do.
+pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outcome {
     Ok(match command {
         Command::Get(key) => {
-            let record = node.store.get(&key, now_ms);
+            let record = read(node, &key, now_ms, touch);
             lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
         }
         Command::Set(set) => execute_set(node, set, now_ms)?,
@@ -50,7 +51,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
         Command::MGet(keys) => Reply::Array(
             keys.iter()
                 .map(|key| {
-                    let record = node.store.get(key, now_ms);
+                    let record = read(node, key, now_ms, touch);
                     lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
                 })
                 .collect(),
@@ -71,7 +72,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
             Reply::Integer(1)
         }
         Command::StrLen(key) => {
-            let record = node.store.get(&key, now_ms);
+            let record = read(node, &key, now_ms, touch);
             let len = record
                 .as_ref()
                 .and_then(|r| r.live_value(now_ms))
@@ -93,7 +94,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
             Reply::Integer(stored.map_or(0, |v| v.len()) as i64)
         }
         Command::GetRange { key, start, end } => {
-            let record = node.store.get(&key, now_ms);
+            let record = read(node, &key, now_ms, touch);
             let value = record.as_ref().and_then(|r| r.live_value(now_ms));
             Reply::Bulk(value.map_or_else(Bytes::new, |v| substring(v, start, end)))
         }
@@ -134,10 +135,20 @@ pub(super) fn live(record: Option<&Record>, now_ms: u64) -> Option<&Bytes> {
     record.and_then(|r| r.live_value(now_ms))
 }
 
-/// Whether `key` holds a live value.
+/// The stored record of `key`, read as an access for eviction if `touch`.
+fn read(node: &Node, key: &[u8], now_ms: u64, touch: bool) -> Option<Record> {
+    if touch {
+        node.store.get(key, now_ms)
+    } else {
+        node.store.peek(key, now_ms)
+    }
+}
+
+/// Whether `key` holds a live value; not an access for eviction (Redis's `EXISTS` and
+/// `TYPE` look keys up with `LOOKUP_NOTOUCH`).
 pub(super) fn exists(node: &Node, key: &[u8], now_ms: u64) -> bool {
     node.store
-        .get(key, now_ms)
+        .peek(key, now_ms)
         .is_some_and(|r| r.is_live(now_ms))
 }
 

@@ -5,16 +5,23 @@
 //! - [`token`]: the stable hash that places a key on the ring; engines order keys by it so
 //!   that a token range (and a `SCAN` cursor) can be walked without touching every key.
 //! - [`memory`]: the in-memory engine, [`MemoryStore`].
+//! - [`log`]: the log-structured engine on memory-mapped segment files, [`LogStore`].
+//! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]) and Redis's approximated LRU and
+//!   LFU: per-key access statistics, sampling and the eviction pool.
 //!
 //! Engines sit behind the narrow [`Store`] trait so the server (and later the cluster
 //! coordinator) never depends on how records are kept.
 
 pub mod error;
+pub mod eviction;
+pub mod log;
 pub mod memory;
 pub mod record;
 pub mod token;
 
 pub use error::StoreError;
+pub use eviction::{EvictedKey, EvictionPolicy};
+pub use log::{FsyncPolicy, LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 pub use memory::MemoryStore;
 pub use record::{Record, Version};
 pub use token::key_token;
@@ -64,12 +71,22 @@ pub trait Store: Send + Sync + 'static {
     /// The stored record, tombstones included (callers judge liveness with
     /// [`Record::live_value`]). A value found expired at `now_ms` is reclaimed first (lazy
     /// expiry, as Redis deletes an expired key it touches) and comes back as a tombstone.
+    /// A live value counts as accessed for eviction (LRU clock, LFU counter), as in Redis;
+    /// [`Store::peek`] reads without that.
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record>;
+
+    /// As [`Store::get`], but the read does not count as an access for eviction (`EXISTS`,
+    /// `TTL`, `TYPE`, and every read of a client in `CLIENT NO-TOUCH` mode, as in Redis).
+    /// An engine that keeps no access statistics reads as [`Store::get`] does.
+    fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        self.get(key, now_ms)
+    }
 
     /// Runs `decide` on the key's current record while holding the key's lock, so that a
     /// read-modify-write on one key is atomic against every other call on that key. An
     /// expired value is reclaimed first, as in [`Store::get`]. Returns the record stored
     /// afterwards, once the write is as durable as the engine's fsync policy promises.
+    /// The key counts as accessed for eviction (a write is a use).
     ///
     /// # Errors
     /// [`StoreError`] when the write could not be made durable; nothing was written.
@@ -127,6 +144,29 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         tombstone_before_ms: u64,
     ) -> (ExpireStats, u64);
+
+    /// Removes one key chosen by `policy` to free memory under `maxmemory`, and returns it
+    /// with the bytes freed; `None` when nothing can be evicted (`noeviction`, or no key the
+    /// policy may take: `volatile-*` take only keys with an expiry).
+    ///
+    /// LRU, LFU and TTL are approximated as Redis does: about `samples` keys
+    /// (`maxmemory-samples`) are sampled into a pool of the best candidates kept between
+    /// calls, and the best goes. `random_token` seeds the sampling; `now_ms` judges expiry
+    /// and idle time. An eviction is local: the record is dropped without a tombstone, so
+    /// in a cluster the other replicas keep the key.
+    fn evict(
+        &self,
+        policy: EvictionPolicy,
+        samples: usize,
+        random_token: u64,
+        now_ms: u64,
+    ) -> Option<EvictedKey>;
+
+    /// The current [`StoreStats::used_bytes`], which the server compares with `maxmemory`
+    /// before every write; engines should make it cheaper than [`Store::stats`].
+    fn used_bytes(&self) -> usize {
+        self.stats().used_bytes
+    }
 
     /// Current sizes.
     fn stats(&self) -> StoreStats;

@@ -12,11 +12,26 @@
 //!
 //! Values are copied on insert: the request's `Bytes` share the connection's read buffer,
 //! and keeping a slice of it would pin the whole buffer.
+//!
+//! Eviction (see [`crate::eviction`]): every entry carries its [`KeyAccess`] (8 bytes, which
+//! fit in the entry's alignment padding: an entry is 128 bytes with or without it). Reads
+//! through [`Store::get`] and every write touch it; [`Store::peek`] does not. Sampling
+//! starts at a random shard and takes a run of neighbouring entries from a random place in
+//! its table, moving to the next shards until it has `samples` candidates, as Redis's
+//! `dictGetSomeKeys` takes neighbouring buckets; shards with no candidate are skipped by
+//! their counts without a walk. `used_bytes` is kept in one atomic, updated when a shard's
+//! lock is released, so that the server can check it before every write without locking
+//! 4,096 shards.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
+use crate::eviction::{EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, splitmix64};
 use crate::record::Record;
 use crate::token::key_token;
 use crate::{ExpireStats, Store, StoreError, StoreStats, Update};
@@ -26,26 +41,37 @@ const SHARD_BITS: u32 = 12;
 /// Number of shards; a power of two so the top token bits pick one.
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Estimated bookkeeping bytes per key beyond its key and value bytes (the table slot with
-/// token, key handle and record, the key's and value's allocation headers, load factor),
-/// used for `used_memory`.
+/// token, key handle, record and access statistics, the key's and value's allocation
+/// headers, load factor), used for `used_memory`.
 const ENTRY_OVERHEAD_BYTES: usize = 200;
+/// Times one eviction refills the pool when every candidate in it was gone (deleted or no
+/// longer eligible) before it gives up.
+const EVICTION_ROUNDS_MAX: usize = 16;
 
 /// One key and its record, stored inline in the shard's table.
 struct Entry {
     token: u64,
     key: Bytes,
     record: Record,
+    access: KeyAccess,
 }
 
 #[derive(Default)]
 struct Shard {
     table: HashTable<Entry>,
     stats: StoreStats,
+    /// State of the generator for LFU's coin flips.
+    rng: u64,
+}
+
+/// Bytes a record takes in `used_bytes`.
+fn entry_bytes(key: &[u8], record: &Record) -> usize {
+    key.len() + record.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES
 }
 
 /// Adds (`sign` > 0) or removes one record's share of the shard's counts.
 fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
-    let bytes = key.len() + record.value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD_BYTES;
+    let bytes = entry_bytes(key, record);
     let add = |counter: &mut usize, n: usize| {
         *counter = if sign > 0 {
             *counter + n
@@ -77,12 +103,29 @@ fn reclaim_if_expired(stats: &mut StoreStats, entry: &mut Entry, now_ms: u64) ->
     true
 }
 
+/// Whether `policy` may evict the record now: a live value, with an expiry for `volatile-*`.
+fn evictable(policy: EvictionPolicy, record: &Record, now_ms: u64) -> bool {
+    record.is_live(now_ms) && policy.may_evict(record.expiry_ms.is_some())
+}
+
+/// The wall clock in unix milliseconds, for calls that carry no `now_ms` (merge).
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Shard {
     /// The key's record after reclaiming its value if it expired at `now_ms`: one lookup
-    /// for both, since the lookup's cache misses are most of a GET's cost.
-    fn find_live(&mut self, token: u64, key: &[u8], now_ms: u64) -> Option<&Record> {
-        let entry = self.table.find_mut(token, |e| e.token == token && e.key == key)?;
-        reclaim_if_expired(&mut self.stats, entry, now_ms);
+    /// for both, since the lookup's cache misses are most of a GET's cost. With `touch`, a
+    /// live value counts as accessed.
+    fn find_live(&mut self, token: u64, key: &[u8], now_ms: u64, touch: bool) -> Option<&Record> {
+        let Shard { table, stats, rng } = self;
+        let entry = table.find_mut(token, |e| e.token == token && e.key == key)?;
+        reclaim_if_expired(stats, entry, now_ms);
+        if touch && entry.record.value.is_some() {
+            entry.access.touch(now_ms, splitmix64(rng));
+        }
         Some(&entry.record)
     }
 
@@ -92,28 +135,33 @@ impl Shard {
             .map(|e| &e.record)
     }
 
-    /// Stores `record` for `key`, replacing what was there.
-    fn put(&mut self, token: u64, key: &[u8], record: Record) {
-        account(&mut self.stats, key, &record, 1);
+    /// Stores `record` for `key`, replacing what was there. A key that held no value starts
+    /// fresh access statistics; one that did counts an access if `touch`.
+    fn put(&mut self, token: u64, key: &[u8], record: Record, now_ms: u64, touch: bool) {
+        let Shard { table, stats, rng } = self;
+        account(stats, key, &record, 1);
         let record = Record {
             value: record.value.map(|v| Bytes::copy_from_slice(&v)),
             ..record
         };
-        match self
-            .table
-            .find_mut(token, |e| e.token == token && e.key == key)
-        {
+        match table.find_mut(token, |e| e.token == token && e.key == key) {
             Some(entry) => {
                 let previous = std::mem::replace(&mut entry.record, record);
-                account(&mut self.stats, key, &previous, -1);
+                if previous.value.is_none() {
+                    entry.access = KeyAccess::new(now_ms);
+                } else if touch {
+                    entry.access.touch(now_ms, splitmix64(rng));
+                }
+                account(stats, key, &previous, -1);
             }
             None => {
                 let entry = Entry {
                     token,
                     key: Bytes::copy_from_slice(key),
                     record,
+                    access: KeyAccess::new(now_ms),
                 };
-                self.table.insert_unique(token, entry, |e| e.token);
+                table.insert_unique(token, entry, |e| e.token);
             }
         }
     }
@@ -127,11 +175,78 @@ impl Shard {
             account(&mut self.stats, &entry.key, &entry.record, -1);
         }
     }
+
+    /// Removes `key` outright (no tombstone: an eviction is local) if `policy` may evict
+    /// it; returns the bytes freed.
+    fn evict(
+        &mut self,
+        token: u64,
+        key: &[u8],
+        policy: EvictionPolicy,
+        now_ms: u64,
+    ) -> Option<usize> {
+        let found = self
+            .table
+            .find_entry(token, |e| e.token == token && e.key == key)
+            .ok()?;
+        if !evictable(policy, &found.get().record, now_ms) {
+            return None;
+        }
+        let (entry, _) = found.remove();
+        account(&mut self.stats, &entry.key, &entry.record, -1);
+        Some(entry_bytes(&entry.key, &entry.record))
+    }
+
+    /// Keys `policy` may consider here, by the counts (expired values not yet reclaimed
+    /// included, so this may overcount but never misses a candidate).
+    fn candidates(&self, policy: EvictionPolicy) -> usize {
+        if policy.volatile_only() {
+            self.stats.keys_with_expiry
+        } else {
+            self.stats.keys
+        }
+    }
+}
+
+/// A locked shard that, when released, adds the change of its `used_bytes` to the store's
+/// total.
+struct ShardGuard<'a> {
+    shard: MutexGuard<'a, Shard>,
+    used_bytes_before: usize,
+    used_bytes: &'a AtomicUsize,
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let after = self.shard.stats.used_bytes;
+        if after != self.used_bytes_before {
+            // Modular arithmetic: a decrease is added as its two's complement.
+            self.used_bytes
+                .fetch_add(after.wrapping_sub(self.used_bytes_before), Relaxed);
+        }
+    }
 }
 
 /// Records kept in memory only; lost on restart. The pure-cache engine.
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
+    /// Sum of the shards' `used_bytes`, see [`ShardGuard`].
+    used_bytes: AtomicUsize,
+    /// Eviction candidates kept between evictions. Locked before any shard, never after.
+    pool: Mutex<EvictionPool>,
 }
 
 impl Default for MemoryStore {
@@ -144,7 +259,16 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|index| {
+                    Mutex::new(Shard {
+                        rng: index as u64,
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
+            used_bytes: AtomicUsize::new(0),
+            pool: Mutex::new(EvictionPool::default()),
         }
     }
 
@@ -157,8 +281,18 @@ impl MemoryStore {
         (index as u64) << (64 - SHARD_BITS)
     }
 
-    fn shard(&self, token: u64) -> &Mutex<Shard> {
-        &self.shards[Self::shard_of(token)]
+    /// Locks shard `index`; every shard lock goes through here so `used_bytes` stays exact.
+    fn lock(&self, index: usize) -> ShardGuard<'_> {
+        let shard = self.shards[index].lock();
+        ShardGuard {
+            used_bytes_before: shard.stats.used_bytes,
+            shard,
+            used_bytes: &self.used_bytes,
+        }
+    }
+
+    fn shard(&self, token: u64) -> ShardGuard<'_> {
+        self.lock(Self::shard_of(token))
     }
 
     /// Walks shards from the one holding `cursor` until about `count` records were handed
@@ -174,7 +308,7 @@ impl MemoryStore {
         let first = Self::shard_of(cursor);
         for index in first..SHARDS {
             let from = if index == first { cursor } else { 0 };
-            visited += visit(&mut self.shards[index].lock(), from);
+            visited += visit(&mut self.lock(index), from);
             if visited >= count.max(1) {
                 return if index + 1 < SHARDS {
                     Self::shard_start(index + 1)
@@ -185,12 +319,108 @@ impl MemoryStore {
         }
         0
     }
+
+    /// Offers up to `samples` keys that `policy` may evict to the pool: a run of neighbours
+    /// from a random place of a random shard, then of the following shards (at most one lap
+    /// of the ring). Expired values passed on the way are reclaimed. Returns the number
+    /// offered.
+    fn sample_into(
+        &self,
+        pool: &mut EvictionPool,
+        policy: EvictionPolicy,
+        samples: usize,
+        random: &mut u64,
+        now_ms: u64,
+    ) -> usize {
+        let ranking = policy.ranking();
+        let start = Self::shard_of(splitmix64(random));
+        let mut offered = 0;
+        for step in 0..SHARDS {
+            if offered >= samples {
+                break;
+            }
+            let mut guard = self.lock((start + step) % SHARDS);
+            if guard.candidates(policy) == 0 {
+                continue;
+            }
+            let Shard { table, stats, .. } = &mut *guard;
+            let len = table.len();
+            let offset = (splitmix64(random) % len as u64) as usize;
+            // From the offset to the end, then from the start to the offset.
+            for (skip, take) in [(offset, len - offset), (0, offset)] {
+                for entry in table.iter_mut().skip(skip).take(take) {
+                    if offered >= samples {
+                        break;
+                    }
+                    reclaim_if_expired(stats, entry, now_ms);
+                    if !evictable(policy, &entry.record, now_ms) {
+                        continue;
+                    }
+                    let score =
+                        entry
+                            .access
+                            .eviction_score(ranking, entry.record.expiry_ms, now_ms);
+                    pool.offer(score, entry.token, &entry.key);
+                    offered += 1;
+                }
+            }
+        }
+        offered
+    }
+
+    /// Evicts a random key that `policy` may evict: a random one of a random shard holding
+    /// candidates (at most one lap of the ring).
+    fn evict_random(
+        &self,
+        policy: EvictionPolicy,
+        random: &mut u64,
+        now_ms: u64,
+    ) -> Option<EvictedKey> {
+        let start = Self::shard_of(splitmix64(random));
+        for step in 0..SHARDS {
+            let mut guard = self.lock((start + step) % SHARDS);
+            let candidates = guard.candidates(policy);
+            if candidates == 0 {
+                continue;
+            }
+            let pick = (splitmix64(random) % candidates as u64) as usize;
+            let mut chosen = None;
+            let mut seen = 0;
+            let Shard { table, stats, .. } = &mut *guard;
+            // The pick-th candidate, or the last one if expired values made the count high.
+            for entry in table.iter_mut() {
+                reclaim_if_expired(stats, entry, now_ms);
+                if evictable(policy, &entry.record, now_ms) {
+                    chosen = Some((entry.token, entry.key.clone()));
+                    if seen == pick {
+                        break;
+                    }
+                    seen += 1;
+                }
+            }
+            if let Some((token, key)) = chosen
+                && let Some(bytes_freed) = guard.evict(token, &key, policy, now_ms)
+            {
+                return Some(EvictedKey { key, bytes_freed });
+            }
+        }
+        None
+    }
 }
 
 impl Store for MemoryStore {
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
-        self.shard(token).lock().find_live(token, key, now_ms).cloned()
+        self.shard(token)
+            .find_live(token, key, now_ms, true)
+            .cloned()
+    }
+
+    fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        let token = key_token(key);
+        self.shard(token)
+            .find_live(token, key, now_ms, false)
+            .cloned()
     }
 
     fn update(
@@ -200,11 +430,13 @@ impl Store for MemoryStore {
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Result<Option<Record>, StoreError> {
         let token = key_token(key);
-        let mut shard = self.shard(token).lock();
-        Ok(match decide(shard.find_live(token, key, now_ms)) {
+        let mut shard = self.shard(token);
+        // A write looks the key up as an access, as Redis's lookupKeyWrite does; the put
+        // below then does not count a second one.
+        Ok(match decide(shard.find_live(token, key, now_ms, true)) {
             Update::Keep => shard.find(token, key).cloned(),
             Update::Put(record) => {
-                shard.put(token, key, record.clone());
+                shard.put(token, key, record.clone(), now_ms, false);
                 Some(record)
             }
         })
@@ -212,12 +444,12 @@ impl Store for MemoryStore {
 
     fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
         let token = key_token(key);
-        let mut shard = self.shard(token).lock();
+        let mut shard = self.shard(token);
         let mut merged = shard.find(token, key).cloned().unwrap_or_default();
         if !merged.merge(incoming) {
             return Ok(false);
         }
-        shard.put(token, key, merged);
+        shard.put(token, key, merged, wall_clock_ms(), true);
         Ok(true)
     }
 
@@ -230,7 +462,7 @@ impl Store for MemoryStore {
     ) -> u64 {
         self.walk(cursor, count, &mut |shard, from| {
             let mut visited = 0;
-            let Shard { table, stats } = shard;
+            let Shard { table, stats, .. } = shard;
             for entry in table.iter_mut().filter(|e| e.token >= from) {
                 reclaim_if_expired(stats, entry, now_ms);
                 visit(&entry.key, &entry.record);
@@ -247,8 +479,8 @@ impl Store for MemoryStore {
         let mut probes = 0;
         let start = Self::shard_of(random_token);
         for step in 0..SHARDS {
-            let mut shard = self.shards[(start + step) % SHARDS].lock();
-            let Shard { table, stats } = &mut *shard;
+            let mut shard = self.lock((start + step) % SHARDS);
+            let Shard { table, stats, .. } = &mut *shard;
             for entry in table.iter_mut() {
                 reclaim_if_expired(stats, entry, now_ms);
                 if entry.record.is_live(now_ms) {
@@ -264,9 +496,16 @@ impl Store for MemoryStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
-        for shard in self.shards.iter() {
-            *shard.lock() = Shard::default();
+        let mut pool = self.pool.lock();
+        for index in 0..SHARDS {
+            let mut shard = self.lock(index);
+            let rng = shard.rng;
+            *shard = Shard {
+                rng,
+                ..Shard::default()
+            };
         }
+        pool.clear();
         Ok(())
     }
 
@@ -306,6 +545,8 @@ impl Store for MemoryStore {
                         value: None,
                         ..record
                     },
+                    now_ms,
+                    false,
                 );
                 stats.expired += 1;
             }
@@ -317,6 +558,52 @@ impl Store for MemoryStore {
             visited
         });
         (stats, next)
+    }
+
+    fn evict(
+        &self,
+        policy: EvictionPolicy,
+        samples: usize,
+        random_token: u64,
+        now_ms: u64,
+    ) -> Option<EvictedKey> {
+        let mut random = random_token;
+        match policy.ranking() {
+            Ranking::None => None,
+            Ranking::Random => self.evict_random(policy, &mut random, now_ms),
+            Ranking::Lru | Ranking::Lfu | Ranking::Ttl => {
+                let mut pool = self.pool.lock();
+                pool.use_policy(policy);
+                for _ in 0..EVICTION_ROUNDS_MAX {
+                    let offered =
+                        self.sample_into(&mut pool, policy, samples.max(1), &mut random, now_ms);
+                    if offered == 0 && pool.is_empty() {
+                        return None;
+                    }
+                    // The best candidate still there goes; those gone since they were pooled
+                    // are dropped on the way, as in Redis.
+                    while let Some(candidate) = pool.pop_best() {
+                        let freed = self.shard(candidate.token).evict(
+                            candidate.token,
+                            &candidate.key,
+                            policy,
+                            now_ms,
+                        );
+                        if let Some(bytes_freed) = freed {
+                            return Some(EvictedKey {
+                                key: candidate.key,
+                                bytes_freed,
+                            });
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.used_bytes.load(Relaxed)
     }
 
     fn stats(&self) -> StoreStats {
@@ -336,6 +623,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eviction::splitmix64;
     use crate::record::Version;
     use proptest::prelude::*;
     use std::collections::BTreeMap as Model;
@@ -348,10 +636,12 @@ mod tests {
     fn scan_visits_every_key_once_across_calls() {
         let store = MemoryStore::new();
         for i in 0..1000u64 {
-            store.merge(
-                format!("k{i}").as_bytes(),
-                &Record::new(Bytes::from("x"), None, v(i + 1)),
-            );
+            store
+                .merge(
+                    format!("k{i}").as_bytes(),
+                    &Record::new(Bytes::from("x"), None, v(i + 1)),
+                )
+                .unwrap();
         }
         let mut seen = Vec::new();
         let mut cursor = 0;
@@ -371,7 +661,11 @@ mod tests {
     fn an_older_write_loses_to_a_newer_tombstone() {
         let store = MemoryStore::new();
         store.merge(b"k", &Record::tombstone(v(10))).unwrap();
-        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(5))).unwrap());
+        assert!(
+            !store
+                .merge(b"k", &Record::new(Bytes::from("old"), None, v(5)))
+                .unwrap()
+        );
         assert_eq!(store.get(b"k", 0).unwrap().value, None);
     }
 
@@ -382,11 +676,15 @@ mod tests {
             hlc: 1_000 << Version::LOGICAL_BITS,
             node: 1,
         };
-        store.merge(
-            b"gone",
-            &Record::new(Bytes::from("x"), Some(2_000), version),
-        );
-        store.merge(b"kept", &Record::new(Bytes::from("x"), None, version)).unwrap();
+        store
+            .merge(
+                b"gone",
+                &Record::new(Bytes::from("x"), Some(2_000), version),
+            )
+            .unwrap();
+        store
+            .merge(b"kept", &Record::new(Bytes::from("x"), None, version))
+            .unwrap();
         let (stats, _) = store.expire_step(0, 100, 3_000, 0);
         assert_eq!(stats.expired, 1);
         assert_eq!(store.stats().keys, 1);
@@ -400,12 +698,220 @@ mod tests {
     #[test]
     fn reading_an_expired_key_reclaims_it_as_a_tombstone_with_its_versions() {
         let store = MemoryStore::new();
-        store.merge(b"k", &Record::new(Bytes::from("x"), Some(2_000), v(7))).unwrap();
+        store
+            .merge(b"k", &Record::new(Bytes::from("x"), Some(2_000), v(7)))
+            .unwrap();
         assert_eq!(store.stats().keys, 1);
         let record = store.get(b"k", 2_000).unwrap();
         assert_eq!((record.value, record.value_version), (None, v(7)));
         assert_eq!((store.stats().keys, store.stats().expired), (0, 1));
-        assert!(!store.merge(b"k", &Record::new(Bytes::from("old"), None, v(6))).unwrap());
+        assert!(
+            !store
+                .merge(b"k", &Record::new(Bytes::from("old"), None, v(6)))
+                .unwrap()
+        );
+    }
+
+    /// Writes `key` at `now_ms` (a SET), with an absolute expiry if given.
+    fn set(store: &MemoryStore, key: &str, expiry_ms: Option<u64>, now_ms: u64) {
+        let record = Record::new(Bytes::from("value"), expiry_ms, v(now_ms));
+        store
+            .update(key.as_bytes(), now_ms, &mut |_| Update::Put(record.clone()))
+            .unwrap();
+    }
+
+    /// Evicts `n` keys and returns their names.
+    fn evict_n(
+        store: &MemoryStore,
+        policy: EvictionPolicy,
+        samples: usize,
+        n: usize,
+        now_ms: u64,
+    ) -> Vec<String> {
+        let mut random = 7;
+        (0..n)
+            .map_while(|_| store.evict(policy, samples, splitmix64(&mut random), now_ms))
+            .map(|e| String::from_utf8(e.key.to_vec()).unwrap())
+            .collect()
+    }
+
+    const T0: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn an_entry_with_its_access_statistics_stays_128_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 128);
+    }
+
+    #[test]
+    fn lru_evicts_the_least_recently_used_keys_when_sampling_all() {
+        let store = MemoryStore::new();
+        for i in 0..100 {
+            set(&store, &format!("k{i}"), None, T0);
+        }
+        for i in 0..50 {
+            store.get(format!("k{i}").as_bytes(), T0 + 10_000);
+        }
+        let victims = evict_n(&store, EvictionPolicy::AllKeysLru, 1_000, 50, T0 + 20_000);
+        assert_eq!(victims.len(), 50);
+        for victim in &victims {
+            let i: usize = victim[1..].parse().unwrap();
+            assert!(i >= 50, "{victim} was read recently but evicted");
+        }
+        assert_eq!(store.stats().keys, 50);
+    }
+
+    #[test]
+    fn lru_with_five_samples_mostly_evicts_idle_keys() {
+        let store = MemoryStore::new();
+        for i in 0..1000 {
+            set(&store, &format!("k{i}"), None, T0);
+        }
+        for i in 0..500 {
+            store.get(format!("k{i}").as_bytes(), T0 + 10_000);
+        }
+        let victims = evict_n(&store, EvictionPolicy::AllKeysLru, 5, 200, T0 + 20_000);
+        let idle = victims
+            .iter()
+            .filter(|k| k[1..].parse::<usize>().unwrap() >= 500)
+            .count();
+        assert!(idle >= 180, "only {idle} of 200 victims were idle keys");
+    }
+
+    #[test]
+    fn reads_by_peek_do_not_count_as_accesses() {
+        let store = MemoryStore::new();
+        set(&store, "peeked", None, T0);
+        set(&store, "read", None, T0);
+        store.peek(b"peeked", T0 + 10_000);
+        store.get(b"read", T0 + 10_000);
+        let victims = evict_n(&store, EvictionPolicy::AllKeysLru, 100, 1, T0 + 20_000);
+        assert_eq!(victims, ["peeked"]);
+    }
+
+    #[test]
+    fn lfu_evicts_the_least_frequently_used_keys() {
+        let store = MemoryStore::new();
+        for i in 0..100 {
+            set(&store, &format!("k{i}"), None, T0);
+        }
+        for i in 0..50 {
+            for _ in 0..20 {
+                store.get(format!("k{i}").as_bytes(), T0);
+            }
+        }
+        let victims = evict_n(&store, EvictionPolicy::AllKeysLfu, 1_000, 50, T0);
+        for victim in &victims {
+            let i: usize = victim[1..].parse().unwrap();
+            assert!(i >= 50, "{victim} was read often but evicted");
+        }
+        assert_eq!(victims.len(), 50);
+    }
+
+    #[test]
+    fn volatile_ttl_evicts_the_nearest_expiry_first_and_never_keys_without_one() {
+        let store = MemoryStore::new();
+        for i in 0..20u64 {
+            set(&store, &format!("ttl{i:02}"), Some(T0 + 1_000_000 + i), T0);
+            set(&store, &format!("plain{i:02}"), None, T0);
+        }
+        let victims = evict_n(&store, EvictionPolicy::VolatileTtl, 1_000, 100, T0);
+        let expected: Vec<String> = (0..20).map(|i| format!("ttl{i:02}")).collect();
+        assert_eq!(victims, expected);
+        assert_eq!(store.stats().keys, 20);
+    }
+
+    #[test]
+    fn volatile_policies_never_evict_keys_without_an_expiry() {
+        for policy in [
+            EvictionPolicy::VolatileLru,
+            EvictionPolicy::VolatileLfu,
+            EvictionPolicy::VolatileRandom,
+            EvictionPolicy::VolatileTtl,
+        ] {
+            let store = MemoryStore::new();
+            for i in 0..200 {
+                let expiry = (i % 4 == 0).then_some(T0 + 1_000_000);
+                set(&store, &format!("k{i}"), expiry, T0);
+            }
+            let victims = evict_n(&store, policy, 5, 1_000, T0);
+            assert_eq!(victims.len(), 50, "{policy}");
+            for victim in &victims {
+                let i: usize = victim[1..].parse().unwrap();
+                assert_eq!(i % 4, 0, "{policy} evicted {victim} without an expiry");
+            }
+            assert_eq!(store.stats().keys, 150);
+            assert_eq!(store.evict(policy, 5, 1, T0), None);
+        }
+    }
+
+    #[test]
+    fn random_eviction_spreads_over_the_keys() {
+        for policy in [
+            EvictionPolicy::AllKeysRandom,
+            EvictionPolicy::VolatileRandom,
+        ] {
+            let store = MemoryStore::new();
+            for i in 0..1000 {
+                set(&store, &format!("k{i}"), Some(T0 + 1_000_000), T0);
+            }
+            let victims = evict_n(&store, policy, 5, 500, T0);
+            let low = victims
+                .iter()
+                .filter(|k| k[1..].parse::<usize>().unwrap() < 500)
+                .count();
+            assert_eq!(victims.len(), 500);
+            assert!(
+                (200..=300).contains(&low),
+                "{policy}: {low} of 500 from the low half"
+            );
+        }
+    }
+
+    #[test]
+    fn an_eviction_is_local_and_gives_back_its_bytes() {
+        let store = MemoryStore::new();
+        set(&store, "k", None, T0);
+        let before = store.used_bytes();
+        assert_eq!(before, store.stats().used_bytes);
+        let evicted = store.evict(EvictionPolicy::AllKeysLru, 5, 1, T0).unwrap();
+        assert_eq!(evicted.key, Bytes::from("k"));
+        assert_eq!(before - evicted.bytes_freed, store.used_bytes());
+        assert_eq!(store.used_bytes(), 0);
+        // No tombstone: the key is simply gone, and an older write may fill it again.
+        assert_eq!(store.stats().tombstones, 0);
+        assert!(store.get(b"k", T0).is_none());
+        assert_eq!(store.evict(EvictionPolicy::AllKeysLru, 5, 1, T0), None);
+    }
+
+    #[test]
+    fn noeviction_evicts_nothing() {
+        let store = MemoryStore::new();
+        set(&store, "k", None, T0);
+        assert_eq!(store.evict(EvictionPolicy::NoEviction, 5, 1, T0), None);
+    }
+
+    #[test]
+    fn expired_keys_are_reclaimed_not_evicted_while_sampling() {
+        let store = MemoryStore::new();
+        set(&store, "gone", Some(T0 + 10), T0);
+        set(&store, "kept", None, T0);
+        let victims = evict_n(&store, EvictionPolicy::VolatileTtl, 5, 1, T0 + 20);
+        assert!(victims.is_empty());
+        assert_eq!((store.stats().keys, store.stats().expired), (1, 1));
+    }
+
+    #[test]
+    fn used_bytes_stays_equal_to_the_sum_of_the_shards() {
+        let store = MemoryStore::new();
+        for i in 0..500 {
+            set(&store, &format!("k{i}"), Some(T0 + (i % 7) * 1_000), T0);
+        }
+        store.expire_step(0, 10_000, T0 + 3_500, 0);
+        evict_n(&store, EvictionPolicy::AllKeysLfu, 5, 100, T0);
+        store.merge(b"m", &Record::tombstone(v(1))).unwrap();
+        assert_eq!(store.used_bytes(), store.stats().used_bytes);
+        store.clear().unwrap();
+        assert_eq!(store.used_bytes(), 0);
     }
 
     #[derive(Debug, Clone)]

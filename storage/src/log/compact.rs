@@ -1,0 +1,241 @@
+//! Compaction: rewrites a sealed segment whose dead bytes pass the threshold into a new,
+//! smaller segment holding only what must survive, then retires the old file.
+//!
+//! Per record of the input segment S:
+//! - referenced by the keydir: kept (an expired value is rewritten as a tombstone with the
+//!   same versions), except a tombstone older than the last `tombstone_before_ms` in the
+//!   oldest segment, which is dropped with its keydir entry;
+//! - not referenced, and the keydir holds a newer record of the key: dropped;
+//! - not referenced, a value that is not expired: dropped (a newer tombstone shadows it);
+//! - not referenced, a tombstone or expired value: kept unless S is the oldest segment,
+//!   because it may still shadow an older value in an older segment (the bitcask
+//!   resurrection). "Oldest" is by seq, the age order of the data: a compaction output takes
+//!   its input's seq + 1, so it stays in its input's place.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::LogError;
+use super::format::{self, HEADER_BYTES, SegmentHeader};
+use super::store::{Entry, Inner, Kind, Segment, account, segment_name, shard_of};
+use crate::record::Record;
+use crate::token::key_token;
+
+/// A record to copy: where it was, its new bytes, whether the keydir should follow it.
+struct Copy {
+    token: u64,
+    from: usize,
+    bytes: Vec<u8>,
+    referenced: bool,
+}
+
+impl Inner {
+    /// Compacts every sealed segment past the dead ratio. Returns how many.
+    pub fn compact(&self, now_ms: u64, bytes_per_s: u64) -> Result<usize, LogError> {
+        let _maintenance = self.maintenance.lock();
+        let mut candidates: Vec<Arc<Segment>> = self
+            .segments
+            .read()
+            .values()
+            .filter(|s| {
+                let written = s.written_bytes();
+                let dead = written.saturating_sub(s.live_bytes.load(Ordering::Relaxed));
+                s.sealed.load(Ordering::Acquire)
+                    && written > 0
+                    && dead as f64 >= written as f64 * self.options.compaction_dead_ratio
+            })
+            .cloned()
+            .collect();
+        candidates.sort_by_key(|s| s.seq);
+        let mut done = 0;
+        for segment in candidates {
+            if self.is_poisoned() {
+                break;
+            }
+            self.compact_segment(&segment, now_ms, bytes_per_s)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    fn compact_segment(
+        &self,
+        input: &Arc<Segment>,
+        now_ms: u64,
+        bytes_per_s: u64,
+    ) -> Result<(), LogError> {
+        let started = Instant::now();
+        let oldest = self
+            .segments
+            .read()
+            .values()
+            .map(|s| s.seq)
+            .min()
+            .is_some_and(|seq| seq == input.seq);
+        let tombstone_before_ms = self.tombstone_before_ms.load(Ordering::Relaxed);
+        let map = &input.map[..];
+        let end = input.end.load(Ordering::Acquire);
+        let mut copies = Vec::new();
+        let mut at = HEADER_BYTES;
+        while at < end {
+            let Some(header) = format::check_record(map, at, end) else {
+                // A damaged region found at recovery: skip to the next valid record.
+                at += format::RECORD_ALIGN;
+                continue;
+            };
+            let here = at;
+            at += header.bytes();
+            let (key, mut record) = format::read_record(&input.map, here, &header);
+            let token = key_token(&key);
+            let mut shard = self.shards[shard_of(token)].lock();
+            let segments = self.segments.read();
+            let current = Inner::find(&segments, &mut shard.table, token, &key).map(|e| *e);
+            let referenced = current.is_some_and(|e| e.segment == input.id && e.offset() == here);
+            let tombstone_like = record.value.is_none()
+                || !record.is_live(now_ms)
+                || current.is_some_and(|e| referenced && e.reclaimed());
+            let keep = if referenced {
+                let droppable =
+                    tombstone_like && oldest && record.version().unix_ms() < tombstone_before_ms;
+                if droppable {
+                    let entry = current.expect("referenced");
+                    if let Ok(slot) = shard.table.find_entry(token, |e| *e == entry) {
+                        slot.remove();
+                        self.forget(&segments, &mut shard.stats, entry);
+                        self.tombstones_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                !droppable
+            } else {
+                let newer = current
+                    .and_then(|e| Inner::load(&segments, e))
+                    .is_some_and(|(_, found)| found.header.versions() >= header.versions());
+                !newer && tombstone_like && !oldest
+            };
+            if keep {
+                if tombstone_like {
+                    record = Record {
+                        value: None,
+                        ..record
+                    };
+                }
+                let mut bytes = Vec::new();
+                format::encode_record(&key, &record, &mut bytes);
+                copies.push(Copy {
+                    token,
+                    from: here,
+                    bytes,
+                    referenced,
+                });
+            }
+            drop(segments);
+            drop(shard);
+            throttle(started, (at - HEADER_BYTES) as u64, bytes_per_s);
+        }
+
+        if copies.is_empty() {
+            return self.retire(input, 0);
+        }
+        let id = {
+            let mut writer = self.writer.lock();
+            let id = writer.next_id;
+            writer.next_id += 1;
+            id
+        };
+        let total: usize = copies.iter().map(|c| c.bytes.len()).sum();
+        let len = (HEADER_BYTES + total) as u64;
+        let tmp = format!("{}.tmp", segment_name(id));
+        let file = self
+            .backend
+            .create(&tmp, len)
+            .map_err(LogError::io("creating a compaction output"))?;
+        let header = format::encode_header(&SegmentHeader {
+            id,
+            seq: input.seq + 1,
+            segment_bytes: len,
+        });
+        let mut out = Vec::with_capacity(HEADER_BYTES + total);
+        out.extend_from_slice(&header);
+        let mut offsets = Vec::with_capacity(copies.len());
+        for copy in &copies {
+            offsets.push(out.len());
+            out.extend_from_slice(&copy.bytes);
+        }
+        file.write_at(&out, 0)
+            .and_then(|()| file.sync_data())
+            .and_then(|()| self.backend.rename(&tmp, &segment_name(id)))
+            .map_err(LogError::io("writing a compaction output"))?;
+        let map = file
+            .map()
+            .map_err(LogError::io("mapping a compaction output"))?;
+        let output = Arc::new(Segment::new(id, input.seq + 1, file, map, out.len()));
+        output.sealed.store(true, Ordering::Release);
+        output.synced.store(true, Ordering::Release);
+        self.segments.write().insert(id, output.clone());
+
+        // Point the keydir at the copies whose key still has the record we copied.
+        for (copy, &offset) in copies.iter().zip(&offsets) {
+            let size = copy.bytes.len() as u64;
+            if !copy.referenced {
+                // A tombstone kept on disk for shadowing: live for the dead-ratio count.
+                output.live_bytes.fetch_add(size, Ordering::Relaxed);
+                continue;
+            }
+            let mut shard = self.shards[shard_of(copy.token)].lock();
+            let segments = self.segments.read();
+            let found = shard.table.find_mut(copy.token, |e| {
+                e.token == copy.token && e.segment == input.id && e.offset() == copy.from
+            });
+            if let Some(entry) = found {
+                let old = *entry;
+                let new = Entry {
+                    token: copy.token,
+                    segment: id,
+                    slot: offset as u32,
+                };
+                *entry = new;
+                let new_header = output.header_at(offset).expect("just written");
+                self.forget(&segments, &mut shard.stats, old);
+                account(&mut shard.stats, Kind::of(&new_header, false), true);
+                let old_had_value = !old.reclaimed()
+                    && input
+                        .header_at(copy.from)
+                        .is_some_and(|h| !h.is_tombstone());
+                if old_had_value && new_header.is_tombstone() {
+                    // An expired value the keydir had not reclaimed yet became a tombstone.
+                    shard.stats.expired += 1;
+                }
+                output.live_bytes.fetch_add(size, Ordering::Relaxed);
+            }
+        }
+
+        self.retire(input, len)
+    }
+
+    /// Takes a compacted segment out of the store; `replaced_by_bytes` is its output's size.
+    fn retire(&self, input: &Arc<Segment>, replaced_by_bytes: u64) -> Result<(), LogError> {
+        self.segments.write().remove(&input.id);
+        input
+            .file
+            .retire()
+            .map_err(LogError::io("retiring a compacted segment"))?;
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        self.bytes_reclaimed.fetch_add(
+            (input.map.len() as u64).saturating_sub(replaced_by_bytes),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+}
+
+/// Sleeps as long as needed to keep `bytes` since `started` under `bytes_per_s` (0: none).
+fn throttle(started: Instant, bytes: u64, bytes_per_s: u64) {
+    if bytes_per_s == 0 {
+        return;
+    }
+    let due = Duration::from_secs_f64(bytes as f64 / bytes_per_s as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait.min(Duration::from_millis(100)));
+    }
+}

@@ -1,0 +1,893 @@
+//! The engine: the keydir, appends, group commit, poisoning and the `Store` methods.
+//!
+//! Locks, always taken in this order: a keydir shard, then the writer, then the segment
+//! table. A reader takes a shard, then the segment table. Compaction and snapshots hold the
+//! maintenance lock and take the others one at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::backend::{SegmentFile, StorageBackend};
+use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
+use super::{FsyncPolicy, LogOptions, LogStats};
+use crate::record::Record;
+use crate::token::key_token;
+use crate::{EvictedKey, EvictionPolicy, ExpireStats, Store, StoreError, StoreStats, Update};
+
+/// log2 of the number of keydir shards.
+pub(super) const SHARD_BITS: u32 = 12;
+/// Number of keydir shards; shard `i` holds the tokens whose top bits are `i`.
+pub(super) const SHARDS: usize = 1 << SHARD_BITS;
+/// Estimated bytes per key of bookkeeping for `used_bytes`: a 16-byte keydir entry plus a
+/// control byte, at the table's load factor (measured, see docs/storage.md).
+const ENTRY_OVERHEAD_BYTES: usize = 24;
+
+/// Keydir entry flag (in the low bits of the offset, which is a multiple of 8): the value
+/// expired and was reclaimed; the record reads as a tombstone.
+pub(super) const SLOT_RECLAIMED: u32 = 1;
+const SLOT_FLAGS: u32 = 7;
+
+/// Where a key's newest record is: 16 bytes. The key itself is not kept in memory: it is
+/// compared in the mapped segment, which only happens for an entry whose 64-bit token
+/// matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub token: u64,
+    pub segment: u32,
+    /// Offset of the record in the segment, with `SLOT_*` flags in the low 3 bits.
+    pub slot: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
+
+impl Entry {
+    pub fn offset(self) -> usize {
+        (self.slot & !SLOT_FLAGS) as usize
+    }
+
+    pub fn reclaimed(self) -> bool {
+        self.slot & SLOT_RECLAIMED != 0
+    }
+}
+
+/// One shard of the keydir.
+#[derive(Default)]
+pub(super) struct Shard {
+    pub table: HashTable<Entry>,
+    pub stats: StoreStats,
+}
+
+/// What the keydir counts of a record.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Kind {
+    pub key_len: usize,
+    pub value_len: usize,
+    pub tombstone: bool,
+    pub expiry: bool,
+}
+
+impl Kind {
+    pub fn of(header: &RecordHeader, reclaimed: bool) -> Kind {
+        let tombstone = header.is_tombstone() || reclaimed;
+        Kind {
+            key_len: header.key_len as usize,
+            value_len: if tombstone {
+                0
+            } else {
+                header.value_len as usize
+            },
+            tombstone,
+            expiry: header.expiry_ms.is_some(),
+        }
+    }
+}
+
+/// Adds (`add`) or removes one record's share of a shard's counts.
+pub(super) fn account(stats: &mut StoreStats, kind: Kind, add: bool) {
+    let change = |counter: &mut usize, n: usize| {
+        *counter = if add {
+            *counter + n
+        } else {
+            counter.saturating_sub(n)
+        };
+    };
+    change(
+        &mut stats.used_bytes,
+        kind.key_len + kind.value_len + ENTRY_OVERHEAD_BYTES,
+    );
+    if kind.tombstone {
+        change(&mut stats.tombstones, 1);
+    } else {
+        change(&mut stats.keys, 1);
+        if kind.expiry {
+            change(&mut stats.keys_with_expiry, 1);
+        }
+    }
+}
+
+/// One segment file: its map, how far it is written, and how much of it is live.
+pub(super) struct Segment {
+    pub id: u32,
+    pub seq: u64,
+    pub file: Arc<dyn SegmentFile>,
+    /// The whole file, mapped read-only.
+    pub map: Bytes,
+    /// End of the appended records, published with Release after the pwrite.
+    pub end: AtomicUsize,
+    /// Bytes of records the keydir references, plus tombstones kept on disk.
+    pub live_bytes: AtomicU64,
+    /// No more appends; only sealed segments are compacted or snapshotted.
+    pub sealed: AtomicBool,
+    /// Every byte appended is durable.
+    pub synced: AtomicBool,
+}
+
+impl Segment {
+    pub fn new(id: u32, seq: u64, file: Arc<dyn SegmentFile>, map: Bytes, end: usize) -> Segment {
+        Segment {
+            id,
+            seq,
+            file,
+            map,
+            end: AtomicUsize::new(end),
+            live_bytes: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+        }
+    }
+
+    /// Bytes of records written in it.
+    pub fn written_bytes(&self) -> u64 {
+        (self
+            .end
+            .load(Ordering::Acquire)
+            .saturating_sub(HEADER_BYTES)) as u64
+    }
+
+    /// The header of the record at `offset`, if one can be read there.
+    pub fn header_at(&self, offset: usize) -> Option<RecordHeader> {
+        RecordHeader::parse(self.map.get(offset..)?)
+    }
+
+    /// The key of the record at `offset` (empty if none can be read there).
+    pub fn key_at(&self, offset: usize) -> &[u8] {
+        let Some(header) = self.header_at(offset) else {
+            return &[];
+        };
+        let at = offset + format::RECORD_HEADER_BYTES;
+        self.map
+            .get(at..at + header.key_len as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// The file name of segment `id`.
+pub(super) fn segment_name(id: u32) -> String {
+    format!("{id:08x}.seg")
+}
+
+pub(super) type Segments = HashMap<u32, Arc<Segment>>;
+
+/// The append side: the active segment and what is not yet durable.
+pub(super) struct Writer {
+    pub active: Arc<Segment>,
+    pub next_id: u32,
+    /// Bytes appended since open, over all segments: the log position.
+    pub appended: u64,
+    /// Sealed segments with appends not yet fsynced.
+    pub unsynced: Vec<Arc<Segment>>,
+}
+
+#[derive(Default)]
+pub(super) struct SyncState {
+    /// Log position known durable.
+    pub synced: u64,
+    /// A thread is fsyncing now; others wait for it.
+    pub syncing: bool,
+}
+
+/// The background thread's mailbox.
+#[derive(Default)]
+pub(super) struct Background {
+    pub stop: bool,
+    /// A segment was sealed or compacted since the last snapshot.
+    pub snapshot_due: bool,
+}
+
+/// Everything shared by the store handle and its background thread.
+pub(super) struct Inner {
+    pub backend: Arc<dyn StorageBackend>,
+    pub options: LogOptions,
+    pub shards: Box<[Mutex<Shard>]>,
+    pub segments: RwLock<Segments>,
+    pub writer: Mutex<Writer>,
+    pub sync_state: Mutex<SyncState>,
+    pub sync_done: Condvar,
+    pub poisoned: AtomicBool,
+    pub poison_reason: Mutex<Option<String>>,
+    pub background: Mutex<Background>,
+    pub background_wake: Condvar,
+    /// Held by compaction and snapshots, which must not run at once.
+    pub maintenance: Mutex<()>,
+    /// The last `tombstone_before_ms` given to `expire_step` (0: none yet, keep all).
+    pub tombstone_before_ms: AtomicU64,
+    pub compactions: AtomicU64,
+    pub bytes_reclaimed: AtomicU64,
+    pub tombstones_dropped: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub fsyncs: AtomicU64,
+}
+
+/// The log-structured store. Open it with [`LogStore::open`]; see the module docs.
+pub struct LogStore {
+    pub(super) inner: Arc<Inner>,
+    pub(super) thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        // No sync here: a drop without `sync()` is what a crash looks like to the tests,
+        // and a graceful shutdown calls `sync()` first.
+        self.inner.background.lock().stop = true;
+        self.inner.background_wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub(super) fn shard_of(token: u64) -> usize {
+    (token >> (64 - SHARD_BITS)) as usize
+}
+
+fn shard_start(index: usize) -> u64 {
+    (index as u64) << (64 - SHARD_BITS)
+}
+
+/// A keydir entry read back: the entry, its record's header and the record.
+pub(super) struct Found {
+    pub entry: Entry,
+    pub header: RecordHeader,
+    pub record: Record,
+}
+
+impl Inner {
+    pub fn new_shards() -> Box<[Mutex<Shard>]> {
+        (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect()
+    }
+
+    /// The entry of `key` in `table`.
+    pub fn find<'t>(
+        segments: &Segments,
+        table: &'t mut HashTable<Entry>,
+        token: u64,
+        key: &[u8],
+    ) -> Option<&'t mut Entry> {
+        table.find_mut(token, |e| {
+            e.token == token
+                && segments
+                    .get(&e.segment)
+                    .is_some_and(|s| s.key_at(e.offset()) == key)
+        })
+    }
+
+    /// Reads the record an entry points at.
+    pub fn load(segments: &Segments, entry: Entry) -> Option<(Bytes, Found)> {
+        let segment = segments.get(&entry.segment)?;
+        let header = segment.header_at(entry.offset())?;
+        let (key, mut record) = format::read_record(&segment.map, entry.offset(), &header);
+        if entry.reclaimed() {
+            record.value = None;
+        }
+        Some((
+            key,
+            Found {
+                entry,
+                header,
+                record,
+            },
+        ))
+    }
+
+    /// Turns an expired value into a tombstone in the keydir (the record on disk reads as
+    /// expired after a restart too, so nothing is written). Returns whether it did.
+    pub fn reclaim_if_expired(
+        stats: &mut StoreStats,
+        entry: &mut Entry,
+        found: &mut Found,
+        now_ms: u64,
+    ) -> bool {
+        if found.record.value.is_none() || found.record.is_live(now_ms) {
+            return false;
+        }
+        account(stats, Kind::of(&found.header, false), false);
+        account(stats, Kind::of(&found.header, true), true);
+        entry.slot |= SLOT_RECLAIMED;
+        found.entry = *entry;
+        found.record.value = None;
+        stats.expired += 1;
+        true
+    }
+
+    /// The key's record, its expired value reclaimed first.
+    fn find_live(&self, shard: &mut Shard, token: u64, key: &[u8], now_ms: u64) -> Option<Found> {
+        let segments = self.segments.read();
+        let entry = Self::find(&segments, &mut shard.table, token, key)?;
+        let (_, mut found) = Self::load(&segments, *entry)?;
+        Self::reclaim_if_expired(&mut shard.stats, entry, &mut found, now_ms);
+        Some(found)
+    }
+
+    pub fn poison(&self, reason: String) {
+        let mut slot = self.poison_reason.lock();
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    fn poisoned_error(&self) -> Option<StoreError> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self.poison_reason.lock().clone().unwrap_or_default();
+        Some(StoreError::Poisoned(reason))
+    }
+
+    /// Creates a segment for the writer with room for at least `record_bytes` of records.
+    pub fn new_segment(&self, writer: &mut Writer, record_bytes: usize) -> std::io::Result<()> {
+        let id = writer.next_id;
+        let segment = self.create_segment(id, u64::from(id) << 32, record_bytes)?;
+        writer.next_id += 1;
+        writer.active = segment;
+        Ok(())
+    }
+
+    /// Creates, allocates and maps segment `id`, its header written and synced.
+    pub fn create_segment(
+        &self,
+        id: u32,
+        seq: u64,
+        record_bytes: usize,
+    ) -> std::io::Result<Arc<Segment>> {
+        let wanted = (HEADER_BYTES + record_bytes) as u64;
+        let len = self.options.segment_bytes_max.max(wanted);
+        let name = segment_name(id);
+        let file = self.backend.create(&name, len)?;
+        let header = format::encode_header(&SegmentHeader {
+            id,
+            seq,
+            segment_bytes: len,
+        });
+        file.write_at(&header, 0)?;
+        file.sync_data()?;
+        let map = file.map()?;
+        let segment = Arc::new(Segment::new(id, seq, file, map, HEADER_BYTES));
+        self.segments.write().insert(id, segment.clone());
+        Ok(segment)
+    }
+
+    /// Appends one encoded record. Returns its segment, offset and the log position after
+    /// it.
+    ///
+    /// # Errors
+    /// Poisoned, or the write failed (then the store is poisoned).
+    fn append(&self, record: &[u8]) -> Result<(Arc<Segment>, usize, u64), StoreError> {
+        let mut writer = self.writer.lock();
+        if let Some(error) = self.poisoned_error() {
+            return Err(error);
+        }
+        let end = writer.active.end.load(Ordering::Relaxed);
+        if end + record.len() > writer.active.map.len() {
+            self.seal_active(&mut writer, record.len())?;
+        }
+        let segment = writer.active.clone();
+        let offset = segment.end.load(Ordering::Relaxed);
+        if let Err(error) = segment.file.write_at(record, offset as u64) {
+            let reason = format!("write to segment {} failed: {error}", segment.id);
+            self.poison(reason.clone());
+            return Err(StoreError::Write(reason));
+        }
+        segment.end.store(offset + record.len(), Ordering::Release);
+        segment.synced.store(false, Ordering::Relaxed);
+        writer.appended += record.len() as u64;
+        Ok((segment, offset, writer.appended))
+    }
+
+    /// Seals the active segment and starts a new one.
+    fn seal_active(&self, writer: &mut Writer, record_bytes: usize) -> Result<(), StoreError> {
+        let old = writer.active.clone();
+        if self.options.appendfsync == FsyncPolicy::Always {
+            // Keep "everything before the active segment is durable" true for group commit.
+            if let Err(error) = old.file.sync_data() {
+                let reason = format!("fsync of segment {} failed: {error}", old.id);
+                self.poison(reason.clone());
+                return Err(StoreError::Write(reason));
+            }
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            old.synced.store(true, Ordering::Relaxed);
+        } else {
+            writer.unsynced.push(old.clone());
+        }
+        if let Err(error) = self.new_segment(writer, record_bytes) {
+            let reason = format!("creating a segment failed: {error}");
+            self.poison(reason.clone());
+            return Err(StoreError::Write(reason));
+        }
+        old.sealed.store(true, Ordering::Release);
+        self.background.lock().snapshot_due = true;
+        self.background_wake.notify_all();
+        Ok(())
+    }
+
+    /// fsyncs every segment with unsynced appends. Returns the log position now durable.
+    ///
+    /// # Errors
+    /// The fsync failed; the store is poisoned.
+    pub fn sync_now(&self) -> Result<u64, StoreError> {
+        let (segments, target) = {
+            let mut writer = self.writer.lock();
+            let mut segments = std::mem::take(&mut writer.unsynced);
+            segments.push(writer.active.clone());
+            (segments, writer.appended)
+        };
+        for segment in segments {
+            if segment.synced.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(error) = segment.file.sync_data() {
+                let reason = format!("fsync of segment {} failed: {error}", segment.id);
+                self.poison(reason.clone());
+                return Err(StoreError::Write(reason));
+            }
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(target)
+    }
+
+    /// Group commit: returns once the log is durable up to `position`. The first waiter
+    /// fsyncs for everyone who appended before it started; the others wait for it.
+    ///
+    /// # Errors
+    /// An fsync failed (now or earlier): nothing is acknowledged.
+    fn wait_durable(&self, position: u64) -> Result<(), StoreError> {
+        let mut state = self.sync_state.lock();
+        loop {
+            if state.synced >= position {
+                return Ok(());
+            }
+            if let Some(StoreError::Poisoned(reason)) = self.poisoned_error() {
+                return Err(StoreError::Write(reason));
+            }
+            if state.syncing {
+                self.sync_done.wait(&mut state);
+                continue;
+            }
+            state.syncing = true;
+            drop(state);
+            let result = self.sync_now();
+            state = self.sync_state.lock();
+            state.syncing = false;
+            if let Ok(target) = result {
+                state.synced = state.synced.max(target);
+            }
+            self.sync_done.notify_all();
+            result?;
+        }
+    }
+
+    /// `sync()`: every acknowledged write durable now.
+    pub fn sync_all(&self) -> Result<(), StoreError> {
+        if let Some(StoreError::Poisoned(reason)) = self.poisoned_error() {
+            // Never retry an fsync after a failure: the pages it covered may be gone.
+            return Err(StoreError::Poisoned(reason));
+        }
+        let target = self.sync_now()?;
+        let mut state = self.sync_state.lock();
+        state.synced = state.synced.max(target);
+        Ok(())
+    }
+
+    /// Writes `record` for `key` and points the keydir at it, once it is as durable as the
+    /// policy promises. On error the keydir is unchanged.
+    fn write(
+        &self,
+        shard: &mut Shard,
+        token: u64,
+        key: &[u8],
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let value_len = record.value.as_ref().map_or(0, Bytes::len);
+        if u32::try_from(key.len()).is_err()
+            || u32::try_from(value_len).is_err()
+            || HEADER_BYTES as u64 + format::record_bytes(key.len(), value_len) as u64
+                >= u64::from(u32::MAX)
+        {
+            return Err(StoreError::Write(format!(
+                "a record of {} key bytes and {value_len} value bytes is too large",
+                key.len()
+            )));
+        }
+        let mut bytes = Vec::new();
+        format::encode_record(key, record, &mut bytes);
+        let (segment, offset, position) = self.append(&bytes)?;
+        if self.options.appendfsync == FsyncPolicy::Always {
+            self.wait_durable(position)?;
+        }
+        let header = RecordHeader::parse(&bytes).expect("just encoded");
+        let entry = Entry {
+            token,
+            segment: segment.id,
+            slot: offset as u32,
+        };
+        segment
+            .live_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        account(&mut shard.stats, Kind::of(&header, false), true);
+        let segments = self.segments.read();
+        match Self::find(&segments, &mut shard.table, token, key) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, entry);
+                self.forget(&segments, &mut shard.stats, old);
+            }
+            None => {
+                shard.table.insert_unique(token, entry, |e| e.token);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a record the keydir no longer references out of the counts: its bytes are
+    /// dead now.
+    pub fn forget(&self, segments: &Segments, stats: &mut StoreStats, old: Entry) {
+        if let Some(segment) = segments.get(&old.segment)
+            && let Some(header) = segment.header_at(old.offset())
+        {
+            account(stats, Kind::of(&header, old.reclaimed()), false);
+            let _ = segment
+                .live_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(header.bytes() as u64))
+                });
+        }
+    }
+
+    /// Walks shards from the one holding `cursor` until about `count` records were handed
+    /// to `visit`, as `MemoryStore` does. Returns the next cursor, 0 after the last shard.
+    fn walk(
+        &self,
+        cursor: u64,
+        count: usize,
+        visit: &mut dyn FnMut(&mut Shard, u64) -> usize,
+    ) -> u64 {
+        let mut visited = 0;
+        let first = shard_of(cursor);
+        for index in first..SHARDS {
+            let from = if index == first { cursor } else { 0 };
+            visited += visit(&mut self.shards[index].lock(), from);
+            if visited >= count.max(1) {
+                return if index + 1 < SHARDS {
+                    shard_start(index + 1)
+                } else {
+                    0
+                };
+            }
+        }
+        0
+    }
+
+    pub fn log_stats(&self) -> LogStats {
+        let segments = self.segments.read();
+        let mut stats = LogStats {
+            segments: segments.len(),
+            compactions: self.compactions.load(Ordering::Relaxed),
+            bytes_reclaimed: self.bytes_reclaimed.load(Ordering::Relaxed),
+            tombstones_dropped: self.tombstones_dropped.load(Ordering::Relaxed),
+            snapshots: self.snapshots.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            poisoned: self.poison_reason.lock().clone(),
+            ..LogStats::default()
+        };
+        for segment in segments.values() {
+            let live = segment.live_bytes.load(Ordering::Relaxed);
+            stats.live_bytes += live;
+            stats.dead_bytes += segment.written_bytes().saturating_sub(live);
+        }
+        stats
+    }
+
+    /// The background thread: the everysec fsync, snapshots after a seal, compaction.
+    pub fn run_background(self: &Arc<Inner>) {
+        const TICK: Duration = Duration::from_secs(1);
+        loop {
+            {
+                let mut mailbox = self.background.lock();
+                if !mailbox.stop {
+                    self.background_wake.wait_for(&mut mailbox, TICK);
+                }
+                if mailbox.stop {
+                    return;
+                }
+            }
+            if self.options.appendfsync == FsyncPolicy::EverySec && !self.is_poisoned() {
+                let _ = self.sync_all();
+            }
+            if self.is_poisoned() {
+                continue;
+            }
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let compacted = self
+                .compact(now_ms, self.options.compaction_bytes_per_s)
+                .unwrap_or(0);
+            let due = std::mem::take(&mut self.background.lock().snapshot_due);
+            if due || compacted > 0 {
+                let _ = self.write_snapshot();
+            }
+        }
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+}
+
+impl LogStore {
+    /// Counters for metrics: segments, live and dead bytes, compactions.
+    pub fn log_stats(&self) -> LogStats {
+        self.inner.log_stats()
+    }
+
+    /// Compacts now every sealed segment whose dead ratio passes the threshold, expiring
+    /// values at `now_ms`, without a rate limit. Returns how many segments were compacted.
+    /// The background thread does this by itself; this is for tests and tools.
+    ///
+    /// # Errors
+    /// An I/O error; the segments involved are left as they were.
+    pub fn compact(&self, now_ms: u64) -> Result<usize, super::LogError> {
+        self.inner.compact(now_ms, 0)
+    }
+
+    /// Writes a keydir snapshot of the sealed segments now (the background thread does
+    /// this after a segment is sealed).
+    ///
+    /// # Errors
+    /// An I/O error; the previous snapshot stays in place.
+    pub fn snapshot(&self) -> Result<(), super::LogError> {
+        self.inner.write_snapshot()
+    }
+}
+
+impl Store for LogStore {
+    fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        let token = key_token(key);
+        let mut shard = self.inner.shards[shard_of(token)].lock();
+        self.inner
+            .find_live(&mut shard, token, key, now_ms)
+            .map(|found| found.record)
+    }
+
+    fn update(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        decide: &mut dyn FnMut(Option<&Record>) -> Update,
+    ) -> Result<Option<Record>, StoreError> {
+        let token = key_token(key);
+        let mut shard = self.inner.shards[shard_of(token)].lock();
+        let current = self.inner.find_live(&mut shard, token, key, now_ms);
+        match decide(current.as_ref().map(|found| &found.record)) {
+            Update::Keep => Ok(current.map(|found| found.record)),
+            Update::Put(record) => {
+                self.inner.write(&mut shard, token, key, &record)?;
+                Ok(Some(record))
+            }
+        }
+    }
+
+    fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
+        let token = key_token(key);
+        let mut shard = self.inner.shards[shard_of(token)].lock();
+        let current = {
+            let segments = self.inner.segments.read();
+            Inner::find(&segments, &mut shard.table, token, key)
+                .and_then(|entry| Inner::load(&segments, *entry))
+                .map(|(_, found)| found.record)
+        };
+        let mut merged = current.unwrap_or_default();
+        if !merged.merge(incoming) {
+            return Ok(false);
+        }
+        self.inner.write(&mut shard, token, key, &merged)?;
+        Ok(true)
+    }
+
+    fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        visit: &mut dyn FnMut(&Bytes, &Record),
+    ) -> u64 {
+        self.inner.walk(cursor, count, &mut |shard, from| {
+            let segments = self.inner.segments.read();
+            let mut visited = 0;
+            let Shard { table, stats } = shard;
+            for entry in table.iter_mut().filter(|e| e.token >= from) {
+                if let Some((key, mut found)) = Inner::load(&segments, *entry) {
+                    Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+                    visit(&key, &found.record);
+                    visited += 1;
+                }
+            }
+            visited
+        })
+    }
+
+    fn random_key(&self, random_token: u64, now_ms: u64) -> Option<Bytes> {
+        // Bounded, so that a store full of tombstones cannot make this slow.
+        const RANDOM_KEY_PROBES_MAX: usize = 1024;
+        let mut probes = 0;
+        let start = shard_of(random_token);
+        for step in 0..SHARDS {
+            let mut shard = self.inner.shards[(start + step) % SHARDS].lock();
+            let segments = self.inner.segments.read();
+            let Shard { table, stats } = &mut *shard;
+            for entry in table.iter_mut() {
+                if let Some((key, mut found)) = Inner::load(&segments, *entry) {
+                    Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+                    if found.record.is_live(now_ms) {
+                        return Some(key);
+                    }
+                }
+                probes += 1;
+                if probes >= RANDOM_KEY_PROBES_MAX {
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let _maintenance = inner.maintenance.lock();
+        let mut shards: Vec<_> = inner.shards.iter().map(|s| s.lock()).collect();
+        let mut writer = inner.writer.lock();
+        if let Some(error) = inner.poisoned_error() {
+            return Err(error);
+        }
+        let fail = |what: &str, error: std::io::Error| {
+            let reason = format!("{what} failed during clear: {error}");
+            inner.poison(reason.clone());
+            StoreError::Write(reason)
+        };
+        // The snapshot first, so that it never describes segments that are gone.
+        if inner
+            .backend
+            .list()
+            .map_err(|e| fail("listing", e))?
+            .iter()
+            .any(|n| n == super::recovery::SNAPSHOT_NAME)
+        {
+            inner
+                .backend
+                .remove(super::recovery::SNAPSHOT_NAME)
+                .map_err(|e| fail("removing the snapshot", e))?;
+        }
+        let old: Vec<Arc<Segment>> = inner.segments.read().values().cloned().collect();
+        inner
+            .new_segment(&mut writer, 0)
+            .map_err(|e| fail("creating a segment", e))?;
+        writer.unsynced.clear();
+        for segment in old {
+            inner.segments.write().remove(&segment.id);
+            segment
+                .file
+                .retire()
+                .map_err(|e| fail("retiring a segment", e))?;
+        }
+        for shard in shards.iter_mut() {
+            **shard = Shard::default();
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync_all()
+    }
+
+    fn expire_step(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        tombstone_before_ms: u64,
+    ) -> (ExpireStats, u64) {
+        self.inner
+            .tombstone_before_ms
+            .store(tombstone_before_ms, Ordering::Relaxed);
+        let mut stats = ExpireStats::default();
+        let inner = &self.inner;
+        let next = inner.walk(cursor, count, &mut |shard, from| {
+            let segments = inner.segments.read();
+            let mut visited = 0;
+            let mut dead = Vec::new();
+            let Shard {
+                table,
+                stats: counts,
+            } = &mut *shard;
+            for entry in table.iter_mut().filter(|e| e.token >= from) {
+                visited += 1;
+                let Some((_, mut found)) = Inner::load(&segments, *entry) else {
+                    continue;
+                };
+                if Inner::reclaim_if_expired(counts, entry, &mut found, now_ms) {
+                    stats.expired += 1;
+                } else if found.record.value.is_none()
+                    && found.record.version().unix_ms() < tombstone_before_ms
+                {
+                    dead.push(*entry);
+                }
+            }
+            for entry in dead {
+                if let Ok(slot) = shard.table.find_entry(entry.token, |e| *e == entry) {
+                    slot.remove();
+                    inner.forget(&segments, &mut shard.stats, entry);
+                    stats.tombstones_dropped += 1;
+                }
+            }
+            stats.sampled += visited;
+            visited
+        });
+        (stats, next)
+    }
+
+    /// Not implemented by this engine yet (maxmemory for the log store is separate work):
+    /// always `None`, which a server reads as "nothing can be evicted". Dropping a key
+    /// without a record on disk would also bring it back after a restart.
+    fn evict(
+        &self,
+        _policy: EvictionPolicy,
+        _samples: usize,
+        _random_token: u64,
+        _now_ms: u64,
+    ) -> Option<EvictedKey> {
+        None
+    }
+
+    fn stats(&self) -> StoreStats {
+        let mut total = StoreStats::default();
+        for shard in self.inner.shards.iter() {
+            let stats = shard.lock().stats;
+            total.keys += stats.keys;
+            total.keys_with_expiry += stats.keys_with_expiry;
+            total.tombstones += stats.tombstones;
+            total.used_bytes += stats.used_bytes;
+            total.expired += stats.expired;
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+impl LogStore {
+    /// Total capacity and length of the keydir's tables, for the overhead measurement.
+    pub(super) fn keydir_capacity(&self) -> (usize, usize) {
+        self.inner
+            .shards
+            .iter()
+            .fold((0, 0), |(capacity, len), shard| {
+                let shard = shard.lock();
+                (capacity + shard.table.capacity(), len + shard.table.len())
+            })
+    }
+}
