@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use ringcache_resp::Level;
-use ringcache_storage::EvictionPolicy;
 use ringcache_storage::eviction::MAXMEMORY_SAMPLES_DEFAULT;
+use ringcache_storage::{EvictionPolicy, FsyncPolicy};
 use serde::{Deserialize, Deserializer};
 
 /// Redis's default and maximum for one bulk argument (`proto-max-bulk-len`).
@@ -23,6 +23,12 @@ pub const BYTE_LIMIT_MIN: u64 = 1024 * 1024;
 pub const BYTE_LIMIT_MAX: u64 = i64::MAX as u64;
 /// Redis's default `maxclients`.
 pub const CLIENTS_MAX_DEFAULT: u32 = 10_000;
+/// Default size of one log segment file.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Smallest log segment accepted: a segment must hold a useful number of records.
+pub const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+/// Largest log segment accepted: segments are mapped whole, with offsets kept in 32 bits.
+pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Redis's largest accepted `maxmemory-samples` (`INT_MAX`).
 pub const MAXMEMORY_SAMPLES_MAX: u32 = i32::MAX as u32;
 
@@ -31,9 +37,9 @@ pub const MAXMEMORY_SAMPLES_MAX: u32 = i32::MAX as u32;
 #[serde(rename_all = "lowercase")]
 pub enum StorageEngine {
     /// Records in memory only, lost on restart: a pure cache.
-    #[default]
     Memory,
-    /// The log-structured engine on disk under `data-dir`.
+    /// The log-structured engine on disk under `data-dir`: survives restarts and kill -9.
+    #[default]
     Log,
 }
 
@@ -57,6 +63,16 @@ pub enum AppendFsync {
     Everysec,
     /// Never explicitly; the kernel writes back when it likes.
     No,
+}
+
+impl From<AppendFsync> for FsyncPolicy {
+    fn from(policy: AppendFsync) -> FsyncPolicy {
+        match policy {
+            AppendFsync::Always => FsyncPolicy::Always,
+            AppendFsync::Everysec => FsyncPolicy::EverySec,
+            AppendFsync::No => FsyncPolicy::No,
+        }
+    }
 }
 
 impl AppendFsync {
@@ -221,10 +237,18 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub maxmemory_samples: Option<u32>,
 
-    /// Storage engine: memory (a pure cache, lost on restart) or log (on disk under
-    /// --data-dir) [default: memory].
+    /// Storage engine: log (an append-only log on disk under --data-dir, read through
+    /// memory maps; survives restarts) or memory (a pure cache, lost on restart)
+    /// [default: log].
     #[arg(long, value_name = "ENGINE")]
     pub storage: Option<StorageEngine>,
+
+    /// Size of one log segment file, in bytes or with Redis's units (64mb); compaction
+    /// rewrites whole segments, so smaller ones reclaim space sooner [default: 64mb,
+    /// at least 1mb].
+    #[arg(long, value_name = "BYTES", value_parser = parse_memory)]
+    #[serde(default, deserialize_with = "deserialize_memory")]
+    pub segment_bytes: Option<u64>,
 
     /// When the log engine calls fsync: always (before each acknowledgement), everysec
     /// (lose at most about a second on a crash) or no (the kernel decides)
@@ -268,6 +292,8 @@ pub struct Config {
     pub storage: StorageEngine,
     /// The log engine's fsync policy.
     pub appendfsync: AppendFsync,
+    /// The log engine's segment size in bytes.
+    pub segment_bytes: u64,
 }
 
 /// A setting that cannot be used; the text names the field.
@@ -336,6 +362,7 @@ impl Settings {
             maxmemory_policy: self.maxmemory_policy.or(file.maxmemory_policy),
             maxmemory_samples: self.maxmemory_samples.or(file.maxmemory_samples),
             storage: self.storage.or(file.storage),
+            segment_bytes: self.segment_bytes.or(file.segment_bytes),
             appendfsync: self.appendfsync.or(file.appendfsync),
         }
     }
@@ -383,6 +410,7 @@ impl Config {
                 .unwrap_or(MAXMEMORY_SAMPLES_DEFAULT as u32),
             storage: settings.storage.unwrap_or_default(),
             appendfsync: settings.appendfsync.unwrap_or_default(),
+            segment_bytes: settings.segment_bytes.unwrap_or(SEGMENT_BYTES_DEFAULT),
         };
         config.validate()?;
         Ok(config)
@@ -425,6 +453,9 @@ impl Config {
         }
         if self.timeout_s > i32::MAX as u64 {
             return invalid("timeout", "must be at most 2147483647 seconds");
+        }
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return invalid("segment-bytes", "must be 1mb..1gb");
         }
         if !(1..=MAXMEMORY_SAMPLES_MAX).contains(&self.maxmemory_samples) {
             return invalid("maxmemory-samples", "must be 1..2147483647");
@@ -496,7 +527,8 @@ mod tests {
         assert_eq!(defaults.maxmemory_bytes, 0);
         assert_eq!(defaults.maxmemory_policy, EvictionPolicy::NoEviction);
         assert_eq!(defaults.maxmemory_samples, 5);
-        assert_eq!(defaults.storage, StorageEngine::Memory);
+        assert_eq!(defaults.storage, StorageEngine::Log);
+        assert_eq!(defaults.segment_bytes, SEGMENT_BYTES_DEFAULT);
         assert_eq!(defaults.appendfsync, AppendFsync::Everysec);
         let config = config(&[
             "--maxmemory",

@@ -24,9 +24,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use ringcache_storage::MemoryStore;
+use ringcache_storage::{LogOptions, LogStore, MemoryStore, Store};
 
-use crate::config::{Config, Settings};
+use crate::config::{Config, Settings, StorageEngine};
 use crate::node::Node;
 
 fn main() -> ExitCode {
@@ -72,7 +72,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .map(|port| SocketAddr::new(config.bind, port));
     let listener = server::bind(client_addr)
         .with_context(|| format!("cannot listen on {client_addr} (port)"))?;
-    let node = Arc::new(Node::new(config, Box::new(MemoryStore::new())));
+    let store = open_store(&config)?;
+    let node = Arc::new(Node::new(config, store));
     if let Some(addr) = metrics_addr {
         metrics::start(node.clone(), addr)
             .with_context(|| format!("cannot serve metrics on {addr} (metrics-port)"))?;
@@ -86,6 +87,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot sync the store at shutdown")?;
     tracing::info!("ringcache stopped");
     Ok(())
+}
+
+/// Opens the configured storage engine; the log engine recovers what is on disk first.
+fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
+    match config.storage {
+        StorageEngine::Memory => Ok(Box::new(MemoryStore::new())),
+        StorageEngine::Log => {
+            let dir = config.data_dir.join("log");
+            let options = LogOptions {
+                segment_bytes_max: config.segment_bytes,
+                appendfsync: config.appendfsync.into(),
+                ..LogOptions::default()
+            };
+            let (store, report) = LogStore::open(&dir, options)
+                .with_context(|| format!("cannot open the log store in {}", dir.display()))?;
+            tracing::info!(%report, "recovered the log store");
+            Ok(Box::new(store))
+        }
+    }
 }
 
 /// Begins a graceful shutdown on SIGINT or SIGTERM.

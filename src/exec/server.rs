@@ -539,6 +539,11 @@ const PARAMETERS: &[Parameter] = &[
         set: None,
     },
     Parameter {
+        name: "segment-bytes",
+        get: |c| c.segment_bytes.to_string(),
+        set: None,
+    },
+    Parameter {
         name: "appendfsync",
         get: |c| c.appendfsync.to_string(),
         set: Some(|c, v| {
@@ -633,6 +638,9 @@ fn config_set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
         if let Err(reason) = set(&mut config, &String::from_utf8_lossy(value)) {
             return fail(&name, &reason);
         }
+    }
+    if let Err(e) = node.store.set_fsync_policy(config.appendfsync.into()) {
+        return Reply::error(e);
     }
     *node.config.write() = config;
     Reply::Ok
@@ -797,7 +805,7 @@ mod tests {
             run(&node, &mut s, "CONFIG GET appendfsync storage"),
             Reply::Map(vec![
                 (bulk("appendfsync"), bulk("always")),
-                (bulk("storage"), bulk("memory")),
+                (bulk("storage"), bulk("log")),
             ])
         );
     }

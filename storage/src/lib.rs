@@ -162,6 +162,15 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Option<EvictedKey>;
 
+    /// Changes when writes are made durable (`CONFIG SET appendfsync`). Engines that keep
+    /// nothing on disk have nothing to sync and accept any policy.
+    ///
+    /// # Errors
+    /// When switching to `always` needs a sync first and it fails.
+    fn set_fsync_policy(&self, _policy: FsyncPolicy) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The current [`StoreStats::used_bytes`], which the server compares with `maxmemory`
     /// before every write; engines should make it cheaper than [`Store::stats`].
     fn used_bytes(&self) -> usize {

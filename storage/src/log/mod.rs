@@ -40,6 +40,26 @@ pub enum FsyncPolicy {
     No,
 }
 
+impl FsyncPolicy {
+    /// The policy as a byte, for an atomic.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            FsyncPolicy::Always => 0,
+            FsyncPolicy::EverySec => 1,
+            FsyncPolicy::No => 2,
+        }
+    }
+
+    /// The policy of a [`FsyncPolicy::code`].
+    pub(crate) fn from_code(code: u8) -> FsyncPolicy {
+        match code {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+}
+
 /// Settings of a [`LogStore`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogOptions {

@@ -21,7 +21,7 @@
 //! inside its segment; otherwise recovery falls back to a full scan.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -186,6 +186,7 @@ impl LogStore {
             tombstones_dropped: Default::default(),
             snapshots: Default::default(),
             fsyncs: Default::default(),
+            fsync_policy: AtomicU8::new(options.appendfsync.code()),
         });
         match reuse {
             Some(segment) => segment.sealed.store(false, Ordering::Relaxed),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -223,6 +223,9 @@ pub(super) struct Inner {
     pub tombstones_dropped: AtomicU64,
     pub snapshots: AtomicU64,
     pub fsyncs: AtomicU64,
+    /// The fsync policy in force; starts as `options.appendfsync`, changed by
+    /// `CONFIG SET appendfsync` through [`Store::set_fsync_policy`].
+    pub fsync_policy: AtomicU8,
 }
 
 /// The log-structured store. Open it with [`LogStore::open`]; see the module docs.
@@ -259,6 +262,11 @@ pub(super) struct Found {
 }
 
 impl Inner {
+    /// The fsync policy in force now.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_code(self.fsync_policy.load(Ordering::Acquire))
+    }
+
     pub fn new_shards() -> Box<[Mutex<Shard>]> {
         (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect()
     }
@@ -404,7 +412,7 @@ impl Inner {
     /// Seals the active segment and starts a new one.
     fn seal_active(&self, writer: &mut Writer, record_bytes: usize) -> Result<(), StoreError> {
         let old = writer.active.clone();
-        if self.options.appendfsync == FsyncPolicy::Always {
+        if self.fsync_policy() == FsyncPolicy::Always {
             // Keep "everything before the active segment is durable" true for group commit.
             if let Err(error) = old.file.sync_data() {
                 let reason = format!("fsync of segment {} failed: {error}", old.id);
@@ -518,7 +526,7 @@ impl Inner {
         let mut bytes = Vec::new();
         format::encode_record(key, record, &mut bytes);
         let (segment, offset, position) = self.append(&bytes)?;
-        if self.options.appendfsync == FsyncPolicy::Always {
+        if self.fsync_policy() == FsyncPolicy::Always {
             self.wait_durable(position)?;
         }
         let header = RecordHeader::parse(&bytes).expect("just encoded");
@@ -616,7 +624,7 @@ impl Inner {
                     return;
                 }
             }
-            if self.options.appendfsync == FsyncPolicy::EverySec && !self.is_poisoned() {
+            if self.fsync_policy() == FsyncPolicy::EverySec && !self.is_poisoned() {
                 let _ = self.sync_all();
             }
             if self.is_poisoned() {
@@ -862,6 +870,18 @@ impl Store for LogStore {
         _now_ms: u64,
     ) -> Option<EvictedKey> {
         None
+    }
+
+    fn set_fsync_policy(&self, policy: FsyncPolicy) -> Result<(), StoreError> {
+        if policy == FsyncPolicy::Always {
+            // Group commit syncs the active segment only, trusting that everything before
+            // it is durable: make that true before the first write relies on it.
+            self.inner.sync_all()?;
+        }
+        self.inner
+            .fsync_policy
+            .store(policy.code(), Ordering::Release);
+        Ok(())
     }
 
     fn stats(&self) -> StoreStats {
