@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ringcache_resp::{ParseLimits, Reply, RequestParser};
+use ringcache_storage::StoreError;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -34,6 +35,7 @@ enum End {
     IdleTimeout,
     ProtocolError,
     QueryBufferFull,
+    NotDurable,
     Io(std::io::Error),
 }
 
@@ -61,7 +63,7 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, client: Arc<ClientHandle>
     node.clients.unregister(id);
 }
 
-async fn run(node: &Node, mut stream: TcpStream, client: Arc<ClientHandle>) -> End {
+async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>) -> End {
     let mut session = Session::new(node, client.clone());
     let mut parser = RequestParser::new(parse_limits(node));
     let mut shutdown = node.shutdown.subscribe();
@@ -104,8 +106,8 @@ async fn run(node: &Node, mut stream: TcpStream, client: Arc<ClientHandle>) -> E
             &mut stream,
         )
         .await;
-        if let Err(e) = write_out(node, &mut stream, &mut output).await {
-            return End::Io(e);
+        if let Err(end) = flush(node, &mut session, &mut stream, &mut output).await {
+            return end;
         }
         if let Some(end) = end {
             return end;
@@ -123,10 +125,35 @@ async fn run(node: &Node, mut stream: TcpStream, client: Arc<ClientHandle>) -> E
     }
 }
 
+/// Sends the replies in `output`, after waiting until the writes they acknowledge are as
+/// durable as the fsync policy promises (appendfsync always: one wait per batch, off the
+/// runtime; the store's group commit lets concurrent connections share each fsync).
+async fn flush(
+    node: &Arc<Node>,
+    session: &mut Session,
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+) -> Result<(), End> {
+    if session.wrote && node.store.acknowledges_after_sync() {
+        session.wrote = false;
+        let store_node = node.clone();
+        let durable = tokio::task::spawn_blocking(move || store_node.store.wait_durable())
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Write(e.to_string())));
+        if let Err(e) = durable {
+            // The replies acknowledge writes that may not be durable: drop them and the
+            // connection, so the client sees an unknown outcome rather than +OK.
+            tracing::error!(client = session.client.id, error = %e, "writes not durable; closing");
+            return Err(End::NotDurable);
+        }
+    }
+    write_out(node, stream, output).await.map_err(End::Io)
+}
+
 /// Decodes and executes every complete request in `input`, encoding replies into `output`.
 /// Returns why the connection must end, if it must.
 async fn execute_buffered(
-    node: &Node,
+    node: &Arc<Node>,
     session: &mut Session,
     parser: &mut RequestParser,
     input: &mut BytesMut,
@@ -161,9 +188,9 @@ async fn execute_buffered(
             After::Shutdown => return Some(End::Shutdown),
         }
         if output.len() >= REPLY_BUFFER_FLUSH_BYTES
-            && let Err(e) = write_out(node, stream, output).await
+            && let Err(end) = flush(node, session, stream, output).await
         {
-            return Some(End::Io(e));
+            return Some(end);
         }
     }
 }

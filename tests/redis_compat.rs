@@ -815,7 +815,9 @@ PING
 
 fn run_differential(proto: u8) {
     let script = Script::parse(CORPUS);
-    let redis = RedisServer::start();
+    // Both persistent, as ringcache is by default: redis-server with its append-only file,
+    // ringcache with its log engine, both fsyncing every second.
+    let redis = RedisServer::start_with(&["--appendonly", "yes"]);
     let ringcache = Ringcache::start(&[]);
     let mut a = redis.conn();
     let mut b = ringcache.conn();

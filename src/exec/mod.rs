@@ -66,6 +66,8 @@ pub struct Session {
     pub write_level: Option<Level>,
     /// Set by a command that ends the connection.
     pub after: After,
+    /// Whether a write command ran since the connection last waited for durability.
+    pub wrote: bool,
 }
 
 impl Session {
@@ -78,6 +80,7 @@ impl Session {
             read_level: None,
             write_level: None,
             after: After::Continue,
+            wrote: false,
         }
     }
 }
@@ -146,6 +149,9 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
     };
     if let Err(reply) = check_level(session, &request) {
         return Some(reply);
+    }
+    if request.command.access() == Access::Write {
+        session.wrote = true;
     }
     let now_ms = unix_now_ms();
     let deny_oom = table::COMMANDS

@@ -13,7 +13,8 @@ use super::connection::REDIS_COMPATIBLE_VERSION;
 use super::table::{COMMANDS, CommandSpec};
 use super::{After, Outcome, Session};
 use crate::config::{
-    AppendFsync, BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config, MAXMEMORY_SAMPLES_MAX, parse_memory,
+    AppendFsync, BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config, MAXMEMORY_SAMPLES_MAX, StorageEngine,
+    parse_memory,
 };
 use crate::node::Node;
 use crate::stats::ERROR_KINDS;
@@ -276,13 +277,20 @@ fn info_memory(node: &Node, out: &mut String) {
     line!(out, "maxmemory_human:{}", human_bytes(maxmemory));
     line!(out, "maxmemory_policy:{policy}");
     line!(out, "mem_allocator:libc");
-    line!(out, "storage_engine:memory");
+    line!(out, "storage_engine:{}", node.config.read().storage);
 }
 
-fn info_persistence(_node: &Node, out: &mut String) {
+fn info_persistence(node: &Node, out: &mut String) {
+    let config = node.config.read();
     line!(out, "loading:0");
     line!(out, "rdb_changes_since_last_save:0");
-    line!(out, "aof_enabled:0");
+    // The log engine is an append-only log, so it reports as Redis's AOF does.
+    line!(
+        out,
+        "aof_enabled:{}",
+        u8::from(config.storage == StorageEngine::Log)
+    );
+    line!(out, "appendfsync:{}", config.appendfsync);
 }
 
 fn info_stats(node: &Node, out: &mut String) {
@@ -395,6 +403,15 @@ fn info_keyspace(node: &Node, out: &mut String) {
             stats.keys,
             stats.keys_with_expiry
         );
+    }
+}
+
+/// `appendonly` as Redis spells it: the log engine is an append-only log.
+fn appendonly(config: &Config) -> &'static str {
+    if config.storage == StorageEngine::Log {
+        "yes"
+    } else {
+        "no"
     }
 }
 
@@ -561,10 +578,10 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "appendonly",
-        get: |_| "no".into(),
-        set: Some(|_, v| match v.eq_ignore_ascii_case("no") {
+        get: |c| appendonly(c).into(),
+        set: Some(|c, v| match v.eq_ignore_ascii_case(appendonly(c)) {
             true => Ok(()),
-            false => Err("the memory engine keeps no append-only file".into()),
+            false => Err("the engine is chosen at start with --storage (log or memory)".into()),
         }),
     },
     Parameter {

@@ -162,6 +162,22 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Option<EvictedKey>;
 
+    /// Whether writes are acknowledged only after [`Store::wait_durable`] (appendfsync
+    /// `always`). The server then runs a batch of requests, waits once for the batch, and
+    /// only then sends its replies, so concurrent clients share each fsync.
+    fn acknowledges_after_sync(&self) -> bool {
+        false
+    }
+
+    /// Blocks until every write made so far is durable (under appendfsync `always`; at once
+    /// otherwise). Callers run it off the async runtime.
+    ///
+    /// # Errors
+    /// When the sync fails: the writes may not be durable, and the store is poisoned.
+    fn wait_durable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Changes when writes are made durable (`CONFIG SET appendfsync`). Engines that keep
     /// nothing on disk have nothing to sync and accept any policy.
     ///
