@@ -98,6 +98,8 @@ fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
             let options = LogOptions {
                 segment_bytes_max: config.segment_bytes,
                 appendfsync: config.appendfsync.into(),
+                // Connections wait once per batch (see connection.rs), not once per write.
+                deferred_acknowledgement: true,
                 ..LogOptions::default()
             };
             let (store, report) = LogStore::open(&dir, options)

@@ -63,6 +63,9 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     gauge!("ringcache_tombstones").set(store.tombstones as f64);
     gauge!("ringcache_used_memory_bytes").set(store.used_bytes as f64);
     counter!("ringcache_expired_keys_total").absolute(store.expired as u64);
+    for (name, value) in node.store.engine_stats() {
+        gauge!("ringcache_storage", "stat" => name).set(value as f64);
+    }
     for (kind, count) in ERROR_KINDS.iter().zip(s.errors.iter()) {
         counter!("ringcache_errors_total", "kind" => *kind).absolute(count.load(Relaxed));
     }

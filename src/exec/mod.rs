@@ -171,6 +171,14 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
         Family::Strings => strings::execute(node, command, now_ms, touch),
         Family::Keyspace => keyspace::execute(node, command, now_ms),
     };
+    if let Err(ExecError::Store(e)) = &reply {
+        match e {
+            StoreError::Write(_) => {
+                tracing::error!(error = %e, "a write failed; the store now refuses writes")
+            }
+            StoreError::Poisoned(_) => tracing::debug!(error = %e, "write refused"),
+        }
+    }
     let reply = reply.unwrap_or_else(Reply::error);
     if session.after == After::Shutdown {
         return None;

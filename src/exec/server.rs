@@ -291,6 +291,9 @@ fn info_persistence(node: &Node, out: &mut String) {
         u8::from(config.storage == StorageEngine::Log)
     );
     line!(out, "appendfsync:{}", config.appendfsync);
+    for (name, value) in node.store.engine_stats() {
+        line!(out, "{}_{name}:{value}", config.storage);
+    }
 }
 
 fn info_stats(node: &Node, out: &mut String) {

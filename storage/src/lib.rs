@@ -162,6 +162,12 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Option<EvictedKey>;
 
+    /// Engine-specific figures for `INFO persistence` and the metrics (segments, live and
+    /// dead bytes, compactions...), as name and value; none by default.
+    fn engine_stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Whether writes are acknowledged only after [`Store::wait_durable`] (appendfsync
     /// `always`). The server then runs a batch of requests, waits once for the batch, and
     /// only then sends its replies, so concurrent clients share each fsync.

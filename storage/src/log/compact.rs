@@ -11,6 +11,13 @@
 //!   because it may still shadow an older value in an older segment (the bitcask
 //!   resurrection). "Oldest" is by seq, the age order of the data: a compaction output takes
 //!   its input's seq + 1, so it stays in its input's place.
+//! - an evicted record (never referenced): kept, copied byte for byte, unless S is the
+//!   oldest segment, for the same reason: it removes the evicted value and every older one
+//!   that came before it, wherever compaction has put them.
+//!
+//! Before an input is retired, the log is synced: a record dropped because a newer tombstone
+//! or evicted record shadows it must not be gone from the disk while that shadowing record
+//! is not durable yet, or a crash would bring back an older value.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use super::LogError;
 use super::format::{self, HEADER_BYTES, SegmentHeader};
-use super::store::{Entry, Inner, Kind, Segment, account, segment_name, shard_of};
+use super::store::{
+    Entry, Inner, Kind, Segment, account, entry_hash, segment_name, shard_of, tag_of, token_hash,
+};
 use crate::record::Record;
 use crate::token::key_token;
 
@@ -86,9 +95,21 @@ impl Inner {
             };
             let here = at;
             at += header.bytes();
+            if header.is_evicted() {
+                if !oldest {
+                    copies.push(Copy {
+                        token: 0,
+                        from: here,
+                        bytes: input.map[here..at].to_vec(),
+                        referenced: false,
+                    });
+                }
+                throttle(started, (at - HEADER_BYTES) as u64, bytes_per_s);
+                continue;
+            }
             let (key, mut record) = format::read_record(&input.map, here, &header);
             let token = key_token(&key);
-            let mut shard = self.shards[shard_of(token)].lock();
+            let mut shard = self.lock_shard(shard_of(token));
             let segments = self.segments.read();
             let current = Inner::find(&segments, &mut shard.table, token, &key).map(|e| *e);
             let referenced = current.is_some_and(|e| e.segment == input.id && e.offset() == here);
@@ -100,7 +121,7 @@ impl Inner {
                     tombstone_like && oldest && record.version().unix_ms() < tombstone_before_ms;
                 if droppable {
                     let entry = current.expect("referenced");
-                    if let Ok(slot) = shard.table.find_entry(token, |e| *e == entry) {
+                    if let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) {
                         slot.remove();
                         self.forget(&segments, &mut shard.stats, entry);
                         self.tombstones_dropped.fetch_add(1, Ordering::Relaxed);
@@ -134,6 +155,11 @@ impl Inner {
             throttle(started, (at - HEADER_BYTES) as u64, bytes_per_s);
         }
 
+        // Whatever shadows a record dropped above was appended before now: make it durable
+        // before the dropped record leaves the disk.
+        self.sync_all().map_err(|e| {
+            LogError::io("syncing before retiring a segment")(std::io::Error::other(e))
+        })?;
         if copies.is_empty() {
             return self.retire(input, 0);
         }
@@ -166,6 +192,13 @@ impl Inner {
             .and_then(|()| file.sync_data())
             .and_then(|()| self.backend.rename(&tmp, &segment_name(id)))
             .map_err(LogError::io("writing a compaction output"))?;
+        // Reopened by its final name: the handle of the `.tmp` file would retire (rename)
+        // a path that no longer exists when this output is compacted in turn.
+        drop(file);
+        let file = self
+            .backend
+            .open(&segment_name(id))
+            .map_err(LogError::io("reopening a compaction output"))?;
         let map = file
             .map()
             .map_err(LogError::io("mapping a compaction output"))?;
@@ -182,17 +215,19 @@ impl Inner {
                 output.live_bytes.fetch_add(size, Ordering::Relaxed);
                 continue;
             }
-            let mut shard = self.shards[shard_of(copy.token)].lock();
+            let mut shard = self.lock_shard(shard_of(copy.token));
             let segments = self.segments.read();
-            let found = shard.table.find_mut(copy.token, |e| {
-                e.token == copy.token && e.segment == input.id && e.offset() == copy.from
+            let tag = tag_of(copy.token);
+            let found = shard.table.find_mut(token_hash(copy.token), |e| {
+                e.tag == tag && e.segment == input.id && e.offset() == copy.from
             });
             if let Some(entry) = found {
                 let old = *entry;
                 let new = Entry {
-                    token: copy.token,
+                    tag,
                     segment: id,
                     slot: offset as u32,
+                    access: old.access,
                 };
                 *entry = new;
                 let new_header = output.header_at(offset).expect("just written");

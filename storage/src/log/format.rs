@@ -33,7 +33,8 @@
 //!      0    4 crc32c            of bytes 4..48+key_len+value_len
 //!      4    4 key_len
 //!      8    4 value_len         0 for a tombstone
-//!     12    2 flags             bit 0: tombstone (no value), bit 1: has expiry
+//!     12    2 flags             bit 0: tombstone (no value), bit 1: has expiry,
+//!                               bit 2: evicted (with bit 0; see below)
 //!     14    2 record magic      0x5243 ("RC"), to find the next record after corruption
 //!     16    8 value version hlc
 //!     24    4 value version node
@@ -44,8 +45,14 @@
 //! ```
 //!
 //! A record holds a key's whole state (both cells and their versions), so the newest record
-//! of a key by version is the key's state; log order does not matter (compaction moves old
-//! records into newer files).
+//! of a key by version is the key's state (compaction moves old records into newer files).
+//!
+//! An **evicted** record (flags bit 2, with bit 0) says "this node evicted the key's record
+//! with exactly these versions" (the evicted record's header without its value). It is not
+//! a delete: it removes the key's state if that state is no newer than its versions, and
+//! only records that came before it in the log (by segment seq, then offset). A record
+//! written after it, of any version, is not touched by it, and one with newer versions wins
+//! over it anyway. Recovery reads segments in that order, so this needs no extra state.
 //!
 //! # What is assumed of the disk
 //!
@@ -84,6 +91,9 @@ pub const RECORD_MAGIC: u16 = 0x5243;
 pub const FLAG_TOMBSTONE: u16 = 1;
 /// Flag: the record has an expiry.
 pub const FLAG_EXPIRY: u16 = 2;
+/// Flag: the record marks an eviction of the record with its versions (always with
+/// [`FLAG_TOMBSTONE`]: it carries no value).
+pub const FLAG_EVICTED: u16 = 4;
 
 /// A parsed segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +216,24 @@ pub fn encode_record(key: &[u8], record: &Record, out: &mut Vec<u8>) {
     out.resize(align_up(out.len()), 0);
 }
 
+/// Encodes the evicted record of `key` whose state `evicted` was (its value is not kept)
+/// into `out` (cleared first).
+///
+/// # Panics
+/// If the key is 4 GiB or larger (the store checks before).
+pub fn encode_evicted(key: &[u8], evicted: &Record, out: &mut Vec<u8>) {
+    let marker = Record {
+        value: None,
+        ..evicted.clone()
+    };
+    encode_record(key, &marker, out);
+    let flags = u16_at(out, 12) | FLAG_EVICTED;
+    out[12..14].copy_from_slice(&flags.to_le_bytes());
+    let end = RECORD_HEADER_BYTES + key.len();
+    let crc = crc32c::crc32c(&out[4..end]);
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// The fields of a record header, read from a map without copying the key or value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -252,6 +280,11 @@ impl RecordHeader {
         self.flags & FLAG_TOMBSTONE != 0
     }
 
+    /// Whether the record marks an eviction (see the module docs).
+    pub fn is_evicted(&self) -> bool {
+        self.flags & FLAG_EVICTED != 0
+    }
+
     /// Bytes of header, key and value, unpadded.
     pub fn unpadded_bytes(&self) -> usize {
         RECORD_HEADER_BYTES + self.key_len as usize + self.value_len as usize
@@ -276,7 +309,10 @@ pub fn check_record(segment: &[u8], at: usize, end: usize) -> Option<RecordHeade
     let end = end.min(segment.len());
     let header = RecordHeader::parse(segment.get(at..end)?)?;
     let stop = at.checked_add(header.unpadded_bytes())?;
-    if stop > end || (header.is_tombstone() && header.value_len != 0) {
+    if stop > end
+        || (header.is_tombstone() && header.value_len != 0)
+        || (header.is_evicted() && !header.is_tombstone())
+    {
         return None;
     }
     let crc = u32_at(segment, at);
@@ -326,6 +362,27 @@ mod tests {
         let header = check_record(&map, 0, map.len()).unwrap();
         let (key, decoded) = read_record(&map, 0, &header);
         assert_eq!((&key[..], decoded), (&b"key"[..], record));
+    }
+
+    #[test]
+    fn an_evicted_record_keeps_the_versions_and_drops_the_value() {
+        let record = Record {
+            value: Some(Bytes::from_static(b"value")),
+            value_version: Version { hlc: 7, node: 3 },
+            expiry_ms: Some(99),
+            expiry_version: Version { hlc: 8, node: 4 },
+        };
+        let mut out = Vec::new();
+        encode_evicted(b"key", &record, &mut out);
+        let map = Bytes::from(out);
+        let header = check_record(&map, 0, map.len()).unwrap();
+        assert!(header.is_evicted() && header.is_tombstone());
+        assert_eq!(
+            header.versions(),
+            (record.value_version, record.expiry_version)
+        );
+        assert_eq!(header.expiry_ms, Some(99));
+        assert_eq!(header.value_len, 0);
     }
 
     #[test]

@@ -8,16 +8,22 @@
 //! - `recovery`: opening a directory (scan, torn tails, corrupt records) and the keydir
 //!   snapshot.
 //! - `compact`: compaction of segments with many dead bytes.
+//! - `evict`: eviction under `maxmemory` (the policies of [`crate::eviction`]), the
+//!   per-key access statistics packed in the keydir, and the evicted record that keeps an
+//!   evicted key evicted across a restart.
 //!
 //! docs/storage.md holds the design: format, durability, recovery, the tombstone rule of
 //! compaction and the measured keydir overhead per key.
 
 pub mod backend;
 mod compact;
+mod evict;
 pub mod format;
 mod recovery;
 mod store;
 
+#[cfg(test)]
+mod evict_tests;
 #[cfg(test)]
 mod tests;
 
@@ -77,6 +83,11 @@ pub struct LogOptions {
     /// Whether a background thread runs the everysec fsync, snapshots and compaction.
     /// Tests turn it off to drive those steps by hand.
     pub background: bool,
+    /// Under `always`: `false`, each write waits for its own fsync before it returns;
+    /// `true`, writes return once appended and the caller acknowledges them only after
+    /// [`crate::Store::wait_durable`]. The server uses `true` and waits once per batch of
+    /// requests, off its async workers, so concurrent clients share each fsync.
+    pub deferred_acknowledgement: bool,
 }
 
 impl Default for LogOptions {
@@ -87,6 +98,7 @@ impl Default for LogOptions {
             compaction_dead_ratio: 0.5,
             compaction_bytes_per_s: 64 << 20,
             background: true,
+            deferred_acknowledgement: false,
         }
     }
 }

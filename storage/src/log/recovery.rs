@@ -21,16 +21,17 @@
 //! inside its segment; otherwise recovery falls back to a full scan.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::backend::{FileBackend, StorageBackend};
+use super::evict;
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
 use super::store::{
     Entry, Inner, Kind, LogStore, SLOT_RECLAIMED, Segment, Segments, Shard, SyncState, Writer,
-    account, shard_of,
+    account, entry_hash, shard_of, tag_of, token_hash,
 };
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::token::key_token;
@@ -136,18 +137,19 @@ impl LogStore {
         segments.sort_by_key(|(s, _)| (s.seq, s.id));
         let table: Segments = segments.iter().map(|(s, _)| (s.id, s.clone())).collect();
         let shards = Inner::new_shards();
+        // Access statistics are not kept on disk: every key starts as used now.
+        let access = evict::fresh(evict::wall_clock_ms());
 
-        let covered = load_snapshot(&*backend, &table, &shards, &mut report);
+        let covered = load_snapshot(&*backend, &table, &shards, access, &mut report);
         report.from_snapshot = covered.is_some();
         let covered = covered.unwrap_or_default();
         for (segment, _) in &segments {
             if covered.contains(&segment.id) {
                 continue;
             }
-            scan_segment(segment, &table, &shards, &mut report).map_err(LogError::io(format!(
-                "repairing segment {:08x}",
-                segment.id
-            )))?;
+            scan_segment(segment, &table, &shards, access, &mut report).map_err(LogError::io(
+                format!("repairing segment {:08x}", segment.id),
+            ))?;
         }
 
         // Keep appending to the newest segment if the writer filled it; else start one.
@@ -187,7 +189,11 @@ impl LogStore {
             snapshots: Default::default(),
             fsyncs: Default::default(),
             fsync_policy: AtomicU8::new(options.appendfsync.code()),
+            used_bytes: AtomicUsize::new(0),
+            pool: Mutex::default(),
         });
+        let used_bytes = inner.shards.iter().map(|s| s.lock().stats.used_bytes).sum();
+        inner.used_bytes.store(used_bytes, Ordering::Relaxed);
         match reuse {
             Some(segment) => segment.sealed.store(false, Ordering::Relaxed),
             None => {
@@ -259,13 +265,16 @@ fn validate(options: &LogOptions) -> Result<(), LogError> {
 }
 
 /// Applies the record at `offset` of `segment` to the keydir: it wins if its versions are
-/// newer than the key's current record (log order does not matter).
+/// newer than the key's current record. An evicted record instead removes the current
+/// record if that is no newer than its versions; it is never kept in the keydir, since it
+/// only acts on records before it and segments are read in log order (seq, then offset).
 fn apply(
     segment: &Segment,
     offset: usize,
     header: &format::RecordHeader,
     table: &Segments,
     shards: &[Mutex<Shard>],
+    access: u32,
 ) {
     let key = segment.key_at(offset);
     let token = key_token(key);
@@ -273,11 +282,13 @@ fn apply(
     let Shard {
         table: keydir,
         stats,
+        ..
     } = &mut *shard;
     let entry = Entry {
-        token,
+        tag: tag_of(token),
         segment: segment.id,
         slot: offset as u32,
+        access,
     };
     let size = header.bytes() as u64;
     match Inner::find(table, keydir, token, key) {
@@ -288,6 +299,20 @@ fn apply(
             else {
                 return;
             };
+            if header.is_evicted() {
+                if old.1.versions() > header.versions() {
+                    return;
+                }
+                let gone = *current;
+                account(stats, Kind::of(&old.1, gone.reclaimed()), false);
+                old.0
+                    .live_bytes
+                    .fetch_sub(old.1.bytes() as u64, Ordering::Relaxed);
+                if let Ok(slot) = keydir.find_entry(entry_hash(&gone), |e| *e == gone) {
+                    slot.remove();
+                }
+                return;
+            }
             if header.versions() <= old.1.versions() {
                 return;
             }
@@ -297,8 +322,9 @@ fn apply(
                 .fetch_sub(old.1.bytes() as u64, Ordering::Relaxed);
             *current = entry;
         }
+        None if header.is_evicted() => return,
         None => {
-            keydir.insert_unique(token, entry, |e| e.token);
+            keydir.insert_unique(token_hash(token), entry, entry_hash);
         }
     }
     account(stats, Kind::of(header, false), true);
@@ -324,6 +350,7 @@ fn scan_segment(
     segment: &Arc<Segment>,
     table: &Segments,
     shards: &[Mutex<Shard>],
+    access: u32,
     report: &mut RecoveryReport,
 ) -> std::io::Result<()> {
     let map = &segment.map[..];
@@ -331,7 +358,7 @@ fn scan_segment(
     let mut end = HEADER_BYTES;
     while at < map.len() {
         if let Some(header) = format::check_record(map, at, map.len()) {
-            apply(segment, at, &header, table, shards);
+            apply(segment, at, &header, table, shards, access);
             report.records += 1;
             at += header.bytes();
             end = at;
@@ -373,6 +400,7 @@ fn load_snapshot(
     backend: &dyn StorageBackend,
     table: &Segments,
     shards: &[Mutex<Shard>],
+    access: u32,
     report: &mut RecoveryReport,
 ) -> Option<Vec<u32>> {
     let file = backend.open(SNAPSHOT_NAME).ok()?;
@@ -411,10 +439,12 @@ fn load_snapshot(
     let mut entries = Vec::with_capacity(row_count);
     for i in 0..row_count {
         let at = rows_at + i * SNAPSHOT_ROW_BYTES;
+        let token = le_u64(bytes, at);
         let entry = Entry {
-            token: le_u64(bytes, at),
+            tag: tag_of(token),
             segment: le_u32(bytes, at + 8),
             slot: le_u32(bytes, at + 12) & !SLOT_RECLAIMED,
+            access,
         };
         let (key_len, value_len) = (le_u32(bytes, at + 16), le_u32(bytes, at + 20));
         if !covered.contains(&entry.segment) {
@@ -425,20 +455,23 @@ fn load_snapshot(
         let end = entry.offset().checked_add(header.bytes())?;
         if end > segment.map.len()
             || (header.key_len, header.value_len) != (key_len, value_len)
-            || key_token(segment.key_at(entry.offset())) != entry.token
+            || header.is_evicted()
+            || key_token(segment.key_at(entry.offset())) != token
         {
             return None;
         }
-        entries.push((entry, header));
+        entries.push((token, entry, header));
     }
-    for (entry, header) in &entries {
+    for (token, entry, header) in &entries {
         let segment = table.get(&entry.segment)?;
-        let mut shard = shards[shard_of(entry.token)].lock();
+        let mut shard = shards[shard_of(*token)].lock();
         account(&mut shard.stats, Kind::of(header, false), true);
         segment
             .live_bytes
             .fetch_add(header.bytes() as u64, Ordering::Relaxed);
-        shard.table.insert_unique(entry.token, *entry, |e| e.token);
+        shard
+            .table
+            .insert_unique(token_hash(*token), *entry, entry_hash);
     }
     for i in 0..segment_count {
         let at = SNAPSHOT_HEADER_BYTES + i * SNAPSHOT_SEGMENT_BYTES;
@@ -495,13 +528,15 @@ impl Inner {
                 if !ids.contains(&entry.segment) {
                     continue;
                 }
-                let Some(header) = segments
+                let Some((segment, header)) = segments
                     .get(&entry.segment)
-                    .and_then(|s| s.header_at(entry.offset()))
+                    .and_then(|s| Some((s, s.header_at(entry.offset())?)))
                 else {
                     continue;
                 };
-                out.extend_from_slice(&entry.token.to_le_bytes());
+                // The keydir keeps only part of the token; the key in the map has all of it.
+                let token = key_token(segment.key_at(entry.offset()));
+                out.extend_from_slice(&token.to_le_bytes());
                 out.extend_from_slice(&entry.segment.to_le_bytes());
                 out.extend_from_slice(&(entry.slot & !SLOT_RECLAIMED).to_le_bytes());
                 out.extend_from_slice(&header.key_len.to_le_bytes());

@@ -1,10 +1,14 @@
 //! The engine: the keydir, appends, group commit, poisoning and the `Store` methods.
 //!
-//! Locks, always taken in this order: a keydir shard, then the writer, then the segment
-//! table. A reader takes a shard, then the segment table. Compaction and snapshots hold the
-//! maintenance lock and take the others one at a time.
+//! Locks, always taken in this order: the eviction pool, a keydir shard, then the writer,
+//! then the segment table. A reader takes a shard, then the segment table. Compaction and
+//! snapshots hold the maintenance lock and take the others one at a time.
+//!
+//! `used_bytes` is kept in one atomic, updated when a shard's lock is released
+//! ([`ShardGuard`]), as `MemoryStore` does, so the server can read it before every write.
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -12,11 +16,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use super::backend::{SegmentFile, StorageBackend};
+use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
 use super::{FsyncPolicy, LogOptions, LogStats};
+use crate::eviction::{EvictionPool, splitmix64};
 use crate::record::Record;
 use crate::token::key_token;
 use crate::{EvictedKey, EvictionPolicy, ExpireStats, Store, StoreError, StoreStats, Update};
@@ -34,18 +40,58 @@ const ENTRY_OVERHEAD_BYTES: usize = 24;
 pub(super) const SLOT_RECLAIMED: u32 = 1;
 const SLOT_FLAGS: u32 = 7;
 
-/// Where a key's newest record is: 16 bytes. The key itself is not kept in memory: it is
-/// compared in the mapped segment, which only happens for an entry whose 64-bit token
-/// matches.
+/// Where a key's newest record is, and how it was used: 16 bytes. The key itself is not
+/// kept in memory: it is compared in the mapped segment, which only happens for an entry
+/// whose tag matches.
+///
+/// Of the key's 64-bit token only 32 bits are kept (the `tag`): the top 12 are the shard's
+/// number, and the low 20 are dropped to make room for the access statistics. Two keys of
+/// one shard share a tag with probability 2^-32, which costs one more key comparison in the
+/// map, never a wrong answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Entry {
-    pub token: u64,
+    /// Bits 20..52 of the key's token, see [`tag_of`].
+    pub tag: u32,
     pub segment: u32,
     /// Offset of the record in the segment, with `SLOT_*` flags in the low 3 bits.
     pub slot: u32,
+    /// Eviction statistics: 24-bit LRU clock and 8-bit LFU counter, see [`evict`].
+    pub access: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 16);
+
+/// The token bits below the shard's that an [`Entry`] keeps.
+const TAG_SHIFT: u32 = 64 - SHARD_BITS - 32;
+
+/// The tag of a token: the 32 bits below the shard's 12.
+pub(super) fn tag_of(token: u64) -> u32 {
+    (token >> TAG_SHIFT) as u32
+}
+
+/// The keydir table's hash of a tag (the token's own bits are random already): the tag in
+/// both halves, so hashbrown's bucket index (low bits) and control byte (top 7 bits) both
+/// come from it.
+pub(super) fn tag_hash(tag: u32) -> u64 {
+    (u64::from(tag) << 32) | u64::from(tag)
+}
+
+/// The keydir table's hash of a key's token.
+pub(super) fn token_hash(token: u64) -> u64 {
+    tag_hash(tag_of(token))
+}
+
+/// Hasher for the keydir table (growth rehashes with it).
+pub(super) fn entry_hash(entry: &Entry) -> u64 {
+    tag_hash(entry.tag)
+}
+
+/// Whether an entry of the shard holding `from` may have a token ≥ `from` (a scan cursor
+/// inside a shard): compared on the tag, so a few keys just below `from` may be visited
+/// again, which a scan allows.
+pub(super) fn at_or_after(entry: &Entry, from: u64) -> bool {
+    entry.tag >= tag_of(from)
+}
 
 impl Entry {
     pub fn offset(self) -> usize {
@@ -62,6 +108,42 @@ impl Entry {
 pub(super) struct Shard {
     pub table: HashTable<Entry>,
     pub stats: StoreStats,
+    /// State of the generator for LFU's coin flips.
+    pub rng: u64,
+}
+
+/// A locked shard that, when released, adds the change of its `used_bytes` to the store's
+/// total (as `MemoryStore` does), so that reading `used_bytes` locks nothing.
+pub(super) struct ShardGuard<'a> {
+    shard: MutexGuard<'a, Shard>,
+    used_bytes_before: usize,
+    used_bytes: &'a AtomicUsize,
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let after = self.shard.stats.used_bytes;
+        if after != self.used_bytes_before {
+            // Modular arithmetic: a decrease is added as its two's complement.
+            self.used_bytes.fetch_add(
+                after.wrapping_sub(self.used_bytes_before),
+                Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 /// What the keydir counts of a record.
@@ -226,6 +308,10 @@ pub(super) struct Inner {
     /// The fsync policy in force; starts as `options.appendfsync`, changed by
     /// `CONFIG SET appendfsync` through [`Store::set_fsync_policy`].
     pub fsync_policy: AtomicU8,
+    /// Sum of the shards' `used_bytes`, see [`ShardGuard`].
+    pub used_bytes: AtomicUsize,
+    /// Eviction candidates kept between evictions. Locked before any shard, never after.
+    pub pool: Mutex<EvictionPool>,
 }
 
 /// The log-structured store. Open it with [`LogStore::open`]; see the module docs.
@@ -268,7 +354,25 @@ impl Inner {
     }
 
     pub fn new_shards() -> Box<[Mutex<Shard>]> {
-        (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect()
+        (0..SHARDS)
+            .map(|index| {
+                Mutex::new(Shard {
+                    rng: index as u64,
+                    ..Shard::default()
+                })
+            })
+            .collect()
+    }
+
+    /// Locks shard `index`; every change to a shard goes through here so `used_bytes`
+    /// stays exact.
+    pub fn lock_shard(&self, index: usize) -> ShardGuard<'_> {
+        let shard = self.shards[index].lock();
+        ShardGuard {
+            used_bytes_before: shard.stats.used_bytes,
+            shard,
+            used_bytes: &self.used_bytes,
+        }
     }
 
     /// The entry of `key` in `table`.
@@ -278,8 +382,9 @@ impl Inner {
         token: u64,
         key: &[u8],
     ) -> Option<&'t mut Entry> {
-        table.find_mut(token, |e| {
-            e.token == token
+        let tag = tag_of(token);
+        table.find_mut(token_hash(token), |e| {
+            e.tag == tag
                 && segments
                     .get(&e.segment)
                     .is_some_and(|s| s.key_at(e.offset()) == key)
@@ -324,12 +429,24 @@ impl Inner {
         true
     }
 
-    /// The key's record, its expired value reclaimed first.
-    fn find_live(&self, shard: &mut Shard, token: u64, key: &[u8], now_ms: u64) -> Option<Found> {
+    /// The key's record, its expired value reclaimed first. With `touch`, a live value
+    /// counts as accessed for eviction.
+    fn find_live(
+        &self,
+        shard: &mut Shard,
+        token: u64,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+    ) -> Option<Found> {
         let segments = self.segments.read();
-        let entry = Self::find(&segments, &mut shard.table, token, key)?;
+        let Shard { table, stats, rng } = shard;
+        let entry = Self::find(&segments, table, token, key)?;
         let (_, mut found) = Self::load(&segments, *entry)?;
-        Self::reclaim_if_expired(&mut shard.stats, entry, &mut found, now_ms);
+        Self::reclaim_if_expired(stats, entry, &mut found, now_ms);
+        if touch && found.record.value.is_some() {
+            entry.access = evict::touch(entry.access, now_ms, splitmix64(rng));
+        }
         Some(found)
     }
 
@@ -387,7 +504,7 @@ impl Inner {
     ///
     /// # Errors
     /// Poisoned, or the write failed (then the store is poisoned).
-    fn append(&self, record: &[u8]) -> Result<(Arc<Segment>, usize, u64), StoreError> {
+    pub(super) fn append(&self, record: &[u8]) -> Result<(Arc<Segment>, usize, u64), StoreError> {
         let mut writer = self.writer.lock();
         if let Some(error) = self.poisoned_error() {
             return Err(error);
@@ -504,13 +621,16 @@ impl Inner {
     }
 
     /// Writes `record` for `key` and points the keydir at it, once it is as durable as the
-    /// policy promises. On error the keydir is unchanged.
+    /// policy promises. On error the keydir is unchanged. A key that held no value starts
+    /// fresh access statistics at `now_ms`; one that did counts an access if `touch`.
     fn write(
         &self,
         shard: &mut Shard,
         token: u64,
         key: &[u8],
         record: &Record,
+        now_ms: u64,
+        touch: bool,
     ) -> Result<(), StoreError> {
         let value_len = record.value.as_ref().map_or(0, Bytes::len);
         if u32::try_from(key.len()).is_err()
@@ -526,27 +646,38 @@ impl Inner {
         let mut bytes = Vec::new();
         format::encode_record(key, record, &mut bytes);
         let (segment, offset, position) = self.append(&bytes)?;
-        if self.fsync_policy() == FsyncPolicy::Always {
+        if self.fsync_policy() == FsyncPolicy::Always && !self.options.deferred_acknowledgement {
             self.wait_durable(position)?;
         }
         let header = RecordHeader::parse(&bytes).expect("just encoded");
-        let entry = Entry {
-            token,
+        let mut entry = Entry {
+            tag: tag_of(token),
             segment: segment.id,
             slot: offset as u32,
+            access: evict::fresh(now_ms),
         };
         segment
             .live_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         account(&mut shard.stats, Kind::of(&header, false), true);
         let segments = self.segments.read();
-        match Self::find(&segments, &mut shard.table, token, key) {
+        let Shard { table, stats, rng } = shard;
+        match Self::find(&segments, table, token, key) {
             Some(slot) => {
+                let had_value = !slot.reclaimed()
+                    && Self::load(&segments, *slot).is_some_and(|(_, f)| f.record.value.is_some());
+                if had_value {
+                    entry.access = if touch {
+                        evict::touch(slot.access, now_ms, splitmix64(rng))
+                    } else {
+                        slot.access
+                    };
+                }
                 let old = std::mem::replace(slot, entry);
-                self.forget(&segments, &mut shard.stats, old);
+                self.forget(&segments, stats, old);
             }
             None => {
-                shard.table.insert_unique(token, entry, |e| e.token);
+                table.insert_unique(token_hash(token), entry, entry_hash);
             }
         }
         Ok(())
@@ -579,7 +710,7 @@ impl Inner {
         let first = shard_of(cursor);
         for index in first..SHARDS {
             let from = if index == first { cursor } else { 0 };
-            visited += visit(&mut self.shards[index].lock(), from);
+            visited += visit(&mut self.lock_shard(index), from);
             if visited >= count.max(1) {
                 return if index + 1 < SHARDS {
                     shard_start(index + 1)
@@ -677,9 +808,17 @@ impl LogStore {
 impl Store for LogStore {
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
-        let mut shard = self.inner.shards[shard_of(token)].lock();
+        let mut shard = self.inner.lock_shard(shard_of(token));
         self.inner
-            .find_live(&mut shard, token, key, now_ms)
+            .find_live(&mut shard, token, key, now_ms, true)
+            .map(|found| found.record)
+    }
+
+    fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        let token = key_token(key);
+        let mut shard = self.inner.lock_shard(shard_of(token));
+        self.inner
+            .find_live(&mut shard, token, key, now_ms, false)
             .map(|found| found.record)
     }
 
@@ -690,12 +829,15 @@ impl Store for LogStore {
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Result<Option<Record>, StoreError> {
         let token = key_token(key);
-        let mut shard = self.inner.shards[shard_of(token)].lock();
-        let current = self.inner.find_live(&mut shard, token, key, now_ms);
+        let mut shard = self.inner.lock_shard(shard_of(token));
+        // A write looks the key up as an access, as Redis's lookupKeyWrite does; the write
+        // below then does not count a second one.
+        let current = self.inner.find_live(&mut shard, token, key, now_ms, true);
         match decide(current.as_ref().map(|found| &found.record)) {
             Update::Keep => Ok(current.map(|found| found.record)),
             Update::Put(record) => {
-                self.inner.write(&mut shard, token, key, &record)?;
+                self.inner
+                    .write(&mut shard, token, key, &record, now_ms, false)?;
                 Ok(Some(record))
             }
         }
@@ -703,7 +845,7 @@ impl Store for LogStore {
 
     fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
         let token = key_token(key);
-        let mut shard = self.inner.shards[shard_of(token)].lock();
+        let mut shard = self.inner.lock_shard(shard_of(token));
         let current = {
             let segments = self.inner.segments.read();
             Inner::find(&segments, &mut shard.table, token, key)
@@ -714,7 +856,9 @@ impl Store for LogStore {
         if !merged.merge(incoming) {
             return Ok(false);
         }
-        self.inner.write(&mut shard, token, key, &merged)?;
+        let now_ms = evict::wall_clock_ms();
+        self.inner
+            .write(&mut shard, token, key, &merged, now_ms, true)?;
         Ok(true)
     }
 
@@ -728,8 +872,8 @@ impl Store for LogStore {
         self.inner.walk(cursor, count, &mut |shard, from| {
             let segments = self.inner.segments.read();
             let mut visited = 0;
-            let Shard { table, stats } = shard;
-            for entry in table.iter_mut().filter(|e| e.token >= from) {
+            let Shard { table, stats, .. } = shard;
+            for entry in table.iter_mut().filter(|e| at_or_after(e, from)) {
                 if let Some((key, mut found)) = Inner::load(&segments, *entry) {
                     Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
                     visit(&key, &found.record);
@@ -746,9 +890,9 @@ impl Store for LogStore {
         let mut probes = 0;
         let start = shard_of(random_token);
         for step in 0..SHARDS {
-            let mut shard = self.inner.shards[(start + step) % SHARDS].lock();
+            let mut shard = self.inner.lock_shard((start + step) % SHARDS);
             let segments = self.inner.segments.read();
-            let Shard { table, stats } = &mut *shard;
+            let Shard { table, stats, .. } = &mut *shard;
             for entry in table.iter_mut() {
                 if let Some((key, mut found)) = Inner::load(&segments, *entry) {
                     Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
@@ -768,7 +912,8 @@ impl Store for LogStore {
     fn clear(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         let _maintenance = inner.maintenance.lock();
-        let mut shards: Vec<_> = inner.shards.iter().map(|s| s.lock()).collect();
+        let mut pool = inner.pool.lock();
+        let mut shards: Vec<_> = (0..SHARDS).map(|i| inner.lock_shard(i)).collect();
         let mut writer = inner.writer.lock();
         if let Some(error) = inner.poisoned_error() {
             return Err(error);
@@ -804,8 +949,13 @@ impl Store for LogStore {
                 .map_err(|e| fail("retiring a segment", e))?;
         }
         for shard in shards.iter_mut() {
-            **shard = Shard::default();
+            let rng = shard.rng;
+            **shard = Shard {
+                rng,
+                ..Shard::default()
+            };
         }
+        pool.clear();
         Ok(())
     }
 
@@ -832,8 +982,9 @@ impl Store for LogStore {
             let Shard {
                 table,
                 stats: counts,
+                ..
             } = &mut *shard;
-            for entry in table.iter_mut().filter(|e| e.token >= from) {
+            for entry in table.iter_mut().filter(|e| at_or_after(e, from)) {
                 visited += 1;
                 let Some((_, mut found)) = Inner::load(&segments, *entry) else {
                     continue;
@@ -847,7 +998,7 @@ impl Store for LogStore {
                 }
             }
             for entry in dead {
-                if let Ok(slot) = shard.table.find_entry(entry.token, |e| *e == entry) {
+                if let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) {
                     slot.remove();
                     inner.forget(&segments, &mut shard.stats, entry);
                     stats.tombstones_dropped += 1;
@@ -859,17 +1010,49 @@ impl Store for LogStore {
         (stats, next)
     }
 
-    /// Not implemented by this engine yet (maxmemory for the log store is separate work):
-    /// always `None`, which a server reads as "nothing can be evicted". Dropping a key
-    /// without a record on disk would also bring it back after a restart.
+    /// As `MemoryStore` evicts (see [`evict`]), plus an "evicted" record appended to the
+    /// log so that the key stays evicted after a restart. `None` also when that record
+    /// cannot be written (the store is poisoned).
     fn evict(
         &self,
-        _policy: EvictionPolicy,
-        _samples: usize,
-        _random_token: u64,
-        _now_ms: u64,
+        policy: EvictionPolicy,
+        samples: usize,
+        random_token: u64,
+        now_ms: u64,
     ) -> Option<EvictedKey> {
-        None
+        self.inner.evict(policy, samples, random_token, now_ms)
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.inner.used_bytes.load(Ordering::Relaxed)
+    }
+
+    fn acknowledges_after_sync(&self) -> bool {
+        self.inner.options.deferred_acknowledgement
+            && self.inner.fsync_policy() == FsyncPolicy::Always
+    }
+
+    fn wait_durable(&self) -> Result<(), StoreError> {
+        if self.inner.fsync_policy() != FsyncPolicy::Always {
+            return Ok(());
+        }
+        let position = self.inner.writer.lock().appended;
+        self.inner.wait_durable(position)
+    }
+
+    fn engine_stats(&self) -> Vec<(&'static str, u64)> {
+        let stats = self.log_stats();
+        vec![
+            ("segments", stats.segments as u64),
+            ("live_bytes", stats.live_bytes),
+            ("dead_bytes", stats.dead_bytes),
+            ("compactions", stats.compactions),
+            ("bytes_reclaimed", stats.bytes_reclaimed),
+            ("tombstones_dropped", stats.tombstones_dropped),
+            ("snapshots", stats.snapshots),
+            ("fsyncs", stats.fsyncs),
+            ("poisoned", u64::from(stats.poisoned.is_some())),
+        ]
     }
 
     fn set_fsync_policy(&self, policy: FsyncPolicy) -> Result<(), StoreError> {
