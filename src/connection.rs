@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ringcache_resp::{ParseLimits, Reply, RequestParser};
-use ringcache_storage::StoreError;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
+use crate::durability;
 use crate::exec::{self, After, Session};
 use crate::node::Node;
 
@@ -136,11 +136,7 @@ async fn flush(
 ) -> Result<(), End> {
     if session.wrote && node.store.acknowledges_after_sync() {
         session.wrote = false;
-        let store_node = node.clone();
-        let durable = tokio::task::spawn_blocking(move || store_node.store.wait_durable())
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Write(e.to_string())));
-        if let Err(e) = durable {
+        if let Err(e) = durability::wait(node).await {
             // The replies acknowledge writes that may not be durable: drop them and the
             // connection, so the client sees an unknown outcome rather than +OK.
             tracing::error!(client = session.client.id, error = %e, "writes not durable; closing");

@@ -11,6 +11,7 @@
 mod clients;
 mod config;
 mod connection;
+mod durability;
 mod exec;
 mod expiry;
 mod metrics;
@@ -78,6 +79,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metrics::start(node.clone(), addr)
             .with_context(|| format!("cannot serve metrics on {addr} (metrics-port)"))?;
     }
+    let sync_queue = durability::start(node.clone()).context("cannot start the sync thread")?;
+    let _ = node.sync_queue.set(sync_queue);
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
     tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");

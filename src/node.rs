@@ -1,5 +1,6 @@
 //! The node: everything a connection needs, shared by all of them.
 
+use std::sync::{OnceLock, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
@@ -9,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::clients::Clients;
 use crate::config::Config;
+use crate::durability;
 use crate::stats::Stats;
 
 /// Shared state of one ringcache process.
@@ -28,6 +30,9 @@ pub struct Node {
     /// Set to `true` to stop the server: listeners stop accepting, connections finish
     /// their current batch and close.
     pub shutdown: watch::Sender<bool>,
+    /// Where connections register for group commit under appendfsync always; set once the
+    /// sync thread runs (see [`crate::durability`]).
+    pub sync_queue: OnceLock<mpsc::Sender<durability::Waiter>>,
 }
 
 impl Node {
@@ -44,6 +49,7 @@ impl Node {
             clients: Clients::default(),
             run_id,
             shutdown: watch::Sender::new(false),
+            sync_queue: OnceLock::new(),
         }
     }
 
