@@ -48,6 +48,9 @@ start_ring() { # port dir args...
   pids+=($!); last_pid=$!
 }
 rss_bytes() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$1/status") * 1024 )); }
+# Anonymous memory only: the log engine's mapped segments show up in RSS as page cache
+# (RssFile), which the kernel reclaims under pressure; RssAnon is the process's own memory.
+anon_bytes() { echo $(( $(awk '/RssAnon/ {print $2}' "/proc/$1/status") * 1024 )); }
 
 echo "## 1. Throughput with durability (redis-benchmark -c 50 -r 100000 -d 100)"
 : >"$out/storage-benchmark.csv"
@@ -107,7 +110,9 @@ for system in redis-server ringcache-memory ringcache-log; do
     ringcache-log) start_ring "$port" "$tmp/m-log" --storage log ;;
   esac
   pid=$last_pid; wait_pong "$port" "$(date +%s%N)" >/dev/null
-  before=$(rss_bytes "$pid"); $load "$port" "$mem_keys" 100 >/dev/null; sleep 1; after=$(rss_bytes "$pid")
-  echo "| $system | $(( (after - before) / mem_keys )) B/key | RSS $(( after / 1048576 )) MiB |"
+  before=$(rss_bytes "$pid"); anon_before=$(anon_bytes "$pid")
+  $load "$port" "$mem_keys" 100 >/dev/null; sleep 1
+  after=$(rss_bytes "$pid"); anon_after=$(anon_bytes "$pid")
+  echo "| $system | $(( (after - before) / mem_keys )) B/key RSS | $(( (anon_after - anon_before) / mem_keys )) B/key anonymous | RSS $(( after / 1048576 )) MiB |"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
