@@ -157,8 +157,28 @@ fn deleted_and_overwritten_keys_keep_their_last_state_across_kill_9_and_compacti
             expected.push((key, Some("first".into())));
         }
     }
-    // Give background compaction a moment to rewrite the sealed segments.
-    thread::sleep(Duration::from_millis(1500));
+    // Wait (bounded) until background compaction has rewritten at least one segment, so the
+    // restart below reads compacted segments.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let compactions = loop {
+        let info = conn
+            .cmd(&["INFO", "persistence"])
+            .text()
+            .unwrap_or_default();
+        let count = info
+            .lines()
+            .find_map(|l| l.strip_prefix("log_compactions:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if count > 0 || Instant::now() > deadline {
+            break count;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        compactions > 0,
+        "no compaction ran; the test would not cover it"
+    );
     node.process.kill();
 
     let node = start(
