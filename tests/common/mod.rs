@@ -26,8 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a server may take to answer its first PING.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read and write timeout of a [`RespConn`] socket.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read and write timeout of a [`RespConn`] socket: long enough for a 512 MB value to be
+/// written to the log engine by a debug build on a loaded machine (the corpus has one), short
+/// enough to turn a hang into a failure.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long any helper process (redis-cli, redis-benchmark) may run.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// The most bytes one reply may take before the reader gives up (protects the test itself).
