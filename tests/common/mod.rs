@@ -306,6 +306,11 @@ impl Ringcache {
             if arg_value(extra, "--metrics-port").is_none() {
                 args.extend(["--metrics-port".into(), metrics_port.to_string()]);
             }
+            if arg_value(extra, "--segment-bytes").is_none() {
+                // Small segments: many servers run at once and each allocates its first
+                // segment up front; rolling over segments gets exercised too.
+                args.extend(["--segment-bytes".into(), "8mb".into()]);
+            }
             if arg_value(extra, "--data-dir").is_none() {
                 let data = dir.path().join("data");
                 fs::create_dir_all(&data).expect("create data dir");
