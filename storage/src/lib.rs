@@ -17,6 +17,7 @@ pub mod eviction;
 pub mod log;
 pub mod memory;
 pub mod record;
+mod shard_guard;
 pub mod token;
 
 pub use error::StoreError;

@@ -23,16 +23,16 @@
 //! lock is released, so that the server can check it before every write without locking
 //! 4,096 shards.
 
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::eviction::{EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, splitmix64};
 use crate::record::Record;
+use crate::shard_guard::Counted;
 use crate::token::key_token;
 use crate::{ExpireStats, Store, StoreError, StoreStats, Update};
 
@@ -208,35 +208,12 @@ impl Shard {
     }
 }
 
-/// A locked shard that, when released, adds the change of its `used_bytes` to the store's
-/// total.
-struct ShardGuard<'a> {
-    shard: MutexGuard<'a, Shard>,
-    used_bytes_before: usize,
-    used_bytes: &'a AtomicUsize,
-}
+/// A locked shard of this engine (see [`crate::shard_guard`]).
+type ShardGuard<'a> = crate::shard_guard::ShardGuard<'a, Shard>;
 
-impl Deref for ShardGuard<'_> {
-    type Target = Shard;
-    fn deref(&self) -> &Shard {
-        &self.shard
-    }
-}
-
-impl DerefMut for ShardGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Shard {
-        &mut self.shard
-    }
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        let after = self.shard.stats.used_bytes;
-        if after != self.used_bytes_before {
-            // Modular arithmetic: a decrease is added as its two's complement.
-            self.used_bytes
-                .fetch_add(after.wrapping_sub(self.used_bytes_before), Relaxed);
-        }
+impl Counted for Shard {
+    fn counts(&self) -> &StoreStats {
+        &self.stats
     }
 }
 
@@ -283,12 +260,7 @@ impl MemoryStore {
 
     /// Locks shard `index`; every shard lock goes through here so `used_bytes` stays exact.
     fn lock(&self, index: usize) -> ShardGuard<'_> {
-        let shard = self.shards[index].lock();
-        ShardGuard {
-            used_bytes_before: shard.stats.used_bytes,
-            shard,
-            used_bytes: &self.used_bytes,
-        }
+        ShardGuard::lock(&self.shards[index], &self.used_bytes)
     }
 
     fn shard(&self, token: u64) -> ShardGuard<'_> {

@@ -8,7 +8,6 @@
 //! ([`ShardGuard`]), as `MemoryStore` does, so the server can read it before every write.
 
 use std::collections::HashMap;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -16,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::backend::{SegmentFile, StorageBackend};
 use super::evict;
@@ -24,6 +23,7 @@ use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
 use super::{FsyncPolicy, LogOptions, LogStats};
 use crate::eviction::{EvictionPool, splitmix64};
 use crate::record::Record;
+use crate::shard_guard::Counted;
 use crate::token::key_token;
 use crate::{EvictedKey, EvictionPolicy, ExpireStats, Store, StoreError, StoreStats, Update};
 
@@ -112,37 +112,12 @@ pub(super) struct Shard {
     pub rng: u64,
 }
 
-/// A locked shard that, when released, adds the change of its `used_bytes` to the store's
-/// total (as `MemoryStore` does), so that reading `used_bytes` locks nothing.
-pub(super) struct ShardGuard<'a> {
-    shard: MutexGuard<'a, Shard>,
-    used_bytes_before: usize,
-    used_bytes: &'a AtomicUsize,
-}
+/// A locked keydir shard (see [`crate::shard_guard`]): reading `used_bytes` locks nothing.
+pub(super) type ShardGuard<'a> = crate::shard_guard::ShardGuard<'a, Shard>;
 
-impl Deref for ShardGuard<'_> {
-    type Target = Shard;
-    fn deref(&self) -> &Shard {
-        &self.shard
-    }
-}
-
-impl DerefMut for ShardGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Shard {
-        &mut self.shard
-    }
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        let after = self.shard.stats.used_bytes;
-        if after != self.used_bytes_before {
-            // Modular arithmetic: a decrease is added as its two's complement.
-            self.used_bytes.fetch_add(
-                after.wrapping_sub(self.used_bytes_before),
-                Ordering::Relaxed,
-            );
-        }
+impl Counted for Shard {
+    fn counts(&self) -> &StoreStats {
+        &self.stats
     }
 }
 
@@ -367,12 +342,7 @@ impl Inner {
     /// Locks shard `index`; every change to a shard goes through here so `used_bytes`
     /// stays exact.
     pub fn lock_shard(&self, index: usize) -> ShardGuard<'_> {
-        let shard = self.shards[index].lock();
-        ShardGuard {
-            used_bytes_before: shard.stats.used_bytes,
-            shard,
-            used_bytes: &self.used_bytes,
-        }
+        ShardGuard::lock(&self.shards[index], &self.used_bytes)
     }
 
     /// The entry of `key` in `table`.
