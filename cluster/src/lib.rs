@@ -5,7 +5,11 @@
 //! runtime in `src/`.
 //!
 //! - [`hlc`]: the hybrid logical clock that issues record versions.
+//! - [`ring`]: the consistent-hash [`Ring`] of the member set: each key's preference list,
+//!   the token ranges each node owns, and how evenly the ring spreads keys.
 
 pub mod hlc;
+pub mod ring;
 
 pub use hlc::HybridClock;
+pub use ring::{NodeId, PreferenceList, REPLICAS_MAX, Ring, TokenRange, VNODES_DEFAULT};
