@@ -5,10 +5,12 @@
 //! runtime in `src/`.
 //!
 //! - [`hlc`]: the hybrid logical clock that issues record versions.
+//! - [`protocol`]: the peer protocol without I/O: frames, messages, and the HMAC handshake.
 //! - [`ring`]: the consistent-hash [`Ring`] of the member set: each key's preference list,
 //!   the token ranges each node owns, and how evenly the ring spreads keys.
 
 pub mod hlc;
+pub mod protocol;
 pub mod ring;
 
 pub use hlc::HybridClock;

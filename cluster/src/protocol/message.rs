@@ -1,0 +1,458 @@
+//! Peer messages: the payload of each frame kind.
+//!
+//! Every integer is little-endian; every variable-length field has a length prefix that is
+//! checked against its bound before the field is read. A message must use its whole payload:
+//! trailing bytes are an error. Layouts (payload only, after the frame header):
+//!
+//! ```text
+//! HELLO      magic[8] protocol_version:u16 node_id:u64 nonce[32] name_len:u16 name[name_len]
+//! PROOF      mac[32]
+//! PING       now_ms:u64
+//! PONG       now_ms:u64 echoed_ms:u64
+//! READ       key_len:u32 key[key_len]
+//! READ_REPLY present:u8 (0 | 1) [record if present]
+//! WRITE      key_len:u32 key[key_len] record
+//! WRITE_ACK  (empty)
+//! ERROR      text_len:u16 text[text_len] (UTF-8)
+//!
+//! record     flags:u8 value_hlc:u64 value_node:u32 expiry_hlc:u64 expiry_node:u32
+//!            [expiry_ms:u64 if flags & HAS_EXPIRY] [value_len:u32 value[value_len] if flags & HAS_VALUE]
+//! ```
+//!
+//! Flags other than [`RECORD_HAS_VALUE`] and [`RECORD_HAS_EXPIRY`] must be zero. A record
+//! without `HAS_VALUE` is a tombstone.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use ringcache_storage::{Record, Version};
+
+use super::ProtocolError;
+use super::frame::{Frame, PEER_KEY_BYTES_MAX, PEER_VALUE_BYTES_MAX, put_header};
+
+/// The frame kinds, one per [`Message`] variant.
+pub mod kind {
+    /// [`Message::Hello`](super::Message::Hello).
+    pub const HELLO: u8 = 1;
+    /// [`Message::Proof`](super::Message::Proof).
+    pub const PROOF: u8 = 2;
+    /// [`Message::Ping`](super::Message::Ping).
+    pub const PING: u8 = 3;
+    /// [`Message::Pong`](super::Message::Pong).
+    pub const PONG: u8 = 4;
+    /// [`Message::Read`](super::Message::Read).
+    pub const READ: u8 = 5;
+    /// [`Message::ReadReply`](super::Message::ReadReply).
+    pub const READ_REPLY: u8 = 6;
+    /// [`Message::Write`](super::Message::Write).
+    pub const WRITE: u8 = 7;
+    /// [`Message::WriteAck`](super::Message::WriteAck).
+    pub const WRITE_ACK: u8 = 8;
+    /// [`Message::Error`](super::Message::Error).
+    pub const ERROR: u8 = 9;
+
+    /// Whether `kind` is a kind this protocol version knows.
+    pub fn is_known(kind: u8) -> bool {
+        (HELLO..=ERROR).contains(&kind)
+    }
+}
+
+/// The magic that opens every [`Hello`].
+pub const PEER_MAGIC: [u8; 8] = *b"RINGPEER";
+/// Bytes of a handshake nonce.
+pub const NONCE_BYTES: usize = 32;
+/// Bytes of a handshake proof (HMAC-SHA256).
+pub const MAC_BYTES: usize = 32;
+/// The longest cluster name, in bytes of UTF-8.
+pub const CLUSTER_NAME_BYTES_MAX: usize = 255;
+/// The longest [`Message::Error`] text, in bytes of UTF-8.
+pub const ERROR_TEXT_BYTES_MAX: usize = 1024;
+/// Record flag: the value cell holds a value (otherwise it is a tombstone).
+pub const RECORD_HAS_VALUE: u8 = 0b01;
+/// Record flag: the expiry cell holds an expiry.
+pub const RECORD_HAS_EXPIRY: u8 = 0b10;
+/// Bytes of a record without its expiry and value: flags and two versions.
+const RECORD_FIXED_BYTES: usize = 1 + 2 * VERSION_BYTES;
+const VERSION_BYTES: usize = 8 + 4;
+const HELLO_FIXED_BYTES: usize = 8 + 2 + 8 + NONCE_BYTES + 2;
+const _: () = assert!(HELLO_FIXED_BYTES == 52);
+
+/// The first message each side of a connection sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// [`PEER_MAGIC`] from a ringcache peer.
+    pub magic: [u8; 8],
+    /// The highest protocol version the sender speaks.
+    pub protocol_version: u16,
+    /// The cluster the sender belongs to.
+    pub cluster_name: String,
+    /// The sender's node id.
+    pub node_id: u64,
+    /// A fresh random challenge, never reused.
+    pub nonce: [u8; NONCE_BYTES],
+}
+
+/// One peer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Opens the handshake, from each side.
+    Hello(Hello),
+    /// Proves knowledge of the cluster secret for this session.
+    Proof {
+        /// HMAC-SHA256 over the session transcript; see the handshake module.
+        mac: [u8; MAC_BYTES],
+    },
+    /// Liveness and clock-offset probe.
+    Ping {
+        /// The sender's wall clock, unix milliseconds.
+        now_ms: u64,
+    },
+    /// Answer to [`Message::Ping`].
+    Pong {
+        /// The replier's wall clock when it replied, unix milliseconds.
+        now_ms: u64,
+        /// The `now_ms` of the ping being answered.
+        echoed_ms: u64,
+    },
+    /// Asks a replica for its record of `key`.
+    Read {
+        /// The key.
+        key: Bytes,
+    },
+    /// Answer to [`Message::Read`]: `None` if the replica has no record (not even a tombstone).
+    ReadReply {
+        /// The replica's record.
+        record: Option<Record>,
+    },
+    /// Asks a replica to merge `record` into its record of `key`.
+    Write {
+        /// The key.
+        key: Bytes,
+        /// The record to merge.
+        record: Record,
+    },
+    /// Answer to [`Message::Write`]: the record is merged (and durable per the fsync policy).
+    WriteAck,
+    /// The request failed; `text` says why, for the log.
+    Error {
+        /// What happened.
+        text: String,
+    },
+}
+
+impl Message {
+    /// The frame kind of this message.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Message::Hello(_) => kind::HELLO,
+            Message::Proof { .. } => kind::PROOF,
+            Message::Ping { .. } => kind::PING,
+            Message::Pong { .. } => kind::PONG,
+            Message::Read { .. } => kind::READ,
+            Message::ReadReply { .. } => kind::READ_REPLY,
+            Message::Write { .. } => kind::WRITE,
+            Message::WriteAck => kind::WRITE_ACK,
+            Message::Error { .. } => kind::ERROR,
+        }
+    }
+
+    /// Appends this message as one frame to `out`, so many frames can be batched per flush.
+    /// A field over its bound is refused and nothing is written.
+    pub fn encode(&self, request_id: u64, out: &mut BytesMut) -> Result<(), ProtocolError> {
+        let payload_bytes = self.payload_bytes()?;
+        put_header(self.kind(), request_id, payload_bytes, out)?;
+        let start = out.len();
+        match self {
+            Message::Hello(hello) => {
+                out.put_slice(&hello.magic);
+                out.put_u16_le(hello.protocol_version);
+                out.put_u64_le(hello.node_id);
+                out.put_slice(&hello.nonce);
+                put_str16(&hello.cluster_name, out);
+            }
+            Message::Proof { mac } => out.put_slice(mac),
+            Message::Ping { now_ms } => out.put_u64_le(*now_ms),
+            Message::Pong { now_ms, echoed_ms } => {
+                out.put_u64_le(*now_ms);
+                out.put_u64_le(*echoed_ms);
+            }
+            Message::Read { key } => put_bytes32(key, out),
+            Message::ReadReply { record } => match record {
+                None => out.put_u8(0),
+                Some(record) => {
+                    out.put_u8(1);
+                    put_record(record, out);
+                }
+            },
+            Message::Write { key, record } => {
+                put_bytes32(key, out);
+                put_record(record, out);
+            }
+            Message::WriteAck => {}
+            Message::Error { text } => put_str16(text, out),
+        }
+        debug_assert_eq!(out.len() - start, payload_bytes);
+        Ok(())
+    }
+
+    /// The payload size of this message, checking every field against its bound.
+    fn payload_bytes(&self) -> Result<usize, ProtocolError> {
+        Ok(match self {
+            Message::Hello(hello) => {
+                check(
+                    "cluster name",
+                    hello.cluster_name.len(),
+                    CLUSTER_NAME_BYTES_MAX,
+                )?;
+                HELLO_FIXED_BYTES + hello.cluster_name.len()
+            }
+            Message::Proof { .. } => MAC_BYTES,
+            Message::Ping { .. } => 8,
+            Message::Pong { .. } => 16,
+            Message::Read { key } => {
+                check("key", key.len(), PEER_KEY_BYTES_MAX)?;
+                4 + key.len()
+            }
+            Message::ReadReply { record } => {
+                1 + match record {
+                    None => 0,
+                    Some(record) => record_bytes(record)?,
+                }
+            }
+            Message::Write { key, record } => {
+                check("key", key.len(), PEER_KEY_BYTES_MAX)?;
+                4 + key.len() + record_bytes(record)?
+            }
+            Message::WriteAck => 0,
+            Message::Error { text } => {
+                check("error text", text.len(), ERROR_TEXT_BYTES_MAX)?;
+                2 + text.len()
+            }
+        })
+    }
+
+    /// Decodes the message in `frame`. Keys and values are zero-copy slices of the payload.
+    pub fn decode(frame: &Frame) -> Result<Message, ProtocolError> {
+        let mut reader = Reader {
+            kind: frame.kind,
+            rest: frame.payload.clone(),
+        };
+        let message = match frame.kind {
+            kind::HELLO => {
+                let magic = reader.array::<8>()?;
+                let protocol_version = reader.u16()?;
+                let node_id = reader.u64()?;
+                let nonce = reader.array::<NONCE_BYTES>()?;
+                let cluster_name = reader.str16("cluster name", CLUSTER_NAME_BYTES_MAX)?;
+                Message::Hello(Hello {
+                    magic,
+                    protocol_version,
+                    cluster_name,
+                    node_id,
+                    nonce,
+                })
+            }
+            kind::PROOF => Message::Proof {
+                mac: reader.array::<MAC_BYTES>()?,
+            },
+            kind::PING => Message::Ping {
+                now_ms: reader.u64()?,
+            },
+            kind::PONG => Message::Pong {
+                now_ms: reader.u64()?,
+                echoed_ms: reader.u64()?,
+            },
+            kind::READ => Message::Read {
+                key: reader.bytes32("key", PEER_KEY_BYTES_MAX)?,
+            },
+            kind::READ_REPLY => {
+                let record = match reader.u8()? {
+                    0 => None,
+                    1 => Some(reader.record()?),
+                    other => {
+                        return Err(ProtocolError::Malformed {
+                            kind: frame.kind,
+                            what: "record presence byte",
+                            value: u64::from(other),
+                        });
+                    }
+                };
+                Message::ReadReply { record }
+            }
+            kind::WRITE => {
+                let key = reader.bytes32("key", PEER_KEY_BYTES_MAX)?;
+                let record = reader.record()?;
+                Message::Write { key, record }
+            }
+            kind::WRITE_ACK => Message::WriteAck,
+            kind::ERROR => Message::Error {
+                text: reader.str16("error text", ERROR_TEXT_BYTES_MAX)?,
+            },
+            other => return Err(ProtocolError::UnknownKind { kind: other }),
+        };
+        if !reader.rest.is_empty() {
+            return Err(ProtocolError::TrailingBytes {
+                kind: frame.kind,
+                bytes: reader.rest.len(),
+            });
+        }
+        Ok(message)
+    }
+}
+
+fn check(field: &'static str, bytes: usize, max: usize) -> Result<(), ProtocolError> {
+    if bytes > max {
+        return Err(ProtocolError::FieldTooLong { field, bytes, max });
+    }
+    Ok(())
+}
+
+fn record_bytes(record: &Record) -> Result<usize, ProtocolError> {
+    let mut bytes = RECORD_FIXED_BYTES;
+    if record.expiry_ms.is_some() {
+        bytes += 8;
+    }
+    if let Some(value) = &record.value {
+        check("value", value.len(), PEER_VALUE_BYTES_MAX)?;
+        bytes += 4 + value.len();
+    }
+    Ok(bytes)
+}
+
+fn put_version(version: Version, out: &mut BytesMut) {
+    out.put_u64_le(version.hlc);
+    out.put_u32_le(version.node);
+}
+
+fn put_record(record: &Record, out: &mut BytesMut) {
+    let mut flags = 0;
+    if record.value.is_some() {
+        flags |= RECORD_HAS_VALUE;
+    }
+    if record.expiry_ms.is_some() {
+        flags |= RECORD_HAS_EXPIRY;
+    }
+    out.put_u8(flags);
+    put_version(record.value_version, out);
+    put_version(record.expiry_version, out);
+    if let Some(expiry_ms) = record.expiry_ms {
+        out.put_u64_le(expiry_ms);
+    }
+    if let Some(value) = &record.value {
+        put_bytes32(value, out);
+    }
+}
+
+/// Callers have checked the length against a bound below `u32::MAX`.
+fn put_bytes32(bytes: &[u8], out: &mut BytesMut) {
+    out.put_u32_le(bytes.len() as u32);
+    out.put_slice(bytes);
+}
+
+/// Callers have checked the length against a bound below `u16::MAX`.
+fn put_str16(text: &str, out: &mut BytesMut) {
+    out.put_u16_le(text.len() as u16);
+    out.put_slice(text.as_bytes());
+}
+
+/// Reads fields off a payload, every read checked against what is left.
+struct Reader {
+    kind: u8,
+    rest: Bytes,
+}
+
+impl Reader {
+    fn need(&self, bytes: usize) -> Result<(), ProtocolError> {
+        if self.rest.len() < bytes {
+            return Err(ProtocolError::Truncated {
+                kind: self.kind,
+                needed: bytes,
+                available: self.rest.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self) -> Result<u8, ProtocolError> {
+        self.need(1)?;
+        Ok(self.rest.get_u8())
+    }
+
+    fn u16(&mut self) -> Result<u16, ProtocolError> {
+        self.need(2)?;
+        Ok(self.rest.get_u16_le())
+    }
+
+    fn u32(&mut self) -> Result<u32, ProtocolError> {
+        self.need(4)?;
+        Ok(self.rest.get_u32_le())
+    }
+
+    fn u64(&mut self) -> Result<u64, ProtocolError> {
+        self.need(8)?;
+        Ok(self.rest.get_u64_le())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+        self.need(N)?;
+        let mut array = [0u8; N];
+        self.rest.copy_to_slice(&mut array);
+        Ok(array)
+    }
+
+    fn take(
+        &mut self,
+        field: &'static str,
+        bytes: usize,
+        max: usize,
+    ) -> Result<Bytes, ProtocolError> {
+        check(field, bytes, max)?;
+        self.need(bytes)?;
+        Ok(self.rest.split_to(bytes))
+    }
+
+    fn bytes32(&mut self, field: &'static str, max: usize) -> Result<Bytes, ProtocolError> {
+        let bytes = self.u32()? as usize;
+        self.take(field, bytes, max)
+    }
+
+    fn str16(&mut self, field: &'static str, max: usize) -> Result<String, ProtocolError> {
+        let bytes = usize::from(self.u16()?);
+        let raw = self.take(field, bytes, max)?;
+        String::from_utf8(raw.to_vec()).map_err(|_| ProtocolError::NotUtf8 { field })
+    }
+
+    fn version(&mut self) -> Result<Version, ProtocolError> {
+        Ok(Version {
+            hlc: self.u64()?,
+            node: self.u32()?,
+        })
+    }
+
+    fn record(&mut self) -> Result<Record, ProtocolError> {
+        let flags = self.u8()?;
+        if flags & !(RECORD_HAS_VALUE | RECORD_HAS_EXPIRY) != 0 {
+            return Err(ProtocolError::Malformed {
+                kind: self.kind,
+                what: "record flags",
+                value: u64::from(flags),
+            });
+        }
+        let value_version = self.version()?;
+        let expiry_version = self.version()?;
+        let expiry_ms = if flags & RECORD_HAS_EXPIRY != 0 {
+            Some(self.u64()?)
+        } else {
+            None
+        };
+        let value = if flags & RECORD_HAS_VALUE != 0 {
+            Some(self.bytes32("value", PEER_VALUE_BYTES_MAX)?)
+        } else {
+            None
+        };
+        Ok(Record {
+            value,
+            value_version,
+            expiry_ms,
+            expiry_version,
+        })
+    }
+}
