@@ -6,6 +6,8 @@
 //!   that a token range (and a `SCAN` cursor) can be walked without touching every key.
 //! - [`memory`]: the in-memory engine, [`MemoryStore`].
 //! - [`log`]: the log-structured engine on memory-mapped segment files, [`LogStore`].
+//! - [`hints`]: the durable hint log of hinted handoff, [`Hints`]: per target node, the
+//!   writes it missed, replayed in order once it is back.
 //! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]) and Redis's approximated LRU and
 //!   LFU: per-key access statistics, sampling and the eviction pool.
 //!
@@ -14,6 +16,7 @@
 
 pub mod error;
 pub mod eviction;
+pub mod hints;
 pub mod log;
 pub mod memory;
 pub mod record;
@@ -22,6 +25,10 @@ pub mod token;
 
 pub use error::StoreError;
 pub use eviction::{EvictedKey, EvictionPolicy};
+pub use hints::{
+    Hint, HintBatch, HintError, HintOptions, HintPosition, HintRecovery, HintStats, Hints,
+    TargetHintStats,
+};
 pub use log::{FsyncPolicy, LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 pub use memory::MemoryStore;
 pub use record::{Record, Version};
