@@ -4,14 +4,21 @@
 //! come in as arguments, so a deterministic simulator can drive the same code as the tokio
 //! runtime in `src/`.
 //!
+//! - [`coordinator`]: one key's read or write over its replicas, with levels, read repair
+//!   and hints.
+//! - [`liveness`]: which peers are up and how far their clocks are, from the connections.
 //! - [`hlc`]: the hybrid logical clock that issues record versions.
 //! - [`protocol`]: the peer protocol without I/O: frames, messages, and the HMAC handshake.
 //! - [`ring`]: the consistent-hash [`Ring`] of the member set: each key's preference list,
 //!   the token ranges each node owns, and how evenly the ring spreads keys.
 
+pub mod coordinator;
 pub mod hlc;
+pub mod liveness;
 pub mod protocol;
 pub mod ring;
 
+pub use coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};
 pub use hlc::HybridClock;
+pub use liveness::Liveness;
 pub use ring::{NodeId, PreferenceList, REPLICAS_MAX, Ring, TokenRange, VNODES_DEFAULT};
