@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use ringcache_cluster::{NodeId, REPLICAS_MAX, VNODES_DEFAULT};
 use ringcache_resp::Level;
 use ringcache_storage::eviction::MAXMEMORY_SAMPLES_DEFAULT;
 use ringcache_storage::{EvictionPolicy, FsyncPolicy};
@@ -255,6 +256,60 @@ pub struct Settings {
     /// [default: everysec].
     #[arg(long, value_name = "WHEN")]
     pub appendfsync: Option<AppendFsync>,
+
+    /// TCP port for the other nodes of the cluster (peer protocol); opened when --seeds or
+    /// --peer-port is given [default: 16379].
+    #[arg(long, value_name = "PORT")]
+    pub peer_port: Option<u16>,
+
+    /// The cluster's members as HOST:PEERPORT,... (the same list on every node; a node
+    /// skips itself). Unset: a single node.
+    #[arg(long, value_name = "LIST")]
+    pub seeds: Option<String>,
+
+    /// This node's id, 16 hex digits [default: drawn once and kept in the data dir].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// Name of the cluster; peers with another name are refused [default: ringcache].
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+
+    /// Secret shared by every node, proving membership in the peer handshake; required in a
+    /// cluster. (Also read from RINGCACHE_CLUSTER_SECRET.)
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "RINGCACHE_CLUSTER_SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_secret: Option<String>,
+
+    /// Replicas of each key, N [default: 3].
+    #[arg(long, value_name = "N")]
+    pub replication_factor: Option<usize>,
+
+    /// Tokens per node on the ring [default: 512].
+    #[arg(long, value_name = "K")]
+    pub vnodes: Option<u16>,
+
+    /// How long a read waits for its replicas before -TIMEOUT [default: 1000].
+    #[arg(long, value_name = "MS")]
+    pub read_timeout_ms: Option<u64>,
+
+    /// How long a write waits for its replicas' acks before -TIMEOUT [default: 1000].
+    #[arg(long, value_name = "MS")]
+    pub write_timeout_ms: Option<u64>,
+
+    /// Hints for a replica that missed writes are kept this long, then dropped (anti-entropy
+    /// repairs the rest); 0 keeps no hints [default: 10800000, 3 hours].
+    #[arg(long, value_name = "MS")]
+    pub hint_window_ms: Option<u64>,
+
+    /// Largest clock offset tolerated: past it this node refuses to coordinate writes
+    /// (-CLOCKSKEW) and replicas refuse versions that far ahead [default: 500].
+    #[arg(long, value_name = "MS")]
+    pub max_clock_offset_ms: Option<u64>,
 }
 
 /// The validated configuration the server runs with.
@@ -294,6 +349,137 @@ pub struct Config {
     pub appendfsync: AppendFsync,
     /// The log engine's segment size in bytes.
     pub segment_bytes: u64,
+    /// Cluster settings.
+    pub cluster: ClusterConfig,
+}
+
+/// Default peer port: the client port's default plus 10,000, as Redis Cluster's bus.
+pub const PEER_PORT_DEFAULT: u16 = 16379;
+/// Default read and write timeout.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 1_000;
+/// Default hint window: 3 hours, as Cassandra's max_hint_window.
+pub const HINT_WINDOW_MS_DEFAULT: u64 = 3 * 60 * 60 * 1000;
+/// Default largest clock offset tolerated.
+pub const MAX_CLOCK_OFFSET_MS_DEFAULT: u64 = 500;
+/// Default replication factor.
+pub const REPLICATION_FACTOR_DEFAULT: usize = 3;
+
+/// The cluster part of the configuration.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Whether this node talks to peers at all (`--seeds` or `--peer-port` given).
+    pub enabled: bool,
+    /// Peer port.
+    pub peer_port: u16,
+    /// Members' peer addresses as given, `host:port`.
+    pub seeds: Vec<String>,
+    /// This node's id, if given.
+    pub node_id: Option<NodeId>,
+    /// Cluster name.
+    pub name: String,
+    /// Shared secret; required when enabled.
+    pub secret: Option<String>,
+    /// N.
+    pub replication_factor: usize,
+    /// Tokens per node.
+    pub vnodes: u16,
+    /// Read timeout.
+    pub read_timeout_ms: u64,
+    /// Write timeout.
+    pub write_timeout_ms: u64,
+    /// Hint window; 0 = no hints.
+    pub hint_window_ms: u64,
+    /// Largest tolerated clock offset.
+    pub max_clock_offset_ms: u64,
+}
+
+impl ClusterConfig {
+    fn from_settings(settings: &Settings) -> Result<ClusterConfig, ConfigError> {
+        let seeds: Vec<String> = settings
+            .seeds
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        let node_id = match settings.node_id.as_deref() {
+            None => None,
+            Some(text) => Some(text.parse::<NodeId>().map_err(|_| ConfigError::Invalid {
+                field: "node-id",
+                reason: "must be 16 hexadecimal digits".into(),
+            })?),
+        };
+        Ok(ClusterConfig {
+            enabled: !seeds.is_empty() || settings.peer_port.is_some(),
+            peer_port: settings.peer_port.unwrap_or(PEER_PORT_DEFAULT),
+            seeds,
+            node_id,
+            name: settings
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| "ringcache".into()),
+            secret: settings.cluster_secret.clone().filter(|s| !s.is_empty()),
+            replication_factor: settings
+                .replication_factor
+                .unwrap_or(REPLICATION_FACTOR_DEFAULT),
+            vnodes: settings.vnodes.unwrap_or(VNODES_DEFAULT),
+            read_timeout_ms: settings
+                .read_timeout_ms
+                .unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT),
+            write_timeout_ms: settings
+                .write_timeout_ms
+                .unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT),
+            hint_window_ms: settings.hint_window_ms.unwrap_or(HINT_WINDOW_MS_DEFAULT),
+            max_clock_offset_ms: settings
+                .max_clock_offset_ms
+                .unwrap_or(MAX_CLOCK_OFFSET_MS_DEFAULT),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.enabled && self.peer_port == 0 {
+            return invalid("peer-port", "must be 1..65535");
+        }
+        if self.enabled && self.secret.is_none() {
+            return invalid(
+                "cluster-secret",
+                "required in a cluster (--seeds or --peer-port given); every node needs the same one",
+            );
+        }
+        if !(1..=REPLICAS_MAX).contains(&self.replication_factor) {
+            return invalid("replication-factor", "must be 1..8");
+        }
+        if self.vnodes == 0 {
+            return invalid("vnodes", "must be 1..65535");
+        }
+        if self.read_timeout_ms == 0 || self.write_timeout_ms == 0 {
+            return invalid("read-timeout-ms/write-timeout-ms", "must be at least 1");
+        }
+        if self.name.is_empty() || self.name.len() > 255 {
+            return invalid("cluster-name", "must be 1..255 bytes");
+        }
+        for seed in &self.seeds {
+            if seed
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(ConfigError::Invalid {
+                    field: "seeds",
+                    reason: format!("'{seed}' is not HOST:PORT"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A setting that cannot be used; the text names the field.
@@ -364,6 +550,17 @@ impl Settings {
             storage: self.storage.or(file.storage),
             segment_bytes: self.segment_bytes.or(file.segment_bytes),
             appendfsync: self.appendfsync.or(file.appendfsync),
+            peer_port: self.peer_port.or(file.peer_port),
+            seeds: self.seeds.or(file.seeds),
+            node_id: self.node_id.or(file.node_id),
+            cluster_name: self.cluster_name.or(file.cluster_name),
+            cluster_secret: self.cluster_secret.or(file.cluster_secret),
+            replication_factor: self.replication_factor.or(file.replication_factor),
+            vnodes: self.vnodes.or(file.vnodes),
+            read_timeout_ms: self.read_timeout_ms.or(file.read_timeout_ms),
+            write_timeout_ms: self.write_timeout_ms.or(file.write_timeout_ms),
+            hint_window_ms: self.hint_window_ms.or(file.hint_window_ms),
+            max_clock_offset_ms: self.max_clock_offset_ms.or(file.max_clock_offset_ms),
         }
     }
 }
@@ -378,6 +575,7 @@ impl Config {
             Some(path) => cli.or(Settings::load_file(&path)?),
             None => cli,
         };
+        let cluster = ClusterConfig::from_settings(&settings)?;
         let config = Config {
             bind: settings.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: settings.port.unwrap_or(6379),
@@ -411,6 +609,7 @@ impl Config {
             storage: settings.storage.unwrap_or_default(),
             appendfsync: settings.appendfsync.unwrap_or_default(),
             segment_bytes: settings.segment_bytes.unwrap_or(SEGMENT_BYTES_DEFAULT),
+            cluster,
         };
         config.validate()?;
         Ok(config)
@@ -460,7 +659,7 @@ impl Config {
         if !(1..=MAXMEMORY_SAMPLES_MAX).contains(&self.maxmemory_samples) {
             return invalid("maxmemory-samples", "must be 1..2147483647");
         }
-        Ok(())
+        self.cluster.validate()
     }
 }
 

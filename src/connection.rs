@@ -174,7 +174,10 @@ async fn execute_buffered(
                 });
             }
         };
-        let reply = exec::execute(node, session, args);
+        let reply = match node.cluster.get() {
+            None => exec::execute(node, session, args),
+            Some(_) => exec::execute_clustered(node, session, args).await,
+        };
         if let Some(reply) = reply {
             reply.encode(session.protocol, output);
         }

@@ -6,9 +6,11 @@
 //!   reply, pipelined).
 //! - [`exec`]: command execution against the node's store.
 //! - [`node`], [`clients`], [`stats`]: shared state, the client registry and counters.
+//! - [`cluster`]: members, ring, peer links, and the coordinator's driver; hinted handoff.
 //! - [`metrics`]: the Prometheus exporter; [`expiry`]: the active expiry sweep.
 
 mod clients;
+mod cluster;
 mod config;
 mod connection;
 mod durability;
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match Config::from_settings(Settings::parse()) {
         Ok(config) => config,
@@ -74,7 +77,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener = server::bind(client_addr)
         .with_context(|| format!("cannot listen on {client_addr} (port)"))?;
     let store = open_store(&config)?;
-    let node = Arc::new(Node::new(config, store));
+    let peer_listener = match config.cluster.enabled {
+        true => {
+            let addr = SocketAddr::new(config.bind, config.cluster.peer_port);
+            Some(
+                server::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (peer-port)"))?,
+            )
+        }
+        false => None,
+    };
+    let cluster = match config.cluster.enabled {
+        true => Some(
+            cluster::Cluster::open(&config.cluster, &config.data_dir)
+                .context("cannot open the cluster state in data-dir")?,
+        ),
+        false => None,
+    };
+    let node = Arc::new(Node::new(config, store, cluster));
     if let Some(addr) = metrics_addr {
         metrics::start(node.clone(), addr)
             .with_context(|| format!("cannot serve metrics on {addr} (metrics-port)"))?;
@@ -83,6 +103,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = node.sync_queue.set(sync_queue);
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
+    if let (Some(listener), Some(cluster)) = (peer_listener, node.cluster.get()) {
+        tracing::info!(node_id = %cluster.local, peer_addr = ?listener.local_addr().ok(), "cluster mode");
+        tokio::spawn(cluster::link::listen(node.clone(), listener));
+        for seed in &cluster.config.seeds {
+            tokio::spawn(cluster::link::dial(node.clone(), seed.clone()));
+        }
+        tokio::spawn(cluster::replay::run(node.clone()));
+    }
     tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");
     server::run(node.clone(), listener).await;
     node.store

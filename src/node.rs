@@ -9,6 +9,7 @@ use ringcache_storage::Store;
 use tokio::sync::watch;
 
 use crate::clients::Clients;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability;
 use crate::stats::Stats;
@@ -33,23 +34,30 @@ pub struct Node {
     /// Where connections register for group commit under appendfsync always; set once the
     /// sync thread runs (see [`crate::durability`]).
     pub sync_queue: OnceLock<mpsc::Sender<durability::Waiter>>,
+    /// The cluster this node belongs to; unset for a single node (no `--seeds`).
+    pub cluster: OnceLock<Cluster>,
 }
 
 impl Node {
-    /// A node over `store` with `config`.
-    pub fn new(config: Config, store: Box<dyn Store>) -> Node {
+    /// A node over `store` with `config`, in `cluster` if it belongs to one.
+    pub fn new(config: Config, store: Box<dyn Store>, cluster: Option<Cluster>) -> Node {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
         Node {
             config: RwLock::new(config),
             store,
-            clock: HybridClock::new(rand::random::<u32>()),
+            clock: HybridClock::new(
+                cluster
+                    .as_ref()
+                    .map_or_else(rand::random::<u32>, Cluster::version_node),
+            ),
             stats: Stats::default(),
             clients: Clients::default(),
             run_id,
             shutdown: watch::Sender::new(false),
             sync_queue: OnceLock::new(),
+            cluster: cluster.map(OnceLock::from).unwrap_or_default(),
         }
     }
 

@@ -7,39 +7,41 @@ use ringcache_resp::glob::glob_match;
 use ringcache_storage::{Record, StoreError, Update};
 
 use super::strings::{exists, live};
-use super::{Outcome, now_ms_signed};
+use super::{Outcome, Records, now_ms_signed};
 use crate::node::Node;
 
 /// Most keys one `SCAN` call visits, whatever COUNT says, so one call cannot stall a worker.
 const SCAN_COUNT_MAX: usize = 100_000;
 
 /// Executes a keyspace command.
-pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
+pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64) -> Outcome {
     Ok(match command {
         Command::Del(keys) | Command::Unlink(keys) => {
             let mut deleted = 0;
             for key in &keys {
-                deleted += i64::from(delete(node, key, now_ms)?);
+                deleted += i64::from(delete(node, records, key, now_ms)?);
             }
             Reply::Integer(deleted)
         }
-        Command::Exists(keys) => {
-            Reply::Integer(keys.iter().filter(|key| exists(node, key, now_ms)).count() as i64)
-        }
+        Command::Exists(keys) => Reply::Integer(
+            keys.iter()
+                .filter(|key| exists(records, key, now_ms))
+                .count() as i64,
+        ),
         // TOUCH is a read that counts as an access, even in CLIENT NO-TOUCH mode (as Redis).
         Command::Touch(keys) => Reply::Integer(
             keys.iter()
-                .filter(|key| live(node.store.get(key, now_ms).as_ref(), now_ms).is_some())
+                .filter(|key| live(records.get(key, now_ms).as_ref(), now_ms).is_some())
                 .count() as i64,
         ),
-        Command::Type(key) => Reply::Simple(if exists(node, &key, now_ms) {
+        Command::Type(key) => Reply::Simple(if exists(records, &key, now_ms) {
             "string"
         } else {
             "none"
         }),
-        Command::Expire(expire) => execute_expire(node, expire, now_ms)?,
+        Command::Expire(expire) => execute_expire(node, records, expire, now_ms)?,
         Command::Ttl { key, unit } => {
-            let record = node.store.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
+            let record = records.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,
@@ -53,7 +55,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
             })
         }
         Command::ExpireTime { key, unit } => {
-            let record = node.store.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
+            let record = records.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
             Reply::Integer(match record.map(|r| r.expiry_ms) {
                 None => -2,
                 Some(None) => -1,
@@ -110,9 +112,9 @@ pub fn execute(node: &Node, command: Command, now_ms: u64) -> Outcome {
 }
 
 /// Deletes `key` if it holds a live value; returns whether it did.
-fn delete(node: &Node, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+fn delete(node: &Node, records: &dyn Records, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
     let mut deleted = false;
-    node.store.update(key, now_ms, &mut |current| {
+    records.update(key, now_ms, &mut |current| {
         deleted = live(current, now_ms).is_some();
         if deleted {
             Update::Put(Record::tombstone(node.clock.next(now_ms)))
@@ -123,12 +125,17 @@ fn delete(node: &Node, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
     Ok(deleted)
 }
 
-fn execute_expire(node: &Node, expire: Expire, now_ms: u64) -> Result<Reply, StoreError> {
+fn execute_expire(
+    node: &Node,
+    records: &dyn Records,
+    expire: Expire,
+    now_ms: u64,
+) -> Result<Reply, StoreError> {
     let Expire { key, at, condition } = expire;
     let now = now_ms_signed(now_ms);
     let at_ms = at.absolute_ms(now);
     let mut applied = false;
-    node.store.update(&key, now_ms, &mut |current| {
+    records.update(&key, now_ms, &mut |current| {
         let Some(record) = current.filter(|r| r.is_live(now_ms)) else {
             return Update::Keep;
         };

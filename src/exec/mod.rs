@@ -5,10 +5,14 @@
 //! - [`server`]: COMMAND, INFO, CONFIG, DBSIZE, FLUSHALL/FLUSHDB, TIME, SHUTDOWN.
 //! - [`strings`]: the string commands.
 //! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
+//! - [`clustered`]: key commands through the coordinator, on a node in a cluster.
+//! - [`ring`]: RING and INFO's `# Cluster`.
 //! - [`table`]: command metadata for COMMAND and statistics.
 
+pub mod clustered;
 pub mod connection;
 pub mod keyspace;
+pub mod ring;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -19,9 +23,9 @@ use ahash::AHashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ringcache_resp::cmd::{Access, Family};
+use ringcache_resp::cmd::{Access, Command, Family};
 use ringcache_resp::{CommandError, Level, Protocol, Reply, Request};
-use ringcache_storage::StoreError;
+use ringcache_storage::{Record, Store, StoreError, Update};
 
 use crate::clients::ClientHandle;
 use crate::node::{Node, unix_now_ms};
@@ -35,6 +39,51 @@ pub enum ExecError {
     /// The store refused a write (nothing was written).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The cluster could not meet the request's level.
+    #[error(transparent)]
+    Quorum(#[from] ringcache_cluster::QuorumError),
+    /// A cluster-level refusal, its text complete (`CLUSTERDOWN ...`, `CLOCKSKEW ...`).
+    #[error("{0}")]
+    Cluster(String),
+}
+
+/// The records a key command reads and writes: the node's own store on a single node; in a
+/// cluster, the records the coordinator gathered from each key's replicas, whose changes it
+/// then writes back to them (see [`clustered`]).
+pub trait Records {
+    /// As [`Store::get`]: the key's record, counted as an access for eviction.
+    fn get(&self, key: &[u8], now_ms: u64) -> Option<Record>;
+    /// As [`Store::peek`]: the key's record, not counted as an access.
+    fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record>;
+    /// As [`Store::update`]: a read-modify-write of the key's record.
+    ///
+    /// # Errors
+    /// The store refused the write.
+    fn update(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        decide: &mut dyn FnMut(Option<&Record>) -> Update,
+    ) -> Result<Option<Record>, StoreError>;
+}
+
+impl Records for Box<dyn Store> {
+    fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        Store::get(self.as_ref(), key, now_ms)
+    }
+
+    fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        Store::peek(self.as_ref(), key, now_ms)
+    }
+
+    fn update(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        decide: &mut dyn FnMut(Option<&Record>) -> Update,
+    ) -> Result<Option<Record>, StoreError> {
+        Store::update(self.as_ref(), key, now_ms, decide)
+    }
 }
 
 /// What a command family's `execute` returns.
@@ -117,7 +166,15 @@ fn now_ms_signed(now_ms: u64) -> i64 {
 
 /// Executes one request given as its raw arguments; `None` means no reply is sent.
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
-    let started = Instant::now();
+    let (index, started) = begin(session, &args);
+    let reply = run(node, session, index, args);
+    end(node, index, started, &reply);
+    reply
+}
+
+/// The command's index in the table, noted as the client's last command, and the time it
+/// started.
+fn begin(session: &Session, args: &[Bytes]) -> (usize, Instant) {
     let index = args
         .first()
         .map_or(table::COMMANDS.len(), |name| command_index(name));
@@ -125,31 +182,45 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
         .client
         .last_command
         .store(index, std::sync::atomic::Ordering::Relaxed);
-    let reply = run(node, session, index, args);
-    let error = match &reply {
+    (index, Instant::now())
+}
+
+/// Counts the command, its duration and its error, if any.
+fn end(node: &Node, index: usize, started: Instant, reply: &Option<Reply>) {
+    let error = match reply {
         Some(Reply::Error(text)) => Some(text.as_str()),
         _ => None,
     };
     node.stats.record_command(index, started.elapsed(), error);
-    reply
 }
 
 fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Option<Reply> {
+    let (request, now_ms) = match prepare(node, session, index, args) {
+        Ok(prepared) => prepared,
+        Err(reply) => return Some(reply),
+    };
+    let touch = touches(session);
+    let reply = dispatch(node, &node.store, session, request.command, now_ms, touch);
+    finish(session, reply)
+}
+
+/// Checks authentication, parses the request, marks a write for durability and makes room
+/// under maxmemory: what every command goes through before it runs.
+fn prepare(
+    node: &Node,
+    session: &mut Session,
+    index: usize,
+    args: Vec<Bytes>,
+) -> Result<(Request, u64), Reply> {
     if !session.authenticated {
         let allowed = table::COMMANDS
             .get(index)
             .is_none_or(|spec| matches!(spec.name, "auth" | "hello" | "quit" | "reset"));
         if !allowed {
-            return Some(Reply::error("NOAUTH Authentication required."));
+            return Err(Reply::error("NOAUTH Authentication required."));
         }
     }
-    let request = match Request::parse(args) {
-        Ok(request) => request,
-        Err(e) => return Some(Reply::error(e)),
-    };
-    // The level (request.level, else the session's, else the server's) was validated by
-    // the parser; on one node N = 1 and every level is met, so it changes nothing here. The
-    // cluster coordinator will resolve it against each key's replicas.
+    let request = Request::parse(args).map_err(Reply::error)?;
     if request.command.access() == Access::Write {
         session.wrote = true;
     }
@@ -157,19 +228,34 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
     let deny_oom = table::COMMANDS
         .get(index)
         .is_some_and(|spec| spec.flags.contains(&"denyoom"));
-    if deny_oom && let Err(reply) = make_room(node, now_ms) {
-        return Some(reply);
+    if deny_oom {
+        make_room(node, now_ms)?;
     }
-    let command = request.command;
-    let touch = !session
+    Ok((request, now_ms))
+}
+
+/// Whether the session's reads count as accesses for eviction (not in `CLIENT NO-TOUCH`).
+fn touches(session: &Session) -> bool {
+    !session
         .client
         .no_touch
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs a parsed command over `records` (key commands) and the node (the rest).
+fn dispatch(
+    node: &Node,
+    records: &dyn Records,
+    session: &mut Session,
+    command: Command,
+    now_ms: u64,
+    touch: bool,
+) -> Outcome {
     let reply = match command.family() {
         Family::Connection => Ok(connection::execute(node, session, command)),
         Family::Server => server::execute(node, session, command, now_ms),
-        Family::Strings => strings::execute(node, command, now_ms, touch),
-        Family::Keyspace => keyspace::execute(node, command, now_ms),
+        Family::Strings => strings::execute(node, records, command, now_ms, touch),
+        Family::Keyspace => keyspace::execute(node, records, command, now_ms),
     };
     if let Err(ExecError::Store(e)) = &reply {
         match e {
@@ -179,11 +265,42 @@ fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Op
             StoreError::Poisoned(_) => tracing::debug!(error = %e, "write refused"),
         }
     }
+    reply
+}
+
+/// The reply to send, or none when the command stops the server.
+fn finish(session: &Session, reply: Outcome) -> Option<Reply> {
     let reply = reply.unwrap_or_else(Reply::error);
     if session.after == After::Shutdown {
         return None;
     }
     Some(reply)
+}
+
+/// As [`execute`], on a node in a cluster: key commands go through the coordinator to each
+/// key's replicas ([`clustered`]); the rest run on this node.
+pub async fn execute_clustered(
+    node: &Arc<Node>,
+    session: &mut Session,
+    args: Vec<Bytes>,
+) -> Option<Reply> {
+    let (index, started) = begin(session, &args);
+    let reply = match prepare(node, session, index, args) {
+        Err(reply) => Some(reply),
+        Ok((request, now_ms)) => {
+            let touch = touches(session);
+            let outcome = match request.command {
+                Command::Ring(sub) => Ok(ring::execute(node, sub).await),
+                _ if clustered::is_key_command(&request.command) => {
+                    clustered::execute(node, session, request, now_ms, touch).await
+                }
+                command => dispatch(node, &node.store, session, command, now_ms, touch),
+            };
+            finish(session, outcome)
+        }
+    };
+    end(node, index, started, &reply);
+    reply
 }
 
 /// Most keys evicted before one command. Redis bounds its eviction loop by time
@@ -203,7 +320,7 @@ pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemo
 ///
 /// # Errors
 /// The `-OOM` reply.
-fn make_room(node: &Node, now_ms: u64) -> Result<(), Reply> {
+pub(crate) fn make_room(node: &Node, now_ms: u64) -> Result<(), Reply> {
     let (maxmemory, policy, samples) = {
         let config = node.config.read();
         (
@@ -252,7 +369,7 @@ pub(crate) mod testing {
     /// A node with default settings over a memory store.
     pub fn node() -> Node {
         let config = Config::from_settings(Settings::parse_from(["ringcache"])).unwrap();
-        Node::new(config, Box::new(MemoryStore::new()))
+        Node::new(config, Box::new(MemoryStore::new()), None)
     }
 
     /// A session registered on `node`.

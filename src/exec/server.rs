@@ -44,6 +44,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u6
                 Reply::Bulk(Bytes::from(now.subsec_micros().to_string())),
             ])
         }
+        Command::Ring(sub) => super::ring::execute_single(node, sub),
         Command::Shutdown { abort: true } => Reply::error(CommandError::NoShutdownInProgress),
         Command::Shutdown { abort: false } => {
             tracing::info!(client = session.client.id, "SHUTDOWN asked by a client");
@@ -387,14 +388,7 @@ fn info_errorstats(node: &Node, out: &mut String) {
 }
 
 fn info_cluster(node: &Node, out: &mut String) {
-    let config = node.config.read();
-    // cluster_enabled stays 0: ringcache never redirects, so clients must not speak the
-    // Redis Cluster protocol to it.
-    line!(out, "cluster_enabled:0");
-    line!(out, "ring_nodes:1");
-    line!(out, "ring_replicas:1");
-    line!(out, "read_consistency_default:{}", config.read_level);
-    line!(out, "write_consistency_default:{}", config.write_level);
+    out.push_str(&super::ring::info_lines(node));
 }
 
 fn info_keyspace(node: &Node, out: &mut String) {

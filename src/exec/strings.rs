@@ -11,18 +11,24 @@ use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Record, StoreError, Update, Version};
 
-use super::{ExecError, Outcome, lookup_reply, now_ms_signed};
+use super::{ExecError, Outcome, Records, lookup_reply, now_ms_signed};
 use crate::node::Node;
 
 /// Executes a string command. `touch` says whether reads count as accesses for eviction
 /// (false for a client in `CLIENT NO-TOUCH` mode); writes always do.
-pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outcome {
+pub fn execute(
+    node: &Node,
+    records: &dyn Records,
+    command: Command,
+    now_ms: u64,
+    touch: bool,
+) -> Outcome {
     Ok(match command {
         Command::Get(key) => {
-            let record = read(node, &key, now_ms, touch);
+            let record = read(records, &key, now_ms, touch);
             lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
         }
-        Command::Set(set) => execute_set(node, set, now_ms)?,
+        Command::Set(set) => execute_set(node, records, set, now_ms)?,
         Command::SetNx { key, value } => {
             let set = Set {
                 key,
@@ -31,14 +37,14 @@ pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outco
                 get: false,
                 expiry: SetExpiry::Clear,
             };
-            match execute_set(node, set, now_ms)? {
+            match execute_set(node, records, set, now_ms)? {
                 Reply::Ok => Reply::Integer(1),
                 _ => Reply::Integer(0),
             }
         }
         Command::GetDel(key) => {
             let mut old = None;
-            node.store.update(&key, now_ms, &mut |current| {
+            records.update(&key, now_ms, &mut |current| {
                 old = live(current, now_ms).cloned();
                 match old {
                     Some(_) => Update::Put(Record::tombstone(node.clock.next(now_ms))),
@@ -47,32 +53,32 @@ pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outco
             })?;
             lookup_reply(node, old.as_ref())
         }
-        Command::GetEx { key, expiry } => execute_getex(node, key, expiry, now_ms)?,
+        Command::GetEx { key, expiry } => execute_getex(node, records, key, expiry, now_ms)?,
         Command::MGet(keys) => Reply::Array(
             keys.iter()
                 .map(|key| {
-                    let record = read(node, key, now_ms, touch);
+                    let record = read(records, key, now_ms, touch);
                     lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
                 })
                 .collect(),
         ),
         Command::MSet(pairs) => {
             for (key, value) in pairs {
-                put_value(node, &key, value, SetExpiry::Clear, now_ms)?;
+                put_value(node, records, &key, value, SetExpiry::Clear, now_ms)?;
             }
             Reply::Ok
         }
         Command::MSetNx(pairs) => {
-            if pairs.iter().any(|(key, _)| exists(node, key, now_ms)) {
+            if pairs.iter().any(|(key, _)| exists(records, key, now_ms)) {
                 return Ok(Reply::Integer(0));
             }
             for (key, value) in pairs {
-                put_value(node, &key, value, SetExpiry::Clear, now_ms)?;
+                put_value(node, records, &key, value, SetExpiry::Clear, now_ms)?;
             }
             Reply::Integer(1)
         }
         Command::StrLen(key) => {
-            let record = read(node, &key, now_ms, touch);
+            let record = read(records, &key, now_ms, touch);
             let len = record
                 .as_ref()
                 .and_then(|r| r.live_value(now_ms))
@@ -81,7 +87,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outco
         }
         Command::Append { key, value } => {
             let max = node.config.read().proto_max_bulk_len;
-            let stored = rewrite_value(node, &key, now_ms, |old| {
+            let stored = rewrite_value(node, records, &key, now_ms, |old| {
                 let old = old.map_or(&[][..], |v| v.as_ref());
                 if (old.len() + value.len()) as u64 > max {
                     return Err(CommandError::StringTooLong);
@@ -94,19 +100,20 @@ pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outco
             Reply::Integer(stored.map_or(0, |v| v.len()) as i64)
         }
         Command::GetRange { key, start, end } => {
-            let record = read(node, &key, now_ms, touch);
+            let record = read(records, &key, now_ms, touch);
             let value = record.as_ref().and_then(|r| r.live_value(now_ms));
             Reply::Bulk(value.map_or_else(Bytes::new, |v| substring(v, start, end)))
         }
         Command::SetRange { key, offset, value } => {
             let max = node.config.read().proto_max_bulk_len;
-            let stored =
-                rewrite_value(node, &key, now_ms, |old| setrange(old, offset, &value, max))?;
+            let stored = rewrite_value(node, records, &key, now_ms, |old| {
+                setrange(old, offset, &value, max)
+            })?;
             Reply::Integer(stored.map_or(0, |v| v.len()) as i64)
         }
         Command::IncrBy { key, delta } => {
             let mut result = 0;
-            rewrite_value(node, &key, now_ms, |old| {
+            rewrite_value(node, records, &key, now_ms, |old| {
                 let current = match old {
                     None => 0,
                     Some(v) => string2ll(v).ok_or(CommandError::NotIntegerValue)?,
@@ -120,7 +127,7 @@ pub fn execute(node: &Node, command: Command, now_ms: u64, touch: bool) -> Outco
         }
         Command::IncrByFloat { key, delta } => {
             let mut text = Bytes::new();
-            rewrite_value(node, &key, now_ms, |old| {
+            rewrite_value(node, records, &key, now_ms, |old| {
                 text = incr_by_float_text(old.map(|v| &v[..]), &delta)?;
                 Ok(Some(text.clone()))
             })?;
@@ -136,20 +143,18 @@ pub(super) fn live(record: Option<&Record>, now_ms: u64) -> Option<&Bytes> {
 }
 
 /// The stored record of `key`, read as an access for eviction if `touch`.
-fn read(node: &Node, key: &[u8], now_ms: u64, touch: bool) -> Option<Record> {
+fn read(records: &dyn Records, key: &[u8], now_ms: u64, touch: bool) -> Option<Record> {
     if touch {
-        node.store.get(key, now_ms)
+        records.get(key, now_ms)
     } else {
-        node.store.peek(key, now_ms)
+        records.peek(key, now_ms)
     }
 }
 
 /// Whether `key` holds a live value; not an access for eviction (Redis's `EXISTS` and
 /// `TYPE` look keys up with `LOOKUP_NOTOUCH`).
-pub(super) fn exists(node: &Node, key: &[u8], now_ms: u64) -> bool {
-    node.store
-        .peek(key, now_ms)
-        .is_some_and(|r| r.is_live(now_ms))
+pub(super) fn exists(records: &dyn Records, key: &[u8], now_ms: u64) -> bool {
+    records.peek(key, now_ms).is_some_and(|r| r.is_live(now_ms))
 }
 
 /// The record after writing `value` at `version` over `current`, with the expiry `expiry`.
@@ -181,12 +186,13 @@ fn with_value(
 /// Writes `value` to `key` unconditionally.
 fn put_value(
     node: &Node,
+    records: &dyn Records,
     key: &[u8],
     value: Bytes,
     expiry: SetExpiry,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    node.store.update(key, now_ms, &mut |current| {
+    records.update(key, now_ms, &mut |current| {
         Update::Put(with_value(
             current,
             value.clone(),
@@ -198,7 +204,7 @@ fn put_value(
     Ok(())
 }
 
-fn execute_set(node: &Node, set: Set, now_ms: u64) -> Outcome {
+fn execute_set(node: &Node, records: &dyn Records, set: Set, now_ms: u64) -> Outcome {
     let Set {
         key,
         value,
@@ -208,7 +214,7 @@ fn execute_set(node: &Node, set: Set, now_ms: u64) -> Outcome {
     } = set;
     let mut old = None;
     let mut written = false;
-    node.store.update(&key, now_ms, &mut |current| {
+    records.update(&key, now_ms, &mut |current| {
         old = live(current, now_ms).cloned();
         let allowed = match condition {
             None => true,
@@ -234,9 +240,15 @@ fn execute_set(node: &Node, set: Set, now_ms: u64) -> Outcome {
     })
 }
 
-fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u64) -> Outcome {
+fn execute_getex(
+    node: &Node,
+    records: &dyn Records,
+    key: Bytes,
+    expiry: Option<GetExExpiry>,
+    now_ms: u64,
+) -> Outcome {
     let mut value = None;
-    node.store.update(&key, now_ms, &mut |current| {
+    records.update(&key, now_ms, &mut |current| {
         value = live(current, now_ms).cloned();
         let (Some(record), Some(expiry)) = (current.filter(|_| value.is_some()), expiry) else {
             return Update::Keep;
@@ -272,12 +284,13 @@ fn execute_getex(node: &Node, key: Bytes, expiry: Option<GetExExpiry>, now_ms: u
 /// untouched. Returns the value stored afterwards, or `change`'s error (nothing written).
 fn rewrite_value(
     node: &Node,
+    records: &dyn Records,
     key: &[u8],
     now_ms: u64,
     mut change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
 ) -> Result<Option<Bytes>, ExecError> {
     let mut outcome = Ok(None);
-    node.store.update(key, now_ms, &mut |current| {
+    records.update(key, now_ms, &mut |current| {
         let old = live(current, now_ms);
         match change(old) {
             Err(e) => {

@@ -252,6 +252,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Stops the server.",
     ),
     spec(
+        "ring",
+        -2,
+        &["admin", "loading", "stale"],
+        NONE,
+        "server",
+        "ringcache",
+        "Shows the cluster's members (NODES), the ring (INFO) or a key's replicas (REPLICAS key).",
+    ),
+    spec(
         "get",
         2,
         RF,

@@ -6,6 +6,10 @@
 //!   log is printed when the test is panicking).
 //! - [`RespConn`]: a raw RESP client over a blocking `TcpStream` with timeouts; redis-protocol
 //!   finds where a reply frame ends, [`Val`] renders it without losing RESP2/RESP3 detail.
+//! - [`Ringcache::start_in`]: a ringcache in a directory the caller keeps, on given ports, so
+//!   that it can be killed and started again as the same node.
+//! - [`Cluster`]: n ringcache nodes on loopback that know each other through `--seeds`, formed
+//!   once every node reports `members_up:n`; kill -9, SIGSTOP/SIGCONT and restart node i.
 //! - [`redis_cli`] and friends: run `redis-cli` with a time limit.
 //! - [`Script`]: the differential runner shared by `redis_compat.rs` and `protocol.rs`: the
 //!   same command lines to redis-server and ringcache, replies compared per line.
@@ -15,6 +19,7 @@
 #![allow(dead_code)]
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -87,8 +92,11 @@ pub struct ServerProcess {
     pub name: &'static str,
     log_path: PathBuf,
     exit_status: Option<ExitStatus>,
-    // Declared last so that it is dropped after the child is gone.
-    dir: TempDir,
+    /// The working directory (the temp dir below, or one the caller keeps).
+    work_dir: PathBuf,
+    // Declared last so that it is dropped after the child is gone; `None` when the caller owns
+    // the directory (a node that restarts in it).
+    dir: Option<TempDir>,
 }
 
 impl ServerProcess {
@@ -102,12 +110,34 @@ impl ServerProcess {
         port: u16,
         dir: TempDir,
     ) -> Result<ServerProcess, String> {
-        let log_path = dir.path().join(format!("{name}.log"));
-        let log = fs::File::create(&log_path).expect("create log file");
+        let work_dir = dir.path().to_path_buf();
+        ServerProcess::spawn_in(name, program, args, port, work_dir, Some(dir))
+    }
+
+    /// Like [`ServerProcess::spawn`] in `work_dir`, which `dir` removes on drop if given. The
+    /// log is appended to, so a process started again in the same directory keeps one log.
+    fn spawn_in(
+        name: &'static str,
+        program: &str,
+        args: &[String],
+        port: u16,
+        work_dir: PathBuf,
+        dir: Option<TempDir>,
+    ) -> Result<ServerProcess, String> {
+        let log_path = work_dir.join(format!("{name}.log"));
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open log file");
+        if dir.is_none() {
+            // One log across restarts: mark where each run starts.
+            let _ = writeln!(log, "=== harness: {program} {} ===", args.join(" "));
+        }
         let log2 = log.try_clone().expect("clone log file");
         let child = Command::new(program)
             .args(args)
-            .current_dir(dir.path())
+            .current_dir(&work_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -119,6 +149,7 @@ impl ServerProcess {
             name,
             log_path,
             exit_status: None,
+            work_dir,
             dir,
         };
         match server.wait_ready() {
@@ -153,7 +184,7 @@ impl ServerProcess {
 
     /// The data/work directory of this process.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.work_dir
     }
 
     /// The process id.
@@ -289,6 +320,41 @@ impl Ringcache {
         Ringcache::start_inner(extra, Some(nofile))
     }
 
+    /// Starts the binary in `dir`, a directory the caller keeps (nothing here removes it):
+    /// data in `dir/data`, stdout and stderr appended to `dir/ringcache.log`, clients on
+    /// `port`, metrics off unless `extra` has `--metrics-port`. Started again in the same `dir`
+    /// with the same arguments after a kill, it is the same node: same data, same node id
+    /// (kept in the data dir), same ports.
+    ///
+    /// # Panics
+    /// If the server exits early or does not answer PING within [`STARTUP_TIMEOUT`].
+    pub fn start_in(dir: &Path, port: u16, extra: &[&str]) -> Ringcache {
+        Ringcache::try_start_in(dir, port, extra).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Like [`Ringcache::start_in`], but says why the server did not start (its log
+    /// included) instead of panicking: the caller may retry, e.g. when a port was taken.
+    pub fn try_start_in(dir: &Path, port: u16, extra: &[&str]) -> Result<Ringcache, String> {
+        assert!(
+            arg_value(extra, "--port").is_none(),
+            "start_in takes the port as an argument, not in extra: {extra:?}"
+        );
+        let metrics_port = arg_value(extra, "--metrics-port").map_or(0, |p| p.parse().unwrap());
+        let args = ringcache_args(extra, port, metrics_port, &dir.join("data"));
+        let process = ServerProcess::spawn_in(
+            "ringcache",
+            RINGCACHE_BIN,
+            &args,
+            port,
+            dir.to_path_buf(),
+            None,
+        )?;
+        Ok(Ringcache {
+            process,
+            metrics_port,
+        })
+    }
+
     fn start_inner(extra: &[&str], nofile: Option<u64>) -> Ringcache {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS_MAX {
@@ -296,27 +362,7 @@ impl Ringcache {
             let port = arg_value(extra, "--port").map_or_else(free_port, |p| p.parse().unwrap());
             let metrics_port =
                 arg_value(extra, "--metrics-port").map_or_else(free_port, |p| p.parse().unwrap());
-            let mut args: Vec<String> = Vec::new();
-            if arg_value(extra, "--bind").is_none() {
-                args.extend(["--bind".into(), "127.0.0.1".into()]);
-            }
-            if arg_value(extra, "--port").is_none() {
-                args.extend(["--port".into(), port.to_string()]);
-            }
-            if arg_value(extra, "--metrics-port").is_none() {
-                args.extend(["--metrics-port".into(), metrics_port.to_string()]);
-            }
-            if arg_value(extra, "--segment-bytes").is_none() {
-                // Small segments: many servers run at once and each allocates its first
-                // segment up front; rolling over segments gets exercised too.
-                args.extend(["--segment-bytes".into(), "8mb".into()]);
-            }
-            if arg_value(extra, "--data-dir").is_none() {
-                let data = dir.path().join("data");
-                fs::create_dir_all(&data).expect("create data dir");
-                args.extend(["--data-dir".into(), data.display().to_string()]);
-            }
-            args.extend(extra.iter().map(|s| s.to_string()));
+            let args = ringcache_args(extra, port, metrics_port, &dir.path().join("data"));
             let (program, args) = match nofile {
                 None => (RINGCACHE_BIN.to_string(), args),
                 Some(n) => {
@@ -356,6 +402,32 @@ impl Ringcache {
     pub fn metrics(&self) -> String {
         http_get(self.metrics_port, "/metrics")
     }
+}
+
+/// The command line of a ringcache: the harness's choices (loopback, `port`, `metrics_port`,
+/// small segments, `data_dir`, created here) for whatever `extra` does not set, then `extra`.
+fn ringcache_args(extra: &[&str], port: u16, metrics_port: u16, data_dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    if arg_value(extra, "--bind").is_none() {
+        args.extend(["--bind".into(), "127.0.0.1".into()]);
+    }
+    if arg_value(extra, "--port").is_none() {
+        args.extend(["--port".into(), port.to_string()]);
+    }
+    if arg_value(extra, "--metrics-port").is_none() {
+        args.extend(["--metrics-port".into(), metrics_port.to_string()]);
+    }
+    if arg_value(extra, "--segment-bytes").is_none() {
+        // Small segments: many servers run at once and each allocates its first
+        // segment up front; rolling over segments gets exercised too.
+        args.extend(["--segment-bytes".into(), "8mb".into()]);
+    }
+    if arg_value(extra, "--data-dir").is_none() {
+        fs::create_dir_all(data_dir).expect("create data dir");
+        args.extend(["--data-dir".into(), data_dir.display().to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
 
 fn arg_value<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
@@ -1437,4 +1509,531 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Cluster
+
+/// The `--cluster-secret` every [`Cluster`] node gets unless its `extra` gives another.
+pub const CLUSTER_SECRET: &str = "ringcache-e2e-cluster-secret";
+/// How long a [`Cluster`] may take to form: every node started and seeing every other up.
+pub const CLUSTER_FORM_TIMEOUT: Duration = Duration::from_secs(20);
+/// `--write-timeout-ms` and `--read-timeout-ms` of a [`Cluster`] node unless `extra` sets
+/// them: the server's default, given explicitly so that no test depends on a default, and
+/// long enough that a debug build on a loaded two-core machine does not time out spuriously.
+pub const CLUSTER_REQUEST_TIMEOUT_MS: &str = "1000";
+/// Read timeout of the connections the harness opens for `INFO` and `RING`: a node that does
+/// not answer (stopped, overloaded) becomes an error quickly instead of stalling a wait loop
+/// for [`IO_TIMEOUT`].
+pub const ADMIN_IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Lines of each node's log that a failure message shows.
+const LOG_TAIL_LINES: usize = 40;
+/// Start attempts of a restarted node on its own ports: a port that a killed process held may
+/// stay busy for a moment.
+const RESTART_ATTEMPTS_MAX: usize = 5;
+/// Pause between two restart attempts.
+const RESTART_RETRY_PAUSE: Duration = Duration::from_millis(300);
+/// How often a wait loop polls a node.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long every thread of a process may take to stop after SIGSTOP.
+const STOPPED_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `k` distinct free ports: all bound at once, so that none is handed out twice, then
+/// released.
+pub fn free_ports(k: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..k)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local_addr").port())
+        .collect()
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The value of `field` in an `INFO` reply (`field:value` lines).
+pub fn info_value(info: &str, field: &str) -> Option<String> {
+    info.lines().find_map(|line| {
+        line.trim_end_matches('\r')
+            .strip_prefix(field)?
+            .strip_prefix(':')
+            .map(str::to_string)
+    })
+}
+
+/// Sends one command on a fresh connection whose reads give up after [`ADMIN_IO_TIMEOUT`].
+pub fn admin_query(port: u16, args: &[&str]) -> Result<Val, String> {
+    let mut conn = RespConn::try_connect(port).map_err(|e| format!("connect: {e}"))?;
+    conn.stream()
+        .set_read_timeout(Some(ADMIN_IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    conn.try_send(&encode_command(args))
+        .map_err(|e| format!("send: {e}"))?;
+    conn.try_read_frame().map(|frame| Val::parse(&frame))
+}
+
+/// What the test did to a [`Cluster`] node last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Started (or restarted, or continued) and not touched since.
+    Running,
+    /// Sent SIGSTOP: alive but frozen.
+    Stopped,
+    /// Killed with SIGKILL and reaped.
+    Killed,
+}
+
+/// One node of a [`Cluster`].
+struct ClusterNode {
+    /// Client port.
+    port: u16,
+    /// Peer port (`--peer-port`).
+    peer_port: u16,
+    /// The arguments given to [`Ringcache::start_in`], kept to restart it identically.
+    args: Vec<String>,
+    state: NodeState,
+    process: Ringcache,
+    // Declared last so that it is removed after the process is gone.
+    dir: TempDir,
+}
+
+/// Ringcache nodes on loopback forming one cluster: each on its own free client and peer
+/// ports, in its own directory, with the full `--seeds` list (every member's peer port on
+/// 127.0.0.1, its own included) and [`CLUSTER_SECRET`].
+///
+/// Nodes are numbered from 0 in start order. The first `members()` nodes are the cluster;
+/// [`Cluster::add_node`] starts more with the same seeds, which are not in anyone's seed list.
+/// On drop, stopped nodes get SIGCONT and every node gets SIGKILL and is reaped.
+pub struct Cluster {
+    nodes: Vec<ClusterNode>,
+    members: usize,
+    seeds: String,
+}
+
+impl Cluster {
+    /// Starts `n` nodes with `extra` arguments each and waits up to [`CLUSTER_FORM_TIMEOUT`]
+    /// until every one reports `members_up:n` in `INFO cluster`.
+    ///
+    /// The harness gives `--peer-port`, `--seeds`, `--cluster-secret`,
+    /// `--write-timeout-ms` and `--read-timeout-ms` ([`CLUSTER_REQUEST_TIMEOUT_MS`]) unless
+    /// `extra` sets them, and `--metrics-port 0`, plus [`Ringcache::start_in`]'s own.
+    ///
+    /// # Panics
+    /// If a node does not start (after [`START_ATTEMPTS_MAX`] tries with fresh ports) or the
+    /// cluster does not form in time; the message has every node's `INFO cluster`, `RING
+    /// NODES` and log tail.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        assert!(n >= 1, "a cluster has at least one node");
+        let mut last = String::new();
+        for attempt in 1..=START_ATTEMPTS_MAX {
+            let ports = free_ports(2 * n);
+            let (client_ports, peer_ports) = ports.split_at(n);
+            let seeds = peer_ports
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut cluster = Cluster {
+                nodes: Vec::new(),
+                members: n,
+                seeds,
+            };
+            let started = client_ports
+                .iter()
+                .zip(peer_ports)
+                .try_for_each(|(&port, &peer_port)| cluster.try_add(port, peer_port, extra));
+            match started {
+                Ok(()) => {
+                    cluster.wait_all_up(CLUSTER_FORM_TIMEOUT);
+                    return cluster;
+                }
+                // Dropping `cluster` kills what did start; the next attempt has fresh ports.
+                Err(why) => last = format!("attempt {attempt} of {START_ATTEMPTS_MAX}: {why}"),
+            }
+        }
+        panic!("a cluster of {n} nodes did not start: {last}");
+    }
+
+    /// Starts one more node on fresh ports with the cluster's `--seeds` (which do not list it)
+    /// and `extra` (e.g. another `--cluster-secret`); returns its index. Does not wait for it
+    /// to join: it may be meant not to.
+    ///
+    /// # Panics
+    /// If it does not start after [`START_ATTEMPTS_MAX`] tries.
+    pub fn add_node(&mut self, extra: &[&str]) -> usize {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS_MAX {
+            let ports = free_ports(2);
+            match self.try_add(ports[0], ports[1], extra) {
+                Ok(()) => return self.nodes.len() - 1,
+                Err(why) => last = why,
+            }
+        }
+        panic!("node {} did not start: {last}", self.nodes.len());
+    }
+
+    fn try_add(&mut self, port: u16, peer_port: u16, extra: &[&str]) -> Result<(), String> {
+        let index = self.nodes.len();
+        let mut args: Vec<String> = Vec::new();
+        let defaults = [
+            ("--peer-port", peer_port.to_string()),
+            ("--seeds", self.seeds.clone()),
+            ("--cluster-secret", CLUSTER_SECRET.to_string()),
+            ("--write-timeout-ms", CLUSTER_REQUEST_TIMEOUT_MS.to_string()),
+            ("--read-timeout-ms", CLUSTER_REQUEST_TIMEOUT_MS.to_string()),
+            ("--metrics-port", "0".to_string()),
+        ];
+        for (flag, value) in defaults {
+            if arg_value(extra, flag).is_none() {
+                args.extend([flag.to_string(), value]);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let peer_port = arg_value(extra, "--peer-port").map_or(peer_port, |p| p.parse().unwrap());
+        let dir = TempDir::new(&format!("ringcache-cluster-node{index}"));
+        let process = Ringcache::try_start_in(dir.path(), port, &strs(&args)).map_err(|why| {
+            format!("node {index} (client port {port}, peer port {peer_port}): {why}")
+        })?;
+        self.nodes.push(ClusterNode {
+            port,
+            peer_port,
+            args,
+            state: NodeState::Running,
+            process,
+            dir,
+        });
+        Ok(())
+    }
+
+    /// How many nodes the cluster was started with (those in `--seeds`).
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// How many nodes were started, members and [`Cluster::add_node`]'s.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The `--seeds` list every node got.
+    pub fn seeds(&self) -> &str {
+        &self.seeds
+    }
+
+    /// Node `i`'s client port.
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].port
+    }
+
+    /// Node `i`'s peer port.
+    pub fn peer_port(&self, i: usize) -> u16 {
+        self.nodes[i].peer_port
+    }
+
+    /// Node `i`'s directory (data in `data/`, log in `ringcache.log`).
+    pub fn dir(&self, i: usize) -> &Path {
+        self.nodes[i].dir.path()
+    }
+
+    /// What the test did to node `i` last.
+    pub fn state(&self, i: usize) -> NodeState {
+        self.nodes[i].state
+    }
+
+    /// A raw RESP connection to node `i` (panics if it cannot connect).
+    pub fn conn(&self, i: usize) -> RespConn {
+        RespConn::connect(self.nodes[i].port)
+    }
+
+    /// Everything node `i` wrote to stdout and stderr, over all its runs (each run starts
+    /// with a `=== harness: ... ===` line).
+    pub fn log(&self, i: usize) -> String {
+        self.nodes[i].process.process.log()
+    }
+
+    /// Kills node `i` with SIGKILL (a stopped node too) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.process.process.kill();
+        node.state = NodeState::Killed;
+    }
+
+    /// Freezes node `i` with SIGSTOP: its sockets stay open, it answers nothing. Returns once
+    /// every thread of the process is stopped: the signal takes effect asynchronously, and a
+    /// test that times what happens next must not race a thread still running.
+    ///
+    /// # Panics
+    /// If the process is not seen stopped within [`STOPPED_TIMEOUT`].
+    pub fn stop(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert_eq!(node.state, NodeState::Running, "SIGSTOP node {i}");
+        node.process.process.signal("STOP");
+        node.state = NodeState::Stopped;
+        let pid = node.process.process.pid();
+        if wait_for(STOPPED_TIMEOUT, || all_threads_stopped(pid).then_some(())).is_none() {
+            panic!(
+                "node {i} (pid {pid}) not stopped {STOPPED_TIMEOUT:?} after SIGSTOP\n{}",
+                self.describe()
+            );
+        }
+    }
+
+    /// Resumes node `i` with SIGCONT after [`Cluster::stop`].
+    pub fn cont(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert_eq!(node.state, NodeState::Stopped, "SIGCONT node {i}");
+        node.process.process.signal("CONT");
+        node.state = NodeState::Running;
+    }
+
+    /// Starts node `i` again in its own directory with its own ports and arguments (so as the
+    /// same node), after killing it with SIGKILL if it still runs. Waits for PING, not for the
+    /// cluster: see [`Cluster::wait_all_up`].
+    ///
+    /// # Panics
+    /// If it does not start within [`RESTART_ATTEMPTS_MAX`] tries.
+    pub fn restart(&mut self, i: usize) {
+        if self.nodes[i].state != NodeState::Killed {
+            self.kill(i);
+        }
+        let mut last = String::new();
+        for attempt in 1..=RESTART_ATTEMPTS_MAX {
+            let node = &self.nodes[i];
+            match Ringcache::try_start_in(node.dir.path(), node.port, &strs(&node.args)) {
+                Ok(process) => {
+                    let node = &mut self.nodes[i];
+                    node.process = process;
+                    node.state = NodeState::Running;
+                    return;
+                }
+                Err(why) => last = format!("attempt {attempt} of {RESTART_ATTEMPTS_MAX}: {why}"),
+            }
+            thread::sleep(RESTART_RETRY_PAUSE);
+        }
+        panic!(
+            "node {i} (client port {}, peer port {}) did not restart: {last}\n{}",
+            self.nodes[i].port,
+            self.nodes[i].peer_port,
+            self.describe()
+        );
+    }
+
+    /// The nodes the test has not killed or stopped.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].state == NodeState::Running)
+            .collect()
+    }
+
+    /// `INFO <section>` of node `i`, or why it could not be had within [`ADMIN_IO_TIMEOUT`].
+    pub fn try_info(&self, i: usize, section: &str) -> Result<String, String> {
+        match admin_query(self.nodes[i].port, &["INFO", section])? {
+            Val::Bulk(b) | Val::Verbatim(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            other => Err(format!("INFO {section} answered {other}")),
+        }
+    }
+
+    /// Field `field` of node `i`'s `INFO cluster`, or why it could not be had.
+    pub fn try_info_field(&self, i: usize, field: &str) -> Result<String, String> {
+        let info = self.try_info(i, "cluster")?;
+        info_value(&info, field)
+            .ok_or_else(|| format!("no {field} in INFO cluster: {}", info.replace("\r\n", "; ")))
+    }
+
+    /// Field `field` of node `i`'s `INFO cluster`.
+    ///
+    /// # Panics
+    /// If the node does not answer or has no such field.
+    pub fn info_field(&self, i: usize, field: &str) -> String {
+        self.try_info_field(i, field).unwrap_or_else(|why| {
+            panic!(
+                "INFO cluster field {field} of node {i}: {why}\n{}",
+                self.describe()
+            )
+        })
+    }
+
+    /// Field `field` of node `i`'s `INFO cluster` as a number.
+    pub fn info_number(&self, i: usize, field: &str) -> u64 {
+        let text = self.info_field(i, field);
+        text.parse().unwrap_or_else(|_| {
+            panic!("INFO cluster field {field} of node {i} is not a number: {text:?}")
+        })
+    }
+
+    /// Waits up to `timeout` until node `i` reports `field:want` in `INFO cluster`.
+    ///
+    /// # Panics
+    /// When time is up, with the last value seen and [`Cluster::describe`].
+    pub fn wait_field(&self, i: usize, field: &str, want: &str, timeout: Duration) {
+        self.wait_field_until(i, field, want, Instant::now() + timeout, timeout);
+    }
+
+    fn wait_field_until(
+        &self,
+        i: usize,
+        field: &str,
+        want: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) {
+        let mut last;
+        loop {
+            last = self.try_info_field(i, field);
+            if last.as_deref() == Ok(want) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        let last = match last {
+            Ok(v) => format!("{field}:{v}"),
+            Err(why) => why,
+        };
+        panic!(
+            "waited {timeout:?} for node {i} (client port {}, peer port {}) to report \
+             {field}:{want} in INFO cluster; last seen: {last}\n{}",
+            self.nodes[i].port,
+            self.nodes[i].peer_port,
+            self.describe()
+        );
+    }
+
+    /// Waits up to `timeout` (for all of them together) until every running member reports
+    /// `members_up:<number of running members>`: the killed and stopped ones are down, every
+    /// other is up, on every side.
+    pub fn wait_all_up(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let running: Vec<usize> = self
+            .running()
+            .into_iter()
+            .filter(|&i| i < self.members)
+            .collect();
+        let up = running.len().to_string();
+        for &i in &running {
+            self.wait_field_until(i, "members_up", &up, deadline, timeout);
+        }
+    }
+
+    /// Waits up to `timeout` until a line of node `i`'s log after its first `since` bytes
+    /// (a length of [`Cluster::log`] taken earlier) satisfies `matches`; returns that line.
+    ///
+    /// # Panics
+    /// When time is up, naming `what` was waited for, with [`Cluster::describe`].
+    pub fn wait_log_line(
+        &self,
+        i: usize,
+        since: usize,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
+        let found = wait_for(timeout, || {
+            let log = self.log(i);
+            // `since` counted bytes of the lossily decoded log; start at a char boundary.
+            let start = (since..log.len())
+                .find(|&b| log.is_char_boundary(b))
+                .unwrap_or(log.len());
+            log[start..]
+                .lines()
+                .find(|l| matches(l))
+                .map(str::to_string)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "waited {timeout:?} for node {i} (client port {}, peer port {}) to log {what}\n{}",
+                self.nodes[i].port,
+                self.nodes[i].peer_port,
+                self.describe()
+            )
+        })
+    }
+
+    /// Everything a failure message needs: the seeds, and per node its ports, state,
+    /// `INFO cluster` and `RING NODES` (running nodes only) and log tail.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "=== cluster of {} members (+{} other nodes), seeds {} ===\n",
+            self.members,
+            self.nodes.len() - self.members,
+            self.seeds
+        );
+        for (i, node) in self.nodes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "--- node {i}: client port {}, peer port {}, {:?}, dir {} ---",
+                node.port,
+                node.peer_port,
+                node.state,
+                node.dir.path().display()
+            );
+            if node.state == NodeState::Running {
+                let info = self
+                    .try_info(i, "cluster")
+                    .map(|s| s.trim_end().replace("\r\n", "; "))
+                    .unwrap_or_else(|why| format!("<no answer: {why}>"));
+                let _ = writeln!(out, "INFO cluster: {info}");
+                let ring = match admin_query(node.port, &["RING", "NODES"]) {
+                    Ok(v) => v.text().unwrap_or_else(|| v.to_string()),
+                    Err(why) => format!("<no answer: {why}>"),
+                };
+                let _ = writeln!(out, "RING NODES:\n{}", ring.trim_end());
+            }
+            let _ = writeln!(
+                out,
+                "log tail ({LOG_TAIL_LINES} lines):\n{}",
+                tail(&node.process.process.log(), LOG_TAIL_LINES)
+            );
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // A frozen process still dies of SIGKILL, but resume it first so that nothing of it
+        // (a child, a lock) stays stopped.
+        for node in &mut self.nodes {
+            if node.state == NodeState::Stopped
+                && let Some(pid) = node.process.process.child.as_ref().map(Child::id)
+            {
+                let _ = Command::new("kill")
+                    .arg("-CONT")
+                    .arg(pid.to_string())
+                    .status();
+                node.state = NodeState::Running;
+            }
+        }
+        for node in &mut self.nodes {
+            node.process.process.kill();
+        }
+        // Each node's ServerProcess prints its log tail when the test is panicking.
+    }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in /proc), or /proc cannot
+/// tell (then the caller cannot do better than trust the signal).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    })
+}
+
+/// `&str` views of owned arguments.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }

@@ -103,6 +103,8 @@ pub enum Command {
         /// pending long enough to abort).
         abort: bool,
     },
+    /// `RING NODES | INFO | REPLICAS key`: the cluster's members, ring and a key's replicas.
+    Ring(RingCommand),
 
     // ----- strings (cmd/strings.rs)
     /// `GET key`
@@ -283,6 +285,17 @@ pub enum ConsistencyCommand {
     SetRead(Level),
     /// `CONSISTENCY WRITE <level>`
     SetWrite(Level),
+}
+
+/// `RING` forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingCommand {
+    /// `RING NODES`: one line per member.
+    Nodes,
+    /// `RING INFO`: the ring's settings and state.
+    Info,
+    /// `RING REPLICAS key`: the key's preference list and each replica's record.
+    Replicas(Bytes),
 }
 
 /// `COMMAND` forms.

@@ -8,13 +8,14 @@
 //! CONFIG GET pattern [pattern ...] | SET parameter value [parameter value ...] | RESETSTAT
 //! FLUSHALL [ASYNC|SYNC]  FLUSHDB [ASYNC|SYNC]
 //! SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
+//! RING NODES | INFO | REPLICAS key
 //! ```
 
 use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, is};
 use super::connection::subcommand;
-use super::{Command, CommandInfoCommand, FlushMode};
+use super::{Command, CommandInfoCommand, FlushMode, RingCommand};
 
 /// Parses a server command whose name and arity were checked.
 pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
@@ -30,8 +31,27 @@ pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, Com
         "flushall" | "flushdb" => flush(cur),
         "time" => Ok(Command::Time),
         "shutdown" => shutdown(cur),
+        "ring" => ring(cur, argc),
         _ => unreachable!("{name} is not a server command"),
     }
+}
+
+const RING_SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("nodes", "ring|nodes", 2),
+    ("info", "ring|info", 2),
+    ("replicas", "ring|replicas", 3),
+];
+
+/// # Format
+/// `RING NODES | INFO | REPLICAS key`
+fn ring(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
+    let sub = cur.next().expect("arity checked");
+    let sub = match subcommand("RING", RING_SUBCOMMANDS, &sub, argc)? {
+        "nodes" => RingCommand::Nodes,
+        "info" => RingCommand::Info,
+        _ => RingCommand::Replicas(cur.next().expect("arity checked")),
+    };
+    Ok(Command::Ring(sub))
 }
 
 const COMMAND_SUBCOMMANDS: &[(&str, &str, i32)] = &[

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::args::{CommandError, is, unknown_command};
 use super::{
-    Access, ClientCommand, Command, CommandInfoCommand, ExpiryTime, Family, Request, TimeUnit,
-    connection, keyspace, server, strings,
+    Access, ClientCommand, Command, CommandInfoCommand, ExpiryTime, Family, Request, RingCommand,
+    TimeUnit, connection, keyspace, server, strings,
 };
 use crate::level::{Level, LevelError};
 
@@ -50,6 +50,7 @@ const TABLE: &[(&str, i32, Access, Family)] = {
         ("flushdb", -1, N, S),
         ("time", 1, N, S),
         ("shutdown", -1, N, S),
+        ("ring", -2, N, S),
         ("get", 2, R, T),
         ("set", -3, W, T),
         ("setnx", 3, W, T),
@@ -212,6 +213,11 @@ impl Command {
             Command::Flush(_) => "flushall",
             Command::Time => "time",
             Command::Shutdown { .. } => "shutdown",
+            Command::Ring(sub) => match sub {
+                RingCommand::Nodes => "ring|nodes",
+                RingCommand::Info => "ring|info",
+                RingCommand::Replicas(_) => "ring|replicas",
+            },
             Command::Get(_) => "get",
             Command::Set(_) => "set",
             Command::SetNx { .. } => "setnx",
@@ -278,7 +284,8 @@ impl Command {
             | Command::DbSize
             | Command::Flush(_)
             | Command::Time
-            | Command::Shutdown { .. } => Family::Server,
+            | Command::Shutdown { .. }
+            | Command::Ring(_) => Family::Server,
             Command::Get(_)
             | Command::Set(_)
             | Command::SetNx { .. }
@@ -305,6 +312,37 @@ impl Command {
             | Command::Keys(_)
             | Command::Scan(_)
             | Command::RandomKey => Family::Keyspace,
+        }
+    }
+
+    /// The keys the command names, in order (repeats kept): what a cluster coordinator
+    /// reads and writes for it. Empty for commands without keys and for those that walk the
+    /// keyspace (`KEYS`, `SCAN`, `RANDOMKEY`).
+    pub fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            Command::Get(key)
+            | Command::GetDel(key)
+            | Command::StrLen(key)
+            | Command::Type(key)
+            | Command::Persist(key)
+            | Command::SetNx { key, .. }
+            | Command::GetEx { key, .. }
+            | Command::Append { key, .. }
+            | Command::GetRange { key, .. }
+            | Command::SetRange { key, .. }
+            | Command::IncrBy { key, .. }
+            | Command::IncrByFloat { key, .. }
+            | Command::Ttl { key, .. }
+            | Command::ExpireTime { key, .. } => vec![key],
+            Command::Set(set) => vec![&set.key],
+            Command::Expire(expire) => vec![&expire.key],
+            Command::MGet(keys)
+            | Command::Del(keys)
+            | Command::Unlink(keys)
+            | Command::Exists(keys)
+            | Command::Touch(keys) => keys.iter().collect(),
+            Command::MSet(pairs) | Command::MSetNx(pairs) => pairs.iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -353,6 +391,7 @@ impl Command {
             | Command::Flush(_)
             | Command::Time
             | Command::Shutdown { .. }
+            | Command::Ring(_)
             | Command::Keys(_)
             | Command::Scan(_)
             | Command::RandomKey => Access::None,

@@ -1,0 +1,483 @@
+//! Peer connections, both ends.
+//!
+//! Each node dials every seed and keeps one connection to each (reconnecting with backoff);
+//! its own requests (reads, writes, pings) go out on the connections it dialed, multiplexed
+//! by request id, and the answers come back on them. Connections accepted on the peer port
+//! only serve: they answer reads from the local store, merge writes into it, and answer
+//! pings. Both ends authenticate first with the HMAC handshake; frames are batched per
+//! flush; every queue has a bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use ringcache_cluster::NodeId;
+use ringcache_cluster::protocol::message::NONCE_BYTES;
+use ringcache_cluster::protocol::{
+    Frame, FrameDecoder, Handshake, HandshakeEffect, Message, PEER_FRAME_BYTES_MAX, Refusal,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::{Cluster, PING_INTERVAL_MS, Response};
+use crate::node::{Node, unix_now_ms};
+
+/// Frames queued for one peer before a request fails at once instead of waiting: a peer that
+/// cannot keep up must not make the coordinator's memory grow.
+pub const LINK_QUEUE_FRAMES: usize = 16 * 1024;
+/// Bytes gathered into one socket write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Bytes read from a peer socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// How long a handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one dial may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnect backoff, doubling from the first to the last.
+const BACKOFF_MIN_MS: u64 = 100;
+const BACKOFF_MAX_MS: u64 = 2_000;
+
+/// Where an answer to one request goes.
+type Responder = mpsc::UnboundedSender<(NodeId, Response)>;
+
+/// An established connection to one peer, for this node's requests.
+#[derive(Debug)]
+pub struct Link {
+    peer: NodeId,
+    out: mpsc::Sender<Bytes>,
+    pending: Mutex<HashMap<u64, Responder>>,
+}
+
+impl Link {
+    /// Sends `message` as request `id`; the answer goes to `responder` as from `to`.
+    ///
+    /// # Errors
+    /// The link's queue is full or closed (the caller counts the replica as failed).
+    pub fn request(
+        &self,
+        id: u64,
+        message: &Message,
+        to: NodeId,
+        responder: Responder,
+    ) -> Result<u64, ()> {
+        let mut frame = BytesMut::new();
+        if let Err(e) = message.encode(id, &mut frame) {
+            tracing::warn!(error = %e, "a peer request could not be encoded");
+            return Err(());
+        }
+        debug_assert_eq!(to, self.peer);
+        self.pending.lock().insert(id, responder);
+        if self.out.try_send(frame.freeze()).is_err() {
+            self.pending.lock().remove(&id);
+            return Err(());
+        }
+        Ok(id)
+    }
+
+    /// Forgets request `id`; a late answer is dropped.
+    pub fn cancel(&self, id: u64) {
+        self.pending.lock().remove(&id);
+    }
+
+    fn resolve(&self, id: u64, response: Response) {
+        if let Some(responder) = self.pending.lock().remove(&id) {
+            let _ = responder.send((self.peer, response));
+        }
+    }
+
+    /// The connection broke: every request in flight fails now, not at its timeout.
+    fn fail_all(&self) {
+        for (_, responder) in self.pending.lock().drain() {
+            let _ = responder.send((self.peer, Response::Failed));
+        }
+    }
+}
+
+/// Why a handshake did not establish.
+enum HandshakeFailure {
+    Refused(Refusal),
+    Io(std::io::Error),
+}
+
+/// Runs a handshake over `stream`; returns the peer's id, with any bytes already read past
+/// the handshake left in `input`.
+async fn handshake(
+    stream: &mut TcpStream,
+    mut machine: Handshake,
+    first: Option<Message>,
+    input: &mut BytesMut,
+) -> Result<NodeId, HandshakeFailure> {
+    let io = |e: std::io::Error| HandshakeFailure::Io(e);
+    let bad = |text: String| HandshakeFailure::Io(std::io::Error::other(text));
+    let run = async {
+        let mut decoder = FrameDecoder::for_handshake();
+        if let Some(message) = first {
+            send(stream, &message).await.map_err(io)?;
+        }
+        loop {
+            while let Some(frame) = decoder.decode(input).map_err(|e| bad(e.to_string()))? {
+                let message = Message::decode(&frame).map_err(|e| bad(e.to_string()))?;
+                let mut established = None;
+                for effect in machine.on_message(message) {
+                    match effect {
+                        HandshakeEffect::Send(reply) => send(stream, &reply).await.map_err(io)?,
+                        HandshakeEffect::Established { peer_node_id, .. } => {
+                            established = Some(NodeId::new(peer_node_id));
+                        }
+                        HandshakeEffect::Refused { reason } => {
+                            return Err(HandshakeFailure::Refused(reason));
+                        }
+                    }
+                }
+                if let Some(peer) = established {
+                    return Ok(peer);
+                }
+            }
+            input.reserve(4096);
+            if stream.read_buf(input).await.map_err(io)? == 0 {
+                return Err(bad("the peer closed the connection".into()));
+            }
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, run).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(bad("the handshake timed out".into())),
+    }
+}
+
+async fn send(stream: &mut TcpStream, message: &Message) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    message
+        .encode(0, &mut out)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    stream.write_all(&out).await
+}
+
+fn nonce() -> [u8; NONCE_BYTES] {
+    rand::random()
+}
+
+/// Keeps a connection to the seed at `addr` until shutdown: dials, authenticates, serves
+/// this node's requests over it, and redials with backoff when it breaks. Stops for good
+/// when `addr` turns out to be this node.
+pub async fn dial(node: Arc<Node>, addr: String) {
+    let mut shutdown = node.shutdown.subscribe();
+    let mut backoff_ms = BACKOFF_MIN_MS;
+    loop {
+        let attempt = async {
+            match connect(&node, &addr).await {
+                Ok(true) => None,
+                Ok(false) => Some(()),
+                Err(()) => None,
+            }
+        };
+        tokio::select! {
+            stop_for_good = attempt => {
+                if stop_for_good.is_some() {
+                    return;
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
+    }
+}
+
+/// One connection's life. `Ok(true)`: it was established and later broke (redial soon);
+/// `Ok(false)`: `addr` is this node (stop dialing); `Err`: it failed (back off).
+async fn connect(node: &Arc<Node>, addr: &str) -> Result<bool, ()> {
+    let cluster = node.cluster.get().expect("cluster");
+    let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(addr, error = %e, "cannot reach peer");
+            return Err(());
+        }
+        Err(_) => return Err(()),
+    };
+    let _ = stream.set_nodelay(true);
+    let (machine, hello) = Handshake::initiate(cluster.identity.clone(), nonce());
+    let mut input = BytesMut::new();
+    let peer = match handshake(&mut stream, machine, Some(hello), &mut input).await {
+        Ok(peer) => peer,
+        Err(HandshakeFailure::Refused(reason)) => {
+            if is_self(cluster, &reason) {
+                tracing::info!(addr, "this seed is this node itself");
+                cluster.learn_self(addr);
+                return Ok(false);
+            }
+            cluster.stats.handshakes_refused.fetch_add(1, Relaxed);
+            tracing::warn!(addr, %reason, "peer handshake refused");
+            return Err(());
+        }
+        Err(HandshakeFailure::Io(e)) => {
+            tracing::debug!(addr, error = %e, "peer handshake failed");
+            return Err(());
+        }
+    };
+    cluster.learn(addr, peer);
+    tracing::info!(addr, %peer, "peer link up");
+    run_link(node, stream, peer, input).await;
+    tracing::info!(addr, %peer, "peer link down");
+    Ok(true)
+}
+
+fn is_self(cluster: &Cluster, reason: &Refusal) -> bool {
+    match reason {
+        Refusal::SameNodeId { .. } => true,
+        Refusal::RefusedByPeer { text } => {
+            text.contains("own id") && text.contains(&cluster.local.to_string())
+        }
+        _ => false,
+    }
+}
+
+/// Serves this node's requests over an established connection until it breaks.
+async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: BytesMut) {
+    let cluster = node.cluster.get().expect("cluster");
+    let (mut reader, writer) = stream.into_split();
+    let (out, queue) = mpsc::channel(LINK_QUEUE_FRAMES);
+    let link = Arc::new(Link {
+        peer,
+        out,
+        pending: Mutex::new(HashMap::new()),
+    });
+    cluster.attach(peer, link.clone());
+    let writing = tokio::spawn(write_frames(writer, queue));
+    let pinging = tokio::spawn(ping(link.clone()));
+    let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
+    'read: loop {
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(frame)) => {
+                    if !on_answer(cluster, &link, frame) {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad frame from peer; closing the link");
+                    break 'read;
+                }
+            }
+        }
+        input.reserve(READ_CHUNK_BYTES);
+        match reader.read_buf(&mut input).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if writing.is_finished() {
+            break;
+        }
+    }
+    writing.abort();
+    pinging.abort();
+    cluster.detach(peer, &link);
+    link.fail_all();
+}
+
+/// Handles one answer on a dialed link; false on a message that has no place there.
+fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
+    let message = match Message::decode(&frame) {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::warn!(peer = %link.peer, error = %e, "bad message from peer");
+            return false;
+        }
+    };
+    let now = unix_now_ms();
+    let response = match message {
+        Message::Pong { now_ms, echoed_ms } => {
+            cluster
+                .liveness
+                .lock()
+                .pong(link.peer, echoed_ms, now_ms, now);
+            return true;
+        }
+        Message::ReadReply { record } => Response::Record(record),
+        Message::WriteAck => Response::Ack,
+        Message::Error { text } => {
+            tracing::debug!(peer = %link.peer, text, "peer refused a request");
+            Response::Failed
+        }
+        other => {
+            tracing::warn!(peer = %link.peer, kind = other.kind(), "unexpected message on a link");
+            return false;
+        }
+    };
+    cluster.liveness.lock().heard(link.peer, now);
+    link.resolve(frame.request_id, response);
+    true
+}
+
+/// Writes queued frames, as many per write as are waiting.
+async fn write_frames(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+    let mut batch = BytesMut::new();
+    while let Some(frame) = queue.recv().await {
+        batch.extend_from_slice(&frame);
+        while batch.len() < WRITE_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+/// Pings the peer every [`PING_INTERVAL_MS`]; the pongs keep it up and measure its clock.
+async fn ping(link: Arc<Link>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(PING_INTERVAL_MS));
+    loop {
+        interval.tick().await;
+        let mut frame = BytesMut::new();
+        let ping = Message::Ping {
+            now_ms: unix_now_ms(),
+        };
+        if ping.encode(0, &mut frame).is_ok() && link.out.try_send(frame.freeze()).is_err() {
+            // Full: the peer is not reading; it will be seen down when no pong comes.
+        }
+    }
+}
+
+/// Accepts peer connections until shutdown.
+pub async fn listen(node: Arc<Node>, listener: TcpListener) {
+    let mut shutdown = node.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(node.clone(), stream, addr));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "peer accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves one accepted peer connection: handshake, then requests until it closes.
+async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAddr) {
+    let cluster = node.cluster.get().expect("cluster");
+    let machine = Handshake::accept(cluster.identity.clone(), nonce());
+    let mut input = BytesMut::new();
+    let peer = match handshake(&mut stream, machine, None, &mut input).await {
+        Ok(peer) => peer,
+        Err(HandshakeFailure::Refused(Refusal::SameNodeId { .. })) => return,
+        Err(HandshakeFailure::Refused(reason)) => {
+            cluster.stats.handshakes_refused.fetch_add(1, Relaxed);
+            tracing::warn!(%addr, %reason, "refused a peer connection");
+            return;
+        }
+        Err(HandshakeFailure::Io(e)) => {
+            tracing::debug!(%addr, error = %e, "peer handshake failed");
+            return;
+        }
+    };
+    let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
+    let mut output = BytesMut::new();
+    loop {
+        let mut wrote = false;
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(frame)) => match answer(&node, &frame, &mut wrote) {
+                    Some(message) => {
+                        if let Err(e) = message.encode(frame.request_id, &mut output) {
+                            tracing::warn!(%peer, error = %e, "an answer could not be encoded");
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad frame from peer; closing");
+                    return;
+                }
+            }
+        }
+        if wrote
+            && node.store.acknowledges_after_sync()
+            && crate::durability::wait(&node).await.is_err()
+        {
+            return; // Not durable: no ack; the coordinators see the link fail.
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+        input.reserve(READ_CHUNK_BYTES);
+        match stream.read_buf(&mut input).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The answer to one request from a peer; `None` closes the connection (a message that
+/// has no place here).
+fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> {
+    let message = Message::decode(frame).ok()?;
+    let now = unix_now_ms();
+    let reply = match message {
+        Message::Ping { now_ms } => Message::Pong {
+            now_ms: now,
+            echoed_ms: now_ms,
+        },
+        Message::Read { key } => {
+            let record = node.store.get(&key, now);
+            if let Some(record) = &record {
+                node.clock.observe(record.version());
+            }
+            Message::ReadReply { record }
+        }
+        Message::Write { key, record } => {
+            *wrote = true;
+            apply_write(node, &key, &record, now)
+        }
+        _ => return None,
+    };
+    Some(reply)
+}
+
+/// Merges a record a coordinator sent, unless its version is further ahead of this node's
+/// clock than the tolerated offset.
+fn apply_write(node: &Node, key: &Bytes, record: &ringcache_storage::Record, now: u64) -> Message {
+    let cluster = node.cluster.get().expect("cluster");
+    let max = cluster.config.max_clock_offset_ms;
+    let ahead = record.version().unix_ms().saturating_sub(now);
+    if ahead > max {
+        cluster.stats.clock_skew_refusals.fetch_add(1, Relaxed);
+        return Message::Error {
+            text: format!(
+                "CLOCKSKEW the version is {ahead} ms ahead of this replica's clock (max {max} ms)"
+            ),
+        };
+    }
+    node.clock.observe(record.version());
+    match node.store.merge(key, record) {
+        Ok(_) => Message::WriteAck,
+        Err(e) => Message::Error {
+            text: e.to_string(),
+        },
+    }
+}

@@ -1,0 +1,621 @@
+//! The cluster at run time: who the members are, the ring over them, the links to peers,
+//! and the driver that runs the coordinator's rounds ([`ringcache_cluster::coordinator`])
+//! over real sockets, the local replica in-process.
+//!
+//! - [`link`]: peer connections, both ends: dialing with the handshake, pings, requests
+//!   multiplexed by id; accepting, and serving reads and writes to the local store.
+//! - [`replay`]: hinted handoff, replaying stored hints to a replica that is back.
+//! - [`membership`]: the node id and the member list kept in the data directory.
+
+pub mod link;
+pub mod membership;
+pub mod replay;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use ringcache_cluster::coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};
+use ringcache_cluster::protocol::{LocalPeer, Message};
+use ringcache_cluster::{Liveness, NodeId, Ring};
+use ringcache_resp::Level;
+use ringcache_storage::hints::{HintOptions, Hints};
+use ringcache_storage::{Record, key_token};
+use tokio::sync::mpsc;
+
+use crate::config::ClusterConfig;
+use crate::node::{Node, unix_now_ms};
+use link::Link;
+
+/// How often a link pings its peer.
+pub const PING_INTERVAL_MS: u64 = 250;
+/// A connected peer not heard from for this long is down.
+pub const DOWN_AFTER_MS: u64 = 1_000;
+/// A read replica that has not answered after this share of the timeout makes the round ask
+/// another one (speculative retry).
+const SPECULATE_DIVISOR: u64 = 4;
+/// Stripes of the per-key lock that serializes one coordinator's read-modify-writes.
+const KEY_LOCK_STRIPES: usize = 1024;
+
+/// What a peer answered one request with, or that it could not.
+#[derive(Debug)]
+pub enum Response {
+    /// A read's record.
+    Record(Option<Record>),
+    /// A write was merged.
+    Ack,
+    /// The request failed there, or the link broke.
+    Failed,
+}
+
+/// Counters for INFO and metrics.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Rounds by outcome: ok, unavailable, timeout, failed.
+    pub outcomes: [AtomicU64; 4],
+    /// Read repairs sent.
+    pub read_repairs: AtomicU64,
+    /// Hints stored.
+    pub hints_stored: AtomicU64,
+    /// Hints replayed to their target.
+    pub hints_replayed: AtomicU64,
+    /// Hints dropped: past the window, or the target's hint log full.
+    pub hints_dropped: AtomicU64,
+    /// Handshakes refused (wrong secret, cluster name, version).
+    pub handshakes_refused: AtomicU64,
+    /// Writes refused for clock skew.
+    pub clock_skew_refusals: AtomicU64,
+}
+
+/// Index into [`ClusterStats::outcomes`].
+pub fn outcome_index(outcome: &Result<Option<Record>, QuorumError>) -> usize {
+    match outcome {
+        Ok(_) => 0,
+        Err(QuorumError::Unavailable { .. }) => 1,
+        Err(QuorumError::Timeout { .. }) => 2,
+        Err(QuorumError::Failed { .. }) => 3,
+    }
+}
+
+/// Names of [`ClusterStats::outcomes`].
+pub const OUTCOMES: [&str; 4] = ["ok", "unavailable", "timeout", "failed"];
+
+/// One node's view of the cluster and its links.
+pub struct Cluster {
+    /// This node.
+    pub local: NodeId,
+    /// The settings.
+    pub config: ClusterConfig,
+    /// This node's side of peer handshakes.
+    pub identity: LocalPeer,
+    ring: RwLock<Arc<Ring>>,
+    members: Mutex<membership::Members>,
+    /// Which peers are up, and their clock offsets.
+    pub liveness: Mutex<Liveness>,
+    links: RwLock<HashMap<NodeId, Arc<Link>>>,
+    /// Hints kept for replicas that missed writes; `None` when the window is 0.
+    pub hints: Option<Hints>,
+    /// Counters.
+    pub stats: ClusterStats,
+    next_request: AtomicU64,
+    key_locks: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Opens the cluster state kept under `data_dir`: node id, members, hints.
+    ///
+    /// # Errors
+    /// When the files cannot be read or written.
+    pub fn open(config: &ClusterConfig, data_dir: &std::path::Path) -> anyhow::Result<Cluster> {
+        let local = membership::node_id(data_dir, config.node_id)?;
+        let members = membership::Members::open(data_dir, local, &config.seeds)?;
+        let hints = match config.hint_window_ms {
+            0 => None,
+            _ => Some(Hints::open(
+                &data_dir.join("hints"),
+                HintOptions::default(),
+            )?),
+        };
+        let ring = Ring::new(members.ids(), config.vnodes);
+        Ok(Cluster {
+            local,
+            identity: LocalPeer {
+                cluster_name: config.name.clone(),
+                node_id: local.get(),
+                secret: config.secret.clone().unwrap_or_default().into_bytes(),
+            },
+            config: config.clone(),
+            ring: RwLock::new(Arc::new(ring)),
+            members: Mutex::new(members),
+            liveness: Mutex::new(Liveness::new(DOWN_AFTER_MS)),
+            links: RwLock::new(HashMap::new()),
+            hints,
+            stats: ClusterStats::default(),
+            next_request: AtomicU64::new(1),
+            key_locks: (0..KEY_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        })
+    }
+
+    /// The tie-break id of this node's record versions.
+    pub fn version_node(&self) -> u32 {
+        let id = self.local.get();
+        (id ^ (id >> 32)) as u32
+    }
+
+    /// The ring over the current members.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.ring.read().clone()
+    }
+
+    /// Members with their peer addresses.
+    pub fn members(&self) -> BTreeMap<NodeId, String> {
+        self.members.lock().addresses()
+    }
+
+    /// Seeds not reached yet: until every seed has been reached once, the ring would place
+    /// keys on too few nodes, so key commands wait.
+    pub fn unresolved_seeds(&self) -> Vec<String> {
+        self.members.lock().unresolved()
+    }
+
+    /// Records that the seed at `addr` is `node` (persisted; the ring grows if it is new).
+    pub fn learn(&self, addr: &str, node: NodeId) {
+        let changed = match self.members.lock().learn(addr, node) {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist the member list");
+                true
+            }
+        };
+        if changed {
+            let ids = self.members.lock().ids();
+            *self.ring.write() = Arc::new(Ring::new(ids, self.config.vnodes));
+            tracing::info!(%node, addr, "member learned; ring rebuilt");
+        }
+    }
+
+    /// Marks `addr` as this node's own address in the seed list.
+    pub fn learn_self(&self, addr: &str) {
+        self.members.lock().mark_self(addr);
+    }
+
+    /// Whether `node` is reachable now (this node always is).
+    pub fn is_up(&self, node: NodeId, now_ms: u64) -> bool {
+        node == self.local || self.liveness.lock().is_up(node, now_ms)
+    }
+
+    /// Members that are up, this node included.
+    pub fn members_up(&self, now_ms: u64) -> usize {
+        let ids = self.members.lock().ids();
+        ids.into_iter().filter(|&n| self.is_up(n, now_ms)).count()
+    }
+
+    fn link(&self, node: NodeId) -> Option<Arc<Link>> {
+        self.links.read().get(&node).cloned()
+    }
+
+    /// Registers the established link to `node`, replacing an older one.
+    pub fn attach(&self, node: NodeId, link: Arc<Link>) {
+        self.links.write().insert(node, link);
+        self.liveness.lock().connected(node, unix_now_ms());
+    }
+
+    /// Forgets the link to `node` if it is `link` (a newer one may have replaced it).
+    pub fn detach(&self, node: NodeId, link: &Arc<Link>) {
+        let mut links = self.links.write();
+        if links.get(&node).is_some_and(|l| Arc::ptr_eq(l, link)) {
+            links.remove(&node);
+            self.liveness.lock().disconnected(node);
+        }
+    }
+
+    /// A fresh request id for a multiplexed peer request.
+    pub fn request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Relaxed)
+    }
+
+    /// The replicas of `key` in preference order, each marked up or down; for reads the
+    /// local replica first among those up, since it answers without a round trip.
+    fn targets(&self, key: &[u8], now_ms: u64, local_first: bool) -> Vec<Target> {
+        let ring = self.ring();
+        let list = ring.preference_list(key_token(key), self.config.replication_factor);
+        let mut targets: Vec<Target> = list
+            .iter()
+            .map(|&node| Target {
+                node,
+                alive: self.is_up(node, now_ms)
+                    && (node == self.local || self.link(node).is_some()),
+            })
+            .collect();
+        if local_first && let Some(at) = targets.iter().position(|t| t.node == self.local) {
+            let local = targets.remove(at);
+            targets.insert(0, local);
+        }
+        targets
+    }
+
+    fn need(&self, level: Level, replicas: usize) -> Need {
+        let required = level.required(replicas);
+        Need {
+            level: level_name(level),
+            required,
+            hints_count: level == Level::Any && self.hints.is_some(),
+            blocking_repair: required > replicas / 2,
+        }
+    }
+
+    /// The lock serializing this coordinator's read-modify-writes of the keys' stripes,
+    /// taken in stripe order so two multi-key commands cannot deadlock.
+    pub async fn lock_keys(&self, keys: &[&Bytes]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys
+            .iter()
+            .map(|k| (key_token(k) % KEY_LOCK_STRIPES as u64) as usize)
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.key_locks[stripe].lock().await);
+        }
+        guards
+    }
+
+    /// Checks, before any key is touched, that every key has enough replicas up for a write
+    /// at `level`, so a multi-key write is refused whole rather than half done.
+    ///
+    /// # Errors
+    /// The first key's [`QuorumError::Unavailable`].
+    pub fn check_writable(&self, keys: &[&Bytes], level: Level) -> Result<(), QuorumError> {
+        let now = unix_now_ms();
+        for key in keys {
+            let targets = self.targets(key, now, false);
+            let need = self.need(level, targets.len());
+            let alive = targets.iter().filter(|t| t.alive).count();
+            if alive < need.required && !need.hints_count {
+                return Err(QuorumError::Unavailable {
+                    level: need.level,
+                    needed: need.required,
+                    alive,
+                    write: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Hints this node keeps for others, and their bytes.
+    pub fn hints_pending(&self) -> (u64, u64) {
+        self.hints.as_ref().map_or((0, 0), |hints| {
+            let stats = hints.stats();
+            (stats.pending_hints, stats.pending_bytes)
+        })
+    }
+
+    /// What `replica` holds for `key` now, `None` when it cannot be asked (down, or no
+    /// answer within the read timeout). For `RING REPLICAS`.
+    pub async fn ask(&self, node: &Node, replica: NodeId, key: &Bytes) -> Option<Option<Record>> {
+        if replica == self.local {
+            return Some(node.store.peek(key, unix_now_ms()));
+        }
+        let link = self.link(replica)?;
+        let (responder, mut answers) = mpsc::unbounded_channel();
+        let message = Message::Read { key: key.clone() };
+        let id = link
+            .request(self.request_id(), &message, replica, responder)
+            .ok()?;
+        let timeout = Duration::from_millis(self.config.read_timeout_ms);
+        let answer = tokio::time::timeout(timeout, answers.recv()).await;
+        link.cancel(id);
+        match answer {
+            Ok(Some((_, Response::Record(record)))) => Some(record),
+            _ => None,
+        }
+    }
+
+    /// Whether this node's clock is too far from its peers' to coordinate writes.
+    pub fn clock_skew(&self) -> Option<i64> {
+        let now = unix_now_ms();
+        let liveness = self.liveness.lock();
+        liveness
+            .is_skewed(self.config.max_clock_offset_ms, now)
+            .then(|| liveness.own_offset_ms(now))
+    }
+}
+
+/// The level's name for error texts.
+fn level_name(level: Level) -> &'static str {
+    static COUNTS: LazyLock<Vec<String>> =
+        LazyLock::new(|| (0..=255).map(|n| n.to_string()).collect());
+    match level {
+        Level::One => "ONE",
+        Level::Two => "TWO",
+        Level::Three => "THREE",
+        Level::Quorum => "QUORUM",
+        Level::All => "ALL",
+        Level::Any => "ANY",
+        Level::Count(n) => &COUNTS[usize::from(n)],
+    }
+}
+
+/// A round of either kind.
+enum Round {
+    Read(ReadRound),
+    Write(WriteRound),
+}
+
+impl Round {
+    fn on_response(&mut self, from: NodeId, response: Response) -> Vec<Effect> {
+        match (self, response) {
+            (Round::Read(r), Response::Record(record)) => r.on_reply(from, record),
+            (Round::Read(r), Response::Ack) => r.on_ack(from),
+            (Round::Write(w), Response::Ack) => w.on_ack(from),
+            (Round::Read(r), _) => r.on_failure(from),
+            (Round::Write(w), _) => w.on_failure(from),
+        }
+    }
+
+    fn on_tick(&mut self, now_ms: u64) -> Vec<Effect> {
+        match self {
+            Round::Read(r) => r.on_tick(now_ms),
+            Round::Write(w) => w.on_tick(now_ms),
+        }
+    }
+
+    fn deadline_ms(&self) -> u64 {
+        match self {
+            Round::Read(r) => r.deadline_ms(),
+            Round::Write(w) => w.deadline_ms(),
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        match self {
+            Round::Read(r) => r.is_finished(),
+            Round::Write(w) => w.is_finished(),
+        }
+    }
+}
+
+/// Runs one round: applies its effects (local ones in-process, remote ones over links),
+/// feeds it responses and ticks, and returns its reply; what remains after the reply
+/// (hints for slow replicas, background read repair) goes on in a task.
+struct Driver {
+    node: Arc<Node>,
+    key: Bytes,
+    round: Round,
+    responses: mpsc::UnboundedSender<(NodeId, Response)>,
+    inbox: mpsc::UnboundedReceiver<(NodeId, Response)>,
+    /// Requests in flight on each link, cancelled when the round ends.
+    in_flight: Vec<(Arc<Link>, u64)>,
+    reply: Option<Result<Option<Record>, QuorumError>>,
+}
+
+impl Driver {
+    fn new(node: Arc<Node>, key: Bytes, round: Round) -> Driver {
+        let (responses, inbox) = mpsc::unbounded_channel();
+        Driver {
+            node,
+            key,
+            round,
+            responses,
+            inbox,
+            in_flight: Vec::new(),
+            reply: None,
+        }
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.node
+            .cluster
+            .get()
+            .expect("a driver runs only in a cluster")
+    }
+
+    /// Applies effects until none is left; local ones produce more at once.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            let more = match effect {
+                Effect::Read { to } => self.read(to),
+                Effect::Write { to, record } => self.write(to, record),
+                Effect::Hint { target, record } => self.hint(target, &record),
+                Effect::Reply(reply) => {
+                    self.reply = Some(reply);
+                    Vec::new()
+                }
+            };
+            queue.extend(more);
+        }
+    }
+
+    fn read(&mut self, to: NodeId) -> Vec<Effect> {
+        if to == self.cluster().local {
+            let record = self.node.store.get(&self.key, unix_now_ms());
+            return self.round.on_response(to, Response::Record(record));
+        }
+        self.send(
+            to,
+            Message::Read {
+                key: self.key.clone(),
+            },
+        )
+    }
+
+    fn write(&mut self, to: NodeId, record: Record) -> Vec<Effect> {
+        if matches!(self.round, Round::Read(_)) {
+            self.cluster().stats.read_repairs.fetch_add(1, Relaxed);
+        }
+        if to == self.cluster().local {
+            let response = match self.node.store.merge(&self.key, &record) {
+                // Under appendfsync always, the client's connection waits for durability
+                // before it sends the reply (its session marked the write).
+                Ok(_) => Response::Ack,
+                Err(e) => {
+                    tracing::warn!(error = %e, "local replica refused a write");
+                    Response::Failed
+                }
+            };
+            return self.round.on_response(to, response);
+        }
+        self.send(
+            to,
+            Message::Write {
+                key: self.key.clone(),
+                record,
+            },
+        )
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) -> Vec<Effect> {
+        let cluster = self.node.cluster.get().expect("cluster");
+        let Some(link) = cluster.link(to) else {
+            return self.round.on_response(to, Response::Failed);
+        };
+        match link.request(cluster.request_id(), &message, to, self.responses.clone()) {
+            Ok(id) => {
+                self.in_flight.push((link, id));
+                Vec::new()
+            }
+            Err(()) => self.round.on_response(to, Response::Failed),
+        }
+    }
+
+    fn hint(&mut self, target: NodeId, record: &Record) -> Vec<Effect> {
+        let cluster = self.node.cluster.get().expect("cluster");
+        let Some(hints) = &cluster.hints else {
+            return Vec::new();
+        };
+        if target == cluster.local {
+            return Vec::new();
+        }
+        match hints.append(target.get(), &self.key, record, unix_now_ms()) {
+            Ok(()) => {
+                cluster.stats.hints_stored.fetch_add(1, Relaxed);
+                match &mut self.round {
+                    Round::Write(w) => w.on_hint_stored(),
+                    Round::Read(_) => Vec::new(),
+                }
+            }
+            Err(e) => {
+                cluster.stats.hints_dropped.fetch_add(1, Relaxed);
+                tracing::debug!(%target, error = %e, "hint not stored");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Waits for responses and deadlines until the round replied.
+    async fn until_reply(&mut self) -> Result<Option<Record>, QuorumError> {
+        loop {
+            if let Some(reply) = self.reply.take() {
+                return reply;
+            }
+            self.step().await;
+        }
+    }
+
+    async fn step(&mut self) {
+        let wait_ms = self.round.deadline_ms().saturating_sub(unix_now_ms());
+        let effects = tokio::select! {
+            Some((from, response)) = self.inbox.recv() => {
+                self.round.on_response(from, response)
+            }
+            () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {
+                self.round.on_tick(unix_now_ms())
+            }
+        };
+        self.apply(effects);
+    }
+
+    /// Finishes the round after its reply, in the background.
+    fn finish(mut self) {
+        if self.round.is_finished() {
+            self.cancel();
+            return;
+        }
+        tokio::spawn(async move {
+            while !self.round.is_finished() {
+                self.step().await;
+                self.reply = None;
+            }
+            self.cancel();
+        });
+    }
+
+    fn cancel(&mut self) {
+        for (link, id) in self.in_flight.drain(..) {
+            link.cancel(id);
+        }
+    }
+}
+
+/// Reads `key` at `level` through its replicas; the merged record.
+///
+/// # Errors
+/// The level could not be met.
+pub async fn read(
+    node: &Arc<Node>,
+    key: &Bytes,
+    level: Level,
+) -> Result<Option<Record>, QuorumError> {
+    let cluster = node.cluster.get().expect("cluster");
+    let now = unix_now_ms();
+    let targets = cluster.targets(key, now, true);
+    let need = cluster.need(level, targets.len());
+    let timeout = cluster.config.read_timeout_ms;
+    let started = ReadRound::start(need, &targets, now, timeout, timeout / SPECULATE_DIVISOR);
+    run(node, key, started.map(|(r, e)| (Round::Read(r), e))).await
+}
+
+/// Writes `record` to `key`'s replicas at `level`.
+///
+/// # Errors
+/// The level could not be met.
+pub async fn write(
+    node: &Arc<Node>,
+    key: &Bytes,
+    record: Record,
+    level: Level,
+) -> Result<(), QuorumError> {
+    let cluster = node.cluster.get().expect("cluster");
+    let now = unix_now_ms();
+    let targets = cluster.targets(key, now, false);
+    let need = cluster.need(level, targets.len());
+    let started = WriteRound::start(need, record, &targets, now, cluster.config.write_timeout_ms);
+    run(node, key, started.map(|(r, e)| (Round::Write(r), e)))
+        .await
+        .map(|_| ())
+}
+
+async fn run(
+    node: &Arc<Node>,
+    key: &Bytes,
+    started: Result<(Round, Vec<Effect>), QuorumError>,
+) -> Result<Option<Record>, QuorumError> {
+    let cluster = node.cluster.get().expect("cluster");
+    let outcome = match started {
+        Err(e) => Err(e),
+        Ok((round, effects)) => {
+            let mut driver = Driver::new(node.clone(), key.clone(), round);
+            driver.apply(effects);
+            let reply = driver.until_reply().await;
+            driver.finish();
+            reply
+        }
+    };
+    cluster.stats.outcomes[outcome_index(&outcome)].fetch_add(1, Relaxed);
+    outcome
+}

@@ -1,0 +1,132 @@
+//! Hinted handoff: replays the hints this node keeps to each replica once it is up again,
+//! in the order they were stored, a bounded batch at a time, and drops hints older than the
+//! hint window (anti-entropy repairs what they would have carried).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use ringcache_cluster::NodeId;
+use ringcache_cluster::protocol::Message;
+use tokio::sync::mpsc;
+
+use super::{Cluster, Response};
+use crate::node::{Node, unix_now_ms};
+
+/// How often the replayer looks for targets that are up and have hints.
+const REPLAY_INTERVAL: Duration = Duration::from_millis(200);
+/// Hints sent per batch; the next batch goes once this one is acknowledged, which throttles
+/// replay to what the target keeps up with.
+pub const REPLAY_BATCH_HINTS: usize = 512;
+/// How long a batch may wait for its acks before it is retried later.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the hint logs are synced to disk.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Replays hints until shutdown.
+pub async fn run(node: Arc<Node>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let Some(hints) = &cluster.hints else {
+        return;
+    };
+    let mut shutdown = node.shutdown.subscribe();
+    let mut last_sync = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(REPLAY_INTERVAL) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        for target in hints.targets() {
+            let target = NodeId::new(target);
+            if cluster.is_up(target, unix_now_ms()) {
+                replay_target(&node, cluster, target).await;
+            }
+        }
+        if last_sync.elapsed() >= SYNC_INTERVAL {
+            last_sync = tokio::time::Instant::now();
+            if let Err(e) = hints.sync() {
+                tracing::error!(error = %e, "cannot sync the hint logs");
+            }
+        }
+    }
+    if let Err(e) = hints.sync() {
+        tracing::error!(error = %e, "cannot sync the hint logs");
+    }
+}
+
+/// Sends `target` its hints, batch by batch, while it acknowledges them all.
+async fn replay_target(node: &Arc<Node>, cluster: &Cluster, target: NodeId) {
+    let hints = cluster.hints.as_ref().expect("hints");
+    let window = cluster.config.hint_window_ms;
+    loop {
+        let batch = match hints.read_batch(target.get(), REPLAY_BATCH_HINTS, unix_now_ms(), window)
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(%target, error = %e, "cannot read hints");
+                return;
+            }
+        };
+        cluster
+            .stats
+            .hints_dropped
+            .fetch_add(batch.expired, Relaxed);
+        let Some(last) = batch.last else {
+            return;
+        };
+        let count = batch.hints.len() as u64;
+        if !send_batch(cluster, target, batch.hints).await {
+            return;
+        }
+        if let Err(e) = hints.acknowledge(target.get(), last) {
+            tracing::error!(%target, error = %e, "cannot record delivered hints");
+            return;
+        }
+        cluster.stats.hints_replayed.fetch_add(count, Relaxed);
+        tracing::debug!(%target, count, "hints replayed");
+        let _ = node;
+    }
+}
+
+/// Sends every hint of a batch and waits for all acks; false if any failed or timed out.
+async fn send_batch(
+    cluster: &Cluster,
+    target: NodeId,
+    batch: Vec<ringcache_storage::hints::Hint>,
+) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let Some(link) = cluster.link(target) else {
+        return false;
+    };
+    let (responder, mut answers) = mpsc::unbounded_channel();
+    let mut ids = Vec::with_capacity(batch.len());
+    for hint in batch {
+        let message = Message::Write {
+            key: hint.key,
+            record: hint.record,
+        };
+        match link.request(cluster.request_id(), &message, target, responder.clone()) {
+            Ok(id) => ids.push(id),
+            Err(()) => {
+                ids.iter().for_each(|&id| link.cancel(id));
+                return false;
+            }
+        }
+    }
+    let expected = ids.len();
+    let all_acked = tokio::time::timeout(BATCH_TIMEOUT, async {
+        for _ in 0..expected {
+            match answers.recv().await {
+                Some((_, Response::Ack)) => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    ids.iter().for_each(|&id| link.cancel(id));
+    all_acked
+}

@@ -1,0 +1,214 @@
+//! `RING NODES | INFO | REPLICAS key` and the `# Cluster` section of `INFO`: what this node
+//! knows of the cluster, for operators.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use ringcache_cluster::NodeId;
+use ringcache_resp::Reply;
+use ringcache_resp::cmd::RingCommand;
+use ringcache_storage::{Record, key_token};
+
+use crate::cluster::{Cluster, OUTCOMES};
+use crate::node::{Node, unix_now_ms};
+
+/// Answers a `RING` command on a node in a cluster.
+pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
+    let Some(cluster) = node.cluster.get() else {
+        return execute_single(node, command);
+    };
+    match command {
+        RingCommand::Nodes => Reply::Bulk(Bytes::from(nodes(cluster))),
+        RingCommand::Info => Reply::Bulk(Bytes::from(info_lines(node).replace("\r\n", "\n"))),
+        RingCommand::Replicas(key) => replicas(node, cluster, &key).await,
+    }
+}
+
+/// Answers a `RING` command on a single node (no cluster): itself, owning everything.
+pub fn execute_single(node: &Node, command: RingCommand) -> Reply {
+    match command {
+        RingCommand::Nodes => Reply::Bulk(Bytes::from_static(b"- - self ownership=100.0%\n")),
+        RingCommand::Info => Reply::Bulk(Bytes::from(info_lines(node).replace("\r\n", "\n"))),
+        RingCommand::Replicas(key) => {
+            let record = node.store.peek(&key, unix_now_ms());
+            Reply::Array(vec![replica_entry("-", "-", "self", Some(record))])
+        }
+    }
+}
+
+/// One line per member: id, peer address, state, clock offset, share of the keys it holds.
+fn nodes(cluster: &Cluster) -> String {
+    let now = unix_now_ms();
+    let ring = cluster.ring();
+    let shares =
+        ring.replica_ownership(cluster.config.replication_factor.min(ring.members().len()));
+    let mut out = String::new();
+    for (id, addr) in cluster.members() {
+        let state = state(cluster, id, now);
+        // One lock at a time: `state` takes the liveness lock too.
+        let offset = cluster.liveness.lock().offset_ms(id).unwrap_or(0);
+        let share = shares
+            .iter()
+            .find(|(n, _)| *n == id)
+            .map_or(0.0, |(_, s)| *s);
+        let addr = if addr.is_empty() { "-" } else { addr.as_str() };
+        let _ = writeln!(
+            out,
+            "{id} {addr} {state} offset_ms={offset} ownership={:.1}%",
+            share * 100.0
+        );
+    }
+    out
+}
+
+fn state(cluster: &Cluster, id: NodeId, now: u64) -> &'static str {
+    if id == cluster.local {
+        "self"
+    } else if cluster.is_up(id, now) {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+/// The lines of `INFO cluster` (and `RING INFO`).
+pub fn info_lines(node: &Node) -> String {
+    let mut out = String::new();
+    let config = node.config.read();
+    // cluster_enabled stays 0: ringcache never redirects, so clients must not speak the
+    // Redis Cluster protocol to it; ring_enabled says whether this node is in a ring.
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push_str("\r\n");
+    };
+    line("cluster_enabled:0".into());
+    line(format!("read_consistency_default:{}", config.read_level));
+    line(format!("write_consistency_default:{}", config.write_level));
+    let Some(cluster) = node.cluster.get() else {
+        line("ring_enabled:0".into());
+        line("ring_nodes:1".into());
+        line("ring_replicas:1".into());
+        return out;
+    };
+    let now = unix_now_ms();
+    let ring = cluster.ring();
+    let stats = &cluster.stats;
+    line("ring_enabled:1".into());
+    line(format!("node_id:{}", cluster.local));
+    line(format!("cluster_name:{}", cluster.config.name));
+    line(format!(
+        "replication_factor:{}",
+        cluster.config.replication_factor
+    ));
+    line(format!("ring_nodes:{}", ring.members().len()));
+    line(format!(
+        "ring_replicas:{}",
+        cluster.config.replication_factor.min(ring.members().len())
+    ));
+    line(format!("ring_vnodes:{}", ring.vnodes()));
+    line(format!("members:{}", ring.members().len()));
+    line(format!("members_up:{}", cluster.members_up(now)));
+    line(format!(
+        "seeds_unreached:{}",
+        cluster.unresolved_seeds().len()
+    ));
+    let (pending, bytes) = cluster.hints_pending();
+    line(format!("hints_pending:{pending}"));
+    line(format!("hints_pending_bytes:{bytes}"));
+    line(format!("hints_stored:{}", stats.hints_stored.load(Relaxed)));
+    line(format!(
+        "hints_replayed:{}",
+        stats.hints_replayed.load(Relaxed)
+    ));
+    line(format!(
+        "hints_dropped:{}",
+        stats.hints_dropped.load(Relaxed)
+    ));
+    line(format!("read_repairs:{}", stats.read_repairs.load(Relaxed)));
+    for (name, count) in OUTCOMES.iter().zip(&stats.outcomes) {
+        line(format!("requests_{name}:{}", count.load(Relaxed)));
+    }
+    line(format!(
+        "handshakes_refused:{}",
+        stats.handshakes_refused.load(Relaxed)
+    ));
+    line(format!(
+        "clock_skew_refusals:{}",
+        stats.clock_skew_refusals.load(Relaxed)
+    ));
+    line(format!(
+        "clock_offset_ms:{}",
+        cluster.liveness.lock().own_offset_ms(now)
+    ));
+    line(format!(
+        "max_clock_offset_ms:{}",
+        cluster.config.max_clock_offset_ms
+    ));
+    out
+}
+
+/// The key's preference list, each replica with its record as it holds it now.
+async fn replicas(node: &Arc<Node>, cluster: &Cluster, key: &Bytes) -> Reply {
+    let now = unix_now_ms();
+    let ring = cluster.ring();
+    let list = ring.preference_list(key_token(key), cluster.config.replication_factor);
+    let addresses = cluster.members();
+    let mut entries = Vec::with_capacity(list.len());
+    for &replica in list.iter() {
+        let record = cluster.ask(node, replica, key).await;
+        let addr = addresses.get(&replica).map_or("-", |a| a.as_str());
+        let addr = if addr.is_empty() { "-" } else { addr };
+        entries.push(replica_entry(
+            &replica.to_string(),
+            addr,
+            state(cluster, replica, now),
+            record,
+        ));
+    }
+    Reply::Array(entries)
+}
+
+/// `[node, addr, state, record: value|tombstone|none|unreachable, version, expiry_ms]`:
+/// `version` as `<unix ms>.<logical>@<node>` of the newer cell, `expiry_ms` -1 for none.
+fn replica_entry(id: &str, addr: &str, state: &str, record: Option<Option<Record>>) -> Reply {
+    let bulk = |text: &str| Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()));
+    let (kind, version, expiry) = match &record {
+        None => ("unreachable", Reply::Nil, Reply::Nil),
+        Some(None) => ("none", Reply::Nil, Reply::Nil),
+        Some(Some(r)) => {
+            let v = r.version();
+            let version = format!(
+                "{}.{}@{:08x}",
+                v.unix_ms(),
+                v.hlc & ((1 << ringcache_storage::Version::LOGICAL_BITS) - 1),
+                v.node
+            );
+            let kind = if r.value.is_some() {
+                "value"
+            } else {
+                "tombstone"
+            };
+            (
+                kind,
+                bulk(&version),
+                Reply::Integer(r.expiry_ms.map_or(-1, |e| e as i64)),
+            )
+        }
+    };
+    Reply::Array(vec![
+        bulk("node"),
+        bulk(id),
+        bulk("addr"),
+        bulk(addr),
+        bulk("state"),
+        bulk(state),
+        bulk("record"),
+        bulk(kind),
+        bulk("version"),
+        version,
+        bulk("expiry_ms"),
+        expiry,
+    ])
+}
