@@ -13,8 +13,9 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
+use crate::cluster::{Cluster, LEVEL_NAMES, OP_NAMES, OUTCOMES};
 use crate::exec::table::COMMANDS;
-use crate::node::Node;
+use crate::node::{Node, unix_now_ms};
 use crate::stats::{ERROR_KINDS, LATENCY_BUCKETS, latency_bucket_upper_s};
 
 /// How often counters are copied into the exporter.
@@ -32,6 +33,10 @@ pub fn start(node: Arc<Node>, addr: SocketAddr) -> anyhow::Result<()> {
             Matcher::Full("ringcache_command_duration_seconds".into()),
             &buckets,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full("ringcache_request_duration_seconds".into()),
+            &buckets,
+        )?
         .install()?;
     tokio::spawn(publish(node));
     Ok(())
@@ -39,11 +44,78 @@ pub fn start(node: Arc<Node>, addr: SocketAddr) -> anyhow::Result<()> {
 
 async fn publish(node: Arc<Node>) {
     let mut published_latency = vec![[0u64; LATENCY_BUCKETS]; COMMANDS.len() + 1];
+    let mut published_rounds = [[[0u64; LATENCY_BUCKETS]; LEVEL_NAMES.len()]; 2];
     let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
     loop {
         tick.tick().await;
         publish_once(&node, &mut published_latency);
+        if let Some(cluster) = node.cluster.get() {
+            publish_cluster(cluster, &mut published_rounds);
+        }
     }
+}
+
+/// Records the counts of `buckets` added since `published` into `histogram`.
+fn record_new(
+    histogram: &metrics::Histogram,
+    buckets: &[std::sync::atomic::AtomicU64; LATENCY_BUCKETS],
+    published: &mut [u64; LATENCY_BUCKETS],
+) {
+    for (bucket, (count, seen)) in buckets.iter().zip(published.iter_mut()).enumerate() {
+        let count = count.load(Relaxed);
+        // A CONFIG RESETSTAT makes counts go down: publish from the new zero.
+        let new = count.saturating_sub(*seen);
+        *seen = count;
+        if new > 0 {
+            histogram.record_many(latency_bucket_upper_s(bucket), new as usize);
+        }
+    }
+}
+
+fn publish_cluster(
+    cluster: &Cluster,
+    published: &mut [[[u64; LATENCY_BUCKETS]; LEVEL_NAMES.len()]; 2],
+) {
+    let s = &cluster.stats;
+    for ((op, rounds), published) in OP_NAMES.iter().zip(&s.rounds).zip(published.iter_mut()) {
+        for ((level, round), seen) in LEVEL_NAMES.iter().zip(rounds).zip(published.iter_mut()) {
+            for (outcome, count) in OUTCOMES.iter().zip(&round.outcomes) {
+                let count = count.load(Relaxed);
+                if count > 0 {
+                    counter!("ringcache_requests_total", "op" => *op, "level" => *level, "outcome" => *outcome)
+                        .absolute(count);
+                }
+            }
+            let latency =
+                histogram!("ringcache_request_duration_seconds", "op" => *op, "level" => *level);
+            record_new(&latency, &round.latency, seen);
+        }
+    }
+    counter!("ringcache_read_repairs_total").absolute(s.read_repairs.load(Relaxed));
+    counter!("ringcache_hints_stored_total").absolute(s.hints_stored.load(Relaxed));
+    counter!("ringcache_hints_replayed_total").absolute(s.hints_replayed.load(Relaxed));
+    counter!("ringcache_hints_dropped_total").absolute(s.hints_dropped.load(Relaxed));
+    counter!("ringcache_handshakes_refused_total").absolute(s.handshakes_refused.load(Relaxed));
+    counter!("ringcache_clock_skew_refusals_total").absolute(s.clock_skew_refusals.load(Relaxed));
+    let (pending, bytes) = cluster.hints_pending();
+    gauge!("ringcache_hints_pending").set(pending as f64);
+    gauge!("ringcache_hints_pending_bytes").set(bytes as f64);
+    let now = unix_now_ms();
+    gauge!("ringcache_members").set(cluster.members().len() as f64);
+    gauge!("ringcache_members_up").set(cluster.members_up(now) as f64);
+    for id in cluster
+        .members()
+        .into_keys()
+        .filter(|&id| id != cluster.local)
+    {
+        let peer = id.to_string();
+        let up = cluster.is_up(id, now);
+        gauge!("ringcache_peer_up", "peer" => peer.clone()).set(if up { 1.0 } else { 0.0 });
+        if let Some(offset) = cluster.liveness.lock().offset_ms(id) {
+            gauge!("ringcache_peer_clock_offset_ms", "peer" => peer).set(offset as f64);
+        }
+    }
+    gauge!("ringcache_clock_offset_ms").set(cluster.liveness.lock().own_offset_ms(now) as f64);
 }
 
 fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
@@ -85,14 +157,6 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
         counter!("ringcache_command_errors_total", "command" => name)
             .absolute(stats.failed.load(Relaxed));
         let latency = histogram!("ringcache_command_duration_seconds", "command" => name);
-        for (bucket, (count, seen)) in stats.latency.iter().zip(published.iter_mut()).enumerate() {
-            let count = count.load(Relaxed);
-            // A CONFIG RESETSTAT makes counts go down: publish from the new zero.
-            let new = count.saturating_sub(*seen);
-            *seen = count;
-            if new > 0 {
-                latency.record_many(latency_bucket_upper_s(bucket), new as usize);
-            }
-        }
+        record_new(&latency, &stats.latency, published);
     }
 }

@@ -24,7 +24,9 @@ pub const ERROR_KINDS: &[&str] = &[
     "OOM",
     "UNAVAILABLE",
     "TIMEOUT",
+    "FAILED",
     "CLOCKSKEW",
+    "CLUSTERDOWN",
     "IOERR",
     "OTHER",
 ];

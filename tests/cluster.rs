@@ -579,3 +579,89 @@ fn a_node_with_the_wrong_secret_is_refused() {
         thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// Collects the keys of a whole `SCAN` walk through `conn`, `count` at a time.
+fn scan_all(conn: &mut RespConn, count: &str) -> std::collections::BTreeSet<Vec<u8>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    for _ in 0..10_000 {
+        let reply = conn.cmd(&["SCAN", &cursor, "COUNT", count]);
+        let items = reply
+            .items()
+            .unwrap_or_else(|| panic!("SCAN answered {reply}"));
+        cursor = items[0].text().expect("cursor");
+        for key in items[1].items().expect("keys") {
+            let Val::Bulk(key) = key else {
+                panic!("SCAN key {key}")
+            };
+            seen.insert(key.clone());
+        }
+        if cursor == "0" {
+            return seen;
+        }
+    }
+    panic!("SCAN did not finish in 10,000 calls");
+}
+
+#[test]
+fn keyspace_commands_and_flushall_span_the_cluster() {
+    let mut cluster = Cluster::start(3, &[]);
+    let mut c: Vec<RespConn> = (0..3).map(|i| cluster.conn(i)).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for i in 0..300 {
+        mset.extend([format!("walk:{i}"), i.to_string()]);
+    }
+    assert_eq!(c[0].cmd(&mset), ok());
+    let all: std::collections::BTreeSet<Vec<u8>> =
+        (0..300).map(|i| format!("walk:{i}").into_bytes()).collect();
+    // Every node sees the whole cluster's keys, whichever node the client asks.
+    assert_eq!(c[1].cmd(&["DBSIZE"]), Val::Int(300));
+    assert_eq!(scan_all(&mut c[2], "7"), all);
+    let keys = c[1].cmd(&["KEYS", "walk:1*"]);
+    assert_eq!(
+        keys.items().map(<[Val]>::len),
+        Some(111),
+        "KEYS walk:1* answered {keys}"
+    );
+    assert!(matches!(c[2].cmd(&["RANDOMKEY"]), Val::Bulk(_)));
+    // RING REPLICAS shows the key on its three replicas.
+    let replicas = c[0].cmd(&["RING", "REPLICAS", "walk:7"]);
+    let entries = replicas.items().unwrap_or_else(|| panic!("{replicas}"));
+    assert_eq!(entries.len(), 3, "{replicas}");
+    for entry in entries {
+        assert_eq!(entry.items().unwrap()[7], bulk("value"), "{replicas}");
+    }
+    // FLUSHALL through one node empties every node, and new writes stay.
+    assert_eq!(c[2].cmd(&["FLUSHALL"]), ok());
+    for conn in c.iter_mut() {
+        assert_eq!(conn.cmd(&["DBSIZE"]), Val::Int(0));
+    }
+    expect(
+        &mut c[0],
+        &["GET", "walk:7", "CONSISTENCY", "ALL"],
+        &Val::NullBulk,
+    );
+    expect(
+        &mut c[1],
+        &["SET", "after", "1", "CONSISTENCY", "ALL"],
+        &ok(),
+    );
+    expect(
+        &mut c[2],
+        &["GET", "after", "CONSISTENCY", "ONE"],
+        &bulk("1"),
+    );
+    // With a member down a flush cannot reach it: refused, nothing flushed.
+    cluster.kill(2);
+    cluster.wait_field(0, "members_up", "2", Duration::from_secs(5));
+    expect_error_starting(
+        &mut c[0],
+        &["FLUSHALL"],
+        "UNAVAILABLE ALL needs 3 replicas, 2 alive (nothing was written)",
+    );
+    expect(
+        &mut c[1],
+        &["GET", "after", "CONSISTENCY", "QUORUM"],
+        &bulk("1"),
+    );
+}

@@ -305,6 +305,11 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
         }
         Message::ReadReply { record } => Response::Record(record),
         Message::WriteAck => Response::Ack,
+        Message::ScanReply { next_token, keys } => Response::Keys {
+            next: next_token,
+            keys,
+        },
+        Message::KeyCountReply { keys } => Response::Count(keys),
         Message::Error { text } => {
             tracing::debug!(peer = %link.peer, text, "peer refused a request");
             Response::Failed
@@ -454,6 +459,17 @@ fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> 
             *wrote = true;
             apply_write(node, &key, &record, now)
         }
+        Message::Scan { from_token, count } => {
+            let (next_token, keys) = super::scan_local(node, from_token, count as usize);
+            Message::ScanReply { next_token, keys }
+        }
+        Message::KeyCount => Message::KeyCountReply {
+            keys: node.store.stats().keys as u64,
+        },
+        Message::Flush { version } => match super::apply_flush(node, version) {
+            Ok(()) => Message::WriteAck,
+            Err(text) => Message::Error { text },
+        },
         _ => return None,
     };
     Some(reply)
@@ -474,6 +490,9 @@ fn apply_write(node: &Node, key: &Bytes, record: &ringcache_storage::Record, now
         };
     }
     node.clock.observe(record.version());
+    if !cluster.survives_flush(record) {
+        return Message::WriteAck; // Dead since the last FLUSHALL: nothing to keep.
+    }
     match node.store.merge(key, record) {
         Ok(_) => Message::WriteAck,
         Err(e) => Message::Error {

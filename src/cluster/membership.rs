@@ -40,6 +40,30 @@ pub fn node_id(data_dir: &Path, given: Option<NodeId>) -> anyhow::Result<NodeId>
     Ok(id)
 }
 
+/// The flush time kept in `data_dir/flush-version` (0 when there is none).
+///
+/// # Errors
+/// The file cannot be read or holds something else than a number.
+pub fn read_flush_hlc(data_dir: &Path) -> anyhow::Result<u64> {
+    let path = data_dir.join("flush-version");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} does not hold a flush version", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Keeps the flush time durably.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_flush_hlc(path: &Path, hlc: u64) -> anyhow::Result<()> {
+    write_atomically(path, format!("{hlc}\n").as_bytes())
+}
+
 /// What a seed address is known to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seed {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
 use crate::node::{Node, unix_now_ms};
+use crate::stats::{LATENCY_BUCKETS, latency_bucket};
 use link::Link;
 
 /// How often a link pings its peer.
@@ -49,13 +50,53 @@ pub enum Response {
     Ack,
     /// The request failed there, or the link broke.
     Failed,
+    /// A keyspace walk's keys and where it goes on (0: done).
+    Keys {
+        /// Where the next call starts.
+        next: u64,
+        /// Live keys.
+        keys: Vec<Bytes>,
+    },
+    /// A count of live keys.
+    Count(u64),
+}
+
+/// Levels as counted in statistics; an integer level counts as `COUNT`.
+pub const LEVEL_NAMES: [&str; 7] = ["ONE", "TWO", "THREE", "QUORUM", "ALL", "ANY", "COUNT"];
+/// Round kinds as counted in statistics, indexed by [`OP_READ`] and [`OP_WRITE`].
+pub const OP_NAMES: [&str; 2] = ["read", "write"];
+/// Index of reads in [`ClusterStats::rounds`].
+pub const OP_READ: usize = 0;
+/// Index of writes in [`ClusterStats::rounds`].
+pub const OP_WRITE: usize = 1;
+
+/// The statistics slot of a level.
+fn level_index(level: Level) -> usize {
+    match level {
+        Level::One => 0,
+        Level::Two => 1,
+        Level::Three => 2,
+        Level::Quorum => 3,
+        Level::All => 4,
+        Level::Any => 5,
+        Level::Count(_) => 6,
+    }
+}
+
+/// Counters of the rounds of one kind at one level.
+#[derive(Debug, Default)]
+pub struct RoundStats {
+    /// Rounds by outcome, see [`OUTCOMES`].
+    pub outcomes: [AtomicU64; 4],
+    /// Time to the reply, bucketed as the command latencies are.
+    pub latency: [AtomicU64; LATENCY_BUCKETS],
 }
 
 /// Counters for INFO and metrics.
 #[derive(Debug, Default)]
 pub struct ClusterStats {
-    /// Rounds by outcome: ok, unavailable, timeout, failed.
-    pub outcomes: [AtomicU64; 4],
+    /// Rounds by kind (read, write) and level.
+    pub rounds: [[RoundStats; LEVEL_NAMES.len()]; 2],
     /// Read repairs sent.
     pub read_repairs: AtomicU64,
     /// Hints stored.
@@ -102,6 +143,9 @@ pub struct Cluster {
     pub stats: ClusterStats,
     next_request: AtomicU64,
     key_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// The newest flush time applied here, kept in the data dir.
+    flush_hlc: AtomicU64,
+    flush_path: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -146,6 +190,8 @@ impl Cluster {
             key_locks: (0..KEY_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            flush_hlc: AtomicU64::new(membership::read_flush_hlc(data_dir)?),
+            flush_path: data_dir.join("flush-version"),
         })
     }
 
@@ -325,6 +371,53 @@ impl Cluster {
         }
     }
 
+    /// Sends `message` to every member that is up and waits (up to the read timeout) for
+    /// their answers; this node answers with `local`. Returns the answers and the number of
+    /// members that did not answer.
+    pub async fn ask_every(
+        &self,
+        message: &Message,
+        local: impl FnOnce() -> Response,
+    ) -> (Vec<(NodeId, Response)>, usize) {
+        let members: Vec<NodeId> = self.members().into_keys().collect();
+        let mut answers = vec![(self.local, local())];
+        let (responder, mut inbox) = mpsc::unbounded_channel();
+        let mut in_flight = Vec::new();
+        for &member in members.iter().filter(|&&m| m != self.local) {
+            if let Some(link) = self.link(member)
+                && let Ok(id) = link.request(self.request_id(), message, member, responder.clone())
+            {
+                in_flight.push((link, id));
+            }
+        }
+        let timeout = Duration::from_millis(self.config.read_timeout_ms);
+        let _ = tokio::time::timeout(timeout, async {
+            for _ in 0..in_flight.len() {
+                match inbox.recv().await {
+                    Some(answer) => answers.push(answer),
+                    None => break,
+                }
+            }
+        })
+        .await;
+        for (link, id) in in_flight {
+            link.cancel(id);
+        }
+        answers.retain(|(_, r)| !matches!(r, Response::Failed));
+        let missing = members.len() - answers.len();
+        (answers, missing)
+    }
+
+    /// The flush time: records no newer than it are dead (FLUSHALL in a cluster).
+    pub fn flushed_before(&self) -> u64 {
+        self.flush_hlc.load(Relaxed)
+    }
+
+    /// Whether a record sent here (a write, a repair, a hint) survives the last flush.
+    pub fn survives_flush(&self, record: &Record) -> bool {
+        record.version().hlc > self.flushed_before()
+    }
+
     /// Whether this node's clock is too far from its peers' to coordinate writes.
     pub fn clock_skew(&self) -> Option<i64> {
         let now = unix_now_ms();
@@ -459,6 +552,10 @@ impl Driver {
             self.cluster().stats.read_repairs.fetch_add(1, Relaxed);
         }
         if to == self.cluster().local {
+            let cluster = self.cluster();
+            if !cluster.survives_flush(&record) {
+                return self.round.on_response(to, Response::Ack);
+            }
             let response = match self.node.store.merge(&self.key, &record) {
                 // Under appendfsync always, the client's connection waits for durability
                 // before it sends the reply (its session marked the write).
@@ -577,7 +674,8 @@ pub async fn read(
     let need = cluster.need(level, targets.len());
     let timeout = cluster.config.read_timeout_ms;
     let started = ReadRound::start(need, &targets, now, timeout, timeout / SPECULATE_DIVISOR);
-    run(node, key, started.map(|(r, e)| (Round::Read(r), e))).await
+    let stats = &cluster.stats.rounds[OP_READ][level_index(level)];
+    run(node, key, stats, started.map(|(r, e)| (Round::Read(r), e))).await
 }
 
 /// Writes `record` to `key`'s replicas at `level`.
@@ -595,7 +693,8 @@ pub async fn write(
     let targets = cluster.targets(key, now, false);
     let need = cluster.need(level, targets.len());
     let started = WriteRound::start(need, record, &targets, now, cluster.config.write_timeout_ms);
-    run(node, key, started.map(|(r, e)| (Round::Write(r), e)))
+    let stats = &cluster.stats.rounds[OP_WRITE][level_index(level)];
+    run(node, key, stats, started.map(|(r, e)| (Round::Write(r), e)))
         .await
         .map(|_| ())
 }
@@ -603,9 +702,10 @@ pub async fn write(
 async fn run(
     node: &Arc<Node>,
     key: &Bytes,
+    stats: &RoundStats,
     started: Result<(Round, Vec<Effect>), QuorumError>,
 ) -> Result<Option<Record>, QuorumError> {
-    let cluster = node.cluster.get().expect("cluster");
+    let began = std::time::Instant::now();
     let outcome = match started {
         Err(e) => Err(e),
         Ok((round, effects)) => {
@@ -616,6 +716,39 @@ async fn run(
             reply
         }
     };
-    cluster.stats.outcomes[outcome_index(&outcome)].fetch_add(1, Relaxed);
+    stats.outcomes[outcome_index(&outcome)].fetch_add(1, Relaxed);
+    let micros = began.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    stats.latency[latency_bucket(micros)].fetch_add(1, Relaxed);
     outcome
+}
+
+/// Live keys of this node's store in token order from `from`, about `count` of them, and
+/// where the walk goes on (0: done).
+pub fn scan_local(node: &Node, from: u64, count: usize) -> (u64, Vec<Bytes>) {
+    let now = unix_now_ms();
+    let mut keys = Vec::new();
+    let next = node
+        .store
+        .scan(from, count.max(1), now, &mut |key, record| {
+            if record.is_live(now) {
+                keys.push(key.clone());
+            }
+        });
+    (next, keys)
+}
+
+/// Applies a cluster-wide flush at `version`: records no newer are dead here from now on
+/// (the flush time is kept first, so a write older than it that arrives later is dropped),
+/// then the store is emptied.
+///
+/// # Errors
+/// The flush time cannot be kept, or the store cannot be cleared.
+pub fn apply_flush(node: &Node, version: ringcache_storage::Version) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    node.clock.observe(version);
+    let previous = cluster.flush_hlc.fetch_max(version.hlc, Relaxed);
+    if version.hlc > previous {
+        membership::write_flush_hlc(&cluster.flush_path, version.hlc).map_err(|e| e.to_string())?;
+    }
+    node.store.clear().map_err(|e| e.to_string())
 }

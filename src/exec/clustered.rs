@@ -25,8 +25,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use ringcache_cluster::QuorumError;
+use ringcache_cluster::protocol::Message;
 use ringcache_resp::cmd::{Access, Command, Family, SetExpiry};
-use ringcache_resp::{Level, Request};
+use ringcache_resp::{Level, Reply, Request};
 use ringcache_storage::{Record, StoreError, Update};
 use tokio::task::JoinSet;
 
@@ -34,8 +35,8 @@ use super::{ExecError, Outcome, Records, Session, dispatch};
 use crate::cluster;
 use crate::node::Node;
 
-/// Whether `command` names keys and so goes through the coordinator. `KEYS`, `SCAN`,
-/// `RANDOMKEY` and the server commands run on this node.
+/// Whether `command` names keys and so goes through the coordinator (the keyspace walks
+/// go through [`execute_keyspace`]).
 pub fn is_key_command(command: &Command) -> bool {
     matches!(command.family(), Family::Strings | Family::Keyspace) && !command.keys().is_empty()
 }
@@ -231,4 +232,175 @@ impl Records for Overlay {
             }
         }
     }
+}
+
+/// Whether `command` walks or changes the whole keyspace, which a cluster answers from
+/// every member: `KEYS`, `SCAN`, `RANDOMKEY`, `DBSIZE`, `FLUSHALL`, `FLUSHDB`.
+pub fn is_keyspace_command(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Keys(_)
+            | Command::Scan(_)
+            | Command::RandomKey
+            | Command::DbSize
+            | Command::Flush(_)
+    )
+}
+
+/// Runs a keyspace command over every member.
+///
+/// - `SCAN`: the cursor is a ring token. Every member that is up walks its own store from
+///   it; the keys are merged without repeats, and the next cursor is the smallest place
+///   any member stopped at, so every key present on an up replica for the whole walk is
+///   returned at least once (some may come twice, as Redis allows).
+/// - `KEYS`: a whole `SCAN` walk.
+/// - `RANDOMKEY`: a key of this node's replicas (any key is on some node), else of another.
+/// - `DBSIZE`: the sum of the members' live keys divided by the replication factor, an
+///   estimate that is exact when every replica holds every key it should.
+/// - `FLUSHALL`/`FLUSHDB`: a flush time from this node's clock, applied by every member
+///   (all must be up); records no newer are dead everywhere from then on.
+pub async fn execute_keyspace(node: &Arc<Node>, command: Command, now_ms: u64) -> Outcome {
+    let cluster = node
+        .cluster
+        .get()
+        .expect("keyspace commands run in a cluster");
+    refuse_until_seeds_reached(cluster)?;
+    Ok(match command {
+        Command::Scan(scan) => {
+            let count = scan.count.clamp(1, SCAN_WALK_KEYS_MAX);
+            let (next, keys) = walk(node, scan.cursor, count).await;
+            let wants_strings = scan
+                .type_filter
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+            let keys = keys
+                .into_iter()
+                .filter(|k| wants_strings && matches(scan.pattern.as_ref(), k))
+                .map(Reply::Bulk)
+                .collect();
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from(next.to_string())),
+                Reply::Array(keys),
+            ])
+        }
+        Command::Keys(pattern) => {
+            let mut found = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = walk(node, cursor, SCAN_WALK_KEYS_MAX).await;
+                found.extend(keys.into_iter().filter(|k| matches(Some(&pattern), k)));
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            found.sort_unstable();
+            found.dedup();
+            Reply::Array(found.into_iter().map(Reply::Bulk).collect())
+        }
+        Command::RandomKey => match node.store.random_key(rand::random(), now_ms) {
+            Some(key) => Reply::Bulk(key),
+            None => {
+                let (_, keys) = walk(node, rand::random(), 1).await;
+                keys.into_iter().next().map_or(Reply::Nil, Reply::Bulk)
+            }
+        },
+        Command::DbSize => {
+            let local = || cluster::Response::Count(node.store.stats().keys as u64);
+            let (answers, _) = cluster.ask_every(&Message::KeyCount, local).await;
+            let total: u64 = answers
+                .iter()
+                .map(|(_, r)| match r {
+                    cluster::Response::Count(n) => *n,
+                    _ => 0,
+                })
+                .sum();
+            let replicas = cluster
+                .config
+                .replication_factor
+                .min(cluster.ring().members().len());
+            Reply::Integer((total as f64 / replicas.max(1) as f64).round() as i64)
+        }
+        Command::Flush(_) => flush(node, cluster, now_ms).await?,
+        other => Reply::Error(format!("ERR '{}' is not a keyspace command", other.name())),
+    })
+}
+
+/// Most keys one `SCAN` step asks of each member.
+const SCAN_WALK_KEYS_MAX: usize = 100_000;
+
+fn matches(pattern: Option<&Bytes>, key: &[u8]) -> bool {
+    pattern.is_none_or(|p| ringcache_resp::glob::glob_match(p, key, false))
+}
+
+/// One step of a cluster-wide walk from `cursor`: the keys every member that is up holds
+/// there, without repeats, and the smallest place any member stopped at (0: done).
+async fn walk(node: &Arc<Node>, cursor: u64, count: usize) -> (u64, Vec<Bytes>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let message = Message::Scan {
+        from_token: cursor,
+        count: count as u32,
+    };
+    let local = || {
+        let (next, keys) = cluster::scan_local(node, cursor, count);
+        cluster::Response::Keys { next, keys }
+    };
+    let (answers, _) = cluster.ask_every(&message, local).await;
+    let mut next = 0u64;
+    let mut keys = Vec::new();
+    for (_, answer) in answers {
+        if let cluster::Response::Keys { next: n, keys: k } = answer {
+            if n != 0 && (next == 0 || n < next) {
+                next = n;
+            }
+            keys.extend(k);
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    (next, keys)
+}
+
+/// `FLUSHALL`/`FLUSHDB` in a cluster: every member applies one flush time.
+async fn flush(
+    node: &Arc<Node>,
+    cluster: &cluster::Cluster,
+    now_ms: u64,
+) -> Result<Reply, ExecError> {
+    let members = cluster.members().len();
+    let alive = cluster.members_up(now_ms);
+    if alive < members {
+        return Err(QuorumError::Unavailable {
+            level: "ALL",
+            needed: members,
+            alive,
+            write: true,
+        }
+        .into());
+    }
+    refuse_if_clock_skewed(cluster)?;
+    let version = node.clock.next(now_ms);
+    let local = || match cluster::apply_flush(node, version) {
+        Ok(()) => cluster::Response::Ack,
+        Err(e) => {
+            tracing::error!(error = %e, "flush failed");
+            cluster::Response::Failed
+        }
+    };
+    let (answers, _) = cluster.ask_every(&Message::Flush { version }, local).await;
+    let acks = answers
+        .iter()
+        .filter(|(_, r)| matches!(r, cluster::Response::Ack))
+        .count();
+    if acks < members {
+        return Err(QuorumError::Timeout {
+            level: "ALL",
+            needed: members,
+            got: acks,
+            timeout_ms: cluster.config.read_timeout_ms,
+            write: true,
+        }
+        .into());
+    }
+    Ok(Reply::Ok)
 }

@@ -68,21 +68,20 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
         }
         Command::Persist(key) => {
             let mut changed = false;
-            node.store
-                .update(&key, now_ms, &mut |current| match current
-                    .filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some())
-                {
-                    Some(record) => {
-                        changed = true;
-                        let version = node.clock.next(now_ms);
-                        Update::Put(Record {
-                            expiry_ms: None,
-                            expiry_version: version,
-                            ..record.clone()
-                        })
-                    }
-                    None => Update::Keep,
-                })?;
+            records.update(&key, now_ms, &mut |current| match current
+                .filter(|r| r.is_live(now_ms) && r.expiry_ms.is_some())
+            {
+                Some(record) => {
+                    changed = true;
+                    let version = node.clock.next(now_ms);
+                    Update::Put(Record {
+                        expiry_ms: None,
+                        expiry_version: version,
+                        ..record.clone()
+                    })
+                }
+                None => Update::Keep,
+            })?;
             Reply::Integer(i64::from(changed))
         }
         Command::Keys(pattern) => {

@@ -291,6 +291,9 @@ pub async fn execute_clustered(
             let touch = touches(session);
             let outcome = match request.command {
                 Command::Ring(sub) => Ok(ring::execute(node, sub).await),
+                command if clustered::is_keyspace_command(&command) => {
+                    clustered::execute_keyspace(node, command, now_ms).await
+                }
                 _ if clustered::is_key_command(&request.command) => {
                     clustered::execute(node, session, request, now_ms, touch).await
                 }

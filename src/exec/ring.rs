@@ -127,8 +127,14 @@ pub fn info_lines(node: &Node) -> String {
         stats.hints_dropped.load(Relaxed)
     ));
     line(format!("read_repairs:{}", stats.read_repairs.load(Relaxed)));
-    for (name, count) in OUTCOMES.iter().zip(&stats.outcomes) {
-        line(format!("requests_{name}:{}", count.load(Relaxed)));
+    for (outcome, name) in OUTCOMES.iter().enumerate() {
+        let count: u64 = stats
+            .rounds
+            .iter()
+            .flatten()
+            .map(|r| r.outcomes[outcome].load(Relaxed))
+            .sum();
+        line(format!("requests_{name}:{count}"));
     }
     line(format!(
         "handshakes_refused:{}",

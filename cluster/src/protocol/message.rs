@@ -14,6 +14,11 @@
 //! WRITE      key_len:u32 key[key_len] record
 //! WRITE_ACK  (empty)
 //! ERROR      text_len:u16 text[text_len] (UTF-8)
+//! SCAN       from_token:u64 count:u32                 (count <= SCAN_KEYS_MAX)
+//! SCAN_REPLY next_token:u64 n:u32 n × (key_len:u32 key[key_len])   (n <= SCAN_KEYS_MAX)
+//! KEY_COUNT  (empty)
+//! KEY_COUNT_REPLY keys:u64
+//! FLUSH      version_hlc:u64 version_node:u32         (answered with WRITE_ACK)
 //!
 //! record     flags:u8 value_hlc:u64 value_node:u32 expiry_hlc:u64 expiry_node:u32
 //!            [expiry_ms:u64 if flags & HAS_EXPIRY] [value_len:u32 value[value_len] if flags & HAS_VALUE]
@@ -48,10 +53,20 @@ pub mod kind {
     pub const WRITE_ACK: u8 = 8;
     /// [`Message::Error`](super::Message::Error).
     pub const ERROR: u8 = 9;
+    /// [`Message::Scan`](super::Message::Scan).
+    pub const SCAN: u8 = 10;
+    /// [`Message::ScanReply`](super::Message::ScanReply).
+    pub const SCAN_REPLY: u8 = 11;
+    /// [`Message::KeyCount`](super::Message::KeyCount).
+    pub const KEY_COUNT: u8 = 12;
+    /// [`Message::KeyCountReply`](super::Message::KeyCountReply).
+    pub const KEY_COUNT_REPLY: u8 = 13;
+    /// [`Message::Flush`](super::Message::Flush).
+    pub const FLUSH: u8 = 14;
 
     /// Whether `kind` is a kind this protocol version knows.
     pub fn is_known(kind: u8) -> bool {
-        (HELLO..=ERROR).contains(&kind)
+        (HELLO..=FLUSH).contains(&kind)
     }
 }
 
@@ -69,6 +84,8 @@ pub const ERROR_TEXT_BYTES_MAX: usize = 1024;
 pub const RECORD_HAS_VALUE: u8 = 0b01;
 /// Record flag: the expiry cell holds an expiry.
 pub const RECORD_HAS_EXPIRY: u8 = 0b10;
+/// Most keys one [`Message::Scan`] asks for and one [`Message::ScanReply`] carries.
+pub const SCAN_KEYS_MAX: usize = 100_000;
 /// Bytes of a record without its expiry and value: flags and two versions.
 const RECORD_FIXED_BYTES: usize = 1 + 2 * VERSION_BYTES;
 const VERSION_BYTES: usize = 8 + 4;
@@ -136,6 +153,34 @@ pub enum Message {
         /// What happened.
         text: String,
     },
+    /// Asks for about `count` of the replica's keys in token order from `from_token`
+    /// (a walk of the keyspace: `SCAN`, `KEYS`).
+    Scan {
+        /// Where to start, a token (0: the beginning).
+        from_token: u64,
+        /// Keys wanted, at most [`SCAN_KEYS_MAX`].
+        count: u32,
+    },
+    /// Answer to [`Message::Scan`]: live keys, and where the next call starts (0: done).
+    ScanReply {
+        /// Where to resume.
+        next_token: u64,
+        /// Live keys seen.
+        keys: Vec<Bytes>,
+    },
+    /// Asks for the replica's count of live keys (`DBSIZE`).
+    KeyCount,
+    /// Answer to [`Message::KeyCount`].
+    KeyCountReply {
+        /// Live keys in the replica's store.
+        keys: u64,
+    },
+    /// Removes every record older than `version` (`FLUSHALL`); answered with
+    /// [`Message::WriteAck`].
+    Flush {
+        /// The flush time: records with older versions are dead.
+        version: Version,
+    },
 }
 
 impl Message {
@@ -151,6 +196,11 @@ impl Message {
             Message::Write { .. } => kind::WRITE,
             Message::WriteAck => kind::WRITE_ACK,
             Message::Error { .. } => kind::ERROR,
+            Message::Scan { .. } => kind::SCAN,
+            Message::ScanReply { .. } => kind::SCAN_REPLY,
+            Message::KeyCount => kind::KEY_COUNT,
+            Message::KeyCountReply { .. } => kind::KEY_COUNT_REPLY,
+            Message::Flush { .. } => kind::FLUSH,
         }
     }
 
@@ -188,6 +238,20 @@ impl Message {
             }
             Message::WriteAck => {}
             Message::Error { text } => put_str16(text, out),
+            Message::Scan { from_token, count } => {
+                out.put_u64_le(*from_token);
+                out.put_u32_le(*count);
+            }
+            Message::ScanReply { next_token, keys } => {
+                out.put_u64_le(*next_token);
+                out.put_u32_le(keys.len() as u32);
+                for key in keys {
+                    put_bytes32(key, out);
+                }
+            }
+            Message::KeyCount => {}
+            Message::KeyCountReply { keys } => out.put_u64_le(*keys),
+            Message::Flush { version } => put_version(*version, out),
         }
         debug_assert_eq!(out.len() - start, payload_bytes);
         Ok(())
@@ -226,6 +290,22 @@ impl Message {
                 check("error text", text.len(), ERROR_TEXT_BYTES_MAX)?;
                 2 + text.len()
             }
+            Message::Scan { count, .. } => {
+                check("scan count", *count as usize, SCAN_KEYS_MAX)?;
+                12
+            }
+            Message::ScanReply { keys, .. } => {
+                check("scan keys", keys.len(), SCAN_KEYS_MAX)?;
+                let mut bytes = 12;
+                for key in keys {
+                    check("key", key.len(), PEER_KEY_BYTES_MAX)?;
+                    bytes += 4 + key.len();
+                }
+                bytes
+            }
+            Message::KeyCount => 0,
+            Message::KeyCountReply { .. } => 8,
+            Message::Flush { .. } => VERSION_BYTES,
         })
     }
 
@@ -285,6 +365,30 @@ impl Message {
             kind::WRITE_ACK => Message::WriteAck,
             kind::ERROR => Message::Error {
                 text: reader.str16("error text", ERROR_TEXT_BYTES_MAX)?,
+            },
+            kind::SCAN => {
+                let from_token = reader.u64()?;
+                let count = reader.u32()?;
+                check("scan count", count as usize, SCAN_KEYS_MAX)?;
+                Message::Scan { from_token, count }
+            }
+            kind::SCAN_REPLY => {
+                let next_token = reader.u64()?;
+                let n = reader.u32()? as usize;
+                check("scan keys", n, SCAN_KEYS_MAX)?;
+                // Each key takes at least its 4-byte length: no allocation past the payload.
+                let mut keys = Vec::with_capacity(n.min(reader.rest.len() / 4));
+                for _ in 0..n {
+                    keys.push(reader.bytes32("key", PEER_KEY_BYTES_MAX)?);
+                }
+                Message::ScanReply { next_token, keys }
+            }
+            kind::KEY_COUNT => Message::KeyCount,
+            kind::KEY_COUNT_REPLY => Message::KeyCountReply {
+                keys: reader.u64()?,
+            },
+            kind::FLUSH => Message::Flush {
+                version: reader.version()?,
             },
             other => return Err(ProtocolError::UnknownKind { kind: other }),
         };

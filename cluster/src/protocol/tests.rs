@@ -59,9 +59,16 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(now_ms, echoed_ms)| Message::Pong { now_ms, echoed_ms }),
         key.clone().prop_map(|key| Message::Read { key }),
         proptest::option::of(record()).prop_map(|record| Message::ReadReply { record }),
-        (key, record()).prop_map(|(key, record)| Message::Write { key, record }),
+        (key.clone(), record()).prop_map(|(key, record)| Message::Write { key, record }),
         Just(Message::WriteAck),
         ".{0,100}".prop_map(|text| Message::Error { text }),
+        (any::<u64>(), 0..1000u32)
+            .prop_map(|(from_token, count)| Message::Scan { from_token, count }),
+        (any::<u64>(), proptest::collection::vec(key, 0..8))
+            .prop_map(|(next_token, keys)| Message::ScanReply { next_token, keys }),
+        Just(Message::KeyCount),
+        any::<u64>().prop_map(|keys| Message::KeyCountReply { keys }),
+        version().prop_map(|version| Message::Flush { version }),
     ]
 }
 
@@ -104,7 +111,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_payloads_never_panic(kind in 0u8..12, payload in proptest::collection::vec(any::<u8>(), 0..128)) {
+    fn arbitrary_payloads_never_panic(kind in 0u8..16, payload in proptest::collection::vec(any::<u8>(), 0..128)) {
         let frame = Frame { kind, request_id: 0, payload: Bytes::from(payload) };
         let _ = Message::decode(&frame);
     }
@@ -470,4 +477,20 @@ fn a_peer_refusal_is_reported_with_its_text() {
             text: "go away".into()
         })
     );
+}
+
+#[test]
+fn a_scan_reply_claiming_more_keys_than_the_bound_is_refused_before_allocating() {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&0u64.to_le_bytes());
+    payload.extend_from_slice(&u32::MAX.to_le_bytes());
+    let frame = Frame {
+        kind: kind::SCAN_REPLY,
+        request_id: 0,
+        payload: Bytes::from(payload),
+    };
+    assert!(matches!(
+        Message::decode(&frame),
+        Err(ProtocolError::FieldTooLong { .. })
+    ));
 }
