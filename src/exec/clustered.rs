@@ -106,6 +106,11 @@ pub async fn execute(
             level
         };
         for (key, record) in keys.iter().zip(read_all(node, &keys, read_level).await?) {
+            // A replica's clock may be ahead of ours: move past what was read, so that
+            // the version this command writes is newer than the record it changes.
+            if let Some(record) = &record {
+                node.clock.observe(record.version());
+            }
             overlay.records.lock().insert(key.clone(), record);
         }
     }
