@@ -822,4 +822,29 @@ mod tests {
         assert!(err.contains("prot") && err.contains("line 2"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn cluster_settings_have_documented_defaults_and_need_a_secret() {
+        let single = config(&[]).unwrap().cluster;
+        assert!(!single.enabled);
+        assert_eq!(single.peer_port, 16379);
+        assert_eq!(single.replication_factor, 3);
+        assert_eq!(
+            (single.read_timeout_ms, single.write_timeout_ms),
+            (1000, 1000)
+        );
+        assert_eq!(single.hint_window_ms, 3 * 60 * 60 * 1000);
+        assert_eq!(single.max_clock_offset_ms, 500);
+        let err = config_error(&["--seeds", "127.0.0.1:7001"]);
+        assert!(err.contains("cluster-secret"), "{err}");
+        let clustered = config(&["--seeds", "a:1, b:2", "--cluster-secret", "s"]).unwrap();
+        assert!(clustered.cluster.enabled);
+        assert_eq!(clustered.cluster.seeds, vec!["a:1", "b:2"]);
+        let err = config_error(&["--seeds", "nohost", "--cluster-secret", "s"]);
+        assert!(err.contains("seeds") && err.contains("HOST:PORT"), "{err}");
+        let err = config_error(&["--node-id", "xyz"]);
+        assert!(err.contains("node-id"), "{err}");
+        let err = config_error(&["--replication-factor", "9"]);
+        assert!(err.contains("replication-factor"), "{err}");
+    }
 }
