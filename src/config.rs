@@ -408,7 +408,7 @@ impl ClusterConfig {
             None => None,
             Some(text) => Some(text.parse::<NodeId>().map_err(|_| ConfigError::Invalid {
                 field: "node-id",
-                reason: "must be 16 hexadecimal digits".into(),
+                reason: "must be 1 to 16 hexadecimal digits".into(),
             })?),
         };
         Ok(ClusterConfig {
@@ -462,6 +462,9 @@ impl ClusterConfig {
         }
         if self.read_timeout_ms == 0 || self.write_timeout_ms == 0 {
             return invalid("read-timeout-ms/write-timeout-ms", "must be at least 1");
+        }
+        if self.max_clock_offset_ms == 0 {
+            return invalid("max-clock-offset-ms", "must be at least 1");
         }
         if self.name.is_empty() || self.name.len() > 255 {
             return invalid("cluster-name", "must be 1..255 bytes");

@@ -306,6 +306,11 @@ impl WriteRound {
         Ok((round, effects))
     }
 
+    /// What the write asks of its replicas.
+    pub fn need(&self) -> Need {
+        self.need
+    }
+
     /// The record being written.
     pub fn record(&self) -> &Record {
         &self.record

@@ -127,6 +127,8 @@ impl Liveness {
     /// Whether this node's clock is the outlier: more than half of the peers that are up
     /// and measured are further than `max_offset_ms` from it. A single skewed peer makes
     /// every other node see one large offset, but only the skewed node sees a majority.
+    /// With one measured peer there is no telling which clock is wrong, so neither node
+    /// refuses (replicas still refuse versions too far ahead).
     pub fn is_skewed(&self, max_offset_ms: u64, now_ms: u64) -> bool {
         let (mut far, mut measured) = (0usize, 0usize);
         for offset in self.up_offsets(now_ms) {
@@ -135,7 +137,7 @@ impl Liveness {
                 far += 1;
             }
         }
-        far * 2 > measured
+        measured >= 2 && far * 2 > measured
     }
 
     fn up_offsets(&self, now_ms: u64) -> impl Iterator<Item = i64> + '_ {
@@ -194,6 +196,11 @@ mod tests {
         fine.connected(B, 0);
         fine.pong(B, 100, 110, 100);
         assert!(!fine.is_skewed(500, 100));
+        // One peer alone cannot tell which clock is off.
+        let mut pair = Liveness::new(10_000);
+        pair.connected(A, 0);
+        pair.pong(A, 100, 2_100, 100);
+        assert!(!pair.is_skewed(500, 100));
         // A down peer's offset does not count.
         fine.connected(C, 0);
         fine.pong(C, 100, 5_000, 100);

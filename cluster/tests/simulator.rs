@@ -50,6 +50,8 @@ use sim::{Config, Rng, World};
 
 /// Seeds run by `cargo test`, in CI.
 const CI_SEEDS: std::ops::Range<u64> = 1..33;
+/// Fresh seeds added to the CI list on every run.
+const FRESH_SEEDS_IN_CI: u64 = 4;
 /// Client operations per seed, unless `SIM_OPS` says otherwise.
 const OPS_DEFAULT: usize = 4_000;
 /// Keys the clients use: few, so operations on one key overlap.
@@ -86,14 +88,20 @@ fn seeds() -> Vec<u64> {
         return vec![seed];
     }
     if let Some(count) = env_number("SIM_SEEDS") {
-        // The harness, not the simulation, draws the fresh seeds; each run prints its own.
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .expect("a clock after 1970");
-        let mut fresh = Rng::new(now.as_nanos() as u64);
-        return (0..count).map(|_| fresh.next_u64()).collect();
+        return fresh_seeds(count);
     }
-    CI_SEEDS.collect()
+    // The fixed list, plus a few fresh seeds so that every run explores a little more;
+    // a failing seed is printed with the command that replays it.
+    CI_SEEDS.chain(fresh_seeds(FRESH_SEEDS_IN_CI)).collect()
+}
+
+/// Fresh seeds drawn by the harness, not the simulation; each run prints its own.
+fn fresh_seeds(count: u64) -> Vec<u64> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    let mut fresh = Rng::new(now.as_nanos() as u64);
+    (0..count).map(|_| fresh.next_u64()).collect()
 }
 
 fn env_number(name: &str) -> Option<u64> {

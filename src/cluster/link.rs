@@ -169,20 +169,16 @@ pub async fn dial(node: Arc<Node>, addr: String) {
     let mut shutdown = node.shutdown.subscribe();
     let mut backoff_ms = BACKOFF_MIN_MS;
     loop {
-        let attempt = async {
-            match connect(&node, &addr).await {
-                Ok(true) => None,
-                Ok(false) => Some(()),
-                Err(()) => None,
-            }
-        };
-        tokio::select! {
-            stop_for_good = attempt => {
-                if stop_for_good.is_some() {
-                    return;
-                }
-            }
+        let attempt = connect(&node, &addr);
+        let outcome = tokio::select! {
+            outcome = attempt => outcome,
             _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match outcome {
+            Ok(false) => return,
+            // It was up: redial soon.
+            Ok(true) => backoff_ms = BACKOFF_MIN_MS,
+            Err(()) => {}
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
@@ -210,8 +206,20 @@ async fn connect(node: &Arc<Node>, addr: &str) -> Result<bool, ()> {
     let peer = match handshake(&mut stream, machine, Some(hello), &mut input).await {
         Ok(peer) => peer,
         Err(HandshakeFailure::Refused(reason)) => {
-            if is_self(cluster, &reason) {
+            if is_self(cluster, &reason)
+                && addr.ends_with(&format!(":{}", cluster.config.peer_port))
+            {
                 tracing::info!(addr, "this seed is this node itself");
+                cluster.learn_self(addr);
+                return Ok(false);
+            }
+            if is_self(cluster, &reason) {
+                tracing::warn!(
+                    addr,
+                    "this seed answers with this node's own id: it is this node (fine), or \
+                     another node started from a copy of this data dir (then give it its \
+                     own --node-id or data dir)"
+                );
                 cluster.learn_self(addr);
                 return Ok(false);
             }

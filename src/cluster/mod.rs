@@ -602,8 +602,16 @@ impl Driver {
             Ok(()) => {
                 cluster.stats.hints_stored.fetch_add(1, Relaxed);
                 match &mut self.round {
-                    Round::Write(w) => w.on_hint_stored(),
-                    Round::Read(_) => Vec::new(),
+                    // At ANY the hint acknowledges the write: make it durable first (other
+                    // hints are synced once a second, like appendfsync everysec).
+                    Round::Write(w) if w.need().hints_count => match hints.sync() {
+                        Ok(()) => w.on_hint_stored(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot sync a hint");
+                            Vec::new()
+                        }
+                    },
+                    Round::Write(_) | Round::Read(_) => Vec::new(),
                 }
             }
             Err(e) => {
