@@ -104,6 +104,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
     if let (Some(listener), Some(cluster)) = (peer_listener, node.cluster.get()) {
+        let kept = cluster::membership::read_clock(&node.config.read().data_dir);
+        node.clock
+            .observe(ringcache_storage::Version { hlc: kept, node: 0 });
+        tokio::spawn(cluster::keep_clock(node.clone()));
         tracing::info!(node_id = %cluster.local, peer_addr = ?listener.local_addr().ok(), "cluster mode");
         tokio::spawn(cluster::link::listen(node.clone(), listener));
         for seed in &cluster.config.seeds {

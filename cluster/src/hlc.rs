@@ -53,6 +53,12 @@ impl HybridClock {
         }
     }
 
+    /// The newest reading issued or observed so far (0 before any), as an `hlc` value: what
+    /// a node keeps on disk so that after a restart it never issues an older reading.
+    pub fn high_water(&self) -> u64 {
+        self.last.load(Ordering::Acquire)
+    }
+
     /// Moves the clock past a version seen from elsewhere.
     pub fn observe(&self, seen: Version) {
         self.last.fetch_max(seen.hlc, Ordering::AcqRel);

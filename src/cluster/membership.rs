@@ -56,6 +56,22 @@ pub fn read_flush_hlc(data_dir: &Path) -> anyhow::Result<u64> {
     }
 }
 
+/// The clock's high-water mark kept in `data_dir/clock` (0 when there is none).
+pub fn read_clock(data_dir: &Path) -> u64 {
+    std::fs::read_to_string(data_dir.join("clock"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Keeps the clock's high-water mark (replaced atomically; fsynced).
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_clock(data_dir: &Path, hlc: u64) -> anyhow::Result<()> {
+    write_atomically(&data_dir.join("clock"), format!("{hlc}\n").as_bytes())
+}
+
 /// Keeps the flush time durably.
 ///
 /// # Errors
@@ -236,6 +252,18 @@ mod tests {
         assert_eq!(node_id(&dir, None).unwrap(), given);
         std::fs::write(dir.join("node-id"), "not hex").unwrap();
         assert!(node_id(&dir, None).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_clock_high_water_mark_and_flush_time_are_kept() {
+        let dir = temp_dir("clock");
+        assert_eq!(read_clock(&dir), 0);
+        write_clock(&dir, 42 << 16).unwrap();
+        assert_eq!(read_clock(&dir), 42 << 16);
+        assert_eq!(read_flush_hlc(&dir).unwrap(), 0);
+        write_flush_hlc(&dir.join("flush-version"), 7).unwrap();
+        assert_eq!(read_flush_hlc(&dir).unwrap(), 7);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -760,3 +760,28 @@ pub fn apply_flush(node: &Node, version: ringcache_storage::Version) -> Result<(
     }
     node.store.clear().map_err(|e| e.to_string())
 }
+
+/// How often the clock's high-water mark is kept in the data dir.
+const CLOCK_KEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the clock's high-water mark in the data dir once a second and at shutdown, so a
+/// restarted node starts its clock past every version it issued more than a second before a
+/// crash, even if the wall clock stepped back meanwhile (a version is never issued twice).
+pub async fn keep_clock(node: Arc<Node>) {
+    let data_dir = node.config.read().data_dir.clone();
+    let mut shutdown = node.shutdown.subscribe();
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(CLOCK_KEEP_INTERVAL) => false,
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        let (dir, hlc) = (data_dir.clone(), node.clock.high_water());
+        let kept = tokio::task::spawn_blocking(move || membership::write_clock(&dir, hlc)).await;
+        if let Ok(Err(e)) = kept {
+            tracing::warn!(error = %e, "cannot keep the clock's high-water mark");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
