@@ -86,6 +86,9 @@ fn publish_cluster(
                         .absolute(count);
                 }
             }
+            if round.outcomes.iter().all(|c| c.load(Relaxed) == 0) {
+                continue; // A level never used is not published.
+            }
             let latency =
                 histogram!("ringcache_request_duration_seconds", "op" => *op, "level" => *level);
             record_new(&latency, &round.latency, seen);
