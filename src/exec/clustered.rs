@@ -150,26 +150,11 @@ async fn read_all(
     keys: &[Bytes],
     level: Level,
 ) -> Result<Vec<Option<Record>>, QuorumError> {
-    if let [key] = keys {
-        return Ok(vec![cluster::read(node, key, level).await?]);
-    }
-    let mut reads = JoinSet::new();
-    for (at, key) in keys.iter().enumerate() {
+    let reads = keys.iter().map(|key| {
         let (node, key) = (node.clone(), key.clone());
-        reads.spawn(async move { (at, cluster::read(&node, &key, level).await) });
-    }
-    let mut records = vec![None; keys.len()];
-    let mut first_error = None;
-    while let Some(joined) = reads.join_next().await {
-        match joined {
-            Ok((at, Ok(record))) => records[at] = record,
-            Ok((_, Err(e))) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => panic!("a read task failed: {e}"),
-        }
-    }
-    first_error.map_or(Ok(records), Err)
+        async move { cluster::read(&node, &key, level).await }
+    });
+    all_or_first_error(reads.collect()).await
 }
 
 /// Writes every changed record at `level`, concurrently; the first error, if any.
@@ -178,28 +163,52 @@ async fn write_all(
     written: Vec<(Bytes, Record)>,
     level: Level,
 ) -> Result<(), QuorumError> {
-    if written.len() <= 1 {
-        for (key, record) in written {
-            cluster::write(node, &key, record, level).await?;
-        }
-        return Ok(());
-    }
-    let mut writes = JoinSet::new();
-    for (key, record) in written {
+    let writes = written.into_iter().map(|(key, record)| {
         let node = node.clone();
-        writes.spawn(async move { cluster::write(&node, &key, record, level).await });
+        async move { cluster::write(&node, &key, record, level).await }
+    });
+    all_or_first_error(writes.collect()).await.map(|_| ())
+}
+
+/// Runs the rounds of every key of one command: one alone in place, several as concurrent
+/// tasks (each key's round waits on its own replicas). Every round runs to its end, so a
+/// failure of one key does not leave another's round half done; the outputs come back in
+/// order, or the first error.
+async fn all_or_first_error<T, F>(rounds: Vec<F>) -> Result<Vec<T>, QuorumError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, QuorumError>> + Send + 'static,
+{
+    if rounds.len() <= 1 {
+        let mut outputs = Vec::with_capacity(1);
+        for round in rounds {
+            outputs.push(round.await?);
+        }
+        return Ok(outputs);
     }
+    let count = rounds.len();
+    let mut tasks = JoinSet::new();
+    for (at, round) in rounds.into_iter().enumerate() {
+        tasks.spawn(async move { (at, round.await) });
+    }
+    let mut outputs: Vec<Option<T>> = (0..count).map(|_| None).collect();
     let mut first_error = None;
-    while let Some(joined) = writes.join_next().await {
+    while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+            Ok((at, Ok(output))) => outputs[at] = Some(output),
+            Ok((_, Err(e))) => {
                 first_error.get_or_insert(e);
             }
-            Err(e) => panic!("a write task failed: {e}"),
+            Err(e) => panic!("a key's round failed: {e}"),
         }
     }
-    first_error.map_or(Ok(()), Err)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(outputs
+            .into_iter()
+            .map(|o| o.expect("every round answered"))
+            .collect()),
+    }
 }
 
 /// The records a command sees: what the coordinator read from the replicas, and what the
