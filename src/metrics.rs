@@ -99,6 +99,7 @@ fn publish_cluster(
     counter!("ringcache_hints_replayed_total").absolute(s.hints_replayed.load(Relaxed));
     counter!("ringcache_hints_dropped_total").absolute(s.hints_dropped.load(Relaxed));
     counter!("ringcache_handshakes_refused_total").absolute(s.handshakes_refused.load(Relaxed));
+    counter!("ringcache_peer_frames_rejected_total").absolute(s.peer_frames_rejected.load(Relaxed));
     counter!("ringcache_clock_skew_refusals_total").absolute(s.clock_skew_refusals.load(Relaxed));
     let (pending, bytes) = cluster.hints_pending();
     gauge!("ringcache_hints_pending").set(pending as f64);

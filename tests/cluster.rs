@@ -578,6 +578,37 @@ fn a_node_with_the_wrong_secret_is_refused() {
         );
         thread::sleep(Duration::from_millis(250));
     }
+
+    // Garbage on the peer port (not a hello, and a length past the handshake bound) is
+    // answered by closing that connection; the cluster goes on serving.
+    assert_peer_port_closes_on(cluster.peer_port(0), &[0xff; 64 * 1024]);
+    assert_peer_port_closes_on(cluster.peer_port(1), b"*1\r\n$4\r\nPING\r\n");
+    let mut conn = cluster.conn(2);
+    expect(
+        &mut conn,
+        &["SET", "after-garbage", "1", "CONSISTENCY", "ALL"],
+        &ok(),
+    );
+}
+
+/// Sends `bytes` to a peer port and asserts the node closes the connection (bounded).
+fn assert_peer_port_closes_on(port: u16, bytes: &[u8]) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("peer port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The node may close before it has read everything: a failed write is fine.
+    let _ = stream.write_all(bytes);
+    let mut sink = [0u8; 4096];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("peer port {port} kept a connection sending garbage open: {e}"),
+        }
+    }
 }
 
 /// Collects the keys of a whole `SCAN` walk through `conn`, `count` at a time.

@@ -30,6 +30,10 @@ use crate::node::{Node, unix_now_ms};
 /// Frames queued for one peer before a request fails at once instead of waiting: a peer that
 /// cannot keep up must not make the coordinator's memory grow.
 pub const LINK_QUEUE_FRAMES: usize = 16 * 1024;
+/// Accepted peer connections served at once (authenticated or still in the handshake); past
+/// it a new one is closed at once, so a flood of connections cannot exhaust the node. A
+/// member needs one; 1,200 members need 1,199.
+pub const PEER_CONNECTIONS_MAX: usize = 4096;
 /// Bytes gathered into one socket write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Bytes read from a peer socket at a time.
@@ -101,6 +105,8 @@ impl Link {
 /// Why a handshake did not establish.
 enum HandshakeFailure {
     Refused(Refusal),
+    /// Bytes that are not a valid frame or message (counted as a rejected frame).
+    Malformed(String),
     Io(std::io::Error),
 }
 
@@ -120,8 +126,11 @@ async fn handshake(
             send(stream, &message).await.map_err(io)?;
         }
         loop {
-            while let Some(frame) = decoder.decode(input).map_err(|e| bad(e.to_string()))? {
-                let message = Message::decode(&frame).map_err(|e| bad(e.to_string()))?;
+            let malformed = |e: ringcache_cluster::protocol::ProtocolError| {
+                HandshakeFailure::Malformed(e.to_string())
+            };
+            while let Some(frame) = decoder.decode(input).map_err(malformed)? {
+                let message = Message::decode(&frame).map_err(malformed)?;
                 let mut established = None;
                 for effect in machine.on_message(message) {
                     match effect {
@@ -227,6 +236,11 @@ async fn connect(node: &Arc<Node>, addr: &str) -> Result<bool, ()> {
             tracing::warn!(addr, %reason, "peer handshake refused");
             return Err(());
         }
+        Err(HandshakeFailure::Malformed(e)) => {
+            cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(addr, error = %e, "peer sent a malformed handshake");
+            return Err(());
+        }
         Err(HandshakeFailure::Io(e)) => {
             tracing::debug!(addr, error = %e, "peer handshake failed");
             return Err(());
@@ -273,6 +287,7 @@ async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: 
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
                     tracing::warn!(%peer, error = %e, "bad frame from peer; closing the link");
                     break 'read;
                 }
@@ -298,6 +313,7 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
     let message = match Message::decode(&frame) {
         Ok(message) => message,
         Err(e) => {
+            cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
             tracing::warn!(peer = %link.peer, error = %e, "bad message from peer");
             return false;
         }
@@ -368,6 +384,7 @@ async fn ping(link: Arc<Link>) {
 /// Accepts peer connections until shutdown.
 pub async fn listen(node: Arc<Node>, listener: TcpListener) {
     let mut shutdown = node.shutdown.subscribe();
+    let slots = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -375,8 +392,16 @@ pub async fn listen(node: Arc<Node>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%addr, max = PEER_CONNECTIONS_MAX, "too many peer connections; closed one");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(node.clone(), stream, addr));
+                let node = node.clone();
+                tokio::spawn(async move {
+                    serve(node, stream, addr).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "peer accept failed");
@@ -397,6 +422,11 @@ async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAdd
         Err(HandshakeFailure::Refused(reason)) => {
             cluster.stats.handshakes_refused.fetch_add(1, Relaxed);
             tracing::warn!(%addr, %reason, "refused a peer connection");
+            return;
+        }
+        Err(HandshakeFailure::Malformed(e)) => {
+            cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(%addr, error = %e, "malformed peer handshake; closed");
             return;
         }
         Err(HandshakeFailure::Io(e)) => {
@@ -421,6 +451,7 @@ async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAdd
                 },
                 Ok(None) => break,
                 Err(e) => {
+                    cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
                     tracing::warn!(%peer, error = %e, "bad frame from peer; closing");
                     return;
                 }

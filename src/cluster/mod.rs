@@ -107,6 +107,8 @@ pub struct ClusterStats {
     pub hints_dropped: AtomicU64,
     /// Handshakes refused (wrong secret, cluster name, version).
     pub handshakes_refused: AtomicU64,
+    /// Peer connections closed for bytes that are not valid frames or messages.
+    pub peer_frames_rejected: AtomicU64,
     /// Writes refused for clock skew.
     pub clock_skew_refusals: AtomicU64,
 }
