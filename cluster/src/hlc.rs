@@ -70,6 +70,15 @@ impl HybridClock {
     }
 }
 
+/// A replica's check of a version a coordinator sent: how far ahead of the replica's wall
+/// clock `now_ms` it is, when that is more than `max_offset_ms` (the write is then refused,
+/// so one node's runaway clock cannot make its writes win over every later one). `None`:
+/// accept it.
+pub fn too_far_ahead(version: Version, now_ms: u64, max_offset_ms: u64) -> Option<u64> {
+    let ahead = version.unix_ms().saturating_sub(now_ms);
+    (ahead > max_offset_ms).then_some(ahead)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +128,17 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), total);
+    }
+
+    #[test]
+    fn a_replica_refuses_only_versions_further_ahead_than_the_tolerated_offset() {
+        let at = |ms: u64| Version {
+            hlc: ms << Version::LOGICAL_BITS,
+            node: 1,
+        };
+        assert_eq!(too_far_ahead(at(10_500), 10_000, 500), None);
+        assert_eq!(too_far_ahead(at(10_501), 10_000, 500), Some(501));
+        // Versions from the past, however old, are fine: hints and repairs carry them.
+        assert_eq!(too_far_ahead(at(1), 10_000, 500), None);
     }
 }

@@ -519,8 +519,7 @@ fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> 
 fn apply_write(node: &Node, key: &Bytes, record: &ringcache_storage::Record, now: u64) -> Message {
     let cluster = node.cluster.get().expect("cluster");
     let max = cluster.config.max_clock_offset_ms;
-    let ahead = record.version().unix_ms().saturating_sub(now);
-    if ahead > max {
+    if let Some(ahead) = ringcache_cluster::hlc::too_far_ahead(record.version(), now, max) {
         cluster.stats.clock_skew_refusals.fetch_add(1, Relaxed);
         return Message::Error {
             text: format!(
