@@ -44,12 +44,19 @@ pub async fn run(node: Arc<Node>) {
         }
         if last_sync.elapsed() >= SYNC_INTERVAL {
             last_sync = tokio::time::Instant::now();
-            if let Err(e) = hints.sync() {
-                tracing::error!(error = %e, "cannot sync the hint logs");
-            }
+            sync_hints(&node).await;
         }
     }
-    if let Err(e) = hints.sync() {
+    sync_hints(&node).await;
+}
+
+/// Fsyncs the hint logs on a blocking thread, not on a runtime worker.
+async fn sync_hints(node: &Arc<Node>) {
+    let node = node.clone();
+    let synced =
+        tokio::task::spawn_blocking(move || node.cluster.get()?.hints.as_ref().map(|h| h.sync()))
+            .await;
+    if let Ok(Some(Err(e))) = synced {
         tracing::error!(error = %e, "cannot sync the hint logs");
     }
 }
