@@ -122,6 +122,10 @@ cmd_start() {
   for ((k = 1; k <= n; k++)); do
     seeds+="${seeds:+,}127.0.0.1:$((BASE_PEER_PORT + k - 1))"
   done
+  # The nodes share this machine's cores: each gets its share as worker threads, so there
+  # are not more runnable threads than cores (docs/benchmarks.md, "Worker threads").
+  local threads=$(($(nproc) / n))
+  ((threads >= 1)) || threads=1
   local dir port
   for ((k = 1; k <= n; k++)); do
     dir="$DATA_ROOT/node$k"
@@ -135,6 +139,7 @@ cmd_start() {
       --data-dir "$dir" \
       --seeds "$seeds" \
       --cluster-secret "$secret" \
+      --threads "$threads" \
       </dev/null >>"$dir/ringcache.log" 2>&1 &
     echo "$!" >"$dir/pid"
     echo "node $k: pid $!, clients 127.0.0.1:$port, peers 127.0.0.1:$((BASE_PEER_PORT + k - 1))," \

@@ -22,6 +22,8 @@ pub const QUERY_BUFFER_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
 pub const BYTE_LIMIT_MIN: u64 = 1024 * 1024;
 /// Redis's largest accepted value for both byte limits above (`LLONG_MAX`).
 pub const BYTE_LIMIT_MAX: u64 = i64::MAX as u64;
+/// Most runtime worker threads (`--threads`); far past any core count.
+pub const THREADS_MAX: usize = 1024;
 /// Redis's default `maxclients`.
 pub const CLIENTS_MAX_DEFAULT: u32 = 10_000;
 /// Default size of one log segment file.
@@ -200,6 +202,12 @@ pub struct Settings {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 
+    /// Worker threads serving clients and peers [default: the number of CPUs]. Give each
+    /// node a share of the CPUs when several run on one machine (a local cluster): more
+    /// runnable threads than cores cost context switches on every request.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
     /// Largest single argument (bulk string) a client may send, and largest value a command
     /// may build, in bytes [default: 536870912, i.e. 512 MiB; at least 1 MiB].
     #[arg(long, value_name = "BYTES")]
@@ -329,6 +337,8 @@ pub struct Config {
     pub maxclients: u32,
     /// Idle seconds before a client is closed; 0 = never.
     pub timeout_s: u64,
+    /// Runtime worker threads, 1..=[`THREADS_MAX`].
+    pub threads: usize,
     /// Largest bulk argument in bytes.
     pub proto_max_bulk_len: u64,
     /// Most unparsed bytes per client.
@@ -541,6 +551,7 @@ impl Settings {
             requirepass: self.requirepass.or(file.requirepass),
             maxclients: self.maxclients.or(file.maxclients),
             timeout: self.timeout.or(file.timeout),
+            threads: self.threads.or(file.threads),
             proto_max_bulk_len: self.proto_max_bulk_len.or(file.proto_max_bulk_len),
             client_query_buffer_limit: self
                 .client_query_buffer_limit
@@ -590,6 +601,9 @@ impl Config {
             requirepass: settings.requirepass.filter(|p| !p.is_empty()),
             maxclients: settings.maxclients.unwrap_or(CLIENTS_MAX_DEFAULT),
             timeout_s: settings.timeout.unwrap_or(0),
+            threads: settings.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            }),
             proto_max_bulk_len: settings
                 .proto_max_bulk_len
                 .unwrap_or(PROTO_MAX_BULK_LEN_DEFAULT),
@@ -637,6 +651,9 @@ impl Config {
         }
         if self.maxclients == 0 {
             return invalid("maxclients", "must be at least 1");
+        }
+        if !(1..=THREADS_MAX).contains(&self.threads) {
+            return invalid("threads", "must be 1..1024");
         }
         if !(BYTE_LIMIT_MIN..=BYTE_LIMIT_MAX).contains(&self.proto_max_bulk_len) {
             return invalid(
@@ -721,6 +738,10 @@ mod tests {
             err.contains("write-consistency") && err.contains("QUORUM"),
             "{err}"
         );
+        let err = config(&["--threads", "0"]).unwrap_err().to_string();
+        assert!(err.contains("threads"), "{err}");
+        assert_eq!(config(&["--threads", "3"]).unwrap().threads, 3);
+        assert!(config(&[]).unwrap().threads >= 1);
     }
 
     #[test]

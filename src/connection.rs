@@ -18,6 +18,7 @@ use crate::clients::ClientHandle;
 use crate::durability;
 use crate::exec::{self, After, Session};
 use crate::node::Node;
+use crate::socket;
 
 /// Bytes reserved for each read; Redis reads 16 KiB at a time too.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -69,6 +70,7 @@ async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>)
     let mut shutdown = node.shutdown.subscribe();
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
+    let mut stopping = false;
     loop {
         let idle_s = node.config.read().timeout_s;
         let idle = async {
@@ -77,17 +79,25 @@ async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>)
                 s => tokio::time::sleep(Duration::from_secs(s)).await,
             }
         };
-        let stopping = tokio::select! {
-            ready = stream.readable() => match ready {
-                Ok(()) => false,
-                Err(e) => return End::Io(e),
-            },
-            _ = shutdown.wait_for(|stop| *stop) => true,
-            _ = client.killed() => return End::Killed,
-            _ = idle => return End::IdleTimeout,
-        };
+        // Once the server stops, what the client had already sent is read and answered
+        // without waiting, until nothing is left.
+        stopping = stopping
+            || tokio::select! {
+                ready = stream.readable() => match ready {
+                    Ok(()) => false,
+                    Err(e) => return End::Io(e),
+                },
+                _ = shutdown.wait_for(|stop| *stop) => true,
+                _ = client.killed() => return End::Killed,
+                _ = idle => return End::IdleTimeout,
+            };
         input.reserve(READ_CHUNK_BYTES);
-        match stream.try_read_buf(&mut input) {
+        let read = match stopping {
+            // The runtime may hold this socket as not readable while bytes wait in it.
+            true => socket::read_now(&stream, &mut input),
+            false => socket::read_available(&stream, &mut input),
+        };
+        match read {
             // Answer what had already arrived when the server began to stop, then leave.
             Ok(0) | Err(_) if stopping => return End::Shutdown,
             Ok(0) => return End::ClientClosed,
@@ -111,9 +121,6 @@ async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>)
         }
         if let Some(end) = end {
             return end;
-        }
-        if stopping {
-            return End::Shutdown;
         }
         if client.is_killed() {
             return End::Killed;

@@ -19,6 +19,7 @@ mod expiry;
 mod metrics;
 mod node;
 mod server;
+mod socket;
 mod stats;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
         .enable_all()
         .build()
     {

@@ -266,7 +266,7 @@ fn is_self(cluster: &Cluster, reason: &Refusal) -> bool {
 /// Serves this node's requests over an established connection until it breaks.
 async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: BytesMut) {
     let cluster = node.cluster.get().expect("cluster");
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let (out, queue) = mpsc::channel(LINK_QUEUE_FRAMES);
     let link = Arc::new(Link {
         peer,
@@ -294,7 +294,7 @@ async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: 
             }
         }
         input.reserve(READ_CHUNK_BYTES);
-        match reader.read_buf(&mut input).await {
+        match crate::socket::read_some(reader.as_ref(), &mut input).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -349,9 +349,15 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
 }
 
 /// Writes queued frames, as many per write as are waiting.
+///
+/// Woken by the first frame, the writer yields once before it drains the queue: the
+/// connection tasks that are ready to run queue their frames meanwhile, and one write
+/// carries them all. Under load this cuts the syscalls per request several times over; idle,
+/// nothing else is ready and the yield returns at once.
 async fn write_frames(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
     let mut batch = BytesMut::new();
     while let Some(frame) = queue.recv().await {
+        tokio::task::yield_now().await;
         batch.extend_from_slice(&frame);
         while batch.len() < WRITE_BATCH_BYTES {
             match queue.try_recv() {
@@ -470,7 +476,7 @@ async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAdd
             output.clear();
         }
         input.reserve(READ_CHUNK_BYTES);
-        match stream.read_buf(&mut input).await {
+        match crate::socket::read_some(&stream, &mut input).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
