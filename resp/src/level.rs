@@ -31,22 +31,27 @@ impl Level {
     /// # Errors
     /// Returns [`LevelError`] whose text lists the valid levels.
     pub fn parse(raw: &[u8]) -> Result<Level, LevelError> {
-        let upper = raw.to_ascii_uppercase();
-        let level = match upper.as_slice() {
-            b"ONE" => Level::One,
-            b"TWO" => Level::Two,
-            b"THREE" => Level::Three,
-            b"QUORUM" => Level::Quorum,
-            b"ALL" => Level::All,
-            b"ANY" => Level::Any,
-            digits => std::str::from_utf8(digits)
-                .ok()
-                .and_then(|s| s.parse::<u8>().ok())
-                .filter(|&n| n >= 1)
-                .map(Level::Count)
-                .ok_or_else(|| LevelError::Invalid(String::from_utf8_lossy(raw).into_owned()))?,
-        };
-        Ok(level)
+        // Every request that names a level comes through here: compare without allocating.
+        let named = [
+            (&b"ONE"[..], Level::One),
+            (b"TWO", Level::Two),
+            (b"THREE", Level::Three),
+            (b"QUORUM", Level::Quorum),
+            (b"ALL", Level::All),
+            (b"ANY", Level::Any),
+        ];
+        if let Some(&(_, level)) = named
+            .iter()
+            .find(|(name, _)| raw.eq_ignore_ascii_case(name))
+        {
+            return Ok(level);
+        }
+        std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse::<u8>().ok())
+            .filter(|&n| n >= 1)
+            .map(Level::Count)
+            .ok_or_else(|| LevelError::Invalid(String::from_utf8_lossy(raw).into_owned()))
     }
 
     /// The number of replica replies this level needs when a key has `n` replicas
@@ -97,4 +102,24 @@ pub enum LevelError {
          QUORUM, ALL or an integer from 1 to 255"
     )]
     AnyForRead,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_in_any_case_and_counts_as_numbers() {
+        assert_eq!(Level::parse(b"quorum"), Ok(Level::Quorum));
+        assert_eq!(Level::parse(b"One"), Ok(Level::One));
+        assert_eq!(Level::parse(b"ALL"), Ok(Level::All));
+        assert_eq!(Level::parse(b"any"), Ok(Level::Any));
+        assert_eq!(Level::parse(b"tWo"), Ok(Level::Two));
+        assert_eq!(Level::parse(b"three"), Ok(Level::Three));
+        assert_eq!(Level::parse(b"7"), Ok(Level::Count(7)));
+        assert!(Level::parse(b"0").is_err());
+        assert!(Level::parse(b"256").is_err());
+        assert!(Level::parse(b"QUORUMS").is_err());
+        assert!(Level::parse(b"").is_err());
+    }
 }

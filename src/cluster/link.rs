@@ -7,7 +7,7 @@
 //! pings. Both ends authenticate first with the HMAC handshake; frames are batched per
 //! flush; every queue has a bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -47,7 +47,41 @@ const BACKOFF_MIN_MS: u64 = 100;
 const BACKOFF_MAX_MS: u64 = 2_000;
 
 /// Where an answer to one request goes.
-type Responder = mpsc::UnboundedSender<(NodeId, Response)>;
+/// Where the answers to a round's requests go.
+pub type Responder = Arc<Inbox>;
+
+/// The answers to one round's (or one caller's) peer requests, in arrival order.
+///
+/// Lighter than a channel, which every read and write round would otherwise allocate (with
+/// a 32-slot block): a queue that holds at most the requests the round sent, and a wake-up.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    answers: Mutex<VecDeque<(NodeId, Response)>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Inbox {
+    /// A new, empty inbox to hand to [`Link::request`].
+    pub fn new() -> Responder {
+        Arc::new(Inbox::default())
+    }
+
+    fn push(&self, from: NodeId, response: Response) {
+        self.answers.lock().push_back((from, response));
+        self.arrived.notify_one();
+    }
+
+    /// The next answer, waiting for one to arrive.
+    pub async fn recv(&self) -> (NodeId, Response) {
+        loop {
+            if let Some(answer) = self.answers.lock().pop_front() {
+                return answer;
+            }
+            // A push between the check and here leaves a permit: this returns at once.
+            self.arrived.notified().await;
+        }
+    }
+}
 
 /// An established connection to one peer, for this node's requests.
 #[derive(Debug)]
@@ -90,14 +124,14 @@ impl Link {
 
     fn resolve(&self, id: u64, response: Response) {
         if let Some(responder) = self.pending.lock().remove(&id) {
-            let _ = responder.send((self.peer, response));
+            responder.push(self.peer, response);
         }
     }
 
     /// The connection broke: every request in flight fails now, not at its timeout.
     fn fail_all(&self) {
         for (_, responder) in self.pending.lock().drain() {
-            let _ = responder.send((self.peer, Response::Failed));
+            responder.push(self.peer, Response::Failed);
         }
     }
 }

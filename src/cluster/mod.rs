@@ -24,12 +24,11 @@ use ringcache_cluster::{Liveness, NodeId, Ring};
 use ringcache_resp::Level;
 use ringcache_storage::hints::{HintOptions, Hints};
 use ringcache_storage::{Record, key_token};
-use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
 use crate::node::{Node, unix_now_ms};
 use crate::stats::{LATENCY_BUCKETS, latency_bucket};
-use link::Link;
+use link::{Inbox, Link, Responder};
 
 /// How often a link pings its peer.
 pub const PING_INTERVAL_MS: u64 = 250;
@@ -359,16 +358,16 @@ impl Cluster {
             return Some(node.store.peek(key, unix_now_ms()));
         }
         let link = self.link(replica)?;
-        let (responder, mut answers) = mpsc::unbounded_channel();
+        let answers = Inbox::new();
         let message = Message::Read { key: key.clone() };
         let id = link
-            .request(self.request_id(), &message, replica, responder)
+            .request(self.request_id(), &message, replica, answers.clone())
             .ok()?;
         let timeout = Duration::from_millis(self.config.read_timeout_ms);
         let answer = tokio::time::timeout(timeout, answers.recv()).await;
         link.cancel(id);
         match answer {
-            Ok(Some((_, Response::Record(record)))) => Some(record),
+            Ok((_, Response::Record(record))) => Some(record),
             _ => None,
         }
     }
@@ -383,11 +382,11 @@ impl Cluster {
     ) -> (Vec<(NodeId, Response)>, usize) {
         let members: Vec<NodeId> = self.members().into_keys().collect();
         let mut answers = vec![(self.local, local())];
-        let (responder, mut inbox) = mpsc::unbounded_channel();
+        let inbox = Inbox::new();
         let mut in_flight = Vec::new();
         for &member in members.iter().filter(|&&m| m != self.local) {
             if let Some(link) = self.link(member)
-                && let Ok(id) = link.request(self.request_id(), message, member, responder.clone())
+                && let Ok(id) = link.request(self.request_id(), message, member, inbox.clone())
             {
                 in_flight.push((link, id));
             }
@@ -395,10 +394,7 @@ impl Cluster {
         let timeout = Duration::from_millis(self.config.read_timeout_ms);
         let _ = tokio::time::timeout(timeout, async {
             for _ in 0..in_flight.len() {
-                match inbox.recv().await {
-                    Some(answer) => answers.push(answer),
-                    None => break,
-                }
+                answers.push(inbox.recv().await);
             }
         })
         .await;
@@ -491,8 +487,7 @@ struct Driver {
     node: Arc<Node>,
     key: Bytes,
     round: Round,
-    responses: mpsc::UnboundedSender<(NodeId, Response)>,
-    inbox: mpsc::UnboundedReceiver<(NodeId, Response)>,
+    inbox: Responder,
     /// Requests in flight on each link, cancelled when the round ends.
     in_flight: Vec<(Arc<Link>, u64)>,
     reply: Option<Result<Option<Record>, QuorumError>>,
@@ -500,13 +495,11 @@ struct Driver {
 
 impl Driver {
     fn new(node: Arc<Node>, key: Bytes, round: Round) -> Driver {
-        let (responses, inbox) = mpsc::unbounded_channel();
         Driver {
             node,
             key,
             round,
-            responses,
-            inbox,
+            inbox: Inbox::new(),
             in_flight: Vec::new(),
             reply: None,
         }
@@ -583,7 +576,7 @@ impl Driver {
         let Some(link) = cluster.link(to) else {
             return self.round.on_response(to, Response::Failed);
         };
-        match link.request(cluster.request_id(), &message, to, self.responses.clone()) {
+        match link.request(cluster.request_id(), &message, to, self.inbox.clone()) {
             Ok(id) => {
                 self.in_flight.push((link, id));
                 Vec::new()
@@ -637,7 +630,7 @@ impl Driver {
     async fn step(&mut self) {
         let wait_ms = self.round.deadline_ms().saturating_sub(unix_now_ms());
         let effects = tokio::select! {
-            Some((from, response)) = self.inbox.recv() => {
+            (from, response) = self.inbox.recv() => {
                 self.round.on_response(from, response)
             }
             () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {

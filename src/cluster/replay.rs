@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use super::link::Inbox;
 use ringcache_cluster::NodeId;
 use ringcache_cluster::protocol::Message;
-use tokio::sync::mpsc;
 
 use super::{Cluster, Response};
 use crate::node::{Node, unix_now_ms};
@@ -107,14 +107,14 @@ async fn send_batch(
     let Some(link) = cluster.link(target) else {
         return false;
     };
-    let (responder, mut answers) = mpsc::unbounded_channel();
+    let answers = Inbox::new();
     let mut ids = Vec::with_capacity(batch.len());
     for hint in batch {
         let message = Message::Write {
             key: hint.key,
             record: hint.record,
         };
-        match link.request(cluster.request_id(), &message, target, responder.clone()) {
+        match link.request(cluster.request_id(), &message, target, answers.clone()) {
             Ok(id) => ids.push(id),
             Err(()) => {
                 ids.iter().for_each(|&id| link.cancel(id));
@@ -126,7 +126,7 @@ async fn send_batch(
     let all_acked = tokio::time::timeout(BATCH_TIMEOUT, async {
         for _ in 0..expected {
             match answers.recv().await {
-                Some((_, Response::Ack)) => {}
+                (_, Response::Ack) => {}
                 _ => return false,
             }
         }

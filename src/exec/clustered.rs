@@ -84,7 +84,7 @@ pub async fn execute(
     refuse_until_seeds_reached(cluster)?;
     let write = request.command.access() == Access::Write;
     let level = level_of(node, session, &request, write);
-    let mut keys: Vec<Bytes> = request.command.keys().into_iter().cloned().collect();
+    let mut keys: Vec<Bytes> = request.command.keys().iter().cloned().collect();
     keys.sort_unstable();
     keys.dedup();
     let key_refs: Vec<&Bytes> = keys.iter().collect();
@@ -155,6 +155,9 @@ async fn read_all(
     keys: &[Bytes],
     level: Level,
 ) -> Result<Vec<Option<Record>>, QuorumError> {
+    if let [key] = keys {
+        return Ok(vec![cluster::read(node, key, level).await?]);
+    }
     let reads = keys.iter().map(|key| {
         let (node, key) = (node.clone(), key.clone());
         async move { cluster::read(&node, &key, level).await }
@@ -168,6 +171,10 @@ async fn write_all(
     written: Vec<(Bytes, Record)>,
     level: Level,
 ) -> Result<(), QuorumError> {
+    if written.len() == 1 {
+        let (key, record) = written.into_iter().next().expect("one write");
+        return cluster::write(node, &key, record, level).await;
+    }
     let writes = written.into_iter().map(|(key, record)| {
         let node = node.clone();
         async move { cluster::write(&node, &key, record, level).await }
@@ -175,10 +182,10 @@ async fn write_all(
     all_or_first_error(writes.collect()).await.map(|_| ())
 }
 
-/// Runs the rounds of every key of one command: one alone in place, several as concurrent
-/// tasks (each key's round waits on its own replicas). Every round runs to its end, so a
-/// failure of one key does not leave another's round half done; the outputs come back in
-/// order, or the first error.
+/// Runs the rounds of every key of one command (several keys; one goes straight to its
+/// round) as concurrent tasks, each key's round waiting on its own replicas. Every round
+/// runs to its end, so a failure of one key does not leave another's round half done; the
+/// outputs come back in order, or the first error.
 async fn all_or_first_error<T, F>(rounds: Vec<F>) -> Result<Vec<T>, QuorumError>
 where
     T: Send + 'static,

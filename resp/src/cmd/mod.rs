@@ -16,7 +16,7 @@ pub mod strings;
 mod args;
 mod table;
 pub use args::{CommandError, STRING_BYTES_MAX, parse_i64};
-pub use table::command_names;
+pub use table::{KeyRefs, command_names};
 
 /// A parsed request: the command and the level given by a trailing `CONSISTENCY <level>`.
 #[derive(Debug, Clone, PartialEq)]

@@ -317,8 +317,9 @@ impl Command {
 
     /// The keys the command names, in order (repeats kept): what a cluster coordinator
     /// reads and writes for it. Empty for commands without keys and for those that walk the
-    /// keyspace (`KEYS`, `SCAN`, `RANDOMKEY`).
-    pub fn keys(&self) -> Vec<&Bytes> {
+    /// keyspace (`KEYS`, `SCAN`, `RANDOMKEY`). Without allocating: every key command of a
+    /// cluster asks.
+    pub fn keys(&self) -> KeyRefs<'_> {
         match self {
             Command::Get(key)
             | Command::GetDel(key)
@@ -333,16 +334,16 @@ impl Command {
             | Command::IncrBy { key, .. }
             | Command::IncrByFloat { key, .. }
             | Command::Ttl { key, .. }
-            | Command::ExpireTime { key, .. } => vec![key],
-            Command::Set(set) => vec![&set.key],
-            Command::Expire(expire) => vec![&expire.key],
+            | Command::ExpireTime { key, .. } => KeyRefs::One(key),
+            Command::Set(set) => KeyRefs::One(&set.key),
+            Command::Expire(expire) => KeyRefs::One(&expire.key),
             Command::MGet(keys)
             | Command::Del(keys)
             | Command::Unlink(keys)
             | Command::Exists(keys)
-            | Command::Touch(keys) => keys.iter().collect(),
-            Command::MSet(pairs) | Command::MSetNx(pairs) => pairs.iter().map(|(k, _)| k).collect(),
-            _ => Vec::new(),
+            | Command::Touch(keys) => KeyRefs::Many(keys),
+            Command::MSet(pairs) | Command::MSetNx(pairs) => KeyRefs::Pairs(pairs),
+            _ => KeyRefs::None,
         }
     }
 
@@ -402,6 +403,50 @@ impl Command {
 /// Every command name in the table, lowercase (for `COMMAND LIST` and `COMMAND COUNT`).
 pub fn command_names() -> impl Iterator<Item = &'static str> {
     TABLE.iter().map(|row| row.0)
+}
+
+/// The keys a command names ([`Command::keys`]), borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyRefs<'a> {
+    /// A command without keys.
+    None,
+    /// A single-key command.
+    One(&'a Bytes),
+    /// `MGET`, `DEL`, `EXISTS` and the like.
+    Many(&'a [Bytes]),
+    /// `MSET` and `MSETNX`: the keys of the pairs.
+    Pairs(&'a [(Bytes, Bytes)]),
+}
+
+impl<'a> KeyRefs<'a> {
+    /// How many keys, repeats counted.
+    pub fn len(self) -> usize {
+        match self {
+            KeyRefs::None => 0,
+            KeyRefs::One(_) => 1,
+            KeyRefs::Many(keys) => keys.len(),
+            KeyRefs::Pairs(pairs) => pairs.len(),
+        }
+    }
+
+    /// Whether the command names no key.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The keys in order.
+    pub fn iter(self) -> impl Iterator<Item = &'a Bytes> {
+        let (one, many, pairs): (Option<&'a Bytes>, &'a [Bytes], &'a [(Bytes, Bytes)]) = match self
+        {
+            KeyRefs::None => (None, &[], &[]),
+            KeyRefs::One(key) => (Some(key), &[], &[]),
+            KeyRefs::Many(keys) => (None, keys, &[]),
+            KeyRefs::Pairs(pairs) => (None, &[], pairs),
+        };
+        one.into_iter()
+            .chain(many)
+            .chain(pairs.iter().map(|(key, _)| key))
+    }
 }
 
 #[cfg(test)]

@@ -1092,3 +1092,15 @@ fn an_empty_request_is_an_unknown_command() {
         "ERR unknown command '', with args beginning with: "
     );
 }
+
+#[test]
+fn keys_are_listed_in_order_for_every_shape_of_command() {
+    let keys = |line: &str| -> Vec<Bytes> { cmd(line).keys().iter().cloned().collect() };
+    assert_eq!(keys("GET a"), [b("a")]);
+    assert_eq!(keys("SET a 1 EX 10"), [b("a")]);
+    assert_eq!(keys("DEL a b a"), [b("a"), b("b"), b("a")]);
+    assert_eq!(keys("MSET a 1 b 2"), [b("a"), b("b")]);
+    assert!(keys("PING").is_empty() && cmd("PING").keys().is_empty());
+    assert!(cmd("SCAN 0").keys().is_empty());
+    assert_eq!(cmd("MGET x y z").keys().len(), 3);
+}
