@@ -17,7 +17,8 @@
 #   REPORT_ONLY=1 bench/compare.sh           rewrite the section from the last results
 #
 # Settings (environment): DURATION and WARMUP (whole seconds), CLIENTS (50), KEYS (100000),
-# VALUE_BYTES (100), THREADS (generator worker threads, 1 like redis-benchmark).
+# VALUE_BYTES (100), THREADS (generator worker threads, 1 like redis-benchmark),
+# SINGLE_THREADS (the single node's --threads, 1 like redis-server).
 # CARGO_TARGET_DIR is honoured (default target/).
 # Not a test: these machines are noisy, so only ratios within one run mean anything.
 set -euo pipefail
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 # How the script was called, for the report: the settings given, then the script.
 invocation=""
-for setting in DURATION WARMUP CLIENTS KEYS VALUE_BYTES THREADS; do
+for setting in DURATION WARMUP CLIENTS KEYS VALUE_BYTES THREADS SINGLE_THREADS; do
   [[ -z ${!setting:-} ]] || invocation+="$setting=${!setting} "
 done
 invocation+="bench/compare.sh"
@@ -48,10 +49,14 @@ done
 readonly NODES=3                 # cluster nodes
 # Worker threads of each cluster node: the three share this machine's cores, as
 # scripts/cluster.sh gives them (more runnable threads than cores cost a context switch per
-# request). The single node keeps its default, one per core.
+# request).
 NODE_THREADS=$(($(nproc) / NODES))
 ((NODE_THREADS >= 1)) || NODE_THREADS=1
 readonly NODE_THREADS
+# Worker threads of the single node: one, as redis-server executes commands on one thread,
+# so that each server leaves the other cores to the load generator (docs/benchmarks.md,
+# "Worker threads", has the single node with one thread per core as well).
+readonly SINGLE_THREADS=${SINGLE_THREADS:-1}
 readonly LEVELS="ONE QUORUM ALL"
 readonly PIPELINES="1 16"
 readonly READY_TIMEOUT_S=30      # for a server to answer PING, and for members_up:3
@@ -223,6 +228,7 @@ git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "clients: $CLIENTS"
   echo "threads: $THREADS"
   echo "node_threads: $NODE_THREADS"
+  echo "single_threads: $SINGLE_THREADS"
   echo "keys: $KEYS"
   echo "value_bytes: $VALUE_BYTES"
 } >"$out/machine.txt"
@@ -236,7 +242,7 @@ redis_pid=$!
 
 single_port=$(free_port)
 "$ring" --bind 127.0.0.1 --port "$single_port" --metrics-port 0 --storage memory \
-  --data-dir "$tmp/single" >"$tmp/single.log" 2>&1 &
+  --threads "$SINGLE_THREADS" --data-dir "$tmp/single" >"$tmp/single.log" 2>&1 &
 pids+=($!)
 single_pid=$!
 

@@ -268,8 +268,9 @@ pub fn render(results: &Results, plots: &PlotLinks) -> String {
              with all {} keys of {} bytes, so every GET hits. Each run: {} connections, {} s of \
              warmup, then {} s measured. ringcache runs with `--storage memory` and \
              redis-server with `--save '' --appendonly no`: neither persists. The single \
-             node runs one worker thread per core; each cluster node `--threads {}`, its \
-             share of the cores, as `scripts/cluster.sh` starts them. CPU is user + \
+             node runs `--threads {}` (redis-server executes commands on one thread); each \
+             cluster node `--threads {}`, its share of the cores, as `scripts/cluster.sh` \
+             starts them. CPU is user + \
              system time from `/proc`, over the measured window only. These machines are \
              shared and noisy: compare ratios within one run, not absolute numbers across runs.",
             m("keys"),
@@ -277,6 +278,7 @@ pub fn render(results: &Results, plots: &PlotLinks) -> String {
             m("clients"),
             m("warmup_s"),
             m("duration_s"),
+            m("single_threads"),
             m("node_threads")
         ),
     );
