@@ -697,12 +697,7 @@ mod tests {
             1000,
         ]
         .iter()
-        .flat_map(|&n| {
-            [
-                vec![b'k'; n],
-                [vec![b'k'; n], vec![b'j']].concat(),
-            ]
-        })
+        .flat_map(|&n| [vec![b'k'; n], [vec![b'k'; n], vec![b'j']].concat()])
         .collect();
         for (i, key) in keys.iter().enumerate() {
             let value = Bytes::from(format!("v{i}"));
