@@ -169,6 +169,55 @@ fn a_thousand_pipelined_commands_in_one_write_are_all_answered_in_order() {
     );
 }
 
+/// Requests that arrive in pieces, with and without pauses between them, and one larger
+/// than a read: the server reads a socket until a read comes back short and then waits for
+/// the next readiness event, so every piece that arrives after must wake it.
+#[test]
+fn requests_arriving_in_pieces_and_larger_than_a_read_are_all_answered() {
+    const PIECES_COMMANDS: usize = 2_000;
+    const PAUSE: Duration = Duration::from_millis(2);
+    const LARGE_VALUE_BYTES: usize = 300 * 1024;
+    let ringcache = Ringcache::start(&[]);
+    let mut conn = ringcache.conn();
+
+    let paused = encode_command(&["SET", "piece:slow", "value"]);
+    for byte in &paused {
+        conn.send(std::slice::from_ref(byte));
+        thread::sleep(PAUSE);
+    }
+    assert_eq!(conn.read_reply(), Val::Simple(b"OK".to_vec()));
+
+    // Each command in three writes, back to back: a piece may land between the server's
+    // short read and its wait for the next event.
+    for i in 0..PIECES_COMMANDS {
+        let command = encode_command(&["SET", &format!("piece:{i}"), &format!("v{i}")]);
+        let (head, rest) = command.split_at(command.len() / 3);
+        let (middle, tail) = rest.split_at(rest.len() / 2);
+        for part in [head, middle, tail] {
+            conn.send(part);
+        }
+    }
+    for i in 0..PIECES_COMMANDS {
+        assert_eq!(
+            conn.read_reply(),
+            Val::Simple(b"OK".to_vec()),
+            "reply #{i} of the commands sent in pieces"
+        );
+    }
+
+    let large = "x".repeat(LARGE_VALUE_BYTES);
+    conn.send(&encode_command(&["SET", "piece:large", &large]));
+    assert_eq!(conn.read_reply(), Val::Simple(b"OK".to_vec()));
+    assert_eq!(
+        conn.cmd(&["GET", "piece:large"]),
+        Val::Bulk(large.into_bytes())
+    );
+    assert_eq!(
+        conn.cmd(&["GET", &format!("piece:{}", PIECES_COMMANDS - 1)]),
+        Val::Bulk(format!("v{}", PIECES_COMMANDS - 1).into_bytes())
+    );
+}
+
 #[test]
 fn malformed_input_gets_redis_protocol_errors_and_closes_only_that_connection() {
     let redis = RedisServer::start();
