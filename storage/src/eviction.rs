@@ -333,9 +333,10 @@ impl EvictionPool {
     }
 
     /// Offers a sampled key. As in Redis, a key scoring no better than the worst of a full
-    /// pool is not taken; otherwise it goes in at its place and the worst falls out.
-    pub fn offer(&mut self, score: u64, token: u64, key: &Bytes) {
-        if let Some(at) = self.entries.iter().position(|e| e.key == *key) {
+    /// pool is not taken; otherwise it goes in at its place and the worst falls out. The key
+    /// is copied only when it is taken: most samples are not.
+    pub fn offer(&mut self, score: u64, token: u64, key: &[u8]) {
+        if let Some(at) = self.entries.iter().position(|e| e.key == key) {
             self.entries.remove(at);
         }
         if self.entries.len() == EVICTION_POOL_SIZE && score <= self.entries[0].score {
@@ -347,7 +348,7 @@ impl EvictionPool {
             PoolEntry {
                 score,
                 token,
-                key: key.clone(),
+                key: Bytes::copy_from_slice(key),
             },
         );
         if self.entries.len() > EVICTION_POOL_SIZE {
@@ -481,14 +482,14 @@ mod tests {
         let mut pool = EvictionPool::default();
         pool.use_policy(EvictionPolicy::AllKeysLru);
         for score in 0..40u64 {
-            pool.offer(score, score, &Bytes::from(score.to_string()));
+            pool.offer(score, score, score.to_string().as_bytes());
         }
         assert_eq!(pool.len(), EVICTION_POOL_SIZE);
-        pool.offer(1, 1, &Bytes::from("late and poor"));
+        pool.offer(1, 1, b"late and poor");
         assert_eq!(pool.len(), EVICTION_POOL_SIZE);
         assert_eq!(pool.pop_best().unwrap().score, 39);
         // Offering a key again moves it, never duplicates it.
-        pool.offer(100, 30, &Bytes::from("30"));
+        pool.offer(100, 30, b"30");
         assert_eq!(pool.pop_best().unwrap().key, Bytes::from("30"));
         assert_eq!(pool.pop_best().unwrap().score, 38);
         pool.use_policy(EvictionPolicy::AllKeysLfu);

@@ -388,7 +388,7 @@ impl MemoryStore {
                         entry
                             .access
                             .eviction_score(ranking, entry.record.expiry_ms, now_ms);
-                    pool.offer(score, entry.token, &entry.key.to_bytes());
+                    pool.offer(score, entry.token, entry.key.as_slice());
                     offered += 1;
                 }
             }

@@ -190,7 +190,7 @@ impl Inner {
                         continue;
                     }
                     let score = score(entry.access, ranking, found.record.expiry_ms, now_ms);
-                    pool.offer(score, key_token(&key), &Bytes::copy_from_slice(&key));
+                    pool.offer(score, key_token(&key), &key);
                     offered += 1;
                 }
             }
