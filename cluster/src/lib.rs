@@ -11,12 +11,15 @@
 //! - [`protocol`]: the peer protocol without I/O: frames, messages, and the HMAC handshake.
 //! - [`ring`]: the consistent-hash [`Ring`] of the member set: each key's preference list,
 //!   the token ranges each node owns, and how evenly the ring spreads keys.
+//! - [`transfer`]: which ranges change replicas between two rings (join, leave, forget).
+//! - [`membership`]: SWIM gossip membership with push-pull.
 
 pub mod coordinator;
 pub mod hlc;
 pub mod liveness;
 pub mod protocol;
 pub mod ring;
+pub mod transfer;
 
 pub use coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};
 pub use hlc::HybridClock;

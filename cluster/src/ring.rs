@@ -208,6 +208,11 @@ impl Ring {
         self.vnodes
     }
 
+    /// Every token, ascending.
+    pub fn tokens(&self) -> &[u64] {
+        &self.tokens
+    }
+
     /// How many tokens the ring holds (members × vnodes, less any collided ones).
     pub fn token_count(&self) -> usize {
         self.tokens.len()

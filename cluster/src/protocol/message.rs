@@ -19,6 +19,10 @@
 //! KEY_COUNT  (empty)
 //! KEY_COUNT_REPLY keys:u64
 //! FLUSH      version_hlc:u64 version_node:u32         (answered with WRITE_ACK)
+//! MEMBERS    state_len:u32 state[state_len]           (gossip push-pull; state <= MEMBERS_STATE_BYTES_MAX)
+//! MEMBERS_REPLY state_len:u32 state[state_len]
+//! STREAM_READ cursor:u64 count:u32 n:u32 n × (first:u64 last:u64)   (count <= STREAM_KEYS_MAX, n <= STREAM_RANGES_MAX)
+//! STREAM_REPLY cursor:u64 n:u32 n × (key_len:u32 key[key_len] record)   (n <= STREAM_KEYS_MAX)
 //!
 //! record     flags:u8 value_hlc:u64 value_node:u32 expiry_hlc:u64 expiry_node:u32
 //!            [expiry_ms:u64 if flags & HAS_EXPIRY] [value_len:u32 value[value_len] if flags & HAS_VALUE]
@@ -63,10 +67,18 @@ pub mod kind {
     pub const KEY_COUNT_REPLY: u8 = 13;
     /// [`Message::Flush`](super::Message::Flush).
     pub const FLUSH: u8 = 14;
+    /// [`Message::Members`](super::Message::Members).
+    pub const MEMBERS: u8 = 15;
+    /// [`Message::MembersReply`](super::Message::MembersReply).
+    pub const MEMBERS_REPLY: u8 = 16;
+    /// [`Message::StreamRead`](super::Message::StreamRead).
+    pub const STREAM_READ: u8 = 17;
+    /// [`Message::StreamReply`](super::Message::StreamReply).
+    pub const STREAM_REPLY: u8 = 18;
 
     /// Whether `kind` is a kind this protocol version knows.
     pub fn is_known(kind: u8) -> bool {
-        (HELLO..=FLUSH).contains(&kind)
+        (HELLO..=STREAM_REPLY).contains(&kind)
     }
 }
 
@@ -86,6 +98,14 @@ pub const RECORD_HAS_VALUE: u8 = 0b01;
 pub const RECORD_HAS_EXPIRY: u8 = 0b10;
 /// Most keys one [`Message::Scan`] asks for and one [`Message::ScanReply`] carries.
 pub const SCAN_KEYS_MAX: usize = 100_000;
+/// Largest membership state one [`Message::Members`] carries: about 40 bytes a member, so
+/// room for some 100,000 members.
+pub const MEMBERS_STATE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most keys one [`Message::StreamRead`] walks and one [`Message::StreamReply`] carries.
+pub const STREAM_KEYS_MAX: usize = 65_536;
+/// Most token ranges one [`Message::StreamRead`] asks for (a node's ranges as a replica:
+/// vnodes × N, so 512 × 8 at most).
+pub const STREAM_RANGES_MAX: usize = 65_536;
 /// Bytes of a record without its expiry and value: flags and two versions.
 const RECORD_FIXED_BYTES: usize = 1 + 2 * VERSION_BYTES;
 const VERSION_BYTES: usize = 8 + 4;
@@ -181,6 +201,35 @@ pub enum Message {
         /// The flush time: records with older versions are dead.
         version: Version,
     },
+    /// Gossip push-pull: the sender's whole membership view, encoded by
+    /// `membership::Membership::encode_state`; answered with [`Message::MembersReply`].
+    Members {
+        /// The encoded view.
+        state: Bytes,
+    },
+    /// Answer to [`Message::Members`]: the receiver's view after merging the sender's.
+    MembersReply {
+        /// The encoded view.
+        state: Bytes,
+    },
+    /// Streaming: walks about `count` of the replica's records in its store order from
+    /// `cursor` (0: the start) and returns those whose key token lies in one of `ranges`
+    /// (tombstones included), so a joining node can take its ranges.
+    StreamRead {
+        /// Where the walk resumes (a [`Message::StreamReply`]'s cursor).
+        cursor: u64,
+        /// Records to walk, at most [`STREAM_KEYS_MAX`].
+        count: u32,
+        /// Token ranges `first..=last` (inclusive, never wrapping), sorted.
+        ranges: Vec<(u64, u64)>,
+    },
+    /// Answer to [`Message::StreamRead`].
+    StreamReply {
+        /// Where the next walk resumes; 0 when the walk is complete.
+        cursor: u64,
+        /// Records in the ranges asked for.
+        records: Vec<(Bytes, Record)>,
+    },
 }
 
 impl Message {
@@ -201,6 +250,10 @@ impl Message {
             Message::KeyCount => kind::KEY_COUNT,
             Message::KeyCountReply { .. } => kind::KEY_COUNT_REPLY,
             Message::Flush { .. } => kind::FLUSH,
+            Message::Members { .. } => kind::MEMBERS,
+            Message::MembersReply { .. } => kind::MEMBERS_REPLY,
+            Message::StreamRead { .. } => kind::STREAM_READ,
+            Message::StreamReply { .. } => kind::STREAM_REPLY,
         }
     }
 
@@ -252,6 +305,30 @@ impl Message {
             Message::KeyCount => {}
             Message::KeyCountReply { keys } => out.put_u64_le(*keys),
             Message::Flush { version } => put_version(*version, out),
+            Message::Members { state } | Message::MembersReply { state } => {
+                put_bytes32(state, out);
+            }
+            Message::StreamRead {
+                cursor,
+                count,
+                ranges,
+            } => {
+                out.put_u64_le(*cursor);
+                out.put_u32_le(*count);
+                out.put_u32_le(ranges.len() as u32);
+                for (start, end) in ranges {
+                    out.put_u64_le(*start);
+                    out.put_u64_le(*end);
+                }
+            }
+            Message::StreamReply { cursor, records } => {
+                out.put_u64_le(*cursor);
+                out.put_u32_le(records.len() as u32);
+                for (key, record) in records {
+                    put_bytes32(key, out);
+                    put_record(record, out);
+                }
+            }
         }
         debug_assert_eq!(out.len() - start, payload_bytes);
         Ok(())
@@ -306,6 +383,24 @@ impl Message {
             Message::KeyCount => 0,
             Message::KeyCountReply { .. } => 8,
             Message::Flush { .. } => VERSION_BYTES,
+            Message::Members { state } | Message::MembersReply { state } => {
+                check("membership state", state.len(), MEMBERS_STATE_BYTES_MAX)?;
+                4 + state.len()
+            }
+            Message::StreamRead { count, ranges, .. } => {
+                check("stream count", *count as usize, STREAM_KEYS_MAX)?;
+                check("stream ranges", ranges.len(), STREAM_RANGES_MAX)?;
+                16 + 16 * ranges.len()
+            }
+            Message::StreamReply { records, .. } => {
+                check("stream records", records.len(), STREAM_KEYS_MAX)?;
+                let mut bytes = 12;
+                for (key, record) in records {
+                    check("key", key.len(), PEER_KEY_BYTES_MAX)?;
+                    bytes += 4 + key.len() + record_bytes(record)?;
+                }
+                bytes
+            }
         })
     }
 
@@ -390,6 +485,41 @@ impl Message {
             kind::FLUSH => Message::Flush {
                 version: reader.version()?,
             },
+            kind::MEMBERS => Message::Members {
+                state: reader.bytes32("membership state", MEMBERS_STATE_BYTES_MAX)?,
+            },
+            kind::MEMBERS_REPLY => Message::MembersReply {
+                state: reader.bytes32("membership state", MEMBERS_STATE_BYTES_MAX)?,
+            },
+            kind::STREAM_READ => {
+                let cursor = reader.u64()?;
+                let count = reader.u32()?;
+                check("stream count", count as usize, STREAM_KEYS_MAX)?;
+                let n = reader.u32()? as usize;
+                check("stream ranges", n, STREAM_RANGES_MAX)?;
+                reader.need(16 * n)?;
+                let ranges = (0..n)
+                    .map(|_| (reader.rest.get_u64_le(), reader.rest.get_u64_le()))
+                    .collect();
+                Message::StreamRead {
+                    cursor,
+                    count,
+                    ranges,
+                }
+            }
+            kind::STREAM_REPLY => {
+                let cursor = reader.u64()?;
+                let n = reader.u32()? as usize;
+                check("stream records", n, STREAM_KEYS_MAX)?;
+                // Each record takes at least a key length and a record's fixed bytes.
+                let mut records =
+                    Vec::with_capacity(n.min(reader.rest.len() / (4 + RECORD_FIXED_BYTES)));
+                for _ in 0..n {
+                    let key = reader.bytes32("key", PEER_KEY_BYTES_MAX)?;
+                    records.push((key, reader.record()?));
+                }
+                Message::StreamReply { cursor, records }
+            }
             other => return Err(ProtocolError::UnknownKind { kind: other }),
         };
         if !reader.rest.is_empty() {

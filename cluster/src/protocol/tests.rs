@@ -64,11 +64,29 @@ fn message() -> impl Strategy<Value = Message> {
         ".{0,100}".prop_map(|text| Message::Error { text }),
         (any::<u64>(), 0..1000u32)
             .prop_map(|(from_token, count)| Message::Scan { from_token, count }),
-        (any::<u64>(), proptest::collection::vec(key, 0..8))
+        (any::<u64>(), proptest::collection::vec(key.clone(), 0..8))
             .prop_map(|(next_token, keys)| Message::ScanReply { next_token, keys }),
         Just(Message::KeyCount),
         any::<u64>().prop_map(|keys| Message::KeyCountReply { keys }),
         version().prop_map(|version| Message::Flush { version }),
+        key.clone().prop_map(|state| Message::Members { state }),
+        key.clone()
+            .prop_map(|state| Message::MembersReply { state }),
+        (
+            any::<u64>(),
+            0..1000u32,
+            proptest::collection::vec(any::<(u64, u64)>(), 0..8)
+        )
+            .prop_map(|(cursor, count, ranges)| Message::StreamRead {
+                cursor,
+                count,
+                ranges
+            }),
+        (
+            any::<u64>(),
+            proptest::collection::vec((key, record()), 0..8)
+        )
+            .prop_map(|(cursor, records)| Message::StreamReply { cursor, records }),
     ]
 }
 
