@@ -318,6 +318,11 @@ pub struct Settings {
     /// (-CLOCKSKEW) and replicas refuse versions that far ahead [default: 500].
     #[arg(long, value_name = "MS")]
     pub max_clock_offset_ms: Option<u64>,
+
+    /// Streaming (join, decommission) moves at most this many megabytes a second; 0 does
+    /// not limit it [default: 50].
+    #[arg(long, value_name = "MB")]
+    pub stream_throughput_mb: Option<u64>,
 }
 
 /// The validated configuration the server runs with.
@@ -371,6 +376,8 @@ pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 1_000;
 pub const HINT_WINDOW_MS_DEFAULT: u64 = 3 * 60 * 60 * 1000;
 /// Default largest clock offset tolerated.
 pub const MAX_CLOCK_OFFSET_MS_DEFAULT: u64 = 500;
+/// Default streaming rate limit, MB/s (Cassandra's default is 24 MiB/s per node).
+pub const STREAM_THROUGHPUT_MB_DEFAULT: u64 = 50;
 /// Default replication factor.
 pub const REPLICATION_FACTOR_DEFAULT: usize = 3;
 
@@ -401,6 +408,8 @@ pub struct ClusterConfig {
     pub hint_window_ms: u64,
     /// Largest tolerated clock offset.
     pub max_clock_offset_ms: u64,
+    /// Streaming rate limit, MB/s; 0 = none.
+    pub stream_throughput_mb: u64,
 }
 
 impl ClusterConfig {
@@ -445,6 +454,9 @@ impl ClusterConfig {
             max_clock_offset_ms: settings
                 .max_clock_offset_ms
                 .unwrap_or(MAX_CLOCK_OFFSET_MS_DEFAULT),
+            stream_throughput_mb: settings
+                .stream_throughput_mb
+                .unwrap_or(STREAM_THROUGHPUT_MB_DEFAULT),
         })
     }
 
@@ -575,6 +587,7 @@ impl Settings {
             write_timeout_ms: self.write_timeout_ms.or(file.write_timeout_ms),
             hint_window_ms: self.hint_window_ms.or(file.hint_window_ms),
             max_clock_offset_ms: self.max_clock_offset_ms.or(file.max_clock_offset_ms),
+            stream_throughput_mb: self.stream_throughput_mb.or(file.stream_throughput_mb),
         }
     }
 }

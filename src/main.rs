@@ -89,9 +89,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         false => None,
     };
+    let peer_addr = SocketAddr::new(config.bind, config.cluster.peer_port);
+    let gossip_socket = match config.cluster.enabled {
+        true => Some(
+            bind_udp(peer_addr)
+                .with_context(|| format!("cannot open UDP {peer_addr} for gossip (peer-port)"))?,
+        ),
+        false => None,
+    };
     let cluster = match config.cluster.enabled {
         true => Some(
-            cluster::Cluster::open(&config.cluster, &config.data_dir)
+            cluster::Cluster::open(&config.cluster, &config.data_dir, peer_addr)
                 .context("cannot open the cluster state in data-dir")?,
         ),
         false => None,
@@ -105,16 +113,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = node.sync_queue.set(sync_queue);
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
-    if let (Some(listener), Some(cluster)) = (peer_listener, node.cluster.get()) {
-        let kept = cluster::membership::read_clock(&node.config.read().data_dir);
+    if let (Some(listener), Some(socket), Some(cluster)) =
+        (peer_listener, gossip_socket, node.cluster.get())
+    {
+        let kept = cluster::persist::read_clock(&node.config.read().data_dir);
         node.clock
             .observe(ringcache_storage::Version { hlc: kept, node: 0 });
         tokio::spawn(cluster::keep_clock(node.clone()));
         tracing::info!(node_id = %cluster.local, peer_addr = ?listener.local_addr().ok(), "cluster mode");
         tokio::spawn(cluster::link::listen(node.clone(), listener));
-        for seed in &cluster.config.seeds {
-            tokio::spawn(cluster::link::dial(node.clone(), seed.clone()));
-        }
+        let socket = tokio::net::UdpSocket::from_std(socket).context("gossip socket")?;
+        cluster.refresh_view(&node);
+        tokio::spawn(cluster::gossip::run(node.clone(), socket));
+        tokio::spawn(cluster::gossip::bootstrap(node.clone()));
+        tokio::spawn(cluster::streaming::run(node.clone()));
         tokio::spawn(cluster::replay::run(node.clone()));
     }
     tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");
@@ -124,6 +136,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot sync the store at shutdown")?;
     tracing::info!("ringcache stopped");
     Ok(())
+}
+
+/// Binds the gossip socket (non-blocking, for tokio).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 /// Opens the configured storage engine; the log engine recovers what is on disk first.

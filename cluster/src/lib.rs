@@ -17,6 +17,7 @@
 pub mod coordinator;
 pub mod hlc;
 pub mod liveness;
+pub mod membership;
 pub mod protocol;
 pub mod ring;
 pub mod transfer;

@@ -1,6 +1,7 @@
 //! Peer connections, both ends.
 //!
-//! Each node dials every seed and keeps one connection to each (reconnecting with backoff);
+//! Each node dials every member gossip tells it of and keeps one connection to each
+//! (reconnecting with backoff, until the member leaves or is forgotten);
 //! its own requests (reads, writes, pings) go out on the connections it dialed, multiplexed
 //! by request id, and the answers come back on them. Connections accepted on the peer port
 //! only serve: they answer reads from the local store, merge writes into it, and answer
@@ -8,6 +9,7 @@
 //! flush; every queue has a bound.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use ringcache_cluster::NodeId;
+use ringcache_cluster::membership::Membership;
 use ringcache_cluster::protocol::message::NONCE_BYTES;
 use ringcache_cluster::protocol::{
     Frame, FrameDecoder, Handshake, HandshakeEffect, Message, PEER_FRAME_BYTES_MAX, Refusal,
@@ -205,14 +208,15 @@ fn nonce() -> [u8; NONCE_BYTES] {
     rand::random()
 }
 
-/// Keeps a connection to the seed at `addr` until shutdown: dials, authenticates, serves
-/// this node's requests over it, and redials with backoff when it breaks. Stops for good
-/// when `addr` turns out to be this node.
-pub async fn dial(node: Arc<Node>, addr: String) {
+/// Keeps a connection to the member at `addr` while it is a member: dials, authenticates,
+/// serves this node's requests over it, and redials with backoff when it breaks. Stops when
+/// no member has that address any more (it left or was forgotten), or it is this node.
+pub async fn dial(node: Arc<Node>, addr: SocketAddr) {
+    let cluster = node.cluster.get().expect("cluster");
     let mut shutdown = node.shutdown.subscribe();
     let mut backoff_ms = BACKOFF_MIN_MS;
-    loop {
-        let attempt = connect(&node, &addr);
+    while cluster.wants_link(addr) {
+        let attempt = connect(&node, addr);
         let outcome = tokio::select! {
             outcome = attempt => outcome,
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -231,60 +235,109 @@ pub async fn dial(node: Arc<Node>, addr: String) {
     }
 }
 
-/// One connection's life. `Ok(true)`: it was established and later broke (redial soon);
-/// `Ok(false)`: `addr` is this node (stop dialing); `Err`: it failed (back off).
-async fn connect(node: &Arc<Node>, addr: &str) -> Result<bool, ()> {
-    let cluster = node.cluster.get().expect("cluster");
+/// Dials `addr` and runs the handshake as the initiator; the stream, the peer's id and any
+/// bytes read past the handshake. `Ok(None)`: `addr` is this node.
+async fn open(
+    cluster: &Cluster,
+    addr: &str,
+) -> Result<Option<(TcpStream, NodeId, BytesMut)>, String> {
     let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            tracing::debug!(addr, error = %e, "cannot reach peer");
-            return Err(());
-        }
-        Err(_) => return Err(()),
+        Ok(Err(e)) => return Err(format!("cannot reach {addr}: {e}")),
+        Err(_) => return Err(format!("cannot reach {addr}: timed out")),
     };
     let _ = stream.set_nodelay(true);
     let (machine, hello) = Handshake::initiate(cluster.identity.clone(), nonce());
     let mut input = BytesMut::new();
-    let peer = match handshake(&mut stream, machine, Some(hello), &mut input).await {
-        Ok(peer) => peer,
+    match handshake(&mut stream, machine, Some(hello), &mut input).await {
+        Ok(peer) => Ok(Some((stream, peer, input))),
+        Err(HandshakeFailure::Refused(reason)) if is_self(cluster, &reason) => Ok(None),
         Err(HandshakeFailure::Refused(reason)) => {
-            if is_self(cluster, &reason)
-                && addr.ends_with(&format!(":{}", cluster.config.peer_port))
-            {
-                tracing::info!(addr, "this seed is this node itself");
-                cluster.learn_self(addr);
-                return Ok(false);
-            }
-            if is_self(cluster, &reason) {
-                tracing::warn!(
-                    addr,
-                    "this seed answers with this node's own id: it is this node (fine), or \
-                     another node started from a copy of this data dir (then give it its \
-                     own --node-id or data dir)"
-                );
-                cluster.learn_self(addr);
-                return Ok(false);
-            }
             cluster.stats.handshakes_refused.fetch_add(1, Relaxed);
             tracing::warn!(addr, %reason, "peer handshake refused");
-            return Err(());
+            Err(reason.to_string())
         }
         Err(HandshakeFailure::Malformed(e)) => {
             cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
             tracing::warn!(addr, error = %e, "peer sent a malformed handshake");
-            return Err(());
+            Err(e)
         }
-        Err(HandshakeFailure::Io(e)) => {
-            tracing::debug!(addr, error = %e, "peer handshake failed");
+        Err(HandshakeFailure::Io(e)) => Err(e.to_string()),
+    }
+}
+
+/// One connection's life. `Ok(true)`: it was established and later broke (redial soon);
+/// `Ok(false)`: `addr` is this node (stop dialing); `Err`: it failed (back off).
+async fn connect(node: &Arc<Node>, addr: SocketAddr) -> Result<bool, ()> {
+    let cluster = node.cluster.get().expect("cluster");
+    let (stream, peer, input) = match open(cluster, &addr.to_string()).await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(false),
+        Err(e) => {
+            tracing::debug!(%addr, error = %e, "peer link not established");
             return Err(());
         }
     };
-    cluster.learn(addr, peer);
-    tracing::info!(addr, %peer, "peer link up");
+    tracing::info!(%addr, %peer, "peer link up");
     run_link(node, stream, peer, input).await;
-    tracing::info!(addr, %peer, "peer link down");
+    tracing::info!(%addr, %peer, "peer link down");
     Ok(true)
+}
+
+/// Gossip push-pull over its own short connection: sends this node's whole membership view
+/// to the peer at `addr` and merges the peer's answer. Also how a node first enters a
+/// cluster through a seed.
+///
+/// # Errors
+/// The peer cannot be reached, refuses, or answers with something else.
+pub async fn push_pull(node: &Arc<Node>, addr: &str) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    let Some((mut stream, peer, mut input)) = open(cluster, addr).await? else {
+        return Ok(()); // This node itself.
+    };
+    let state = Bytes::from(cluster.membership.lock().encode_state());
+    let exchange = async {
+        send(&mut stream, &Message::Members { state })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
+        loop {
+            if let Some(frame) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
+                return Message::decode(&frame).map_err(|e| e.to_string());
+            }
+            input.reserve(READ_CHUNK_BYTES);
+            if stream
+                .read_buf(&mut input)
+                .await
+                .map_err(|e| e.to_string())?
+                == 0
+            {
+                return Err("the peer closed the connection".to_string());
+            }
+        }
+    };
+    let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "the push-pull timed out".to_string())??;
+    let Message::MembersReply { state } = answer else {
+        return Err(format!(
+            "{peer} answered a push-pull with kind {}",
+            answer.kind()
+        ));
+    };
+    merge_members(node, &state)
+}
+
+/// Merges a peer's encoded membership view into this node's.
+fn merge_members(node: &Arc<Node>, state: &[u8]) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    let members = Membership::decode_state(state).map_err(|e| e.to_string())?;
+    cluster
+        .membership
+        .lock()
+        .merge_state(members, unix_now_ms());
+    cluster.gossip_wake.notify_one();
+    Ok(())
 }
 
 fn is_self(cluster: &Cluster, reason: &Refusal) -> bool {
@@ -368,6 +421,7 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
             keys,
         },
         Message::KeyCountReply { keys } => Response::Count(keys),
+        Message::StreamReply { cursor, records } => Response::Stream { cursor, records },
         Message::Error { text } => {
             tracing::debug!(peer = %link.peer, text, "peer refused a request");
             Response::Failed
@@ -549,6 +603,22 @@ fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> 
             Ok(()) => Message::WriteAck,
             Err(text) => Message::Error { text },
         },
+        Message::Members { state } => {
+            if let Err(text) = merge_members(node, &state) {
+                return Some(Message::Error { text });
+            }
+            let cluster = node.cluster.get().expect("cluster");
+            let state = Bytes::from(cluster.membership.lock().encode_state());
+            Message::MembersReply { state }
+        }
+        Message::StreamRead {
+            cursor,
+            count,
+            ranges,
+        } => {
+            let (cursor, records) = super::streaming::read_ranges(node, cursor, count, &ranges);
+            Message::StreamReply { cursor, records }
+        }
         _ => return None,
     };
     Some(reply)

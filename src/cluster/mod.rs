@@ -5,13 +5,19 @@
 //! - [`link`]: peer connections, both ends: dialing with the handshake, pings, requests
 //!   multiplexed by id; accepting, and serving reads and writes to the local store.
 //! - [`replay`]: hinted handoff, replaying stored hints to a replica that is back.
-//! - [`membership`]: the node id and the member list kept in the data directory.
+//! - [`gossip`]: the gossip membership over UDP and TCP, and the bootstrap through seeds.
+//! - [`streaming`]: join and decommission: ranges streamed in or out, and dropped after.
+//! - [`persist`]: the node id, member table, clock and flush time kept in the data dir.
 
+pub mod gossip;
 pub mod link;
-pub mod membership;
+pub mod persist;
 pub mod replay;
+pub mod streaming;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -19,6 +25,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use ringcache_cluster::coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};
+use ringcache_cluster::membership::{
+    Config as MembershipConfig, Health, Member, Membership, Status,
+};
 use ringcache_cluster::protocol::{LocalPeer, Message};
 use ringcache_cluster::{Liveness, NodeId, Ring};
 use ringcache_resp::Level;
@@ -29,6 +38,7 @@ use crate::config::ClusterConfig;
 use crate::node::{Node, unix_now_ms};
 use crate::stats::{LATENCY_BUCKETS, latency_bucket};
 use link::{Inbox, Link, Responder};
+use tokio::sync::Notify;
 
 /// How often a link pings its peer.
 pub const PING_INTERVAL_MS: u64 = 250;
@@ -58,6 +68,13 @@ pub enum Response {
     },
     /// A count of live keys.
     Count(u64),
+    /// A stream walk's records and where it goes on (0: done).
+    Stream {
+        /// Where the next walk starts.
+        cursor: u64,
+        /// Records in the ranges asked for.
+        records: Vec<(Bytes, Record)>,
+    },
 }
 
 /// Levels as counted in statistics; an integer level counts as `COUNT`.
@@ -125,28 +142,76 @@ pub fn outcome_index(outcome: &Result<Option<Record>, QuorumError>) -> usize {
 /// Names of [`ClusterStats::outcomes`].
 pub const OUTCOMES: [&str; 4] = ["ok", "unavailable", "timeout", "failed"];
 
+/// The members and the rings over them, rebuilt when gossip changes the view.
+#[derive(Debug)]
+pub struct View {
+    /// Who owns what now: members Normal or Leaving (Dead ones included: a crashed node
+    /// keeps its ranges, served by the other replicas and hints, until it is forgotten).
+    pub ring: Arc<Ring>,
+    /// Who will own what once the joins and leaves under way finish; `None` when none is.
+    /// A replica there that is not one in `ring` is pending: writes go to it too.
+    pub future: Option<Arc<Ring>>,
+    /// Every member but those that left, by id.
+    pub members: BTreeMap<NodeId, Member>,
+}
+
+/// Streaming counters for INFO and metrics.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Bytes of records received by streaming (join) or sent (decommission).
+    pub bytes: AtomicU64,
+    /// Records received or sent.
+    pub records: AtomicU64,
+    /// Records received that were new here (not already held at that version).
+    pub records_new: AtomicU64,
+    /// Ranges finished.
+    pub ranges_done: AtomicU64,
+    /// Ranges planned and not finished.
+    pub ranges_pending: AtomicU64,
+    /// Records dropped because this node no longer keeps a replica of them.
+    pub records_discarded: AtomicU64,
+}
+
 /// One node's view of the cluster and its links.
 pub struct Cluster {
     /// This node.
     pub local: NodeId,
+    /// This node's peer address, as the other members reach it.
+    pub address: SocketAddr,
     /// The settings.
     pub config: ClusterConfig,
     /// This node's side of peer handshakes.
     pub identity: LocalPeer,
-    ring: RwLock<Arc<Ring>>,
-    members: Mutex<membership::Members>,
-    /// Which peers are up, and their clock offsets.
+    /// The gossip state machine, driven by [`gossip::run`].
+    pub membership: Mutex<Membership>,
+    /// Wakes [`gossip::run`] to carry out outputs queued outside it.
+    pub gossip_wake: Notify,
+    /// Wakes the streaming task when the view changed.
+    pub view_changed: Notify,
+    view: RwLock<Arc<View>>,
+    /// Addresses a link task keeps a connection to.
+    dialing: Mutex<BTreeSet<SocketAddr>>,
+    /// The seeds as given, each with its address when it resolved.
+    seed_addrs: Vec<(String, Option<SocketAddr>)>,
+    /// Whether this node founds the cluster rather than joins it: no seeds, or its own
+    /// peer address among them (Cassandra's rule: seeds do not bootstrap).
+    pub founder: bool,
+    /// Link liveness and clock offsets.
     pub liveness: Mutex<Liveness>,
     links: RwLock<HashMap<NodeId, Arc<Link>>>,
     /// Hints kept for replicas that missed writes; `None` when the window is 0.
     pub hints: Option<Hints>,
     /// Counters.
     pub stats: ClusterStats,
+    /// Streaming counters.
+    pub streaming: StreamStats,
     next_request: AtomicU64,
     key_locks: Box<[tokio::sync::Mutex<()>]>,
     /// The newest flush time applied here, kept in the data dir.
     flush_hlc: AtomicU64,
-    flush_path: std::path::PathBuf,
+    data_dir: PathBuf,
+    /// The member table as last written to the data dir.
+    persisted: Mutex<Vec<Member>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -158,13 +223,18 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Opens the cluster state kept under `data_dir`: node id, members, hints.
+    /// Opens the cluster state kept under `data_dir`: node id, member table, hints; this
+    /// node's record starts at a higher incarnation than the one it kept, so its restart
+    /// overrides any verdict of death.
     ///
     /// # Errors
     /// When the files cannot be read or written.
-    pub fn open(config: &ClusterConfig, data_dir: &std::path::Path) -> anyhow::Result<Cluster> {
-        let local = membership::node_id(data_dir, config.node_id)?;
-        let members = membership::Members::open(data_dir, local, &config.seeds)?;
+    pub fn open(
+        config: &ClusterConfig,
+        data_dir: &Path,
+        address: SocketAddr,
+    ) -> anyhow::Result<Cluster> {
+        let local = persist::node_id(data_dir, config.node_id)?;
         let hints = match config.hint_window_ms {
             0 => None,
             _ => Some(Hints::open(
@@ -172,28 +242,75 @@ impl Cluster {
                 HintOptions::default(),
             )?),
         };
-        let ring = Ring::new(members.ids(), config.vnodes);
-        Ok(Cluster {
+        let seed_addrs = config
+            .seeds
+            .iter()
+            .map(|seed| {
+                let resolved = std::net::ToSocketAddrs::to_socket_addrs(seed.as_str())
+                    .ok()
+                    .and_then(|mut addrs| addrs.next());
+                (seed.clone(), resolved)
+            })
+            .collect::<Vec<_>>();
+        let founder =
+            config.seeds.is_empty() || seed_addrs.iter().any(|(_, addr)| *addr == Some(address));
+        let kept = persist::read_members(data_dir);
+        let own = kept.iter().find(|m| m.id == local);
+        let flush_hlc = persist::read_flush_hlc(data_dir)?;
+        let me = Member {
+            id: local,
+            addr: address,
+            incarnation: own.map_or(0, |m| m.incarnation.saturating_add(1)),
+            status: gossip::starting_status(own.map(|m| m.status), founder),
+            health: Health::Alive,
+            flush_hlc,
+        };
+        let secret = config.secret.clone().unwrap_or_default().into_bytes();
+        let mut machine = Membership::new(
+            me.clone(),
+            &config.name,
+            &secret,
+            MembershipConfig::lan(),
+            rand::random(),
+        );
+        let others: Vec<Member> = kept.into_iter().filter(|m| m.id != local).collect();
+        machine.merge_state(others, unix_now_ms());
+        let cluster = Cluster {
             local,
+            address,
             identity: LocalPeer {
                 cluster_name: config.name.clone(),
                 node_id: local.get(),
-                secret: config.secret.clone().unwrap_or_default().into_bytes(),
+                secret,
             },
             config: config.clone(),
-            ring: RwLock::new(Arc::new(ring)),
-            members: Mutex::new(members),
+            membership: Mutex::new(machine),
+            gossip_wake: Notify::new(),
+            view_changed: Notify::new(),
+            view: RwLock::new(Arc::new(View {
+                ring: Arc::new(Ring::new([], config.vnodes)),
+                future: None,
+                members: BTreeMap::new(),
+            })),
+            dialing: Mutex::new(BTreeSet::new()),
+            seed_addrs,
+            founder,
             liveness: Mutex::new(Liveness::new(DOWN_AFTER_MS)),
             links: RwLock::new(HashMap::new()),
             hints,
             stats: ClusterStats::default(),
+            streaming: StreamStats::default(),
             next_request: AtomicU64::new(1),
             key_locks: (0..KEY_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            flush_hlc: AtomicU64::new(membership::read_flush_hlc(data_dir)?),
-            flush_path: data_dir.join("flush-version"),
-        })
+            flush_hlc: AtomicU64::new(flush_hlc),
+            data_dir: data_dir.to_path_buf(),
+            persisted: Mutex::new(Vec::new()),
+        };
+        cluster.rebuild_view();
+        tracing::info!(node_id = %local, %address, status = persist::status_name(me.status), founder, "cluster state opened");
+        Ok(cluster)
     }
 
     /// The tie-break id of this node's record versions.
@@ -202,55 +319,182 @@ impl Cluster {
         (id ^ (id >> 32)) as u32
     }
 
-    /// The ring over the current members.
+    /// The members and rings as gossip last told them.
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// The ring over the current owners.
     pub fn ring(&self) -> Arc<Ring> {
-        self.ring.read().clone()
+        self.view().ring.clone()
+    }
+
+    /// This node's own status.
+    pub fn status(&self) -> Status {
+        self.membership.lock().local().status
+    }
+
+    /// Changes this node's own status and spreads it at once.
+    pub fn set_status(&self, status: Status) {
+        self.membership.lock().set_status(status, unix_now_ms());
+        self.gossip_wake.notify_one();
+    }
+
+    /// Rebuilds the view from the membership machine; the rings only when their member sets
+    /// changed (a ring of 1,200 nodes takes tens of milliseconds to build).
+    fn rebuild_view(&self) -> Arc<View> {
+        let members: BTreeMap<NodeId, Member> = self
+            .membership
+            .lock()
+            .members()
+            .filter(|m| m.status != Status::Left)
+            .map(|m| (m.id, m.clone()))
+            .collect();
+        let owners: Vec<NodeId> = members
+            .values()
+            .filter(|m| matches!(m.status, Status::Normal | Status::Leaving))
+            .map(|m| m.id)
+            .collect();
+        let future_owners: Vec<NodeId> = members
+            .values()
+            .filter(|m| match m.status {
+                Status::Normal => true,
+                Status::Joining => m.health != Health::Dead,
+                Status::Leaving | Status::Left => false,
+            })
+            .map(|m| m.id)
+            .collect();
+        let old = self.view();
+        let ring = if old.ring.members() == owners.as_slice() {
+            old.ring.clone()
+        } else {
+            Arc::new(Ring::new(owners.iter().copied(), self.config.vnodes))
+        };
+        let future = if future_owners == owners {
+            None
+        } else if let Some(f) = old.future.as_ref().filter(|f| f.members() == future_owners) {
+            Some(f.clone())
+        } else {
+            Some(Arc::new(Ring::new(future_owners, self.config.vnodes)))
+        };
+        let view = Arc::new(View {
+            ring,
+            future,
+            members,
+        });
+        *self.view.write() = view.clone();
+        view
+    }
+
+    /// Takes in a change of the gossip view: rings, links to new members, a newer cluster
+    /// flush time, and wakes what waits on the view.
+    pub fn refresh_view(&self, node: &Arc<Node>) {
+        let before = self.view();
+        let view = self.rebuild_view();
+        if !Arc::ptr_eq(&before.ring, &view.ring) {
+            tracing::info!(owners = view.ring.members().len(), "ring rebuilt");
+        }
+        for member in view.members.values().filter(|m| m.id != self.local) {
+            if self.dialing.lock().insert(member.addr) {
+                tokio::spawn(link::dial(node.clone(), member.addr));
+            }
+        }
+        let newest_flush = view
+            .members
+            .values()
+            .map(|m| m.flush_hlc)
+            .max()
+            .unwrap_or(0);
+        if newest_flush > self.flushed_before() {
+            let node = node.clone();
+            let version = ringcache_storage::Version {
+                hlc: newest_flush,
+                node: 0,
+            };
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = apply_flush(&node, version) {
+                    tracing::error!(error = %e, "cannot apply the cluster's flush time");
+                }
+            });
+        }
+        self.view_changed.notify_waiters();
+    }
+
+    /// Whether a link task should keep a connection to `addr`: a member is there.
+    pub fn wants_link(&self, addr: SocketAddr) -> bool {
+        let wanted = self
+            .view()
+            .members
+            .values()
+            .any(|m| m.addr == addr && m.id != self.local);
+        if !wanted {
+            self.dialing.lock().remove(&addr);
+        }
+        wanted
+    }
+
+    /// Writes the member table to the data dir if it changed.
+    pub fn persist_members(&self) {
+        let members: Vec<Member> = self.membership.lock().members().cloned().collect();
+        let mut persisted = self.persisted.lock();
+        if *persisted == members {
+            return;
+        }
+        match persist::write_members(&self.data_dir, members.iter()) {
+            Ok(()) => *persisted = members,
+            Err(e) => tracing::error!(error = %e, "cannot keep the member table"),
+        }
     }
 
     /// Members with their peer addresses.
     pub fn members(&self) -> BTreeMap<NodeId, String> {
-        self.members.lock().addresses()
+        self.view()
+            .members
+            .values()
+            .map(|m| (m.id, m.addr.to_string()))
+            .collect()
     }
 
-    /// Seeds not reached yet: until every seed has been reached once, the ring would place
-    /// keys on too few nodes, so key commands wait.
+    /// The seeds this node still waits for before it places keys: for a founder, those not
+    /// yet in its view (a cluster started all at once forms with every seed); for a node
+    /// that joins, every seed until one of them has let it in.
     pub fn unresolved_seeds(&self) -> Vec<String> {
-        self.members.lock().unresolved()
-    }
-
-    /// Records that the seed at `addr` is `node` (persisted; the ring grows if it is new).
-    pub fn learn(&self, addr: &str, node: NodeId) {
-        let changed = match self.members.lock().learn(addr, node) {
-            Ok(changed) => changed,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot persist the member list");
-                true
-            }
-        };
-        if changed {
-            let ids = self.members.lock().ids();
-            *self.ring.write() = Arc::new(Ring::new(ids, self.config.vnodes));
-            tracing::info!(%node, addr, "member learned; ring rebuilt");
+        let view = self.view();
+        let others = view.members.len().saturating_sub(1);
+        if !self.founder {
+            return match others {
+                0 => self.config.seeds.clone(),
+                _ => Vec::new(),
+            };
         }
+        self.seed_addrs
+            .iter()
+            .filter(|(_, addr)| *addr != Some(self.address))
+            .filter(|(_, addr)| !addr.is_some_and(|a| view.members.values().any(|m| m.addr == a)))
+            .map(|(seed, _)| seed.clone())
+            .collect()
     }
 
-    /// Marks `addr` as this node's own address in the seed list.
-    pub fn learn_self(&self, addr: &str) {
-        self.members.lock().mark_self(addr);
-    }
-
-    /// Whether `node` is reachable now (this node always is).
+    /// Whether `node` is reachable now (this node always is): gossip does not hold it dead,
+    /// and its link is up.
     pub fn is_up(&self, node: NodeId, now_ms: u64) -> bool {
-        node == self.local || self.liveness.lock().is_up(node, now_ms)
+        node == self.local
+            || (self
+                .view()
+                .members
+                .get(&node)
+                .is_some_and(|m| m.health != Health::Dead)
+                && self.liveness.lock().is_up(node, now_ms))
     }
 
     /// Members that are up, this node included.
     pub fn members_up(&self, now_ms: u64) -> usize {
-        let ids = self.members.lock().ids();
+        let ids: Vec<NodeId> = self.view().members.keys().copied().collect();
         ids.into_iter().filter(|&n| self.is_up(n, now_ms)).count()
     }
 
-    fn link(&self, node: NodeId) -> Option<Arc<Link>> {
+    /// The established link to `node`, if any.
+    pub fn link(&self, node: NodeId) -> Option<Arc<Link>> {
         self.links.read().get(&node).cloned()
     }
 
@@ -279,19 +523,43 @@ impl Cluster {
     fn targets(&self, key: &[u8], now_ms: u64, local_first: bool) -> Vec<Target> {
         let ring = self.ring();
         let list = ring.preference_list(key_token(key), self.config.replication_factor);
-        let mut targets: Vec<Target> = list
-            .iter()
-            .map(|&node| Target {
-                node,
-                alive: self.is_up(node, now_ms)
-                    && (node == self.local || self.link(node).is_some()),
-            })
-            .collect();
+        let mut targets: Vec<Target> = list.iter().map(|&node| self.target(node, now_ms)).collect();
         if local_first && let Some(at) = targets.iter().position(|t| t.node == self.local) {
             let local = targets.remove(at);
             targets.insert(0, local);
         }
         targets
+    }
+
+    fn target(&self, node: NodeId, now_ms: u64) -> Target {
+        Target {
+            node,
+            alive: self.is_up(node, now_ms) && (node == self.local || self.link(node).is_some()),
+        }
+    }
+
+    /// A write's replicas and its need at `level`: the key's replicas, then its pending
+    /// replicas (those of the future ring that are not replicas now: a node joining, or
+    /// taking a leaving node's place). Like Cassandra's pending endpoints, every pending
+    /// replica that is up must acknowledge on top of the level, so the write is in the data a
+    /// finished join or leave leaves behind. One that is down gets a hint instead.
+    fn write_targets(&self, key: &[u8], level: Level, now_ms: u64) -> (Vec<Target>, Need) {
+        let view = self.view();
+        let token = key_token(key);
+        let n = self.config.replication_factor;
+        let list = view.ring.preference_list(token, n);
+        let mut targets: Vec<Target> = list.iter().map(|&node| self.target(node, now_ms)).collect();
+        let mut need = self.need(level, targets.len());
+        if let Some(future) = &view.future {
+            for &node in future.preference_list(token, n).iter() {
+                if !list.contains(&node) {
+                    let target = self.target(node, now_ms);
+                    need.required += usize::from(target.alive);
+                    targets.push(target);
+                }
+            }
+        }
+        (targets, need)
     }
 
     fn need(&self, level: Level, replicas: usize) -> Need {
@@ -328,8 +596,7 @@ impl Cluster {
     pub fn check_writable(&self, keys: &[&Bytes], level: Level) -> Result<(), QuorumError> {
         let now = unix_now_ms();
         for key in keys {
-            let targets = self.targets(key, now, false);
-            let need = self.need(level, targets.len());
+            let (targets, need) = self.write_targets(key, level, now);
             let alive = targets.iter().filter(|t| t.alive).count();
             if alive < need.required && !need.hints_count {
                 return Err(QuorumError::Unavailable {
@@ -693,8 +960,7 @@ pub async fn write(
 ) -> Result<(), QuorumError> {
     let cluster = node.cluster.get().expect("cluster");
     let now = unix_now_ms();
-    let targets = cluster.targets(key, now, false);
-    let need = cluster.need(level, targets.len());
+    let (targets, need) = cluster.write_targets(key, level, now);
     let started = WriteRound::start(need, record, &targets, now, cluster.config.write_timeout_ms);
     let stats = &cluster.stats.rounds[OP_WRITE][level_index(level)];
     run(node, key, stats, started.map(|(r, e)| (Round::Write(r), e)))
@@ -751,7 +1017,14 @@ pub fn apply_flush(node: &Node, version: ringcache_storage::Version) -> Result<(
     node.clock.observe(version);
     let previous = cluster.flush_hlc.fetch_max(version.hlc, Relaxed);
     if version.hlc > previous {
-        membership::write_flush_hlc(&cluster.flush_path, version.hlc).map_err(|e| e.to_string())?;
+        persist::write_flush_hlc(&cluster.data_dir.join("flush-version"), version.hlc)
+            .map_err(|e| e.to_string())?;
+        // The flush time travels in gossip too: a member that missed it applies it later.
+        cluster
+            .membership
+            .lock()
+            .set_flush_hlc(version.hlc, unix_now_ms());
+        cluster.gossip_wake.notify_one();
     }
     node.store.clear().map_err(|e| e.to_string())
 }
@@ -771,7 +1044,7 @@ pub async fn keep_clock(node: Arc<Node>) {
             _ = shutdown.wait_for(|stop| *stop) => true,
         };
         let (dir, hlc) = (data_dir.clone(), node.clock.high_water());
-        let kept = tokio::task::spawn_blocking(move || membership::write_clock(&dir, hlc)).await;
+        let kept = tokio::task::spawn_blocking(move || persist::write_clock(&dir, hlc)).await;
         if let Ok(Err(e)) = kept {
             tracing::warn!(error = %e, "cannot keep the clock's high-water mark");
         }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::link::Inbox;
+use bytes::Bytes;
 use ringcache_cluster::NodeId;
 use ringcache_cluster::protocol::Message;
+use ringcache_storage::Record;
 
+use super::link::Inbox;
 use super::{Cluster, Response};
 use crate::node::{Node, unix_now_ms};
 
@@ -101,18 +103,25 @@ async fn send_batch(
     target: NodeId,
     batch: Vec<ringcache_storage::hints::Hint>,
 ) -> bool {
-    if batch.is_empty() {
+    let records: Vec<(Bytes, Record)> = batch.into_iter().map(|h| (h.key, h.record)).collect();
+    send_records(cluster, target, &records).await
+}
+
+/// Writes `records` to `target` as pipelined writes and waits for every ack; false if any
+/// failed or none came within [`BATCH_TIMEOUT`]. Hint replay and decommission streaming.
+pub async fn send_records(cluster: &Cluster, target: NodeId, records: &[(Bytes, Record)]) -> bool {
+    if records.is_empty() {
         return true;
     }
     let Some(link) = cluster.link(target) else {
         return false;
     };
     let answers = Inbox::new();
-    let mut ids = Vec::with_capacity(batch.len());
-    for hint in batch {
+    let mut ids = Vec::with_capacity(records.len());
+    for (key, record) in records {
         let message = Message::Write {
-            key: hint.key,
-            record: hint.record,
+            key: key.clone(),
+            record: record.clone(),
         };
         match link.request(cluster.request_id(), &message, target, answers.clone()) {
             Ok(id) => ids.push(id),

@@ -1,5 +1,6 @@
-//! `RING NODES | INFO | REPLICAS key` and the `# Cluster` section of `INFO`: what this node
-//! knows of the cluster, for operators.
+//! `RING NODES | INFO | REPLICAS key | DECOMMISSION | FORGET id` and the `# Cluster`
+//! section of `INFO`: what this node knows of the cluster, and membership changes, for
+//! operators.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -7,11 +8,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use ringcache_cluster::NodeId;
+use ringcache_cluster::membership::{Health, Status};
 use ringcache_resp::Reply;
 use ringcache_resp::cmd::RingCommand;
 use ringcache_storage::{Record, key_token};
 
-use crate::cluster::{Cluster, OUTCOMES};
+use crate::cluster::{Cluster, OUTCOMES, persist};
 use crate::node::{Node, unix_now_ms};
 
 /// Answers a `RING` command on a node in a cluster.
@@ -23,7 +25,41 @@ pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
         RingCommand::Nodes => Reply::Bulk(Bytes::from(nodes(cluster))),
         RingCommand::Info => Reply::Bulk(Bytes::from(info_lines(node).replace("\r\n", "\n"))),
         RingCommand::Replicas(key) => replicas(node, cluster, &key).await,
+        RingCommand::Decommission => match crate::cluster::streaming::decommission(node).await {
+            Ok(()) => {
+                // The reply goes out first; then the process stops as on SHUTDOWN.
+                let node = node.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    node.begin_shutdown();
+                });
+                Reply::Ok
+            }
+            Err(text) => Reply::Error(text),
+        },
+        RingCommand::Forget(id) => forget(cluster, &id),
     }
+}
+
+/// `RING FORGET id`: removes a dead member from the ring for good, and its hints.
+fn forget(cluster: &Cluster, id: &[u8]) -> Reply {
+    let Some(id) = std::str::from_utf8(id)
+        .ok()
+        .and_then(|t| t.parse::<NodeId>().ok())
+    else {
+        return Reply::Error("ERR a node id is 1 to 16 hexadecimal digits".into());
+    };
+    if let Err(e) = cluster.membership.lock().forget(id, unix_now_ms()) {
+        return Reply::Error(format!("ERR {e}"));
+    }
+    cluster.gossip_wake.notify_one();
+    if let Some(hints) = &cluster.hints
+        && let Err(e) = hints.forget(id.get())
+    {
+        tracing::warn!(%id, error = %e, "cannot drop the hints of a forgotten node");
+    }
+    tracing::info!(%id, "member forgotten");
+    Reply::Ok
 }
 
 /// Answers a `RING` command on a single node (no cluster): itself, owning everything.
@@ -35,32 +71,55 @@ pub fn execute_single(node: &Node, command: RingCommand) -> Reply {
             let record = node.store.peek(&key, unix_now_ms());
             Reply::Array(vec![replica_entry("-", "-", "self", Some(record))])
         }
+        RingCommand::Decommission | RingCommand::Forget(_) => {
+            Reply::Error("ERR this node is not in a cluster (no --seeds or --peer-port)".into())
+        }
     }
 }
 
-/// One line per member: id, peer address, state, clock offset, share of the keys it holds.
+/// One line per member: id, peer address, state as seen from here (self, up, down), then
+/// its gossip record (status, health, incarnation), tokens owned, clock offset and share
+/// of the keys it holds.
 fn nodes(cluster: &Cluster) -> String {
     let now = unix_now_ms();
-    let ring = cluster.ring();
+    let view = cluster.view();
+    let ring = &view.ring;
     let shares =
         ring.replica_ownership(cluster.config.replication_factor.min(ring.members().len()));
     let mut out = String::new();
-    for (id, addr) in cluster.members() {
-        let state = state(cluster, id, now);
+    for (id, member) in &view.members {
+        let state = state(cluster, *id, now);
         // One lock at a time: `state` takes the liveness lock too.
-        let offset = cluster.liveness.lock().offset_ms(id).unwrap_or(0);
+        let offset = cluster.liveness.lock().offset_ms(*id).unwrap_or(0);
         let share = shares
             .iter()
-            .find(|(n, _)| *n == id)
+            .find(|(n, _)| n == id)
             .map_or(0.0, |(_, s)| *s);
-        let addr = if addr.is_empty() { "-" } else { addr.as_str() };
+        let tokens = if ring.members().contains(id) {
+            ring.vnodes()
+        } else {
+            0
+        };
         let _ = writeln!(
             out,
-            "{id} {addr} {state} offset_ms={offset} ownership={:.1}%",
+            "{id} {} {state} status={} health={} incarnation={} tokens={tokens} offset_ms={offset} ownership={:.1}%",
+            member.addr,
+            persist::status_name(member.status),
+            health_name(member.health),
+            member.incarnation,
             share * 100.0
         );
     }
     out
+}
+
+/// A health's name in `RING NODES` and metrics.
+pub fn health_name(health: Health) -> &'static str {
+    match health {
+        Health::Alive => "alive",
+        Health::Suspect => "suspect",
+        Health::Dead => "dead",
+    }
 }
 
 fn state(cluster: &Cluster, id: NodeId, now: u64) -> &'static str {
@@ -108,11 +167,57 @@ pub fn info_lines(node: &Node) -> String {
         cluster.config.replication_factor.min(ring.members().len())
     ));
     line(format!("ring_vnodes:{}", ring.vnodes()));
-    line(format!("members:{}", ring.members().len()));
+    line(format!("members:{}", cluster.view().members.len()));
     line(format!("members_up:{}", cluster.members_up(now)));
     line(format!(
         "seeds_unreached:{}",
         cluster.unresolved_seeds().len()
+    ));
+    line(format!("status:{}", persist::status_name(cluster.status())));
+    let view = cluster.view();
+    for status in [Status::Joining, Status::Normal, Status::Leaving] {
+        let count = view.members.values().filter(|m| m.status == status).count();
+        line(format!("members_{}:{count}", persist::status_name(status)));
+    }
+    for health in [Health::Suspect, Health::Dead] {
+        let count = view.members.values().filter(|m| m.health == health).count();
+        line(format!("members_{}:{count}", health_name(health)));
+    }
+    let gossip = cluster.membership.lock().stats().clone();
+    line(format!("gossip_probes:{}", gossip.probes));
+    line(format!("gossip_indirect_probes:{}", gossip.indirect_probes));
+    line(format!("gossip_suspicions:{}", gossip.suspicions));
+    line(format!("gossip_refutations:{}", gossip.refutations));
+    line(format!("gossip_deaths:{}", gossip.deaths));
+    line(format!("gossip_false_deaths:{}", gossip.false_deaths));
+    line(format!("gossip_bytes_in:{}", gossip.bytes_in));
+    line(format!("gossip_bytes_out:{}", gossip.bytes_out));
+    line(format!(
+        "gossip_datagrams_rejected:{}",
+        gossip.datagrams_rejected
+    ));
+    line(format!("gossip_push_pulls:{}", gossip.push_pulls));
+    let streaming = &cluster.streaming;
+    line(format!("stream_bytes:{}", streaming.bytes.load(Relaxed)));
+    line(format!(
+        "stream_records:{}",
+        streaming.records.load(Relaxed)
+    ));
+    line(format!(
+        "stream_records_new:{}",
+        streaming.records_new.load(Relaxed)
+    ));
+    line(format!(
+        "stream_ranges_done:{}",
+        streaming.ranges_done.load(Relaxed)
+    ));
+    line(format!(
+        "stream_ranges_pending:{}",
+        streaming.ranges_pending.load(Relaxed)
+    ));
+    line(format!(
+        "stream_records_discarded:{}",
+        streaming.records_discarded.load(Relaxed)
     ));
     let (pending, bytes) = cluster.hints_pending();
     line(format!("hints_pending:{pending}"));

@@ -356,6 +356,12 @@ impl EvictionPool {
         }
     }
 
+    /// Takes `key` out of the candidates, if it is one (the key was discarded: it is no
+    /// longer this node's to evict, and a later write of it must not inherit its rank).
+    pub fn remove(&mut self, key: &[u8]) {
+        self.entries.retain(|e| e.key != key);
+    }
+
     /// Takes the best candidate out.
     pub fn pop_best(&mut self) -> Option<PoolEntry> {
         self.entries.pop()

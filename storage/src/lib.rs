@@ -170,6 +170,17 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Option<EvictedKey>;
 
+    /// Drops the key's record here without leaving a tombstone, because this node no longer
+    /// keeps a replica of it (its range moved to another node after a join or a leave). Unlike
+    /// a delete, nothing is written that other replicas should learn. Returns whether a record
+    /// was there. Durable as eviction is: a restart does not bring the record back.
+    /// It is not an eviction either: the key leaves the eviction pool, and nothing counts it
+    /// among evicted keys.
+    ///
+    /// # Errors
+    /// As [`Store::update`].
+    fn discard(&self, key: &[u8]) -> Result<bool, StoreError>;
+
     /// Engine-specific figures for `INFO persistence` and the metrics (segments, live and
     /// dead bytes, compactions...), as name and value; none by default.
     fn engine_stats(&self) -> Vec<(&'static str, u64)> {

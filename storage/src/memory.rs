@@ -222,14 +222,18 @@ impl Shard {
         }
     }
 
-    fn remove(&mut self, token: u64, key: &[u8]) {
-        if let Ok(found) = self
+    /// Removes `key`'s record outright, tombstone or value (expired or not); returns whether
+    /// there was one.
+    fn remove(&mut self, token: u64, key: &[u8]) -> bool {
+        let Ok(found) = self
             .table
             .find_entry(token, |e| e.token == token && e.key.as_slice() == key)
-        {
-            let (entry, _) = found.remove();
-            account(&mut self.stats, &entry.key, &entry.record, -1);
-        }
+        else {
+            return false;
+        };
+        let (entry, _) = found.remove();
+        account(&mut self.stats, &entry.key, &entry.record, -1);
+        true
     }
 
     /// Removes `key` outright (no tombstone: an eviction is local) if `policy` may evict
@@ -630,6 +634,19 @@ impl Store for MemoryStore {
         }
     }
 
+    /// Nothing is kept on disk, so dropping the entry is all a discard takes. An expired
+    /// value not yet reclaimed is dropped as it is, without counting as expired.
+    fn discard(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let token = key_token(key);
+        // The pool first, as the lock order wants; held until the entry is gone, so that no
+        // eviction can pool the key in between.
+        let mut pool = self.pool.lock();
+        pool.remove(key);
+        let removed = self.shard(token).remove(token, key);
+        drop(pool);
+        Ok(removed)
+    }
+
     fn used_bytes(&self) -> usize {
         self.used_bytes.load(Relaxed)
     }
@@ -982,6 +999,97 @@ mod tests {
         assert_eq!(store.used_bytes(), store.stats().used_bytes);
         store.clear().unwrap();
         assert_eq!(store.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_discard_drops_a_live_key_without_a_tombstone_and_gives_back_its_bytes() {
+        let store = MemoryStore::new();
+        set(&store, "k", None, T0);
+        set(&store, "other", None, T0);
+        let other_bytes = entry_bytes(b"other", &Record::new(Bytes::from("value"), None, v(1)));
+        assert!(store.discard(b"k").unwrap());
+        assert!(store.get(b"k", T0).is_none());
+        let stats = store.stats();
+        assert_eq!((stats.keys, stats.tombstones, stats.expired), (1, 0, 0));
+        assert_eq!(stats.used_bytes, other_bytes);
+        assert_eq!(store.used_bytes(), stats.used_bytes);
+        // Gone, not deleted: an older version arriving later is taken.
+        let older = Record::new(Bytes::from("older"), None, v(T0 - 1));
+        assert!(store.merge(b"k", &older).unwrap());
+        assert_eq!(
+            store.get(b"k", T0).unwrap().value,
+            Some(Bytes::from("older"))
+        );
+    }
+
+    #[test]
+    fn a_discard_of_a_key_with_an_expiry_lowers_keys_with_expiry() {
+        let store = MemoryStore::new();
+        set(&store, "ttl", Some(T0 + 10_000), T0);
+        set(&store, "expired", Some(T0 + 10), T0);
+        assert_eq!(store.stats().keys_with_expiry, 2);
+        assert!(store.discard(b"ttl").unwrap());
+        assert_eq!((store.stats().keys, store.stats().keys_with_expiry), (1, 1));
+        // An expired value not yet reclaimed is dropped as it is: not counted as expired.
+        assert!(store.discard(b"expired").unwrap());
+        let stats = store.stats();
+        assert_eq!((stats.keys, stats.keys_with_expiry), (0, 0));
+        assert_eq!(
+            (stats.tombstones, stats.expired, stats.used_bytes),
+            (0, 0, 0)
+        );
+        assert_eq!(store.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_discarded_tombstone_is_simply_gone_and_blocks_no_older_write() {
+        let store = MemoryStore::new();
+        store.merge(b"k", &Record::tombstone(v(10))).unwrap();
+        assert_eq!(store.stats().tombstones, 1);
+        assert!(store.discard(b"k").unwrap());
+        assert!(store.get(b"k", 0).is_none());
+        assert_eq!((store.stats().tombstones, store.used_bytes()), (0, 0));
+        assert!(
+            store
+                .merge(b"k", &Record::new(Bytes::from("old"), None, v(5)))
+                .unwrap()
+        );
+        assert_eq!(store.get(b"k", 0).unwrap().value, Some(Bytes::from("old")));
+    }
+
+    #[test]
+    fn a_discard_of_a_missing_key_returns_false_and_changes_nothing() {
+        let store = MemoryStore::new();
+        set(&store, "k", None, T0);
+        let before = store.stats();
+        assert!(!store.discard(b"missing").unwrap());
+        assert!(store.discard(b"k").unwrap());
+        assert!(!store.discard(b"k").unwrap());
+        assert_eq!(before.keys, 1);
+        assert_eq!(store.stats(), StoreStats::default());
+    }
+
+    #[test]
+    fn a_discarded_key_leaves_the_eviction_pool() {
+        for seed in 0..8 {
+            let store = MemoryStore::new();
+            set(&store, "old", None, T0);
+            set(&store, "mid", None, T0 + 5_000);
+            set(&store, "new", None, T0 + 10_000);
+            // Sampling everything pools all three; the idlest goes, the others stay pooled.
+            let victims = evict_n(&store, EvictionPolicy::AllKeysLru, 100, 1, T0 + 20_000);
+            assert_eq!(victims, ["old"]);
+            // "mid" moves away and comes back fresh: its old rank must not make it the next
+            // victim, whichever key the next one-key sample finds.
+            assert!(store.discard(b"mid").unwrap());
+            set(&store, "mid", None, T0 + 20_000);
+            let evicted = store.evict(EvictionPolicy::AllKeysLru, 1, seed, T0 + 20_000);
+            assert_eq!(
+                evicted.map(|e| e.key),
+                Some(Bytes::from("new")),
+                "seed {seed}"
+            );
+        }
     }
 
     #[derive(Debug, Clone)]

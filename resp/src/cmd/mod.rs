@@ -296,6 +296,10 @@ pub enum RingCommand {
     Info,
     /// `RING REPLICAS key`: the key's preference list and each replica's record.
     Replicas(Bytes),
+    /// `RING DECOMMISSION`: this node streams its ranges to their new owners and leaves.
+    Decommission,
+    /// `RING FORGET node-id`: a dead member is removed from the ring for good.
+    Forget(Bytes),
 }
 
 /// `COMMAND` forms.

@@ -40,15 +40,19 @@ const RING_SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("nodes", "ring|nodes", 2),
     ("info", "ring|info", 2),
     ("replicas", "ring|replicas", 3),
+    ("decommission", "ring|decommission", 2),
+    ("forget", "ring|forget", 3),
 ];
 
 /// # Format
-/// `RING NODES | INFO | REPLICAS key`
+/// `RING NODES | INFO | REPLICAS key | DECOMMISSION | FORGET node-id`
 fn ring(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
     let sub = cur.next().expect("arity checked");
     let sub = match subcommand("RING", RING_SUBCOMMANDS, &sub, argc)? {
         "nodes" => RingCommand::Nodes,
         "info" => RingCommand::Info,
+        "decommission" => RingCommand::Decommission,
+        "forget" => RingCommand::Forget(cur.next().expect("arity checked")),
         _ => RingCommand::Replicas(cur.next().expect("arity checked")),
     };
     Ok(Command::Ring(sub))

@@ -217,6 +217,8 @@ impl Command {
                 RingCommand::Nodes => "ring|nodes",
                 RingCommand::Info => "ring|info",
                 RingCommand::Replicas(_) => "ring|replicas",
+                RingCommand::Decommission => "ring|decommission",
+                RingCommand::Forget(_) => "ring|forget",
             },
             Command::Get(_) => "get",
             Command::Set(_) => "set",

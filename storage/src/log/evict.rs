@@ -16,6 +16,11 @@
 //!   synced in order; a crash that loses it brings back the evicted value itself, never an
 //!   older one.
 //!
+//! `Store::discard` (the key's range moved to another node) drops a key with the same
+//! evicted record and the same durability: to the log, a discard is an eviction of whatever
+//! record the key had, a tombstone included. It is not an eviction to anyone else: no policy
+//! decides it and nothing counts it as one.
+//!
 //! [`KeyAccess`]: crate::eviction::KeyAccess
 //! [`KeyAccess::touch`]: crate::eviction::KeyAccess::touch
 
@@ -24,14 +29,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::format;
-use super::store::{Inner, SHARDS, Shard, entry_hash, shard_of};
-use crate::EvictedKey;
+use super::store::{Entry, Inner, SHARDS, Shard, entry_hash, shard_of};
 use crate::eviction::{
     EvictionPolicy, EvictionPool, LFU_DECAY_TIME_MIN, LFU_INIT_VAL, LRU_CLOCK_MAX,
     LRU_CLOCK_RESOLUTION_MS, Ranking, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,
 };
 use crate::record::Record;
 use crate::token::key_token;
+use crate::{EvictedKey, StoreError};
 
 /// Times one eviction refills the pool when every candidate in it was gone (deleted or no
 /// longer eligible) before it gives up, as `MemoryStore` does.
@@ -268,21 +273,61 @@ impl Inner {
             }
             (*entry, found.record)
         };
+        self.drop_locally(shard, entry, key, &record).ok().flatten()
+    }
+
+    /// `Store::discard` for the log store: the key leaves the keydir as an evicted one does,
+    /// with the same evicted record, whatever its record is (a live or expired value, or a
+    /// tombstone). An expired value is not reclaimed first: it is dropped, not expired.
+    pub fn discard(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let token = key_token(key);
+        // The pool first, as the lock order wants; held until the entry is gone, so that no
+        // eviction can pool the key in between.
+        let mut pool = self.pool.lock();
+        pool.remove(key);
+        let mut shard = self.lock_shard(shard_of(token));
+        let (entry, record) = {
+            let segments = self.segments.read();
+            let Some(entry) = Inner::find(&segments, &mut shard.table, token, key) else {
+                return Ok(false);
+            };
+            let Some((_, found)) = Inner::load(&segments, *entry) else {
+                return Ok(false);
+            };
+            (*entry, found.record)
+        };
+        Ok(self
+            .drop_locally(&mut shard, entry, key, &record)?
+            .is_some())
+    }
+
+    /// Appends the evicted record of `key`, whose keydir entry is `entry` and record
+    /// `record`, then takes the entry out of the keydir; returns the bytes of `used_bytes`
+    /// freed, `None` if the entry was no longer there. The caller holds the key's shard.
+    ///
+    /// # Errors
+    /// The evicted record could not be written (the store is poisoned); nothing changed.
+    fn drop_locally(
+        &self,
+        shard: &mut Shard,
+        entry: Entry,
+        key: &[u8],
+        record: &Record,
+    ) -> Result<Option<usize>, StoreError> {
         // The segment table is not held across the append, which may create a segment.
         let mut bytes = Vec::new();
-        format::encode_evicted(key, &record, &mut bytes);
-        self.append(&bytes).ok()?;
+        format::encode_evicted(key, record, &mut bytes);
+        self.append(&bytes)?;
         // The evicted record is never referenced by the keydir: its bytes are dead from the
         // start, and compaction reclaims them once nothing older can come back.
         let segments = self.segments.read();
-        let slot = shard
-            .table
-            .find_entry(entry_hash(&entry), |e| *e == entry)
-            .ok()?;
+        let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) else {
+            return Ok(None);
+        };
         slot.remove();
         let before = shard.stats.used_bytes;
         self.forget(&segments, &mut shard.stats, entry);
-        Some(before - shard.stats.used_bytes)
+        Ok(Some(before - shard.stats.used_bytes))
     }
 }
 

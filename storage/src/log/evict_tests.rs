@@ -1,6 +1,7 @@
 //! Tests of eviction in the log store: the policies (as `MemoryStore`'s tests), `used_bytes`,
 //! and that an evicted key stays evicted across restarts, compactions and crashes without
-//! hiding a write made after the eviction.
+//! hiding a write made after the eviction. Then the same of a discarded key, which leaves by
+//! the same evicted record.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -297,7 +298,9 @@ fn write_then_evict(dir: &Path, rounds: u64) -> LogStore {
     store
 }
 
-fn assert_evicted_below_40(store: &LogStore, last_round: u8) {
+/// Checks that the keys below 40 are gone (evicted or discarded), that the others hold the
+/// value of `last_round`, and the counts.
+fn assert_gone_below_40(store: &LogStore, last_round: u8) {
     for i in 0..100 {
         let expected = (i >= 40).then(|| vec![last_round; 20]);
         assert_eq!(value(store, format!("k{i}").as_bytes()), expected, "k{i}");
@@ -316,7 +319,7 @@ fn evicted_keys_stay_evicted_after_reopen_with_and_without_a_snapshot() {
         store.sync().unwrap();
     }
     let store = open(dir.path());
-    assert_evicted_below_40(&store, 2);
+    assert_gone_below_40(&store, 2);
     // Now from a snapshot that covers the evicted records.
     put(&store, b"fill", &[0; 3000], 10_000);
     store.snapshot().unwrap();
@@ -324,7 +327,7 @@ fn evicted_keys_stay_evicted_after_reopen_with_and_without_a_snapshot() {
     drop(store);
     let (store, report) = LogStore::open(dir.path(), options()).unwrap();
     assert!(report.from_snapshot, "{report}");
-    assert_evicted_below_40(&store, 2);
+    assert_gone_below_40(&store, 2);
 }
 
 #[test]
@@ -336,13 +339,13 @@ fn evicted_keys_stay_evicted_after_compaction_then_reopen() {
         let compacted = store.compact(T0).unwrap();
         assert!(compacted > 0);
         assert!(store.log_stats().dead_bytes < before.dead_bytes);
-        assert_evicted_below_40(&store, 2);
+        assert_gone_below_40(&store, 2);
         // Compact again: outputs holding evicted records must not become candidates at once.
         store.compact(T0).unwrap();
         store.sync().unwrap();
     }
     let store = open(dir.path());
-    assert_evicted_below_40(&store, 2);
+    assert_gone_below_40(&store, 2);
     // Every sealed segment compacted with a very low threshold, then reopened.
     drop(store);
     let mut options = options();
@@ -355,7 +358,7 @@ fn evicted_keys_stay_evicted_after_compaction_then_reopen() {
         store.sync().unwrap();
     }
     let store = open(dir.path());
-    assert_evicted_below_40(&store, 2);
+    assert_gone_below_40(&store, 2);
 }
 
 #[test]
@@ -402,8 +405,9 @@ impl KeyModel {
 /// Random puts, older merges, evictions, compactions, syncs and crashes (torn or not); after
 /// every crash each key is in a state it was in since it was last promised durable. So an
 /// eviction never brings back a value older than the evicted one, and never hides a write
-/// acknowledged after it.
-fn crash_after_evictions(seed: u64, policy: FsyncPolicy) {
+/// acknowledged after it. With `discards`, some evictions become deletes and discards (of
+/// values and tombstones alike), which must keep the same promises.
+fn crash_after_evictions(seed: u64, policy: FsyncPolicy, discards: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut options = options();
     options.appendfsync = policy;
@@ -443,6 +447,20 @@ fn crash_after_evictions(seed: u64, policy: FsyncPolicy) {
             let record = Record::new(Bytes::from(old.to_le_bytes().to_vec()), None, v(old));
             if store.merge(&[k], &record).unwrap() {
                 accepted = Some((v(old), old));
+            }
+        } else if discards && (65..72).contains(&roll) {
+            store
+                .update(&[k], T0, &mut |_| {
+                    Update::Put(Record::tombstone(v(version)))
+                })
+                .unwrap();
+            model.entry(k).or_default().change(None);
+            if policy == FsyncPolicy::Always {
+                promise_all(&mut model);
+            }
+        } else if discards && (72..80).contains(&roll) {
+            if store.discard(&[k]).unwrap() {
+                model.entry(k).or_default().change(None);
             }
         } else if roll < 80 {
             let token = splitmix64(&mut random);
@@ -494,8 +512,16 @@ fn crash_after_evictions(seed: u64, policy: FsyncPolicy) {
 #[test]
 fn a_crash_after_an_eviction_never_resurrects_an_older_value_nor_loses_a_later_write() {
     for seed in 0..12 {
-        crash_after_evictions(seed, FsyncPolicy::Always);
-        crash_after_evictions(seed, FsyncPolicy::No);
+        crash_after_evictions(seed, FsyncPolicy::Always, false);
+        crash_after_evictions(seed, FsyncPolicy::No, false);
+    }
+}
+
+#[test]
+fn a_crash_after_a_discard_never_resurrects_an_older_value_nor_loses_a_later_write() {
+    for seed in 0..12 {
+        crash_after_evictions(seed, FsyncPolicy::Always, true);
+        crash_after_evictions(seed, FsyncPolicy::No, true);
     }
 }
 
@@ -532,4 +558,255 @@ fn a_crash_after_eviction_and_compaction_does_not_bring_back_the_previous_value(
         "{:?}",
         got.map(String::from_utf8)
     );
+}
+
+/// The log position: bytes appended since open.
+fn appended(store: &LogStore) -> u64 {
+    store.inner.writer.lock().appended
+}
+
+#[test]
+fn a_discard_drops_a_live_key_without_a_tombstone_and_gives_back_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    set(&store, "k", None, T0);
+    set(&store, "other", None, T0);
+    assert!(store.discard(b"k").unwrap());
+    assert!(store.get(b"k", T0).is_none());
+    let stats = store.stats();
+    assert_eq!((stats.keys, stats.tombstones, stats.expired), (1, 0, 0));
+    assert_eq!(stats.used_bytes, 5 + 5 + 24);
+    assert_eq!(store.used_bytes(), stats.used_bytes);
+    // The dropped record and the evicted record written for it are dead bytes.
+    let log = store.log_stats();
+    assert_eq!(log.live_bytes, format::record_bytes(5, 5) as u64);
+    assert_eq!(
+        log.dead_bytes,
+        (format::record_bytes(1, 5) + format::record_bytes(1, 0)) as u64
+    );
+    // Gone, not deleted: an older version arriving later is taken.
+    let older = Record::new(Bytes::from("older"), None, v(T0 - 1));
+    assert!(store.merge(b"k", &older).unwrap());
+    assert_eq!(value(&store, b"k"), Some(b"older".to_vec()));
+}
+
+#[test]
+fn a_discard_of_a_key_with_an_expiry_lowers_keys_with_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    set(&store, "ttl", Some(T0 + 10_000), T0);
+    set(&store, "expired", Some(T0 + 10), T0);
+    set(&store, "reclaimed", Some(T0 + 10), T0);
+    assert!(store.get(b"reclaimed", T0 + 20).unwrap().value.is_none());
+    let stats = store.stats();
+    assert_eq!((stats.keys, stats.keys_with_expiry), (2, 2));
+    assert_eq!((stats.tombstones, stats.expired), (1, 1));
+    assert!(store.discard(b"ttl").unwrap());
+    assert_eq!((store.stats().keys, store.stats().keys_with_expiry), (1, 1));
+    // An expired value not yet reclaimed is dropped as it is: not counted as expired.
+    assert!(store.discard(b"expired").unwrap());
+    // A reclaimed one reads as a tombstone and leaves as one.
+    assert!(store.discard(b"reclaimed").unwrap());
+    let stats = store.stats();
+    assert_eq!((stats.keys, stats.keys_with_expiry), (0, 0));
+    assert_eq!(
+        (stats.tombstones, stats.expired, stats.used_bytes),
+        (0, 1, 0)
+    );
+    assert_eq!((store.used_bytes(), store.log_stats().live_bytes), (0, 0));
+}
+
+#[test]
+fn a_discarded_tombstone_is_simply_gone_and_blocks_no_older_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.merge(b"k", &Record::tombstone(v(10))).unwrap();
+    assert_eq!(store.stats().tombstones, 1);
+    assert!(store.discard(b"k").unwrap());
+    assert!(store.get(b"k", T0).is_none());
+    assert_eq!((store.stats().tombstones, store.used_bytes()), (0, 0));
+    let old = Record::new(Bytes::from("old"), None, v(5));
+    assert!(store.merge(b"k", &old).unwrap());
+    assert_eq!(value(&store, b"k"), Some(b"old".to_vec()));
+}
+
+#[test]
+fn a_discard_of_a_missing_key_returns_false_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    set(&store, "k", None, T0);
+    let position = appended(&store);
+    assert!(!store.discard(b"missing").unwrap());
+    assert_eq!(appended(&store), position);
+    assert!(store.discard(b"k").unwrap());
+    let position = appended(&store);
+    assert!(!store.discard(b"k").unwrap());
+    assert_eq!(appended(&store), position);
+    assert_eq!(store.stats(), crate::StoreStats::default());
+}
+
+#[test]
+fn a_discard_that_cannot_be_written_is_an_error_and_keeps_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(FaultBackend::new(dir.path()).unwrap());
+    let (store, _) = LogStore::open_with(backend.clone(), options()).unwrap();
+    set(&store, "k", Some(T0 + 10_000), T0);
+    let before = store.stats();
+    backend.fail_after(Some(0));
+    assert!(matches!(
+        store.discard(b"k"),
+        Err(crate::StoreError::Write(_))
+    ));
+    assert_eq!(value(&store, b"k"), Some(b"value".to_vec()));
+    assert_eq!(store.stats(), before);
+    backend.fail_after(None);
+    assert!(matches!(
+        store.discard(b"k"),
+        Err(crate::StoreError::Poisoned(_))
+    ));
+    // Nothing there, nothing to write: no error.
+    assert!(!store.discard(b"missing").unwrap());
+}
+
+#[test]
+fn a_discarded_key_leaves_the_eviction_pool() {
+    for seed in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        set(&store, "old", None, T0);
+        set(&store, "mid", None, T0 + 5_000);
+        set(&store, "new", None, T0 + 10_000);
+        // Sampling everything pools all three; the idlest goes, the others stay pooled.
+        let victims = evict_n(&store, EvictionPolicy::AllKeysLru, 100, 1, T0 + 20_000);
+        assert_eq!(victims, ["old"]);
+        // "mid" moves away and comes back fresh: its old rank must not make it the next
+        // victim, whichever key the next one-key sample finds.
+        assert!(store.discard(b"mid").unwrap());
+        set(&store, "mid", None, T0 + 20_000);
+        let evicted = store.evict(EvictionPolicy::AllKeysLru, 1, seed, T0 + 20_000);
+        assert_eq!(
+            evicted.map(|e| e.key),
+            Some(Bytes::from("new")),
+            "seed {seed}"
+        );
+    }
+}
+
+/// Writes `rounds` versions of 100 keys (filling several segments), deletes k30..k39 and
+/// gives k20..k29 an expiry, then discards every key whose number is below 40 (tombstones
+/// included), and returns the store.
+fn write_then_discard(dir: &Path, rounds: u64) -> LogStore {
+    let store = open(dir);
+    for round in 0..rounds {
+        for i in 0..100u64 {
+            let version = 1 + round * 100 + i;
+            put(
+                &store,
+                format!("k{i}").as_bytes(),
+                &[round as u8; 20],
+                version,
+            );
+        }
+    }
+    for i in 20..40u64 {
+        let version = v(1 + rounds * 100 + i);
+        let record = if i < 30 {
+            Record::new(
+                Bytes::from(vec![rounds as u8; 20]),
+                Some(T0 + 1_000_000),
+                version,
+            )
+        } else {
+            Record::tombstone(version)
+        };
+        store
+            .update(format!("k{i}").as_bytes(), T0, &mut |_| {
+                Update::Put(record.clone())
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        (store.stats().keys_with_expiry, store.stats().tombstones),
+        (10, 10)
+    );
+    for i in 0..40 {
+        assert!(store.discard(format!("k{i}").as_bytes()).unwrap(), "k{i}");
+    }
+    assert_gone_below_40(&store, rounds as u8 - 1);
+    assert_eq!(store.stats().keys_with_expiry, 0);
+    store
+}
+
+#[test]
+fn discarded_keys_stay_gone_after_reopen_with_and_without_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = write_then_discard(dir.path(), 3);
+        store.sync().unwrap();
+    }
+    let store = open(dir.path());
+    assert_gone_below_40(&store, 2);
+    assert_eq!(store.stats().keys_with_expiry, 0);
+    // Now from a snapshot that covers the evicted records.
+    put(&store, b"fill", &[0; 3000], 10_000);
+    store.snapshot().unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let (store, report) = LogStore::open(dir.path(), options()).unwrap();
+    assert!(report.from_snapshot, "{report}");
+    assert_gone_below_40(&store, 2);
+}
+
+#[test]
+fn discarded_keys_stay_gone_after_compaction_then_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = write_then_discard(dir.path(), 3);
+        let before = store.log_stats();
+        assert!(store.compact(T0).unwrap() > 0);
+        assert!(store.log_stats().dead_bytes < before.dead_bytes);
+        assert_gone_below_40(&store, 2);
+        store.sync().unwrap();
+    }
+    let store = open(dir.path());
+    assert_gone_below_40(&store, 2);
+    drop(store);
+    // Every sealed segment compacted with a very low threshold, then reopened.
+    let mut options = options();
+    options.compaction_dead_ratio = 0.01;
+    {
+        let (store, _) = LogStore::open(dir.path(), options).unwrap();
+        put(&store, b"fill", &[0; 3000], 10_000);
+        store.compact(T0).unwrap();
+        store.compact(T0).unwrap();
+        assert_gone_below_40(&store, 2);
+        store.sync().unwrap();
+    }
+    let store = open(dir.path());
+    assert_gone_below_40(&store, 2);
+}
+
+#[test]
+fn an_older_merge_after_a_discard_is_accepted_and_survives_reopen_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = write_then_discard(dir.path(), 2);
+        // Older versions than the discarded records, of a value (k1) and of a tombstone
+        // (k31), as a transfer back to this node may bring: taken, and not hidden later.
+        for key in [&b"k1"[..], b"k31"] {
+            let older = Record::new(Bytes::from("older"), None, v(2));
+            assert!(store.merge(key, &older).unwrap());
+        }
+        store.sync().unwrap();
+    }
+    for _ in 0..2 {
+        let store = open(dir.path());
+        assert_eq!(value(&store, b"k1"), Some(b"older".to_vec()));
+        assert_eq!(value(&store, b"k31"), Some(b"older".to_vec()));
+        assert_eq!(value(&store, b"k2"), None);
+        assert_eq!(value(&store, b"k32"), None);
+        assert_eq!((store.stats().keys, store.stats().tombstones), (62, 0));
+        store.compact(T0).unwrap();
+        store.sync().unwrap();
+    }
 }

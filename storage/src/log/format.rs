@@ -47,12 +47,13 @@
 //! A record holds a key's whole state (both cells and their versions), so the newest record
 //! of a key by version is the key's state (compaction moves old records into newer files).
 //!
-//! An **evicted** record (flags bit 2, with bit 0) says "this node evicted the key's record
-//! with exactly these versions" (the evicted record's header without its value). It is not
-//! a delete: it removes the key's state if that state is no newer than its versions, and
-//! only records that came before it in the log (by segment seq, then offset). A record
-//! written after it, of any version, is not touched by it, and one with newer versions wins
-//! over it anyway. Recovery reads segments in that order, so this needs no extra state.
+//! An **evicted** record (flags bit 2, with bit 0) says "this node evicted (or discarded,
+//! when the key's range moved away) the key's record with exactly these versions" (the
+//! evicted record's header without its value). It is not a delete: it removes the key's
+//! state if that state is no newer than its versions, and only records that came before it
+//! in the log (by segment seq, then offset). A record written after it, of any version, is
+//! not touched by it, and one with newer versions wins over it anyway. Recovery reads
+//! segments in that order, so this needs no extra state.
 //!
 //! # What is assumed of the disk
 //!

@@ -10,7 +10,7 @@
 //! - `compact`: compaction of segments with many dead bytes.
 //! - `evict`: eviction under `maxmemory` (the policies of [`crate::eviction`]), the
 //!   per-key access statistics packed in the keydir, and the evicted record that keeps an
-//!   evicted key evicted across a restart.
+//!   evicted (or discarded) key gone across a restart.
 //!
 //! docs/storage.md holds the design: format, durability, recovery, the tombstone rule of
 //! compaction and the measured keydir overhead per key.

@@ -993,6 +993,12 @@ impl Store for LogStore {
         self.inner.evict(policy, samples, random_token, now_ms)
     }
 
+    /// As an eviction is written down (see [`evict`]): the same evicted record is appended,
+    /// so that the key stays gone after a restart, and is not waited for under `always`.
+    fn discard(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.inner.discard(key)
+    }
+
     fn used_bytes(&self) -> usize {
         self.inner.used_bytes.load(Ordering::Relaxed)
     }

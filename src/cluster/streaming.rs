@@ -1,0 +1,711 @@
+//! Moving data when the ring changes: a joining node pulls its ranges in, a decommissioned
+//! node pushes its ranges out, a node left as a new replica of a forgotten member's ranges
+//! pulls them from the other replicas, and every node drops what it no longer replicates
+//! once the ring is settled.
+//!
+//! Which ranges move is [`ringcache_cluster::transfer::moved_ranges`] between the ring now
+//! and the ring after. A joining node pulls each range from the replica that loses it: that
+//! replica held every write a quorum acknowledged with it, so nothing acknowledged is lost
+//! (reading from any other replica could miss a write acknowledged by the loser and one
+//! more). If that replica is dead, it pulls from every other live replica of the range.
+//! The plan and each source's cursor are kept in `data_dir/stream`, so a join resumes after a
+//! crash where it stopped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ringcache_cluster::membership::{Health, Status};
+use ringcache_cluster::protocol::Message;
+use ringcache_cluster::protocol::message::STREAM_KEYS_MAX;
+use ringcache_cluster::transfer::{Moved, moved_ranges};
+use ringcache_cluster::{NodeId, Ring};
+use ringcache_storage::{Record, key_token};
+
+use super::link::Inbox;
+use super::{Cluster, Response, View, persist};
+use crate::node::{Node, unix_now_ms};
+
+/// Records a source walks per stream request.
+const STREAM_BATCH_KEYS: u32 = 1_000;
+/// How long a joining node waits after announcing itself before it streams, so that every
+/// coordinator knows it as a pending replica first (gossip reaches 1,200 nodes in about 3 s;
+/// Cassandra waits its RING_DELAY, 30 s, for the same reason).
+const JOIN_SETTLE: Duration = Duration::from_secs(3);
+/// How long the ring must stay unchanged before a node drops what it no longer replicates:
+/// old owners keep their copy a while after the new owner said it has everything.
+const CLEANUP_DELAY: Duration = Duration::from_secs(10);
+/// Pause before retrying a source or a target that failed.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// A stream request not answered within this fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Records pushed per batch when decommissioning.
+const PUSH_BATCH_RECORDS: usize = 256;
+/// How long a leaving node gives gossip to spread a status change before going on.
+const STATUS_SETTLE: Duration = Duration::from_secs(2);
+
+/// The ranges of `walk` in `ranges` (sorted, not overlapping) that hold `token`.
+fn in_ranges(ranges: &[(u64, u64)], token: u64) -> bool {
+    let after = ranges.partition_point(|&(first, _)| first <= token);
+    after > 0 && token <= ranges[after - 1].1
+}
+
+/// Answers a [`Message::StreamRead`]: walks about `count` records of the store from `cursor`
+/// and returns those in `ranges`, tombstones included (a delete must move with the data).
+pub fn read_ranges(
+    node: &Node,
+    cursor: u64,
+    count: u32,
+    ranges: &[(u64, u64)],
+) -> (u64, Vec<(Bytes, Record)>) {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut records = Vec::new();
+    let count = (count as usize).clamp(1, STREAM_KEYS_MAX);
+    let next = node
+        .store
+        .scan(cursor, count, unix_now_ms(), &mut |key, record| {
+            if in_ranges(&sorted, key_token(key)) && records.len() < STREAM_KEYS_MAX {
+                records.push((key.clone(), record.clone()));
+            }
+        });
+    (next, records)
+}
+
+/// One walk of one source's store for some ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pull {
+    source: NodeId,
+    /// Sorted, not overlapping.
+    ranges: Vec<(u64, u64)>,
+    /// Other replicas of these ranges, asked instead if the source dies.
+    fallback: Vec<NodeId>,
+    cursor: u64,
+    done: bool,
+}
+
+/// A joining node's pulls, kept in `data_dir/stream`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Plan {
+    pulls: Vec<Pull>,
+}
+
+impl Plan {
+    /// Pulls for the ranges `local` gains: each from its loser if up, else from every other
+    /// replica up (so a quorum-acknowledged write is found).
+    fn gains(moved: &[Moved], local: NodeId, view: &View, cluster: &Cluster) -> Plan {
+        let now = unix_now_ms();
+        let mut by_source: BTreeMap<(NodeId, Vec<NodeId>), Vec<(u64, u64)>> = BTreeMap::new();
+        for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
+            let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
+            let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
+            let sources: Vec<NodeId> = match losers.as_slice() {
+                [loser] if alive(view, *loser) && cluster.is_up(*loser, now) => vec![*loser],
+                _ => others
+                    .iter()
+                    .copied()
+                    .filter(|&n| alive(view, n) && !losers.contains(&n))
+                    .collect(),
+            };
+            for source in sources {
+                let fallback = others.iter().copied().filter(|&n| n != source).collect();
+                by_source
+                    .entry((source, fallback))
+                    .or_default()
+                    .push((m.first, m.last));
+            }
+        }
+        Plan {
+            pulls: by_source
+                .into_iter()
+                .map(|((source, fallback), ranges)| Pull {
+                    source,
+                    ranges,
+                    fallback,
+                    cursor: 0,
+                    done: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn ranges_pending(&self) -> u64 {
+        self.pulls
+            .iter()
+            .filter(|p| !p.done)
+            .map(|p| p.ranges.len() as u64)
+            .sum()
+    }
+
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        for pull in &self.pulls {
+            let ids = |ids: &[NodeId]| {
+                ids.iter()
+                    .map(NodeId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            text.push_str(&format!(
+                "pull {} {} {} {} {}\n",
+                pull.source,
+                pull.cursor,
+                u8::from(pull.done),
+                match ids(&pull.fallback).as_str() {
+                    "" => "-".to_string(),
+                    list => list.to_string(),
+                },
+                pull.ranges
+                    .iter()
+                    .map(|(f, l)| format!("{f:x}-{l:x}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        text
+    }
+
+    fn decode(text: &str) -> Option<Plan> {
+        let mut pulls = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let ["pull", source, cursor, done, fallback, ranges] = fields.as_slice() else {
+                return None;
+            };
+            let fallback = match *fallback {
+                "-" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|id| id.parse().ok())
+                    .collect::<Option<_>>()?,
+            };
+            let ranges = ranges
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    let (f, l) = r.split_once('-')?;
+                    Some((
+                        u64::from_str_radix(f, 16).ok()?,
+                        u64::from_str_radix(l, 16).ok()?,
+                    ))
+                })
+                .collect::<Option<_>>()?;
+            pulls.push(Pull {
+                source: source.parse().ok()?,
+                cursor: cursor.parse().ok()?,
+                done: *done == "1",
+                fallback,
+                ranges,
+            });
+        }
+        Some(Plan { pulls })
+    }
+
+    fn load(data_dir: &Path) -> Option<Plan> {
+        Plan::decode(&std::fs::read_to_string(data_dir.join("stream")).ok()?)
+    }
+
+    fn save(&self, data_dir: &Path) {
+        if let Err(e) =
+            persist::write_atomically(&data_dir.join("stream"), self.encode().as_bytes())
+        {
+            tracing::error!(error = %e, "cannot keep the streaming progress");
+        }
+    }
+}
+
+fn alive(view: &View, node: NodeId) -> bool {
+    view.members
+        .get(&node)
+        .is_some_and(|m| m.health != Health::Dead)
+}
+
+/// Holds a transfer to `--stream-throughput-mb`: sleeps as long as it is ahead.
+struct Throttle {
+    started: Instant,
+    bytes: u64,
+    bytes_per_s: u64,
+}
+
+impl Throttle {
+    fn new(mb_per_s: u64) -> Throttle {
+        Throttle {
+            started: Instant::now(),
+            bytes: 0,
+            bytes_per_s: mb_per_s.saturating_mul(1_000_000),
+        }
+    }
+
+    async fn consumed(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if self.bytes_per_s == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_s as f64);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(ahead).await;
+        }
+    }
+}
+
+fn record_bytes(key: &Bytes, record: &Record) -> u64 {
+    (key.len() + record.value.as_ref().map_or(0, Bytes::len) + 32) as u64
+}
+
+/// The streaming task of a node: its own join first if it is joining, then, on every ring
+/// change, pulls for ranges a forgotten member left it, and the cleanup of ranges it lost.
+pub async fn run(node: Arc<Node>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let mut shutdown = node.shutdown.subscribe();
+    if cluster.status() == Status::Joining {
+        tokio::select! {
+            () = join(&node) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+    tokio::select! {
+        () = follow_ring(&node) => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+}
+
+/// Joins: waits to be in the cluster, plans (or resumes) the pulls, pulls, turns Normal.
+async fn join(node: &Arc<Node>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let data_dir = node.config.read().data_dir.clone();
+    let plan = match Plan::load(&data_dir) {
+        Some(plan) => {
+            tracing::info!(pulls = plan.pulls.len(), "resuming the join's streaming");
+            plan
+        }
+        None => {
+            // In the cluster, with at least one owner to stream from.
+            loop {
+                let view = cluster.view();
+                if cluster.unresolved_seeds().is_empty()
+                    && view.ring.members().iter().any(|&n| n != cluster.local)
+                {
+                    break;
+                }
+                let changed = cluster.view_changed.notified();
+                let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
+            }
+            tokio::time::sleep(JOIN_SETTLE).await;
+            let view = cluster.view();
+            let after = Ring::new(
+                view.ring.members().iter().copied().chain([cluster.local]),
+                cluster.config.vnodes,
+            );
+            let moved = moved_ranges(&view.ring, &after, cluster.config.replication_factor);
+            let plan = Plan::gains(&moved, cluster.local, &view, cluster);
+            plan.save(&data_dir);
+            tracing::info!(
+                pulls = plan.pulls.len(),
+                ranges = plan.ranges_pending(),
+                "joining: streaming ranges in"
+            );
+            plan
+        }
+    };
+    pull_all(node, plan, Some(&data_dir)).await;
+    cluster.set_status(Status::Normal);
+    let _ = std::fs::remove_file(data_dir.join("stream"));
+    tracing::info!(
+        records = cluster.streaming.records.load(Relaxed),
+        bytes = cluster.streaming.bytes.load(Relaxed),
+        "joined: streaming done, now normal"
+    );
+}
+
+/// Runs every pull of `plan` to its end, keeping progress in `data_dir` if given. A source
+/// that fails is retried; once gossip holds it dead, its ranges are pulled from each of its
+/// fallbacks instead.
+async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let mut throttle = Throttle::new(cluster.config.stream_throughput_mb);
+    cluster
+        .streaming
+        .ranges_pending
+        .fetch_add(plan.ranges_pending(), Relaxed);
+    let mut i = 0;
+    while i < plan.pulls.len() {
+        if plan.pulls[i].done {
+            i += 1;
+            continue;
+        }
+        let source = plan.pulls[i].source;
+        match pull_batch(node, &mut plan.pulls[i], &mut throttle).await {
+            Ok(()) => {
+                if plan.pulls[i].done {
+                    let ranges = plan.pulls[i].ranges.len() as u64;
+                    cluster.streaming.ranges_done.fetch_add(ranges, Relaxed);
+                    cluster.streaming.ranges_pending.fetch_sub(ranges, Relaxed);
+                }
+                if let Some(dir) = data_dir {
+                    plan.save(dir);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%source, error = %e, "stream pull failed");
+                if !alive(&cluster.view(), source) {
+                    let dead = plan.pulls[i].clone();
+                    tracing::warn!(%source, "stream source is dead; pulling from the other replicas");
+                    plan.pulls[i].done = true;
+                    for fallback in dead
+                        .fallback
+                        .iter()
+                        .copied()
+                        .filter(|&n| n != cluster.local)
+                    {
+                        plan.pulls.push(Pull {
+                            source: fallback,
+                            ranges: dead.ranges.clone(),
+                            fallback: Vec::new(),
+                            cursor: 0,
+                            done: false,
+                        });
+                    }
+                    cluster.streaming.ranges_pending.fetch_add(
+                        dead.ranges.len() as u64 * dead.fallback.len().saturating_sub(1) as u64,
+                        Relaxed,
+                    );
+                    if let Some(dir) = data_dir {
+                        plan.save(dir);
+                    }
+                }
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// One request of a pull: merges what comes back, advances the cursor.
+async fn pull_batch(
+    node: &Arc<Node>,
+    pull: &mut Pull,
+    throttle: &mut Throttle,
+) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    let link = cluster.link(pull.source).ok_or("no link to the source")?;
+    let answers = Inbox::new();
+    let message = Message::StreamRead {
+        cursor: pull.cursor,
+        count: STREAM_BATCH_KEYS,
+        ranges: pull.ranges.clone(),
+    };
+    let id = link
+        .request(cluster.request_id(), &message, pull.source, answers.clone())
+        .map_err(|()| "link queue full".to_string())?;
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, answers.recv()).await;
+    link.cancel(id);
+    let (cursor, records) = match answer {
+        Ok((_, Response::Stream { cursor, records })) => (cursor, records),
+        Ok(_) => return Err("the source refused".into()),
+        Err(_) => return Err("timed out".into()),
+    };
+    let mut bytes = 0;
+    for (key, record) in &records {
+        bytes += record_bytes(key, record);
+        if !cluster.survives_flush(record) {
+            continue;
+        }
+        node.clock.observe(record.version());
+        match node.store.merge(key, record) {
+            Ok(true) => {
+                cluster.streaming.records_new.fetch_add(1, Relaxed);
+            }
+            Ok(false) => {}
+            Err(e) => return Err(format!("local store refused a streamed record: {e}")),
+        }
+    }
+    cluster
+        .streaming
+        .records
+        .fetch_add(records.len() as u64, Relaxed);
+    cluster.streaming.bytes.fetch_add(bytes, Relaxed);
+    pull.cursor = cursor;
+    pull.done = cursor == 0;
+    throttle.consumed(bytes).await;
+    Ok(())
+}
+
+/// Follows ring changes: pulls the ranges a forgotten member leaves this node, and drops the
+/// ranges this node no longer replicates once the ring has been still for
+/// [`CLEANUP_DELAY`].
+async fn follow_ring(node: &Arc<Node>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let mut seen = cluster.view();
+    let mut cleaned = seen.ring.clone();
+    loop {
+        let changed = cluster.view_changed.notified();
+        let settled = tokio::time::timeout(CLEANUP_DELAY, changed).await.is_err();
+        let view = cluster.view();
+        if !Arc::ptr_eq(&view.ring, &seen.ring) {
+            take_over_forgotten(node, &seen, &view).await;
+            seen = view;
+            continue;
+        }
+        seen = view.clone();
+        let quiet = view.future.is_none() && cluster.status() == Status::Normal;
+        if settled && quiet && !Arc::ptr_eq(&view.ring, &cleaned) {
+            cleanup(node, &view.ring);
+            cleaned = view.ring.clone();
+        }
+    }
+}
+
+/// When owners disappear without having left (`RING FORGET`), the nodes that become
+/// replicas of their ranges pull those ranges from every other live replica.
+async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
+    let cluster = node.cluster.get().expect("cluster");
+    let forgotten: Vec<NodeId> = before
+        .ring
+        .members()
+        .iter()
+        .copied()
+        .filter(|n| !after.ring.members().contains(n))
+        .filter(|n| {
+            before
+                .members
+                .get(n)
+                .is_some_and(|m| m.status != Status::Leaving)
+        })
+        .filter(|n| {
+            !after
+                .members
+                .get(n)
+                .is_some_and(|m| m.status == Status::Leaving)
+        })
+        .collect();
+    if forgotten.is_empty() || cluster.status() != Status::Normal {
+        return;
+    }
+    let moved = moved_ranges(&before.ring, &after.ring, cluster.config.replication_factor);
+    let mut plan = Plan::gains(&moved, cluster.local, after, cluster);
+    for pull in &mut plan.pulls {
+        pull.fallback.retain(|n| !forgotten.contains(n));
+    }
+    plan.pulls.retain(|p| !forgotten.contains(&p.source));
+    if plan.pulls.is_empty() {
+        return;
+    }
+    tracing::info!(
+        ?forgotten,
+        pulls = plan.pulls.len(),
+        "taking over a forgotten member's ranges"
+    );
+    pull_all(node, plan, None).await;
+}
+
+/// Drops every record whose key this node no longer replicates in `ring`.
+fn cleanup(node: &Node, ring: &Ring) {
+    let cluster = node.cluster.get().expect("cluster");
+    let n = cluster.config.replication_factor;
+    let now = unix_now_ms();
+    let mut cursor = 0;
+    let mut dropped = 0u64;
+    loop {
+        let mut foreign = Vec::new();
+        cursor = node.store.scan(cursor, 4096, now, &mut |key, _| {
+            if !ring
+                .preference_list(key_token(key), n)
+                .contains(&cluster.local)
+            {
+                foreign.push(key.clone());
+            }
+        });
+        for key in foreign {
+            match node.store.discard(&key) {
+                Ok(true) => dropped += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cleanup stopped: cannot drop a record");
+                    return;
+                }
+            }
+        }
+        if cursor == 0 {
+            break;
+        }
+    }
+    cluster
+        .streaming
+        .records_discarded
+        .fetch_add(dropped, Relaxed);
+    if dropped > 0 {
+        tracing::info!(
+            dropped,
+            "dropped the records of ranges this node no longer replicates"
+        );
+    }
+}
+
+/// `RING DECOMMISSION`: turns Leaving, pushes every range this node replicates to the node
+/// that takes it, turns Left and stops the process. Refused when the ring would keep fewer
+/// nodes than replicas, when a join or leave is under way, or when this node is not Normal.
+///
+/// # Errors
+/// The reason, as the command's error reply.
+pub async fn decommission(node: &Arc<Node>) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    let view = cluster.view();
+    let rf = cluster.config.replication_factor;
+    if cluster.status() != Status::Normal {
+        return Err("ERR this node is not normal: only a normal node can be decommissioned".into());
+    }
+    if view.future.is_some() {
+        return Err("ERR a join or leave is under way; decommission when it has finished".into());
+    }
+    let remaining = view.ring.members().len().saturating_sub(1);
+    if remaining < rf {
+        return Err(format!(
+            "ERR decommission would leave {remaining} nodes for {rf} replicas; add a node first"
+        ));
+    }
+    let after = Ring::new(
+        view.ring
+            .members()
+            .iter()
+            .copied()
+            .filter(|&n| n != cluster.local),
+        cluster.config.vnodes,
+    );
+    let moved = moved_ranges(&view.ring, &after, rf);
+    cluster.set_status(Status::Leaving);
+    spread_now(node).await;
+    tracing::info!(ranges = moved.len(), "leaving: streaming ranges out");
+    if let Err(e) = push_all(node, &moved).await {
+        cluster.set_status(Status::Normal);
+        spread_now(node).await;
+        return Err(format!(
+            "ERR decommission stopped, this node stays normal: {e}"
+        ));
+    }
+    cluster.set_status(Status::Left);
+    spread_now(node).await;
+    tracing::info!("decommissioned: left the cluster; stopping");
+    Ok(())
+}
+
+/// Spreads this node's new status by push-pull with a few members, then gives gossip time.
+async fn spread_now(node: &Arc<Node>) {
+    let cluster = node.cluster.get().expect("cluster");
+    let mut peers: Vec<String> = cluster
+        .view()
+        .members
+        .values()
+        .filter(|m| m.id != cluster.local && m.health != Health::Dead)
+        .map(|m| m.addr.to_string())
+        .collect();
+    // A few at random: gossip carries it to the rest.
+    let start = (rand::random::<u64>() as usize) % peers.len().max(1);
+    peers.rotate_left(start);
+    for peer in peers.iter().take(3) {
+        let _ = super::link::push_pull(node, peer).await;
+    }
+    tokio::time::sleep(STATUS_SETTLE).await;
+}
+
+/// Pushes the records of every range this node loses to the nodes that gain it.
+async fn push_all(node: &Arc<Node>, moved: &[Moved]) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    let mut by_target: BTreeMap<NodeId, Vec<(u64, u64)>> = BTreeMap::new();
+    for m in moved.iter().filter(|m| m.losers().contains(&cluster.local)) {
+        for target in m.gainers() {
+            by_target.entry(target).or_default().push((m.first, m.last));
+        }
+    }
+    let total: u64 = by_target.values().map(|r| r.len() as u64).sum();
+    cluster.streaming.ranges_pending.fetch_add(total, Relaxed);
+    let mut throttle = Throttle::new(cluster.config.stream_throughput_mb);
+    for (target, ranges) in by_target {
+        push_to(node, target, &ranges, &mut throttle).await?;
+        cluster
+            .streaming
+            .ranges_done
+            .fetch_add(ranges.len() as u64, Relaxed);
+        cluster
+            .streaming
+            .ranges_pending
+            .fetch_sub(ranges.len() as u64, Relaxed);
+    }
+    Ok(())
+}
+
+/// Walks the local store and writes every record in `ranges` to `target`, a batch at a
+/// time, each batch retried a few times.
+async fn push_to(
+    node: &Arc<Node>,
+    target: NodeId,
+    ranges: &[(u64, u64)],
+    throttle: &mut Throttle,
+) -> Result<(), String> {
+    const ATTEMPTS: usize = 5;
+    let cluster = node.cluster.get().expect("cluster");
+    let mut cursor = 0;
+    loop {
+        let (next, records) = read_ranges(node, cursor, PUSH_BATCH_RECORDS as u32, ranges);
+        let bytes: u64 = records.iter().map(|(k, r)| record_bytes(k, r)).sum();
+        let mut attempt = 0;
+        while !super::replay::send_records(cluster, target, &records).await {
+            attempt += 1;
+            if attempt == ATTEMPTS {
+                return Err(format!("node {target} did not take the records"));
+            }
+            tokio::time::sleep(RETRY_DELAY).await;
+        }
+        cluster
+            .streaming
+            .records
+            .fetch_add(records.len() as u64, Relaxed);
+        cluster.streaming.bytes.fetch_add(bytes, Relaxed);
+        throttle.consumed(bytes).await;
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_found_in_sorted_inclusive_ranges() {
+        let ranges = [(0, 9), (20, 29), (40, u64::MAX)];
+        for (token, inside) in [(0, true), (9, true), (10, false), (19, false), (20, true)] {
+            assert_eq!(in_ranges(&ranges, token), inside, "{token}");
+        }
+        assert!(in_ranges(&ranges, u64::MAX));
+        assert!(!in_ranges(&[], 5));
+    }
+
+    #[test]
+    fn a_plan_round_trips_through_its_file_and_garbage_is_refused() {
+        let plan = Plan {
+            pulls: vec![
+                Pull {
+                    source: NodeId::new(0xab),
+                    ranges: vec![(0, 0xff), (0x1000, u64::MAX)],
+                    fallback: vec![NodeId::new(1), NodeId::new(2)],
+                    cursor: 77,
+                    done: false,
+                },
+                Pull {
+                    source: NodeId::new(3),
+                    ranges: vec![(5, 6)],
+                    fallback: Vec::new(),
+                    cursor: 0,
+                    done: true,
+                },
+            ],
+        };
+        assert_eq!(Plan::decode(&plan.encode()), Some(plan));
+        assert_eq!(Plan::decode("pull x 1 0 - 1-2\n"), None);
+        assert_eq!(Plan::decode("something else\n"), None);
+    }
+}
