@@ -18,7 +18,7 @@ pub mod streaming;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -193,6 +193,9 @@ pub struct Cluster {
     dialing: Mutex<BTreeSet<SocketAddr>>,
     /// The seeds as given, each with its address when it resolved.
     seed_addrs: Vec<(String, Option<SocketAddr>)>,
+    /// Set once this node has been in the cluster with every seed (or, joining, with one):
+    /// from then on no seed is waited for, even one that left.
+    formed: AtomicBool,
     /// Whether this node founds the cluster rather than joins it: no seeds, or its own
     /// peer address among them (Cassandra's rule: seeds do not bootstrap).
     pub founder: bool,
@@ -274,6 +277,7 @@ impl Cluster {
             rand::random(),
         );
         let others: Vec<Member> = kept.into_iter().filter(|m| m.id != local).collect();
+        let formed = AtomicBool::new(!others.is_empty());
         machine.merge_state(others, unix_now_ms());
         let cluster = Cluster {
             local,
@@ -294,6 +298,7 @@ impl Cluster {
             })),
             dialing: Mutex::new(BTreeSet::new()),
             seed_addrs,
+            formed,
             founder,
             liveness: Mutex::new(Liveness::new(DOWN_AFTER_MS)),
             links: RwLock::new(HashMap::new()),
@@ -459,6 +464,17 @@ impl Cluster {
     /// yet in its view (a cluster started all at once forms with every seed); for a node
     /// that joins, every seed until one of them has let it in.
     pub fn unresolved_seeds(&self) -> Vec<String> {
+        if self.formed.load(Relaxed) {
+            return Vec::new();
+        }
+        let unresolved = self.seeds_not_in_view();
+        if unresolved.is_empty() {
+            self.formed.store(true, Relaxed);
+        }
+        unresolved
+    }
+
+    fn seeds_not_in_view(&self) -> Vec<String> {
         let view = self.view();
         let others = view.members.len().saturating_sub(1);
         if !self.founder {
