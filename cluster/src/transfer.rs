@@ -6,6 +6,8 @@
 //! answer. The work is one walk over the union of both rings' tokens: between two
 //! consecutive tokens of the union, every key has the same preference list in each ring.
 
+use std::collections::BTreeMap;
+
 use crate::ring::{NodeId, PreferenceList, Ring};
 
 /// Keys whose token lies in `first..=last` (never wrapping) change replicas from `old` to
@@ -100,6 +102,174 @@ fn same_nodes(a: &[NodeId], b: &[NodeId]) -> bool {
     a.len() == b.len() && a.iter().all(|n| b.contains(n))
 }
 
+/// Whether one of `ranges` (sorted, not overlapping) holds `token`.
+pub fn in_ranges(ranges: &[(u64, u64)], token: u64) -> bool {
+    let after = ranges.partition_point(|&(first, _)| first <= token);
+    after > 0 && token <= ranges[after - 1].1
+}
+
+/// Token ranges `first..=last`.
+pub type Ranges = Vec<(u64, u64)>;
+
+/// One walk of one source's store for some ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    /// The node whose store is walked.
+    pub source: NodeId,
+    /// Sorted, not overlapping.
+    pub ranges: Ranges,
+    /// Other replicas of these ranges, asked instead if the source dies.
+    pub fallback: Vec<NodeId>,
+    /// Where the walk resumes (0 at the start).
+    pub cursor: u64,
+    /// The walk is complete.
+    pub done: bool,
+}
+
+/// A joining node's pulls: which stores it walks for which ranges, and how far each walk
+/// got (kept in the data dir, so a join resumes after a crash).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The walks, in the order they run.
+    pub pulls: Vec<Pull>,
+}
+
+impl Plan {
+    /// Pulls for the ranges `local` gains: each from its loser if up, else from every other
+    /// replica up (so a quorum-acknowledged write is found).
+    pub fn gains(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
+        // By (source, fallback): the ranges one walk of that source carries.
+        let mut by_source: BTreeMap<(NodeId, Vec<NodeId>), Ranges> = BTreeMap::new();
+        for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
+            let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
+            let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
+            let sources: Vec<NodeId> = match losers.as_slice() {
+                [loser] if is_up(*loser) => vec![*loser],
+                _ => others
+                    .iter()
+                    .copied()
+                    .filter(|&n| is_up(n) && !losers.contains(&n))
+                    .collect(),
+            };
+            for source in sources {
+                let fallback = others.iter().copied().filter(|&n| n != source).collect();
+                by_source
+                    .entry((source, fallback))
+                    .or_default()
+                    .push((m.first, m.last));
+            }
+        }
+        Plan {
+            pulls: by_source
+                .into_iter()
+                .map(|((source, fallback), ranges)| Pull {
+                    source,
+                    ranges,
+                    fallback,
+                    cursor: 0,
+                    done: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// Ranges whose walk is not complete.
+    pub fn ranges_pending(&self) -> u64 {
+        self.pulls
+            .iter()
+            .filter(|p| !p.done)
+            .map(|p| p.ranges.len() as u64)
+            .sum()
+    }
+
+    /// The source of walk `index` is dead: the walk ends, and each of its fallbacks but
+    /// `local` walks the same ranges from the start instead (each, because one of them alone
+    /// may lack a write that the dead source and another acknowledged). Returns how many
+    /// walks were added.
+    pub fn fail_over(&mut self, index: usize, local: NodeId) -> usize {
+        let dead = self.pulls[index].clone();
+        self.pulls[index].done = true;
+        let mut added = 0;
+        for fallback in dead.fallback.iter().copied().filter(|&n| n != local) {
+            self.pulls.push(Pull {
+                source: fallback,
+                ranges: dead.ranges.clone(),
+                fallback: Vec::new(),
+                cursor: 0,
+                done: false,
+            });
+            added += 1;
+        }
+        added
+    }
+
+    /// The plan as text, one walk a line, for the data dir.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        for pull in &self.pulls {
+            let ids = |ids: &[NodeId]| {
+                ids.iter()
+                    .map(NodeId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            text.push_str(&format!(
+                "pull {} {} {} {} {}\n",
+                pull.source,
+                pull.cursor,
+                u8::from(pull.done),
+                match ids(&pull.fallback).as_str() {
+                    "" => "-".to_string(),
+                    list => list.to_string(),
+                },
+                pull.ranges
+                    .iter()
+                    .map(|(f, l)| format!("{f:x}-{l:x}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        text
+    }
+
+    /// Reads [`Plan::encode`]'s text; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Plan> {
+        let mut pulls = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let ["pull", source, cursor, done, fallback, ranges] = fields.as_slice() else {
+                return None;
+            };
+            let fallback = match *fallback {
+                "-" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|id| id.parse().ok())
+                    .collect::<Option<_>>()?,
+            };
+            let ranges = ranges
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(|r| {
+                    let (f, l) = r.split_once('-')?;
+                    Some((
+                        u64::from_str_radix(f, 16).ok()?,
+                        u64::from_str_radix(l, 16).ok()?,
+                    ))
+                })
+                .collect::<Option<_>>()?;
+            pulls.push(Pull {
+                source: source.parse().ok()?,
+                cursor: cursor.parse().ok()?,
+                done: *done == "1",
+                fallback,
+                ranges,
+            });
+        }
+        Some(Plan { pulls })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +317,75 @@ mod tests {
             assert_eq!(m.gainers().len(), 1);
         }
         assert_eq!(moved_ranges(&old, &old, 3), Vec::new());
+    }
+
+    #[test]
+    fn a_token_is_found_in_sorted_inclusive_ranges() {
+        let ranges = [(0, 9), (20, 29), (40, u64::MAX)];
+        for (token, inside) in [(0, true), (9, true), (10, false), (19, false), (20, true)] {
+            assert_eq!(in_ranges(&ranges, token), inside, "{token}");
+        }
+        assert!(in_ranges(&ranges, u64::MAX));
+        assert!(!in_ranges(&[], 5));
+    }
+
+    #[test]
+    fn a_plan_round_trips_through_its_file_and_garbage_is_refused() {
+        let plan = Plan {
+            pulls: vec![
+                Pull {
+                    source: NodeId::new(0xab),
+                    ranges: vec![(0, 0xff), (0x1000, u64::MAX)],
+                    fallback: vec![NodeId::new(1), NodeId::new(2)],
+                    cursor: 77,
+                    done: false,
+                },
+                Pull {
+                    source: NodeId::new(3),
+                    ranges: vec![(5, 6)],
+                    fallback: Vec::new(),
+                    cursor: 0,
+                    done: true,
+                },
+            ],
+        };
+        assert_eq!(Plan::decode(&plan.encode()), Some(plan));
+        assert_eq!(Plan::decode("pull x 1 0 - 1-2\n"), None);
+        assert_eq!(Plan::decode("something else\n"), None);
+    }
+
+    #[test]
+    fn a_join_pulls_from_the_loser_when_up_else_from_every_other_replica() {
+        let old = Ring::new(ids(1..6), 32);
+        let new = Ring::new(ids(1..7), 32);
+        let joiner = NodeId::new(6);
+        let moved = moved_ranges(&old, &new, 3);
+        let plan = Plan::gains(&moved, joiner, |_| true);
+        let walked: u128 = plan
+            .pulls
+            .iter()
+            .flat_map(|p| p.ranges.iter())
+            .map(|(f, l)| u128::from(l - f) + 1)
+            .sum();
+        let gained: u128 = moved.iter().map(Moved::width).sum();
+        assert_eq!(walked, gained, "each range from exactly one source");
+        let down = NodeId::new(3);
+        let mut plan = Plan::gains(&moved, joiner, |n| n != down);
+        assert!(plan.pulls.iter().all(|p| p.source != down));
+        let from_two: u128 = plan
+            .pulls
+            .iter()
+            .flat_map(|p| p.ranges.iter())
+            .map(|(f, l)| u128::from(l - f) + 1)
+            .sum();
+        assert!(
+            from_two > gained,
+            "ranges node 3 loses come from both other replicas"
+        );
+        let first = plan.pulls[0].clone();
+        let added = plan.fail_over(0, joiner);
+        assert!(plan.pulls[0].done);
+        assert_eq!(added, first.fallback.len());
     }
 
     #[test]

@@ -21,12 +21,12 @@ use bytes::Bytes;
 use ringcache_cluster::membership::{Health, Status};
 use ringcache_cluster::protocol::Message;
 use ringcache_cluster::protocol::message::STREAM_KEYS_MAX;
-use ringcache_cluster::transfer::{Moved, moved_ranges};
+use ringcache_cluster::transfer::{Moved, Plan, Pull, in_ranges, moved_ranges};
 use ringcache_cluster::{NodeId, Ring};
 use ringcache_storage::{Record, key_token};
 
 use super::link::Inbox;
-use super::{Cluster, Response, View, persist};
+use super::{Response, View, persist};
 use crate::node::{Node, unix_now_ms};
 
 /// Records a source walks per stream request.
@@ -46,12 +46,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const PUSH_BATCH_RECORDS: usize = 256;
 /// How long a leaving node gives gossip to spread a status change before going on.
 const STATUS_SETTLE: Duration = Duration::from_secs(2);
-
-/// The ranges of `walk` in `ranges` (sorted, not overlapping) that hold `token`.
-fn in_ranges(ranges: &[(u64, u64)], token: u64) -> bool {
-    let after = ranges.partition_point(|&(first, _)| first <= token);
-    after > 0 && token <= ranges[after - 1].1
-}
 
 /// Answers a [`Message::StreamRead`]: walks about `count` records of the store from `cursor`
 /// and returns those in `ranges`, tombstones included (a delete must move with the data).
@@ -75,145 +69,15 @@ pub fn read_ranges(
     (next, records)
 }
 
-/// One walk of one source's store for some ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Pull {
-    source: NodeId,
-    /// Sorted, not overlapping.
-    ranges: Vec<(u64, u64)>,
-    /// Other replicas of these ranges, asked instead if the source dies.
-    fallback: Vec<NodeId>,
-    cursor: u64,
-    done: bool,
+/// The plan of a join cut short, kept in `data_dir/stream`.
+fn load_plan(data_dir: &Path) -> Option<Plan> {
+    Plan::decode(&std::fs::read_to_string(data_dir.join("stream")).ok()?)
 }
 
-/// A joining node's pulls, kept in `data_dir/stream`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Plan {
-    pulls: Vec<Pull>,
-}
-
-impl Plan {
-    /// Pulls for the ranges `local` gains: each from its loser if up, else from every other
-    /// replica up (so a quorum-acknowledged write is found).
-    fn gains(moved: &[Moved], local: NodeId, view: &View, cluster: &Cluster) -> Plan {
-        let now = unix_now_ms();
-        let mut by_source: BTreeMap<(NodeId, Vec<NodeId>), Vec<(u64, u64)>> = BTreeMap::new();
-        for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
-            let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
-            let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
-            let sources: Vec<NodeId> = match losers.as_slice() {
-                [loser] if alive(view, *loser) && cluster.is_up(*loser, now) => vec![*loser],
-                _ => others
-                    .iter()
-                    .copied()
-                    .filter(|&n| alive(view, n) && !losers.contains(&n))
-                    .collect(),
-            };
-            for source in sources {
-                let fallback = others.iter().copied().filter(|&n| n != source).collect();
-                by_source
-                    .entry((source, fallback))
-                    .or_default()
-                    .push((m.first, m.last));
-            }
-        }
-        Plan {
-            pulls: by_source
-                .into_iter()
-                .map(|((source, fallback), ranges)| Pull {
-                    source,
-                    ranges,
-                    fallback,
-                    cursor: 0,
-                    done: false,
-                })
-                .collect(),
-        }
-    }
-
-    fn ranges_pending(&self) -> u64 {
-        self.pulls
-            .iter()
-            .filter(|p| !p.done)
-            .map(|p| p.ranges.len() as u64)
-            .sum()
-    }
-
-    fn encode(&self) -> String {
-        let mut text = String::new();
-        for pull in &self.pulls {
-            let ids = |ids: &[NodeId]| {
-                ids.iter()
-                    .map(NodeId::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            text.push_str(&format!(
-                "pull {} {} {} {} {}\n",
-                pull.source,
-                pull.cursor,
-                u8::from(pull.done),
-                match ids(&pull.fallback).as_str() {
-                    "" => "-".to_string(),
-                    list => list.to_string(),
-                },
-                pull.ranges
-                    .iter()
-                    .map(|(f, l)| format!("{f:x}-{l:x}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
-        }
-        text
-    }
-
-    fn decode(text: &str) -> Option<Plan> {
-        let mut pulls = Vec::new();
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let ["pull", source, cursor, done, fallback, ranges] = fields.as_slice() else {
-                return None;
-            };
-            let fallback = match *fallback {
-                "-" => Vec::new(),
-                list => list
-                    .split(',')
-                    .map(|id| id.parse().ok())
-                    .collect::<Option<_>>()?,
-            };
-            let ranges = ranges
-                .split(',')
-                .filter(|r| !r.is_empty())
-                .map(|r| {
-                    let (f, l) = r.split_once('-')?;
-                    Some((
-                        u64::from_str_radix(f, 16).ok()?,
-                        u64::from_str_radix(l, 16).ok()?,
-                    ))
-                })
-                .collect::<Option<_>>()?;
-            pulls.push(Pull {
-                source: source.parse().ok()?,
-                cursor: cursor.parse().ok()?,
-                done: *done == "1",
-                fallback,
-                ranges,
-            });
-        }
-        Some(Plan { pulls })
-    }
-
-    fn load(data_dir: &Path) -> Option<Plan> {
-        Plan::decode(&std::fs::read_to_string(data_dir.join("stream")).ok()?)
-    }
-
-    fn save(&self, data_dir: &Path) {
-        if let Err(e) =
-            persist::write_atomically(&data_dir.join("stream"), self.encode().as_bytes())
-        {
-            tracing::error!(error = %e, "cannot keep the streaming progress");
-        }
+/// Keeps a join's plan and progress.
+fn save_plan(plan: &Plan, data_dir: &Path) {
+    if let Err(e) = persist::write_atomically(&data_dir.join("stream"), plan.encode().as_bytes()) {
+        tracing::error!(error = %e, "cannot keep the streaming progress");
     }
 }
 
@@ -276,7 +140,7 @@ pub async fn run(node: Arc<Node>) {
 async fn join(node: &Arc<Node>) {
     let cluster = node.cluster.get().expect("cluster");
     let data_dir = node.config.read().data_dir.clone();
-    let plan = match Plan::load(&data_dir) {
+    let plan = match load_plan(&data_dir) {
         Some(plan) => {
             tracing::info!(pulls = plan.pulls.len(), "resuming the join's streaming");
             plan
@@ -300,8 +164,10 @@ async fn join(node: &Arc<Node>) {
                 cluster.config.vnodes,
             );
             let moved = moved_ranges(&view.ring, &after, cluster.config.replication_factor);
-            let plan = Plan::gains(&moved, cluster.local, &view, cluster);
-            plan.save(&data_dir);
+            let plan = Plan::gains(&moved, cluster.local, |n| {
+                alive(&view, n) && cluster.is_up(n, unix_now_ms())
+            });
+            save_plan(&plan, &data_dir);
             tracing::info!(
                 pulls = plan.pulls.len(),
                 ranges = plan.ranges_pending(),
@@ -345,35 +211,20 @@ async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
                     cluster.streaming.ranges_pending.fetch_sub(ranges, Relaxed);
                 }
                 if let Some(dir) = data_dir {
-                    plan.save(dir);
+                    save_plan(&plan, dir);
                 }
             }
             Err(e) => {
                 tracing::debug!(%source, error = %e, "stream pull failed");
                 if !alive(&cluster.view(), source) {
-                    let dead = plan.pulls[i].clone();
                     tracing::warn!(%source, "stream source is dead; pulling from the other replicas");
-                    plan.pulls[i].done = true;
-                    for fallback in dead
-                        .fallback
-                        .iter()
-                        .copied()
-                        .filter(|&n| n != cluster.local)
-                    {
-                        plan.pulls.push(Pull {
-                            source: fallback,
-                            ranges: dead.ranges.clone(),
-                            fallback: Vec::new(),
-                            cursor: 0,
-                            done: false,
-                        });
-                    }
-                    cluster.streaming.ranges_pending.fetch_add(
-                        dead.ranges.len() as u64 * dead.fallback.len().saturating_sub(1) as u64,
-                        Relaxed,
-                    );
+                    let ranges = plan.pulls[i].ranges.len() as u64;
+                    let added = plan.fail_over(i, cluster.local) as u64;
+                    let pending = &cluster.streaming.ranges_pending;
+                    pending.fetch_add(ranges * added, Relaxed);
+                    pending.fetch_sub(ranges, Relaxed);
                     if let Some(dir) = data_dir {
-                        plan.save(dir);
+                        save_plan(&plan, dir);
                     }
                 }
                 tokio::time::sleep(RETRY_DELAY).await;
@@ -474,17 +325,19 @@ async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
                 .is_some_and(|m| m.status != Status::Leaving)
         })
         .filter(|n| {
-            !after
+            after
                 .members
                 .get(n)
-                .is_some_and(|m| m.status == Status::Leaving)
+                .is_none_or(|m| m.status != Status::Leaving)
         })
         .collect();
     if forgotten.is_empty() || cluster.status() != Status::Normal {
         return;
     }
     let moved = moved_ranges(&before.ring, &after.ring, cluster.config.replication_factor);
-    let mut plan = Plan::gains(&moved, cluster.local, after, cluster);
+    let mut plan = Plan::gains(&moved, cluster.local, |n| {
+        alive(after, n) && cluster.is_up(n, unix_now_ms())
+    });
     for pull in &mut plan.pulls {
         pull.fallback.retain(|n| !forgotten.contains(n));
     }
@@ -667,45 +520,5 @@ async fn push_to(
             return Ok(());
         }
         cursor = next;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_is_found_in_sorted_inclusive_ranges() {
-        let ranges = [(0, 9), (20, 29), (40, u64::MAX)];
-        for (token, inside) in [(0, true), (9, true), (10, false), (19, false), (20, true)] {
-            assert_eq!(in_ranges(&ranges, token), inside, "{token}");
-        }
-        assert!(in_ranges(&ranges, u64::MAX));
-        assert!(!in_ranges(&[], 5));
-    }
-
-    #[test]
-    fn a_plan_round_trips_through_its_file_and_garbage_is_refused() {
-        let plan = Plan {
-            pulls: vec![
-                Pull {
-                    source: NodeId::new(0xab),
-                    ranges: vec![(0, 0xff), (0x1000, u64::MAX)],
-                    fallback: vec![NodeId::new(1), NodeId::new(2)],
-                    cursor: 77,
-                    done: false,
-                },
-                Pull {
-                    source: NodeId::new(3),
-                    ranges: vec![(5, 6)],
-                    fallback: Vec::new(),
-                    cursor: 0,
-                    done: true,
-                },
-            ],
-        };
-        assert_eq!(Plan::decode(&plan.encode()), Some(plan));
-        assert_eq!(Plan::decode("pull x 1 0 - 1-2\n"), None);
-        assert_eq!(Plan::decode("something else\n"), None);
     }
 }
