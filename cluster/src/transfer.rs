@@ -98,6 +98,20 @@ pub fn moved_ranges(old: &Ring, new: &Ring, n: usize) -> Vec<Moved> {
     moved
 }
 
+/// A key's pending replicas: those of `future` (the ring once the joins and leaves under way
+/// finish) that are not among its `n` replicas in `ring` now. Writes go to them too, and
+/// they must acknowledge on top of the level (Cassandra's pending endpoints), so that a
+/// finished join or leave keeps every acknowledged write.
+pub fn pending_replicas(ring: &Ring, future: &Ring, key_token: u64, n: usize) -> Vec<NodeId> {
+    let now = ring.preference_list(key_token, n);
+    future
+        .preference_list(key_token, n)
+        .iter()
+        .copied()
+        .filter(|node| !now.contains(node))
+        .collect()
+}
+
 fn same_nodes(a: &[NodeId], b: &[NodeId]) -> bool {
     a.len() == b.len() && a.iter().all(|n| b.contains(n))
 }

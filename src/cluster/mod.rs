@@ -29,6 +29,7 @@ use ringcache_cluster::membership::{
     Config as MembershipConfig, Health, Member, Membership, Status,
 };
 use ringcache_cluster::protocol::{LocalPeer, Message};
+use ringcache_cluster::transfer::pending_replicas;
 use ringcache_cluster::{Liveness, NodeId, Ring};
 use ringcache_resp::Level;
 use ringcache_storage::hints::{HintOptions, Hints};
@@ -567,12 +568,10 @@ impl Cluster {
         let mut targets: Vec<Target> = list.iter().map(|&node| self.target(node, now_ms)).collect();
         let mut need = self.need(level, targets.len());
         if let Some(future) = &view.future {
-            for &node in future.preference_list(token, n).iter() {
-                if !list.contains(&node) {
-                    let target = self.target(node, now_ms);
-                    need.required += usize::from(target.alive);
-                    targets.push(target);
-                }
+            for node in pending_replicas(&view.ring, future, token, n) {
+                let target = self.target(node, now_ms);
+                need.required += usize::from(target.alive);
+                targets.push(target);
             }
         }
         (targets, need)
