@@ -13,10 +13,12 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
-use crate::cluster::{Cluster, LEVEL_NAMES, OP_NAMES, OUTCOMES};
+use crate::cluster::{Cluster, LEVEL_NAMES, OP_NAMES, OUTCOMES, persist};
+use crate::exec::ring::health_name;
 use crate::exec::table::COMMANDS;
 use crate::node::{Node, unix_now_ms};
 use crate::stats::{ERROR_KINDS, LATENCY_BUCKETS, latency_bucket_upper_s};
+use ringcache_cluster::membership::{Health, Status};
 
 /// How often counters are copied into the exporter.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
@@ -120,6 +122,43 @@ fn publish_cluster(
         }
     }
     gauge!("ringcache_clock_offset_ms").set(cluster.liveness.lock().own_offset_ms(now) as f64);
+    publish_membership(cluster);
+}
+
+/// Gossip and streaming figures.
+fn publish_membership(cluster: &Cluster) {
+    let view = cluster.view();
+    for status in [Status::Joining, Status::Normal, Status::Leaving] {
+        let count = view.members.values().filter(|m| m.status == status).count();
+        gauge!("ringcache_members_by_status", "status" => persist::status_name(status))
+            .set(count as f64);
+    }
+    for health in [Health::Alive, Health::Suspect, Health::Dead] {
+        let count = view.members.values().filter(|m| m.health == health).count();
+        gauge!("ringcache_members_by_health", "health" => health_name(health)).set(count as f64);
+    }
+    let (g, local_health) = {
+        let machine = cluster.membership.lock();
+        (machine.stats().clone(), machine.local_health())
+    };
+    counter!("ringcache_gossip_probes_total").absolute(g.probes);
+    counter!("ringcache_gossip_indirect_probes_total").absolute(g.indirect_probes);
+    counter!("ringcache_gossip_suspicions_total").absolute(g.suspicions);
+    counter!("ringcache_gossip_refutations_total").absolute(g.refutations);
+    counter!("ringcache_gossip_deaths_total").absolute(g.deaths);
+    counter!("ringcache_gossip_false_deaths_total").absolute(g.false_deaths);
+    counter!("ringcache_gossip_bytes_total", "direction" => "in").absolute(g.bytes_in);
+    counter!("ringcache_gossip_bytes_total", "direction" => "out").absolute(g.bytes_out);
+    counter!("ringcache_gossip_datagrams_rejected_total").absolute(g.datagrams_rejected);
+    counter!("ringcache_gossip_push_pulls_total").absolute(g.push_pulls);
+    gauge!("ringcache_gossip_local_health").set(f64::from(local_health));
+    let st = &cluster.streaming;
+    counter!("ringcache_stream_bytes_total").absolute(st.bytes.load(Relaxed));
+    counter!("ringcache_stream_records_total").absolute(st.records.load(Relaxed));
+    counter!("ringcache_stream_ranges_done_total").absolute(st.ranges_done.load(Relaxed));
+    gauge!("ringcache_stream_ranges_pending").set(st.ranges_pending.load(Relaxed) as f64);
+    counter!("ringcache_stream_records_discarded_total")
+        .absolute(st.records_discarded.load(Relaxed));
 }
 
 fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
