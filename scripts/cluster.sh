@@ -3,6 +3,8 @@
 #
 #   scripts/cluster.sh start [N]   build (release) if needed, start N nodes (default 3), wait
 #                                  until node 1 sees all N up
+#   scripts/cluster.sh add         start one more node that joins through node 1 and streams
+#                                  its share of the data; wait until it is normal
 #   scripts/cluster.sh status      each node's pid, and the ring as node 1 sees it (RING NODES)
 #   scripts/cluster.sh stop        SIGTERM to every node, then wait for each to exit
 #
@@ -10,12 +12,16 @@
 # RINGCACHE_BASE_PEER_PORT+k-1 (16379, 16380, ...) and metrics on
 # RINGCACHE_BASE_METRICS_PORT+k-1 (9379, 9380, ...). Its data is in ./data/nodeK, its log in
 # ./data/nodeK/ringcache.log, its pid in ./data/nodeK/pid (./ is the repository root). Every
-# node gets the full --seeds list and the --cluster-secret from RINGCACHE_CLUSTER_SECRET.
+# node started by `start` gets their full --seeds list (they found the cluster); a node started
+# by `add` gets node 1 only (not itself), so it joins. The secret comes from
+# RINGCACHE_CLUSTER_SECRET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly NODES_MAX=64
 readonly READY_TIMEOUT_S=30
+# A join streams its share of the data: allow it longer.
+readonly JOIN_TIMEOUT_S=300
 readonly STOP_TIMEOUT_S=30
 readonly POLL_S=0.25
 # A node that accepts a connection and never answers (frozen, stuck) must not hang the script.
@@ -34,7 +40,7 @@ die() {
 }
 
 usage() {
-  sed -n '4,7s/^# //p' "$0" >&2
+  sed -n '4,9s/^# //p' "$0" >&2
   exit 2
 }
 
@@ -108,13 +114,8 @@ cmd_start() {
     fi
   done < <(pid_files)
 
-  local secret=${RINGCACHE_CLUSTER_SECRET:-}
-  if [[ -z $secret ]]; then
-    secret=$DEFAULT_SECRET
-    echo "warning: RINGCACHE_CLUSTER_SECRET is not set; using the default secret" \
-      "'$DEFAULT_SECRET', which anyone can read here: fine on loopback only" >&2
-  fi
-
+  local secret
+  secret=$(cluster_secret)
   cargo build --release -q
   [[ -x $BIN ]] || die "no binary at $BIN after cargo build --release"
 
@@ -126,24 +127,8 @@ cmd_start() {
   # are not more runnable threads than cores (docs/benchmarks.md, "Worker threads").
   local threads=$(($(nproc) / n))
   ((threads >= 1)) || threads=1
-  local dir port
   for ((k = 1; k <= n; k++)); do
-    dir="$DATA_ROOT/node$k"
-    port=$((BASE_PORT + k - 1))
-    mkdir -p "$dir"
-    nohup "$BIN" \
-      --bind 127.0.0.1 \
-      --port "$port" \
-      --peer-port $((BASE_PEER_PORT + k - 1)) \
-      --metrics-port $((BASE_METRICS_PORT + k - 1)) \
-      --data-dir "$dir" \
-      --seeds "$seeds" \
-      --cluster-secret "$secret" \
-      --threads "$threads" \
-      </dev/null >>"$dir/ringcache.log" 2>&1 &
-    echo "$!" >"$dir/pid"
-    echo "node $k: pid $!, clients 127.0.0.1:$port, peers 127.0.0.1:$((BASE_PEER_PORT + k - 1))," \
-      "log $dir/ringcache.log"
+    launch "$k" "$seeds" "$secret" "$threads"
   done
 
   local deadline=$((SECONDS + READY_TIMEOUT_S)) up=""
@@ -172,6 +157,70 @@ cmd_start() {
   echo "  redis-cli -p $((BASE_PORT + n - 1)) GET k CONSISTENCY QUORUM"
   echo "  redis-cli -p $BASE_PORT RING REPLICAS k"
   echo "Then: scripts/cluster.sh status | scripts/cluster.sh stop"
+}
+
+# cluster_secret: the secret every node gets (a warning when the default is used).
+cluster_secret() {
+  local secret=${RINGCACHE_CLUSTER_SECRET:-}
+  if [[ -z $secret ]]; then
+    secret=$DEFAULT_SECRET
+    echo "warning: RINGCACHE_CLUSTER_SECRET is not set; using the default secret" \
+      "'$DEFAULT_SECRET', which anyone can read here: fine on loopback only" >&2
+  fi
+  echo "$secret"
+}
+
+# launch K SEEDS SECRET THREADS: starts node K in the background, its pid in its data dir.
+launch() {
+  local k=$1 seeds=$2 secret=$3 threads=$4
+  local dir="$DATA_ROOT/node$k" port=$((BASE_PORT + k - 1))
+  mkdir -p "$dir"
+  nohup "$BIN" \
+    --bind 127.0.0.1 \
+    --port "$port" \
+    --peer-port $((BASE_PEER_PORT + k - 1)) \
+    --metrics-port $((BASE_METRICS_PORT + k - 1)) \
+    --data-dir "$dir" \
+    --seeds "$seeds" \
+    --cluster-secret "$secret" \
+    --threads "$threads" \
+    </dev/null >>"$dir/ringcache.log" 2>&1 &
+  echo "$!" >"$dir/pid"
+  echo "node $k: pid $!, clients 127.0.0.1:$port, peers 127.0.0.1:$((BASE_PEER_PORT + k - 1))," \
+    "log $dir/ringcache.log"
+}
+
+# node_field K FIELD: FIELD of node K's INFO cluster, empty if it does not answer.
+node_field() {
+  timeout "$CLI_TIMEOUT_S" redis-cli -h 127.0.0.1 -p $((BASE_PORT + $1 - 1)) INFO cluster \
+    2>/dev/null | tr -d '\r' | sed -n "s/^$2://p" || true
+}
+
+cmd_add() {
+  local count
+  count=$(pid_files | wc -l)
+  ((count >= 1)) || die "no cluster here: scripts/cluster.sh start first"
+  local k=$((count + 1))
+  ((k <= NODES_MAX)) || die "at most $NODES_MAX nodes"
+  if ! is_port $((BASE_PORT + k - 1)) || ! is_port $((BASE_PEER_PORT + k - 1)); then
+    die "node $k's ports are out of range"
+  fi
+  local secret
+  secret=$(cluster_secret)
+  [[ -x $BIN ]] || cargo build --release -q
+  launch "$k" "127.0.0.1:$BASE_PEER_PORT" "$secret" 1
+  local pid status="" deadline=$((SECONDS + JOIN_TIMEOUT_S))
+  pid=$(<"$DATA_ROOT/node$k/pid")
+  while :; do
+    alive "$pid" || die "node $k (pid $pid) exited; see $DATA_ROOT/node$k/ringcache.log"
+    status=$(node_field "$k" status)
+    [[ $status == normal ]] && break
+    ((SECONDS < deadline)) ||
+      die "node $k is '${status:-<no answer>}' after ${JOIN_TIMEOUT_S}s; see its log"
+    sleep "$POLL_S"
+  done
+  echo "node $k joined: streamed $(node_field "$k" stream_records) records" \
+    "($(node_field "$k" stream_bytes) bytes); scripts/cluster.sh status shows the ring"
 }
 
 cmd_stop() {
@@ -246,6 +295,10 @@ case "${1:-}" in
   status)
     (($# == 1)) || usage
     cmd_status
+    ;;
+  add)
+    (($# == 1)) || usage
+    cmd_add
     ;;
   *) usage ;;
 esac
