@@ -264,7 +264,8 @@ impl Cluster {
         let me = Member {
             id: local,
             addr: address,
-            incarnation: own.map_or(0, |m| m.incarnation.saturating_add(1)),
+            // `Membership::new` starts one above: a restart overrides what was said of the last life.
+            incarnation: own.map_or(0, |m| m.incarnation),
             status: gossip::starting_status(own.map(|m| m.status), founder),
             health: Health::Alive,
             flush_hlc,
@@ -399,6 +400,7 @@ impl Cluster {
         let view = self.rebuild_view();
         if !Arc::ptr_eq(&before.ring, &view.ring) {
             tracing::info!(owners = view.ring.members().len(), "ring rebuilt");
+            self.drop_hints_of_departed();
         }
         for member in view.members.values().filter(|m| m.id != self.local) {
             if self.dialing.lock().insert(member.addr) {
@@ -424,6 +426,22 @@ impl Cluster {
             });
         }
         self.view_changed.notify_waiters();
+    }
+
+    /// Drops the hints kept for nodes that left or were forgotten: they will not come back.
+    fn drop_hints_of_departed(&self) {
+        let Some(hints) = &self.hints else {
+            return;
+        };
+        let membership = self.membership.lock();
+        for target in hints.targets() {
+            let departed = membership
+                .member(NodeId::new(target))
+                .is_some_and(|m| m.status == Status::Left);
+            if departed && let Err(e) = hints.forget(target) {
+                tracing::warn!(target, error = %e, "cannot drop the hints of a departed node");
+            }
+        }
     }
 
     /// Whether a link task should keep a connection to `addr`: a member is there.
@@ -538,9 +556,14 @@ impl Cluster {
     /// The replicas of `key` in preference order, each marked up or down; for reads the
     /// local replica first among those up, since it answers without a round trip.
     fn targets(&self, key: &[u8], now_ms: u64, local_first: bool) -> Vec<Target> {
-        let ring = self.ring();
-        let list = ring.preference_list(key_token(key), self.config.replication_factor);
-        let mut targets: Vec<Target> = list.iter().map(|&node| self.target(node, now_ms)).collect();
+        let view = self.view();
+        let list = view
+            .ring
+            .preference_list(key_token(key), self.config.replication_factor);
+        let mut targets: Vec<Target> = list
+            .iter()
+            .map(|&node| self.target(&view, node, now_ms))
+            .collect();
         if local_first && let Some(at) = targets.iter().position(|t| t.node == self.local) {
             let local = targets.remove(at);
             targets.insert(0, local);
@@ -548,11 +571,15 @@ impl Cluster {
         targets
     }
 
-    fn target(&self, node: NodeId, now_ms: u64) -> Target {
-        Target {
-            node,
-            alive: self.is_up(node, now_ms) && (node == self.local || self.link(node).is_some()),
-        }
+    fn target(&self, view: &View, node: NodeId, now_ms: u64) -> Target {
+        let alive = node == self.local
+            || (view
+                .members
+                .get(&node)
+                .is_some_and(|m| m.health != Health::Dead)
+                && self.liveness.lock().is_up(node, now_ms)
+                && self.link(node).is_some());
+        Target { node, alive }
     }
 
     /// A write's replicas and its need at `level`: the key's replicas, then its pending
@@ -565,11 +592,14 @@ impl Cluster {
         let token = key_token(key);
         let n = self.config.replication_factor;
         let list = view.ring.preference_list(token, n);
-        let mut targets: Vec<Target> = list.iter().map(|&node| self.target(node, now_ms)).collect();
+        let mut targets: Vec<Target> = list
+            .iter()
+            .map(|&node| self.target(&view, node, now_ms))
+            .collect();
         let mut need = self.need(level, targets.len());
         if let Some(future) = &view.future {
             for node in pending_replicas(&view.ring, future, token, n) {
-                let target = self.target(node, now_ms);
+                let target = self.target(&view, node, now_ms);
                 need.required += usize::from(target.alive);
                 targets.push(target);
             }

@@ -284,25 +284,27 @@ async fn pull_batch(
 }
 
 /// Follows ring changes: pulls the ranges a forgotten member leaves this node, and drops the
-/// ranges this node no longer replicates once the ring has been still for
-/// [`CLEANUP_DELAY`].
+/// ranges this node no longer replicates once the ring has stayed the same for
+/// [`CLEANUP_DELAY`] with no join or leave under way.
 async fn follow_ring(node: &Arc<Node>) {
     let cluster = node.cluster.get().expect("cluster");
     let mut seen = cluster.view();
     let mut cleaned = seen.ring.clone();
+    let mut ring_since = Instant::now();
     loop {
         let changed = cluster.view_changed.notified();
-        let settled = tokio::time::timeout(CLEANUP_DELAY, changed).await.is_err();
+        let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
         let view = cluster.view();
         if !Arc::ptr_eq(&view.ring, &seen.ring) {
             take_over_forgotten(node, &seen, &view).await;
-            seen = view;
-            continue;
+            ring_since = Instant::now();
         }
         seen = view.clone();
         let quiet = view.future.is_none() && cluster.status() == Status::Normal;
-        if settled && quiet && !Arc::ptr_eq(&view.ring, &cleaned) {
-            cleanup(node, &view.ring);
+        if quiet && ring_since.elapsed() >= CLEANUP_DELAY && !Arc::ptr_eq(&view.ring, &cleaned) {
+            let node = node.clone();
+            let ring = view.ring.clone();
+            let _ = tokio::task::spawn_blocking(move || cleanup(&node, &ring)).await;
             cleaned = view.ring.clone();
         }
     }

@@ -362,6 +362,9 @@ struct Probe {
     seq: u32,
     indirect_at_ms: u64,
     indirect_sent: bool,
+    /// When the indirect probes went out: they get the rest of a period from then, even
+    /// when this node's timers fire late (a slow node must not accuse for its lateness).
+    indirect_sent_at_ms: u64,
     acked: Option<Acked>,
     nacks_expected: u32,
     nacks: u32,
@@ -662,7 +665,7 @@ impl Membership {
             && !probe.indirect_sent
             && probe.indirect_at_ms <= now_ms
         {
-            self.send_indirect_probes();
+            self.send_indirect_probes(now_ms);
         }
         match self.next_probe_ms {
             None => {
@@ -671,12 +674,29 @@ impl Membership {
                 self.next_gossip_ms = now_ms;
             }
             Some(at) if at <= now_ms => {
+                // Late (a slow node): the indirect probes just sent get their time first.
+                if let Some(probe) = &self.probe
+                    && probe.acked.is_none()
+                    && probe.indirect_sent
+                {
+                    let window = self.probe_interval_ms() - self.probe_timeout_ms();
+                    let due = probe.indirect_sent_at_ms + window;
+                    if due > now_ms {
+                        self.next_probe_ms = Some(due);
+                        return self.tick_rest(now_ms);
+                    }
+                }
                 self.end_probe(now_ms);
                 self.start_probe(now_ms);
                 self.next_probe_ms = Some(now_ms + self.probe_interval_ms());
             }
             Some(_) => {}
         }
+        self.tick_rest(now_ms);
+    }
+
+    /// The part of a tick after probing.
+    fn tick_rest(&mut self, now_ms: u64) {
         self.expire_suspicions(now_ms);
         if self.next_gossip_ms <= now_ms {
             self.gossip();
@@ -977,6 +997,7 @@ impl Membership {
             seq,
             indirect_at_ms: now_ms + self.probe_timeout_ms(),
             indirect_sent: false,
+            indirect_sent_at_ms: 0,
             acked: None,
             nacks_expected: 0,
             nacks: 0,
@@ -1044,7 +1065,7 @@ impl Membership {
         self.probe_next = 0;
     }
 
-    fn send_indirect_probes(&mut self) {
+    fn send_indirect_probes(&mut self, now_ms: u64) {
         let Some(probe) = &self.probe else { return };
         let (target, seq) = (probe.target, probe.seq);
         let Some(target_addr) = self.members.get(&target).map(|e| e.member.addr) else {
@@ -1066,6 +1087,7 @@ impl Membership {
         }
         if let Some(probe) = &mut self.probe {
             probe.indirect_sent = true;
+            probe.indirect_sent_at_ms = now_ms;
             probe.nacks_expected = helpers.len() as u32;
         }
     }
@@ -1078,7 +1100,8 @@ impl Membership {
         let missing_nacks = probe.nacks_expected.saturating_sub(probe.nacks);
         let delta: i64 = match probe.acked {
             Some(Acked::Direct) => -1,
-            Some(Acked::Indirect) => i64::from(missing_nacks),
+            // Helpers that relayed an Ack send no Nack: nothing to learn about ourselves.
+            Some(Acked::Indirect) => 0,
             None if probe.nacks_expected > 0 => i64::from(missing_nacks),
             None => 1,
         };
