@@ -152,8 +152,10 @@ impl Plan {
     /// Pulls for the ranges `local` gains: each from its loser if up, else from every other
     /// replica up (so a quorum-acknowledged write is found).
     pub fn gains(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
-        // By (source, fallback): the ranges one walk of that source carries.
-        let mut by_source: BTreeMap<(NodeId, Vec<NodeId>), Ranges> = BTreeMap::new();
+        // One walk per source, whatever the ranges: every walk reads the source's whole
+        // store. Its fallback is every other replica of any of its ranges (one that is not a
+        // replica of a range simply has nothing in it).
+        let mut by_source: BTreeMap<NodeId, (Ranges, Vec<NodeId>)> = BTreeMap::new();
         for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
             let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
             let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
@@ -166,17 +168,17 @@ impl Plan {
                     .collect(),
             };
             for source in sources {
-                let fallback = others.iter().copied().filter(|&n| n != source).collect();
-                by_source
-                    .entry((source, fallback))
-                    .or_default()
-                    .push((m.first, m.last));
+                let (ranges, fallback) = by_source.entry(source).or_default();
+                ranges.push((m.first, m.last));
+                fallback.extend(others.iter().copied().filter(|&n| n != source));
+                fallback.sort_unstable();
+                fallback.dedup();
             }
         }
         Plan {
             pulls: by_source
                 .into_iter()
-                .map(|((source, fallback), ranges)| Pull {
+                .map(|(source, (ranges, fallback))| Pull {
                     source,
                     ranges,
                     fallback,

@@ -2037,3 +2037,140 @@ fn all_threads_stopped(pid: u32) -> bool {
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+// ------------------------------------------------------------------------------------------
+// Membership: `RING NODES`, nodes that exit by themselves, waits over the whole cluster
+
+/// One line of `RING NODES`: `<id> <addr> <self|up|down> status=.. health=.. incarnation=N
+/// tokens=N offset_ms=N ownership=X%`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RingMember {
+    /// The node id, 16 hex digits.
+    pub id: String,
+    /// The peer address, `host:port`.
+    pub addr: String,
+    /// `self`, `up` or `down`: the link as the node asked sees it.
+    pub state: String,
+    /// `joining`, `normal` or `leaving`, as gossiped by the member itself.
+    pub status: String,
+    /// `alive`, `suspect` or `dead`, as gossip holds it.
+    pub health: String,
+    /// The member's incarnation.
+    pub incarnation: u64,
+    /// Tokens it owns on the ring (0 while joining).
+    pub tokens: u64,
+    /// Its share of the keys as a replica, in percent.
+    pub ownership_pct: f64,
+}
+
+/// Parses a `RING NODES` reply, or says which line does not parse.
+pub fn parse_ring_nodes(text: &str) -> Result<Vec<RingMember>, String> {
+    let mut members = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = |why: &str| format!("RING NODES line {line:?}: {why}");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [id, addr, state, fields @ ..] = words.as_slice() else {
+            return Err(bad("fewer than 3 words"));
+        };
+        let field = |name: &str| -> Result<&str, String> {
+            fields
+                .iter()
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                .ok_or_else(|| bad(&format!("no {name}=")))
+        };
+        let number = |name: &str| -> Result<u64, String> {
+            field(name)?
+                .parse()
+                .map_err(|_| bad(&format!("{name} is not a number")))
+        };
+        members.push(RingMember {
+            id: id.to_string(),
+            addr: addr.to_string(),
+            state: state.to_string(),
+            status: field("status")?.to_string(),
+            health: field("health")?.to_string(),
+            incarnation: number("incarnation")?,
+            tokens: number("tokens")?,
+            ownership_pct: field("ownership")?
+                .trim_end_matches('%')
+                .parse()
+                .map_err(|_| bad("ownership is not a percentage"))?,
+        });
+    }
+    Ok(members)
+}
+
+impl Cluster {
+    /// Node `i`'s `RING NODES`, parsed, or why it could not be had within
+    /// [`ADMIN_IO_TIMEOUT`].
+    pub fn try_ring_nodes(&self, i: usize) -> Result<Vec<RingMember>, String> {
+        let reply = admin_query(self.nodes[i].port, &["RING", "NODES"])?;
+        let text = match &reply {
+            Val::Bulk(b) | Val::Verbatim(b) => String::from_utf8_lossy(b).into_owned(),
+            other => return Err(format!("RING NODES answered {other}")),
+        };
+        parse_ring_nodes(&text)
+    }
+
+    /// Node `i`'s id (`node_id` of its `INFO cluster`).
+    ///
+    /// # Panics
+    /// If the node does not answer.
+    pub fn node_id(&self, i: usize) -> String {
+        self.info_field(i, "node_id")
+    }
+
+    /// Waits up to `timeout` for node `i` to exit by itself (after `RING DECOMMISSION`, say)
+    /// and returns its exit status; the node then counts as killed (not running: left out of
+    /// [`Cluster::running`], [`Cluster::describe`]'s queries, and restartable). `None` if it
+    /// still runs.
+    pub fn wait_exited(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        let node = &mut self.nodes[i];
+        assert_eq!(node.state, NodeState::Running, "wait for node {i} to exit");
+        let status = node.process.process.wait_exit(timeout)?;
+        node.state = NodeState::Killed;
+        Some(status)
+    }
+
+    /// Polls `check` every [`POLL_INTERVAL`] until it returns `Ok`, for at most `timeout`;
+    /// returns its value.
+    ///
+    /// # Panics
+    /// When time is up, naming `what` was waited for, with the last error and
+    /// [`Cluster::describe`].
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Cluster) -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match check(self) {
+                Ok(v) => return v,
+                Err(why) => why,
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "waited {timeout:?} for {what}; last seen: {last}\n{}",
+                    self.describe()
+                );
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// `Ok` once every running node (members and added nodes alike) reports `field:want` in
+    /// `INFO cluster`, else the first that does not: a check for [`Cluster::wait_until`].
+    pub fn check_all_fields(&self, field: &str, want: &str) -> Result<(), String> {
+        for i in self.running() {
+            let got = self
+                .try_info_field(i, field)
+                .map_err(|why| format!("node {i}: {why}"))?;
+            if got != want {
+                return Err(format!("node {i} reports {field}:{got}, want {want}"));
+            }
+        }
+        Ok(())
+    }
+}

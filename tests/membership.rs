@@ -1,0 +1,936 @@
+//! Membership end to end: nodes join a loaded cluster and leave it (decommissioned, or
+//! killed and forgotten) while a writer keeps writing at QUORUM, and no acknowledged write is
+//! lost; thirty nodes form one cluster from one seed; gossip detects a killed node dead
+//! within seconds, never declares an idle node dead, and takes a restarted node back; two
+//! clusters with different names never merge, though their nodes knock at each other.
+//!
+//! Each test holds [`serial`]'s lock: they measure times (joins, detection, convergence) that
+//! running them side by side on a two-core machine would distort.
+
+mod common;
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, RespConn, RingMember, Val, encode_command};
+
+/// Replicas of each key (the server's default, N).
+const REPLICATION_FACTOR: usize = 3;
+/// Arguments of every node: one worker thread, since up to thirty nodes share two cores.
+const NODE_ARGS: &[&str] = &["--threads", "1"];
+
+/// Keys written before the first join, so that each join has data to move.
+const PRELOAD_KEYS: usize = 20_000;
+/// Commands pipelined in one batch when preloading or reading back.
+const BATCH: usize = 500;
+/// One write in this many creates a new key; the others overwrite an existing one.
+const NEW_KEY_EVERY: u64 = 32;
+/// Most writes the background writer makes, whatever the clock says.
+const WRITES_MAX: u64 = 1_000_000;
+/// Most time the background writer runs, whatever the test does.
+const WRITER_TIME_MAX: Duration = Duration::from_secs(150);
+/// Read and write timeout of the writer's connections: well above the write timeout (1 s),
+/// so that a reply is always waited for, and a killed node is noticed by its closed socket.
+const WRITER_IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Acknowledged writes the writer must have made before the first join.
+const WRITER_WARMUP_ACKS: usize = 200;
+/// How long the writer may take to make [`WRITER_WARMUP_ACKS`].
+const WRITER_WARMUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a node may take from its start to `status:normal`: the seed handshake, 3 s of
+/// settling, streaming its share of the keys.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How far `stream_records` of a joined node may be from keys × N / nodes, as a fraction:
+/// the ring's balance (a node's share of the ring with 512 tokens varies by a few percent)
+/// plus the keys the writer creates while the join runs.
+const STREAM_SHARE_TOLERANCE: f64 = 0.25;
+/// How long every node may take to agree on a membership change (a join seen normal, a
+/// leave or a forget seen gone).
+const MEMBERS_AGREE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a decommissioned node may take to exit once it answered +OK (it stops 200 ms
+/// after its reply).
+const DECOMMISSION_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the survivors may take to hold a SIGKILLed node dead: probe period (500 ms),
+/// indirect probes, suspicion (1 s to 3 s), dissemination; with slack for a loaded machine.
+const DEAD_DETECTED_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a join the nodes that lost ranges may take to drop them: the ring must be
+/// still for 10 s first.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long the new replicas of a forgotten node's ranges may take to pull them.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Acknowledged writes the writer must have made over the whole test for it to mean
+/// anything.
+const WRITER_ACKS_MIN: usize = 2_000;
+
+/// Nodes of the one-seed test.
+const SWARM_NODES: usize = 30;
+/// Arguments of each of them: small rings (30 × 16 tokens), one thread, no log on disk.
+const SWARM_ARGS: &[&str] = &["--threads", "1", "--vnodes", "16", "--storage", "memory"];
+/// How long, from the last node's start, until all thirty agree on thirty normal, alive
+/// members: the last joiner's 3 s settle plus gossip over thirty nodes, with slack.
+const SWARM_CONVERGED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the five nodes of the detection test stay idle before anyone is killed.
+const IDLE_WATCH: Duration = Duration::from_secs(20);
+/// How long a restarted node may take until every node holds it alive again.
+const BACK_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The second cluster's `--cluster-name` (the first keeps the default).
+const OTHER_NAME: &str = "other";
+/// How long the two clusters are watched for a merge once every node has knocked.
+const APART_WATCH: Duration = Duration::from_secs(5);
+/// A bound on the rounds of that watch, whatever the clock says.
+const APART_ROUNDS_MAX: usize = 100;
+/// How long until a node of one cluster has refused the other's datagrams or handshakes.
+const REFUSED_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ------------------------------------------------------------------------------------------
+// Helpers
+
+/// One test at a time (see the module doc); a test that failed does not block the others.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn ok() -> Val {
+    Val::Simple(b"OK".to_vec())
+}
+
+fn key(index: usize) -> String {
+    format!("k{index}")
+}
+
+/// The value of write `seq` (0: the preload) to key `index`: both are read back from it.
+fn value(index: usize, seq: u64) -> String {
+    format!("k{index}:{seq}:{}", "v".repeat(index % 32))
+}
+
+/// The key that write `seq` (from 1) of the writer goes to: every [`NEW_KEY_EVERY`]th a new
+/// one after the preloaded keys, else one of those that exist by then.
+fn key_of(seq: u64) -> usize {
+    let created = (seq / NEW_KEY_EVERY) as usize;
+    if seq.is_multiple_of(NEW_KEY_EVERY) {
+        PRELOAD_KEYS + created - 1
+    } else {
+        (seq.wrapping_mul(7_919) % (PRELOAD_KEYS + created) as u64) as usize
+    }
+}
+
+/// Sends one command and reads its reply, or says why not (the connection is then useless).
+fn ask(conn: &mut RespConn, args: &[&str]) -> Result<Val, String> {
+    conn.try_send(&encode_command(args))
+        .map_err(|e| format!("send {args:?} to port {}: {e}", conn.port))?;
+    conn.try_read_frame()
+        .map(|frame| Val::parse(&frame))
+        .map_err(|e| format!("{args:?} on port {}: {e}", conn.port))
+}
+
+/// Writes keys `0..PRELOAD_KEYS` at QUORUM through node 0, pipelined; each must answer +OK.
+fn preload(cluster: &Cluster) {
+    let mut conn = cluster.conn(0);
+    for start in (0..PRELOAD_KEYS).step_by(BATCH) {
+        let end = (start + BATCH).min(PRELOAD_KEYS);
+        let mut out = Vec::new();
+        for i in start..end {
+            out.extend(encode_command(&[
+                "SET",
+                &key(i),
+                &value(i, 0),
+                "CONSISTENCY",
+                "QUORUM",
+            ]));
+        }
+        conn.send(&out);
+        for i in start..end {
+            let reply = conn.read_reply();
+            assert_eq!(
+                reply,
+                ok(),
+                "preloading {} at QUORUM answered {reply}",
+                key(i)
+            );
+        }
+    }
+}
+
+/// What the writer did.
+struct WriterLog {
+    /// Per key index, the sequence number of the last acknowledged write (0: the preload).
+    acked: BTreeMap<usize, u64>,
+    /// Writes sent.
+    attempts: u64,
+    /// Writes answered +OK.
+    acks: usize,
+    /// Writes not acknowledged: an error reply or a broken connection.
+    failures: usize,
+    /// The first few of those, for the report.
+    failure_examples: Vec<String>,
+    /// How long it ran.
+    ran: Duration,
+}
+
+/// A thread writing `SET k<i> <value> CONSISTENCY QUORUM` one at a time, each through the
+/// next node of `targets` in turn, recording every acknowledgement.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    targets: Arc<Mutex<Vec<u16>>>,
+    /// Distinct keys written so far, the preload included.
+    keys: Arc<AtomicUsize>,
+    acks: Arc<AtomicUsize>,
+    /// `None` once joined.
+    handle: Option<JoinHandle<WriterLog>>,
+}
+
+impl Writer {
+    /// Starts writing through `targets`; the preloaded keys count as acknowledged.
+    fn start(targets: Vec<u16>) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let targets = Arc::new(Mutex::new(targets));
+        let keys = Arc::new(AtomicUsize::new(PRELOAD_KEYS));
+        let acks = Arc::new(AtomicUsize::new(0));
+        let handle = {
+            let (stop, targets, keys, acks) =
+                (stop.clone(), targets.clone(), keys.clone(), acks.clone());
+            thread::spawn(move || Writer::run(&stop, &targets, &keys, &acks))
+        };
+        Writer {
+            stop,
+            targets,
+            keys,
+            acks,
+            handle: Some(handle),
+        }
+    }
+
+    fn run(
+        stop: &AtomicBool,
+        targets: &Mutex<Vec<u16>>,
+        keys: &AtomicUsize,
+        acks: &AtomicUsize,
+    ) -> WriterLog {
+        const FAILURE_EXAMPLES_MAX: usize = 10;
+        let started = Instant::now();
+        let mut log = WriterLog {
+            acked: (0..PRELOAD_KEYS).map(|i| (i, 0)).collect(),
+            attempts: 0,
+            acks: 0,
+            failures: 0,
+            failure_examples: Vec::new(),
+            ran: Duration::ZERO,
+        };
+        let mut conns: BTreeMap<u16, RespConn> = BTreeMap::new();
+        let fail = |log: &mut WriterLog, why: String| {
+            log.failures += 1;
+            if log.failure_examples.len() < FAILURE_EXAMPLES_MAX {
+                log.failure_examples
+                    .push(format!("{:.1}s: {why}", started.elapsed().as_secs_f64()));
+            }
+        };
+        for seq in 1..=WRITES_MAX {
+            if stop.load(Ordering::Relaxed) || started.elapsed() >= WRITER_TIME_MAX {
+                break;
+            }
+            let index = key_of(seq);
+            keys.fetch_max(index + 1, Ordering::Relaxed);
+            let port = {
+                let targets = targets.lock().unwrap();
+                targets[seq as usize % targets.len()]
+            };
+            let conn = match conns.entry(port) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => match RespConn::try_connect(port) {
+                    Ok(conn) => {
+                        let _ = conn.stream().set_read_timeout(Some(WRITER_IO_TIMEOUT));
+                        let _ = conn.stream().set_write_timeout(Some(WRITER_IO_TIMEOUT));
+                        entry.insert(conn)
+                    }
+                    Err(e) => {
+                        fail(&mut log, format!("connect to port {port}: {e}"));
+                        thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                },
+            };
+            log.attempts += 1;
+            let args = [
+                "SET",
+                &key(index),
+                &value(index, seq),
+                "CONSISTENCY",
+                "QUORUM",
+            ];
+            match ask(conn, &args) {
+                Ok(reply) if reply == ok() => {
+                    log.acked.insert(index, seq);
+                    log.acks += 1;
+                    acks.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(reply) => fail(
+                    &mut log,
+                    format!("SET {} on port {port} answered {reply}", key(index)),
+                ),
+                Err(why) => {
+                    conns.remove(&port);
+                    fail(&mut log, why);
+                }
+            }
+        }
+        log.ran = started.elapsed();
+        log
+    }
+
+    /// Distinct keys written so far, the preload included.
+    fn keys(&self) -> usize {
+        self.keys.load(Ordering::Relaxed)
+    }
+
+    /// Writes acknowledged so far.
+    fn acks(&self) -> usize {
+        self.acks.load(Ordering::Relaxed)
+    }
+
+    fn add_target(&self, port: u16) {
+        self.targets.lock().unwrap().push(port);
+    }
+
+    fn remove_target(&self, port: u16) {
+        let mut targets = self.targets.lock().unwrap();
+        targets.retain(|&p| p != port);
+        assert!(
+            !targets.is_empty(),
+            "the writer needs a node to write through"
+        );
+    }
+
+    fn finish(mut self) -> WriterLog {
+        self.stop.store(true, Ordering::Relaxed);
+        let handle = self.handle.take().expect("joined once");
+        handle.join().expect("the writer thread panicked")
+    }
+}
+
+impl Drop for Writer {
+    /// A test that fails midway stops its writer too (within one request's timeout).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// `Ok` once every running node lists exactly `n` members, all up, `normal` and `alive`,
+/// `none_of` not among them: a check for [`Cluster::wait_until`].
+fn members_settled(c: &Cluster, n: usize, none_of: Option<&str>) -> Result<(), String> {
+    let n = n.to_string();
+    for field in ["members", "members_up", "members_normal"] {
+        c.check_all_fields(field, &n)?;
+    }
+    for field in [
+        "members_joining",
+        "members_leaving",
+        "members_suspect",
+        "members_dead",
+    ] {
+        c.check_all_fields(field, "0")?;
+    }
+    if let Some(gone) = none_of {
+        for i in c.running() {
+            if c.try_ring_nodes(i)?.iter().any(|m| m.id == gone) {
+                return Err(format!("node {i} still lists {gone}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Node `i`'s line about member `id` in its `RING NODES`.
+fn member_seen_by(c: &Cluster, i: usize, id: &str) -> Result<RingMember, String> {
+    c.try_ring_nodes(i)?
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| format!("node {i} does not list {id}"))
+}
+
+/// Adds a node while `writer` writes, waits until it is normal and every node sees
+/// `nodes_after` normal members, and checks that it streamed in about its share of the keys.
+/// Returns its index.
+fn join_one(cluster: &mut Cluster, writer: &Writer, nodes_after: usize) -> usize {
+    let started = Instant::now();
+    let i = cluster.add_node(NODE_ARGS);
+    let status = cluster.info_field(i, "status");
+    assert_eq!(
+        status,
+        "joining",
+        "node {i}, not a seed, must start joining\n{}",
+        cluster.describe()
+    );
+    let keys_at_start = writer.keys();
+    cluster.wait_until(
+        &format!("node {i} to turn normal"),
+        JOIN_TIMEOUT,
+        |c| match c.try_info_field(i, "status")? {
+            s if s == "normal" => Ok(()),
+            s => Err(format!("node {i} is {s}")),
+        },
+    );
+    let joined = started.elapsed();
+    let keys = writer.keys();
+    cluster.wait_until(
+        &format!("every node to see {nodes_after} normal members"),
+        MEMBERS_AGREE_TIMEOUT,
+        |c| members_settled(c, nodes_after, None),
+    );
+    let agreed = started.elapsed();
+    writer.add_target(cluster.port(i));
+
+    let streamed = cluster.info_number(i, "stream_records");
+    let id = cluster.node_id(i);
+    let ownership = member_seen_by(cluster, i, &id)
+        .unwrap_or_else(|why| panic!("{why}\n{}", cluster.describe()))
+        .ownership_pct;
+    let expected = (keys * REPLICATION_FACTOR) as f64 / nodes_after as f64;
+    let ratio = streamed as f64 / expected;
+    println!(
+        "join of node {i} (to {nodes_after} nodes): normal after {:.1}s, all agree after \
+         {:.1}s; stream_records {streamed} vs keys x N / nodes = {keys} x {REPLICATION_FACTOR} \
+         / {nodes_after} = {expected:.0} (ratio {ratio:.3}; keys when it started: \
+         {keys_at_start}); its ownership {ownership:.1}% x keys = {:.0}; \
+         stream_records_new {}, stream_bytes {}, writer acks so far {}",
+        joined.as_secs_f64(),
+        agreed.as_secs_f64(),
+        keys as f64 * ownership / 100.0,
+        cluster.info_number(i, "stream_records_new"),
+        cluster.info_number(i, "stream_bytes"),
+        writer.acks(),
+    );
+    assert!(
+        (ratio - 1.0).abs() <= STREAM_SHARE_TOLERANCE,
+        "node {i} streamed {streamed} records joining {nodes_after} nodes; its share of \
+         {keys} keys x {REPLICATION_FACTOR} replicas is {expected:.0} (ratio {ratio:.3}, \
+         allowed 1 +/- {STREAM_SHARE_TOLERANCE})"
+    );
+    i
+}
+
+/// Reads every key of `acked` back at QUORUM through `ports` in turn, pipelined; returns
+/// the keys whose value is missing, not a write of that key, or older than the last
+/// acknowledged write.
+fn lost_writes(ports: &[u16], acked: &BTreeMap<usize, u64>) -> Vec<String> {
+    let mut conns: Vec<RespConn> = ports.iter().map(|&p| RespConn::connect(p)).collect();
+    let entries: Vec<(usize, u64)> = acked.iter().map(|(&k, &s)| (k, s)).collect();
+    let mut lost = Vec::new();
+    for (batch_no, batch) in entries.chunks(BATCH).enumerate() {
+        let conn = &mut conns[batch_no % ports.len()];
+        let mut out = Vec::new();
+        for &(index, _) in batch {
+            out.extend(encode_command(&[
+                "GET",
+                &key(index),
+                "CONSISTENCY",
+                "QUORUM",
+            ]));
+        }
+        conn.send(&out);
+        for &(index, acked_seq) in batch {
+            let reply = conn.read_reply();
+            let seen = match &reply {
+                Val::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => {
+                    lost.push(format!(
+                        "{} (last acked write {acked_seq}) read {other} on port {}",
+                        key(index),
+                        conn.port
+                    ));
+                    continue;
+                }
+            };
+            let seq = seen
+                .split(':')
+                .nth(1)
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|&seq| seen == value(index, seq) && (seq == 0 || key_of(seq) == index));
+            match seq {
+                Some(seq) if seq >= acked_seq => {}
+                _ => lost.push(format!(
+                    "{} (last acked write {acked_seq}) read {seen:?} on port {}",
+                    key(index),
+                    conn.port
+                )),
+            }
+        }
+    }
+    lost
+}
+
+// ------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn nodes_join_and_leave_under_writes_and_every_quorum_write_survives() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    let mut cluster = Cluster::start(3, NODE_ARGS);
+    let started = Instant::now();
+    preload(&cluster);
+    println!(
+        "preloaded {PRELOAD_KEYS} keys at QUORUM in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let writer = Writer::start((0..3).map(|i| cluster.port(i)).collect());
+    if common::wait_for(WRITER_WARMUP_TIMEOUT, || {
+        (writer.acks() >= WRITER_WARMUP_ACKS).then_some(())
+    })
+    .is_none()
+    {
+        let log = writer.finish();
+        panic!(
+            "the writer made {} acknowledged writes in {WRITER_WARMUP_TIMEOUT:?}, \
+             {} failures, e.g. {:?}",
+            log.acks, log.failures, log.failure_examples
+        );
+    }
+
+    let fourth = join_one(&mut cluster, &writer, 4);
+    let fifth = join_one(&mut cluster, &writer, 5);
+
+    // The nodes that lost ranges to the joiners drop them once the ring has been still for
+    // 10 s: from here on, a node that gains ranges must really get them streamed.
+    let started = Instant::now();
+    let discarded = cluster.wait_until(
+        "the old owners to drop the keys they no longer replicate",
+        CLEANUP_TIMEOUT,
+        |c| {
+            let counts = (0..=fourth)
+                .map(|i| {
+                    let n = c.try_info_field(i, "stream_records_discarded")?;
+                    n.parse::<u64>().map_err(|_| format!("node {i}: {n:?}"))
+                })
+                .collect::<Result<Vec<u64>, String>>()?;
+            match counts.iter().all(|&n| n > 0) {
+                true => Ok(counts),
+                false => Err(format!(
+                    "stream_records_discarded of nodes 0..={fourth}: {counts:?}"
+                )),
+            }
+        },
+    );
+    println!(
+        "old owners dropped what they no longer replicate {:.1}s after the second join: \
+         stream_records_discarded of nodes 0..={fourth} {discarded:?} ({} keys)",
+        started.elapsed().as_secs_f64(),
+        writer.keys()
+    );
+
+    // Decommission an original node: it streams its ranges out and exits by itself.
+    let leaver = 0;
+    let leaver_id = cluster.node_id(leaver);
+    writer.remove_target(cluster.port(leaver));
+    let started = Instant::now();
+    let reply = cluster.conn(leaver).cmd(&["RING", "DECOMMISSION"]);
+    let answered = started.elapsed();
+    assert_eq!(
+        reply,
+        ok(),
+        "RING DECOMMISSION on node {leaver} answered {reply}\n{}",
+        cluster.describe()
+    );
+    let status = cluster
+        .wait_exited(leaver, DECOMMISSION_EXIT_TIMEOUT)
+        .unwrap_or_else(|| {
+            panic!(
+                "node {leaver} still runs {DECOMMISSION_EXIT_TIMEOUT:?} after RING \
+                 DECOMMISSION answered +OK\n{}",
+                cluster.describe()
+            )
+        });
+    assert!(
+        status.success(),
+        "decommissioned node {leaver} exited with {status}\n{}",
+        cluster.describe()
+    );
+    cluster.wait_until(
+        "every node to see 4 members after the decommission",
+        MEMBERS_AGREE_TIMEOUT,
+        |c| members_settled(c, 4, Some(&leaver_id)),
+    );
+    println!(
+        "decommission of node {leaver}: +OK after {:.1}s, all 4 others agree after {:.1}s",
+        answered.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // RING FORGET refuses a live member and the node itself.
+    let (victim, survivor) = (1, 2);
+    let victim_id = cluster.node_id(victim);
+    let survivor_id = cluster.node_id(survivor);
+    for (asked, id, what) in [
+        (survivor, &victim_id, "a live member"),
+        (survivor, &survivor_id, "itself"),
+    ] {
+        let reply = cluster.conn(asked).cmd(&["RING", "FORGET", id]);
+        assert!(
+            reply.is_error(),
+            "RING FORGET of {what} ({id}) on node {asked} answered {reply}, want an error"
+        );
+    }
+
+    // Kill another original node, wait until gossip holds it dead, forget it.
+    writer.remove_target(cluster.port(victim));
+    cluster.kill(victim);
+    let killed = Instant::now();
+    cluster.wait_until(
+        &format!("every survivor to hold node {victim} ({victim_id}) dead"),
+        DEAD_DETECTED_TIMEOUT,
+        |c| {
+            for i in c.running() {
+                let m = member_seen_by(c, i, &victim_id)?;
+                if m.health != "dead" {
+                    return Err(format!("node {i} holds it {}", m.health));
+                }
+            }
+            Ok(())
+        },
+    );
+    let detected = killed.elapsed();
+    let reply = cluster.conn(survivor).cmd(&["RING", "FORGET", &victim_id]);
+    assert_eq!(
+        reply,
+        ok(),
+        "RING FORGET {victim_id} on node {survivor} answered {reply}\n{}",
+        cluster.describe()
+    );
+    cluster.wait_until(
+        "every node to see 3 members after the forget",
+        MEMBERS_AGREE_TIMEOUT,
+        |c| members_settled(c, 3, Some(&victim_id)),
+    );
+    let forgotten = killed.elapsed();
+    cluster.wait_until(
+        "the new replicas to pull the forgotten node's ranges",
+        TAKEOVER_TIMEOUT,
+        |c| c.check_all_fields("stream_ranges_pending", "0"),
+    );
+    println!(
+        "kill -9 of node {victim}: dead everywhere after {:.1}s; forgotten everywhere after \
+         {:.1}s; its ranges taken over after {:.1}s",
+        detected.as_secs_f64(),
+        forgotten.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+
+    let log = writer.finish();
+    println!(
+        "writer: {} writes, {} acknowledged, {} not ({:?}), {} keys, in {:.1}s",
+        log.attempts,
+        log.acks,
+        log.failures,
+        log.failure_examples,
+        log.acked.len(),
+        log.ran.as_secs_f64()
+    );
+    assert!(
+        log.acks >= WRITER_ACKS_MIN,
+        "the writer made only {} acknowledged writes; the test means little",
+        log.acks
+    );
+
+    let remaining = cluster.running();
+    assert_eq!(remaining, vec![survivor, fourth, fifth]);
+    let ports: Vec<u16> = remaining.iter().map(|&i| cluster.port(i)).collect();
+    let started = Instant::now();
+    let lost = lost_writes(&ports, &log.acked);
+    println!(
+        "read back {} keys at QUORUM in {:.1}s; stream_records_discarded on the survivors: \
+         {:?}",
+        log.acked.len(),
+        started.elapsed().as_secs_f64(),
+        remaining
+            .iter()
+            .map(|&i| cluster.info_number(i, "stream_records_discarded"))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged keys do not read back their last acknowledged value (or a \
+         newer one), e.g.:\n  {}\n{}",
+        lost.len(),
+        log.acked.len(),
+        lost[..lost.len().min(10)].join("\n  "),
+        cluster.describe()
+    );
+    println!(
+        "nodes_join_and_leave_under_writes: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn thirty_nodes_form_one_cluster_from_one_seed() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    let mut cluster = Cluster::start(1, SWARM_ARGS);
+    for _ in 1..SWARM_NODES {
+        // Its seeds: the first node only.
+        cluster.add_node(SWARM_ARGS);
+    }
+    let last_started = Instant::now();
+    println!(
+        "started {SWARM_NODES} nodes in {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+    let ids: BTreeSet<String> = (0..SWARM_NODES).map(|i| cluster.node_id(i)).collect();
+    assert_eq!(ids.len(), SWARM_NODES, "node ids are not distinct: {ids:?}");
+    cluster.wait_until(
+        &format!("every node to list {SWARM_NODES} normal, alive members"),
+        SWARM_CONVERGED_TIMEOUT,
+        |c| {
+            for i in 0..SWARM_NODES {
+                let members = c.try_ring_nodes(i)?;
+                let listed: BTreeSet<String> = members.iter().map(|m| m.id.clone()).collect();
+                if listed != ids {
+                    return Err(format!("node {i} lists {} members", members.len()));
+                }
+                if let Some(m) = members
+                    .iter()
+                    .find(|m| m.status != "normal" || m.health != "alive")
+                {
+                    return Err(format!(
+                        "node {i} lists {} as status={} health={}",
+                        m.id, m.status, m.health
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    println!(
+        "{SWARM_NODES} nodes from one seed: all list {SWARM_NODES} normal, alive members \
+         {:.1}s after the last start ({:.1}s after the first)",
+        last_started.elapsed().as_secs_f64(),
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_killed_node_is_detected_dead_within_seconds_and_nodes_never_flap() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    const NODES: usize = 5;
+    let mut cluster = Cluster::start(NODES, NODE_ARGS);
+    thread::sleep(IDLE_WATCH);
+    for i in 0..NODES {
+        for field in [
+            "gossip_false_deaths",
+            "gossip_deaths",
+            "members_dead",
+            "members_suspect",
+        ] {
+            assert_eq!(
+                cluster.info_number(i, field),
+                0,
+                "node {i}: {field} after {IDLE_WATCH:?} idle\n{}",
+                cluster.describe()
+            );
+        }
+    }
+    println!(
+        "idle {IDLE_WATCH:?}: gossip_probes {:?}, gossip_suspicions {:?}, gossip_bytes_out {:?}",
+        (0..NODES)
+            .map(|i| cluster.info_number(i, "gossip_probes"))
+            .collect::<Vec<_>>(),
+        (0..NODES)
+            .map(|i| cluster.info_number(i, "gossip_suspicions"))
+            .collect::<Vec<_>>(),
+        (0..NODES)
+            .map(|i| cluster.info_number(i, "gossip_bytes_out"))
+            .collect::<Vec<_>>(),
+    );
+
+    let victim = NODES - 1;
+    let victim_id = cluster.node_id(victim);
+    let incarnation_before = member_seen_by(&cluster, 0, &victim_id)
+        .unwrap_or_else(|why| panic!("{why}"))
+        .incarnation;
+    cluster.kill(victim);
+    let killed = Instant::now();
+    let mut seen_dead: BTreeMap<usize, Duration> = BTreeMap::new();
+    let dead_incarnation = cluster.wait_until(
+        &format!("every other node to hold node {victim} dead"),
+        DEAD_DETECTED_TIMEOUT,
+        |c| {
+            // Every node every round, so that each one's own detection time is seen.
+            let mut incarnation = 0;
+            let mut not_yet = Vec::new();
+            for i in c.running() {
+                let m = member_seen_by(c, i, &victim_id)?;
+                if m.health == "dead" {
+                    seen_dead.entry(i).or_insert_with(|| killed.elapsed());
+                    incarnation = incarnation.max(m.incarnation);
+                } else {
+                    not_yet.push(format!("node {i} holds it {}", m.health));
+                }
+            }
+            match not_yet.is_empty() {
+                true => Ok(incarnation),
+                false => Err(not_yet.join(", ")),
+            }
+        },
+    );
+    let detected = killed.elapsed();
+    println!(
+        "kill -9 of node {victim}: dead on every other node after {:.2}s (per node: {:?})",
+        detected.as_secs_f64(),
+        seen_dead
+            .iter()
+            .map(|(i, d)| format!("{i}: {:.2}s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+    );
+
+    cluster.restart(victim);
+    let restarted = Instant::now();
+    cluster.wait_until(
+        &format!("every node to hold the restarted node {victim} alive again"),
+        BACK_ALIVE_TIMEOUT,
+        |c| {
+            for i in 0..NODES {
+                let m = member_seen_by(c, i, &victim_id)?;
+                if m.health != "alive" || m.incarnation <= dead_incarnation {
+                    return Err(format!(
+                        "node {i} holds it {} at incarnation {} (dead at {dead_incarnation})",
+                        m.health, m.incarnation
+                    ));
+                }
+            }
+            members_settled(c, NODES, None)
+        },
+    );
+    let seen = member_seen_by(&cluster, 0, &victim_id).unwrap();
+    println!(
+        "restart of node {victim}: alive everywhere after {:.2}s, incarnation {} -> {} \
+         (dead at {dead_incarnation})",
+        restarted.elapsed().as_secs_f64(),
+        incarnation_before,
+        seen.incarnation
+    );
+    for i in 0..NODES {
+        assert_eq!(
+            cluster.info_number(i, "gossip_false_deaths"),
+            0,
+            "node {i}: a node killed and restarted is no false death\n{}",
+            cluster.describe()
+        );
+    }
+    println!(
+        "detection test: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn two_clusters_with_different_names_never_merge() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    let mut a = Cluster::start(2, NODE_ARGS);
+    let b_args = [NODE_ARGS, &["--cluster-name", OTHER_NAME]].concat();
+    let mut b = Cluster::start(2, &b_args);
+
+    // A newcomer of each that has the other cluster's seeds first in its list: it
+    // push-pulls every seed in its first round, so both sides refuse a handshake.
+    let a_seeds = format!("{},{}", b.seeds(), a.seeds());
+    let a_args = [NODE_ARGS, &["--seeds", &a_seeds]].concat();
+    let a_new = a.add_node(&a_args);
+    let b_seeds = format!("{},{}", a.seeds(), b.seeds());
+    let b_new_args = [b_args.as_slice(), &["--seeds", &b_seeds]].concat();
+    let b_new = b.add_node(&b_new_args);
+    a.wait_until("cluster A to have 3 members", MEMBERS_AGREE_TIMEOUT, |c| {
+        members_settled(c, 3, None)
+    });
+    b.wait_until("cluster B to have 3 members", MEMBERS_AGREE_TIMEOUT, |c| {
+        members_settled(c, 3, None)
+    });
+
+    // Gossip: A's newcomer is killed and a node of B takes its peer port. A still probes
+    // that address over UDP (and redials it over TCP) until it holds its member dead.
+    let a_ids: BTreeSet<String> = (0..=a_new).map(|i| a.node_id(i)).collect();
+    let b_own_seeds = b.seeds().to_string();
+    let port = a.peer_port(a_new).to_string();
+    a.kill(a_new);
+    let b_taker_args = [
+        b_args.as_slice(),
+        &["--peer-port", &port, "--seeds", &b_own_seeds],
+    ]
+    .concat();
+    let b_taker = b.add_node(&b_taker_args);
+    b.wait_until(
+        &format!("node {b_taker} of B to refuse A's datagrams"),
+        REFUSED_TIMEOUT,
+        |c| match c.try_info_field(b_taker, "gossip_datagrams_rejected")? {
+            n if n != "0" => Ok(()),
+            n => Err(format!("gossip_datagrams_rejected:{n}")),
+        },
+    );
+    b.wait_until("cluster B to have 4 members", MEMBERS_AGREE_TIMEOUT, |c| {
+        members_settled(c, 4, None)
+    });
+
+    let b_ids: BTreeSet<String> = b.running().into_iter().map(|i| b.node_id(i)).collect();
+    let watch_started = Instant::now();
+    let mut rounds = 0;
+    while watch_started.elapsed() < APART_WATCH && rounds < APART_ROUNDS_MAX {
+        rounds += 1;
+        for (cluster, name, own, other) in [(&a, "A", &a_ids, &b_ids), (&b, "B", &b_ids, &a_ids)] {
+            for i in cluster.running() {
+                let members = cluster
+                    .try_ring_nodes(i)
+                    .unwrap_or_else(|why| panic!("{why}\n{}", cluster.describe()));
+                for m in &members {
+                    assert!(
+                        own.contains(&m.id) && !other.contains(&m.id),
+                        "node {i} of cluster {name} lists {} ({}) of the other cluster\n\
+                         A:\n{}\nB:\n{}",
+                        m.id,
+                        m.addr,
+                        a.describe(),
+                        b.describe()
+                    );
+                }
+            }
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    // A lists its killed newcomer too (dead or on its way); B exactly its four.
+    for i in a.running() {
+        let members = a.try_ring_nodes(i).unwrap();
+        assert_eq!(members.len(), 3, "node {i} of A: {members:?}");
+    }
+    let refused = |c: &Cluster, field: &str| -> u64 {
+        c.running().iter().map(|&i| c.info_number(i, field)).sum()
+    };
+    let (a_handshakes, b_handshakes) = (
+        refused(&a, "handshakes_refused"),
+        refused(&b, "handshakes_refused"),
+    );
+    println!(
+        "apart for {APART_WATCH:?} ({rounds} rounds): handshakes_refused A {a_handshakes}, \
+         B {b_handshakes}; gossip_datagrams_rejected A {}, B {} (node {b_taker} {}); \
+         node {b_new} of B and node {a_new} of A knocked at the other",
+        refused(&a, "gossip_datagrams_rejected"),
+        refused(&b, "gossip_datagrams_rejected"),
+        b.info_number(b_taker, "gossip_datagrams_rejected"),
+    );
+    assert!(
+        a_handshakes > 0 && b_handshakes > 0,
+        "each cluster must have refused the other's handshake (A {a_handshakes}, B \
+         {b_handshakes})"
+    );
+    println!(
+        "different names test: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
