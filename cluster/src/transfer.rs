@@ -150,7 +150,9 @@ pub struct Plan {
 
 impl Plan {
     /// Pulls for the ranges `local` gains: each from its loser if up, else from every other
-    /// replica up (so a quorum-acknowledged write is found).
+    /// replica up (so a quorum-acknowledged write is found). A range none of whose replicas
+    /// looks up is pulled from all of them: each walk waits for its source or fails over,
+    /// where leaving the range out would let the join finish without it.
     pub fn gains(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
         // One walk per source, whatever the ranges: every walk reads the source's whole
         // store. Its fallback is every other replica of any of its ranges (one that is not a
@@ -159,7 +161,7 @@ impl Plan {
         for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
             let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
             let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
-            let sources: Vec<NodeId> = match losers.as_slice() {
+            let mut sources: Vec<NodeId> = match losers.as_slice() {
                 [loser] if is_up(*loser) => vec![*loser],
                 _ => others
                     .iter()
@@ -167,6 +169,9 @@ impl Plan {
                     .filter(|&n| is_up(n) && !losers.contains(&n))
                     .collect(),
             };
+            if sources.is_empty() {
+                sources.clone_from(&others);
+            }
             for source in sources {
                 let (ranges, fallback) = by_source.entry(source).or_default();
                 ranges.push((m.first, m.last));
@@ -202,8 +207,13 @@ impl Plan {
     /// `local` walks the same ranges from the start instead (each, because one of them alone
     /// may lack a write that the dead source and another acknowledged). Returns how many
     /// walks were added.
+    /// A walk without fallbacks stays as it is, to be retried until its source is back
+    /// (or the caller gives it up, when the source is no longer a member).
     pub fn fail_over(&mut self, index: usize, local: NodeId) -> usize {
         let dead = self.pulls[index].clone();
+        if dead.fallback.iter().all(|&n| n == local) {
+            return 0;
+        }
         self.pulls[index].done = true;
         let mut added = 0;
         for fallback in dead.fallback.iter().copied().filter(|&n| n != local) {
@@ -402,6 +412,22 @@ mod tests {
         let added = plan.fail_over(0, joiner);
         assert!(plan.pulls[0].done);
         assert_eq!(added, first.fallback.len());
+    }
+
+    #[test]
+    fn a_join_that_sees_no_replica_up_still_plans_every_range_it_gains() {
+        let old = Ring::new(ids(1..4), 16);
+        let new = Ring::new(ids(1..5), 16);
+        let joiner = NodeId::new(4);
+        let moved = moved_ranges(&old, &new, 3);
+        let plan = Plan::gains(&moved, joiner, |_| false);
+        for m in moved.iter().filter(|m| m.gainers().contains(&joiner)) {
+            let covered = plan
+                .pulls
+                .iter()
+                .any(|p| p.ranges.contains(&(m.first, m.last)));
+            assert!(covered, "{m:?} is in no pull of {plan:?}");
+        }
     }
 
     #[test]

@@ -98,8 +98,10 @@ pub async fn bootstrap(node: Arc<Node>) {
             return;
         }
         for seed in unresolved {
-            if let Err(e) = super::link::push_pull(&node, &seed).await {
-                tracing::debug!(seed, error = %e, "seed not reached");
+            match super::link::push_pull(&node, &seed).await {
+                Ok(()) if cluster.unresolved_seeds().is_empty() => break,
+                Ok(()) => {}
+                Err(e) => tracing::debug!(seed, error = %e, "seed not reached"),
             }
         }
         cluster.gossip_wake.notify_one();

@@ -336,6 +336,7 @@ fn merge_members(node: &Arc<Node>, state: &[u8]) -> Result<(), String> {
         .membership
         .lock()
         .merge_state(members, unix_now_ms());
+    cluster.mark_synced();
     cluster.gossip_wake.notify_one();
     Ok(())
 }

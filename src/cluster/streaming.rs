@@ -44,6 +44,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records pushed per batch when decommissioning.
 const PUSH_BATCH_RECORDS: usize = 256;
+/// How long a leaving node waits for its hints to be replayed.
+const HINT_DRAIN_MAX: Duration = Duration::from_secs(30);
 /// How long a leaving node gives gossip to spread a status change before going on.
 const STATUS_SETTLE: Duration = Duration::from_secs(2);
 
@@ -216,16 +218,26 @@ async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
             }
             Err(e) => {
                 tracing::debug!(%source, error = %e, "stream pull failed");
-                if !alive(&cluster.view(), source) {
-                    tracing::warn!(%source, "stream source is dead; pulling from the other replicas");
+                let view = cluster.view();
+                if !view.members.contains_key(&source) {
+                    // Left or forgotten: it will not come back, and its fallbacks (if any
+                    // were left) were walked already.
+                    tracing::warn!(%source, "stream source is gone; its walk is given up");
+                    plan.pulls[i].done = true;
+                    let ranges = plan.pulls[i].ranges.len() as u64;
+                    cluster.streaming.ranges_pending.fetch_sub(ranges, Relaxed);
+                } else if !alive(&view, source) {
                     let ranges = plan.pulls[i].ranges.len() as u64;
                     let added = plan.fail_over(i, cluster.local) as u64;
-                    let pending = &cluster.streaming.ranges_pending;
-                    pending.fetch_add(ranges * added, Relaxed);
-                    pending.fetch_sub(ranges, Relaxed);
-                    if let Some(dir) = data_dir {
-                        save_plan(&plan, dir);
+                    if added > 0 {
+                        tracing::warn!(%source, "stream source is dead; pulling from the other replicas");
+                        let pending = &cluster.streaming.ranges_pending;
+                        pending.fetch_add(ranges * added, Relaxed);
+                        pending.fetch_sub(ranges, Relaxed);
                     }
+                }
+                if let Some(dir) = data_dir {
+                    save_plan(&plan, dir);
                 }
                 tokio::time::sleep(RETRY_DELAY).await;
             }
@@ -289,7 +301,8 @@ async fn pull_batch(
 async fn follow_ring(node: &Arc<Node>) {
     let cluster = node.cluster.get().expect("cluster");
     let mut seen = cluster.view();
-    let mut cleaned = seen.ring.clone();
+    // None: not cleaned since start (a node restarted after a ring change holds what it lost).
+    let mut cleaned: Option<Arc<Ring>> = None;
     let mut ring_since = Instant::now();
     loop {
         let changed = cluster.view_changed.notified();
@@ -300,12 +313,15 @@ async fn follow_ring(node: &Arc<Node>) {
             ring_since = Instant::now();
         }
         seen = view.clone();
-        let quiet = view.future.is_none() && cluster.status() == Status::Normal;
-        if quiet && ring_since.elapsed() >= CLEANUP_DELAY && !Arc::ptr_eq(&view.ring, &cleaned) {
+        let quiet = view.future.is_none()
+            && cluster.status() == Status::Normal
+            && cluster.unresolved_seeds().is_empty();
+        let cleaned_this = cleaned.as_ref().is_some_and(|c| Arc::ptr_eq(c, &view.ring));
+        if quiet && ring_since.elapsed() >= CLEANUP_DELAY && !cleaned_this {
             let node = node.clone();
             let ring = view.ring.clone();
             let _ = tokio::task::spawn_blocking(move || cleanup(&node, &ring)).await;
-            cleaned = view.ring.clone();
+            cleaned = Some(view.ring.clone());
         }
     }
 }
@@ -439,10 +455,27 @@ pub async fn decommission(node: &Arc<Node>) -> Result<(), String> {
             "ERR decommission stopped, this node stays normal: {e}"
         ));
     }
+    drain_hints(cluster).await;
     cluster.set_status(Status::Left);
     spread_now(node).await;
     tracing::info!("decommissioned: left the cluster; stopping");
     Ok(())
+}
+
+/// Gives the hints this node keeps for others time to be replayed before it leaves (they go
+/// with it otherwise; read repair and anti-entropy would be left to fix what they carried).
+async fn drain_hints(cluster: &super::Cluster) {
+    let deadline = Instant::now() + HINT_DRAIN_MAX;
+    while cluster.hints_pending().0 > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (left, _) = cluster.hints_pending();
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "leaving with hints not delivered (their targets are down)"
+        );
+    }
 }
 
 /// Spreads this node's new status by push-pull with a few members, then gives gossip time.

@@ -130,10 +130,14 @@ fn refuse_until_seeds_reached(cluster: &cluster::Cluster) -> Result<(), ExecErro
     if unresolved.is_empty() {
         return Ok(());
     }
+    const SHOWN: usize = 3;
+    let mut list = unresolved[..unresolved.len().min(SHOWN)].join(", ");
+    if unresolved.len() > SHOWN {
+        list.push_str(&format!(" and {} more", unresolved.len() - SHOWN));
+    }
     Err(ExecError::Cluster(format!(
-        "CLUSTERDOWN this node has not reached every seed yet ({}), so it cannot place keys; \
-         retry shortly",
-        unresolved.join(", ")
+        "CLUSTERDOWN this node has not reached every seed yet ({list}), so it cannot place \
+         keys; retry shortly"
     )))
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ringcache_cluster::{Need, QuorumError};
+use ringcache_cluster::{Need, NodeId, QuorumError};
 use ringcache_storage::{Record, Version};
 
 use super::node::Key;
@@ -46,6 +46,9 @@ struct Op {
     /// Its coordinator crashed before it replied.
     lost: bool,
     succeeded: bool,
+    /// For a write under a membership change: its coordinator and the nodes it went to
+    /// (replicas and pending replicas), each of which gets the record or a hint of it.
+    sent_to: Option<(usize, Vec<NodeId>)>,
 }
 
 /// What an acknowledged write, or a read that repaired its read set, promises: `replicas`
@@ -139,8 +142,19 @@ impl Checker {
             replies: 0,
             lost: false,
             succeeded: false,
+            sent_to: None,
         });
         self.ops.len() - 1
+    }
+
+    /// What op `op` asks of its replicas.
+    pub fn need_of(&self, op: usize) -> Need {
+        self.ops[op].need
+    }
+
+    /// Whether op `op` is a write.
+    pub fn is_write(&self, op: usize) -> bool {
+        self.ops[op].write.is_some()
     }
 
     /// Whether op `op` replied with success.
@@ -346,6 +360,76 @@ impl Checker {
                     self.seed
                 );
             }
+        }
+    }
+
+    /// Write `op`, coordinated by node `coordinator`, went to `targets`.
+    pub fn set_write_targets(&mut self, op: usize, coordinator: usize, targets: Vec<NodeId>) {
+        self.ops[op].sent_to = Some((coordinator, targets));
+    }
+
+    /// Node `coordinator` left the cluster with hints kept: the writes it coordinated are
+    /// no longer sure to reach every replica they were sent to. How many finished writes
+    /// that concerns.
+    pub fn forget_hints_of(&mut self, coordinator: usize) -> usize {
+        let before = self.handed_off.len();
+        let ops = &self.ops;
+        self.handed_off.retain(|&op| {
+            ops[op]
+                .sent_to
+                .as_ref()
+                .is_none_or(|(c, _)| *c != coordinator)
+        });
+        before - self.handed_off.len()
+    }
+
+    /// Under a membership change, once the hints drained: every node of a key's final
+    /// replicas that a finished write was sent to (as a replica or a pending replica) holds
+    /// it. A final replica the write was not sent to got it by streaming, or not at all: the
+    /// floors say what must be there.
+    pub fn check_handed_off_to(&self, replicas_of: impl Fn(Key) -> Vec<(NodeId, Option<Record>)>) {
+        for &op in &self.handed_off {
+            let (key, written) = (self.ops[op].key, self.ops[op].write.as_ref());
+            let Some((_, targets)) = &self.ops[op].sent_to else {
+                continue;
+            };
+            let (value_version, expiry_version) = cells(written);
+            for (node, held) in replicas_of(key) {
+                if !targets.contains(&node) {
+                    continue;
+                }
+                let (value_held, expiry_held) = cells(held.as_ref());
+                assert!(
+                    value_held >= value_version && expiry_held >= expiry_version,
+                    "seed {}: final replica {node} of key {key} holds {held:?} after the hints \
+                     drained, without op {op} ({written:?}) which was sent to it",
+                    self.seed
+                );
+            }
+        }
+    }
+
+    /// What each of `key`'s final replicas holds keeps every promise: a write acknowledged at
+    /// W (or a read that repaired its read set at R') is held by at least W (R') of them, so
+    /// that every read at R with W + R > N finds it. Called before the final reads repair.
+    pub fn check_held(&self, key: Key, held: &[Option<Record>]) {
+        for floor in &self.floors[key] {
+            let holding = held
+                .iter()
+                .filter(|record| {
+                    let (value, expiry) = cells(record.as_ref());
+                    value >= floor.value_version && expiry >= floor.expiry_version
+                })
+                .count();
+            assert!(
+                holding >= floor.replicas,
+                "seed {}: op {} ({}) promised {} replicas of key {key}, but only {holding} of \
+                 the final ones hold it: {held:?}",
+                self.seed,
+                floor.op,
+                self.describe(floor.op),
+                floor.replicas,
+            );
         }
     }
 

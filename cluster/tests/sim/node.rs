@@ -1,8 +1,9 @@
 //! One simulated node: its replica store, clock, hints, rounds in flight and liveness view.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-use ringcache_cluster::{Effect, HybridClock, NodeId, ReadRound, WriteRound};
+use ringcache_cluster::{Effect, HybridClock, NodeId, ReadRound, Ring, WriteRound};
 use ringcache_storage::Record;
 
 /// A key of the simulated key space, by index.
@@ -49,6 +50,19 @@ impl Round {
     }
 }
 
+/// A node's view of the membership, as gossip brought it: the ring now and, while a join or
+/// a leave is under way, the ring after it (whose replicas that are not replicas now are
+/// pending: writes go to them too).
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Which change of the membership this is: views only move forward.
+    pub epoch: usize,
+    /// Who owns what now.
+    pub ring: Rc<Ring>,
+    /// Who will own what once the change under way finishes.
+    pub future: Option<Rc<Ring>>,
+}
+
 /// A round on its coordinator, with what the simulator needs to drive and check it.
 #[derive(Debug)]
 pub struct InFlight {
@@ -76,6 +90,18 @@ pub struct Node {
     pub skew_ms: i64,
     /// Down: receives nothing, sends nothing.
     pub crashed: bool,
+    /// Not in the cluster: not started yet (a node that will join) or gone (a node that
+    /// left). Such a node is also `crashed`, and no fault restarts it.
+    pub out: bool,
+    /// The membership as this node knows it.
+    pub view: View,
+    /// For a while after its ring changed, the ring before: writes also go to its replicas
+    /// that are not replicas any more (still members), as to pending replicas, because
+    /// nodes that have not learned the change yet still read from them.
+    pub handover: Option<Rc<Ring>>,
+    /// A join's plan and progress ([`ringcache_cluster::transfer::Plan::encode`]), durable
+    /// like the runtime's `data_dir/stream`.
+    pub plan_file: Option<String>,
     /// The replica's records, durable.
     pub store: BTreeMap<Key, Record>,
     /// Hints kept for each target (by node index), durable; hints for one key merge, so a
@@ -88,13 +114,17 @@ pub struct Node {
 }
 
 impl Node {
-    /// Node `index` of `count`, up, empty, seeing every node up.
-    pub fn new(index: usize, count: usize, id: NodeId, skew_ms: i64) -> Node {
+    /// Node `index` of `count`, up, empty, seeing every node up, knowing `view`.
+    pub fn new(index: usize, count: usize, id: NodeId, skew_ms: i64, view: View) -> Node {
         Node {
             id,
             clock: HybridClock::new(index as u32 + 1),
             skew_ms,
             crashed: false,
+            out: false,
+            view,
+            handover: None,
+            plan_file: None,
             store: BTreeMap::new(),
             hints: vec![BTreeMap::new(); count],
             rounds: BTreeMap::new(),

@@ -2,18 +2,22 @@
 //! virtual time. Every choice comes from the seeded generator, so a seed replays exactly.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use ringcache_cluster::{Effect, NodeId, ReadRound, Ring, Target, WriteRound};
 use ringcache_storage::{Record, Version, key_token};
 
 use super::check::{Checker, need};
-use super::node::{InFlight, Key, Node, RequestId, Round};
+use super::node::{InFlight, Key, Node, RequestId, Round, View};
 use super::queue::EventQueue;
 use super::rng::Rng;
 
 mod faults;
+mod membership;
 mod network;
+
+pub use membership::{PendingRule, Scenario};
 
 /// Tokens per node: few, so the preference lists of 20 keys differ.
 const VNODES: u16 = 16;
@@ -87,6 +91,8 @@ enum Event {
         node: usize,
     },
     Heal,
+    /// A step of a join, a leave, or of gossip spreading them.
+    Membership(membership::Event),
 }
 
 /// The peer protocol, reduced to what the rounds exchange.
@@ -120,6 +126,8 @@ enum Message {
         key: Key,
         record: Record,
     },
+    /// Streaming between nodes when the membership changes.
+    Transfer(membership::Transfer),
 }
 
 /// Counts for the summary line.
@@ -160,6 +168,7 @@ pub struct World {
     /// Events handled so far: orders "acknowledged before this started" exactly.
     step: u64,
     nodes: Vec<Node>,
+    /// The ring as it is: the latest view's (each node learns it late, by gossip).
     ring: Ring,
     key_tokens: Vec<u64>,
     /// While partitioned: the side of each node.
@@ -171,20 +180,54 @@ pub struct World {
     pub check: Checker,
     /// Counts for the summary.
     pub stats: Stats,
+    /// The join and the leave under test, if any.
+    membership: Option<membership::Membership>,
+    /// The key whose story is printed, if any.
+    trace_key: Option<Key>,
+    /// Under membership changes, the replicas each read started with, by op.
+    read_sets: std::collections::BTreeMap<usize, Vec<NodeId>>,
 }
 
 impl World {
     /// A cluster for `cfg`, every node up, nothing written.
     pub fn new(cfg: Config) -> World {
+        World::build(cfg, None)
+    }
+
+    /// A cluster for `cfg` plus one node that joins it while the clients run, after which a
+    /// node is decommissioned, as `scenario` says.
+    pub fn with_membership(cfg: Config, scenario: Scenario) -> World {
+        World::build(cfg, Some(scenario))
+    }
+
+    fn build(cfg: Config, scenario: Option<Scenario>) -> World {
         let mut rng = Rng::new(cfg.seed);
-        let nodes: Vec<Node> = (0..cfg.nodes)
-            .map(|i| {
+        // The node that joins is drawn last, so the others are those of `World::new`.
+        let count = cfg.nodes + usize::from(scenario.is_some());
+        let shapes: Vec<(NodeId, i64)> = (0..count)
+            .map(|_| {
                 let id = NodeId::new(rng.next_u64());
                 let skew_ms = rng.between(0, 60) as i64 - 30;
-                Node::new(i, cfg.nodes, id, skew_ms)
+                (id, skew_ms)
             })
             .collect();
-        let ring = Ring::new(nodes.iter().map(|n| n.id), VNODES);
+        let ring = Ring::new(shapes[..cfg.nodes].iter().map(|s| s.0), VNODES);
+        let view = View {
+            epoch: 0,
+            ring: Rc::new(ring.clone()),
+            future: None,
+        };
+        let mut nodes: Vec<Node> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(id, skew_ms))| Node::new(i, count, id, skew_ms, view.clone()))
+            .collect();
+        let membership = scenario.map(|scenario| {
+            let joiner = &mut nodes[cfg.nodes];
+            joiner.out = true;
+            joiner.crashed = true;
+            membership::Membership::new(scenario, cfg.nodes, view)
+        });
         let key_tokens = (0..cfg.keys)
             .map(|k| key_token(format!("key:{k}").as_bytes()))
             .collect();
@@ -203,6 +246,9 @@ impl World {
             next_request: 0,
             check: Checker::new(cfg.seed, cfg.replicas, cfg.keys),
             stats: Stats::default(),
+            membership,
+            trace_key: trace_key_from_env(),
+            read_sets: std::collections::BTreeMap::new(),
         }
     }
 
@@ -212,6 +258,10 @@ impl World {
     /// # Panics
     /// On a broken invariant, with the seed in the message.
     pub fn run(&mut self) {
+        if self.membership.is_some() {
+            self.run_with_membership();
+            return;
+        }
         self.queue.push(0, Event::ClientOp);
         let first_fault = self.rng.between(FAULT_INTERVAL_MS.0, FAULT_INTERVAL_MS.1);
         self.queue.push(first_fault, Event::Fault);
@@ -266,14 +316,18 @@ impl World {
     }
 
     fn is_quiet(&self) -> bool {
-        self.nodes.iter().enumerate().all(|(i, node)| {
-            node.rounds.is_empty()
-                && node.hint_count() == 0
-                && (0..self.nodes.len()).all(|t| node.sees_up[t] == self.reachable(i, t))
-        })
+        self.membership_is_quiet()
+            && self.nodes.iter().enumerate().all(|(i, node)| {
+                node.rounds.is_empty()
+                    && node.hint_count() == 0
+                    && (0..self.nodes.len()).all(|t| node.sees_up[t] == self.reachable(i, t))
+            })
     }
 
     fn handle(&mut self, event: Event) {
+        if let Some(traced) = self.trace_key {
+            self.trace(traced, &event);
+        }
         match event {
             Event::ClientOp => self.client_op(),
             Event::Deliver { from, to, message } => self.deliver(from, to, message),
@@ -285,6 +339,39 @@ impl World {
             Event::Fault => self.fault(),
             Event::Restart { node } => self.restart(node),
             Event::Heal => self.heal(),
+            Event::Membership(event) => self.on_membership_event(event),
+        }
+    }
+
+    fn trace(&self, traced: Key, event: &Event) {
+        let show = match event {
+            Event::Deliver {
+                message:
+                    Message::Read { key, .. } | Message::Write { key, .. } | Message::Hint { key, .. },
+                ..
+            } => *key == traced,
+            Event::Deliver {
+                to,
+                message:
+                    Message::Record { request, .. }
+                    | Message::Ack { request }
+                    | Message::Failed { request },
+                ..
+            } => self.nodes[*to]
+                .rounds
+                .get(request)
+                .is_some_and(|f| f.key == traced),
+            Event::Deliver {
+                message: Message::Transfer(_),
+                ..
+            }
+            | Event::Membership(_)
+            | Event::Restart { .. }
+            | Event::Heal => true,
+            _ => false,
+        };
+        if show {
+            eprintln!("{} ms step {}: {event:?}", self.now_ms, self.step);
         }
     }
 
@@ -339,8 +426,27 @@ impl World {
         let version = node.clock.next(node.wall_ms(self.now_ms));
         let record = self.new_record(key, version);
         let op = self.check.begin_write(key, need, &record, self.step);
-        let targets = self.targets(coordinator, key, false);
-        match WriteRound::start(need, record, &targets, self.now_ms, WRITE_TIMEOUT_MS) {
+        let mut targets = self.targets(coordinator, key, false);
+        // The checker holds the write to the level's promise; the round also waits for the
+        // pending replicas that are up.
+        let mut round_need = need;
+        if self.membership.is_some() {
+            let counts_when_down = self.pending_counts_when_down();
+            for pending in self.pending_targets(coordinator, key) {
+                round_need.required += usize::from(pending.alive || counts_when_down);
+                targets.push(pending);
+            }
+            let ids = targets.iter().map(|t| t.node).collect();
+            self.check.set_write_targets(op, coordinator, ids);
+        }
+        if self.trace_key == Some(key) {
+            eprintln!(
+                "{} ms step {}: op {op} write {level} at node {coordinator} (view {}) to \
+                 {targets:?}, {} acks needed",
+                self.now_ms, self.step, self.nodes[coordinator].view.epoch, round_need.required
+            );
+        }
+        match WriteRound::start(round_need, record, &targets, self.now_ms, WRITE_TIMEOUT_MS) {
             Ok((round, effects)) => {
                 let round = Round::Write(round);
                 self.begin_round(coordinator, op, key, round, WRITE_TIMEOUT_MS, effects);
@@ -354,6 +460,17 @@ impl World {
         let need = need(level, self.cfg.replicas);
         let op = self.check.begin_read(key, need, self.step);
         let targets = self.targets(coordinator, key, true);
+        if self.membership.is_some() {
+            let ids = targets.iter().map(|t| t.node).collect();
+            self.read_sets.insert(op, ids);
+        }
+        if self.trace_key == Some(key) {
+            eprintln!(
+                "{} ms step {}: op {op} read {level} at node {coordinator} (view {}) from \
+                 {targets:?}",
+                self.now_ms, self.step, self.nodes[coordinator].view.epoch
+            );
+        }
         let started = ReadRound::start(
             need,
             &targets,
@@ -374,7 +491,8 @@ impl World {
     /// The key's preference list as `coordinator` sees it; for reads the local replica
     /// first, as the server orders it.
     fn targets(&self, coordinator: usize, key: Key, local_first: bool) -> Vec<Target> {
-        let list = self
+        let list = self.nodes[coordinator]
+            .view
             .ring
             .preference_list(self.key_tokens[key], self.cfg.replicas);
         let mut targets: Vec<Target> = list
@@ -464,6 +582,20 @@ impl World {
                         pending.extend(write.on_hint_stored());
                     }
                 }
+                Effect::Reply(Ok(Some(record)))
+                    if is_read
+                        && self.membership.is_some()
+                        && self.repair_pending_replicas(coordinator, op, key, &record) => {}
+                Effect::Reply(Ok(None)) if !is_read && !self.check.is_write(op) => {
+                    // The write of a read's merged record to the pending replicas: the read
+                    // replies with that record.
+                    let Round::Write(write) = &self.nodes[coordinator].rounds[&request].round
+                    else {
+                        unreachable!("a write round");
+                    };
+                    let record = write.record().clone();
+                    self.check.on_reply(op, Ok(Some(record)), self.step);
+                }
                 Effect::Reply(reply) => self.check.on_reply(op, reply, self.step),
             }
         }
@@ -539,7 +671,7 @@ impl World {
             let reads: Vec<(Key, usize)> = unread
                 .iter()
                 .map(|&key| {
-                    let coordinator = self.rng.index(self.nodes.len());
+                    let coordinator = self.some_member();
                     (key, self.start_read(coordinator, key, "ALL"))
                 })
                 .collect();
@@ -583,7 +715,7 @@ impl World {
             let list = self
                 .ring
                 .preference_list(self.key_tokens[key], self.cfg.replicas);
-            for node in &self.nodes {
+            for node in self.nodes.iter().filter(|n| !n.out) {
                 assert!(
                     list.contains(&node.id) || !node.store.contains_key(&key),
                     "seed {}: {} holds key {key} without being its replica",
@@ -593,4 +725,10 @@ impl World {
             }
         }
     }
+}
+
+/// `SIM_TRACE_KEY=k`: the run prints what happens to key `k` (and every membership step)
+/// on stderr, to see why a seed fails.
+fn trace_key_from_env() -> Option<Key> {
+    std::env::var("SIM_TRACE_KEY").ok()?.parse().ok()
 }

@@ -27,24 +27,33 @@ impl World {
         let up: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| !self.nodes[i].crashed)
             .collect();
-        // Keep a majority up, so some requests still succeed.
-        if up.len() * 2 <= self.nodes.len() + 1 {
+        // Keep a majority of the members up, so some requests still succeed.
+        let members = self.nodes.iter().filter(|n| !n.out).count();
+        if up.len() * 2 <= members + 1 {
             return;
         }
         let node = up[self.rng.index(up.len())];
+        let down_ms = self.rng.between(CRASH_MS.0, CRASH_MS.1);
+        self.crash(node, down_ms);
+    }
+
+    /// Crashes `node` for `down_ms`: it loses its rounds (and any streaming under way), never
+    /// its store, hints or kept plan.
+    pub(super) fn crash(&mut self, node: usize, down_ms: u64) {
         self.stats.crashes += 1;
         self.nodes[node].crashed = true;
         let lost = std::mem::take(&mut self.nodes[node].rounds);
         for flight in lost.values() {
             self.check.on_lost(flight.op);
         }
-        let restart_ms = self.now_ms + self.rng.between(CRASH_MS.0, CRASH_MS.1);
-        self.queue.push(restart_ms, Event::Restart { node });
+        self.membership_on_crash(node);
+        self.queue
+            .push(self.now_ms + down_ms, Event::Restart { node });
         self.views_change();
     }
 
     pub(super) fn restart(&mut self, node: usize) {
-        if !self.nodes[node].crashed {
+        if !self.nodes[node].crashed || self.nodes[node].out {
             return;
         }
         let restarted = &mut self.nodes[node];
@@ -53,6 +62,7 @@ impl World {
         restarted.sees_up.fill(false);
         restarted.sees_up[node] = true;
         self.views_change();
+        self.membership_on_restart(node);
     }
 
     fn partition(&mut self) {
@@ -81,7 +91,7 @@ impl World {
     }
 
     /// Every view learns the change after its own detection delay.
-    fn views_change(&mut self) {
+    pub(super) fn views_change(&mut self) {
         for observer in 0..self.nodes.len() {
             for target in 0..self.nodes.len() {
                 let at_ms = self.now_ms + self.rng.between(0, DETECTION_MS_MAX);

@@ -91,6 +91,7 @@ impl World {
             Message::Record { request, .. }
             | Message::Ack { request }
             | Message::Failed { request } => self.on_answer(to, from, request, message),
+            Message::Transfer(transfer) => self.on_transfer(from, to, transfer),
         }
     }
 
@@ -136,6 +137,9 @@ impl World {
         );
         if self.nodes[node].crashed {
             return;
+        }
+        if self.membership.is_some() {
+            self.drop_hints_for_departed(node);
         }
         for target in 0..self.nodes.len() {
             if !self.nodes[node].sees_up[target] {
