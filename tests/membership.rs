@@ -934,3 +934,408 @@ fn two_clusters_with_different_names_never_merge() {
         test_started.elapsed().as_secs_f64()
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// A join cut short, and the streaming rate
+
+/// Keys preloaded before the join that is killed midway.
+const RESUME_KEYS: usize = 20_000;
+/// Bytes of each of their values: with the key and the ~32 bytes a record costs, the
+/// joiner's share (keys x N / nodes = 15,000 records) is ~15.6 MB to stream.
+const BIG_VALUE_BYTES: usize = 1_000;
+/// `--stream-throughput-mb` of the joiner: its share then takes ~8 s, long enough to kill it
+/// midway with time to spare, short enough for the test to stay under half a minute.
+const RESUME_THROUGHPUT_MB: u64 = 2;
+/// The joiner is killed once it has streamed this fraction of its expected share.
+const KILL_AT_SHARE: f64 = 0.4;
+/// Records a source walks per stream request (the server's `STREAM_BATCH_KEYS`). The batch
+/// in flight when the joiner is killed was counted but its cursor maybe not kept yet: the
+/// second run may stream it again.
+const STREAM_BATCH_RECORDS: u64 = 1_000;
+/// How far the records streamed over both runs may be from the joiner's share (its
+/// ownership x keys), as a fraction of it, beyond that one batch: keys hash onto the ring
+/// unevenly (a few tenths of a percent at this count), ownership is printed to 0.1 %.
+const RESUME_SHARE_TOLERANCE: f64 = 0.02;
+
+/// Keys preloaded before the join whose rate is measured.
+const THROUGHPUT_KEYS: usize = 10_000;
+/// `--stream-throughput-mb` of that joiner: its share (~7.8 MB) takes ~4 s.
+const THROUGHPUT_LIMIT_MB: u64 = 2;
+/// How far above the limit the measured rate may be, as a fraction: the first batch lands
+/// right after the throttle starts and the polls see each moment up to ~100 ms late.
+const THROUGHPUT_OVER_MAX: f64 = 0.10;
+/// How far below the limit the measured rate may be before the limit looks like a
+/// slowdown of its own, as a fraction of it.
+const THROUGHPUT_UNDER_MAX: f64 = 0.5;
+
+fn big_key(index: usize) -> String {
+    format!("big{index}")
+}
+
+/// The value of [`big_key`] `index`: its index, then filler, [`BIG_VALUE_BYTES`] in all.
+fn big_value(index: usize) -> String {
+    let head = format!("{index}:");
+    let filler = char::from(b'a' + (index % 26) as u8);
+    let mut value = head.clone();
+    value.extend(std::iter::repeat_n(filler, BIG_VALUE_BYTES - head.len()));
+    value
+}
+
+/// Writes [`big_key`] `0..keys` at QUORUM through node 0, pipelined; each must answer +OK.
+fn preload_big(cluster: &Cluster, keys: usize) {
+    let mut conn = cluster.conn(0);
+    for start in (0..keys).step_by(BATCH) {
+        let end = (start + BATCH).min(keys);
+        let mut out = Vec::new();
+        for i in start..end {
+            out.extend(encode_command(&[
+                "SET",
+                &big_key(i),
+                &big_value(i),
+                "CONSISTENCY",
+                "QUORUM",
+            ]));
+        }
+        conn.send(&out);
+        for i in start..end {
+            let reply = conn.read_reply();
+            assert_eq!(
+                reply,
+                ok(),
+                "preloading {} at QUORUM answered {reply}",
+                big_key(i)
+            );
+        }
+    }
+}
+
+/// Reads [`big_key`] `0..keys` at QUORUM through `port`, pipelined; returns those that do not
+/// read back their [`big_value`].
+fn big_keys_not_read_back(port: u16, keys: usize) -> Vec<String> {
+    let mut conn = RespConn::connect(port);
+    let mut wrong = Vec::new();
+    for start in (0..keys).step_by(BATCH) {
+        let end = (start + BATCH).min(keys);
+        let mut out = Vec::new();
+        for i in start..end {
+            out.extend(encode_command(&[
+                "GET",
+                &big_key(i),
+                "CONSISTENCY",
+                "QUORUM",
+            ]));
+        }
+        conn.send(&out);
+        for i in start..end {
+            let reply = conn.read_reply();
+            if reply != Val::Bulk(big_value(i).into_bytes()) {
+                let shown = match &reply {
+                    Val::Bulk(b) => format!("{} bytes {:?}...", b.len(), &b[..b.len().min(16)]),
+                    other => other.to_string(),
+                };
+                wrong.push(format!("{} read {shown}", big_key(i)));
+            }
+        }
+    }
+    wrong
+}
+
+/// Node `i`'s `stream_records`, `stream_bytes` and `status` from one `INFO cluster`.
+fn stream_progress(c: &Cluster, i: usize) -> Result<(u64, u64, String), String> {
+    let info = c.try_info(i, "cluster")?;
+    let field = |name: &str| {
+        common::info_value(&info, name).ok_or_else(|| format!("node {i}: no {name} in INFO"))
+    };
+    let number = |name: &str| -> Result<u64, String> {
+        let text = field(name)?;
+        text.parse()
+            .map_err(|_| format!("node {i}: {name} is {text:?}"))
+    };
+    Ok((
+        number("stream_records")?,
+        number("stream_bytes")?,
+        field("status")?,
+    ))
+}
+
+/// What a join's streaming looked like from outside: when the first records were seen,
+/// when the node turned normal, and the counters then.
+struct StreamRun {
+    /// From the caller's start to the first `stream_records > 0`.
+    first_records_after: Duration,
+    /// From the first `stream_records > 0` to `status:normal`.
+    streaming: Duration,
+    /// `stream_records` once normal.
+    records: u64,
+    /// `stream_bytes` once normal.
+    bytes: u64,
+}
+
+impl StreamRun {
+    /// Bytes per second over [`StreamRun::streaming`].
+    fn rate(&self) -> f64 {
+        self.bytes as f64 / self.streaming.as_secs_f64()
+    }
+}
+
+/// Waits (up to [`JOIN_TIMEOUT`] from `started`) for node `i` to stream its first records,
+/// then to turn normal, and says when.
+fn watch_stream_to_normal(cluster: &Cluster, i: usize, started: Instant) -> StreamRun {
+    cluster.wait_until(
+        &format!("node {i} to stream its first records"),
+        JOIN_TIMEOUT,
+        |c| match stream_progress(c, i)? {
+            (records, ..) if records > 0 => Ok(()),
+            (_, _, status) if status != "joining" => {
+                Err(format!("node {i} is {status} with no record streamed"))
+            }
+            (records, _, status) => Err(format!("node {i}: {status}, {records} records")),
+        },
+    );
+    let first_seen = Instant::now();
+    let (records, bytes) = cluster.wait_until(
+        &format!("node {i} to turn normal"),
+        JOIN_TIMEOUT.saturating_sub(started.elapsed()),
+        |c| match stream_progress(c, i)? {
+            (records, bytes, status) if status == "normal" => Ok((records, bytes)),
+            (records, _, status) => Err(format!("node {i}: {status}, {records} records")),
+        },
+    );
+    StreamRun {
+        first_records_after: first_seen - started,
+        streaming: first_seen.elapsed(),
+        records,
+        bytes,
+    }
+}
+
+/// Node `i`'s share of `keys` as a replica, from its ownership in its own `RING NODES`.
+fn replica_share(cluster: &Cluster, i: usize, keys: usize) -> (f64, f64) {
+    let id = cluster.node_id(i);
+    let ownership = member_seen_by(cluster, i, &id)
+        .unwrap_or_else(|why| panic!("{why}\n{}", cluster.describe()))
+        .ownership_pct;
+    (ownership, keys as f64 * ownership / 100.0)
+}
+
+#[test]
+fn a_join_killed_in_the_middle_resumes_where_it_stopped() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    let mut cluster = Cluster::start(3, NODE_ARGS);
+    let started = Instant::now();
+    preload_big(&cluster, RESUME_KEYS);
+    println!(
+        "preloaded {RESUME_KEYS} keys of {BIG_VALUE_BYTES} bytes at QUORUM in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The joiner streams at a crawl; it is killed once well into its share.
+    let limit = RESUME_THROUGHPUT_MB.to_string();
+    let joiner_args = [NODE_ARGS, &["--stream-throughput-mb", &limit]].concat();
+    let joiner = cluster.add_node(&joiner_args);
+    let join_started = Instant::now();
+    assert_eq!(
+        cluster.info_field(joiner, "status"),
+        "joining",
+        "node {joiner}, not a seed, must start joining\n{}",
+        cluster.describe()
+    );
+    let stream_file = cluster.dir(joiner).join("data").join("stream");
+    let expected_share = (RESUME_KEYS * REPLICATION_FACTOR) as f64 / 4.0;
+    let kill_at = (expected_share * KILL_AT_SHARE) as u64;
+    let (first_run_records, first_run_bytes) = cluster.wait_until(
+        &format!("node {joiner} to stream {kill_at} records while joining"),
+        JOIN_TIMEOUT,
+        |c| {
+            let (records, bytes, status) = stream_progress(c, joiner)?;
+            // Turning normal this early would not wait quietly for the timeout.
+            assert_eq!(
+                status,
+                "joining",
+                "node {joiner} is {status} after streaming {records} records of ~{:.0}\n{}",
+                expected_share,
+                c.describe()
+            );
+            match records >= kill_at && stream_file.exists() {
+                true => Ok((records, bytes)),
+                false => Err(format!(
+                    "{records} records, stream file there: {}",
+                    stream_file.exists()
+                )),
+            }
+        },
+    );
+    cluster.kill(joiner);
+    let killed_after = join_started.elapsed();
+    let kept = std::fs::read_to_string(&stream_file).unwrap_or_else(|e| {
+        panic!(
+            "the stream file {} of node {joiner}, killed while joining, is gone: {e}\n{}",
+            stream_file.display(),
+            cluster.describe()
+        )
+    });
+    // `pull <source> <cursor> <done> <fallbacks> <ranges>` per source.
+    let cursors: Vec<String> = kept
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            format!(
+                "{} cursor {} done {}",
+                f.get(1).unwrap_or(&"?"),
+                f.get(2).unwrap_or(&"?"),
+                f.get(3).unwrap_or(&"?")
+            )
+        })
+        .collect();
+    println!(
+        "kill -9 of joining node {joiner} {:.1}s after its start, having streamed \
+         {first_run_records} records, {first_run_bytes} bytes; its stream file keeps: {cursors:?}",
+        killed_after.as_secs_f64()
+    );
+
+    let log_before = cluster.log(joiner).len();
+    let restarted = Instant::now();
+    cluster.restart(joiner);
+    let second = watch_stream_to_normal(&cluster, joiner, restarted);
+    cluster.wait_until(
+        "every node to see 4 normal members",
+        MEMBERS_AGREE_TIMEOUT,
+        |c| members_settled(c, 4, None),
+    );
+    let second_run_log = cluster.log(joiner)[log_before..].to_string();
+    let (ownership, share) = replica_share(&cluster, joiner, RESUME_KEYS);
+    let total = first_run_records + second.records;
+    println!(
+        "restart of node {joiner}: first records {:.1}s after it, normal {:.1}s after them; \
+         second run streamed {} records, {} bytes ({:.2} MB/s, limit {RESUME_THROUGHPUT_MB}), \
+         stream_records_new {}, stream_ranges_done {}, stream_ranges_pending {}; its share: \
+         ownership {ownership:.1}% x {RESUME_KEYS} keys = {share:.0} records; first run \
+         {first_run_records} + second run {} = {total} ({:.3} of the share)",
+        second.first_records_after.as_secs_f64(),
+        second.streaming.as_secs_f64(),
+        second.records,
+        second.bytes,
+        second.rate() / 1e6,
+        cluster.info_number(joiner, "stream_records_new"),
+        cluster.info_number(joiner, "stream_ranges_done"),
+        cluster.info_number(joiner, "stream_ranges_pending"),
+        second.records,
+        total as f64 / share,
+    );
+
+    // The idle time before the resumed run's first batch must not become a burst.
+    let limit = RESUME_THROUGHPUT_MB as f64 * 1e6;
+    assert!(
+        second.rate() <= limit * 1.10,
+        "node {joiner} resumed its streaming at {:.2} MB/s, over its limit of \
+         {RESUME_THROUGHPUT_MB} MB/s by more than 10%",
+        second.rate() / 1e6
+    );
+    // Started over, the second run would stream the whole share again.
+    assert!(
+        (second.records as f64) <= share * (1.0 - KILL_AT_SHARE / 2.0),
+        "node {joiner} streamed {} records after its restart, of a share of {share:.0}: it \
+         had streamed {first_run_records} before the kill and should have resumed from there",
+        second.records
+    );
+    let slack = share * RESUME_SHARE_TOLERANCE;
+    let (low, high) = (share - slack, share + slack + STREAM_BATCH_RECORDS as f64);
+    assert!(
+        (low..=high).contains(&(total as f64)),
+        "node {joiner} streamed {first_run_records} + {} = {total} records over its two runs; \
+         its share is {share:.0}, allowed {low:.0} to {high:.0}",
+        second.records
+    );
+    assert!(
+        second_run_log.contains("resuming the join's streaming")
+            && !second_run_log.contains("joining: streaming ranges in"),
+        "the log of node {joiner}'s second run does not say it resumed its join (or says it \
+         planned it afresh):\n{}",
+        common::tail(&second_run_log, 40)
+    );
+    assert!(
+        !stream_file.exists(),
+        "node {joiner} is normal but its stream file is still there"
+    );
+
+    let started = Instant::now();
+    let wrong = big_keys_not_read_back(cluster.port(joiner), RESUME_KEYS);
+    println!(
+        "read back {RESUME_KEYS} keys at QUORUM through node {joiner} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {RESUME_KEYS} keys do not read back at QUORUM through node {joiner}, e.g.:\n  \
+         {}\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(10)].join("\n  "),
+        cluster.describe()
+    );
+    println!(
+        "a_join_killed_in_the_middle_resumes_where_it_stopped: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn stream_throughput_is_held_to_its_limit() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    let mut cluster = Cluster::start(3, NODE_ARGS);
+    let started = Instant::now();
+    preload_big(&cluster, THROUGHPUT_KEYS);
+    println!(
+        "preloaded {THROUGHPUT_KEYS} keys of {BIG_VALUE_BYTES} bytes at QUORUM in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let limit = THROUGHPUT_LIMIT_MB.to_string();
+    let joiner_args = [NODE_ARGS, &["--stream-throughput-mb", &limit]].concat();
+    let joiner = cluster.add_node(&joiner_args);
+    let run = watch_stream_to_normal(&cluster, joiner, Instant::now());
+    let (ownership, share) = replica_share(&cluster, joiner, THROUGHPUT_KEYS);
+    let limit_bytes_per_s = THROUGHPUT_LIMIT_MB as f64 * 1e6;
+    let rate = run.rate();
+    println!(
+        "join of node {joiner} at --stream-throughput-mb {THROUGHPUT_LIMIT_MB}: first records \
+         {:.1}s after its start, normal {:.2}s after them; {} records (share: ownership \
+         {ownership:.1}% x {THROUGHPUT_KEYS} keys = {share:.0}), {} bytes: {:.3} MB/s, {:.3} of \
+         the limit",
+        run.first_records_after.as_secs_f64(),
+        run.streaming.as_secs_f64(),
+        run.records,
+        run.bytes,
+        rate / 1e6,
+        rate / limit_bytes_per_s,
+    );
+    // Too few bytes and the first batch alone would sway the measure.
+    assert!(
+        run.bytes as f64 >= 3.0 * limit_bytes_per_s,
+        "node {joiner} streamed {} bytes: too few to measure a rate against \
+         {THROUGHPUT_LIMIT_MB} MB/s",
+        run.bytes
+    );
+    assert!(
+        rate <= limit_bytes_per_s * (1.0 + THROUGHPUT_OVER_MAX),
+        "node {joiner} streamed {} bytes in {:.2}s: {:.3} MB/s, over its limit of \
+         {THROUGHPUT_LIMIT_MB} MB/s by more than {:.0}%",
+        run.bytes,
+        run.streaming.as_secs_f64(),
+        rate / 1e6,
+        THROUGHPUT_OVER_MAX * 100.0
+    );
+    assert!(
+        rate >= limit_bytes_per_s * (1.0 - THROUGHPUT_UNDER_MAX),
+        "node {joiner} streamed {} bytes in {:.2}s: {:.3} MB/s, under half its limit of \
+         {THROUGHPUT_LIMIT_MB} MB/s",
+        run.bytes,
+        run.streaming.as_secs_f64(),
+        rate / 1e6
+    );
+    println!(
+        "stream_throughput_is_held_to_its_limit: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+}

@@ -44,6 +44,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records pushed per batch when decommissioning.
 const PUSH_BATCH_RECORDS: usize = 256;
+/// The most idle time the streaming throttle counts as credit.
+const THROTTLE_BURST: Duration = Duration::from_millis(250);
 /// How long a leaving node waits for its hints to be replayed.
 const HINT_DRAIN_MAX: Duration = Duration::from_secs(30);
 /// How long a leaving node gives gossip to spread a status change before going on.
@@ -106,10 +108,18 @@ impl Throttle {
     }
 
     async fn consumed(&mut self, bytes: u64) {
-        self.bytes += bytes;
         if self.bytes_per_s == 0 {
             return;
         }
+        // Time spent idle (a source retried, links not up yet) is credit for at most
+        // THROTTLE_BURST: it must not turn into an unthrottled burst.
+        let due_before = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_s as f64);
+        if self.started.elapsed() > due_before + THROTTLE_BURST
+            && let Some(start) = Instant::now().checked_sub(due_before + THROTTLE_BURST)
+        {
+            self.started = start;
+        }
+        self.bytes += bytes;
         let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_s as f64);
         if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
             tokio::time::sleep(ahead).await;
