@@ -61,6 +61,13 @@ pub async fn run(node: Arc<Node>, socket: UdpSocket) {
 /// Does what the machine asked for since the last call.
 pub fn carry_out(node: &Arc<Node>, socket: &UdpSocket) {
     let cluster = node.cluster.get().expect("cluster");
+    if cluster.membership.lock().take_forgotten() {
+        tracing::warn!(
+            "this node was forgotten (RING FORGET) while it was away: joining again, streaming \
+             its ranges"
+        );
+        cluster.set_status(Status::Joining);
+    }
     let outputs = cluster.membership.lock().drain_outputs();
     for output in outputs {
         match output {

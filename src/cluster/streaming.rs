@@ -317,6 +317,11 @@ async fn follow_ring(node: &Arc<Node>) {
     loop {
         let changed = cluster.view_changed.notified();
         let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
+        if cluster.status() == Status::Joining {
+            // Forgotten while away: it joins again (see gossip::carry_out).
+            join(node).await;
+            cleaned = None;
+        }
         let view = cluster.view();
         if !Arc::ptr_eq(&view.ring, &seen.ring) {
             take_over_forgotten(node, &seen, &view).await;
@@ -330,8 +335,10 @@ async fn follow_ring(node: &Arc<Node>) {
         if quiet && ring_since.elapsed() >= CLEANUP_DELAY && !cleaned_this {
             let node = node.clone();
             let ring = view.ring.clone();
-            let _ = tokio::task::spawn_blocking(move || cleanup(&node, &ring)).await;
-            cleaned = Some(view.ring.clone());
+            let done = tokio::task::spawn_blocking(move || cleanup(&node, &ring)).await;
+            if matches!(done, Ok(true)) {
+                cleaned = Some(view.ring.clone());
+            }
         }
     }
 }
@@ -382,7 +389,9 @@ async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
 }
 
 /// Drops every record whose key this node no longer replicates in `ring`.
-fn cleanup(node: &Node, ring: &Ring) {
+/// Stops, returning false, as soon as the ring changes or a join or leave begins: a range
+/// this node is about to take (a decommissioned node pushing it here) must not be dropped.
+fn cleanup(node: &Node, ring: &Arc<Ring>) -> bool {
     let cluster = node.cluster.get().expect("cluster");
     let n = cluster.config.replication_factor;
     let now = unix_now_ms();
@@ -399,12 +408,25 @@ fn cleanup(node: &Node, ring: &Ring) {
             }
         });
         for key in foreign {
+            let view = cluster.view();
+            if !Arc::ptr_eq(&view.ring, ring) || view.future.is_some() {
+                tracing::info!(dropped, "cleanup stopped: the ring is changing");
+                cluster
+                    .streaming
+                    .records_discarded
+                    .fetch_add(dropped, Relaxed);
+                return false;
+            }
             match node.store.discard(&key) {
                 Ok(true) => dropped += 1,
                 Ok(false) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "cleanup stopped: cannot drop a record");
-                    return;
+                    cluster
+                        .streaming
+                        .records_discarded
+                        .fetch_add(dropped, Relaxed);
+                    return false;
                 }
             }
         }
@@ -422,6 +444,7 @@ fn cleanup(node: &Node, ring: &Ring) {
             "dropped the records of ranges this node no longer replicates"
         );
     }
+    true
 }
 
 /// `RING DECOMMISSION`: turns Leaving, pushes every range this node replicates to the node

@@ -439,6 +439,9 @@ pub struct Membership {
     /// Alive and Suspect members other than self, for random choices; rebuilt when stale.
     alive: Vec<NodeId>,
     alive_stale: bool,
+    /// Another node forgot this one (`RING FORGET`) while it ran or was down: it must join
+    /// again, streaming, not take its old ranges back with stale data.
+    forgotten: bool,
     /// The probe round: a shuffled list and the position in it.
     probe_list: Vec<NodeId>,
     probe_next: usize,
@@ -508,6 +511,7 @@ impl Membership {
             suspects: BTreeSet::new(),
             alive: Vec::new(),
             alive_stale: true,
+            forgotten: false,
             probe_list: Vec::new(),
             probe_next: 0,
             probe: None,
@@ -961,6 +965,9 @@ impl Membership {
         if rec.incarnation < own.incarnation || (rec.incarnation == own.incarnation && !differs) {
             return;
         }
+        if rec.status == Status::Left && own.status != Status::Left {
+            self.forgotten = true;
+        }
         if rec.health != Health::Alive {
             self.stats.refutations += 1;
             self.local_health = (self.local_health + 1).min(self.config.local_health_max);
@@ -971,6 +978,12 @@ impl Membership {
         let entry = self.local_entry_mut();
         entry.member.incarnation = rec.incarnation.saturating_add(1);
         self.broadcasts.queue(self.local_id);
+    }
+
+    /// Whether another node forgot this one since the last call (see `forgotten`): the
+    /// caller turns it Joining so that it streams its ranges again.
+    pub fn take_forgotten(&mut self) -> bool {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// A member appeared or came back: it joins the current probe round at a random place.

@@ -144,9 +144,13 @@ fn a_forgotten_node_that_is_running_reannounces_itself_above_the_left_record() {
     let inc = m.local().incarnation;
     let mut left = member(1, inc + 1, Health::Dead);
     left.status = Status::Left;
+    assert!(!m.take_forgotten());
     m.merge_state(vec![left], 0);
     assert_eq!(m.local().incarnation, inc + 2);
     assert_eq!(m.local().status, Status::Normal);
+    // The runtime learns it once, and joins again.
+    assert!(m.take_forgotten());
+    assert!(!m.take_forgotten());
 }
 
 #[test]
