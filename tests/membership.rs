@@ -1339,3 +1339,465 @@ fn stream_throughput_is_held_to_its_limit() {
         test_started.elapsed().as_secs_f64()
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// A forgotten node that comes back
+
+/// Keys written before the node to be forgotten is killed; overwritten after the forget.
+const FORGET_KEYS: usize = 4_000;
+/// One key in this many is deleted after the forget (400 of them).
+const DELETE_EVERY: usize = 10;
+
+fn old_value(index: usize) -> String {
+    format!("old{index}")
+}
+
+fn new_value(index: usize) -> String {
+    format!("new{index}")
+}
+
+/// What the forgotten node must answer for key `index` in the end: `None` once deleted.
+fn expected_after_forget(index: usize) -> Option<String> {
+    (!index.is_multiple_of(DELETE_EVERY)).then(|| new_value(index))
+}
+
+/// Sends `commands` through `port` pipelined in batches of [`BATCH`]; returns the replies in
+/// order.
+fn pipelined(port: u16, commands: &[Vec<String>]) -> Vec<Val> {
+    let mut conn = RespConn::connect(port);
+    let mut replies = Vec::with_capacity(commands.len());
+    for batch in commands.chunks(BATCH) {
+        let mut out = Vec::new();
+        for command in batch {
+            out.extend(encode_command(command));
+        }
+        conn.send(&out);
+        replies.extend(batch.iter().map(|_| conn.read_reply()));
+    }
+    replies
+}
+
+/// A record's version as `RING REPLICAS` prints it, `<unix ms>.<logical>@<node>`, in an
+/// order that compares like the server's: by time, then the logical counter, then the node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RecordVersion {
+    unix_ms: u64,
+    logical: u64,
+    node: String,
+}
+
+impl RecordVersion {
+    fn parse(text: &str) -> Result<RecordVersion, String> {
+        let bad = || format!("version {text:?} is not <unix ms>.<logical>@<node>");
+        let (time, node) = text.split_once('@').ok_or_else(bad)?;
+        let (ms, logical) = time.split_once('.').ok_or_else(bad)?;
+        Ok(RecordVersion {
+            unix_ms: ms.parse().map_err(|_| bad())?,
+            logical: logical.parse().map_err(|_| bad())?,
+            node: node.to_string(),
+        })
+    }
+}
+
+/// One replica's entry of a `RING REPLICAS` reply.
+#[derive(Clone, Debug)]
+struct ReplicaRecord {
+    /// `self`, `up` or `down`.
+    state: String,
+    /// `value`, `tombstone`, `none` or `unreachable`.
+    record: String,
+    /// `None` for `none` and `unreachable`.
+    version: Option<RecordVersion>,
+}
+
+/// Parses a `RING REPLICAS` reply: one 12-element array (name, value, ...) per replica.
+fn parse_replicas(reply: &Val) -> Result<Vec<ReplicaRecord>, String> {
+    let entries = reply
+        .items()
+        .ok_or_else(|| format!("RING REPLICAS answered {reply}"))?;
+    entries
+        .iter()
+        .map(|entry| {
+            let pairs = entry
+                .pairs()
+                .ok_or_else(|| format!("RING REPLICAS entry {entry} is not name/value pairs"))?;
+            let field = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k.text().as_deref() == Some(name))
+                    .map(|(_, v)| v.clone())
+                    .ok_or_else(|| format!("RING REPLICAS entry {entry} has no {name}"))
+            };
+            let text = |name: &str| {
+                field(name)?
+                    .text()
+                    .ok_or_else(|| format!("RING REPLICAS entry {entry}: {name} is not text"))
+            };
+            let version = match field("version")? {
+                Val::NullBulk | Val::Null => None,
+                v => Some(RecordVersion::parse(&v.text().unwrap_or_default())?),
+            };
+            Ok(ReplicaRecord {
+                state: text("state")?,
+                record: text("record")?,
+                version,
+            })
+        })
+        .collect()
+}
+
+/// `RING REPLICAS k<i>` for keys `0..keys` through `port`, parsed.
+fn replicas_of_keys(port: u16, keys: usize) -> Vec<Vec<ReplicaRecord>> {
+    let commands: Vec<Vec<String>> = (0..keys)
+        .map(|i| vec!["RING".into(), "REPLICAS".into(), key(i)])
+        .collect();
+    pipelined(port, &commands)
+        .iter()
+        .enumerate()
+        .map(|(i, reply)| parse_replicas(reply).unwrap_or_else(|why| panic!("{}: {why}", key(i))))
+        .collect()
+}
+
+/// Keys `0..keys` at `level` through `port`, pipelined; returns the keys that do not read
+/// [`expected_after_forget`], with what they read.
+fn keys_not_read_after_forget(port: u16, keys: usize, level: &str) -> Vec<String> {
+    let commands: Vec<Vec<String>> = (0..keys)
+        .map(|i| vec!["GET".into(), key(i), "CONSISTENCY".into(), level.into()])
+        .collect();
+    pipelined(port, &commands)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, reply)| {
+            let want = match expected_after_forget(i) {
+                Some(v) => Val::Bulk(v.into_bytes()),
+                None => Val::NullBulk,
+            };
+            (reply != want).then(|| {
+                let stale = reply == Val::Bulk(old_value(i).into_bytes());
+                format!(
+                    "{} read {reply} at {level} on port {port}, want {want}{}",
+                    key(i),
+                    if stale { " (the old, stale value)" } else { "" }
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_forgotten_node_that_comes_back_joins_again_without_stale_values() {
+    let _serial = serial();
+    let test_started = Instant::now();
+    let mut cluster = Cluster::start(4, NODE_ARGS);
+    let victim = 3;
+    let victim_id = cluster.node_id(victim);
+
+    let started = Instant::now();
+    let sets: Vec<Vec<String>> = (0..FORGET_KEYS)
+        .map(|i| {
+            vec![
+                "SET".into(),
+                key(i),
+                old_value(i),
+                "CONSISTENCY".into(),
+                "QUORUM".into(),
+            ]
+        })
+        .collect();
+    for (i, reply) in pipelined(cluster.port(0), &sets).iter().enumerate() {
+        assert_eq!(
+            *reply,
+            ok(),
+            "SET {} old at QUORUM answered {reply}",
+            key(i)
+        );
+    }
+    let preloaded = started.elapsed();
+    // What the victim holds before it dies, and the old version of every key: the victim's
+    // own records, read back later, must be newer than these.
+    let before = replicas_of_keys(cluster.port(victim), FORGET_KEYS);
+    let old_versions: Vec<Option<RecordVersion>> = before
+        .iter()
+        .map(|rs| rs.iter().filter_map(|r| r.version.clone()).max())
+        .collect();
+    let victim_held = before
+        .iter()
+        .filter(|rs| rs.iter().any(|r| r.state == "self" && r.record == "value"))
+        .count();
+    println!(
+        "wrote {FORGET_KEYS} keys old<i> at QUORUM in {:.1}s; node {victim} ({victim_id}) \
+         holds {victim_held} of them",
+        preloaded.as_secs_f64()
+    );
+    // With 4 nodes and 3 replicas it holds about three quarters: the stale data that the
+    // test is about.
+    assert!(
+        victim_held > FORGET_KEYS / 2,
+        "node {victim} holds only {victim_held} of {FORGET_KEYS} keys before the kill\n{}",
+        cluster.describe()
+    );
+
+    cluster.kill(victim);
+    let killed = Instant::now();
+    cluster.wait_until(
+        &format!("every survivor to hold node {victim} ({victim_id}) dead"),
+        DEAD_DETECTED_TIMEOUT,
+        |c| {
+            for i in c.running() {
+                let m = member_seen_by(c, i, &victim_id)?;
+                if m.health != "dead" {
+                    return Err(format!("node {i} holds it {}", m.health));
+                }
+            }
+            Ok(())
+        },
+    );
+    let detected = killed.elapsed();
+    let reply = cluster.conn(0).cmd(&["RING", "FORGET", &victim_id]);
+    assert_eq!(
+        reply,
+        ok(),
+        "RING FORGET {victim_id} on node 0 answered {reply}\n{}",
+        cluster.describe()
+    );
+    cluster.wait_until(
+        "every survivor to list 3 members after the forget",
+        MEMBERS_AGREE_TIMEOUT,
+        |c| members_settled(c, 3, Some(&victim_id)),
+    );
+    let forgotten = killed.elapsed();
+    cluster.wait_until(
+        "the survivors to pull the forgotten node's ranges",
+        TAKEOVER_TIMEOUT,
+        |c| c.check_all_fields("stream_ranges_pending", "0"),
+    );
+    let taken_over = killed.elapsed();
+    let takeover_records: Vec<u64> = cluster
+        .running()
+        .iter()
+        .map(|&i| cluster.info_number(i, "stream_records"))
+        .collect();
+    println!(
+        "kill -9 of node {victim}: dead everywhere after {:.1}s, forgotten everywhere after \
+         {:.1}s, its ranges taken over after {:.1}s (stream_records of nodes 0..3: \
+         {takeover_records:?})",
+        detected.as_secs_f64(),
+        forgotten.as_secs_f64(),
+        taken_over.as_secs_f64()
+    );
+
+    // While it is away and forgotten, every key changes: no hint is kept for a forgotten
+    // node, so it can only learn these by streaming them.
+    let started = Instant::now();
+    let sets: Vec<Vec<String>> = (0..FORGET_KEYS)
+        .map(|i| {
+            vec![
+                "SET".into(),
+                key(i),
+                new_value(i),
+                "CONSISTENCY".into(),
+                "QUORUM".into(),
+            ]
+        })
+        .collect();
+    let ports: Vec<u16> = cluster.running().iter().map(|&i| cluster.port(i)).collect();
+    for (i, reply) in pipelined(ports[0], &sets).iter().enumerate() {
+        assert_eq!(
+            *reply,
+            ok(),
+            "SET {} new at QUORUM answered {reply}",
+            key(i)
+        );
+    }
+    let dels: Vec<Vec<String>> = (0..FORGET_KEYS)
+        .step_by(DELETE_EVERY)
+        .map(|i| vec!["DEL".into(), key(i), "CONSISTENCY".into(), "QUORUM".into()])
+        .collect();
+    let deleted = dels.len();
+    for (n, reply) in pipelined(ports[1], &dels).iter().enumerate() {
+        assert_eq!(
+            *reply,
+            Val::Int(1),
+            "DEL {} at QUORUM answered {reply}",
+            key(n * DELETE_EVERY)
+        );
+    }
+    println!(
+        "overwrote {FORGET_KEYS} keys with new<i> and deleted {deleted} at QUORUM in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Back on its old data directory: it must find out it was forgotten and join again.
+    let log_before = cluster.log(victim).len();
+    let restarted = Instant::now();
+    cluster.restart(victim);
+    let line = cluster.wait_log_line(
+        victim,
+        log_before,
+        "that it was forgotten",
+        JOIN_TIMEOUT,
+        |l| l.contains("this node was forgotten (RING FORGET) while it was away: joining again"),
+    );
+    let told = restarted.elapsed();
+    let mut statuses: Vec<String> = Vec::new();
+    let (records, records_new, bytes) = cluster.wait_until(
+        &format!("node {victim} to turn joining, then normal"),
+        JOIN_TIMEOUT,
+        |c| {
+            let (records, bytes, status) = stream_progress(c, victim)?;
+            if statuses.last() != Some(&status) {
+                statuses.push(status.clone());
+            }
+            let joined = statuses.iter().any(|s| s == "joining");
+            match status.as_str() {
+                "normal" if joined => {
+                    let new = c.try_info_field(victim, "stream_records_new")?;
+                    let new: u64 = new.parse().map_err(|_| format!("records_new {new:?}"))?;
+                    Ok((records, new, bytes))
+                }
+                _ => Err(format!(
+                    "node {victim}: statuses seen {statuses:?}, {records} records streamed"
+                )),
+            }
+        },
+    );
+    let normal = restarted.elapsed();
+    cluster.wait_until(
+        "every node to list 4 normal, alive members",
+        MEMBERS_AGREE_TIMEOUT,
+        |c| {
+            members_settled(c, 4, None)?;
+            for i in c.running() {
+                let m = member_seen_by(c, i, &victim_id)?;
+                if m.status != "normal" || m.health != "alive" {
+                    return Err(format!(
+                        "node {i} lists {victim_id} status={} health={}",
+                        m.status, m.health
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    let agreed = restarted.elapsed();
+    assert_eq!(
+        cluster.node_id(victim),
+        victim_id,
+        "node {victim} came back under another id"
+    );
+    println!(
+        "restart of node {victim}: told it was forgotten after {:.1}s ({:?}), statuses seen \
+         {statuses:?}, normal after {:.1}s, all 4 agree after {:.1}s; stream_records \
+         {records}, stream_records_new {records_new}, stream_bytes {bytes}",
+        told.as_secs_f64(),
+        line.trim(),
+        normal.as_secs_f64(),
+        agreed.as_secs_f64()
+    );
+    assert!(
+        records > 0,
+        "node {victim} rejoined without streaming a record\n{}",
+        cluster.describe()
+    );
+
+    // Reads at ONE through it ask it first for the keys it replicates: its old values
+    // would show here.
+    let started = Instant::now();
+    let wrong_one = keys_not_read_after_forget(cluster.port(victim), FORGET_KEYS, "ONE");
+    println!(
+        "read {FORGET_KEYS} keys at ONE through node {victim} in {:.1}s: {} wrong",
+        started.elapsed().as_secs_f64(),
+        wrong_one.len()
+    );
+
+    // What it holds itself, record by record. RING REPLICAS shows a record's kind and
+    // version, not its value: its record must be the newest among the replicas (so the new
+    // write or the delete), and newer than the old write.
+    let started = Instant::now();
+    let after = replicas_of_keys(cluster.port(victim), FORGET_KEYS);
+    let (mut replicated, mut values, mut tombstones, mut nones) = (0, 0, 0, 0);
+    let mut stale_records = Vec::new();
+    for (i, rs) in after.iter().enumerate() {
+        let Some(own) = rs.iter().find(|r| r.state == "self") else {
+            continue;
+        };
+        replicated += 1;
+        let newest = rs.iter().filter_map(|r| r.version.clone()).max();
+        let fresh = own.version.as_ref().is_some_and(|v| {
+            Some(v) == newest.as_ref() && old_versions[i].as_ref().is_none_or(|old| v > old)
+        });
+        let ok = match (expected_after_forget(i), own.record.as_str()) {
+            (Some(_), "value") => fresh,
+            (None, "tombstone") => fresh,
+            (None, "none") => true,
+            _ => false,
+        };
+        match own.record.as_str() {
+            "value" => values += 1,
+            "tombstone" => tombstones += 1,
+            "none" => nones += 1,
+            _ => {}
+        }
+        if !ok {
+            stale_records.push(format!(
+                "{} ({}): node {victim} holds {} at {:?}; replicas {:?}; old version {:?}",
+                key(i),
+                if expected_after_forget(i).is_some() {
+                    "overwritten"
+                } else {
+                    "deleted"
+                },
+                own.record,
+                own.version,
+                rs.iter()
+                    .map(|r| format!("{}:{}@{:?}", r.state, r.record, r.version))
+                    .collect::<Vec<_>>(),
+                old_versions[i]
+            ));
+        }
+    }
+    println!(
+        "RING REPLICAS of {FORGET_KEYS} keys through node {victim} in {:.1}s: it replicates \
+         {replicated}, holding {values} values, {tombstones} tombstones, {nones} none; {} \
+         not the newest record",
+        started.elapsed().as_secs_f64(),
+        stale_records.len()
+    );
+
+    let started = Instant::now();
+    let mut wrong_quorum = Vec::new();
+    for i in cluster.running() {
+        wrong_quorum.extend(keys_not_read_after_forget(
+            cluster.port(i),
+            FORGET_KEYS,
+            "QUORUM",
+        ));
+    }
+    println!(
+        "read {FORGET_KEYS} keys at QUORUM through each of the 4 nodes in {:.1}s: {} wrong",
+        started.elapsed().as_secs_f64(),
+        wrong_quorum.len()
+    );
+
+    assert!(
+        replicated > FORGET_KEYS / 2,
+        "node {victim} replicates only {replicated} of {FORGET_KEYS} keys after rejoining"
+    );
+    for (what, wrong) in [
+        (format!("read at ONE through node {victim}"), &wrong_one),
+        (format!("held by node {victim} itself"), &stale_records),
+        ("read at QUORUM".to_string(), &wrong_quorum),
+    ] {
+        assert!(
+            wrong.is_empty(),
+            "{} keys {what} are not their new value (or deleted), e.g.:\n  {}\n{}",
+            wrong.len(),
+            wrong[..wrong.len().min(10)].join("\n  "),
+            cluster.describe()
+        );
+    }
+    println!(
+        "a_forgotten_node_that_comes_back_joins_again_without_stale_values: {:.1}s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
