@@ -149,8 +149,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Pulls for the ranges `local` gains: each from its loser if up, else from every other
-    /// replica up (so a quorum-acknowledged write is found). A range none of whose replicas
+    /// Pulls for the ranges `local` gains: each from its loser if there is one and it is up,
+    /// else from every old replica up (so a quorum-acknowledged write is found). A range none of whose replicas
     /// looks up is pulled from all of them: each walk waits for its source or fails over,
     /// where leaving the range out would let the join finish without it.
     pub fn gains(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
@@ -161,13 +161,13 @@ impl Plan {
         for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
             let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
             let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
+            // One loser up: it held every write a quorum acknowledged with it, and the
+            // others stay. Otherwise (it is down, or several nodes join at once and two
+            // replicas drop out) every live old replica, so that no acknowledged write is
+            // missed.
             let mut sources: Vec<NodeId> = match losers.as_slice() {
                 [loser] if is_up(*loser) => vec![*loser],
-                _ => others
-                    .iter()
-                    .copied()
-                    .filter(|&n| is_up(n) && !losers.contains(&n))
-                    .collect(),
+                _ => others.iter().copied().filter(|&n| is_up(n)).collect(),
             };
             if sources.is_empty() {
                 sources.clone_from(&others);

@@ -48,7 +48,13 @@ pub async fn run(node: Arc<Node>, socket: UdpSocket) {
                 cluster.membership.lock().tick(unix_now_ms());
             }
             () = cluster.gossip_wake.notified() => {}
-            _ = persist.tick() => cluster.persist_members(),
+            _ = persist.tick() => {
+                // An fsync must not hold up probes and acks.
+                let node = node.clone();
+                tokio::task::spawn_blocking(move || {
+                    node.cluster.get().expect("cluster").persist_members();
+                });
+            }
             _ = shutdown.wait_for(|stop| *stop) => {
                 cluster.persist_members();
                 return;
@@ -67,6 +73,14 @@ pub fn carry_out(node: &Arc<Node>, socket: &UdpSocket) {
              its ranges"
         );
         cluster.set_status(Status::Joining);
+        // Its data is stale: a key deleted or expired elsewhere since would come back
+        // from it. It starts empty, as a new node does.
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = node.store.clear() {
+                tracing::error!(error = %e, "cannot empty the store before joining again");
+            }
+        });
     }
     let outputs = cluster.membership.lock().drain_outputs();
     for output in outputs {

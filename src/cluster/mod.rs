@@ -189,6 +189,34 @@ impl View {
     }
 }
 
+/// The owners once the changes under way finish. A leave goes alone: joins wait for it (and
+/// a decommission is refused while a join is under way). Otherwise every joining member
+/// joins, whatever its health: each plans against this same future ring that every
+/// coordinator writes to, and a joining node that is down stays a pending replica (writes
+/// need its extra acknowledgement from the others and keep hints for it) until it is back
+/// or forgotten, so it misses nothing.
+fn future_owners(members: &BTreeMap<NodeId, Member>, owners: &[NodeId]) -> Vec<NodeId> {
+    let with = |status: Status| -> Vec<NodeId> {
+        members
+            .values()
+            .filter(|m| m.status == status)
+            .map(|m| m.id)
+            .collect()
+    };
+    let leaving = with(Status::Leaving);
+    if !leaving.is_empty() {
+        return owners
+            .iter()
+            .copied()
+            .filter(|n| !leaving.contains(n))
+            .collect();
+    }
+    let mut future = owners.to_vec();
+    future.extend(with(Status::Joining));
+    future.sort_unstable();
+    future
+}
+
 /// Streaming counters for INFO and metrics.
 #[derive(Debug, Default)]
 pub struct StreamStats {
@@ -402,15 +430,7 @@ impl Cluster {
             .filter(|m| matches!(m.status, Status::Normal | Status::Leaving))
             .map(|m| m.id)
             .collect();
-        let future_owners: Vec<NodeId> = members
-            .values()
-            .filter(|m| match m.status {
-                Status::Normal => true,
-                Status::Joining => m.health != Health::Dead,
-                Status::Leaving | Status::Left => false,
-            })
-            .map(|m| m.id)
-            .collect();
+        let future_owners = future_owners(&members, &owners);
         let old = self.view();
         let (ring, handover) = if old.ring.members() == owners.as_slice() {
             (old.ring.clone(), old.handover.clone())
@@ -465,7 +485,7 @@ impl Cluster {
                 node: 0,
             };
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = apply_flush(&node, version) {
+                if let Err(e) = apply_late_flush(&node, version) {
                     tracing::error!(error = %e, "cannot apply the cluster's flush time");
                 }
             });
@@ -478,12 +498,20 @@ impl Cluster {
         let Some(hints) = &self.hints else {
             return;
         };
-        let membership = self.membership.lock();
-        for target in hints.targets() {
-            let departed = membership
-                .member(NodeId::new(target))
-                .is_some_and(|m| m.status == Status::Left);
-            if departed && let Err(e) = hints.forget(target) {
+        let departed: Vec<u64> = {
+            let membership = self.membership.lock();
+            hints
+                .targets()
+                .into_iter()
+                .filter(|&t| {
+                    membership
+                        .member(NodeId::new(t))
+                        .is_some_and(|m| m.status == Status::Left)
+                })
+                .collect()
+        };
+        for target in departed {
+            if let Err(e) = hints.forget(target) {
                 tracing::warn!(target, error = %e, "cannot drop the hints of a departed node");
             }
         }
@@ -1192,6 +1220,44 @@ pub fn apply_flush(node: &Node, version: ringcache_storage::Version) -> Result<(
         cluster.gossip_wake.notify_one();
     }
     node.store.clear().map_err(|e| e.to_string())
+}
+
+/// Applies a flush this node missed and learned of later through gossip: records no newer
+/// than `version` are dead here from now on, and those it holds are dropped one by one, not
+/// by emptying the store, since writes newer than the flush may have arrived meanwhile.
+///
+/// # Errors
+/// The flush time cannot be kept, or a record cannot be dropped.
+pub fn apply_late_flush(node: &Node, version: ringcache_storage::Version) -> Result<(), String> {
+    let cluster = node.cluster.get().expect("cluster");
+    node.clock.observe(version);
+    let previous = cluster.flush_hlc.fetch_max(version.hlc, Relaxed);
+    if version.hlc <= previous {
+        return Ok(());
+    }
+    persist::write_flush_hlc(&cluster.data_dir.join("flush-version"), version.hlc)
+        .map_err(|e| e.to_string())?;
+    cluster
+        .membership
+        .lock()
+        .set_flush_hlc(version.hlc, unix_now_ms());
+    cluster.gossip_wake.notify_one();
+    let now = unix_now_ms();
+    let mut cursor = 0;
+    loop {
+        let mut dead = Vec::new();
+        cursor = node.store.scan(cursor, 4096, now, &mut |key, record| {
+            if record.version().hlc <= version.hlc {
+                dead.push(key.clone());
+            }
+        });
+        for key in dead {
+            node.store.discard(&key).map_err(|e| e.to_string())?;
+        }
+        if cursor == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// How often the clock's high-water mark is kept in the data dir.

@@ -48,8 +48,9 @@ const PUSH_BATCH_RECORDS: usize = 256;
 const THROTTLE_BURST: Duration = Duration::from_millis(250);
 /// How long a leaving node waits for its hints to be replayed.
 const HINT_DRAIN_MAX: Duration = Duration::from_secs(30);
-/// How long a leaving node gives gossip to spread a status change before going on.
-const STATUS_SETTLE: Duration = Duration::from_secs(2);
+/// How long a leaving node gives gossip to spread a status change before going on: as long
+/// as a joining node waits, for the same reason.
+const STATUS_SETTLE: Duration = JOIN_SETTLE;
 
 /// Answers a [`Message::StreamRead`]: walks about `count` records of the store from `cursor`
 /// and returns those in `ranges`, tombstones included (a delete must move with the data).
@@ -74,13 +75,24 @@ pub fn read_ranges(
 }
 
 /// The plan of a join cut short, kept in `data_dir/stream`.
-fn load_plan(data_dir: &Path) -> Option<Plan> {
-    Plan::decode(&std::fs::read_to_string(data_dir.join("stream")).ok()?)
+/// Its first line is the future ring it was planned against (`ring <id>,<id>,...`), then
+/// the plan.
+fn load_plan(data_dir: &Path) -> Option<(Vec<NodeId>, Plan)> {
+    let text = std::fs::read_to_string(data_dir.join("stream")).ok()?;
+    let (first, rest) = text.split_once('\n')?;
+    let ring = first
+        .strip_prefix("ring ")?
+        .split(',')
+        .map(|id| id.parse().ok())
+        .collect::<Option<Vec<NodeId>>>()?;
+    Some((ring, Plan::decode(rest)?))
 }
 
-/// Keeps a join's plan and progress.
-fn save_plan(plan: &Plan, data_dir: &Path) {
-    if let Err(e) = persist::write_atomically(&data_dir.join("stream"), plan.encode().as_bytes()) {
+/// Keeps a join's plan and progress, with the future ring it was planned against.
+fn save_plan(ring: &[NodeId], plan: &Plan, data_dir: &Path) {
+    let ids: Vec<String> = ring.iter().map(NodeId::to_string).collect();
+    let text = format!("ring {}\n{}", ids.join(","), plan.encode());
+    if let Err(e) = persist::write_atomically(&data_dir.join("stream"), text.as_bytes()) {
         tracing::error!(error = %e, "cannot keep the streaming progress");
     }
 }
@@ -152,43 +164,54 @@ pub async fn run(node: Arc<Node>) {
 async fn join(node: &Arc<Node>) {
     let cluster = node.cluster.get().expect("cluster");
     let data_dir = node.config.read().data_dir.clone();
-    let plan = match load_plan(&data_dir) {
-        Some(plan) => {
-            tracing::info!(pulls = plan.pulls.len(), "resuming the join's streaming");
-            plan
+    loop {
+        wait_for_turn(cluster).await;
+        tokio::time::sleep(JOIN_SETTLE).await;
+        if !is_our_turn(cluster) {
+            continue;
         }
-        None => {
-            // In the cluster, with at least one owner to stream from.
-            loop {
-                let view = cluster.view();
-                if cluster.unresolved_seeds().is_empty()
-                    && view.ring.members().iter().any(|&n| n != cluster.local)
-                {
-                    break;
-                }
-                let changed = cluster.view_changed.notified();
-                let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
+        let view = cluster.view();
+        let Some(future) = view.future.clone() else {
+            continue;
+        };
+        let plan = match load_plan(&data_dir) {
+            // Kept against the same future ring: resume it.
+            Some((planned, plan)) if planned == future.members() => {
+                tracing::info!(pulls = plan.pulls.len(), "resuming the join's streaming");
+                plan
             }
-            tokio::time::sleep(JOIN_SETTLE).await;
-            let view = cluster.view();
-            let after = Ring::new(
-                view.ring.members().iter().copied().chain([cluster.local]),
-                cluster.config.vnodes,
-            );
-            let moved = moved_ranges(&view.ring, &after, cluster.config.replication_factor);
-            let plan = Plan::gains(&moved, cluster.local, |n| {
-                alive(&view, n) && cluster.is_up(n, unix_now_ms())
-            });
-            save_plan(&plan, &data_dir);
-            tracing::info!(
-                pulls = plan.pulls.len(),
-                ranges = plan.ranges_pending(),
-                "joining: streaming ranges in"
-            );
-            plan
+            _ => {
+                let moved = moved_ranges(&view.ring, &future, cluster.config.replication_factor);
+                let plan = Plan::gains(&moved, cluster.local, |n| {
+                    alive(&view, n) && cluster.is_up(n, unix_now_ms())
+                });
+                save_plan(future.members(), &plan, &data_dir);
+                tracing::info!(
+                    pulls = plan.pulls.len(),
+                    ranges = plan.ranges_pending(),
+                    joining = future.members().len() - view.ring.members().len(),
+                    "joining: streaming ranges in"
+                );
+                plan
+            }
+        };
+        let planned = future.members().to_vec();
+        let same_future = || {
+            is_our_turn(cluster)
+                && cluster
+                    .view()
+                    .future
+                    .as_ref()
+                    .is_some_and(|f| f.members() == planned.as_slice())
+        };
+        if pull_all(node, plan, Some((&data_dir, &planned)), same_future).await {
+            break;
         }
-    };
-    pull_all(node, plan, Some(&data_dir)).await;
+        // The future ring changed (another node began to join, or a node to leave): the
+        // ranges and their sources changed, so the next turn plans and walks anew.
+        tracing::warn!("the join was interrupted by another membership change; it starts over");
+        let _ = std::fs::remove_file(data_dir.join("stream"));
+    }
     cluster.set_status(Status::Normal);
     let _ = std::fs::remove_file(data_dir.join("stream"));
     tracing::info!(
@@ -198,10 +221,45 @@ async fn join(node: &Arc<Node>) {
     );
 }
 
-/// Runs every pull of `plan` to its end, keeping progress in `data_dir` if given. A source
-/// that fails is retried; once gossip holds it dead, its ranges are pulled from each of its
-/// fallbacks instead.
-async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
+/// Whether this node may stream now: it is in the cluster, there is an owner to stream
+/// from, no node is leaving, and the future ring every coordinator writes to includes it.
+fn is_our_turn(cluster: &super::Cluster) -> bool {
+    let view = cluster.view();
+    cluster.unresolved_seeds().is_empty()
+        && view.ring.members().iter().any(|&n| n != cluster.local)
+        && !view.members.values().any(|m| m.status == Status::Leaving)
+        && view
+            .future
+            .as_ref()
+            .is_some_and(|f| f.members().contains(&cluster.local))
+}
+
+/// Waits until [`is_our_turn`].
+async fn wait_for_turn(cluster: &super::Cluster) {
+    let mut waited = false;
+    while !is_our_turn(cluster) {
+        if !waited {
+            tracing::info!(
+                "joining: waiting for the cluster, or for another join or leave to finish"
+            );
+            waited = true;
+        }
+        let changed = cluster.view_changed.notified();
+        let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
+    }
+}
+
+/// Runs every pull of `plan` to its end, keeping progress (with the future ring it was
+/// planned against) in the data dir if given, while `go_on` holds; true when every pull
+/// finished.
+/// A source that fails is retried; once gossip holds it dead, its ranges are pulled from
+/// each of its fallbacks instead.
+async fn pull_all(
+    node: &Arc<Node>,
+    mut plan: Plan,
+    kept: Option<(&Path, &[NodeId])>,
+    go_on: impl Fn() -> bool,
+) -> bool {
     let cluster = node.cluster.get().expect("cluster");
     let mut throttle = Throttle::new(cluster.config.stream_throughput_mb);
     cluster
@@ -210,6 +268,13 @@ async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
         .fetch_add(plan.ranges_pending(), Relaxed);
     let mut i = 0;
     while i < plan.pulls.len() {
+        if !go_on() {
+            cluster
+                .streaming
+                .ranges_pending
+                .fetch_sub(plan.ranges_pending(), Relaxed);
+            return false;
+        }
         if plan.pulls[i].done {
             i += 1;
             continue;
@@ -222,8 +287,8 @@ async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
                     cluster.streaming.ranges_done.fetch_add(ranges, Relaxed);
                     cluster.streaming.ranges_pending.fetch_sub(ranges, Relaxed);
                 }
-                if let Some(dir) = data_dir {
-                    save_plan(&plan, dir);
+                if let Some((dir, ring)) = kept {
+                    save_plan(ring, &plan, dir);
                 }
             }
             Err(e) => {
@@ -246,13 +311,14 @@ async fn pull_all(node: &Arc<Node>, mut plan: Plan, data_dir: Option<&Path>) {
                         pending.fetch_sub(ranges, Relaxed);
                     }
                 }
-                if let Some(dir) = data_dir {
-                    save_plan(&plan, dir);
+                if let Some((dir, ring)) = kept {
+                    save_plan(ring, &plan, dir);
                 }
                 tokio::time::sleep(RETRY_DELAY).await;
             }
         }
     }
+    true
 }
 
 /// One request of a pull: merges what comes back, advances the cursor.
@@ -353,17 +419,13 @@ async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
         .iter()
         .copied()
         .filter(|n| !after.ring.members().contains(n))
+        // A node that left by decommission pushed its ranges; one that died, even in the
+        // middle of leaving, and was forgotten did not.
         .filter(|n| {
             before
                 .members
                 .get(n)
-                .is_some_and(|m| m.status != Status::Leaving)
-        })
-        .filter(|n| {
-            after
-                .members
-                .get(n)
-                .is_none_or(|m| m.status != Status::Leaving)
+                .is_some_and(|m| m.status != Status::Leaving || m.health == Health::Dead)
         })
         .collect();
     if forgotten.is_empty() || cluster.status() != Status::Normal {
@@ -385,7 +447,7 @@ async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
         pulls = plan.pulls.len(),
         "taking over a forgotten member's ranges"
     );
-    pull_all(node, plan, None).await;
+    pull_all(node, plan, None, || true).await;
 }
 
 /// Drops every record whose key this node no longer replicates in `ring`.
@@ -542,16 +604,17 @@ async fn push_all(node: &Arc<Node>, moved: &[Moved]) -> Result<(), String> {
     let total: u64 = by_target.values().map(|r| r.len() as u64).sum();
     cluster.streaming.ranges_pending.fetch_add(total, Relaxed);
     let mut throttle = Throttle::new(cluster.config.stream_throughput_mb);
+    let mut left = total;
     for (target, ranges) in by_target {
-        push_to(node, target, &ranges, &mut throttle).await?;
-        cluster
-            .streaming
-            .ranges_done
-            .fetch_add(ranges.len() as u64, Relaxed);
-        cluster
-            .streaming
-            .ranges_pending
-            .fetch_sub(ranges.len() as u64, Relaxed);
+        if let Err(e) = push_to(node, target, &ranges, &mut throttle).await {
+            // The decommission stops: nothing is pending any more.
+            cluster.streaming.ranges_pending.fetch_sub(left, Relaxed);
+            return Err(e);
+        }
+        let done = ranges.len() as u64;
+        cluster.streaming.ranges_done.fetch_add(done, Relaxed);
+        cluster.streaming.ranges_pending.fetch_sub(done, Relaxed);
+        left -= done;
     }
     Ok(())
 }
