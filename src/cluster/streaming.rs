@@ -44,6 +44,10 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records pushed per batch when decommissioning.
 const PUSH_BATCH_RECORDS: usize = 256;
+/// Where a join keeps its plan and progress, in the data dir.
+const JOIN_PLAN_FILE: &str = "stream";
+/// Where a take-over of a forgotten member's ranges keeps its plan and progress.
+const TAKEOVER_PLAN_FILE: &str = "takeover";
 /// The most idle time the streaming throttle counts as credit.
 const THROTTLE_BURST: Duration = Duration::from_millis(250);
 /// How long a leaving node waits for its hints to be replayed.
@@ -77,8 +81,8 @@ pub fn read_ranges(
 /// The plan of a join cut short, kept in `data_dir/stream`.
 /// Its first line is the future ring it was planned against (`ring <id>,<id>,...`), then
 /// the plan.
-fn load_plan(data_dir: &Path) -> Option<(Vec<NodeId>, Plan)> {
-    let text = std::fs::read_to_string(data_dir.join("stream")).ok()?;
+fn load_plan(file: &Path) -> Option<(Vec<NodeId>, Plan)> {
+    let text = std::fs::read_to_string(file).ok()?;
     let (first, rest) = text.split_once('\n')?;
     let ring = first
         .strip_prefix("ring ")?
@@ -89,10 +93,10 @@ fn load_plan(data_dir: &Path) -> Option<(Vec<NodeId>, Plan)> {
 }
 
 /// Keeps a join's plan and progress, with the future ring it was planned against.
-fn save_plan(ring: &[NodeId], plan: &Plan, data_dir: &Path) {
+fn save_plan(ring: &[NodeId], plan: &Plan, file: &Path) {
     let ids: Vec<String> = ring.iter().map(NodeId::to_string).collect();
     let text = format!("ring {}\n{}", ids.join(","), plan.encode());
-    if let Err(e) = persist::write_atomically(&data_dir.join("stream"), text.as_bytes()) {
+    if let Err(e) = persist::write_atomically(file, text.as_bytes()) {
         tracing::error!(error = %e, "cannot keep the streaming progress");
     }
 }
@@ -155,7 +159,10 @@ pub async fn run(node: Arc<Node>) {
         }
     }
     tokio::select! {
-        () = follow_ring(&node) => {}
+        () = async {
+            resume_takeover(&node).await;
+            follow_ring(&node).await;
+        } => {}
         _ = shutdown.wait_for(|stop| *stop) => {}
     }
 }
@@ -163,7 +170,7 @@ pub async fn run(node: Arc<Node>) {
 /// Joins: waits to be in the cluster, plans (or resumes) the pulls, pulls, turns Normal.
 async fn join(node: &Arc<Node>) {
     let cluster = node.cluster.get().expect("cluster");
-    let data_dir = node.config.read().data_dir.clone();
+    let stream_file = node.config.read().data_dir.join(JOIN_PLAN_FILE);
     loop {
         wait_for_turn(cluster).await;
         tokio::time::sleep(JOIN_SETTLE).await;
@@ -174,7 +181,7 @@ async fn join(node: &Arc<Node>) {
         let Some(future) = view.future.clone() else {
             continue;
         };
-        let plan = match load_plan(&data_dir) {
+        let plan = match load_plan(&stream_file) {
             // Kept against the same future ring: resume it.
             Some((planned, plan)) if planned == future.members() => {
                 tracing::info!(pulls = plan.pulls.len(), "resuming the join's streaming");
@@ -185,7 +192,7 @@ async fn join(node: &Arc<Node>) {
                 let plan = Plan::gains(&moved, cluster.local, |n| {
                     alive(&view, n) && cluster.is_up(n, unix_now_ms())
                 });
-                save_plan(future.members(), &plan, &data_dir);
+                save_plan(future.members(), &plan, &stream_file);
                 tracing::info!(
                     pulls = plan.pulls.len(),
                     ranges = plan.ranges_pending(),
@@ -204,16 +211,16 @@ async fn join(node: &Arc<Node>) {
                     .as_ref()
                     .is_some_and(|f| f.members() == planned.as_slice())
         };
-        if pull_all(node, plan, Some((&data_dir, &planned)), same_future).await {
+        if pull_all(node, plan, Some((&stream_file, &planned)), same_future).await {
             break;
         }
         // The future ring changed (another node began to join, or a node to leave): the
         // ranges and their sources changed, so the next turn plans and walks anew.
         tracing::warn!("the join was interrupted by another membership change; it starts over");
-        let _ = std::fs::remove_file(data_dir.join("stream"));
+        let _ = std::fs::remove_file(&stream_file);
     }
     cluster.set_status(Status::Normal);
-    let _ = std::fs::remove_file(data_dir.join("stream"));
+    let _ = std::fs::remove_file(&stream_file);
     tracing::info!(
         records = cluster.streaming.records.load(Relaxed),
         bytes = cluster.streaming.bytes.load(Relaxed),
@@ -447,7 +454,24 @@ async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
         pulls = plan.pulls.len(),
         "taking over a forgotten member's ranges"
     );
-    pull_all(node, plan, None, || true).await;
+    let file = node.config.read().data_dir.join(TAKEOVER_PLAN_FILE);
+    save_plan(after.ring.members(), &plan, &file);
+    pull_all(node, plan, Some((&file, after.ring.members())), || true).await;
+    let _ = std::fs::remove_file(&file);
+}
+
+/// Finishes a take-over that a crash cut short (its plan kept in the data dir).
+async fn resume_takeover(node: &Arc<Node>) {
+    let file = node.config.read().data_dir.join(TAKEOVER_PLAN_FILE);
+    let Some((ring, plan)) = load_plan(&file) else {
+        return;
+    };
+    tracing::info!(
+        pulls = plan.pulls.len(),
+        "resuming the take-over of a forgotten member's ranges"
+    );
+    pull_all(node, plan, Some((&file, &ring)), || true).await;
+    let _ = std::fs::remove_file(&file);
 }
 
 /// Drops every record whose key this node no longer replicates in `ring`.
