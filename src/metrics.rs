@@ -128,7 +128,12 @@ fn publish_cluster(
 /// Gossip and streaming figures.
 fn publish_membership(cluster: &Cluster) {
     let view = cluster.view();
-    for status in [Status::Joining, Status::Normal, Status::Leaving] {
+    for status in [
+        Status::Joining,
+        Status::Ready,
+        Status::Normal,
+        Status::Leaving,
+    ] {
         let count = view.members.values().filter(|m| m.status == status).count();
         gauge!("ringcache_members_by_status", "status" => persist::status_name(status))
             .set(count as f64);

@@ -141,6 +141,8 @@ pub fn starting_status(kept: Option<Status>, founder: bool) -> Status {
         // A decommission cut short by a crash is not resumed: the operator runs it again.
         Some(Status::Leaving) => Status::Normal,
         Some(Status::Joining) => Status::Joining,
+        // Done streaming: still ready (writes kept coming to it as a pending replica).
+        Some(Status::Ready) => Status::Ready,
         // A node that left, or was forgotten, holds stale data: it joins again.
         Some(Status::Left) => Status::Joining,
         None if founder => Status::Normal,

@@ -213,6 +213,11 @@ fn future_owners(members: &BTreeMap<NodeId, Member>, owners: &[NodeId]) -> Vec<N
     }
     let mut future = owners.to_vec();
     future.extend(with(Status::Joining));
+    future.extend(
+        with(Status::Ready)
+            .into_iter()
+            .filter(|n| !owners.contains(n)),
+    );
     future.sort_unstable();
     future
 }
@@ -425,9 +430,15 @@ impl Cluster {
             .filter(|m| m.status != Status::Left)
             .map(|m| (m.id, m.clone()))
             .collect();
+        // Ready members own their ranges once no member is joining any more: all at once.
+        let joining = members.values().any(|m| m.status == Status::Joining);
         let owners: Vec<NodeId> = members
             .values()
-            .filter(|m| matches!(m.status, Status::Normal | Status::Leaving))
+            .filter(|m| match m.status {
+                Status::Normal | Status::Leaving => true,
+                Status::Ready => !joining,
+                Status::Joining | Status::Left => false,
+            })
             .map(|m| m.id)
             .collect();
         let future_owners = future_owners(&members, &owners);

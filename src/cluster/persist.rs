@@ -95,6 +95,7 @@ fn parse_member(line: &str) -> Option<Member> {
     let incarnation = fields.next()?.parse().ok()?;
     let status = match fields.next()? {
         "joining" => Status::Joining,
+        "ready" => Status::Ready,
         "normal" => Status::Normal,
         "leaving" => Status::Leaving,
         "left" => Status::Left,
@@ -114,6 +115,7 @@ fn parse_member(line: &str) -> Option<Member> {
 pub fn status_name(status: Status) -> &'static str {
     match status {
         Status::Joining => "joining",
+        Status::Ready => "ready",
         Status::Normal => "normal",
         Status::Leaving => "leaving",
         Status::Left => "left",

@@ -152,11 +152,16 @@ fn record_bytes(key: &Bytes, record: &Record) -> u64 {
 pub async fn run(node: Arc<Node>) {
     let cluster = node.cluster.get().expect("cluster");
     let mut shutdown = node.shutdown.subscribe();
-    if cluster.status() == Status::Joining {
-        tokio::select! {
-            () = join(&node) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+    let joined = async {
+        match cluster.status() {
+            Status::Joining => join(&node).await,
+            Status::Ready => become_owner(cluster).await,
+            Status::Normal | Status::Leaving | Status::Left => {}
         }
+    };
+    tokio::select! {
+        () = joined => {}
+        _ = shutdown.wait_for(|stop| *stop) => return,
     }
     tokio::select! {
         () = async {
@@ -219,13 +224,27 @@ async fn join(node: &Arc<Node>) {
         tracing::warn!("the join was interrupted by another membership change; it starts over");
         let _ = std::fs::remove_file(&stream_file);
     }
-    cluster.set_status(Status::Normal);
     let _ = std::fs::remove_file(&stream_file);
-    tracing::info!(
-        records = cluster.streaming.records.load(Relaxed),
-        bytes = cluster.streaming.bytes.load(Relaxed),
-        "joined: streaming done, now normal"
-    );
+    become_owner(cluster).await;
+}
+
+/// Done streaming: turns Ready, and Normal once the ring holds it, which is when no other
+/// node is still joining (see `Status::Ready`).
+async fn become_owner(cluster: &super::Cluster) {
+    if cluster.status() != Status::Ready {
+        cluster.set_status(Status::Ready);
+        tracing::info!(
+            records = cluster.streaming.records.load(Relaxed),
+            bytes = cluster.streaming.bytes.load(Relaxed),
+            "joined: streaming done, ready"
+        );
+    }
+    while !cluster.ring().members().contains(&cluster.local) {
+        let changed = cluster.view_changed.notified();
+        let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
+    }
+    cluster.set_status(Status::Normal);
+    tracing::info!("joined: now normal");
 }
 
 /// Whether this node may stream now: it is in the cluster, there is an owner to stream

@@ -175,7 +175,12 @@ pub fn info_lines(node: &Node) -> String {
     ));
     line(format!("status:{}", persist::status_name(cluster.status())));
     let view = cluster.view();
-    for status in [Status::Joining, Status::Normal, Status::Leaving] {
+    for status in [
+        Status::Joining,
+        Status::Ready,
+        Status::Normal,
+        Status::Leaving,
+    ] {
         let count = view.members.values().filter(|m| m.status == status).count();
         line(format!("members_{}:{count}", persist::status_name(status)));
     }

@@ -80,6 +80,10 @@ pub const OUTPUTS_MAX: usize = 4096;
 pub enum Status {
     /// Streaming its ranges in; a pending replica of them.
     Joining,
+    /// Done streaming while other nodes still join: still a pending replica; every ready
+    /// node becomes an owner at once when no node is joining any more, so that no ring
+    /// holds one of several joining nodes without the others.
+    Ready,
     /// Owns its ranges.
     Normal,
     /// Streaming its ranges out; still owns them.

@@ -366,6 +366,7 @@ fn put_record(bytes: &mut Vec<u8>, member: &Member, by: Option<NodeId>) {
         Status::Normal => 1,
         Status::Leaving => 2,
         Status::Left => 3,
+        Status::Ready => 4,
     });
     bytes.push(match member.health {
         Health::Alive => 0,
@@ -448,6 +449,7 @@ impl<'a> Reader<'a> {
             1 => Status::Normal,
             2 => Status::Leaving,
             3 => Status::Left,
+            4 => Status::Ready,
             _ => return Err(GossipError::Malformed("unknown status")),
         };
         let health = match self.u8()? {

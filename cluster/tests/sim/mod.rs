@@ -12,4 +12,4 @@ mod rng;
 mod world;
 
 pub use rng::Rng;
-pub use world::{Config, PendingRule, Scenario, World};
+pub use world::{Config, MembershipStats, PendingRule, Scenario, SourceRule, World};

@@ -50,17 +50,34 @@ impl Round {
     }
 }
 
-/// A node's view of the membership, as gossip brought it: the ring now and, while a join or
-/// a leave is under way, the ring after it (whose replicas that are not replicas now are
-/// pending: writes go to them too).
+/// A member's status, as gossip carries it (a member that left is no longer one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Streaming its ranges in: in the future ring, not in the ring.
+    Joining,
+    /// Done streaming, waiting for the other joining nodes to be done too (the runtime's
+    /// `Status::Ready`; `SIM_BREAK=normal-apart` turns it off): in the future ring, not in
+    /// the ring.
+    Ready,
+    /// Owns its ranges.
+    Normal,
+    /// Pushing its ranges out: in the ring, not in the future ring.
+    Leaving,
+}
+
+/// A node's view of the membership, as gossip brought it: the members, the ring now and,
+/// while joins or a leave are under way, the ring after them (whose replicas that are not
+/// replicas now are pending: writes go to them too).
 #[derive(Debug, Clone)]
 pub struct View {
     /// Which change of the membership this is: views only move forward.
     pub epoch: usize,
-    /// Who owns what now.
+    /// Who owns what now: the members Normal or Leaving.
     pub ring: Rc<Ring>,
-    /// Who will own what once the change under way finishes.
+    /// Who will own what once the changes under way finish (the runtime's `future_owners`).
     pub future: Option<Rc<Ring>>,
+    /// Every member and its status, whatever its health.
+    pub members: Rc<BTreeMap<NodeId, Status>>,
 }
 
 /// A round on its coordinator, with what the simulator needs to drive and check it.
@@ -99,9 +116,10 @@ pub struct Node {
     /// that are not replicas any more (still members), as to pending replicas, because
     /// nodes that have not learned the change yet still read from them.
     pub handover: Option<Rc<Ring>>,
-    /// A join's plan and progress ([`ringcache_cluster::transfer::Plan::encode`]), durable
-    /// like the runtime's `data_dir/stream`.
-    pub plan_file: Option<String>,
+    /// A join's plan and progress ([`ringcache_cluster::transfer::Plan::encode`]) with the
+    /// members of the future ring it was planned against, durable like the runtime's
+    /// `data_dir/stream`.
+    pub plan_file: Option<(Vec<NodeId>, String)>,
     /// The replica's records, durable.
     pub store: BTreeMap<Key, Record>,
     /// Hints kept for each target (by node index), durable; hints for one key merge, so a

@@ -9,7 +9,7 @@ use ringcache_cluster::{Effect, NodeId, ReadRound, Ring, Target, WriteRound};
 use ringcache_storage::{Record, Version, key_token};
 
 use super::check::{Checker, need};
-use super::node::{InFlight, Key, Node, RequestId, Round, View};
+use super::node::{InFlight, Key, Node, RequestId, Round, Status, View};
 use super::queue::EventQueue;
 use super::rng::Rng;
 
@@ -17,7 +17,7 @@ mod faults;
 mod membership;
 mod network;
 
-pub use membership::{PendingRule, Scenario};
+pub use membership::{MembershipStats, PendingRule, Scenario, SourceRule};
 
 /// Tokens per node: few, so the preference lists of 20 keys differ.
 const VNODES: u16 = 16;
@@ -194,7 +194,7 @@ impl World {
         World::build(cfg, None)
     }
 
-    /// A cluster for `cfg` plus one node that joins it while the clients run, after which a
+    /// A cluster for `cfg` plus the nodes that join it while the clients run, after which a
     /// node is decommissioned, as `scenario` says.
     pub fn with_membership(cfg: Config, scenario: Scenario) -> World {
         World::build(cfg, Some(scenario))
@@ -202,8 +202,8 @@ impl World {
 
     fn build(cfg: Config, scenario: Option<Scenario>) -> World {
         let mut rng = Rng::new(cfg.seed);
-        // The node that joins is drawn last, so the others are those of `World::new`.
-        let count = cfg.nodes + usize::from(scenario.is_some());
+        // The nodes that join are drawn last, so the others are those of `World::new`.
+        let count = cfg.nodes + scenario.map_or(0, |s| s.joiners);
         let shapes: Vec<(NodeId, i64)> = (0..count)
             .map(|_| {
                 let id = NodeId::new(rng.next_u64());
@@ -212,10 +212,15 @@ impl World {
             })
             .collect();
         let ring = Ring::new(shapes[..cfg.nodes].iter().map(|s| s.0), VNODES);
+        let members = shapes[..cfg.nodes]
+            .iter()
+            .map(|s| (s.0, Status::Normal))
+            .collect();
         let view = View {
             epoch: 0,
             ring: Rc::new(ring.clone()),
             future: None,
+            members: Rc::new(members),
         };
         let mut nodes: Vec<Node> = shapes
             .iter()
@@ -223,10 +228,11 @@ impl World {
             .map(|(i, &(id, skew_ms))| Node::new(i, count, id, skew_ms, view.clone()))
             .collect();
         let membership = scenario.map(|scenario| {
-            let joiner = &mut nodes[cfg.nodes];
-            joiner.out = true;
-            joiner.crashed = true;
-            membership::Membership::new(scenario, cfg.nodes, view)
+            for joiner in &mut nodes[cfg.nodes..] {
+                joiner.out = true;
+                joiner.crashed = true;
+            }
+            membership::Membership::new(scenario, (cfg.nodes..count).collect(), view)
         });
         let key_tokens = (0..cfg.keys)
             .map(|k| key_token(format!("key:{k}").as_bytes()))
@@ -392,7 +398,9 @@ impl World {
         }
         let coordinator = up[self.rng.index(up.len())];
         let key = self.rng.index(self.cfg.keys);
-        if self.rng.chance(550) {
+        // Under membership changes, some keys are only read once the first join started.
+        let writable = self.membership.is_none() || !self.is_cold(key);
+        if self.rng.chance(550) && writable {
             let level = WRITE_LEVELS[self.rng.index(WRITE_LEVELS.len())];
             self.start_write(coordinator, key, level);
         } else {
@@ -427,12 +435,14 @@ impl World {
         let record = self.new_record(key, version);
         let op = self.check.begin_write(key, need, &record, self.step);
         let mut targets = self.targets(coordinator, key, false);
-        // The checker holds the write to the level's promise; the round also waits for the
-        // pending replicas that are up.
+        // The checker holds the write to the level's promise; the round also waits for one
+        // more ack for each pending replica (up or not, as the scenario's rule says).
         let mut round_need = need;
         if self.membership.is_some() {
             let counts_when_down = self.pending_counts_when_down();
-            for pending in self.pending_targets(coordinator, key) {
+            let pending = self.pending_targets(coordinator, key);
+            self.note_pending_down(&pending);
+            for pending in pending {
                 round_need.required += usize::from(pending.alive || counts_when_down);
                 targets.push(pending);
             }

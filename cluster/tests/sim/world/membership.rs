@@ -1,44 +1,61 @@
-//! Membership changes under load: a node joins (announces itself, waits for gossip to
-//! settle, pulls its ranges with a kept [`Plan`], turns Normal), then a node is decommissioned
-//! (announces that it leaves, waits, pushes the ranges it loses to their gainers as writes,
-//! turns Left), as `src/cluster/streaming.rs` does.
+//! Membership changes under load: one node or two join (each announces itself, waits for its
+//! turn and for gossip to settle, pulls its ranges with a kept [`Plan`], turns Normal), then
+//! a node is decommissioned (announces that it leaves, waits, pushes the ranges it loses to
+//! their gainers as writes, turns Left), as `src/cluster/streaming.rs` does.
 //!
 //! The model:
-//! - The membership is a list of views (ring now, ring after the change under way), one per
-//!   change. Each node learns a change by gossip 0–300 ms after it happened (the node that
-//!   made it, at once); a node down learns the latest view after it restarts. A coordinator
-//!   uses its own view: a write goes to the key's replicas in its ring and to its pending
-//!   replicas (in the future ring, not in the ring now), each pending replica up adding one
-//!   ack to the level; reads use the ring now only.
+//! - The membership is a list of views, one per change: every member with its status
+//!   (Joining, Normal, Leaving), the ring of the members Normal or Leaving, and the future
+//!   ring by the runtime's `future_owners`: the ring minus the members Leaving if there is
+//!   one, else the ring plus every member Joining, whatever its health (a joining node that
+//!   is down stays a pending replica: writes need its extra ack from the others and keep
+//!   hints for it). Each node learns a change by gossip 0–300 ms after it happened (the
+//!   node that made it, at once); a node down learns the latest view after it restarts. A
+//!   coordinator uses its own view: a write goes to the key's replicas in its ring and to its
+//!   pending replicas (in the future ring, not in the ring now), each adding one ack to the
+//!   level; reads use the ring now only.
+//! - Each joining node waits for its turn (it is in the future ring of its view, no member
+//!   is Leaving), waits the settle, then plans `moved_ranges(ring, future)` with
+//!   [`Plan::gains`] and keeps the plan with the members of the future ring it was made for.
+//!   Before each batch it checks that its view's future ring is still that one; if not
+//!   (another node began to join), it drops the plan and starts over from its turn. After a
+//!   restart it waits for its turn and the settle again, and resumes the kept plan only if
+//!   the future ring is the same. When every walk is done it turns Normal (the ring then
+//!   includes it; a node still joining goes on against the unchanged future ring).
 //! - A source answers a `StreamRead` by walking [`STREAM_BATCH_KEYS`] keys of its store from
 //!   the cursor, returning the records (tombstones included) whose token is in the ranges.
-//!   The joining node merges them, keeps the plan after every batch (a string standing for
-//!   `data_dir/stream`, which survives a crash) and resumes from it after a restart. A pull
-//!   not answered in time is retried; if its source looks down then, [`Plan::fail_over`].
-//! - Decommission pushes the leaving node's records of each moved range to its gainer,
-//!   batch by batch, each batch tried [`PUSH_ATTEMPTS`] times; after that the decommission
-//!   is abandoned (the node turns Normal again) and retried later, as an operator would. A
-//!   crash of the leaving node abandons it too. A node that left keeps nothing: its rounds
-//!   and its hints are gone with it.
+//!   The joining node merges them and keeps the plan after every batch (a string standing
+//!   for `data_dir/stream`, which survives a crash). A pull not answered in time is retried;
+//!   if its source looks down then, [`Plan::fail_over`].
+//! - Decommission (once every join is done: the runtime refuses it while one is under way)
+//!   pushes the leaving node's records of each moved range to its gainer, batch by batch,
+//!   each batch tried [`PUSH_ATTEMPTS`] times; after that the decommission is abandoned (the
+//!   node turns Normal again) and retried later, as an operator would. A crash of the
+//!   leaving node abandons it too. A node that left keeps nothing: its rounds and its hints
+//!   are gone with it.
 //! - Some time after a node learns a settled ring, it drops the keys it no longer
 //!   replicates ([`CLEANUP_DELAY_MS`]), unless it was down then (as the runtime, which
 //!   cleans once per ring change); the end of the run cleans every node once more.
-//! - Directed faults, on top of the random ones: the joining node crashes after a few
-//!   batches; in some seeds, a source crashes in the middle of its walk for long enough
-//!   that the joining node fails over.
+//! - Directed faults, on top of the random ones: each joining node crashes after a few
+//!   batches, in some seeds for long ([`JOINER_LONG_DOWN_MS`], many writes to its ranges
+//!   while it is held dead); in some seeds, a source crashes in the middle of its walk for
+//!   long enough that the joining node fails over.
 //!
 //! [`Plan`]: ringcache_cluster::transfer::Plan
+//! [`Plan::gains`]: ringcache_cluster::transfer::Plan::gains
 //! [`Plan::fail_over`]: ringcache_cluster::transfer::Plan::fail_over
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use ringcache_cluster::transfer::{Plan, Ranges, in_ranges, moved_ranges, pending_replicas};
+use ringcache_cluster::transfer::{
+    Moved, Plan, Pull, Ranges, in_ranges, moved_ranges, pending_replicas,
+};
 use ringcache_cluster::{Need, NodeId, Ring, Target, WriteRound};
 use ringcache_storage::Record;
 
 use super::{Event as WorldEvent, Message, VNODES, World};
-use crate::sim::node::{Key, Round, View};
+use crate::sim::node::{Key, Round, Status, View};
 
 /// How late a node learns a membership change by gossip.
 const VIEW_DELAY_MS_MAX: u64 = 300;
@@ -56,25 +73,40 @@ const STREAM_BATCH_KEYS: usize = 2;
 const PUSH_BATCH_KEYS: usize = 2;
 /// A stream request or a push not answered within this has failed.
 const TRANSFER_TIMEOUT_MS: u64 = 100;
-/// Pause before retrying a source or a target.
+/// Pause before retrying a source or a target, and between two looks at whether it is a
+/// joining node's turn (the runtime's `RETRY_DELAY`, scaled).
 const RETRY_MS: u64 = 100;
 /// Tries of one pushed batch before the decommission is abandoned (the runtime's).
 const PUSH_ATTEMPTS: usize = 5;
-/// Failed pulls a join may go through before the run is declared stuck.
-const PULL_FAILURES_MAX: usize = 2_000;
+/// Failed pulls the joins may go through before the run is declared stuck.
+const PULL_FAILURES_MAX: usize = 4_000;
 /// Decommissions abandoned before the run is declared stuck.
 const LEAVE_ABORTS_MAX: usize = 50;
 /// How long a ring must be known before a node drops what it no longer replicates.
 const CLEANUP_DELAY_MS: u64 = 1_000;
-/// When the join starts, and how long after it finished the decommission starts.
+/// When the (first) join starts, and how long after the joins finished the decommission
+/// starts.
 const JOIN_AT_MS: (u64, u64) = (200, 800);
 const LEAVE_AFTER_MS: (u64, u64) = (200, 800);
-/// The joining node crashes after this many of its batches.
+/// When the second of two joining nodes starts after the first: together (before the
+/// first's settle is over, so both plan against the same future ring), or staggered (while
+/// the first streams, so that it drops its plan and plans again).
+const SECOND_JOIN_TOGETHER_MS: (u64, u64) = (0, 100);
+/// (Staggered: after the first merged its first batch.)
+const SECOND_JOIN_STAGGERED_MS: (u64, u64) = (0, 300);
+/// A joining node crashes after this many of its batches.
 const JOINER_CRASH_AFTER_BATCHES: (u64, u64) = (1, 3);
-/// How long the joining node and a crashed source stay down.
+/// How long a joining node and a crashed source stay down.
 const JOINER_DOWN_MS: (u64, u64) = (50, 1_500);
 const SOURCE_DOWN_MS: (u64, u64) = (400, 1_500);
-/// Once the clients are done, how long the change under way may take to finish.
+/// How long the first joining node stays down in a long crash: gossip holds it dead while
+/// the clients write many times to its ranges.
+const JOINER_LONG_DOWN_MS: (u64, u64) = (1_000, 3_000);
+/// Keys the clients stop writing once the first join starts (they still read them): what
+/// the final replicas hold of these must have come by streaming (or read repair), not by
+/// new writes to the pending replicas, which supersede the older data of the other keys.
+const COLD_KEYS: usize = 5;
+/// Once the clients are done, how long the changes under way may take to finish.
 const FINISH_MS_MAX: u64 = 30_000;
 
 /// How a write treats the pending replicas of its key.
@@ -83,14 +115,28 @@ pub enum PendingRule {
     /// It goes to them, and each adds one ack to the level, up or not (one that is down
     /// gets a hint, so the level must be met by the others): of W + 1 acks at most one is
     /// from the replica that drops out, so W of the replicas after the change hold it.
-    /// Cassandra's rule (`blockFor` = the level's + the pending endpoints).
+    /// Cassandra's rule (`blockFor` = the level's + the pending endpoints), and the
+    /// runtime's (`View::extra_replicas`).
     EachCounts,
     /// It goes to them, and each one up adds one ack; one down gets a hint and adds
-    /// nothing: the runtime's rule today (`src/cluster/mod.rs`, `write_targets`). The W
-    /// acks may then include the replica that drops out.
+    /// nothing (the runtime's rule before). The W acks may then include the replica that
+    /// drops out.
     UpOnesCount,
     /// It ignores them (a broken rule, to see the checker catch what it loses).
     Ignored,
+}
+
+/// Which old replicas a joining node pulls a range from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRule {
+    /// [`Plan::gains`]: the one loser if it is up, else (it is down, or two joining nodes
+    /// replace two old replicas) every live old replica.
+    ///
+    /// [`Plan::gains`]: ringcache_cluster::transfer::Plan::gains
+    Gains,
+    /// A loser up even when there are several (a broken rule: a write acknowledged by the
+    /// other loser and the replica that stays is on one final replica only).
+    SingleLoserOnly,
 }
 
 /// What a run does to the membership, and which of the runtime's rules it follows.
@@ -106,24 +152,58 @@ pub struct Scenario {
     /// A read that repairs its read set before replying (QUORUM and above) also writes the
     /// merged record to the key's pending replicas, as a write would, before replying.
     pub repair_pending: bool,
-    /// Crash a source of the join in the middle of its walk, for long enough that the
-    /// joining node fails over to the other replicas.
+    /// Crash a source of a join in the middle of its walk, for long enough that the joining
+    /// node fails over to the other replicas.
     pub crash_source: bool,
+    /// Nodes that join: 1 or 2.
+    pub joiners: usize,
+    /// With two joining nodes: the second starts while the first streams (else both start
+    /// at about the same time).
+    pub staggered: bool,
+    /// The first joining node's directed crash lasts [`JOINER_LONG_DOWN_MS`].
+    pub long_joiner_crash: bool,
+    /// Which old replicas a joining node pulls from.
+    pub sources: SourceRule,
+    /// A joining node seen down stays in the future ring (the runtime's rule); else each
+    /// node leaves the joining nodes it sees down out of it (a broken rule: the writes made
+    /// while one is down skip it, and it resumes past them).
+    pub dead_joiner_pending: bool,
+    /// A joining node done streaming while another still streams waits (Ready), and they
+    /// turn Normal together when the last is done, so that no ring holds one of them
+    /// without the other (the runtime's `Status::Ready`; `SIM_BREAK=normal-apart` turns each
+    /// Normal alone, and the ring with one joining node but not the other makes it a
+    /// replica of ranges the other takes in the future ring, which it neither streamed nor
+    /// got writes for).
+    pub normal_together: bool,
 }
 
 /// Counts for the summary line, and what the test asserts on.
 #[derive(Debug, Default, Clone)]
 pub struct MembershipStats {
-    /// Walks in the join's first plan.
+    /// Nodes that joined.
+    pub joiners: usize,
+    /// Plans made from scratch, and their walks.
+    pub plans: u64,
     pub pulls_planned: usize,
-    /// Batches the joining node merged, and their records.
+    /// Ranges planned whose old replicas lose two or more of their nodes (two joining nodes
+    /// replace two of them).
+    pub ranges_two_losers: u64,
+    /// Plans dropped while streaming because the future ring changed (another node began to
+    /// join), and kept plans found after a restart for another future ring.
+    pub replans: u64,
+    pub kept_plans_dropped: u64,
+    /// Batches the joining nodes merged, and their records.
     pub batches: u64,
     pub records_streamed: u64,
-    /// Crashes of the joining node while it streamed.
+    /// Crashes of a joining node while it streamed.
     pub joiner_crashes_streaming: u64,
-    /// Restarts of the join from its kept plan, and those whose plan had progress in it.
+    /// Restarts of a join from its kept plan, and those whose plan had progress in it.
     pub resumes: u64,
     pub resumes_with_progress: u64,
+    /// The longest directed crash of a joining node (virtual ms).
+    pub joiner_down_ms_max: u64,
+    /// Writes started with a pending replica their coordinator sees down.
+    pub writes_pending_down: u64,
     /// Directed crashes of a stream source, and walks failed over.
     pub sources_crashed: u64,
     pub fail_overs: u64,
@@ -131,7 +211,7 @@ pub struct MembershipStats {
     pub fail_overs_to_nothing: u64,
     /// Pull requests that failed (timed out).
     pub pull_failures: usize,
-    /// When the joining node turned Normal and the leaving one Left (virtual ms).
+    /// When the last joining node turned Normal and the leaving one Left (virtual ms).
     pub joined_at_ms: Option<u64>,
     pub left_at_ms: Option<u64>,
     /// Batches and records pushed by the leaving node; decommissions abandoned.
@@ -149,7 +229,7 @@ pub struct MembershipStats {
     pub foreign_at_end: u64,
 }
 
-/// Membership steps.
+/// Membership steps; `joiner` is an index into the joining nodes.
 #[derive(Debug)]
 pub(in crate::sim) enum Event {
     /// `node` learns view `epoch` by gossip.
@@ -157,15 +237,25 @@ pub(in crate::sim) enum Event {
         node: usize,
         epoch: usize,
     },
-    StartJoin,
-    /// The joining node's settle is over: it plans its pulls.
+    StartJoin {
+        joiner: usize,
+    },
+    /// A waiting joining node looks again whether it is its turn.
+    TurnCheck {
+        joiner: usize,
+        generation: u64,
+    },
+    /// The joining node's settle is over: it plans its pulls, or resumes its kept plan.
     PlanJoin {
+        joiner: usize,
         generation: u64,
     },
     PullTimeout {
+        joiner: usize,
         request: u64,
     },
     PullRetry {
+        joiner: usize,
         generation: u64,
     },
     StartLeave,
@@ -213,18 +303,46 @@ pub(in crate::sim) enum Transfer {
     },
 }
 
-/// The joining node's streaming, in memory (lost in a crash; the plan is kept on disk).
+/// A joining node's streaming, in memory (lost in a crash; the plan is kept on disk).
 #[derive(Debug)]
 enum Join {
     NotYet,
+    /// Until it is its turn ([`World::is_our_turn`]).
+    Waiting,
     Settling,
     Pulling {
         plan: Plan,
+        /// The members of the future ring the plan was made for.
+        planned: Vec<NodeId>,
         index: usize,
         request: Option<u64>,
     },
     Crashed,
     Done,
+}
+
+/// One joining node.
+#[derive(Debug)]
+struct Joiner {
+    /// Its index among the nodes.
+    node: usize,
+    join: Join,
+    /// Bumped when what is in memory is lost or dropped: older timers are no-ops.
+    generation: u64,
+    /// Its batches so far, and after how many it crashes.
+    batches: u64,
+    crash_after: u64,
+    /// Its directed crash happened; it may happen (for the first of two staggered joining
+    /// nodes, only once it planned again for the second, so that it is up to see it come).
+    crashed: bool,
+    crash_armed: bool,
+    /// The kept plan when it last crashed, to compare with what it finds after the restart.
+    plan_at_crash: Option<(Vec<NodeId>, String)>,
+    /// Its directed crash cut a plan with progress, not taken up again yet; then whether it
+    /// resumed it, or dropped it for another future ring.
+    awaiting_resume: bool,
+    resumed_with_progress: bool,
+    replanned_after_crash: bool,
 }
 
 /// The leaving node's pushes.
@@ -250,37 +368,48 @@ pub(in crate::sim) struct Membership {
     scenario: Scenario,
     /// Every view there was, by epoch; the last is the membership as it is.
     views: Vec<View>,
-    joiner: usize,
-    join: Join,
-    join_generation: u64,
-    joiner_crash_after: u64,
-    joiner_crashed: bool,
-    /// The kept plan when the joining node crashed, to compare with what it resumes from.
-    plan_at_crash: Option<String>,
+    joiners: Vec<Joiner>,
     leaver: Option<usize>,
     leave: Leave,
     leave_generation: u64,
+    /// The second joining node's start is scheduled.
+    second_join_scheduled: bool,
     next_request: u64,
     stats: MembershipStats,
 }
 
 impl Membership {
-    /// Node `joiner` will join the cluster of view `first`.
-    pub(in crate::sim) fn new(scenario: Scenario, joiner: usize, first: View) -> Membership {
+    /// Nodes `joiners` will join the cluster of view `first`.
+    pub(in crate::sim) fn new(scenario: Scenario, joiners: Vec<usize>, first: View) -> Membership {
+        assert_eq!(joiners.len(), scenario.joiners);
         Membership {
             scenario,
             views: vec![first],
-            joiner,
-            join: Join::NotYet,
-            join_generation: 0,
-            joiner_crash_after: 0,
-            joiner_crashed: false,
-            plan_at_crash: None,
+            joiners: joiners
+                .into_iter()
+                .map(|node| Joiner {
+                    node,
+                    join: Join::NotYet,
+                    generation: 0,
+                    batches: 0,
+                    crash_after: 0,
+                    crashed: false,
+                    crash_armed: true,
+                    plan_at_crash: None,
+                    awaiting_resume: false,
+                    resumed_with_progress: false,
+                    replanned_after_crash: false,
+                })
+                .collect(),
             leaver: None,
             leave: Leave::NotYet,
             leave_generation: 0,
+            second_join_scheduled: false,
             next_request: 0,
-            stats: MembershipStats::default(),
+            stats: MembershipStats {
+                joiners: scenario.joiners,
+                ..MembershipStats::default()
+            },
         }
     }
 
@@ -292,10 +421,91 @@ impl Membership {
         self.next_request += 1;
         self.next_request
     }
+
+    /// The joining node that is node `node`, if one is.
+    fn joiner_at(&self, node: usize) -> Option<usize> {
+        self.joiners.iter().position(|j| j.node == node)
+    }
 }
 
 fn ring_of(members: impl IntoIterator<Item = NodeId>) -> Ring {
     Ring::new(members, VNODES)
+}
+
+/// The owners once the changes under way finish, as the runtime's `future_owners`: the
+/// owners minus the members Leaving if any is, else the owners plus the members Joining for
+/// which `counts` holds (every one, but under the broken rule).
+fn future_owners(
+    members: &BTreeMap<NodeId, Status>,
+    owners: &[NodeId],
+    counts: impl Fn(NodeId) -> bool,
+) -> Vec<NodeId> {
+    let with = |status: Status| members.iter().filter(move |&(_, s)| *s == status);
+    let leaving: Vec<NodeId> = with(Status::Leaving).map(|(&id, _)| id).collect();
+    if !leaving.is_empty() {
+        return owners
+            .iter()
+            .copied()
+            .filter(|n| !leaving.contains(n))
+            .collect();
+    }
+    let mut future = owners.to_vec();
+    let joining = with(Status::Joining).chain(with(Status::Ready));
+    future.extend(joining.map(|(&id, _)| id).filter(|&id| counts(id)));
+    future.sort_unstable();
+    future
+}
+
+/// The view of `members` as epoch `epoch`: the ring of the owners, and the future ring when
+/// it differs.
+fn view_of(epoch: usize, members: BTreeMap<NodeId, Status>) -> View {
+    let owners: Vec<NodeId> = members
+        .iter()
+        .filter(|&(_, s)| matches!(s, Status::Normal | Status::Leaving))
+        .map(|(&id, _)| id)
+        .collect();
+    let future = future_owners(&members, &owners, |_| true);
+    View {
+        epoch,
+        future: (future != owners).then(|| Rc::new(ring_of(future))),
+        ring: Rc::new(ring_of(owners)),
+        members: Rc::new(members),
+    }
+}
+
+/// `SIM_BREAK=single-loser-only`: [`Plan::gains`] as if a range never had several losers:
+/// each range from a loser up if there is one, else from every live old replica.
+fn plan_from_one_loser(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
+    let mut by_source: BTreeMap<NodeId, (Ranges, Vec<NodeId>)> = BTreeMap::new();
+    for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
+        let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
+        let loser_up = m.losers().into_iter().find(|&n| n != local && is_up(n));
+        let mut sources: Vec<NodeId> = match loser_up {
+            Some(loser) => vec![loser],
+            None => others.iter().copied().filter(|&n| is_up(n)).collect(),
+        };
+        if sources.is_empty() {
+            sources.clone_from(&others);
+        }
+        for source in sources {
+            let (ranges, fallback) = by_source.entry(source).or_default();
+            ranges.push((m.first, m.last));
+            fallback.extend(others.iter().copied().filter(|&n| n != source));
+            fallback.sort_unstable();
+            fallback.dedup();
+        }
+    }
+    let pulls = by_source
+        .into_iter()
+        .map(|(source, (ranges, fallback))| Pull {
+            source,
+            ranges,
+            fallback,
+            cursor: 0,
+            done: false,
+        })
+        .collect();
+    Plan { pulls }
 }
 
 impl World {
@@ -305,12 +515,16 @@ impl World {
             .expect("a run with membership changes")
     }
 
+    fn j(&mut self, joiner: usize) -> &mut Joiner {
+        &mut self.m().joiners[joiner]
+    }
+
     /// Counts of the membership changes, if the run has them.
     pub fn membership_stats(&self) -> Option<&MembershipStats> {
         self.membership.as_ref().map(|m| &m.stats)
     }
 
-    /// The clients run while a node joins and then one leaves; once both are done and every
+    /// The clients run while the nodes join and then one leaves; once all is done and every
     /// fault healed: the final replicas keep every promise, reads at every level through the
     /// final ring are checked, and the replicas converge.
     pub(super) fn run_with_membership(&mut self) {
@@ -326,8 +540,17 @@ impl World {
             );
         }
         let join_ms = self.rng.between(JOIN_AT_MS.0, JOIN_AT_MS.1);
-        self.queue
-            .push(join_ms, WorldEvent::Membership(Event::StartJoin));
+        self.queue.push(
+            join_ms,
+            WorldEvent::Membership(Event::StartJoin { joiner: 0 }),
+        );
+        if self.m().joiners.len() > 1 {
+            if self.m().scenario.staggered {
+                self.m().joiners[0].crash_armed = false;
+            } else {
+                self.schedule_second_join(join_ms, SECOND_JOIN_TOGETHER_MS);
+            }
+        }
         let ops = self.cfg.ops;
         assert!(self.run_until(u64::MAX, |w| w.ops_issued == ops));
         // A change still under way finishes with the faults healed (under the random faults
@@ -337,11 +560,12 @@ impl World {
         let finished = self.run_until(until_ms, World::membership_done);
         let seed = self.cfg.seed;
         let m = self.m();
+        let joins: Vec<&Join> = m.joiners.iter().map(|j| &j.join).collect();
         assert!(
             finished,
-            "seed {seed}: the join or the leave did not finish in {FINISH_MS_MAX} ms after the \
-             clients stopped: {:?} {:?}",
-            m.join, m.leave
+            "seed {seed}: the joins or the leave did not finish in {FINISH_MS_MAX} ms after \
+             the clients stopped: {joins:?} {:?}",
+            m.leave
         );
 
         let healed_ms = self.now_ms;
@@ -372,6 +596,26 @@ impl World {
         self.stats.end_ms = self.now_ms;
     }
 
+    /// The second joining node starts `after` from `from_ms`, unless it is scheduled already.
+    fn schedule_second_join(&mut self, from_ms: u64, after: (u64, u64)) {
+        let m = self.m();
+        if m.joiners.len() < 2 || m.second_join_scheduled {
+            return;
+        }
+        m.second_join_scheduled = true;
+        let at_ms = from_ms + self.rng.between(after.0, after.1);
+        self.queue.push(
+            at_ms,
+            WorldEvent::Membership(Event::StartJoin { joiner: 1 }),
+        );
+    }
+
+    /// Whether the clients no longer write `key` ([`COLD_KEYS`]).
+    pub(super) fn is_cold(&self, key: Key) -> bool {
+        let m = self.membership.as_ref().expect("membership");
+        key + COLD_KEYS >= self.cfg.keys && !matches!(m.joiners[0].join, Join::NotYet)
+    }
+
     /// A member of the cluster, at random.
     pub(super) fn some_member(&mut self) -> usize {
         let members: Vec<usize> = (0..self.nodes.len())
@@ -395,9 +639,9 @@ impl World {
     }
 
     fn membership_done(&self) -> bool {
-        self.membership
-            .as_ref()
-            .is_none_or(|m| matches!(m.join, Join::Done) && matches!(m.leave, Leave::Done))
+        self.membership.as_ref().is_none_or(|m| {
+            m.joiners.iter().all(|j| matches!(j.join, Join::Done)) && matches!(m.leave, Leave::Done)
+        })
     }
 
     /// No change under way, and every member knows the latest view.
@@ -415,41 +659,47 @@ impl World {
 
     fn check_membership_end(&mut self) {
         let seed = self.cfg.seed;
-        let (joiner, leaver) = (self.m().joiner, self.m().leaver);
-        let joiner_id = self.nodes[joiner].id;
-        assert!(
-            self.ring.members().contains(&joiner_id) || Some(joiner) == leaver,
-            "seed {seed}: the joining node is not in the final ring"
-        );
-        let leaver = leaver.expect("a node left");
+        let leaver = self.m().leaver.expect("a node left");
+        let joiners: Vec<usize> = self.m().joiners.iter().map(|j| j.node).collect();
+        for &joiner in &joiners {
+            let id = self.nodes[joiner].id;
+            assert!(
+                self.ring.members().contains(&id) || joiner == leaver,
+                "seed {seed}: joining node {id} is not in the final ring"
+            );
+        }
         assert!(
             !self.ring.members().contains(&self.nodes[leaver].id),
             "seed {seed}: the node that left is still in the ring"
         );
-        assert_eq!(self.ring.members().len(), self.cfg.nodes);
+        assert_eq!(
+            self.ring.members().len(),
+            self.cfg.nodes + joiners.len() - 1
+        );
         let m = self.m();
         assert!(m.stats.joined_at_ms.is_some() && m.stats.left_at_ms.is_some());
-        assert!(
-            !m.joiner_crashed || m.stats.resumes_with_progress > 0,
-            "seed {seed}: the joining node crashed mid-stream but did not resume a plan with \
-             progress: {:?}",
-            m.stats
-        );
+        for j in &m.joiners {
+            assert!(
+                !j.crashed || j.resumed_with_progress || j.replanned_after_crash,
+                "seed {seed}: joining node {} crashed mid-stream but neither resumed a plan \
+                 with progress nor planned again for another future ring: {:?}",
+                j.node,
+                m.stats
+            );
+        }
     }
 
     // ---- Gossip ----
 
-    /// A new membership: `ring` now, `future` after the change under way. Node `origin`,
-    /// which made the change, knows it at once; the others learn it by gossip.
-    fn announce(&mut self, ring: Ring, future: Option<Ring>, origin: usize) {
-        self.ring = ring.clone();
+    /// A new membership, the latest changed by `change`. Node `origin`, which made the
+    /// change, knows it at once; the others learn it by gossip.
+    fn announce(&mut self, origin: usize, change: impl FnOnce(&mut BTreeMap<NodeId, Status>)) {
         let m = self.m();
-        let view = View {
-            epoch: m.views.len(),
-            ring: Rc::new(ring),
-            future: future.map(Rc::new),
-        };
+        let mut members = (*m.views.last().expect("a first view").members).clone();
+        change(&mut members);
+        let view = view_of(m.views.len(), members);
         m.views.push(view.clone());
+        self.ring = (*view.ring).clone();
         self.learn(origin, view.epoch);
         for node in 0..self.nodes.len() {
             if node != origin && !self.nodes[node].out {
@@ -490,6 +740,21 @@ impl World {
         }
     }
 
+    /// The future ring as `node` sees it: its view's, or under the broken rule, without the
+    /// joining nodes it sees down.
+    fn future_seen_by(&self, node: usize) -> Option<Rc<Ring>> {
+        let m = self.membership.as_ref().expect("membership");
+        let n = &self.nodes[node];
+        if m.scenario.dead_joiner_pending {
+            return n.view.future.clone();
+        }
+        let owners = n.view.ring.members();
+        let future = future_owners(&n.view.members, owners, |id| {
+            id == n.id || n.sees_up[self.index_of(id)]
+        });
+        (future != owners).then(|| Rc::new(ring_of(future)))
+    }
+
     /// The key's pending replicas as `coordinator` sees them (none when the rule is off).
     pub(super) fn pending_targets(&self, coordinator: usize, key: Key) -> Vec<Target> {
         let m = self.membership.as_ref().expect("membership");
@@ -499,8 +764,8 @@ impl World {
         }
         let (token, n) = (self.key_tokens[key], self.cfg.replicas);
         let mut pending = Vec::new();
-        if let Some(future) = &node.view.future {
-            pending = pending_replicas(&node.view.ring, future, token, n);
+        if let Some(future) = self.future_seen_by(coordinator) {
+            pending = pending_replicas(&node.view.ring, &future, token, n);
         }
         if let Some(before) = &node.handover {
             // Replicas in the ring before that are not any more, but for those that left.
@@ -517,6 +782,13 @@ impl World {
                 alive: node.sees_up[self.index_of(pending)],
             })
             .collect()
+    }
+
+    /// Counts a write whose pending replicas include one its coordinator sees down.
+    pub(super) fn note_pending_down(&mut self, pending: &[Target]) {
+        if pending.iter().any(|t| !t.alive) {
+            self.m().stats.writes_pending_down += 1;
+        }
     }
 
     /// Whether a pending replica that is down adds an ack to the level.
@@ -574,14 +846,9 @@ impl World {
     /// Drops the hints `node` keeps for nodes no longer members in its view (a node that
     /// left never comes back for them).
     pub(super) fn drop_hints_for_departed(&mut self, node: usize) {
-        let view = self.nodes[node].view.clone();
+        let members = self.nodes[node].view.members.clone();
         for target in 0..self.nodes.len() {
-            let id = self.nodes[target].id;
-            let member = view.ring.members().contains(&id)
-                || view
-                    .future
-                    .as_ref()
-                    .is_some_and(|f| f.members().contains(&id));
+            let member = members.contains_key(&self.nodes[target].id);
             if !member && !self.nodes[node].hints[target].is_empty() {
                 let dropped = std::mem::take(&mut self.nodes[node].hints[target]);
                 self.m().stats.hints_dropped += dropped.len() as u64;
@@ -595,13 +862,19 @@ impl World {
         let Some(m) = self.membership.as_mut() else {
             return;
         };
-        if node == m.joiner && matches!(m.join, Join::Settling | Join::Pulling { .. }) {
-            if matches!(m.join, Join::Pulling { .. }) {
-                m.stats.joiner_crashes_streaming += 1;
+        if let Some(joiner) = m.joiner_at(node) {
+            let j = &mut m.joiners[joiner];
+            if matches!(
+                j.join,
+                Join::Waiting | Join::Settling | Join::Pulling { .. }
+            ) {
+                if matches!(j.join, Join::Pulling { .. }) {
+                    m.stats.joiner_crashes_streaming += 1;
+                }
+                j.join = Join::Crashed;
+                j.generation += 1;
+                j.plan_at_crash = self.nodes[node].plan_file.clone();
             }
-            m.join = Join::Crashed;
-            m.join_generation += 1;
-            m.plan_at_crash = self.nodes[node].plan_file.clone();
         }
         if Some(node) == m.leaver && matches!(m.leave, Leave::Settling | Leave::Pushing { .. }) {
             m.leave = Leave::Crashed;
@@ -618,8 +891,11 @@ impl World {
         // what the handover covers (seed 33 of the CI list fails without this).
         let latest = m.views.len() - 1;
         self.learn(node, latest);
-        if node == self.m().joiner && matches!(self.m().join, Join::Crashed) {
-            self.resume_join(node);
+        if let Some(joiner) = self.m().joiner_at(node)
+            && matches!(self.j(joiner).join, Join::Crashed)
+        {
+            // The runtime's `join` starts over: its turn, the settle, then the kept plan.
+            self.wait_for_turn(joiner);
         }
         if Some(node) == self.m().leaver && matches!(self.m().leave, Leave::Crashed) {
             self.abandon_leave(node);
@@ -628,110 +904,178 @@ impl World {
 
     // ---- Join ----
 
-    fn start_join(&mut self) {
-        let joiner = self.m().joiner;
-        let node = &mut self.nodes[joiner];
-        node.out = false;
-        node.crashed = false;
-        node.sees_up.fill(false);
-        node.sees_up[joiner] = true;
-        let id = node.id;
+    fn start_join(&mut self, joiner: usize) {
+        let node = self.j(joiner).node;
+        let n = &mut self.nodes[node];
+        n.out = false;
+        n.crashed = false;
+        n.sees_up.fill(false);
+        n.sees_up[node] = true;
+        let id = n.id;
         self.views_change();
-        let future = ring_of(self.ring.members().iter().copied().chain([id]));
-        self.announce(self.ring.clone(), Some(future), joiner);
-        self.m().join = Join::Settling;
-        self.m().joiner_crash_after = self
+        self.announce(node, |members| {
+            members.insert(id, Status::Joining);
+        });
+        let crash_after = self
             .rng
             .between(JOINER_CRASH_AFTER_BATCHES.0, JOINER_CRASH_AFTER_BATCHES.1);
-        self.schedule_plan();
+        self.j(joiner).crash_after = crash_after;
+        self.wait_for_turn(joiner);
     }
 
-    fn schedule_plan(&mut self) {
-        let now_ms = self.now_ms;
-        let m = self.m();
-        let event = Event::PlanJoin {
-            generation: m.join_generation,
+    /// Whether joining node `node` may stream now, in its view (the runtime's
+    /// `is_our_turn`): there is another owner, no member is Leaving, and the future ring
+    /// includes it.
+    fn is_our_turn(&self, node: usize) -> bool {
+        let n = &self.nodes[node];
+        n.view.ring.members().iter().any(|&m| m != n.id)
+            && !n.view.members.values().any(|&s| s == Status::Leaving)
+            && self
+                .future_seen_by(node)
+                .is_some_and(|f| f.members().contains(&n.id))
+    }
+
+    /// Waits for the joining node's turn, then for the settle.
+    fn wait_for_turn(&mut self, joiner: usize) {
+        let node = self.j(joiner).node;
+        let our_turn = self.is_our_turn(node);
+        let (now_ms, settle_ms) = (self.now_ms, self.m().settle_ms());
+        let j = self.j(joiner);
+        let generation = j.generation;
+        let (at_ms, event) = if our_turn {
+            j.join = Join::Settling;
+            let event = Event::PlanJoin { joiner, generation };
+            (now_ms + settle_ms, event)
+        } else {
+            j.join = Join::Waiting;
+            let event = Event::TurnCheck { joiner, generation };
+            (now_ms + RETRY_MS, event)
         };
-        let at_ms = now_ms + m.settle_ms();
         self.queue.push(at_ms, WorldEvent::Membership(event));
     }
 
-    /// The settle is over: the pulls for the ranges the joining node gains, each from the
-    /// replica that loses it if that one looks up.
-    fn plan_join(&mut self, generation: u64) {
-        let joiner = self.m().joiner;
-        if generation != self.m().join_generation || !matches!(self.m().join, Join::Settling) {
+    /// The settle is over: resume the kept plan if it was made for the future ring the node
+    /// sees, else plan the pulls for the ranges it gains from that future ring.
+    fn plan_join(&mut self, joiner: usize, generation: u64) {
+        let j = self.j(joiner);
+        if generation != j.generation || !matches!(j.join, Join::Settling) {
             return;
         }
-        let node = &self.nodes[joiner];
-        let after = ring_of(node.view.ring.members().iter().copied().chain([node.id]));
-        let moved = moved_ranges(&node.view.ring, &after, self.cfg.replicas);
-        let plan = Plan::gains(&moved, node.id, |n| node.sees_up[self.index_of(n)]);
-        if self.trace_key.is_some() {
-            eprintln!("plan: {plan:?}, sees up {:?}", node.sees_up);
-        }
-        self.nodes[joiner].plan_file = Some(plan.encode());
-        let m = self.m();
-        m.stats.pulls_planned = plan.pulls.len();
-        m.join = Join::Pulling {
-            plan,
-            index: 0,
-            request: None,
-        };
-        self.pull_next();
-    }
-
-    /// Resumes the join after a restart: from the kept plan, or from the settle if there
-    /// was none yet.
-    fn resume_join(&mut self, joiner: usize) {
-        let Some(text) = self.nodes[joiner].plan_file.clone() else {
-            self.m().join = Join::Settling;
-            self.schedule_plan();
+        let node = j.node;
+        if !self.is_our_turn(node) {
+            self.wait_for_turn(joiner);
             return;
-        };
+        }
         let seed = self.cfg.seed;
-        let m = self.m();
-        assert_eq!(
-            m.plan_at_crash.as_deref(),
-            Some(text.as_str()),
-            "seed {seed}: the kept plan changed while the joining node was down"
-        );
-        let plan = Plan::decode(&text).expect("the kept plan reads back");
-        assert_eq!(
-            plan.encode(),
-            text,
-            "seed {seed}: the plan does not round trip"
-        );
-        m.stats.resumes += 1;
-        if plan.pulls.iter().any(|p| p.done || p.cursor != 0) {
-            m.stats.resumes_with_progress += 1;
+        let future = self
+            .future_seen_by(node)
+            .expect("a future ring on our turn");
+        let planned = future.members().to_vec();
+        let kept = self.nodes[node].plan_file.clone();
+        if let Some(at_crash) = self.j(joiner).plan_at_crash.take() {
+            assert_eq!(
+                Some(at_crash),
+                kept,
+                "seed {seed}: the kept plan changed while the joining node was down"
+            );
         }
-        m.join = Join::Pulling {
+        let awaiting_resume = std::mem::take(&mut self.j(joiner).awaiting_resume);
+        let plan = match kept {
+            Some((ring, text)) if ring == planned => {
+                let plan = Plan::decode(&text).expect("the kept plan reads back");
+                assert_eq!(
+                    plan.encode(),
+                    text,
+                    "seed {seed}: the plan does not round trip"
+                );
+                let progress = plan.pulls.iter().any(|p| p.done || p.cursor != 0);
+                let m = self.m();
+                m.stats.resumes += 1;
+                m.stats.resumes_with_progress += u64::from(progress);
+                m.joiners[joiner].resumed_with_progress |= awaiting_resume && progress;
+                plan
+            }
+            kept => {
+                let m = self.m();
+                if kept.is_some() {
+                    m.stats.kept_plans_dropped += 1;
+                    m.joiners[joiner].replanned_after_crash |= awaiting_resume;
+                }
+                let rule = m.scenario.sources;
+                let n = &self.nodes[node];
+                let moved = moved_ranges(&n.view.ring, &future, self.cfg.replicas);
+                let two_losers = moved
+                    .iter()
+                    .filter(|m| m.gainers().contains(&n.id) && m.losers().len() > 1)
+                    .count() as u64;
+                let is_up = |id| n.sees_up[self.index_of(id)];
+                let plan = match rule {
+                    SourceRule::Gains => Plan::gains(&moved, n.id, is_up),
+                    SourceRule::SingleLoserOnly => plan_from_one_loser(&moved, n.id, is_up),
+                };
+                if self.trace_key.is_some() {
+                    eprintln!(
+                        "{} ms: node {node} plans for {planned:?}: {plan:?}, sees up {:?}",
+                        self.now_ms, n.sees_up
+                    );
+                }
+                self.nodes[node].plan_file = Some((planned.clone(), plan.encode()));
+                let m = self.m();
+                m.stats.plans += 1;
+                m.stats.ranges_two_losers += two_losers;
+                m.stats.pulls_planned += plan.pulls.len();
+                plan
+            }
+        };
+        self.j(joiner).join = Join::Pulling {
             plan,
+            planned,
             index: 0,
             request: None,
         };
-        self.pull_next();
+        self.pull_next(joiner);
     }
 
-    /// Asks the source of the next walk not done for a batch, or finishes the join.
-    fn pull_next(&mut self) {
+    /// Asks the source of the next walk not done for a batch, or finishes the join; first,
+    /// as the runtime before each batch, drops the plan if the future ring the node sees is
+    /// not the one it was made for any more.
+    fn pull_next(&mut self, joiner: usize) {
+        let node = self.j(joiner).node;
+        let Join::Pulling { planned, .. } = &self.m().joiners[joiner].join else {
+            return;
+        };
+        let planned = planned.clone();
+        let same_future = self.is_our_turn(node)
+            && self
+                .future_seen_by(node)
+                .is_some_and(|f| f.members() == planned.as_slice());
+        if !same_future {
+            if self.trace_key.is_some() {
+                eprintln!("{} ms: node {node} drops its plan", self.now_ms);
+            }
+            self.m().stats.replans += 1;
+            self.nodes[node].plan_file = None;
+            let j = self.j(joiner);
+            j.generation += 1;
+            j.crash_armed = true;
+            self.wait_for_turn(joiner);
+            return;
+        }
         let request = self.m().request();
-        let m = self.m();
-        let joiner = m.joiner;
         let Join::Pulling {
             plan,
             index,
             request: in_flight,
-        } = &mut m.join
+            ..
+        } = &mut self.m().joiners[joiner].join
         else {
-            return;
+            unreachable!("pulling");
         };
         while *index < plan.pulls.len() && plan.pulls[*index].done {
             *index += 1;
         }
         let Some(pull) = plan.pulls.get(*index) else {
-            self.finish_join();
+            self.finish_join(joiner);
             return;
         };
         let message = Transfer::StreamRead {
@@ -742,8 +1086,8 @@ impl World {
         let source = pull.source;
         *in_flight = Some(request);
         let source = self.index_of(source);
-        self.send(joiner, source, Message::Transfer(message));
-        let event = Event::PullTimeout { request };
+        self.send(node, source, Message::Transfer(message));
+        let event = Event::PullTimeout { joiner, request };
         self.queue.push(
             self.now_ms + TRANSFER_TIMEOUT_MS,
             WorldEvent::Membership(event),
@@ -751,14 +1095,17 @@ impl World {
     }
 
     /// A batch came back: merge it, keep the plan, then maybe crash someone.
-    fn on_stream(&mut self, request: u64, cursor: u64, records: Vec<(Key, Record)>) {
+    fn on_stream(&mut self, joiner: usize, request: u64, cursor: u64, records: Vec<(Key, Record)>) {
         let m = self.m();
-        let joiner = m.joiner;
+        let (scenario, sources_crashed) = (m.scenario, m.stats.sources_crashed);
+        let j = &mut m.joiners[joiner];
+        let node = j.node;
         let Join::Pulling {
             plan,
+            planned,
             index,
             request: in_flight,
-        } = &mut m.join
+        } = &mut j.join
         else {
             return;
         };
@@ -770,48 +1117,65 @@ impl World {
         pull.cursor = cursor;
         pull.done = cursor == 0;
         let (source, walk_left) = (pull.source, !pull.done);
-        let text = plan.encode();
+        let kept = (planned.clone(), plan.encode());
         let work_left = plan.ranges_pending() > 0;
+        j.batches += 1;
+        let crash_joiner = j.crash_armed && !j.crashed && j.batches >= j.crash_after && work_left;
+        let any_joiner_crashed = m.joiners.iter().any(|j| j.crashed);
+        let crash_source = scenario.crash_source
+            && sources_crashed == 0
+            && (m.stats.resumes > 0 || any_joiner_crashed)
+            && walk_left;
         m.stats.batches += 1;
         m.stats.records_streamed += records.len() as u64;
-        let crash_joiner =
-            !m.joiner_crashed && m.stats.batches >= m.joiner_crash_after && work_left;
-        let crash_source = m.scenario.crash_source
-            && m.stats.sources_crashed == 0
-            && (m.stats.resumes > 0 || m.joiner_crashed)
-            && walk_left;
         for (key, record) in &records {
-            self.nodes[joiner].apply(*key, record);
+            self.nodes[node].apply(*key, record);
         }
-        self.nodes[joiner].plan_file = Some(text);
+        self.nodes[node].plan_file = Some(kept);
+        if scenario.staggered && joiner == 0 {
+            // The second joining node comes while the first streams.
+            self.schedule_second_join(self.now_ms, SECOND_JOIN_STAGGERED_MS);
+        }
         if crash_joiner {
-            self.m().joiner_crashed = true;
-            let down_ms = self.rng.between(JOINER_DOWN_MS.0, JOINER_DOWN_MS.1);
-            self.crash(joiner, down_ms);
+            let long = scenario.long_joiner_crash && joiner == 0;
+            let (low, high) = if long {
+                JOINER_LONG_DOWN_MS
+            } else {
+                JOINER_DOWN_MS
+            };
+            let down_ms = self.rng.between(low, high);
+            let m = self.m();
+            m.stats.joiner_down_ms_max = m.stats.joiner_down_ms_max.max(down_ms);
+            let j = &mut m.joiners[joiner];
+            j.crashed = true;
+            j.awaiting_resume = true;
+            self.crash(node, down_ms);
             return;
         }
         let source = self.index_of(source);
         let others_up = (0..self.nodes.len())
             .all(|i| i == source || self.nodes[i].out || !self.nodes[i].crashed);
-        if crash_source && source != joiner && others_up {
+        let is_joiner = self.m().joiner_at(source).is_some();
+        if crash_source && !is_joiner && others_up {
             self.m().stats.sources_crashed += 1;
             let down_ms = self.rng.between(SOURCE_DOWN_MS.0, SOURCE_DOWN_MS.1);
             self.crash(source, down_ms);
         }
-        self.pull_next();
+        self.pull_next(joiner);
     }
 
     /// A pull was not answered: retry it later, from the fallbacks if its source looks down.
-    fn pull_timeout(&mut self, request: u64) {
+    fn pull_timeout(&mut self, joiner: usize, request: u64) {
         let seed = self.cfg.seed;
         let m = self.m();
-        let joiner = m.joiner;
-        let generation = m.join_generation;
+        let j = &mut m.joiners[joiner];
+        let (node, generation) = (j.node, j.generation);
         let Join::Pulling {
             plan,
             index,
             request: in_flight,
-        } = &mut m.join
+            ..
+        } = &mut j.join
         else {
             return;
         };
@@ -825,44 +1189,71 @@ impl World {
             "seed {seed}: the join is stuck: {plan:?}"
         );
         let source = plan.pulls[*index].source;
-        let joiner_id = self.nodes[joiner].id;
-        let source_index = self.index_of(source);
-        if !self.nodes[joiner].sees_up[source_index] {
+        let local = self.nodes[node].id;
+        if !self.nodes[node].sees_up[self.index_of(source)] {
             let m = self.m();
-            let Join::Pulling { plan, index, .. } = &mut m.join else {
+            let Join::Pulling {
+                plan,
+                planned,
+                index,
+                ..
+            } = &mut m.joiners[joiner].join
+            else {
                 unreachable!("pulling");
             };
-            if plan.fail_over(*index, joiner_id) == 0 {
+            if plan.fail_over(*index, local) == 0 {
                 // A walk with no fallback ends with its ranges not walked (see the report of
                 // `Plan::fail_over`): counted, so a run shows how often.
                 m.stats.fail_overs_to_nothing += 1;
             }
-            let text = plan.encode();
+            let kept = (planned.clone(), plan.encode());
             m.stats.fail_overs += 1;
-            self.nodes[joiner].plan_file = Some(text);
+            self.nodes[node].plan_file = Some(kept);
         }
-        let event = Event::PullRetry { generation };
+        let event = Event::PullRetry { joiner, generation };
         self.queue
             .push(self.now_ms + RETRY_MS, WorldEvent::Membership(event));
     }
 
-    /// Every walk is done: the joining node turns Normal.
-    fn finish_join(&mut self) {
-        let joiner = self.m().joiner;
-        self.m().join = Join::Done;
-        self.m().stats.joined_at_ms = Some(self.now_ms);
-        self.nodes[joiner].plan_file = None;
-        let ring = ring_of(
-            self.ring
-                .members()
+    /// Every walk is done: the joining node turns Normal (under
+    /// [`Scenario::normal_together`], Ready while another still streams, then Normal with
+    /// the others); once every one has, a node will be decommissioned.
+    fn finish_join(&mut self, joiner: usize) {
+        let now_ms = self.now_ms;
+        let j = self.j(joiner);
+        j.join = Join::Done;
+        let node = j.node;
+        self.m().stats.joined_at_ms = Some(now_ms);
+        self.nodes[node].plan_file = None;
+        let id = self.nodes[node].id;
+        // (Should the first of two staggered joining nodes be done without a batch.)
+        self.schedule_second_join(now_ms, SECOND_JOIN_STAGGERED_MS);
+        let together = self.m().scenario.normal_together;
+        self.announce(node, |members| {
+            let others_joining = members
                 .iter()
-                .copied()
-                .chain([self.nodes[joiner].id]),
-        );
-        self.announce(ring, None, joiner);
-        let at_ms = self.now_ms + self.rng.between(LEAVE_AFTER_MS.0, LEAVE_AFTER_MS.1);
-        self.queue
-            .push(at_ms, WorldEvent::Membership(Event::StartLeave));
+                .any(|(&other, &s)| other != id && s == Status::Joining);
+            if together && others_joining {
+                members.insert(id, Status::Ready);
+                return;
+            }
+            members.insert(id, Status::Normal);
+            for status in members.values_mut() {
+                if *status == Status::Ready {
+                    *status = Status::Normal;
+                }
+            }
+        });
+        if self
+            .m()
+            .joiners
+            .iter()
+            .all(|j| matches!(j.join, Join::Done))
+        {
+            let at_ms = self.now_ms + self.rng.between(LEAVE_AFTER_MS.0, LEAVE_AFTER_MS.1);
+            self.queue
+                .push(at_ms, WorldEvent::Membership(Event::StartLeave));
+        }
     }
 
     // ---- Leave ----
@@ -883,8 +1274,9 @@ impl World {
         m.leaver = Some(leaver);
         m.leave = Leave::Settling;
         let id = self.nodes[leaver].id;
-        let future = ring_of(self.ring.members().iter().copied().filter(|&n| n != id));
-        self.announce(self.ring.clone(), Some(future), leaver);
+        self.announce(leaver, |members| {
+            members.insert(id, Status::Leaving);
+        });
         let now_ms = self.now_ms;
         let m = self.m();
         let event = Event::StartPush {
@@ -1040,7 +1432,10 @@ impl World {
             m.stats.leave_aborts < LEAVE_ABORTS_MAX,
             "seed {seed}: the decommission never gets through"
         );
-        self.announce(self.ring.clone(), None, leaver);
+        let id = self.nodes[leaver].id;
+        self.announce(leaver, |members| {
+            members.insert(id, Status::Normal);
+        });
         let at_ms = self.now_ms + self.rng.between(LEAVE_AFTER_MS.0, LEAVE_AFTER_MS.1);
         self.queue
             .push(at_ms, WorldEvent::Membership(Event::StartLeave));
@@ -1053,8 +1448,9 @@ impl World {
         m.leave = Leave::Done;
         m.stats.left_at_ms = Some(now_ms);
         let id = self.nodes[leaver].id;
-        let ring = ring_of(self.ring.members().iter().copied().filter(|&n| n != id));
-        self.announce(ring, None, leaver);
+        self.announce(leaver, |members| {
+            members.remove(&id);
+        });
         let node = &mut self.nodes[leaver];
         node.out = true;
         node.crashed = true;
@@ -1107,14 +1503,20 @@ impl World {
     pub(super) fn on_membership_event(&mut self, event: Event) {
         match event {
             Event::Learn { node, epoch } => self.learn(node, epoch),
-            Event::StartJoin => self.start_join(),
-            Event::PlanJoin { generation } => self.plan_join(generation),
-            Event::PullTimeout { request } => self.pull_timeout(request),
-            Event::PullRetry { generation } => {
-                let m = self.m();
-                let idle = matches!(m.join, Join::Pulling { request: None, .. });
-                if generation == m.join_generation && idle {
-                    self.pull_next();
+            Event::StartJoin { joiner } => self.start_join(joiner),
+            Event::TurnCheck { joiner, generation } => {
+                let j = self.j(joiner);
+                if generation == j.generation && matches!(j.join, Join::Waiting) {
+                    self.wait_for_turn(joiner);
+                }
+            }
+            Event::PlanJoin { joiner, generation } => self.plan_join(joiner, generation),
+            Event::PullTimeout { joiner, request } => self.pull_timeout(joiner, request),
+            Event::PullRetry { joiner, generation } => {
+                let j = self.j(joiner);
+                let idle = matches!(j.join, Join::Pulling { request: None, .. });
+                if generation == j.generation && idle {
+                    self.pull_next(joiner);
                 }
             }
             Event::StartLeave => self.start_leave(),
@@ -1164,8 +1566,8 @@ impl World {
                 cursor,
                 records,
             } => {
-                if to == self.m().joiner {
-                    self.on_stream(request, cursor, records);
+                if let Some(joiner) = self.m().joiner_at(to) {
+                    self.on_stream(joiner, request, cursor, records);
                 }
             }
             Transfer::Push { request, records } => {
