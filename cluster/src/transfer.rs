@@ -194,6 +194,27 @@ impl Plan {
         }
     }
 
+    /// Whether a join can be planned now without missing an acknowledged write: for every
+    /// range `local` gains, its single loser is up, or a majority of its old replicas is up
+    /// (a quorum write was acknowledged by a majority, so one of those is among them). With
+    /// fewer, the writes only the down ones acknowledged would not be streamed: wait.
+    pub fn can_plan(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> bool {
+        moved
+            .iter()
+            .filter(|m| m.gainers().contains(&local))
+            .all(|m| {
+                let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
+                if let [loser] = losers.as_slice()
+                    && is_up(*loser)
+                {
+                    return true;
+                }
+                let old: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
+                let up = old.iter().filter(|&&n| is_up(n)).count();
+                up > old.len() / 2
+            })
+    }
+
     /// Ranges whose walk is not complete.
     pub fn ranges_pending(&self) -> u64 {
         self.pulls
@@ -428,6 +449,20 @@ mod tests {
                 .any(|p| p.ranges.contains(&(m.first, m.last)));
             assert!(covered, "{m:?} is in no pull of {plan:?}");
         }
+    }
+
+    #[test]
+    fn a_join_waits_while_a_majority_of_a_ranges_old_replicas_is_down() {
+        let old = Ring::new(ids(1..6), 32);
+        let new = Ring::new(ids(1..7), 32);
+        let joiner = NodeId::new(6);
+        let moved = moved_ranges(&old, &new, 3);
+        assert!(Plan::can_plan(&moved, joiner, |_| true));
+        // One node down: every range keeps its loser up, or two of three old replicas.
+        assert!(Plan::can_plan(&moved, joiner, |n| n != NodeId::new(2)));
+        // Two down: some range the joiner gains lost its loser and one more.
+        let two_down = |n: NodeId| n != NodeId::new(2) && n != NodeId::new(3);
+        assert!(!Plan::can_plan(&moved, joiner, two_down));
     }
 
     #[test]

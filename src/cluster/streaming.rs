@@ -194,9 +194,16 @@ async fn join(node: &Arc<Node>) {
             }
             _ => {
                 let moved = moved_ranges(&view.ring, &future, cluster.config.replication_factor);
-                let plan = Plan::gains(&moved, cluster.local, |n| {
-                    alive(&view, n) && cluster.is_up(n, unix_now_ms())
-                });
+                let is_up = |n| alive(&view, n) && cluster.is_up(n, unix_now_ms());
+                if !Plan::can_plan(&moved, cluster.local, is_up) {
+                    tracing::warn!(
+                        "joining: waiting, too many old replicas of some range are down to \
+                         stream it without missing writes"
+                    );
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+                let plan = Plan::gains(&moved, cluster.local, is_up);
                 save_plan(future.members(), &plan, &stream_file);
                 tracing::info!(
                     pulls = plan.pulls.len(),
