@@ -476,7 +476,17 @@ impl Cluster {
         let view = self.rebuild_view();
         if !Arc::ptr_eq(&before.ring, &view.ring) {
             tracing::info!(owners = view.ring.members().len(), "ring rebuilt");
-            self.drop_hints_of_departed();
+        }
+        if before.members.len() != view.members.len() {
+            // A member left or was forgotten (or one arrived): hint files, off the async
+            // workers.
+            let node = node.clone();
+            tokio::task::spawn_blocking(move || {
+                node.cluster
+                    .get()
+                    .expect("cluster")
+                    .drop_hints_of_departed();
+            });
         }
         for member in view.members.values().filter(|m| m.id != self.local) {
             if self.dialing.lock().insert(member.addr) {

@@ -53,11 +53,7 @@ fn forget(cluster: &Cluster, id: &[u8]) -> Reply {
         return Reply::Error(format!("ERR {e}"));
     }
     cluster.gossip_wake.notify_one();
-    if let Some(hints) = &cluster.hints
-        && let Err(e) = hints.forget(id.get())
-    {
-        tracing::warn!(%id, error = %e, "cannot drop the hints of a forgotten node");
-    }
+    // Its hints go when the ring drops it (`Cluster::refresh_view`).
     tracing::info!(%id, "member forgotten");
     Reply::Ok
 }
