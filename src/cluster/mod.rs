@@ -348,9 +348,9 @@ impl Cluster {
             rand::random(),
         );
         let others: Vec<Member> = kept.into_iter().filter(|m| m.id != local).collect();
-        // A node with no one to ask (a lone founder) is as synced as it can be.
-        let lone = others.is_empty() && seed_addrs.iter().all(|(_, a)| *a == Some(address));
-        let synced = AtomicBool::new(lone);
+        // Only a kept view can be stale: a fresh node starts from nothing, and the founder
+        // and joiner rules of `unresolved_seeds` say when it may place keys.
+        let synced = AtomicBool::new(others.is_empty());
         machine.merge_state(others, unix_now_ms());
         let cluster = Cluster {
             local,
