@@ -25,7 +25,10 @@
 
 #![allow(dead_code)]
 
+// The same event queue and generator as the coordinator simulator's.
+#[path = "../sim/queue.rs"]
 pub mod queue;
+#[path = "../sim/rng.rs"]
 pub mod rng;
 
 use std::collections::HashMap;
