@@ -14,6 +14,7 @@
 //! Engines sit behind the narrow [`Store`] trait so the server (and later the cluster
 //! coordinator) never depends on how records are kept.
 
+pub mod aae;
 pub mod error;
 pub mod eviction;
 pub mod hints;
@@ -23,6 +24,7 @@ pub mod record;
 mod shard_guard;
 pub mod token;
 
+pub use aae::{MerkleLeaves, TombstoneHorizon};
 pub use error::StoreError;
 pub use eviction::{EvictedKey, EvictionPolicy};
 pub use hints::{
@@ -180,6 +182,41 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::update`].
     fn discard(&self, key: &[u8]) -> Result<bool, StoreError>;
+
+    /// The Merkle leaves of every record held, kept up to date by every change (anti-entropy
+    /// compares them between replicas; see [`aae`]).
+    fn merkle(&self) -> &MerkleLeaves;
+
+    /// Visits every record whose key's token falls in one of `spans` (sorted, disjoint,
+    /// inclusive `(first, last)` token pairs), tombstones included, walking only the part of
+    /// the store that holds those tokens. Values expired at `now_ms` are reclaimed on the way
+    /// (which keeps their versions, so it changes no leaf).
+    fn visit_spans(
+        &self,
+        spans: &[(u64, u64)],
+        now_ms: u64,
+        visit: &mut dyn FnMut(&Bytes, &Record),
+    ) {
+        let mut next_span = 0;
+        let mut cursor = 0;
+        while next_span < spans.len() {
+            cursor = cursor.max(spans[next_span].0);
+            let rest = &spans[next_span..];
+            cursor = self.scan(cursor, 1, now_ms, &mut |key, record| {
+                let token = key_token(key);
+                let at = rest.partition_point(|&(_, last)| last < token);
+                if rest.get(at).is_some_and(|&(first, _)| first <= token) {
+                    visit(key, record);
+                }
+            });
+            if cursor == 0 {
+                break;
+            }
+            while next_span < spans.len() && spans[next_span].1 < cursor {
+                next_span += 1;
+            }
+        }
+    }
 
     /// Engine-specific figures for `INFO persistence` and the metrics (segments, live and
     /// dead bytes, compactions...), as name and value; none by default.

@@ -34,7 +34,7 @@ use crate::eviction::{EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranki
 use crate::record::Record;
 use crate::shard_guard::Counted;
 use crate::token::key_token;
-use crate::{ExpireStats, Store, StoreError, StoreStats, Update};
+use crate::{ExpireStats, MerkleLeaves, Store, StoreError, StoreStats, Update};
 
 /// log2 of the number of shards.
 const SHARD_BITS: u32 = 12;
@@ -284,6 +284,8 @@ pub struct MemoryStore {
     used_bytes: AtomicUsize,
     /// Eviction candidates kept between evictions. Locked before any shard, never after.
     pool: Mutex<EvictionPool>,
+    /// The anti-entropy leaves of every record held.
+    merkle: MerkleLeaves,
 }
 
 impl Default for MemoryStore {
@@ -306,6 +308,7 @@ impl MemoryStore {
                 .collect(),
             used_bytes: AtomicUsize::new(0),
             pool: Mutex::new(EvictionPool::default()),
+            merkle: MerkleLeaves::new(),
         }
     }
 
@@ -441,6 +444,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn merkle(&self) -> &MerkleLeaves {
+        &self.merkle
+    }
+
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
         self.shard(token)

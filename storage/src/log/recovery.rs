@@ -34,6 +34,7 @@ use super::store::{
     account, entry_hash, shard_of, tag_of, token_hash,
 };
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
+use crate::MerkleLeaves;
 use crate::token::key_token;
 
 /// The snapshot's file name.
@@ -191,6 +192,7 @@ impl LogStore {
             fsync_policy: AtomicU8::new(options.appendfsync.code()),
             used_bytes: AtomicUsize::new(0),
             pool: Mutex::default(),
+            merkle: MerkleLeaves::new(),
         });
         let used_bytes = inner.shards.iter().map(|s| s.lock().stats.used_bytes).sum();
         inner.used_bytes.store(used_bytes, Ordering::Relaxed);

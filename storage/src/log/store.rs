@@ -25,7 +25,9 @@ use crate::eviction::{EvictionPool, splitmix64};
 use crate::record::Record;
 use crate::shard_guard::Counted;
 use crate::token::key_token;
-use crate::{EvictedKey, EvictionPolicy, ExpireStats, Store, StoreError, StoreStats, Update};
+use crate::{
+    EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats, Update,
+};
 
 /// log2 of the number of keydir shards.
 pub(super) const SHARD_BITS: u32 = 12;
@@ -287,6 +289,8 @@ pub(super) struct Inner {
     pub used_bytes: AtomicUsize,
     /// Eviction candidates kept between evictions. Locked before any shard, never after.
     pub pool: Mutex<EvictionPool>,
+    /// The anti-entropy leaves of every record in the keydir.
+    pub merkle: MerkleLeaves,
 }
 
 /// The log-structured store. Open it with [`LogStore::open`]; see the module docs.
@@ -776,6 +780,10 @@ impl LogStore {
 }
 
 impl Store for LogStore {
+    fn merkle(&self) -> &MerkleLeaves {
+        &self.inner.merkle
+    }
+
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
         let mut shard = self.inner.lock_shard(shard_of(token));
