@@ -20,6 +20,7 @@ pub mod liveness;
 pub mod membership;
 pub mod protocol;
 pub mod ring;
+pub mod repair;
 pub mod transfer;
 
 pub use coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};

@@ -23,6 +23,15 @@
 //! MEMBERS_REPLY state_len:u32 state[state_len]
 //! STREAM_READ cursor:u64 count:u32 n:u32 n × (first:u64 last:u64)   (count <= STREAM_KEYS_MAX, n <= STREAM_RANGES_MAX)
 //! STREAM_REPLY cursor:u64 n:u32 n × (key_len:u32 key[key_len] record)   (n <= STREAM_KEYS_MAX)
+//! DIGESTS    n:u32 n × (first_leaf:u32 last_leaf:u32)        (n <= DIGEST_SPANS_MAX)
+//! DIGESTS_REPLY n:u32 n × digest:u64                       (n <= DIGEST_SPANS_MAX)
+//! VERSIONS   n:u32 n × (first:u64 last:u64)                  (n <= VERSION_SPANS_MAX)
+//! VERSIONS_REPLY truncated:u8 n:u32 n × (key_len:u32 key[key_len] record)   (n <= VERSION_KEYS_MAX;
+//!            each record's value, if any, is empty: only the versions count)
+//! FETCH      n:u32 n × (key_len:u32 key[key_len])            (n <= FETCH_KEYS_MAX; answered with
+//!            STREAM_REPLY, cursor 0, the records held)
+//! REPAIR_WRITE n:u32 n × (key_len:u32 key[key_len] record)   (n <= FETCH_KEYS_MAX; answered with WRITE_ACK)
+//! REPAIR_DONE started_ms:u64 n:u32 n × range_end:u64         (n <= STREAM_RANGES_MAX; answered with WRITE_ACK)
 //!
 //! record     flags:u8 value_hlc:u64 value_node:u32 expiry_hlc:u64 expiry_node:u32
 //!            [expiry_ms:u64 if flags & HAS_EXPIRY] [value_len:u32 value[value_len] if flags & HAS_VALUE]
@@ -75,10 +84,24 @@ pub mod kind {
     pub const STREAM_READ: u8 = 17;
     /// [`Message::StreamReply`](super::Message::StreamReply).
     pub const STREAM_REPLY: u8 = 18;
+    /// [`Message::Digests`](super::Message::Digests).
+    pub const DIGESTS: u8 = 19;
+    /// [`Message::DigestsReply`](super::Message::DigestsReply).
+    pub const DIGESTS_REPLY: u8 = 20;
+    /// [`Message::Versions`](super::Message::Versions).
+    pub const VERSIONS: u8 = 21;
+    /// [`Message::VersionsReply`](super::Message::VersionsReply).
+    pub const VERSIONS_REPLY: u8 = 22;
+    /// [`Message::Fetch`](super::Message::Fetch).
+    pub const FETCH: u8 = 23;
+    /// [`Message::RepairWrite`](super::Message::RepairWrite).
+    pub const REPAIR_WRITE: u8 = 24;
+    /// [`Message::RepairDone`](super::Message::RepairDone).
+    pub const REPAIR_DONE: u8 = 25;
 
     /// Whether `kind` is a kind this protocol version knows.
     pub fn is_known(kind: u8) -> bool {
-        (HELLO..=STREAM_REPLY).contains(&kind)
+        (HELLO..=REPAIR_DONE).contains(&kind)
     }
 }
 
@@ -106,6 +129,14 @@ pub const STREAM_KEYS_MAX: usize = 65_536;
 /// Most token ranges one [`Message::StreamRead`] asks for (a node's ranges as a replica:
 /// vnodes × N, so 512 × 8 at most).
 pub const STREAM_RANGES_MAX: usize = 65_536;
+/// Most leaf spans one [`Message::Digests`] asks for.
+pub const DIGEST_SPANS_MAX: usize = 65_536;
+/// Most token spans one [`Message::Versions`] asks for.
+pub const VERSION_SPANS_MAX: usize = 4_096;
+/// Most keys one [`Message::VersionsReply`] carries: more are left for the next round.
+pub const VERSION_KEYS_MAX: usize = 262_144;
+/// Most keys one [`Message::Fetch`] asks for and one [`Message::RepairWrite`] carries.
+pub const FETCH_KEYS_MAX: usize = 4_096;
 /// Bytes of a record without its expiry and value: flags and two versions.
 const RECORD_FIXED_BYTES: usize = 1 + 2 * VERSION_BYTES;
 const VERSION_BYTES: usize = 8 + 4;
@@ -230,6 +261,47 @@ pub enum Message {
         /// Records in the ranges asked for.
         records: Vec<(Bytes, Record)>,
     },
+    /// Anti-entropy: the XOR of the Merkle leaves in each span `first..=last` (leaf indexes).
+    Digests {
+        /// Leaf spans, at most [`DIGEST_SPANS_MAX`].
+        spans: Vec<(u32, u32)>,
+    },
+    /// Answer to [`Message::Digests`]: one digest per span, in order.
+    DigestsReply {
+        /// The digests.
+        digests: Vec<u64>,
+    },
+    /// Anti-entropy: the versions of every record whose token is in one of `spans`.
+    Versions {
+        /// Token spans `first..=last`, sorted and disjoint, at most [`VERSION_SPANS_MAX`].
+        spans: Vec<(u64, u64)>,
+    },
+    /// Answer to [`Message::Versions`]: records with empty values (a tombstone has none).
+    VersionsReply {
+        /// More keys were there than [`VERSION_KEYS_MAX`]: the list stops short.
+        truncated: bool,
+        /// Keys and their records' versions.
+        headers: Vec<(Bytes, Record)>,
+    },
+    /// Anti-entropy: the records of these keys; answered with [`Message::StreamReply`].
+    Fetch {
+        /// The keys, at most [`FETCH_KEYS_MAX`].
+        keys: Vec<Bytes>,
+    },
+    /// Anti-entropy: records to merge, pushed by a replica that holds newer versions;
+    /// answered with [`Message::WriteAck`].
+    RepairWrite {
+        /// Keys and records, at most [`FETCH_KEYS_MAX`].
+        records: Vec<(Bytes, Record)>,
+    },
+    /// Anti-entropy: the ranges ending at these tokens were repaired with every replica by a
+    /// round that started at `started_ms`; answered with [`Message::WriteAck`].
+    RepairDone {
+        /// When the round started (unix ms): what it repaired is at least that recent.
+        started_ms: u64,
+        /// The ranges, by their last token.
+        range_ends: Vec<u64>,
+    },
 }
 
 impl Message {
@@ -254,6 +326,13 @@ impl Message {
             Message::MembersReply { .. } => kind::MEMBERS_REPLY,
             Message::StreamRead { .. } => kind::STREAM_READ,
             Message::StreamReply { .. } => kind::STREAM_REPLY,
+            Message::Digests { .. } => kind::DIGESTS,
+            Message::DigestsReply { .. } => kind::DIGESTS_REPLY,
+            Message::Versions { .. } => kind::VERSIONS,
+            Message::VersionsReply { .. } => kind::VERSIONS_REPLY,
+            Message::Fetch { .. } => kind::FETCH,
+            Message::RepairWrite { .. } => kind::REPAIR_WRITE,
+            Message::RepairDone { .. } => kind::REPAIR_DONE,
         }
     }
 
@@ -323,10 +402,47 @@ impl Message {
             }
             Message::StreamReply { cursor, records } => {
                 out.put_u64_le(*cursor);
-                out.put_u32_le(records.len() as u32);
-                for (key, record) in records {
+                put_records(records, out);
+            }
+            Message::Digests { spans } => {
+                out.put_u32_le(spans.len() as u32);
+                for (first, last) in spans {
+                    out.put_u32_le(*first);
+                    out.put_u32_le(*last);
+                }
+            }
+            Message::DigestsReply { digests } => {
+                out.put_u32_le(digests.len() as u32);
+                for digest in digests {
+                    out.put_u64_le(*digest);
+                }
+            }
+            Message::Versions { spans } => {
+                out.put_u32_le(spans.len() as u32);
+                for (first, last) in spans {
+                    out.put_u64_le(*first);
+                    out.put_u64_le(*last);
+                }
+            }
+            Message::VersionsReply { truncated, headers } => {
+                out.put_u8(u8::from(*truncated));
+                put_records(headers, out);
+            }
+            Message::Fetch { keys } => {
+                out.put_u32_le(keys.len() as u32);
+                for key in keys {
                     put_bytes32(key, out);
-                    put_record(record, out);
+                }
+            }
+            Message::RepairWrite { records } => put_records(records, out),
+            Message::RepairDone {
+                started_ms,
+                range_ends,
+            } => {
+                out.put_u64_le(*started_ms);
+                out.put_u32_le(range_ends.len() as u32);
+                for end in range_ends {
+                    out.put_u64_le(*end);
                 }
             }
         }
@@ -394,12 +510,40 @@ impl Message {
             }
             Message::StreamReply { records, .. } => {
                 check("stream records", records.len(), STREAM_KEYS_MAX)?;
-                let mut bytes = 12;
-                for (key, record) in records {
+                8 + records_bytes(records)?
+            }
+            Message::Digests { spans } => {
+                check("digest spans", spans.len(), DIGEST_SPANS_MAX)?;
+                4 + 8 * spans.len()
+            }
+            Message::DigestsReply { digests } => {
+                check("digests", digests.len(), DIGEST_SPANS_MAX)?;
+                4 + 8 * digests.len()
+            }
+            Message::Versions { spans } => {
+                check("version spans", spans.len(), VERSION_SPANS_MAX)?;
+                4 + 16 * spans.len()
+            }
+            Message::VersionsReply { headers, .. } => {
+                check("version keys", headers.len(), VERSION_KEYS_MAX)?;
+                1 + records_bytes(headers)?
+            }
+            Message::Fetch { keys } => {
+                check("fetch keys", keys.len(), FETCH_KEYS_MAX)?;
+                let mut bytes = 4;
+                for key in keys {
                     check("key", key.len(), PEER_KEY_BYTES_MAX)?;
-                    bytes += 4 + key.len() + record_bytes(record)?;
+                    bytes += 4 + key.len();
                 }
                 bytes
+            }
+            Message::RepairWrite { records } => {
+                check("repair records", records.len(), FETCH_KEYS_MAX)?;
+                records_bytes(records)?
+            }
+            Message::RepairDone { range_ends, .. } => {
+                check("repaired ranges", range_ends.len(), STREAM_RANGES_MAX)?;
+                12 + 8 * range_ends.len()
             }
         })
     }
@@ -509,16 +653,71 @@ impl Message {
             }
             kind::STREAM_REPLY => {
                 let cursor = reader.u64()?;
-                let n = reader.u32()? as usize;
-                check("stream records", n, STREAM_KEYS_MAX)?;
-                // Each record takes at least a key length and a record's fixed bytes.
-                let mut records =
-                    Vec::with_capacity(n.min(reader.rest.len() / (4 + RECORD_FIXED_BYTES)));
-                for _ in 0..n {
-                    let key = reader.bytes32("key", PEER_KEY_BYTES_MAX)?;
-                    records.push((key, reader.record()?));
-                }
+                let records = reader.records("stream records", STREAM_KEYS_MAX)?;
                 Message::StreamReply { cursor, records }
+            }
+            kind::DIGESTS => {
+                let n = reader.u32()? as usize;
+                check("digest spans", n, DIGEST_SPANS_MAX)?;
+                reader.need(8 * n)?;
+                let spans = (0..n)
+                    .map(|_| (reader.rest.get_u32_le(), reader.rest.get_u32_le()))
+                    .collect();
+                Message::Digests { spans }
+            }
+            kind::DIGESTS_REPLY => {
+                let n = reader.u32()? as usize;
+                check("digests", n, DIGEST_SPANS_MAX)?;
+                reader.need(8 * n)?;
+                let digests = (0..n).map(|_| reader.rest.get_u64_le()).collect();
+                Message::DigestsReply { digests }
+            }
+            kind::VERSIONS => {
+                let n = reader.u32()? as usize;
+                check("version spans", n, VERSION_SPANS_MAX)?;
+                reader.need(16 * n)?;
+                let spans = (0..n)
+                    .map(|_| (reader.rest.get_u64_le(), reader.rest.get_u64_le()))
+                    .collect();
+                Message::Versions { spans }
+            }
+            kind::VERSIONS_REPLY => {
+                let truncated = match reader.u8()? {
+                    0 => false,
+                    1 => true,
+                    other => {
+                        return Err(ProtocolError::Malformed {
+                            kind: frame.kind,
+                            what: "truncated flag",
+                            value: u64::from(other),
+                        });
+                    }
+                };
+                let headers = reader.records("version keys", VERSION_KEYS_MAX)?;
+                Message::VersionsReply { truncated, headers }
+            }
+            kind::FETCH => {
+                let n = reader.u32()? as usize;
+                check("fetch keys", n, FETCH_KEYS_MAX)?;
+                let mut keys = Vec::with_capacity(n.min(reader.rest.len() / 4));
+                for _ in 0..n {
+                    keys.push(reader.bytes32("key", PEER_KEY_BYTES_MAX)?);
+                }
+                Message::Fetch { keys }
+            }
+            kind::REPAIR_WRITE => Message::RepairWrite {
+                records: reader.records("repair records", FETCH_KEYS_MAX)?,
+            },
+            kind::REPAIR_DONE => {
+                let started_ms = reader.u64()?;
+                let n = reader.u32()? as usize;
+                check("repaired ranges", n, STREAM_RANGES_MAX)?;
+                reader.need(8 * n)?;
+                let range_ends = (0..n).map(|_| reader.rest.get_u64_le()).collect();
+                Message::RepairDone {
+                    started_ms,
+                    range_ends,
+                }
             }
             other => return Err(ProtocolError::UnknownKind { kind: other }),
         };
@@ -549,6 +748,25 @@ fn record_bytes(record: &Record) -> Result<usize, ProtocolError> {
         bytes += 4 + value.len();
     }
     Ok(bytes)
+}
+
+/// Bytes of a list of keys and records: a count, then each.
+fn records_bytes(records: &[(Bytes, Record)]) -> Result<usize, ProtocolError> {
+    let mut bytes = 4;
+    for (key, record) in records {
+        check("key", key.len(), PEER_KEY_BYTES_MAX)?;
+        bytes += 4 + key.len() + record_bytes(record)?;
+    }
+    Ok(bytes)
+}
+
+/// Callers have checked the count and every key against their bounds.
+fn put_records(records: &[(Bytes, Record)], out: &mut BytesMut) {
+    out.put_u32_le(records.len() as u32);
+    for (key, record) in records {
+        put_bytes32(key, out);
+        put_record(record, out);
+    }
 }
 
 fn put_version(version: Version, out: &mut BytesMut) {
@@ -659,6 +877,24 @@ impl Reader {
             hlc: self.u64()?,
             node: self.u32()?,
         })
+    }
+
+    /// A count (at most `max`), then that many keys and records.
+    fn records(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<Vec<(Bytes, Record)>, ProtocolError> {
+        let n = self.u32()? as usize;
+        check(field, n, max)?;
+        // Each record takes at least a key length and a record's fixed bytes: no allocation
+        // past what the payload can hold.
+        let mut records = Vec::with_capacity(n.min(self.rest.len() / (4 + RECORD_FIXED_BYTES)));
+        for _ in 0..n {
+            let key = self.bytes32("key", PEER_KEY_BYTES_MAX)?;
+            records.push((key, self.record()?));
+        }
+        Ok(records)
     }
 
     fn record(&mut self) -> Result<Record, ProtocolError> {

@@ -6,6 +6,7 @@ use ringcache_storage::{Record, Version};
 
 use super::frame::FRAME_LENGTH_MIN;
 use super::*;
+use super::message::{DIGEST_SPANS_MAX, FETCH_KEYS_MAX};
 
 fn decode_all(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> Vec<(u64, Message)> {
     let mut out = Vec::new();
@@ -84,9 +85,29 @@ fn message() -> impl Strategy<Value = Message> {
             }),
         (
             any::<u64>(),
-            proptest::collection::vec((key, record()), 0..8)
+            proptest::collection::vec((key.clone(), record()), 0..8)
         )
             .prop_map(|(cursor, records)| Message::StreamReply { cursor, records }),
+        proptest::collection::vec(any::<(u32, u32)>(), 0..8)
+            .prop_map(|spans| Message::Digests { spans }),
+        proptest::collection::vec(any::<u64>(), 0..8)
+            .prop_map(|digests| Message::DigestsReply { digests }),
+        proptest::collection::vec(any::<(u64, u64)>(), 0..8)
+            .prop_map(|spans| Message::Versions { spans }),
+        (
+            any::<bool>(),
+            proptest::collection::vec((key.clone(), record()), 0..8)
+        )
+            .prop_map(|(truncated, headers)| Message::VersionsReply { truncated, headers }),
+        proptest::collection::vec(key.clone(), 0..8).prop_map(|keys| Message::Fetch { keys }),
+        proptest::collection::vec((key, record()), 0..8)
+            .prop_map(|records| Message::RepairWrite { records }),
+        (any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8)).prop_map(
+            |(started_ms, range_ends)| Message::RepairDone {
+                started_ms,
+                range_ends
+            }
+        ),
     ]
 }
 
@@ -129,7 +150,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_payloads_never_panic(kind in 0u8..16, payload in proptest::collection::vec(any::<u8>(), 0..128)) {
+    fn arbitrary_payloads_never_panic(kind in 0u8..32, payload in proptest::collection::vec(any::<u8>(), 0..128)) {
         let frame = Frame { kind, request_id: 0, payload: Bytes::from(payload) };
         let _ = Message::decode(&frame);
     }
@@ -511,4 +532,23 @@ fn a_scan_reply_claiming_more_keys_than_the_bound_is_refused_before_allocating()
         Message::decode(&frame),
         Err(ProtocolError::FieldTooLong { .. })
     ));
+}
+
+#[test]
+fn a_digest_request_over_its_bound_is_refused_before_allocating() {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&((DIGEST_SPANS_MAX + 1) as u32).to_le_bytes());
+    let frame = Frame {
+        kind: kind::DIGESTS,
+        request_id: 0,
+        payload: Bytes::from(payload),
+    };
+    assert!(matches!(
+        Message::decode(&frame),
+        Err(ProtocolError::FieldTooLong { .. })
+    ));
+    let too_many = Message::Fetch {
+        keys: vec![Bytes::new(); FETCH_KEYS_MAX + 1],
+    };
+    assert!(too_many.encode(0, &mut BytesMut::new()).is_err());
 }

@@ -1,0 +1,593 @@
+//! Anti-entropy, sans-IO: a [`Session`] brings one peer and this node to the same records for
+//! some token ranges; a [`Round`] runs sessions with every other replica of those ranges, so
+//! that afterwards each replica holds everything any of them held when the round started.
+//!
+//! A session compares Merkle leaves top-down (the XOR of runs of leaves, split [`FANOUT`] ways
+//! where they differ, down to single leaves), then lists the keys and versions of the leaves
+//! that differ on both sides, then pulls the records the peer has newer and pushes those this
+//! node has newer. Only differing keys move; the cost of finding them is a few round trips and
+//! about 16 bytes per leaf compared. Leaves at a range's edges also hold keys of the next
+//! range, which other nodes may replicate: those are compared key by key, clipped to the range.
+//!
+//! The caller owns the IO: it sends what [`Session::next_request`] returns to the peer, gives
+//! the answer to [`Session::on_reply`], and applies the pulled records through the closure it
+//! passes (where it can refuse one, e.g. a value for a key it evicted while full).
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use ringcache_storage::aae::{leaf_first_token, leaf_last_token, leaf_of};
+use ringcache_storage::{Record, Store, TombstoneHorizon, key_token};
+
+use crate::protocol::Message;
+use crate::protocol::message::{
+    DIGEST_SPANS_MAX, FETCH_KEYS_MAX, VERSION_KEYS_MAX, VERSION_SPANS_MAX,
+};
+use crate::ring::{NodeId, Ring, TokenRange};
+use crate::transfer::in_ranges;
+
+/// How many parts a differing run of leaves is split into at the next level down.
+pub const FANOUT: u32 = 16;
+/// Bytes of records one [`Message::RepairWrite`] carries at most (beside its count bound),
+/// so that a push of large values goes in several messages.
+pub const PUSH_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// A range's tokens as inclusive spans that do not wrap past `u64::MAX`.
+pub fn range_spans(range: &TokenRange) -> Vec<(u64, u64)> {
+    if range.start == range.end {
+        return vec![(0, u64::MAX)]; // A ring of one token.
+    }
+    if range.start < range.end {
+        return vec![(range.start + 1, range.end)];
+    }
+    // Wraps past u64::MAX.
+    let mut spans = vec![(0, range.end)];
+    if range.start < u64::MAX {
+        spans.push((range.start + 1, u64::MAX));
+    }
+    spans
+}
+
+/// An answer to one of a session's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// To [`Message::Digests`].
+    Digests(Vec<u64>),
+    /// To [`Message::Versions`].
+    Versions {
+        /// The list stopped short of every key.
+        truncated: bool,
+        /// Keys and versions (values empty).
+        headers: Vec<(Bytes, Record)>,
+    },
+    /// To [`Message::Fetch`]: the records the peer holds.
+    Records(Vec<(Bytes, Record)>),
+    /// To [`Message::RepairWrite`].
+    Ack,
+}
+
+impl Reply {
+    /// The reply a peer message carries, if it is one.
+    pub fn from_message(message: Message) -> Option<Reply> {
+        Some(match message {
+            Message::DigestsReply { digests } => Reply::Digests(digests),
+            Message::VersionsReply { truncated, headers } => {
+                Reply::Versions { truncated, headers }
+            }
+            Message::StreamReply { records, .. } => Reply::Records(records),
+            Message::WriteAck => Reply::Ack,
+            _ => return None,
+        })
+    }
+}
+
+/// A session got an answer that does not fit what it asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the peer's answer does not fit the repair request")]
+pub struct UnexpectedReply;
+
+/// What a session (or a round) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairStats {
+    /// Leaf runs compared by digest.
+    pub spans_compared: u64,
+    /// Single leaves found different.
+    pub leaves_differing: u64,
+    /// Keys whose versions were compared.
+    pub keys_compared: u64,
+    /// Records taken from the peer that changed this node's store.
+    pub keys_pulled: u64,
+    /// Records sent to the peer because this node had them newer.
+    pub keys_pushed: u64,
+    /// Records pulled but refused by the store's owner (see [`Session::on_reply`]).
+    pub keys_refused: u64,
+    /// Bytes of requests and answers, payloads only.
+    pub bytes: u64,
+}
+
+impl RepairStats {
+    /// Adds another session's figures.
+    pub fn add(&mut self, other: &RepairStats) {
+        self.spans_compared += other.spans_compared;
+        self.leaves_differing += other.leaves_differing;
+        self.keys_compared += other.keys_compared;
+        self.keys_pulled += other.keys_pulled;
+        self.keys_pushed += other.keys_pushed;
+        self.keys_refused += other.keys_refused;
+        self.bytes += other.bytes;
+    }
+}
+
+#[derive(Debug)]
+enum Asked {
+    Nothing,
+    Digests(Vec<(u32, u32)>),
+    Versions(Vec<(u64, u64)>),
+    Fetch,
+    Push,
+}
+
+/// One peer, some ranges: see the module docs.
+#[derive(Debug)]
+pub struct Session {
+    /// Leaf runs still to compare at this level, and those found different, to split next.
+    digest_queue: Vec<(u32, u32)>,
+    next_level: Vec<(u32, u32)>,
+    /// Token spans to compare key by key; sorted once the digests are done.
+    key_spans: Vec<(u64, u64)>,
+    keys_started: bool,
+    pulls: Vec<Bytes>,
+    pushes: Vec<Bytes>,
+    asked: Asked,
+    truncated: bool,
+    horizon: TombstoneHorizon,
+    stats: RepairStats,
+}
+
+impl Session {
+    /// A session over `spans` (inclusive token spans, sorted, disjoint, as [`range_spans`]
+    /// gives). `horizon` is this node's tombstone horizon: a tombstone it allows to drop,
+    /// held on one side only, is not copied to the other (it is on its way out everywhere).
+    pub fn new(spans: &[(u64, u64)], horizon: TombstoneHorizon) -> Session {
+        let mut digest_queue = Vec::new();
+        let mut key_spans = Vec::new();
+        for &(first, last) in spans {
+            let (first_leaf, last_leaf) = (leaf_of(first), leaf_of(last));
+            // Leaves wholly inside the span are compared by digest; the edge leaves that are
+            // not are compared key by key, clipped to the span.
+            let whole_from = if leaf_first_token(first_leaf) == first {
+                first_leaf
+            } else {
+                key_spans.push((first, last.min(leaf_last_token(first_leaf))));
+                first_leaf + 1
+            };
+            let whole_to = if leaf_last_token(last_leaf) == last {
+                Some(last_leaf)
+            } else if last_leaf > first_leaf {
+                key_spans.push((leaf_first_token(last_leaf), last));
+                last_leaf.checked_sub(1)
+            } else {
+                None
+            };
+            if let Some(whole_to) = whole_to
+                && whole_from <= whole_to
+            {
+                digest_queue.push((whole_from, whole_to));
+            }
+        }
+        Session {
+            digest_queue,
+            next_level: Vec::new(),
+            key_spans,
+            keys_started: false,
+            pulls: Vec::new(),
+            pushes: Vec::new(),
+            asked: Asked::Nothing,
+            truncated: false,
+            horizon,
+            stats: RepairStats::default(),
+        }
+    }
+
+    /// What the session did so far.
+    pub fn stats(&self) -> &RepairStats {
+        &self.stats
+    }
+
+    /// Whether every key of the ranges was compared: false when a peer's key list stopped
+    /// short, so the ranges are not repaired yet (the next round goes on).
+    pub fn is_complete(&self) -> bool {
+        !self.truncated
+    }
+
+    /// The next request for the peer; `None` when the session is over. Call it again only
+    /// after [`Session::on_reply`] took the answer to the last one.
+    pub fn next_request(&mut self, store: &dyn Store, now_ms: u64) -> Option<Message> {
+        debug_assert!(matches!(self.asked, Asked::Nothing));
+        if self.digest_queue.is_empty() {
+            self.digest_queue = std::mem::take(&mut self.next_level);
+        }
+        if !self.digest_queue.is_empty() {
+            let take = self.digest_queue.len().min(DIGEST_SPANS_MAX);
+            let spans: Vec<(u32, u32)> = self.digest_queue.drain(..take).collect();
+            self.asked = Asked::Digests(spans.clone());
+            return self.sent(Message::Digests { spans });
+        }
+        if !self.keys_started {
+            self.keys_started = true;
+            self.key_spans.sort_unstable();
+            self.key_spans.reverse(); // Taken from the end, in token order.
+        }
+        if !self.key_spans.is_empty() {
+            let take = self.key_spans.len().min(VERSION_SPANS_MAX);
+            let mut spans = self.key_spans.split_off(self.key_spans.len() - take);
+            spans.reverse();
+            self.asked = Asked::Versions(spans.clone());
+            return self.sent(Message::Versions { spans });
+        }
+        if !self.pulls.is_empty() {
+            let take = self.pulls.len().min(FETCH_KEYS_MAX);
+            let keys = self.pulls.split_off(self.pulls.len() - take);
+            self.asked = Asked::Fetch;
+            return self.sent(Message::Fetch { keys });
+        }
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        while let Some(key) = self.pushes.pop() {
+            if let Some(record) = store.peek(&key, now_ms) {
+                bytes += key.len() + record.value.as_ref().map_or(0, Bytes::len);
+                records.push((key, record));
+            }
+            if records.len() == FETCH_KEYS_MAX || bytes >= PUSH_BATCH_BYTES {
+                break;
+            }
+        }
+        if records.is_empty() {
+            return None;
+        }
+        self.stats.keys_pushed += records.len() as u64;
+        self.asked = Asked::Push;
+        self.sent(Message::RepairWrite { records })
+    }
+
+    fn sent(&mut self, message: Message) -> Option<Message> {
+        self.stats.bytes += payload_bytes(&message);
+        Some(message)
+    }
+
+    /// Takes the peer's answer to the last request. Pulled records go to `apply`, which merges
+    /// one into the local store and says whether it changed anything (`Some(true)`), nothing
+    /// (`Some(false)`), or refused it (`None`).
+    ///
+    /// # Errors
+    /// The answer does not fit the request: the session is over, and its ranges are not
+    /// repaired.
+    pub fn on_reply(
+        &mut self,
+        reply: Reply,
+        store: &dyn Store,
+        now_ms: u64,
+        apply: &mut dyn FnMut(&Bytes, &Record) -> Option<bool>,
+    ) -> Result<(), UnexpectedReply> {
+        let asked = std::mem::replace(&mut self.asked, Asked::Nothing);
+        match (asked, reply) {
+            (Asked::Digests(spans), Reply::Digests(digests)) if digests.len() == spans.len() => {
+                self.stats.bytes += 4 + 8 * digests.len() as u64;
+                self.compare_digests(store, &spans, &digests);
+            }
+            (Asked::Versions(spans), Reply::Versions { truncated, headers }) => {
+                self.stats.bytes += 5 + headers.iter().map(|(k, _)| 4 + k.len() as u64 + 25).sum::<u64>();
+                self.truncated |= truncated;
+                self.compare_keys(store, now_ms, &spans, headers);
+            }
+            (Asked::Fetch, Reply::Records(records)) => {
+                for (key, record) in &records {
+                    self.stats.bytes += record_bytes(key, record);
+                    match apply(key, record) {
+                        Some(true) => self.stats.keys_pulled += 1,
+                        Some(false) => {}
+                        None => self.stats.keys_refused += 1,
+                    }
+                }
+            }
+            (Asked::Push, Reply::Ack) => {}
+            _ => return Err(UnexpectedReply),
+        }
+        Ok(())
+    }
+
+    fn compare_digests(&mut self, store: &dyn Store, spans: &[(u32, u32)], remote: &[u64]) {
+        let leaves = store.merkle();
+        for (&(first, last), &theirs) in spans.iter().zip(remote) {
+            self.stats.spans_compared += 1;
+            if leaves.span_digest(first, last) == theirs {
+                continue;
+            }
+            if first == last {
+                self.stats.leaves_differing += 1;
+                self.key_spans
+                    .push((leaf_first_token(first), leaf_last_token(last)));
+                continue;
+            }
+            let width = u64::from(last - first) + 1;
+            let step = width.div_ceil(u64::from(FANOUT));
+            let mut from = u64::from(first);
+            while from <= u64::from(last) {
+                let to = (from + step - 1).min(u64::from(last));
+                self.next_level.push((from as u32, to as u32));
+                from = to + 1;
+            }
+        }
+    }
+
+    fn compare_keys(
+        &mut self,
+        store: &dyn Store,
+        now_ms: u64,
+        spans: &[(u64, u64)],
+        remote: Vec<(Bytes, Record)>,
+    ) {
+        let mut local: HashMap<Bytes, Record> = HashMap::new();
+        store.visit_spans(spans, now_ms, &mut |key, record| {
+            local.insert(key.clone(), record.clone());
+        });
+        let mut seen = HashSet::with_capacity(remote.len());
+        for (key, theirs) in remote {
+            let token = key_token(&key);
+            if !in_ranges(spans, token) || !seen.insert(key.clone()) {
+                continue; // Not asked for, or listed twice: a confused peer.
+            }
+            self.stats.keys_compared += 1;
+            let (pull, push) = directions(local.get(&key), Some(&theirs), token, &self.horizon);
+            if pull {
+                self.pulls.push(key.clone());
+            }
+            if push {
+                self.pushes.push(key);
+            }
+        }
+        for (key, mine) in local {
+            if seen.contains(&key) {
+                continue;
+            }
+            self.stats.keys_compared += 1;
+            if directions(Some(&mine), None, key_token(&key), &self.horizon).1 {
+                self.pushes.push(key);
+            }
+        }
+    }
+}
+
+/// Whether a key moves from the peer to this node (pull) and from this node to the peer
+/// (push): each way where that side has a newer cell, or the other side has no record. A
+/// tombstone the horizon lets go, held on one side only, stays where it is.
+pub fn directions(
+    mine: Option<&Record>,
+    theirs: Option<&Record>,
+    token: u64,
+    horizon: &TombstoneHorizon,
+) -> (bool, bool) {
+    match (mine, theirs) {
+        (None, None) => (false, false),
+        (Some(mine), None) => (false, !horizon.allows_drop(token, mine)),
+        (None, Some(theirs)) => (!horizon.allows_drop(token, theirs), false),
+        (Some(mine), Some(theirs)) => (newer(theirs, mine), newer(mine, theirs)),
+    }
+}
+
+/// Whether `a` has a cell newer than `b`'s.
+fn newer(a: &Record, b: &Record) -> bool {
+    a.value_version > b.value_version || a.expiry_version > b.expiry_version
+}
+
+fn record_bytes(key: &Bytes, record: &Record) -> u64 {
+    (4 + key.len() + 25 + 8 + record.value.as_ref().map_or(0, |v| 4 + v.len())) as u64
+}
+
+fn payload_bytes(message: &Message) -> u64 {
+    match message {
+        Message::Digests { spans } => 4 + 8 * spans.len() as u64,
+        Message::Versions { spans } => 4 + 16 * spans.len() as u64,
+        Message::Fetch { keys } => 4 + keys.iter().map(|k| 4 + k.len() as u64).sum::<u64>(),
+        Message::RepairWrite { records } => {
+            4 + records.iter().map(|(k, r)| record_bytes(k, r)).sum::<u64>()
+        }
+        _ => 0,
+    }
+}
+
+/// Answers a session's read request from the local store: [`Message::Digests`],
+/// [`Message::Versions`] and [`Message::Fetch`]; `None` for any other message.
+pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Message> {
+    Some(match request {
+        Message::Digests { spans } => {
+            let leaves = store.merkle();
+            Message::DigestsReply {
+                digests: spans
+                    .iter()
+                    .map(|&(first, last)| leaves.span_digest(first, last))
+                    .collect(),
+            }
+        }
+        Message::Versions { spans } => {
+            let spans = normalized(spans);
+            let mut headers = Vec::new();
+            let mut truncated = false;
+            store.visit_spans(&spans, now_ms, &mut |key, record| {
+                if headers.len() == VERSION_KEYS_MAX {
+                    truncated = true;
+                    return;
+                }
+                let mut header = record.clone();
+                if header.value.is_some() {
+                    header.value = Some(Bytes::new());
+                }
+                headers.push((key.clone(), header));
+            });
+            Message::VersionsReply { truncated, headers }
+        }
+        Message::Fetch { keys } => Message::StreamReply {
+            cursor: 0,
+            records: keys
+                .iter()
+                .filter_map(|key| store.peek(key, now_ms).map(|r| (key.clone(), r)))
+                .collect(),
+        },
+        _ => return None,
+    })
+}
+
+/// Spans sorted, overlapping ones joined (a peer's request is not trusted to be tidy).
+fn normalized(spans: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut sorted: Vec<(u64, u64)> = spans.iter().copied().filter(|(f, l)| f <= l).collect();
+    sorted.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+    for (first, last) in sorted {
+        match out.last_mut() {
+            Some(prev) if first <= prev.1 => prev.1 = prev.1.max(last),
+            _ => out.push((first, last)),
+        }
+    }
+    out
+}
+
+/// One round of anti-entropy run by one replica for some ranges: a session with each other
+/// replica in turn, then again with the earlier ones if a later one gave anything (so they
+/// get it too). A range is repaired when every session with each of its other replicas went
+/// through and compared every key.
+#[derive(Debug)]
+pub struct Round {
+    /// When the round started (unix ms): the time [`Message::RepairDone`] announces.
+    pub started_ms: u64,
+    ranges: Vec<TokenRange>,
+    /// Each range's other replicas, by range index.
+    replicas: Vec<Vec<NodeId>>,
+    /// The peers in session order, with the ranges (indexes) each shares.
+    peers: Vec<(NodeId, Vec<usize>)>,
+    /// Sessions to run: peer indexes.
+    queue: Vec<usize>,
+    first_pass: bool,
+    /// The last peer of the first pass that gave this node anything.
+    last_giver: Option<usize>,
+    failed: HashSet<NodeId>,
+    stats: RepairStats,
+}
+
+impl Round {
+    /// A round over `ranges` of `ring`, run by `me`, with `n` replicas per range.
+    pub fn new(ring: &Ring, me: NodeId, n: usize, ranges: Vec<TokenRange>, started_ms: u64) -> Round {
+        let replicas: Vec<Vec<NodeId>> = ranges
+            .iter()
+            .map(|range| {
+                ring.preference_list(range.end, n)
+                    .iter()
+                    .copied()
+                    .filter(|&node| node != me)
+                    .collect()
+            })
+            .collect();
+        let mut by_peer: std::collections::BTreeMap<NodeId, Vec<usize>> = Default::default();
+        for (index, others) in replicas.iter().enumerate() {
+            for &peer in others {
+                by_peer.entry(peer).or_default().push(index);
+            }
+        }
+        let peers: Vec<(NodeId, Vec<usize>)> = by_peer.into_iter().collect();
+        let queue = (0..peers.len()).rev().collect();
+        Round {
+            started_ms,
+            ranges,
+            replicas,
+            peers,
+            queue,
+            first_pass: true,
+            last_giver: None,
+            failed: HashSet::new(),
+            stats: RepairStats::default(),
+        }
+    }
+
+    /// The next peer to run a session with, and the token spans to compare (sorted); `None`
+    /// when the round is over.
+    pub fn next_session(&mut self) -> Option<(NodeId, Vec<(u64, u64)>)> {
+        if self.queue.is_empty() && self.first_pass {
+            self.first_pass = false;
+            // Peers before the last giver missed what it gave: they go again.
+            if let Some(giver) = self.last_giver {
+                self.queue = (0..giver).rev().collect();
+            }
+        }
+        let index = self.queue.pop()?;
+        let (peer, ranges) = &self.peers[index];
+        let mut spans: Vec<(u64, u64)> = ranges
+            .iter()
+            .flat_map(|&i| range_spans(&self.ranges[i]))
+            .collect();
+        spans.sort_unstable();
+        Some((*peer, spans))
+    }
+
+    /// A session with `peer` ended: with its figures and whether it compared every key, or
+    /// failed (`None`).
+    pub fn session_done(&mut self, peer: NodeId, outcome: Option<(RepairStats, bool)>) {
+        match outcome {
+            Some((stats, complete)) => {
+                self.stats.add(&stats);
+                if !complete {
+                    self.failed.insert(peer);
+                }
+                if self.first_pass
+                    && stats.keys_pulled > 0
+                    && let Some(index) = self.peers.iter().position(|(p, _)| *p == peer)
+                {
+                    self.last_giver = Some(index);
+                }
+            }
+            None => {
+                self.failed.insert(peer);
+            }
+        }
+    }
+
+    /// What the round's sessions did.
+    pub fn stats(&self) -> &RepairStats {
+        &self.stats
+    }
+
+    /// The ranges repaired with every replica, once the round is over.
+    pub fn repaired(&self) -> Vec<TokenRange> {
+        self.ranges
+            .iter()
+            .zip(&self.replicas)
+            .filter(|(_, others)| others.iter().all(|p| !self.failed.contains(p)))
+            .map(|(range, _)| *range)
+            .collect()
+    }
+
+    /// How many ranges the round covers.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Who to tell that `repaired` ranges are done: each other replica, with the ends of the
+    /// repaired ranges it holds.
+    pub fn announcements(&self, repaired: &[TokenRange]) -> Vec<(NodeId, Vec<u64>)> {
+        let done: HashSet<u64> = repaired.iter().map(|r| r.end).collect();
+        self.peers
+            .iter()
+            .map(|(peer, ranges)| {
+                let ends = ranges
+                    .iter()
+                    .map(|&i| self.ranges[i].end)
+                    .filter(|end| done.contains(end))
+                    .collect();
+                (*peer, ends)
+            })
+            .filter(|(_, ends): &(NodeId, Vec<u64>)| !ends.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "repair_tests.rs"]
+mod tests;

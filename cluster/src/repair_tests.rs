@@ -1,0 +1,217 @@
+use bytes::Bytes;
+use ringcache_storage::{MemoryStore, Record, Store, TombstoneHorizon, Version};
+
+use super::*;
+
+fn version(ms: u64, node: u32) -> Version {
+    Version {
+        hlc: ms << Version::LOGICAL_BITS,
+        node,
+    }
+}
+
+fn put(store: &MemoryStore, key: &str, value: &str, ms: u64) {
+    let record = Record::new(Bytes::from(value.to_owned()), None, version(ms, 1));
+    store.merge(key.as_bytes(), &record).unwrap();
+}
+
+fn delete(store: &MemoryStore, key: &str, ms: u64) {
+    store
+        .merge(key.as_bytes(), &Record::tombstone(version(ms, 1)))
+        .unwrap();
+}
+
+fn record(store: &MemoryStore, key: &str) -> Option<Record> {
+    store.peek(key.as_bytes(), 0)
+}
+
+/// Runs a session of `local` with `peer` over `spans`, the peer answering in process.
+fn run(local: &MemoryStore, peer: &MemoryStore, spans: &[(u64, u64)], horizon: TombstoneHorizon) -> RepairStats {
+    let mut session = Session::new(spans, horizon);
+    let mut requests = 0;
+    while let Some(request) = session.next_request(local, 0) {
+        requests += 1;
+        assert!(requests < 10_000, "a session that does not end");
+        let reply = match &request {
+            Message::RepairWrite { records } => {
+                for (key, record) in records {
+                    peer.merge(key, record).unwrap();
+                }
+                Reply::Ack
+            }
+            other => Reply::from_message(answer(peer, other, 0).unwrap()).unwrap(),
+        };
+        session
+            .on_reply(reply, local, 0, &mut |key, record| Some(local.merge(key, record).unwrap()))
+            .unwrap();
+    }
+    assert!(session.is_complete());
+    *session.stats()
+}
+
+fn same(a: &MemoryStore, b: &MemoryStore) -> bool {
+    a.merkle().span_digest(0, u32::MAX) == b.merkle().span_digest(0, u32::MAX)
+        && a.merkle().same_as(b.merkle())
+}
+
+const WHOLE_RING: [(u64, u64); 1] = [(0, u64::MAX)];
+
+#[test]
+fn identical_replicas_move_nothing() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    for i in 0..2_000 {
+        put(&a, &format!("k{i}"), "v", 10);
+        put(&b, &format!("k{i}"), "v", 10);
+    }
+    let stats = run(&a, &b, &WHOLE_RING, TombstoneHorizon::default());
+    assert_eq!((stats.keys_pulled, stats.keys_pushed, stats.keys_compared), (0, 0, 0));
+    assert_eq!(stats.spans_compared, 1, "the roots match at once");
+}
+
+#[test]
+fn only_the_differing_keys_move_each_way_newest_version_winning() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    for i in 0..5_000 {
+        put(&a, &format!("k{i}"), "old", 10);
+        put(&b, &format!("k{i}"), "old", 10);
+    }
+    for i in 0..50 {
+        put(&a, &format!("k{i}"), "new-on-a", 20); // a newer: push
+        put(&b, &format!("k{}", 100 + i), "new-on-b", 20); // b newer: pull
+        delete(&b, &format!("k{}", 200 + i), 20); // deleted on b: pull the tombstone
+        put(&a, &format!("only-a{i}"), "x", 20); // a alone: push
+    }
+    let stats = run(&a, &b, &WHOLE_RING, TombstoneHorizon::default());
+    assert_eq!(stats.keys_pushed, 100);
+    assert_eq!(stats.keys_pulled, 100);
+    assert!(same(&a, &b));
+    assert_eq!(record(&b, "k0").unwrap().value.unwrap(), "new-on-a");
+    assert_eq!(record(&a, "k100").unwrap().value.unwrap(), "new-on-b");
+    assert!(record(&a, "k200").unwrap().value.is_none());
+    // About one key per differing leaf is compared, not the whole store.
+    assert!(stats.keys_compared < 400, "{stats:?}");
+}
+
+#[test]
+fn a_wiped_replica_gets_everything_back() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    for i in 0..3_000 {
+        put(&a, &format!("k{i}"), "v", 10);
+    }
+    let stats = run(&b, &a, &WHOLE_RING, TombstoneHorizon::default());
+    assert_eq!(stats.keys_pulled, 3_000);
+    assert!(same(&a, &b));
+}
+
+#[test]
+fn a_range_is_compared_alone_keys_outside_it_stay() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    for i in 0..3_000 {
+        put(&a, &format!("k{i}"), "v", 10);
+    }
+    let span = (1u64 << 62, (1u64 << 63) + 12_345);
+    let stats = run(&b, &a, &[span], TombstoneHorizon::default());
+    let inside = (0..3_000)
+        .filter(|i| {
+            let token = key_token(format!("k{i}").as_bytes());
+            span.0 <= token && token <= span.1
+        })
+        .count() as u64;
+    assert!(inside > 100);
+    assert_eq!(stats.keys_pulled, inside);
+    assert_eq!(b.stats().keys as u64, inside);
+}
+
+#[test]
+fn a_tombstone_the_horizon_lets_go_is_not_copied_but_a_newer_one_is() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    delete(&a, "old-delete", 10);
+    delete(&a, "new-delete", 5_000);
+    let stats = run(&a, &b, &WHOLE_RING, TombstoneHorizon::uniform(1_000));
+    assert_eq!(stats.keys_pushed, 1);
+    assert!(record(&b, "old-delete").is_none());
+    assert!(record(&b, "new-delete").is_some());
+    // Over an older value, the old tombstone still goes: it shadows something.
+    put(&b, "old-delete", "older", 5);
+    let stats = run(&a, &b, &WHOLE_RING, TombstoneHorizon::uniform(1_000));
+    assert_eq!(stats.keys_pushed, 1);
+    assert!(record(&b, "old-delete").unwrap().value.is_none());
+}
+
+#[test]
+fn a_refused_record_is_counted_and_left_out() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    put(&b, "k", "v", 10);
+    let mut session = Session::new(&WHOLE_RING, TombstoneHorizon::default());
+    while let Some(request) = session.next_request(&a, 0) {
+        let reply = Reply::from_message(answer(&b, &request, 0).unwrap()).unwrap();
+        session.on_reply(reply, &a, 0, &mut |_, _| None).unwrap();
+    }
+    assert_eq!(session.stats().keys_refused, 1);
+    assert!(record(&a, "k").is_none());
+}
+
+#[test]
+fn an_answer_that_does_not_fit_ends_the_session() {
+    let a = MemoryStore::new();
+    put(&a, "k", "v", 10);
+    let mut session = Session::new(&WHOLE_RING, TombstoneHorizon::default());
+    session.next_request(&a, 0).unwrap();
+    let wrong = Reply::Digests(vec![1, 2, 3]);
+    assert_eq!(session.on_reply(wrong, &a, 0, &mut |_, _| Some(true)), Err(UnexpectedReply));
+}
+
+#[test]
+fn range_spans_cover_a_range_without_wrapping() {
+    let owner = NodeId::new(1);
+    let span = |start, end| range_spans(&TokenRange { start, end, owner });
+    assert_eq!(span(10, 20), vec![(11, 20)]);
+    assert_eq!(span(20, 10), vec![(0, 10), (21, u64::MAX)]);
+    assert_eq!(span(u64::MAX, 10), vec![(0, 10)]);
+    assert_eq!(span(7, 7), vec![(0, u64::MAX)]);
+}
+
+#[test]
+fn a_round_brings_three_replicas_to_the_same_records() {
+    let ids = [NodeId::new(1), NodeId::new(2), NodeId::new(3)];
+    let ring = Ring::new(ids, 8);
+    let stores: Vec<MemoryStore> = ids.iter().map(|_| MemoryStore::new()).collect();
+    for i in 0..1_000 {
+        put(&stores[i % 3], &format!("k{i}"), "v", 10 + i as u64);
+    }
+    delete(&stores[2], "k0", 100_000);
+    let mut round = Round::new(&ring, ids[0], 3, ring.ranges().collect(), 1);
+    while let Some((peer, spans)) = round.next_session() {
+        let index = ids.iter().position(|&id| id == peer).unwrap();
+        let stats = run(&stores[0], &stores[index], &spans, TombstoneHorizon::default());
+        round.session_done(peer, Some((stats, true)));
+    }
+    assert_eq!(round.repaired().len(), ring.ranges().len());
+    assert!(same(&stores[0], &stores[1]) && same(&stores[1], &stores[2]));
+    assert!(record(&stores[1], "k0").unwrap().value.is_none());
+    let told = round.announcements(&round.repaired());
+    assert_eq!(told.len(), 2);
+    assert!(told.iter().all(|(_, ends)| ends.len() == ring.ranges().len()));
+}
+
+#[test]
+fn a_failed_session_leaves_its_ranges_unrepaired() {
+    let ids = [NodeId::new(1), NodeId::new(2), NodeId::new(3), NodeId::new(4)];
+    let ring = Ring::new(ids, 8);
+    let mine: Vec<TokenRange> = ring
+        .ranges()
+        .filter(|r| ring.preference_list(r.end, 3).contains(&ids[0]))
+        .collect();
+    let mut round = Round::new(&ring, ids[0], 3, mine.clone(), 1);
+    while let Some((peer, _)) = round.next_session() {
+        let outcome = (peer != ids[3]).then_some((RepairStats::default(), true));
+        round.session_done(peer, outcome);
+    }
+    let repaired = round.repaired();
+    assert!(!repaired.is_empty() && repaired.len() < mine.len());
+    assert!(
+        repaired
+            .iter()
+            .all(|r| !ring.preference_list(r.end, 3).contains(&ids[3]))
+    );
+}
