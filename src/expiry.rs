@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ringcache_storage::TombstoneHorizon;
+
 use crate::node::{Node, unix_now_ms};
 
 /// Steps per second, as Redis's default `hz`.
@@ -32,9 +34,12 @@ pub async fn run(node: Arc<Node>) {
         let now_ms = unix_now_ms();
         let before_ms = now_ms.saturating_sub(TOMBSTONE_GRACE.as_millis() as u64);
         // The store counts what it reclaims (INFO's expired_keys).
-        let (_, next) = node
-            .store
-            .expire_step(cursor, RECORDS_PER_STEP, now_ms, before_ms);
+        let (_, next) = node.store.expire_step(
+            cursor,
+            RECORDS_PER_STEP,
+            now_ms,
+            &TombstoneHorizon::uniform(before_ms),
+        );
         cursor = next;
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Per record of the input segment S:
 //! - referenced by the keydir: kept (an expired value is rewritten as a tombstone with the
-//!   same versions), except a tombstone older than the last `tombstone_before_ms` in the
-//!   oldest segment, which is dropped with its keydir entry;
+//!   same versions), except a tombstone in the oldest segment that the last horizon given to
+//!   `expire_step` allows to drop (older than the horizon of its key's token), which is
+//!   dropped with its keydir entry and its share of the Merkle leaves;
 //! - not referenced, and the keydir holds a newer record of the key: dropped;
 //! - not referenced, a value that is not expired: dropped (a newer tombstone shadows it);
 //! - not referenced, a tombstone or expired value: kept unless S is the oldest segment,
@@ -14,6 +15,9 @@
 //! - an evicted record (never referenced): kept, copied byte for byte, unless S is the
 //!   oldest segment, for the same reason: it removes the evicted value and every older one
 //!   that came before it, wherever compaction has put them.
+//!
+//! Moving a record into the output keeps its versions, so it changes no Merkle leaf; only a
+//! dropped keydir entry does.
 //!
 //! Before an input is retired, the log is synced: a record dropped because a newer tombstone
 //! or evicted record shadows it must not be gone from the disk while that shadowing record
@@ -82,7 +86,7 @@ impl Inner {
             .map(|s| s.seq)
             .min()
             .is_some_and(|seq| seq == input.seq);
-        let tombstone_before_ms = self.tombstone_before_ms.load(Ordering::Relaxed);
+        let horizon = self.tombstone_horizon.lock().clone();
         let map = &input.map[..];
         let end = input.end.load(Ordering::Acquire);
         let mut copies = Vec::new();
@@ -116,14 +120,21 @@ impl Inner {
             let tombstone_like = record.value.is_none()
                 || !record.is_live(now_ms)
                 || current.is_some_and(|e| referenced && e.reclaimed());
+            if tombstone_like {
+                // Kept as a tombstone with the same versions: the same Merkle digest.
+                record = Record {
+                    value: None,
+                    ..record
+                };
+            }
             let keep = if referenced {
-                let droppable =
-                    tombstone_like && oldest && record.version().unix_ms() < tombstone_before_ms;
+                let droppable = oldest && horizon.allows_drop(token, &record);
                 if droppable {
                     let entry = current.expect("referenced");
                     if let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) {
                         slot.remove();
                         self.forget(&segments, &mut shard.stats, entry);
+                        self.merkle.toggle(token, &record);
                         self.tombstones_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -135,12 +146,6 @@ impl Inner {
                 !newer && tombstone_like && !oldest
             };
             if keep {
-                if tombstone_like {
-                    record = Record {
-                        value: None,
-                        ..record
-                    };
-                }
                 let mut bytes = Vec::new();
                 format::encode_record(&key, &record, &mut bytes);
                 copies.push(Copy {
@@ -229,6 +234,7 @@ impl Inner {
                     slot: offset as u32,
                     access: old.access,
                 };
+                // The keydir keeps the same record, moved: the Merkle leaves do not change.
                 *entry = new;
                 let new_header = output.header_at(offset).expect("just written");
                 self.forget(&segments, &mut shard.stats, old);

@@ -302,7 +302,8 @@ impl Inner {
     }
 
     /// Appends the evicted record of `key`, whose keydir entry is `entry` and record
-    /// `record`, then takes the entry out of the keydir; returns the bytes of `used_bytes`
+    /// `record`, then takes the entry out of the keydir and the record out of the Merkle
+    /// leaves; returns the bytes of `used_bytes`
     /// freed, `None` if the entry was no longer there. The caller holds the key's shard.
     ///
     /// # Errors
@@ -325,6 +326,7 @@ impl Inner {
             return Ok(None);
         };
         slot.remove();
+        self.merkle.toggle(key_token(key), record);
         let before = shard.stats.used_bytes;
         self.forget(&segments, &mut shard.stats, entry);
         Ok(Some(before - shard.stats.used_bytes))

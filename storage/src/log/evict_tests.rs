@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::*;
 use crate::eviction::splitmix64;
 use crate::record::{Record, Version};
-use crate::{EvictionPolicy, Store, Update};
+use crate::{EvictionPolicy, Store, TombstoneHorizon, Update};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -259,7 +259,7 @@ fn used_bytes_stays_equal_to_the_sum_of_the_shards() {
         for i in 0..500u64 {
             set(&store, &format!("k{i}"), Some(T0 + (i % 7) * 1_000), T0);
         }
-        store.expire_step(0, 10_000, T0 + 3_500, 0);
+        store.expire_step(0, 10_000, T0 + 3_500, &TombstoneHorizon::uniform(0));
         evict_n(&store, EvictionPolicy::AllKeysLfu, 5, 100, T0);
         store.merge(b"m", &Record::tombstone(v(1))).unwrap();
         store.compact(T0 + 3_500).unwrap();

@@ -31,7 +31,7 @@ use super::evict;
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
 use super::store::{
     Entry, Inner, Kind, LogStore, SLOT_RECLAIMED, Segment, Segments, Shard, SyncState, Writer,
-    account, entry_hash, shard_of, tag_of, token_hash,
+    account, entry_hash, header_record, shard_of, tag_of, token_hash,
 };
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
@@ -140,17 +140,20 @@ impl LogStore {
         let shards = Inner::new_shards();
         // Access statistics are not kept on disk: every key starts as used now.
         let access = evict::fresh(evict::wall_clock_ms());
+        // Kept with the keydir as it is rebuilt: every record the keydir gains, replaces or
+        // loses moves the leaves, so they end equal to the recovered keydir.
+        let merkle = MerkleLeaves::new();
 
-        let covered = load_snapshot(&*backend, &table, &shards, access, &mut report);
+        let covered = load_snapshot(&*backend, &table, &shards, &merkle, access, &mut report);
         report.from_snapshot = covered.is_some();
         let covered = covered.unwrap_or_default();
         for (segment, _) in &segments {
             if covered.contains(&segment.id) {
                 continue;
             }
-            scan_segment(segment, &table, &shards, access, &mut report).map_err(LogError::io(
-                format!("repairing segment {:08x}", segment.id),
-            ))?;
+            scan_segment(segment, &table, &shards, &merkle, access, &mut report).map_err(
+                LogError::io(format!("repairing segment {:08x}", segment.id)),
+            )?;
         }
 
         // Keep appending to the newest segment if the writer filled it; else start one.
@@ -183,7 +186,7 @@ impl LogStore {
             background: Mutex::default(),
             background_wake: Condvar::new(),
             maintenance: Mutex::new(()),
-            tombstone_before_ms: Default::default(),
+            tombstone_horizon: Mutex::default(),
             compactions: Default::default(),
             bytes_reclaimed: Default::default(),
             tombstones_dropped: Default::default(),
@@ -192,7 +195,7 @@ impl LogStore {
             fsync_policy: AtomicU8::new(options.appendfsync.code()),
             used_bytes: AtomicUsize::new(0),
             pool: Mutex::default(),
-            merkle: MerkleLeaves::new(),
+            merkle,
         });
         let used_bytes = inner.shards.iter().map(|s| s.lock().stats.used_bytes).sum();
         inner.used_bytes.store(used_bytes, Ordering::Relaxed);
@@ -270,12 +273,14 @@ fn validate(options: &LogOptions) -> Result<(), LogError> {
 /// newer than the key's current record. An evicted record instead removes the current
 /// record if that is no newer than its versions; it is never kept in the keydir, since it
 /// only acts on records before it and segments are read in log order (seq, then offset).
+/// `merkle` follows the keydir.
 fn apply(
     segment: &Segment,
     offset: usize,
     header: &format::RecordHeader,
     table: &Segments,
     shards: &[Mutex<Shard>],
+    merkle: &MerkleLeaves,
     access: u32,
 ) {
     let key = segment.key_at(offset);
@@ -312,6 +317,7 @@ fn apply(
                     .fetch_sub(old.1.bytes() as u64, Ordering::Relaxed);
                 if let Ok(slot) = keydir.find_entry(entry_hash(&gone), |e| *e == gone) {
                     slot.remove();
+                    merkle.toggle(token, &header_record(&old.1));
                 }
                 return;
             }
@@ -323,10 +329,16 @@ fn apply(
                 .live_bytes
                 .fetch_sub(old.1.bytes() as u64, Ordering::Relaxed);
             *current = entry;
+            merkle.replace(
+                token,
+                Some(&header_record(&old.1)),
+                Some(&header_record(header)),
+            );
         }
         None if header.is_evicted() => return,
         None => {
             keydir.insert_unique(token_hash(token), entry, entry_hash);
+            merkle.toggle(token, &header_record(header));
         }
     }
     account(stats, Kind::of(header, false), true);
@@ -352,6 +364,7 @@ fn scan_segment(
     segment: &Arc<Segment>,
     table: &Segments,
     shards: &[Mutex<Shard>],
+    merkle: &MerkleLeaves,
     access: u32,
     report: &mut RecoveryReport,
 ) -> std::io::Result<()> {
@@ -360,7 +373,7 @@ fn scan_segment(
     let mut end = HEADER_BYTES;
     while at < map.len() {
         if let Some(header) = format::check_record(map, at, map.len()) {
-            apply(segment, at, &header, table, shards, access);
+            apply(segment, at, &header, table, shards, merkle, access);
             report.records += 1;
             at += header.bytes();
             end = at;
@@ -396,12 +409,14 @@ fn scan_segment(
     Ok(())
 }
 
-/// Loads the snapshot into `shards` if it is intact and matches the segments; returns the
-/// ids of the segments it covers. On any mismatch the keydir is left empty.
+/// Loads the snapshot into `shards` (and its records into `merkle`) if it is intact and
+/// matches the segments; returns the ids of the segments it covers. On any mismatch the
+/// keydir and the leaves are left empty.
 fn load_snapshot(
     backend: &dyn StorageBackend,
     table: &Segments,
     shards: &[Mutex<Shard>],
+    merkle: &MerkleLeaves,
     access: u32,
     report: &mut RecoveryReport,
 ) -> Option<Vec<u32>> {
@@ -474,6 +489,7 @@ fn load_snapshot(
         shard
             .table
             .insert_unique(token_hash(*token), *entry, entry_hash);
+        merkle.toggle(*token, &header_record(header));
     }
     for i in 0..segment_count {
         let at = SNAPSHOT_HEADER_BYTES + i * SNAPSHOT_SEGMENT_BYTES;

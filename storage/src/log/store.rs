@@ -21,12 +21,14 @@ use super::backend::{SegmentFile, StorageBackend};
 use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
 use super::{FsyncPolicy, LogOptions, LogStats};
+use crate::aae::record_digest;
 use crate::eviction::{EvictionPool, splitmix64};
 use crate::record::Record;
 use crate::shard_guard::Counted;
 use crate::token::key_token;
 use crate::{
-    EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats, Update,
+    EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats,
+    TombstoneHorizon, Update,
 };
 
 /// log2 of the number of keydir shards.
@@ -275,8 +277,9 @@ pub(super) struct Inner {
     pub background_wake: Condvar,
     /// Held by compaction and snapshots, which must not run at once.
     pub maintenance: Mutex<()>,
-    /// The last `tombstone_before_ms` given to `expire_step` (0: none yet, keep all).
-    pub tombstone_before_ms: AtomicU64,
+    /// The last horizon given to `expire_step`, which compaction drops tombstones by too
+    /// (none given yet: the default, which keeps every tombstone).
+    pub tombstone_horizon: Mutex<Arc<TombstoneHorizon>>,
     pub compactions: AtomicU64,
     pub bytes_reclaimed: AtomicU64,
     pub tombstones_dropped: AtomicU64,
@@ -289,7 +292,9 @@ pub(super) struct Inner {
     pub used_bytes: AtomicUsize,
     /// Eviction candidates kept between evictions. Locked before any shard, never after.
     pub pool: Mutex<EvictionPool>,
-    /// The anti-entropy leaves of every record in the keydir.
+    /// The anti-entropy leaves of every record in the keydir: changed, under the key's
+    /// shard lock, exactly when the keydir gains, replaces or loses a key's record (not when
+    /// compaction moves a record, which keeps its versions).
     pub merkle: MerkleLeaves,
 }
 
@@ -317,6 +322,17 @@ pub(super) fn shard_of(token: u64) -> usize {
 
 fn shard_start(index: usize) -> u64 {
     (index as u64) << (64 - SHARD_BITS)
+}
+
+/// The record a header describes, without its value: all that its Merkle digest reads (the
+/// versions), with no copy of the key or value.
+pub(super) fn header_record(header: &RecordHeader) -> Record {
+    Record {
+        value: None,
+        value_version: header.value_version,
+        expiry_ms: header.expiry_ms,
+        expiry_version: header.expiry_version,
+    }
 }
 
 /// A keydir entry read back: the entry, its record's header and the record.
@@ -385,6 +401,9 @@ impl Inner {
 
     /// Turns an expired value into a tombstone in the keydir (the record on disk reads as
     /// expired after a restart too, so nothing is written). Returns whether it did.
+    ///
+    /// The Merkle leaves are left alone: the record's digest covers its versions only (see
+    /// [`crate::aae`]), and both are kept.
     pub fn reclaim_if_expired(
         stats: &mut StoreStats,
         entry: &mut Entry,
@@ -398,7 +417,13 @@ impl Inner {
         account(stats, Kind::of(&found.header, true), true);
         entry.slot |= SLOT_RECLAIMED;
         found.entry = *entry;
+        let before = cfg!(debug_assertions).then(|| record_digest(0, &found.record));
         found.record.value = None;
+        debug_assert_eq!(
+            before,
+            Some(record_digest(0, &found.record)),
+            "reclaiming an expired value must not change the key's Merkle digest"
+        );
         stats.expired += 1;
         true
     }
@@ -594,9 +619,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `record` for `key` and points the keydir at it, once it is as durable as the
-    /// policy promises. On error the keydir is unchanged. A key that held no value starts
-    /// fresh access statistics at `now_ms`; one that did counts an access if `touch`.
+    /// Writes `record` for `key` and points the keydir (and the Merkle leaves) at it, once it
+    /// is as durable as the policy promises. On error the keydir and the leaves are
+    /// unchanged. A key that held no value starts fresh access statistics at `now_ms`; one
+    /// that did counts an access if `touch`.
     fn write(
         &self,
         shard: &mut Shard,
@@ -638,6 +664,10 @@ impl Inner {
         let Shard { table, stats, rng } = shard;
         match Self::find(&segments, table, token, key) {
             Some(slot) => {
+                let old_record = segments
+                    .get(&slot.segment)
+                    .and_then(|s| s.header_at(slot.offset()))
+                    .map(|h| header_record(&h));
                 let had_value = !slot.reclaimed()
                     && Self::load(&segments, *slot).is_some_and(|(_, f)| f.record.value.is_some());
                 if had_value {
@@ -649,16 +679,20 @@ impl Inner {
                 }
                 let old = std::mem::replace(slot, entry);
                 self.forget(&segments, stats, old);
+                self.merkle
+                    .replace(token, old_record.as_ref(), Some(record));
             }
             None => {
                 table.insert_unique(token_hash(token), entry, entry_hash);
+                self.merkle.toggle(token, record);
             }
         }
         Ok(())
     }
 
     /// Takes a record the keydir no longer references out of the counts: its bytes are
-    /// dead now.
+    /// dead now. Not out of the Merkle leaves: compaction calls this for a record it moved,
+    /// which the keydir still holds; callers that drop a key's record toggle the leaves.
     pub fn forget(&self, segments: &Segments, stats: &mut StoreStats, old: Entry) {
         if let Some(segment) = segments.get(&old.segment)
             && let Some(header) = segment.header_at(old.offset())
@@ -919,13 +953,9 @@ impl Store for LogStore {
             .new_segment(&mut writer, 0)
             .map_err(|e| fail("creating a segment", e))?;
         writer.unsynced.clear();
-        for segment in old {
-            inner.segments.write().remove(&segment.id);
-            segment
-                .file
-                .retire()
-                .map_err(|e| fail("retiring a segment", e))?;
-        }
+        // The keydir and its leaves are emptied before the old segments leave the table, so
+        // that a retirement that fails (and poisons the store) leaves no entry pointing at a
+        // segment that is gone. The leaves under every shard lock: no write lands between.
         for shard in shards.iter_mut() {
             let rng = shard.rng;
             **shard = Shard {
@@ -933,7 +963,15 @@ impl Store for LogStore {
                 ..Shard::default()
             };
         }
+        inner.merkle.clear();
         pool.clear();
+        for segment in old {
+            inner.segments.write().remove(&segment.id);
+            segment
+                .file
+                .retire()
+                .map_err(|e| fail("retiring a segment", e))?;
+        }
         Ok(())
     }
 
@@ -946,11 +984,14 @@ impl Store for LogStore {
         cursor: u64,
         count: usize,
         now_ms: u64,
-        tombstone_before_ms: u64,
+        horizon: &TombstoneHorizon,
     ) -> (ExpireStats, u64) {
-        self.inner
-            .tombstone_before_ms
-            .store(tombstone_before_ms, Ordering::Relaxed);
+        {
+            let mut last = self.inner.tombstone_horizon.lock();
+            if **last != *horizon {
+                *last = Arc::new(horizon.clone());
+            }
+        }
         let mut stats = ExpireStats::default();
         let inner = &self.inner;
         let next = inner.walk(cursor, count, &mut |shard, from| {
@@ -964,21 +1005,27 @@ impl Store for LogStore {
             } = &mut *shard;
             for entry in table.iter_mut().filter(|e| at_or_after(e, from)) {
                 visited += 1;
-                let Some((_, mut found)) = Inner::load(&segments, *entry) else {
+                let Some((key, mut found)) = Inner::load(&segments, *entry) else {
                     continue;
                 };
                 if Inner::reclaim_if_expired(counts, entry, &mut found, now_ms) {
                     stats.expired += 1;
-                } else if found.record.value.is_none()
-                    && found.record.version().unix_ms() < tombstone_before_ms
-                {
-                    dead.push(*entry);
+                    continue;
+                }
+                if found.record.value.is_some() {
+                    continue;
+                }
+                // Only a tombstone's key is hashed: the keydir keeps only part of the token.
+                let token = key_token(&key);
+                if horizon.allows_drop(token, &found.record) {
+                    dead.push((*entry, token, found.record));
                 }
             }
-            for entry in dead {
+            for (entry, token, record) in dead {
                 if let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) {
                     slot.remove();
                     inner.forget(&segments, &mut shard.stats, entry);
+                    inner.merkle.toggle(token, &record);
                     stats.tombstones_dropped += 1;
                 }
             }
