@@ -323,6 +323,16 @@ pub struct Settings {
     /// not limit it [default: 50].
     #[arg(long, value_name = "MB")]
     pub stream_throughput_mb: Option<u64>,
+
+    /// Anti-entropy repair moves at most this many megabytes a second (digests, key lists
+    /// and records); 0 does not limit it [default: 50].
+    #[arg(long, value_name = "MB")]
+    pub repair_throughput_mb: Option<u64>,
+
+    /// Every range this node replicates is repaired with its other replicas at least this
+    /// often (`RING REPAIR` runs one now) [default: 3600].
+    #[arg(long, value_name = "S")]
+    pub repair_interval_s: Option<u64>,
 }
 
 /// The validated configuration the server runs with.
@@ -378,6 +388,11 @@ pub const HINT_WINDOW_MS_DEFAULT: u64 = 3 * 60 * 60 * 1000;
 pub const MAX_CLOCK_OFFSET_MS_DEFAULT: u64 = 500;
 /// Default streaming rate limit, MB/s (Cassandra's default is 24 MiB/s per node).
 pub const STREAM_THROUGHPUT_MB_DEFAULT: u64 = 50;
+/// Default `--repair-throughput-mb`.
+pub const REPAIR_THROUGHPUT_MB_DEFAULT: u64 = 50;
+/// Default `--repair-interval-s`: an hour, as Riak's Tictac AAE exchanges often and cheaply
+/// rather than Cassandra's weekly full repairs.
+pub const REPAIR_INTERVAL_S_DEFAULT: u64 = 3600;
 /// Default replication factor.
 pub const REPLICATION_FACTOR_DEFAULT: usize = 3;
 
@@ -410,6 +425,10 @@ pub struct ClusterConfig {
     pub max_clock_offset_ms: u64,
     /// Streaming rate limit, MB/s; 0 = none.
     pub stream_throughput_mb: u64,
+    /// Anti-entropy rate limit, MB/s; 0 = none.
+    pub repair_throughput_mb: u64,
+    /// Longest time between two repairs of a range.
+    pub repair_interval_s: u64,
 }
 
 impl ClusterConfig {
@@ -457,6 +476,12 @@ impl ClusterConfig {
             stream_throughput_mb: settings
                 .stream_throughput_mb
                 .unwrap_or(STREAM_THROUGHPUT_MB_DEFAULT),
+            repair_throughput_mb: settings
+                .repair_throughput_mb
+                .unwrap_or(REPAIR_THROUGHPUT_MB_DEFAULT),
+            repair_interval_s: settings
+                .repair_interval_s
+                .unwrap_or(REPAIR_INTERVAL_S_DEFAULT),
         })
     }
 
@@ -487,6 +512,9 @@ impl ClusterConfig {
         }
         if self.max_clock_offset_ms == 0 {
             return invalid("max-clock-offset-ms", "must be at least 1");
+        }
+        if self.repair_interval_s == 0 {
+            return invalid("repair-interval-s", "must be at least 1");
         }
         if self.name.is_empty() || self.name.len() > 255 {
             return invalid("cluster-name", "must be 1..255 bytes");
@@ -588,6 +616,8 @@ impl Settings {
             hint_window_ms: self.hint_window_ms.or(file.hint_window_ms),
             max_clock_offset_ms: self.max_clock_offset_ms.or(file.max_clock_offset_ms),
             stream_throughput_mb: self.stream_throughput_mb.or(file.stream_throughput_mb),
+            repair_throughput_mb: self.repair_throughput_mb.or(file.repair_throughput_mb),
+            repair_interval_s: self.repair_interval_s.or(file.repair_interval_s),
         }
     }
 }

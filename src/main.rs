@@ -128,6 +128,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(cluster::gossip::bootstrap(node.clone()));
         tokio::spawn(cluster::streaming::run(node.clone()));
         tokio::spawn(cluster::replay::run(node.clone()));
+        tokio::spawn(cluster::repair::run(node.clone()));
     }
     tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");
     server::run(node.clone(), listener).await;

@@ -164,6 +164,23 @@ fn publish_membership(cluster: &Cluster) {
     gauge!("ringcache_stream_ranges_pending").set(st.ranges_pending.load(Relaxed) as f64);
     counter!("ringcache_stream_records_discarded_total")
         .absolute(st.records_discarded.load(Relaxed));
+    publish_repair(cluster);
+}
+
+/// Anti-entropy figures: counters, and gauges of how current the repairs are.
+fn publish_repair(cluster: &Cluster) {
+    for (name, value) in cluster.repair.stats.named() {
+        match name {
+            "ranges_in_progress" | "last_round_ms" => {
+                gauge!(format!("ringcache_repair_{name}")).set(value as f64);
+            }
+            _ => counter!(format!("ringcache_repair_{name}_total")).absolute(value),
+        }
+    }
+    let (ranges, never, oldest) = crate::cluster::repair::ages(cluster);
+    gauge!("ringcache_repair_ranges").set(ranges as f64);
+    gauge!("ringcache_repair_ranges_never_repaired").set(never as f64);
+    gauge!("ringcache_repair_oldest_age_seconds").set(oldest as f64);
 }
 
 fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
@@ -181,6 +198,7 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     gauge!("ringcache_keys").set(store.keys as f64);
     gauge!("ringcache_keys_with_expiry").set(store.keys_with_expiry as f64);
     gauge!("ringcache_tombstones").set(store.tombstones as f64);
+    gauge!("ringcache_repair_tree_bytes").set(node.store.merkle().bytes() as f64);
     gauge!("ringcache_used_memory_bytes").set(store.used_bytes as f64);
     counter!("ringcache_expired_keys_total").absolute(store.expired as u64);
     for (name, value) in node.store.engine_stats() {

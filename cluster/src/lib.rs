@@ -19,8 +19,8 @@ pub mod hlc;
 pub mod liveness;
 pub mod membership;
 pub mod protocol;
-pub mod ring;
 pub mod repair;
+pub mod ring;
 pub mod transfer;
 
 pub use coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};

@@ -75,6 +75,7 @@ pub fn carry_out(node: &Arc<Node>, socket: &UdpSocket) {
         cluster.set_status(Status::Joining);
         // Its data is stale: a key deleted or expired elsewhere since would come back
         // from it. It starts empty, as a new node does.
+        cluster.repair.forget_all();
         let node = node.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = node.store.clear() {

@@ -423,6 +423,12 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
         },
         Message::KeyCountReply { keys } => Response::Count(keys),
         Message::StreamReply { cursor, records } => Response::Stream { cursor, records },
+        message @ (Message::DigestsReply { .. } | Message::VersionsReply { .. }) => {
+            match ringcache_cluster::repair::Reply::from_message(message) {
+                Some(reply) => Response::Repair(reply),
+                None => return false,
+            }
+        }
         Message::Error { text } => {
             tracing::debug!(peer = %link.peer, text, "peer refused a request");
             Response::Failed
@@ -619,6 +625,13 @@ fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> 
         } => {
             let (cursor, records) = super::streaming::read_ranges(node, cursor, count, &ranges);
             Message::StreamReply { cursor, records }
+        }
+        message @ (Message::Digests { .. } | Message::Versions { .. } | Message::Fetch { .. }) => {
+            ringcache_cluster::repair::answer(node.store.as_ref(), &message, now)?
+        }
+        message @ (Message::RepairWrite { .. } | Message::RepairDone { .. }) => {
+            *wrote = true;
+            super::repair::answer_write(node, message)
         }
         _ => return None,
     };

@@ -12,6 +12,7 @@
 pub mod gossip;
 pub mod link;
 pub mod persist;
+pub mod repair;
 pub mod replay;
 pub mod streaming;
 
@@ -80,6 +81,8 @@ pub enum Response {
         /// Records in the ranges asked for.
         records: Vec<(Bytes, Record)>,
     },
+    /// An answer to an anti-entropy request.
+    Repair(ringcache_cluster::repair::Reply),
 }
 
 /// Levels as counted in statistics; an integer level counts as `COUNT`.
@@ -278,6 +281,8 @@ pub struct Cluster {
     pub stats: ClusterStats,
     /// Streaming counters.
     pub streaming: StreamStats,
+    /// Anti-entropy: each range's last repair, and counters.
+    pub repair: repair::RepairState,
     next_request: AtomicU64,
     key_locks: Box<[tokio::sync::Mutex<()>]>,
     /// The newest flush time applied here, kept in the data dir.
@@ -380,6 +385,7 @@ impl Cluster {
             hints,
             stats: ClusterStats::default(),
             streaming: StreamStats::default(),
+            repair: repair::RepairState::open(data_dir),
             next_request: AtomicU64::new(1),
             key_locks: (0..KEY_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))

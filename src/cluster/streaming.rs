@@ -107,15 +107,16 @@ fn alive(view: &View, node: NodeId) -> bool {
         .is_some_and(|m| m.health != Health::Dead)
 }
 
-/// Holds a transfer to `--stream-throughput-mb`: sleeps as long as it is ahead.
-struct Throttle {
+/// Holds a transfer to `--stream-throughput-mb` (or repair to `--repair-throughput-mb`):
+/// sleeps as long as it is ahead.
+pub(super) struct Throttle {
     started: Instant,
     bytes: u64,
     bytes_per_s: u64,
 }
 
 impl Throttle {
-    fn new(mb_per_s: u64) -> Throttle {
+    pub(super) fn new(mb_per_s: u64) -> Throttle {
         Throttle {
             started: Instant::now(),
             bytes: 0,
@@ -123,7 +124,7 @@ impl Throttle {
         }
     }
 
-    async fn consumed(&mut self, bytes: u64) {
+    pub(super) async fn consumed(&mut self, bytes: u64) {
         if self.bytes_per_s == 0 {
             return;
         }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ringcache_cluster::NodeId;
 use ringcache_cluster::membership::{Health, Status};
 use ringcache_resp::Reply;
-use ringcache_resp::cmd::RingCommand;
+use ringcache_resp::cmd::{RepairTarget, RingCommand};
 use ringcache_storage::{Record, key_token};
 
 use crate::cluster::{Cluster, OUTCOMES, persist};
@@ -38,6 +38,20 @@ pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
             Err(text) => Reply::Error(text),
         },
         RingCommand::Forget(id) => forget(cluster, &id),
+        RingCommand::Repair(RepairTarget::Status) => {
+            let lines = crate::cluster::repair::status_lines(cluster);
+            Reply::Bulk(Bytes::from(lines.join("\n") + "\n"))
+        }
+        RingCommand::Repair(target) => {
+            let key = match &target {
+                RepairTarget::Key(key) => Some(key),
+                _ => None,
+            };
+            match crate::cluster::repair::repair_now(node, key).await {
+                Ok(report) => Reply::Bulk(Bytes::from(report.line())),
+                Err(text) => Reply::Error(text),
+            }
+        }
     }
 }
 
@@ -67,7 +81,7 @@ pub fn execute_single(node: &Node, command: RingCommand) -> Reply {
             let record = node.store.peek(&key, unix_now_ms());
             Reply::Array(vec![replica_entry("-", "-", "self", Some(record))])
         }
-        RingCommand::Decommission | RingCommand::Forget(_) => {
+        RingCommand::Decommission | RingCommand::Forget(_) | RingCommand::Repair(_) => {
             Reply::Error("ERR this node is not in a cluster (no --seeds or --peer-port)".into())
         }
     }
@@ -220,6 +234,15 @@ pub fn info_lines(node: &Node) -> String {
         "stream_records_discarded:{}",
         streaming.records_discarded.load(Relaxed)
     ));
+    for (name, value) in cluster.repair.stats.named() {
+        line(format!("repair_{name}:{value}"));
+    }
+    let (ranges, never, oldest) = crate::cluster::repair::ages(cluster);
+    line(format!("repair_ranges:{ranges}"));
+    line(format!("repair_ranges_never_repaired:{never}"));
+    line(format!("repair_oldest_age_s:{oldest}"));
+    line(format!("repair_tree_bytes:{}", node.store.merkle().bytes()));
+    line(format!("tombstones:{}", node.store.stats().tombstones));
     let (pending, bytes) = cluster.hints_pending();
     line(format!("hints_pending:{pending}"));
     line(format!("hints_pending_bytes:{bytes}"));

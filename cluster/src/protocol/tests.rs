@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use ringcache_storage::{Record, Version};
 
 use super::frame::FRAME_LENGTH_MIN;
-use super::*;
 use super::message::{DIGEST_SPANS_MAX, FETCH_KEYS_MAX};
+use super::*;
 
 fn decode_all(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> Vec<(u64, Message)> {
     let mut out = Vec::new();

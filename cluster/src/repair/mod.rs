@@ -26,6 +26,9 @@ use crate::protocol::message::{
 use crate::ring::{NodeId, Ring, TokenRange};
 use crate::transfer::in_ranges;
 
+mod history;
+pub use history::{RepairHistory, my_ranges};
+
 /// How many parts a differing run of leaves is split into at the next level down.
 pub const FANOUT: u32 = 16;
 /// Bytes of records one [`Message::RepairWrite`] carries at most (beside its count bound),
@@ -71,9 +74,7 @@ impl Reply {
     pub fn from_message(message: Message) -> Option<Reply> {
         Some(match message {
             Message::DigestsReply { digests } => Reply::Digests(digests),
-            Message::VersionsReply { truncated, headers } => {
-                Reply::Versions { truncated, headers }
-            }
+            Message::VersionsReply { truncated, headers } => Reply::Versions { truncated, headers },
             Message::StreamReply { records, .. } => Reply::Records(records),
             Message::WriteAck => Reply::Ack,
             _ => return None,
@@ -276,7 +277,10 @@ impl Session {
                 self.compare_digests(store, &spans, &digests);
             }
             (Asked::Versions(spans), Reply::Versions { truncated, headers }) => {
-                self.stats.bytes += 5 + headers.iter().map(|(k, _)| 4 + k.len() as u64 + 25).sum::<u64>();
+                self.stats.bytes += 5 + headers
+                    .iter()
+                    .map(|(k, _)| 4 + k.len() as u64 + 25)
+                    .sum::<u64>();
                 self.truncated |= truncated;
                 self.compare_keys(store, now_ms, &spans, headers);
             }
@@ -475,7 +479,13 @@ pub struct Round {
 
 impl Round {
     /// A round over `ranges` of `ring`, run by `me`, with `n` replicas per range.
-    pub fn new(ring: &Ring, me: NodeId, n: usize, ranges: Vec<TokenRange>, started_ms: u64) -> Round {
+    pub fn new(
+        ring: &Ring,
+        me: NodeId,
+        n: usize,
+        ranges: Vec<TokenRange>,
+        started_ms: u64,
+    ) -> Round {
         let replicas: Vec<Vec<NodeId>> = ranges
             .iter()
             .map(|range| {
@@ -589,5 +599,4 @@ impl Round {
 }
 
 #[cfg(test)]
-#[path = "repair_tests.rs"]
 mod tests;

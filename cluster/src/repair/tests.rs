@@ -26,7 +26,12 @@ fn record(store: &MemoryStore, key: &str) -> Option<Record> {
 }
 
 /// Runs a session of `local` with `peer` over `spans`, the peer answering in process.
-fn run(local: &MemoryStore, peer: &MemoryStore, spans: &[(u64, u64)], horizon: TombstoneHorizon) -> RepairStats {
+fn run(
+    local: &MemoryStore,
+    peer: &MemoryStore,
+    spans: &[(u64, u64)],
+    horizon: TombstoneHorizon,
+) -> RepairStats {
     let mut session = Session::new(spans, horizon);
     let mut requests = 0;
     while let Some(request) = session.next_request(local, 0) {
@@ -42,7 +47,9 @@ fn run(local: &MemoryStore, peer: &MemoryStore, spans: &[(u64, u64)], horizon: T
             other => Reply::from_message(answer(peer, other, 0).unwrap()).unwrap(),
         };
         session
-            .on_reply(reply, local, 0, &mut |key, record| Some(local.merge(key, record).unwrap()))
+            .on_reply(reply, local, 0, &mut |key, record| {
+                Some(local.merge(key, record).unwrap())
+            })
             .unwrap();
     }
     assert!(session.is_complete());
@@ -64,7 +71,10 @@ fn identical_replicas_move_nothing() {
         put(&b, &format!("k{i}"), "v", 10);
     }
     let stats = run(&a, &b, &WHOLE_RING, TombstoneHorizon::default());
-    assert_eq!((stats.keys_pulled, stats.keys_pushed, stats.keys_compared), (0, 0, 0));
+    assert_eq!(
+        (stats.keys_pulled, stats.keys_pushed, stats.keys_compared),
+        (0, 0, 0)
+    );
     assert_eq!(stats.spans_compared, 1, "the roots match at once");
 }
 
@@ -158,7 +168,10 @@ fn an_answer_that_does_not_fit_ends_the_session() {
     let mut session = Session::new(&WHOLE_RING, TombstoneHorizon::default());
     session.next_request(&a, 0).unwrap();
     let wrong = Reply::Digests(vec![1, 2, 3]);
-    assert_eq!(session.on_reply(wrong, &a, 0, &mut |_, _| Some(true)), Err(UnexpectedReply));
+    assert_eq!(
+        session.on_reply(wrong, &a, 0, &mut |_, _| Some(true)),
+        Err(UnexpectedReply)
+    );
 }
 
 #[test]
@@ -183,7 +196,12 @@ fn a_round_brings_three_replicas_to_the_same_records() {
     let mut round = Round::new(&ring, ids[0], 3, ring.ranges().collect(), 1);
     while let Some((peer, spans)) = round.next_session() {
         let index = ids.iter().position(|&id| id == peer).unwrap();
-        let stats = run(&stores[0], &stores[index], &spans, TombstoneHorizon::default());
+        let stats = run(
+            &stores[0],
+            &stores[index],
+            &spans,
+            TombstoneHorizon::default(),
+        );
         round.session_done(peer, Some((stats, true)));
     }
     assert_eq!(round.repaired().len(), ring.ranges().len());
@@ -191,12 +209,20 @@ fn a_round_brings_three_replicas_to_the_same_records() {
     assert!(record(&stores[1], "k0").unwrap().value.is_none());
     let told = round.announcements(&round.repaired());
     assert_eq!(told.len(), 2);
-    assert!(told.iter().all(|(_, ends)| ends.len() == ring.ranges().len()));
+    assert!(
+        told.iter()
+            .all(|(_, ends)| ends.len() == ring.ranges().len())
+    );
 }
 
 #[test]
 fn a_failed_session_leaves_its_ranges_unrepaired() {
-    let ids = [NodeId::new(1), NodeId::new(2), NodeId::new(3), NodeId::new(4)];
+    let ids = [
+        NodeId::new(1),
+        NodeId::new(2),
+        NodeId::new(3),
+        NodeId::new(4),
+    ];
     let ring = Ring::new(ids, 8);
     let mine: Vec<TokenRange> = ring
         .ranges()

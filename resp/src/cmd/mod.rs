@@ -300,6 +300,19 @@ pub enum RingCommand {
     Decommission,
     /// `RING FORGET node-id`: a dead member is removed from the ring for good.
     Forget(Bytes),
+    /// `RING REPAIR [ALL | STATUS | key]`: anti-entropy now, or its state per range.
+    Repair(RepairTarget),
+}
+
+/// What `RING REPAIR` works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairTarget {
+    /// `RING REPAIR` or `RING REPAIR ALL`: every range this node replicates.
+    All,
+    /// `RING REPAIR STATUS`: each range's last repair, no repair.
+    Status,
+    /// `RING REPAIR key`: the range holding the key.
+    Key(Bytes),
 }
 
 /// `COMMAND` forms.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, is};
 use super::connection::subcommand;
-use super::{Command, CommandInfoCommand, FlushMode, RingCommand};
+use super::{Command, CommandInfoCommand, FlushMode, RepairTarget, RingCommand};
 
 /// Parses a server command whose name and arity were checked.
 pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
@@ -42,10 +42,11 @@ const RING_SUBCOMMANDS: &[(&str, &str, i32)] = &[
     ("replicas", "ring|replicas", 3),
     ("decommission", "ring|decommission", 2),
     ("forget", "ring|forget", 3),
+    ("repair", "ring|repair", -2),
 ];
 
 /// # Format
-/// `RING NODES | INFO | REPLICAS key | DECOMMISSION | FORGET node-id`
+/// `RING NODES | INFO | REPLICAS key | DECOMMISSION | FORGET node-id | REPAIR [ALL | STATUS | key]`
 fn ring(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
     let sub = cur.next().expect("arity checked");
     let sub = match subcommand("RING", RING_SUBCOMMANDS, &sub, argc)? {
@@ -53,6 +54,13 @@ fn ring(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
         "info" => RingCommand::Info,
         "decommission" => RingCommand::Decommission,
         "forget" => RingCommand::Forget(cur.next().expect("arity checked")),
+        "repair" => RingCommand::Repair(match (cur.next(), cur.next()) {
+            (None, _) => RepairTarget::All,
+            (Some(arg), None) if is(&arg, "all") => RepairTarget::All,
+            (Some(arg), None) if is(&arg, "status") => RepairTarget::Status,
+            (Some(key), None) => RepairTarget::Key(key),
+            (Some(_), Some(_)) => return Err(CommandError::Syntax),
+        }),
         _ => RingCommand::Replicas(cur.next().expect("arity checked")),
     };
     Ok(Command::Ring(sub))

@@ -219,6 +219,7 @@ impl Command {
                 RingCommand::Replicas(_) => "ring|replicas",
                 RingCommand::Decommission => "ring|decommission",
                 RingCommand::Forget(_) => "ring|forget",
+                RingCommand::Repair(_) => "ring|repair",
             },
             Command::Get(_) => "get",
             Command::Set(_) => "set",

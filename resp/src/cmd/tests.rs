@@ -547,6 +547,28 @@ fn flush_shutdown_time_dbsize_parse() {
     assert_eq!(err("SHUTDOWN ABORT NOW"), SYNTAX);
 }
 
+#[test]
+fn ring_repair_parses_its_three_forms() {
+    assert_eq!(
+        cmd("RING REPAIR"),
+        Command::Ring(RingCommand::Repair(RepairTarget::All))
+    );
+    assert_eq!(
+        cmd("ring repair all"),
+        Command::Ring(RingCommand::Repair(RepairTarget::All))
+    );
+    assert_eq!(
+        cmd("RING REPAIR STATUS"),
+        Command::Ring(RingCommand::Repair(RepairTarget::Status))
+    );
+    assert_eq!(
+        cmd("RING REPAIR user:1"),
+        Command::Ring(RingCommand::Repair(RepairTarget::Key(b("user:1"))))
+    );
+    assert_eq!(err("RING REPAIR a b"), SYNTAX);
+    assert_eq!(err("RING REPAIR a b c"), SYNTAX);
+}
+
 // ----- strings
 
 #[test]

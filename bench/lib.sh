@@ -1,0 +1,38 @@
+# shellcheck shell=bash disable=SC2154
+# Shell helpers shared by the bench scripts; sourced, not run. The caller sets CLI_TIMEOUT_S,
+# READY_TIMEOUT_S and tmp (the directory holding the servers' *.log files).
+
+used_ports=" "
+# A free loopback port, never one this script handed out before.
+free_port() {
+  local p
+  while :; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
+print(s.getsockname()[1])')
+    [[ $used_ports == *" $p "* ]] || break
+  done
+  used_ports+="$p "
+  echo "$p"
+}
+
+cli() { timeout "$CLI_TIMEOUT_S" redis-cli -h 127.0.0.1 "$@"; }
+
+show_logs() {
+  for f in "$tmp"/*.log; do echo "--- $f ---" >&2; tail -n 20 "$f" >&2; done
+}
+
+# Waits until the server on port $1 answers PING; exits the script after READY_TIMEOUT_S.
+wait_ready() {
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until [[ $(cli -p "$1" PING 2>/dev/null) == PONG ]]; do
+    ((SECONDS < deadline)) || {
+      echo "server on $1 did not answer PING in ${READY_TIMEOUT_S}s" >&2
+      show_logs
+      exit 1
+    }
+    sleep 0.1
+  done
+}
+
+# The members a cluster node on port $1 sees up (INFO cluster's members_up).
+members_up() { cli -p "$1" INFO cluster 2>/dev/null | tr -d '\r' | sed -n 's/^members_up://p'; }
