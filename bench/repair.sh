@@ -115,6 +115,7 @@ done
 
 echo "killing nodes 1 and 2 (-9); reading node 3 alone at ONE ..." >&2
 kill -9 "${node_pids[0]}" "${node_pids[1]}"
+wait "${node_pids[0]}" "${node_pids[1]}" 2>/dev/null || true
 python3 - "${ports[2]}" "$KEYS" "$changed" "$SAMPLE" "$VALUE_BYTES" <<'EOF'
 import random, socket, sys
 port, keys, changed, sample, value_bytes = map(int, sys.argv[1:])

@@ -57,9 +57,9 @@
 mod sim;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use sim::{Config, PendingRule, Rng, Scenario, SourceRule, World};
+use sim::{Config, PendingRule, Rng, Scenario, SourceRule, World, env_number, fresh_seeds};
 
 /// Seeds run by `cargo test`, in CI.
 const CI_SEEDS: std::ops::Range<u64> = 1..49;
@@ -151,24 +151,6 @@ fn seeds() -> Vec<u64> {
         .chain(REGRESSION_SEEDS)
         .chain(fresh_seeds(FRESH_SEEDS_IN_CI))
         .collect()
-}
-
-/// Fresh seeds drawn by the harness, not the simulation; each run prints its own.
-fn fresh_seeds(count: u64) -> Vec<u64> {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("a clock after 1970");
-    let mut fresh = Rng::new(now.as_nanos() as u64);
-    (0..count).map(|_| fresh.next_u64()).collect()
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}")),
-    )
 }
 
 /// The cluster for `seed`: 3 nodes (a 4th joins) or 5 (a 6th joins), 3 replicas per key (5

@@ -43,17 +43,20 @@
 mod queue;
 #[path = "sim/rng.rs"]
 mod rng;
+#[path = "sim/seeds.rs"]
+mod seeds;
 #[path = "repair_sim/world.rs"]
 mod world;
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use ringcache_cluster::repair::{RepairStats, Reply, Round, Session, answer};
 use ringcache_cluster::{NodeId, Ring};
 use ringcache_storage::{MemoryStore, Record, Store, TombstoneHorizon, Version, key_token};
+use seeds::{env_number, fresh_seeds};
 
 use rng::Rng;
 use world::{MARGIN_MS, N, World, in_spans, ranges_with};
@@ -151,23 +154,6 @@ fn seeds() -> Vec<u64> {
         return fresh_seeds(count);
     }
     CI_SEEDS.chain(fresh_seeds(FRESH_SEEDS_IN_CI)).collect()
-}
-
-fn fresh_seeds(count: u64) -> Vec<u64> {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("a clock after 1970");
-    let mut fresh = Rng::new(now.as_nanos() as u64);
-    (0..count).map(|_| fresh.next_u64()).collect()
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}")),
-    )
 }
 
 fn gc_without_repair() -> bool {
@@ -757,24 +743,8 @@ fn run_in_process(
     peer: &MemoryStore,
     spans: &[(u64, u64)],
 ) -> (RepairStats, bool) {
-    let mut session = Session::new(spans, TombstoneHorizon::default());
-    while let Some(request) = session.next_request(local, 0) {
-        let reply = match &request {
-            ringcache_cluster::protocol::Message::RepairWrite { records } => {
-                for (key, record) in records {
-                    peer.merge(key, record).unwrap();
-                }
-                Reply::Ack
-            }
-            other => Reply::from_message(answer(peer, other, 0).unwrap()).unwrap(),
-        };
-        session
-            .on_reply(reply, local, 0, &mut |key, record| {
-                Some(local.merge(key, record).unwrap())
-            })
-            .unwrap();
-    }
-    (*session.stats(), session.is_complete())
+    ringcache_cluster::repair::run_in_process(local, peer, spans, TombstoneHorizon::default(), 0)
+        .unwrap()
 }
 
 #[test]

@@ -44,9 +44,9 @@
 mod sim;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use sim::{Config, Rng, World};
+use sim::{Config, Rng, World, env_number, fresh_seeds};
 
 /// Seeds run by `cargo test`, in CI.
 const CI_SEEDS: std::ops::Range<u64> = 1..33;
@@ -93,24 +93,6 @@ fn seeds() -> Vec<u64> {
     // The fixed list, plus a few fresh seeds so that every run explores a little more;
     // a failing seed is printed with the command that replays it.
     CI_SEEDS.chain(fresh_seeds(FRESH_SEEDS_IN_CI)).collect()
-}
-
-/// Fresh seeds drawn by the harness, not the simulation; each run prints its own.
-fn fresh_seeds(count: u64) -> Vec<u64> {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("a clock after 1970");
-    let mut fresh = Rng::new(now.as_nanos() as u64);
-    (0..count).map(|_| fresh.next_u64()).collect()
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}")),
-    )
 }
 
 /// The cluster's shape for `seed`: 3 to 7 nodes, 3 replicas per key (5 on a larger cluster

@@ -456,6 +456,39 @@ pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Messa
     })
 }
 
+/// Runs a whole session of `local` with `peer`, both stores in this process, each merging
+/// what the other sends as a node's link would: for tests and simulations, which check the
+/// session without a network.
+///
+/// # Errors
+/// As [`Session::on_reply`] (never, unless a store answers wrongly).
+pub fn run_in_process(
+    local: &dyn Store,
+    peer: &dyn Store,
+    spans: &[(u64, u64)],
+    horizon: TombstoneHorizon,
+    now_ms: u64,
+) -> Result<(RepairStats, bool), UnexpectedReply> {
+    let mut session = Session::new(spans, horizon);
+    while let Some(request) = session.next_request(local, now_ms) {
+        let reply = match &request {
+            Message::RepairWrite { records } => {
+                for (key, record) in records {
+                    peer.merge(key, record).map_err(|_| UnexpectedReply)?;
+                }
+                Reply::Ack
+            }
+            other => answer(peer, other, now_ms)
+                .and_then(Reply::from_message)
+                .ok_or(UnexpectedReply)?,
+        };
+        session.on_reply(reply, local, now_ms, &mut |key, record| {
+            local.merge(key, record).ok()
+        })?;
+    }
+    Ok((*session.stats(), session.is_complete()))
+}
+
 /// Spans sorted, overlapping ones joined (a peer's request is not trusted to be tidy).
 fn normalized(spans: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut sorted: Vec<(u64, u64)> = spans.iter().copied().filter(|(f, l)| f <= l).collect();

@@ -32,28 +32,9 @@ fn run(
     spans: &[(u64, u64)],
     horizon: TombstoneHorizon,
 ) -> RepairStats {
-    let mut session = Session::new(spans, horizon);
-    let mut requests = 0;
-    while let Some(request) = session.next_request(local, 0) {
-        requests += 1;
-        assert!(requests < 10_000, "a session that does not end");
-        let reply = match &request {
-            Message::RepairWrite { records } => {
-                for (key, record) in records {
-                    peer.merge(key, record).unwrap();
-                }
-                Reply::Ack
-            }
-            other => Reply::from_message(answer(peer, other, 0).unwrap()).unwrap(),
-        };
-        session
-            .on_reply(reply, local, 0, &mut |key, record| {
-                Some(local.merge(key, record).unwrap())
-            })
-            .unwrap();
-    }
-    assert!(session.is_complete());
-    *session.stats()
+    let (stats, complete) = run_in_process(local, peer, spans, horizon, 0).unwrap();
+    assert!(complete);
+    stats
 }
 
 fn same(a: &MemoryStore, b: &MemoryStore) -> bool {

@@ -9,7 +9,9 @@ mod check;
 mod node;
 mod queue;
 mod rng;
+mod seeds;
 mod world;
 
 pub use rng::Rng;
+pub use seeds::{env_number, fresh_seeds};
 pub use world::{Config, MembershipStats, PendingRule, Scenario, SourceRule, World};

@@ -1,0 +1,28 @@
+//! Which seeds a simulation runs: shared by the simulators (`SIM_SEED`, `SIM_SEEDS`).
+
+use std::time::SystemTime;
+
+use super::rng::Rng;
+
+/// Fresh seeds drawn by the harness from the wall clock, not by the simulation; each run
+/// prints its own, so a failing one can be replayed with `SIM_SEED`.
+pub fn fresh_seeds(count: u64) -> Vec<u64> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    let mut fresh = Rng::new(now.as_nanos() as u64);
+    (0..count).map(|_| fresh.next_u64()).collect()
+}
+
+/// The number in environment variable `name`, `None` when it is unset.
+///
+/// # Panics
+/// When it is set to something else than a number.
+pub fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}")),
+    )
+}
