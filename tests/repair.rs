@@ -753,3 +753,122 @@ fn ring_repair_status_lists_every_range_the_node_replicates() {
         );
     }
 }
+
+/// `INFO <section>` field `field` of node `i`, as a number.
+fn info_section_number(cluster: &Cluster, i: usize, section: &str, field: &str) -> u64 {
+    let info = cluster
+        .try_info(i, section)
+        .unwrap_or_else(|why| panic!("{why}"));
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| {
+            l.trim_end_matches('\r')
+                .strip_prefix(&prefix)
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number {field} in node {i}'s INFO {section}: {info}"))
+}
+
+/// Keys in node `i`'s own store (`INFO keyspace`, `db0:keys=N,...`; 0 when empty).
+fn local_keys(cluster: &Cluster, i: usize) -> u64 {
+    let info = cluster
+        .try_info(i, "keyspace")
+        .unwrap_or_else(|why| panic!("{why}"));
+    info.lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix("db0:keys="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a key count"))
+}
+
+/// The eviction rule: a node that evicted keys under `maxmemory` and stays above 95% of it does
+/// not take them back from repair, round after round; under no limit it takes them all back.
+#[test]
+fn a_full_node_does_not_take_back_what_it_evicted() {
+    const KEYS: usize = 20_000;
+    let _serial = serial();
+    let cluster = Cluster::start(3, &["--hint-window-ms", "0"]);
+    let full = 2;
+    // Written through the other two: node 2 merges them as a replica, evicting nothing.
+    let commands: Vec<Vec<Vec<u8>>> = (0..KEYS)
+        .map(|i| args(&["SET", &key(i), &"v".repeat(200), "CONSISTENCY", "ALL"]))
+        .collect();
+    let (shown, failures) = pipelined(&mut cluster.conn(0), &commands, |_, reply| {
+        *reply == Val::Simple(b"OK".to_vec())
+    });
+    assert_eq!(failures, 0, "{shown:#?}");
+    let used = info_section_number(&cluster, full, "memory", "used_memory");
+    let limit = used / 2;
+    let mut conn = cluster.conn(full);
+    let limit_text = limit.to_string();
+    for (name, value) in [
+        ("maxmemory", limit_text.as_str()),
+        ("maxmemory-policy", "allkeys-random"),
+    ] {
+        assert_eq!(
+            conn.cmd(&["CONFIG", "SET", name, value]),
+            Val::Simple(b"OK".to_vec())
+        );
+    }
+    // Eviction runs before a command that may add memory on the node itself: one key,
+    // written again and again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_section_number(&cluster, full, "memory", "used_memory") > limit {
+        assert!(
+            Instant::now() < deadline,
+            "node {full} did not evict under {limit}"
+        );
+        conn.cmd(&["SET", "filler", "x", "CONSISTENCY", "ONE"]);
+    }
+    // The test's keys node 2 kept (the filler is one more key, unless evicted too).
+    let kept = local_keys(&cluster, full) - 1;
+    let lacking = KEYS as u64 - kept;
+    assert!(
+        lacking > KEYS as u64 / 4,
+        "node {full} kept {kept} of {KEYS} keys"
+    );
+
+    for round in 0..2u64 {
+        let reply = ring_repair(cluster.port(0), &["ALL"]);
+        let figures = repair_figures(&reply);
+        let refused = cluster.info_number(full, "repair_keys_refused_evicted");
+        let now_kept = local_keys(&cluster, full) - 1;
+        let now_used = info_section_number(&cluster, full, "memory", "used_memory");
+        eprintln!(
+            "[evicted] round {round}: node 0 {reply}; node {full}: {now_kept} keys, \
+             {now_used} bytes (limit {limit}), refused {refused}"
+        );
+        assert!(
+            figures["keys_pushed"] >= lacking,
+            "node 0 pushes what node {full} lacks each round: {reply}"
+        );
+        assert_eq!(
+            refused,
+            (round + 1) * lacking,
+            "node {full} refuses every evicted key, every round"
+        );
+        assert_eq!(now_kept, kept, "node {full} took evicted keys back");
+        assert!(
+            now_used <= limit,
+            "node {full} grew past its limit: {now_used} > {limit}"
+        );
+    }
+
+    // Without a limit it takes everything back.
+    assert_eq!(
+        conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]),
+        Val::Simple(b"OK".to_vec())
+    );
+    let reply = ring_repair(cluster.port(0), &["ALL"]);
+    eprintln!("[evicted] no limit: node 0 {reply}");
+    assert_eq!(
+        local_keys(&cluster, full) - 1,
+        KEYS as u64,
+        "node {full} took the evicted keys back: {reply}"
+    );
+    assert_eq!(
+        cluster.info_number(full, "repair_keys_refused_evicted"),
+        2 * lacking,
+        "no refusal once under no limit"
+    );
+}
