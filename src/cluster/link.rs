@@ -627,7 +627,13 @@ fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> 
             Message::StreamReply { cursor, records }
         }
         message @ (Message::Digests { .. } | Message::Versions { .. } | Message::Fetch { .. }) => {
-            ringcache_cluster::repair::answer(node.store.as_ref(), &message, now)?
+            let reply = ringcache_cluster::repair::answer(node.store.as_ref(), &message, now)?;
+            if let Message::Error { text } = &reply {
+                let cluster = node.cluster.get().expect("cluster");
+                cluster.repair.stats.requests_refused.fetch_add(1, Relaxed);
+                tracing::warn!(text, "refused a peer's repair request");
+            }
+            reply
         }
         message @ (Message::RepairWrite { .. } | Message::RepairDone { .. }) => {
             *wrote = true;

@@ -69,12 +69,14 @@ pub struct RepairStats {
     pub bytes: AtomicU64,
     /// How long the last round took, ms.
     pub last_round_ms: AtomicU64,
+    /// Peers' repair requests refused as over their bounds.
+    pub requests_refused: AtomicU64,
 }
 
 impl RepairStats {
     /// Each counter with its name (after `repair_` in INFO, `ringcache_repair_` in the
     /// metrics).
-    pub fn named(&self) -> [(&'static str, u64); 12] {
+    pub fn named(&self) -> [(&'static str, u64); 13] {
         [
             ("rounds", self.rounds.load(Relaxed)),
             ("rounds_incomplete", self.rounds_incomplete.load(Relaxed)),
@@ -91,6 +93,7 @@ impl RepairStats {
             ),
             ("bytes", self.bytes.load(Relaxed)),
             ("last_round_ms", self.last_round_ms.load(Relaxed)),
+            ("requests_refused", self.requests_refused.load(Relaxed)),
         ]
     }
 }

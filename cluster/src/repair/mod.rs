@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use ringcache_storage::aae::{leaf_first_token, leaf_last_token, leaf_of};
+use ringcache_storage::aae::{MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of};
 use ringcache_storage::{Record, Store, TombstoneHorizon, key_token};
 
 use crate::protocol::Message;
@@ -416,10 +416,24 @@ fn payload_bytes(message: &Message) -> u64 {
 }
 
 /// Answers a session's read request from the local store: [`Message::Digests`],
-/// [`Message::Versions`] and [`Message::Fetch`]; `None` for any other message.
+/// [`Message::Versions`] and [`Message::Fetch`]; `None` for any other message, and a
+/// [`Message::Error`] for a digest request over more leaves than the ring has.
 pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Message> {
     Some(match request {
         Message::Digests { spans } => {
+            // A session's spans at one level are disjoint: together at most every leaf once.
+            // More is a confused or hostile peer making this node XOR without end.
+            let leaves_asked: u64 = spans
+                .iter()
+                .map(|&(first, last)| u64::from(last.saturating_sub(first)) + 1)
+                .sum();
+            if leaves_asked > MERKLE_LEAVES as u64 {
+                return Some(Message::Error {
+                    text: format!(
+                        "ERR a digest request over {leaves_asked} leaves (at most {MERKLE_LEAVES})"
+                    ),
+                });
+            }
             let leaves = store.merkle();
             Message::DigestsReply {
                 digests: spans

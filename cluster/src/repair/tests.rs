@@ -222,3 +222,22 @@ fn a_failed_session_leaves_its_ranges_unrepaired() {
             .all(|r| !ring.preference_list(r.end, 3).contains(&ids[3]))
     );
 }
+
+#[test]
+fn a_digest_request_over_more_than_every_leaf_is_refused() {
+    let store = MemoryStore::new();
+    let fine = Message::Digests {
+        spans: vec![(0, u32::MAX >> 12)],
+    };
+    assert!(matches!(
+        answer(&store, &fine, 0),
+        Some(Message::DigestsReply { .. })
+    ));
+    let hostile = Message::Digests {
+        spans: vec![(0, u32::MAX >> 12); 2],
+    };
+    assert!(matches!(
+        answer(&store, &hostile, 0),
+        Some(Message::Error { .. })
+    ));
+}
