@@ -626,7 +626,10 @@ fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> 
             let (cursor, records) = super::streaming::read_ranges(node, cursor, count, &ranges);
             Message::StreamReply { cursor, records }
         }
-        message @ (Message::Digests { .. } | Message::Versions { .. } | Message::Fetch { .. }) => {
+        message @ (Message::Digests { .. }
+        | Message::SpanDigests { .. }
+        | Message::Versions { .. }
+        | Message::Fetch { .. }) => {
             let reply = ringcache_cluster::repair::answer(node.store.as_ref(), &message, now)?;
             if let Message::Error { text } = &reply {
                 let cluster = node.cluster.get().expect("cluster");

@@ -32,6 +32,8 @@
 //!            STREAM_REPLY, cursor 0, the records held)
 //! REPAIR_WRITE n:u32 n × (key_len:u32 key[key_len] record)   (n <= FETCH_KEYS_MAX; answered with WRITE_ACK)
 //! REPAIR_DONE started_ms:u64 n:u32 n × range_end:u64         (n <= STREAM_RANGES_MAX; answered with WRITE_ACK)
+//! SPAN_DIGESTS n:u32 n × (first:u64 last:u64)              (n <= VERSION_SPANS_MAX; answered with
+//!            DIGESTS_REPLY, one digest per span)
 //!
 //! record     flags:u8 value_hlc:u64 value_node:u32 expiry_hlc:u64 expiry_node:u32
 //!            [expiry_ms:u64 if flags & HAS_EXPIRY] [value_len:u32 value[value_len] if flags & HAS_VALUE]
@@ -98,10 +100,12 @@ pub mod kind {
     pub const REPAIR_WRITE: u8 = 24;
     /// [`Message::RepairDone`](super::Message::RepairDone).
     pub const REPAIR_DONE: u8 = 25;
+    /// [`Message::SpanDigests`](super::Message::SpanDigests).
+    pub const SPAN_DIGESTS: u8 = 26;
 
     /// Whether `kind` is a kind this protocol version knows.
     pub fn is_known(kind: u8) -> bool {
-        (HELLO..=REPAIR_DONE).contains(&kind)
+        (HELLO..=SPAN_DIGESTS).contains(&kind)
     }
 }
 
@@ -302,6 +306,12 @@ pub enum Message {
         /// The ranges, by their last token.
         range_ends: Vec<u64>,
     },
+    /// Anti-entropy: the XOR of the digests of the records in each token span (parts of a
+    /// Merkle leaf, at a range's edge); answered with [`Message::DigestsReply`].
+    SpanDigests {
+        /// Token spans `first..=last`, sorted and disjoint, at most [`VERSION_SPANS_MAX`].
+        spans: Vec<(u64, u64)>,
+    },
 }
 
 impl Message {
@@ -333,6 +343,7 @@ impl Message {
             Message::Fetch { .. } => kind::FETCH,
             Message::RepairWrite { .. } => kind::REPAIR_WRITE,
             Message::RepairDone { .. } => kind::REPAIR_DONE,
+            Message::SpanDigests { .. } => kind::SPAN_DIGESTS,
         }
     }
 
@@ -417,7 +428,7 @@ impl Message {
                     out.put_u64_le(*digest);
                 }
             }
-            Message::Versions { spans } => {
+            Message::Versions { spans } | Message::SpanDigests { spans } => {
                 out.put_u32_le(spans.len() as u32);
                 for (first, last) in spans {
                     out.put_u64_le(*first);
@@ -520,7 +531,7 @@ impl Message {
                 check("digests", digests.len(), DIGEST_SPANS_MAX)?;
                 4 + 8 * digests.len()
             }
-            Message::Versions { spans } => {
+            Message::Versions { spans } | Message::SpanDigests { spans } => {
                 check("version spans", spans.len(), VERSION_SPANS_MAX)?;
                 4 + 16 * spans.len()
             }
@@ -672,15 +683,12 @@ impl Message {
                 let digests = (0..n).map(|_| reader.rest.get_u64_le()).collect();
                 Message::DigestsReply { digests }
             }
-            kind::VERSIONS => {
-                let n = reader.u32()? as usize;
-                check("version spans", n, VERSION_SPANS_MAX)?;
-                reader.need(16 * n)?;
-                let spans = (0..n)
-                    .map(|_| (reader.rest.get_u64_le(), reader.rest.get_u64_le()))
-                    .collect();
-                Message::Versions { spans }
-            }
+            kind::VERSIONS => Message::Versions {
+                spans: reader.token_spans()?,
+            },
+            kind::SPAN_DIGESTS => Message::SpanDigests {
+                spans: reader.token_spans()?,
+            },
             kind::VERSIONS_REPLY => {
                 let truncated = match reader.u8()? {
                     0 => false,
@@ -877,6 +885,16 @@ impl Reader {
             hlc: self.u64()?,
             node: self.u32()?,
         })
+    }
+
+    /// A count (at most [`VERSION_SPANS_MAX`]), then that many token spans.
+    fn token_spans(&mut self) -> Result<Vec<(u64, u64)>, ProtocolError> {
+        let n = self.u32()? as usize;
+        check("version spans", n, VERSION_SPANS_MAX)?;
+        self.need(16 * n)?;
+        Ok((0..n)
+            .map(|_| (self.rest.get_u64_le(), self.rest.get_u64_le()))
+            .collect())
     }
 
     /// A count (at most `max`), then that many keys and records.

@@ -94,6 +94,8 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|digests| Message::DigestsReply { digests }),
         proptest::collection::vec(any::<(u64, u64)>(), 0..8)
             .prop_map(|spans| Message::Versions { spans }),
+        proptest::collection::vec(any::<(u64, u64)>(), 0..8)
+            .prop_map(|spans| Message::SpanDigests { spans }),
         (
             any::<bool>(),
             proptest::collection::vec((key.clone(), record()), 0..8)

@@ -16,7 +16,9 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use ringcache_storage::aae::{MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of};
+use ringcache_storage::aae::{
+    MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of, record_digest,
+};
 use ringcache_storage::{Record, Store, TombstoneHorizon, key_token};
 
 use crate::protocol::Message;
@@ -123,6 +125,7 @@ impl RepairStats {
 enum Asked {
     Nothing,
     Digests(Vec<(u32, u32)>),
+    EdgeDigests(Vec<(u64, u64)>),
     Versions(Vec<(u64, u64)>),
     Fetch,
     Push,
@@ -134,6 +137,8 @@ pub struct Session {
     /// Leaf runs still to compare at this level, and those found different, to split next.
     digest_queue: Vec<(u32, u32)>,
     next_level: Vec<(u32, u32)>,
+    /// Parts of leaves at the ranges' edges, to compare by a digest of their records first.
+    edge_spans: Vec<(u64, u64)>,
     /// Token spans to compare key by key; sorted once the digests are done.
     key_spans: Vec<(u64, u64)>,
     keys_started: bool,
@@ -151,32 +156,32 @@ impl Session {
     /// held on one side only, is not copied to the other (it is on its way out everywhere).
     pub fn new(spans: &[(u64, u64)], horizon: TombstoneHorizon) -> Session {
         let mut digest_queue = Vec::new();
-        let mut key_spans = Vec::new();
+        let mut edge_spans = Vec::new();
         for &(first, last) in spans {
             let (first_leaf, last_leaf) = (leaf_of(first), leaf_of(last));
             let starts_on_leaf = leaf_first_token(first_leaf) == first;
             let ends_on_leaf = leaf_last_token(last_leaf) == last;
-            // Leaves wholly inside the span are compared by digest; the edge leaves that are
-            // not are compared key by key, clipped to the span.
+            // Leaves wholly inside the span are compared by their kept digests; the parts of
+            // the edge leaves inside it by a digest of their records, computed when asked.
             if first_leaf == last_leaf {
                 if starts_on_leaf && ends_on_leaf {
                     digest_queue.push((first_leaf, last_leaf));
                 } else {
-                    key_spans.push((first, last));
+                    edge_spans.push((first, last));
                 }
                 continue;
             }
             let whole_from = if starts_on_leaf {
                 first_leaf
             } else {
-                key_spans.push((first, leaf_last_token(first_leaf)));
+                edge_spans.push((first, leaf_last_token(first_leaf)));
                 first_leaf + 1
             };
             // last_leaf > first_leaf >= 0 here.
             let whole_to = if ends_on_leaf {
                 last_leaf
             } else {
-                key_spans.push((leaf_first_token(last_leaf), last));
+                edge_spans.push((leaf_first_token(last_leaf), last));
                 last_leaf - 1
             };
             if whole_from <= whole_to {
@@ -186,7 +191,8 @@ impl Session {
         Session {
             digest_queue,
             next_level: Vec::new(),
-            key_spans,
+            edge_spans,
+            key_spans: Vec::new(),
             keys_started: false,
             pulls: Vec::new(),
             pushes: Vec::new(),
@@ -220,6 +226,12 @@ impl Session {
             let spans: Vec<(u32, u32)> = self.digest_queue.drain(..take).collect();
             self.asked = Asked::Digests(spans.clone());
             return self.sent(Message::Digests { spans });
+        }
+        if !self.edge_spans.is_empty() {
+            let take = self.edge_spans.len().min(VERSION_SPANS_MAX);
+            let spans: Vec<(u64, u64)> = self.edge_spans.drain(..take).collect();
+            self.asked = Asked::EdgeDigests(spans.clone());
+            return self.sent(Message::SpanDigests { spans });
         }
         if !self.keys_started {
             self.keys_started = true;
@@ -282,6 +294,18 @@ impl Session {
             (Asked::Digests(spans), Reply::Digests(digests)) if digests.len() == spans.len() => {
                 self.stats.bytes += 4 + 8 * digests.len() as u64;
                 self.compare_digests(store, &spans, &digests);
+            }
+            (Asked::EdgeDigests(spans), Reply::Digests(digests))
+                if digests.len() == spans.len() =>
+            {
+                self.stats.bytes += 4 + 8 * digests.len() as u64;
+                let mine = span_digests(store, &spans, now_ms);
+                for ((span, theirs), mine) in spans.into_iter().zip(digests).zip(mine) {
+                    self.stats.spans_compared += 1;
+                    if theirs != mine {
+                        self.key_spans.push(span);
+                    }
+                }
             }
             (Asked::Versions(spans), Reply::Versions { truncated, headers }) => {
                 self.stats.bytes += 5 + headers
@@ -406,7 +430,7 @@ fn record_bytes(key: &Bytes, record: &Record) -> u64 {
 fn payload_bytes(message: &Message) -> u64 {
     match message {
         Message::Digests { spans } => 4 + 8 * spans.len() as u64,
-        Message::Versions { spans } => 4 + 16 * spans.len() as u64,
+        Message::Versions { spans } | Message::SpanDigests { spans } => 4 + 16 * spans.len() as u64,
         Message::Fetch { keys } => 4 + keys.iter().map(|k| 4 + k.len() as u64).sum::<u64>(),
         Message::RepairWrite { records } => {
             4 + records.iter().map(|(k, r)| record_bytes(k, r)).sum::<u64>()
@@ -459,6 +483,16 @@ pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Messa
             });
             Message::VersionsReply { truncated, headers }
         }
+        Message::SpanDigests { spans } => {
+            if normalized(spans).len() != spans.len() {
+                return Some(Message::Error {
+                    text: "ERR span digests asked for overlapping spans".into(),
+                });
+            }
+            Message::DigestsReply {
+                digests: span_digests(store, spans, now_ms),
+            }
+        }
         Message::Fetch { keys } => Message::StreamReply {
             cursor: 0,
             records: keys
@@ -501,6 +535,26 @@ pub fn run_in_process(
         })?;
     }
     Ok((*session.stats(), session.is_complete()))
+}
+
+/// The XOR of the digests of the records in each of `spans` (disjoint, in any order), the
+/// same as [`ringcache_storage::MerkleLeaves`] counts them: one walk of the store's part that
+/// holds them.
+pub fn span_digests(store: &dyn Store, spans: &[(u64, u64)], now_ms: u64) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_unstable_by_key(|&i| spans[i]);
+    let sorted: Vec<(u64, u64)> = order.iter().map(|&i| spans[i]).collect();
+    let mut digests = vec![0u64; spans.len()];
+    store.visit_spans(&sorted, now_ms, &mut |key, record| {
+        let token = key_token(key);
+        let at = sorted.partition_point(|&(first, _)| first <= token);
+        if let Some(i) = at.checked_sub(1)
+            && token <= sorted[i].1
+        {
+            digests[order[i]] ^= record_digest(token, record);
+        }
+    });
+    digests
 }
 
 /// Spans sorted, overlapping ones joined (a peer's request is not trusted to be tidy).
