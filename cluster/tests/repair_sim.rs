@@ -53,7 +53,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ringcache_cluster::repair::{RepairStats, Reply, Round, Session, answer};
+use ringcache_cluster::repair::{RepairStats, Reply, Round, Session, Taken, answer};
 use ringcache_cluster::{NodeId, Ring};
 use ringcache_storage::{MemoryStore, Record, Store, TombstoneHorizon, Version, key_token};
 use seeds::{env_number, fresh_seeds};
@@ -815,7 +815,11 @@ fn an_expiry_extended_on_one_replica_survives_repair_on_the_other() {
         };
         session
             .on_reply(reply, &b, 2_000, &mut |key, record| {
-                Some(b.merge(key, record).unwrap())
+                if b.merge(key, record).unwrap() {
+                    Taken::Changed
+                } else {
+                    Taken::Unchanged
+                }
             })
             .unwrap();
     }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use ringcache_cluster::membership::Status;
 use ringcache_cluster::protocol::Message;
-use ringcache_cluster::repair::{RepairHistory, Reply, Round, Session, my_ranges};
+use ringcache_cluster::repair::{RangeId, RepairHistory, Reply, Round, Session, Taken, my_ranges};
 use ringcache_cluster::{NodeId, Ring, TokenRange};
 use ringcache_storage::{Record, TombstoneHorizon, key_token};
 
@@ -158,11 +158,11 @@ impl RepairState {
         }
     }
 
-    /// Records that the ranges of `ring` ending at `ends` were repaired with every replica
-    /// by a round that started at `started_ms`, and keeps it in the data dir.
-    fn record(&self, ring: &Ring, n: usize, me: NodeId, ends: &[u64], started_ms: u64) {
+    /// Records that `ranges` (as a round saw them) were repaired with every replica by a
+    /// round that started at `started_ms`, and keeps it in the data dir.
+    fn record(&self, ring: &Ring, n: usize, me: NodeId, ranges: &[RangeId], started_ms: u64) {
         let mut history = self.history.lock();
-        if !history.record(ring, n, me, ends, started_ms) {
+        if !history.record(ring, n, me, ranges, started_ms) {
             return;
         }
         let text = history.encode();
@@ -197,6 +197,7 @@ pub fn tombstone_horizon(cluster: &Cluster) -> TombstoneHorizon {
         config.replication_factor,
         cluster.local,
         margin_ms,
+        unix_now_ms(),
     )
 }
 
@@ -294,13 +295,27 @@ pub async fn run(node: Arc<Node>) {
 /// Whether the ring is still enough to repair: this node is a normal member and no member
 /// joins or leaves (ranges are moving then, and streaming brings them together).
 fn settled(cluster: &Cluster) -> bool {
+    cannot_repair(cluster).is_none()
+}
+
+/// Why no round may run now, if one may not: the ring is moving (this node not normal, or a
+/// member joining or leaving), or this node's clock is off from its peers' by more than
+/// tolerated (a round's start time is what lets tombstones go).
+fn cannot_repair(cluster: &Cluster) -> Option<&'static str> {
     let view = cluster.view();
-    cluster.status() == Status::Normal
-        && view.future.is_none()
-        && view
+    let moving = cluster.status() != Status::Normal
+        || view.future.is_some()
+        || view
             .members
             .values()
-            .all(|m| matches!(m.status, Status::Normal | Status::Left))
+            .any(|m| !matches!(m.status, Status::Normal | Status::Left));
+    if moving {
+        return Some("ERR a member is joining or leaving; repair once the ring is still");
+    }
+    if cluster.clock_skew().is_some() {
+        return Some("ERR this node's clock is off from its peers' (see INFO clock_offset_ms)");
+    }
+    None
 }
 
 /// `RING REPAIR [ALL | key]`: one round now over every range this node replicates, or over
@@ -310,8 +325,8 @@ fn settled(cluster: &Cluster) -> bool {
 /// When the ring is moving, or this node holds no replica of the key.
 pub async fn repair_now(node: &Arc<Node>, key: Option<&Bytes>) -> Result<RoundReport, String> {
     let cluster = node.cluster.get().expect("cluster");
-    if !settled(cluster) {
-        return Err("ERR a member is joining or leaving; repair once the ring is still".into());
+    if let Some(why) = cannot_repair(cluster) {
+        return Err(why.into());
     }
     let ring = cluster.ring();
     let mine = my_ranges(&ring, cluster.config.replication_factor, cluster.local);
@@ -337,7 +352,9 @@ pub async fn repair_now(node: &Arc<Node>, key: Option<&Bytes>) -> Result<RoundRe
 }
 
 /// Runs one round over `ranges`: a session with each other replica, then announces the
-/// ranges repaired with every replica to them and records them here.
+/// ranges repaired with every replica to them and records them here. A round whose ring
+/// changes under it (a join, a leave, a forget) stops and repairs nothing: its ranges and
+/// replicas are not the ring's any more.
 async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
     let cluster = node.cluster.get().expect("cluster");
     let _one_at_a_time = cluster.repair.running.lock().await;
@@ -348,27 +365,35 @@ async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
     stats.ranges_in_progress.store(ranges.len() as u64, Relaxed);
     let mut round = Round::new(&ring, cluster.local, n, ranges, unix_now_ms());
     let mut throttle = Throttle::new(cluster.config.repair_throughput_mb);
+    let mut moved = false;
     while let Some((peer, spans)) = round.next_session() {
-        let outcome = run_session(node, peer, &spans, &mut throttle).await;
+        let outcome = run_session(node, &ring, peer, &spans, &mut throttle).await;
         if outcome.is_none() {
             tracing::warn!(%peer, "repair session failed; its ranges stay unrepaired this round");
         }
         round.session_done(peer, outcome);
+        moved |= !still(cluster, &ring);
     }
-    let repaired = round.repaired();
-    for (peer, ends) in round.announcements(&repaired) {
-        let message = Message::RepairDone {
-            started_ms: round.started_ms,
-            range_ends: ends,
-        };
-        // A replica that misses this keeps its tombstones longer: safe, and the next round
-        // tells it again.
-        let _ = request(cluster, peer, &message).await;
+    let repaired = if moved {
+        tracing::info!("the ring changed during a repair round: nothing counts as repaired");
+        Vec::new()
+    } else {
+        round.repaired_ids()
+    };
+    if !moved {
+        for (peer, ranges) in round.announcements() {
+            let message = Message::RepairDone {
+                started_ms: round.started_ms,
+                ranges,
+            };
+            // A replica that misses this keeps its tombstones longer: safe, and the next round
+            // tells it again.
+            let _ = request(cluster, peer, &message).await;
+        }
+        cluster
+            .repair
+            .record(&ring, n, cluster.local, &repaired, round.started_ms);
     }
-    let ends: Vec<u64> = repaired.iter().map(|r| r.end).collect();
-    cluster
-        .repair
-        .record(&ring, n, cluster.local, &ends, round.started_ms);
     let report = RoundReport {
         ranges: round.range_count(),
         repaired: repaired.len(),
@@ -400,10 +425,17 @@ async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
     report
 }
 
+/// Whether the ring is still `ring` and no member joins or leaves.
+fn still(cluster: &Cluster, ring: &Ring) -> bool {
+    settled(cluster) && cluster.ring().tokens() == ring.tokens()
+}
+
 /// One session with `peer`: its figures and whether it compared every key, or `None` if it
-/// failed (no link, a timeout, an answer that did not fit).
+/// failed (no link, a timeout, an answer that did not fit, the local store failing, the ring
+/// moving away from `ring`).
 async fn run_session(
     node: &Arc<Node>,
+    ring: &Ring,
     peer: NodeId,
     spans: &[(u64, u64)],
     throttle: &mut Throttle,
@@ -411,6 +443,9 @@ async fn run_session(
     let cluster = node.cluster.get().expect("cluster");
     let mut session = Session::new(spans, tombstone_horizon(cluster));
     loop {
+        if !still(cluster, ring) {
+            return None;
+        }
         let before = session.stats().bytes;
         // The local side of each step walks the store: off the async workers.
         let worker = node.clone();
@@ -425,6 +460,10 @@ async fn run_session(
             break;
         };
         let reply = request_reply(cluster, peer, &request).await?;
+        // What a peer sends is merged only while the ring is the one the session compares.
+        if !still(cluster, ring) {
+            return None;
+        }
         let worker = node.clone();
         let (back, fitted) = tokio::task::spawn_blocking(move || {
             let cluster = worker.cluster.get().expect("cluster");
@@ -449,7 +488,10 @@ async fn run_session(
 async fn request_reply(cluster: &Cluster, peer: NodeId, message: &Message) -> Option<Reply> {
     match request(cluster, peer, message).await? {
         Response::Repair(reply) => Some(reply),
-        Response::Stream { records, .. } => Some(Reply::Records(records)),
+        Response::Stream { cursor, records } => Some(Reply::Records {
+            records,
+            rest_from: cursor,
+        }),
         Response::Ack => Some(Reply::Ack),
         _ => None,
     }
@@ -469,14 +511,13 @@ async fn request(cluster: &Cluster, peer: NodeId, message: &Message) -> Option<R
     }
 }
 
-/// Merges a record that repair brought (pulled from a peer, or pushed by one): `Some(true)`
-/// if it changed the store, `Some(false)` if not, `None` if refused. Refused: a value for a
-/// key this node does not hold while it is above [`EVICTED_REFILL_LIMIT`] of `maxmemory`
-/// (it evicted the key; taking it back would only evict another), or a record the store
-/// could not take.
-pub fn take_record(node: &Node, cluster: &Cluster, key: &Bytes, record: &Record) -> Option<bool> {
+/// Merges a record that repair brought (pulled from a peer, or pushed by one). Refused: a
+/// value for a key this node does not hold while it is above [`EVICTED_REFILL_LIMIT`] of
+/// `maxmemory` (it evicted the key; taking it back would only evict another). A tombstone is
+/// always taken.
+pub fn take_record(node: &Node, cluster: &Cluster, key: &Bytes, record: &Record) -> Taken {
     if !cluster.survives_flush(record) {
-        return Some(false);
+        return Taken::Unchanged;
     }
     let now = unix_now_ms();
     let maxmemory = node.config.read().maxmemory_bytes;
@@ -490,39 +531,59 @@ pub fn take_record(node: &Node, cluster: &Cluster, key: &Bytes, record: &Record)
             .stats
             .keys_refused_evicted
             .fetch_add(1, Relaxed);
-        return None;
+        return Taken::Refused;
     }
     node.clock.observe(record.version());
     match node.store.merge(key, record) {
-        Ok(changed) => Some(changed),
+        Ok(true) => Taken::Changed,
+        Ok(false) => Taken::Unchanged,
         Err(e) => {
             tracing::warn!(error = %e, "the store refused a repaired record");
-            None
+            Taken::Failed
         }
     }
 }
 
-/// Answers a peer's [`Message::RepairWrite`] and [`Message::RepairDone`].
+/// Answers a peer's [`Message::RepairWrite`] and [`Message::RepairDone`]. A write the store
+/// could not take fails the whole answer (the peer's session fails, so the range does not
+/// count as repaired); a round start ahead of this node's clock by more than the tolerated
+/// offset is refused (it would let tombstones go early).
 pub fn answer_write(node: &Node, message: Message) -> Message {
     let cluster = node.cluster.get().expect("cluster");
     match message {
         Message::RepairWrite { records } => {
             for (key, record) in &records {
-                if take_record(node, cluster, key, record) == Some(true) {
-                    cluster.repair.stats.keys_received.fetch_add(1, Relaxed);
+                match take_record(node, cluster, key, record) {
+                    Taken::Changed => {
+                        cluster.repair.stats.keys_received.fetch_add(1, Relaxed);
+                    }
+                    Taken::Unchanged | Taken::Refused => {}
+                    Taken::Failed => {
+                        return Message::Error {
+                            text: "ERR the store could not take a repaired record".into(),
+                        };
+                    }
                 }
             }
             Message::WriteAck
         }
-        Message::RepairDone {
-            started_ms,
-            range_ends,
-        } => {
+        Message::RepairDone { started_ms, ranges } => {
+            let now = unix_now_ms();
+            let max_offset = cluster.config.max_clock_offset_ms;
+            if started_ms > now + max_offset {
+                cluster.repair.stats.requests_refused.fetch_add(1, Relaxed);
+                return Message::Error {
+                    text: format!(
+                        "ERR a repair round that started {} ms ahead of this node's clock",
+                        started_ms - now
+                    ),
+                };
+            }
             let ring = cluster.ring();
             let n = cluster.config.replication_factor;
             cluster
                 .repair
-                .record(&ring, n, cluster.local, &range_ends, started_ms);
+                .record(&ring, n, cluster.local, &ranges, started_ms);
             Message::WriteAck
         }
         _ => Message::Error {

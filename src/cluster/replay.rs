@@ -83,8 +83,20 @@ async fn replay_target(node: &Arc<Node>, cluster: &Cluster, target: NodeId) {
         let Some(last) = batch.last else {
             return;
         };
-        let count = batch.hints.len() as u64;
-        if !send_batch(cluster, target, batch.hints).await {
+        // A hint is also too old when its record is: a read repair stores an old record as a
+        // fresh hint, and a tombstone of that key may already be gone on every replica (its
+        // range repaired after the window), so the old record would come back.
+        let oldest_ms = unix_now_ms().saturating_sub(window);
+        let (fresh, stale): (Vec<_>, Vec<_>) = batch
+            .hints
+            .into_iter()
+            .partition(|hint| hint.record.version().unix_ms() >= oldest_ms);
+        cluster
+            .stats
+            .hints_dropped
+            .fetch_add(stale.len() as u64, Relaxed);
+        let count = fresh.len() as u64;
+        if !send_batch(cluster, target, fresh).await {
             return;
         }
         if let Err(e) = hints.acknowledge(target.get(), last) {

@@ -31,7 +31,8 @@
 //! FETCH      n:u32 n × (key_len:u32 key[key_len])            (n <= FETCH_KEYS_MAX; answered with
 //!            STREAM_REPLY, cursor 0, the records held)
 //! REPAIR_WRITE n:u32 n × (key_len:u32 key[key_len] record)   (n <= FETCH_KEYS_MAX; answered with WRITE_ACK)
-//! REPAIR_DONE started_ms:u64 n:u32 n × range_end:u64         (n <= STREAM_RANGES_MAX; answered with WRITE_ACK)
+//! REPAIR_DONE started_ms:u64 n:u32 n × (start:u64 end:u64 replicas:u64)   (n <= STREAM_RANGES_MAX;
+//!            answered with WRITE_ACK; replicas: a hash of the range's sorted replicas)
 //! SPAN_DIGESTS n:u32 n × (first:u64 last:u64)              (n <= VERSION_SPANS_MAX; answered with
 //!            DIGESTS_REPLY, one digest per span)
 //!
@@ -298,13 +299,14 @@ pub enum Message {
         /// Keys and records, at most [`FETCH_KEYS_MAX`].
         records: Vec<(Bytes, Record)>,
     },
-    /// Anti-entropy: the ranges ending at these tokens were repaired with every replica by a
-    /// round that started at `started_ms`; answered with [`Message::WriteAck`].
+    /// Anti-entropy: these ranges were repaired with every replica by a round that started at
+    /// `started_ms`; answered with [`Message::WriteAck`].
     RepairDone {
         /// When the round started (unix ms): what it repaired is at least that recent.
         started_ms: u64,
-        /// The ranges, by their last token.
-        range_ends: Vec<u64>,
+        /// The ranges as the round saw them: first token (exclusive), last token, and a hash
+        /// of their sorted replicas (`repair::replicas_hash`).
+        ranges: Vec<(u64, u64, u64)>,
     },
     /// Anti-entropy: the XOR of the digests of the records in each token span (parts of a
     /// Merkle leaf, at a range's edge); answered with [`Message::DigestsReply`].
@@ -446,14 +448,13 @@ impl Message {
                 }
             }
             Message::RepairWrite { records } => put_records(records, out),
-            Message::RepairDone {
-                started_ms,
-                range_ends,
-            } => {
+            Message::RepairDone { started_ms, ranges } => {
                 out.put_u64_le(*started_ms);
-                out.put_u32_le(range_ends.len() as u32);
-                for end in range_ends {
+                out.put_u32_le(ranges.len() as u32);
+                for (start, end, replicas) in ranges {
+                    out.put_u64_le(*start);
                     out.put_u64_le(*end);
+                    out.put_u64_le(*replicas);
                 }
             }
         }
@@ -552,9 +553,9 @@ impl Message {
                 check("repair records", records.len(), FETCH_KEYS_MAX)?;
                 records_bytes(records)?
             }
-            Message::RepairDone { range_ends, .. } => {
-                check("repaired ranges", range_ends.len(), STREAM_RANGES_MAX)?;
-                12 + 8 * range_ends.len()
+            Message::RepairDone { ranges, .. } => {
+                check("repaired ranges", ranges.len(), STREAM_RANGES_MAX)?;
+                12 + 24 * ranges.len()
             }
         })
     }
@@ -720,12 +721,15 @@ impl Message {
                 let started_ms = reader.u64()?;
                 let n = reader.u32()? as usize;
                 check("repaired ranges", n, STREAM_RANGES_MAX)?;
-                reader.need(8 * n)?;
-                let range_ends = (0..n).map(|_| reader.rest.get_u64_le()).collect();
-                Message::RepairDone {
-                    started_ms,
-                    range_ends,
-                }
+                reader.need(24 * n)?;
+                let ranges = (0..n)
+                    .map(|_| {
+                        let start = reader.rest.get_u64_le();
+                        let end = reader.rest.get_u64_le();
+                        (start, end, reader.rest.get_u64_le())
+                    })
+                    .collect();
+                Message::RepairDone { started_ms, ranges }
             }
             other => return Err(ProtocolError::UnknownKind { kind: other }),
         };

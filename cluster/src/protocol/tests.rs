@@ -104,12 +104,11 @@ fn message() -> impl Strategy<Value = Message> {
         proptest::collection::vec(key.clone(), 0..8).prop_map(|keys| Message::Fetch { keys }),
         proptest::collection::vec((key, record()), 0..8)
             .prop_map(|records| Message::RepairWrite { records }),
-        (any::<u64>(), proptest::collection::vec(any::<u64>(), 0..8)).prop_map(
-            |(started_ms, range_ends)| Message::RepairDone {
-                started_ms,
-                range_ends
-            }
-        ),
+        (
+            any::<u64>(),
+            proptest::collection::vec(any::<(u64, u64, u64)>(), 0..8)
+        )
+            .prop_map(|(started_ms, ranges)| Message::RepairDone { started_ms, ranges }),
     ]
 }
 

@@ -22,6 +22,26 @@ struct Repaired {
     replicas: Vec<NodeId>,
 }
 
+/// A range as a round saw it: first token (exclusive), last token, and the
+/// [`replicas_hash`] of its sorted replicas.
+pub type RangeId = (u64, u64, u64);
+
+/// A hash naming a set of replicas (sorted), so that a range's identity fits in a message.
+pub fn replicas_hash(sorted: &[NodeId]) -> u64 {
+    let bytes: Vec<u8> = sorted
+        .iter()
+        .flat_map(|id| id.get().to_le_bytes())
+        .collect();
+    twox_hash::XxHash3_64::oneshot(&bytes)
+}
+
+/// The identity of `range` in `ring` with `n` replicas.
+pub fn range_id(ring: &Ring, range: &TokenRange, n: usize) -> RangeId {
+    let mut replicas: Vec<NodeId> = ring.preference_list(range.end, n).to_vec();
+    replicas.sort_unstable();
+    (range.start, range.end, replicas_hash(&replicas))
+}
+
 /// The ranges of `ring` that `me` replicates with `n` replicas, each with its sorted replicas.
 pub fn my_ranges(ring: &Ring, n: usize, me: NodeId) -> Vec<(TokenRange, Vec<NodeId>)> {
     ring.ranges()
@@ -42,15 +62,16 @@ pub struct RepairHistory {
 }
 
 impl RepairHistory {
-    /// Records that the ranges of `ring` ending at `ends` were repaired with every replica by
-    /// a round that started at `started_ms`. Ends `me` does not replicate are ignored; a
-    /// time is never moved back. Returns whether anything changed.
+    /// Records that `ranges` (as a round saw them) were repaired with every replica by a round
+    /// that started at `started_ms`. Only a range `me` replicates in `ring` with the same
+    /// bounds and replicas counts: a round over another ring repaired another range. A time
+    /// is never moved back. Returns whether anything changed.
     pub fn record(
         &mut self,
         ring: &Ring,
         n: usize,
         me: NodeId,
-        ends: &[u64],
+        ranges: &[RangeId],
         started_ms: u64,
     ) -> bool {
         let mine: HashMap<u64, (TokenRange, Vec<NodeId>)> = my_ranges(ring, n, me)
@@ -58,15 +79,18 @@ impl RepairHistory {
             .map(|(range, replicas)| (range.end, (range, replicas)))
             .collect();
         let mut changed = false;
-        for end in ends {
-            let Some((range, replicas)) = mine.get(end) else {
+        for &(start, end, replicas_id) in ranges {
+            let Some((range, replicas)) = mine.get(&end) else {
                 continue;
             };
+            if range.start != start || replicas_hash(replicas) != replicas_id {
+                continue;
+            }
             if self.last_repair(range, replicas) >= Some(started_ms) {
                 continue;
             }
             self.repaired.insert(
-                *end,
+                end,
                 Repaired {
                     start: range.start,
                     started_ms,
@@ -88,14 +112,22 @@ impl RepairHistory {
     }
 
     /// Before when tombstones of each range `me` replicates may be dropped: the start of its
-    /// last complete round less `margin_ms` (the clock offset tolerated plus the longest a
-    /// write can still be on its way: its timeout, or a hint's window). A range never
-    /// repaired with its current replicas keeps every tombstone.
-    pub fn horizon(&self, ring: &Ring, n: usize, me: NodeId, margin_ms: u64) -> TombstoneHorizon {
+    /// last complete round (never later than `now_ms`: a clock that ran ahead must not let
+    /// everything go) less `margin_ms` (the clock offset tolerated plus the longest a write
+    /// can still be on its way: its timeout, or a hint's window). A range never repaired with
+    /// its current replicas keeps every tombstone.
+    pub fn horizon(
+        &self,
+        ring: &Ring,
+        n: usize,
+        me: NodeId,
+        margin_ms: u64,
+        now_ms: u64,
+    ) -> TombstoneHorizon {
         let mut spans = Vec::new();
         for (range, replicas) in my_ranges(ring, n, me) {
             if let Some(started_ms) = self.last_repair(&range, &replicas) {
-                let before_ms = started_ms.saturating_sub(margin_ms);
+                let before_ms = started_ms.min(now_ms).saturating_sub(margin_ms);
                 spans.extend(
                     range_spans(&range)
                         .into_iter()
@@ -162,6 +194,8 @@ impl RepairHistory {
 mod tests {
     use super::*;
 
+    const NOW: u64 = 1_700_000_000_000;
+
     fn ring(ids: &[u64]) -> Ring {
         Ring::new(ids.iter().map(|&id| NodeId::new(id)), 8)
     }
@@ -172,17 +206,20 @@ mod tests {
         let me = NodeId::new(1);
         let mine = my_ranges(&ring, 3, me);
         let (first, _) = mine[0];
+        let id = range_id(&ring, &first, 3);
         let mut history = RepairHistory::default();
-        assert!(history.record(&ring, 3, me, &[first.end], 10_000));
-        let horizon = history.horizon(&ring, 3, me, 1_000);
+        assert!(history.record(&ring, 3, me, &[id], 10_000));
+        let horizon = history.horizon(&ring, 3, me, 1_000, NOW);
         assert_eq!(horizon.before_ms(first.end), 9_000);
         assert_eq!(horizon.before_ms(mine[1].0.end), 0);
         // Never moved back.
-        assert!(!history.record(&ring, 3, me, &[first.end], 5_000));
-        assert_eq!(
-            history.horizon(&ring, 3, me, 0).before_ms(first.end),
-            10_000
-        );
+        assert!(!history.record(&ring, 3, me, &[id], 5_000));
+        let at =
+            |history: &RepairHistory| history.horizon(&ring, 3, me, 0, NOW).before_ms(first.end);
+        assert_eq!(at(&history), 10_000);
+        // A time ahead of this node's clock counts as now.
+        assert!(history.record(&ring, 3, me, &[id], NOW + 60_000));
+        assert_eq!(at(&history), NOW);
     }
 
     #[test]
@@ -190,11 +227,11 @@ mod tests {
         let before = ring(&[1, 2, 3, 4]);
         let me = NodeId::new(1);
         let mut history = RepairHistory::default();
-        let ends: Vec<u64> = my_ranges(&before, 3, me)
+        let ids: Vec<RangeId> = my_ranges(&before, 3, me)
             .iter()
-            .map(|(r, _)| r.end)
+            .map(|(r, _)| range_id(&before, r, 3))
             .collect();
-        history.record(&before, 3, me, &ends, 10_000);
+        history.record(&before, 3, me, &ids, 10_000);
         let after = ring(&[1, 2, 3, 4, 5]);
         let kept = my_ranges(&after, 3, me)
             .iter()
@@ -207,12 +244,34 @@ mod tests {
     }
 
     #[test]
+    fn a_round_over_other_replicas_does_not_count() {
+        let ring = ring(&[1, 2, 3, 4]);
+        let me = NodeId::new(1);
+        let (range, _) = my_ranges(&ring, 3, me)[0];
+        let (start, end, _) = range_id(&ring, &range, 3);
+        let other = replicas_hash(&[NodeId::new(1), NodeId::new(7), NodeId::new(9)]);
+        let mut history = RepairHistory::default();
+        assert!(!history.record(&ring, 3, me, &[(start, end, other)], 10_000));
+        assert!(!history.record(
+            &ring,
+            3,
+            me,
+            &[(start + 1, end, range_id(&ring, &range, 3).2)],
+            10_000
+        ));
+        assert_eq!(history.horizon(&ring, 3, me, 0, NOW).before_ms(end), 0);
+    }
+
+    #[test]
     fn the_history_reads_back_and_bad_lines_are_skipped() {
         let ring = ring(&[1, 2, 3]);
         let me = NodeId::new(2);
         let mut history = RepairHistory::default();
-        let ends: Vec<u64> = my_ranges(&ring, 3, me).iter().map(|(r, _)| r.end).collect();
-        history.record(&ring, 3, me, &ends, 1_700_000_000_000);
+        let ids: Vec<RangeId> = my_ranges(&ring, 3, me)
+            .iter()
+            .map(|(r, _)| range_id(&ring, r, 3))
+            .collect();
+        history.record(&ring, 3, me, &ids, 1_700_000_000_000);
         let text = history.encode() + "garbage\nff 1 x 1\n";
         assert_eq!(RepairHistory::decode(&text), history);
     }

@@ -29,13 +29,17 @@ use crate::ring::{NodeId, Ring, TokenRange};
 use crate::transfer::in_ranges;
 
 mod history;
-pub use history::{RepairHistory, my_ranges};
+pub use history::{RangeId, RepairHistory, my_ranges, range_id, replicas_hash};
 
 /// How many parts a differing run of leaves is split into at the next level down.
 pub const FANOUT: u32 = 16;
 /// Bytes of records one [`Message::RepairWrite`] carries at most (beside its count bound),
 /// so that a push of large values goes in several messages.
 pub const PUSH_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of keys and values past which an answer to [`Message::Fetch`] or
+/// [`Message::Versions`] stops (after the key that passed it): far below the peer frame limit
+/// even with one largest value more.
+pub const REPLY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// A range's tokens as inclusive spans that do not wrap past `u64::MAX`.
 pub fn range_spans(range: &TokenRange) -> Vec<(u64, u64)> {
@@ -65,8 +69,14 @@ pub enum Reply {
         /// Keys and versions (values empty).
         headers: Vec<(Bytes, Record)>,
     },
-    /// To [`Message::Fetch`]: the records the peer holds.
-    Records(Vec<(Bytes, Record)>),
+    /// To [`Message::Fetch`]: the records the peer holds among the keys it looked at.
+    Records {
+        /// The records.
+        records: Vec<(Bytes, Record)>,
+        /// The index of the first key asked for that the peer did not look at (its answer
+        /// was full), or 0 when it looked at them all.
+        rest_from: u64,
+    },
     /// To [`Message::RepairWrite`].
     Ack,
 }
@@ -77,17 +87,40 @@ impl Reply {
         Some(match message {
             Message::DigestsReply { digests } => Reply::Digests(digests),
             Message::VersionsReply { truncated, headers } => Reply::Versions { truncated, headers },
-            Message::StreamReply { records, .. } => Reply::Records(records),
+            Message::StreamReply { cursor, records } => Reply::Records {
+                records,
+                rest_from: cursor,
+            },
             Message::WriteAck => Reply::Ack,
             _ => return None,
         })
     }
 }
 
-/// A session got an answer that does not fit what it asked.
+/// Why a session ended early; its ranges are not repaired this round.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the peer's answer does not fit the repair request")]
-pub struct UnexpectedReply;
+pub enum SessionError {
+    /// The peer's answer does not fit what was asked.
+    #[error("the peer's answer does not fit the repair request")]
+    UnexpectedReply,
+    /// This node's store could not take a record.
+    #[error("the local store could not take a repaired record")]
+    StoreFailed,
+}
+
+/// What became of a record repair brought, as the store's owner says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Merged, and it changed the store.
+    Changed,
+    /// Merged, nothing changed (already held, or dead since a flush).
+    Unchanged,
+    /// Not taken on purpose: a live value for a key this node evicted while full. Never a
+    /// tombstone, so the range may still count as repaired.
+    Refused,
+    /// The store failed: the session fails.
+    Failed,
+}
 
 /// What a session (or a round) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -127,7 +160,7 @@ enum Asked {
     Digests(Vec<(u32, u32)>),
     EdgeDigests(Vec<(u64, u64)>),
     Versions(Vec<(u64, u64)>),
-    Fetch,
+    Fetch(Vec<Bytes>),
     Push,
 }
 
@@ -145,6 +178,8 @@ pub struct Session {
     pulls: Vec<Bytes>,
     pushes: Vec<Bytes>,
     asked: Asked,
+    /// Token spans per key-list request: halved when a peer's list was cut short.
+    versions_batch: usize,
     truncated: bool,
     horizon: TombstoneHorizon,
     stats: RepairStats,
@@ -197,6 +232,7 @@ impl Session {
             pulls: Vec::new(),
             pushes: Vec::new(),
             asked: Asked::Nothing,
+            versions_batch: VERSION_SPANS_MAX,
             truncated: false,
             horizon,
             stats: RepairStats::default(),
@@ -239,7 +275,7 @@ impl Session {
             self.key_spans.reverse(); // Taken from the end, in token order.
         }
         if !self.key_spans.is_empty() {
-            let take = self.key_spans.len().min(VERSION_SPANS_MAX);
+            let take = self.key_spans.len().min(self.versions_batch);
             let mut spans = self.key_spans.split_off(self.key_spans.len() - take);
             spans.reverse();
             self.asked = Asked::Versions(spans.clone());
@@ -248,7 +284,7 @@ impl Session {
         if !self.pulls.is_empty() {
             let take = self.pulls.len().min(FETCH_KEYS_MAX);
             let keys = self.pulls.split_off(self.pulls.len() - take);
-            self.asked = Asked::Fetch;
+            self.asked = Asked::Fetch(keys.clone());
             return self.sent(Message::Fetch { keys });
         }
         let mut records = Vec::new();
@@ -276,19 +312,18 @@ impl Session {
     }
 
     /// Takes the peer's answer to the last request. Pulled records go to `apply`, which merges
-    /// one into the local store and says whether it changed anything (`Some(true)`), nothing
-    /// (`Some(false)`), or refused it (`None`).
+    /// one into the local store and says what became of it.
     ///
     /// # Errors
-    /// The answer does not fit the request: the session is over, and its ranges are not
-    /// repaired.
+    /// The answer does not fit the request, or the store failed to take a record: the session
+    /// is over, and its ranges are not repaired.
     pub fn on_reply(
         &mut self,
         reply: Reply,
         store: &dyn Store,
         now_ms: u64,
-        apply: &mut dyn FnMut(&Bytes, &Record) -> Option<bool>,
-    ) -> Result<(), UnexpectedReply> {
+        apply: &mut dyn FnMut(&Bytes, &Record) -> Taken,
+    ) -> Result<(), SessionError> {
         let asked = std::mem::replace(&mut self.asked, Asked::Nothing);
         match (asked, reply) {
             (Asked::Digests(spans), Reply::Digests(digests)) if digests.len() == spans.len() => {
@@ -312,23 +347,58 @@ impl Session {
                     .iter()
                     .map(|(k, _)| 4 + k.len() as u64 + 25)
                     .sum::<u64>();
-                self.truncated |= truncated;
-                self.compare_keys(store, now_ms, &spans, headers);
+                if truncated {
+                    self.ask_again_smaller(spans);
+                } else {
+                    self.compare_keys(store, now_ms, &spans, headers);
+                }
             }
-            (Asked::Fetch, Reply::Records(records)) => {
+            (Asked::Fetch(keys), Reply::Records { records, rest_from }) => {
+                let asked: HashSet<&Bytes> = keys.iter().collect();
                 for (key, record) in &records {
+                    if !asked.contains(key) {
+                        return Err(SessionError::UnexpectedReply);
+                    }
                     self.stats.bytes += record_bytes(key, record);
                     match apply(key, record) {
-                        Some(true) => self.stats.keys_pulled += 1,
-                        Some(false) => {}
-                        None => self.stats.keys_refused += 1,
+                        Taken::Changed => self.stats.keys_pulled += 1,
+                        Taken::Unchanged => {}
+                        Taken::Refused => self.stats.keys_refused += 1,
+                        Taken::Failed => return Err(SessionError::StoreFailed),
                     }
+                }
+                // A full answer: the keys it did not look at are asked again.
+                if let Some(rest) = usize::try_from(rest_from)
+                    .ok()
+                    .filter(|&i| i > 0)
+                    .and_then(|i| keys.get(i..))
+                {
+                    self.pulls.extend_from_slice(rest);
                 }
             }
             (Asked::Push, Reply::Ack) => {}
-            _ => return Err(UnexpectedReply),
+            _ => return Err(SessionError::UnexpectedReply),
         }
         Ok(())
+    }
+
+    /// A peer's key list for `spans` was cut short: ask for fewer spans at a time, or for
+    /// each half of a lone span; a span of one token that is still too much is given up
+    /// (the session is then incomplete, and the next round goes on).
+    fn ask_again_smaller(&mut self, spans: Vec<(u64, u64)>) {
+        let mut again = spans;
+        if again.len() == 1 {
+            let (first, last) = again[0];
+            if first == last {
+                self.truncated = true;
+                return;
+            }
+            let middle = first + (last - first) / 2;
+            again = vec![(first, middle), (middle + 1, last)];
+        }
+        self.versions_batch = (again.len() / 2).max(1);
+        // Taken from the end, in token order.
+        self.key_spans.extend(again.into_iter().rev());
     }
 
     fn compare_digests(&mut self, store: &dyn Store, spans: &[(u32, u32)], remote: &[u64]) {
@@ -440,8 +510,10 @@ fn payload_bytes(message: &Message) -> u64 {
 }
 
 /// Answers a session's read request from the local store: [`Message::Digests`],
-/// [`Message::Versions`] and [`Message::Fetch`]; `None` for any other message, and a
-/// [`Message::Error`] for a digest request over more leaves than the ring has.
+/// [`Message::SpanDigests`], [`Message::Versions`] and [`Message::Fetch`]; `None` for any
+/// other message, and a [`Message::Error`] for a digest request over more leaves than the
+/// ring has or span digests over overlapping spans. A key list or a fetch stops after
+/// [`REPLY_BYTES_MAX`]: the key list says it was cut short, the fetch where to go on.
 pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Message> {
     Some(match request {
         Message::Digests { spans } => {
@@ -470,11 +542,13 @@ pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Messa
             let spans = normalized(spans);
             let mut headers = Vec::new();
             let mut truncated = false;
+            let mut bytes = 0;
             store.visit_spans(&spans, now_ms, &mut |key, record| {
-                if headers.len() == VERSION_KEYS_MAX {
+                if headers.len() == VERSION_KEYS_MAX || bytes >= REPLY_BYTES_MAX {
                     truncated = true;
                     return;
                 }
+                bytes += key.len();
                 let mut header = record.clone();
                 if header.value.is_some() {
                     header.value = Some(Bytes::new());
@@ -493,13 +567,25 @@ pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Messa
                 digests: span_digests(store, spans, now_ms),
             }
         }
-        Message::Fetch { keys } => Message::StreamReply {
-            cursor: 0,
-            records: keys
-                .iter()
-                .filter_map(|key| store.peek(key, now_ms).map(|r| (key.clone(), r)))
-                .collect(),
-        },
+        Message::Fetch { keys } => {
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            let mut rest_from = 0;
+            for (i, key) in keys.iter().enumerate() {
+                if bytes >= REPLY_BYTES_MAX {
+                    rest_from = i as u64;
+                    break;
+                }
+                if let Some(record) = store.peek(key, now_ms) {
+                    bytes += key.len() + record.value.as_ref().map_or(0, Bytes::len);
+                    records.push((key.clone(), record));
+                }
+            }
+            Message::StreamReply {
+                cursor: rest_from,
+                records,
+            }
+        }
         _ => return None,
     })
 }
@@ -516,23 +602,31 @@ pub fn run_in_process(
     spans: &[(u64, u64)],
     horizon: TombstoneHorizon,
     now_ms: u64,
-) -> Result<(RepairStats, bool), UnexpectedReply> {
+) -> Result<(RepairStats, bool), SessionError> {
     let mut session = Session::new(spans, horizon);
     while let Some(request) = session.next_request(local, now_ms) {
         let reply = match &request {
             Message::RepairWrite { records } => {
                 for (key, record) in records {
-                    peer.merge(key, record).map_err(|_| UnexpectedReply)?;
+                    peer.merge(key, record)
+                        .map_err(|_| SessionError::StoreFailed)?;
                 }
                 Reply::Ack
             }
             other => answer(peer, other, now_ms)
                 .and_then(Reply::from_message)
-                .ok_or(UnexpectedReply)?,
+                .ok_or(SessionError::UnexpectedReply)?,
         };
-        session.on_reply(reply, local, now_ms, &mut |key, record| {
-            local.merge(key, record).ok()
-        })?;
+        session.on_reply(
+            reply,
+            local,
+            now_ms,
+            &mut |key, record| match local.merge(key, record) {
+                Ok(true) => Taken::Changed,
+                Ok(false) => Taken::Unchanged,
+                Err(_) => Taken::Failed,
+            },
+        )?;
     }
     Ok((*session.stats(), session.is_complete()))
 }
@@ -580,6 +674,8 @@ pub struct Round {
     /// When the round started (unix ms): the time [`Message::RepairDone`] announces.
     pub started_ms: u64,
     ranges: Vec<TokenRange>,
+    /// Each range's identity in the round's ring, by range index.
+    ids: Vec<RangeId>,
     /// Each range's other replicas, by range index.
     replicas: Vec<Vec<NodeId>>,
     /// The peers in session order, with the ranges (indexes) each shares.
@@ -620,8 +716,10 @@ impl Round {
         }
         let peers: Vec<(NodeId, Vec<usize>)> = by_peer.into_iter().collect();
         let queue = (0..peers.len()).rev().collect();
+        let ids = ranges.iter().map(|r| range_id(ring, r, n)).collect();
         Round {
             started_ms,
+            ids,
             ranges,
             replicas,
             peers,
@@ -682,11 +780,9 @@ impl Round {
 
     /// The ranges repaired with every replica, once the round is over.
     pub fn repaired(&self) -> Vec<TokenRange> {
-        self.ranges
-            .iter()
-            .zip(&self.replicas)
-            .filter(|(_, others)| others.iter().all(|p| !self.failed.contains(p)))
-            .map(|(range, _)| *range)
+        (0..self.ranges.len())
+            .filter(|&i| self.is_repaired(i))
+            .map(|i| self.ranges[i])
             .collect()
     }
 
@@ -695,21 +791,34 @@ impl Round {
         self.ranges.len()
     }
 
-    /// Who to tell that `repaired` ranges are done: each other replica, with the ends of the
-    /// repaired ranges it holds.
-    pub fn announcements(&self, repaired: &[TokenRange]) -> Vec<(NodeId, Vec<u64>)> {
-        let done: HashSet<u64> = repaired.iter().map(|r| r.end).collect();
+    /// The identities of the ranges repaired with every replica, once the round is over.
+    pub fn repaired_ids(&self) -> Vec<RangeId> {
+        (0..self.ranges.len())
+            .filter(|&i| self.is_repaired(i))
+            .map(|i| self.ids[i])
+            .collect()
+    }
+
+    fn is_repaired(&self, index: usize) -> bool {
+        self.replicas[index]
+            .iter()
+            .all(|p| !self.failed.contains(p))
+    }
+
+    /// Who to tell which ranges are done, once the round is over: each other replica, with
+    /// the repaired ranges it holds.
+    pub fn announcements(&self) -> Vec<(NodeId, Vec<RangeId>)> {
         self.peers
             .iter()
             .map(|(peer, ranges)| {
-                let ends = ranges
+                let ids: Vec<RangeId> = ranges
                     .iter()
-                    .map(|&i| self.ranges[i].end)
-                    .filter(|end| done.contains(end))
+                    .filter(|&&i| self.is_repaired(i))
+                    .map(|&i| self.ids[i])
                     .collect();
-                (*peer, ends)
+                (*peer, ids)
             })
-            .filter(|(_, ends): &(NodeId, Vec<u64>)| !ends.is_empty())
+            .filter(|(_, ids)| !ids.is_empty())
             .collect()
     }
 }

@@ -136,7 +136,9 @@ fn a_refused_record_is_counted_and_left_out() {
     let mut session = Session::new(&WHOLE_RING, TombstoneHorizon::default());
     while let Some(request) = session.next_request(&a, 0) {
         let reply = Reply::from_message(answer(&b, &request, 0).unwrap()).unwrap();
-        session.on_reply(reply, &a, 0, &mut |_, _| None).unwrap();
+        session
+            .on_reply(reply, &a, 0, &mut |_, _| Taken::Refused)
+            .unwrap();
     }
     assert_eq!(session.stats().keys_refused, 1);
     assert!(record(&a, "k").is_none());
@@ -150,8 +152,8 @@ fn an_answer_that_does_not_fit_ends_the_session() {
     session.next_request(&a, 0).unwrap();
     let wrong = Reply::Digests(vec![1, 2, 3]);
     assert_eq!(
-        session.on_reply(wrong, &a, 0, &mut |_, _| Some(true)),
-        Err(UnexpectedReply)
+        session.on_reply(wrong, &a, 0, &mut |_, _| Taken::Changed),
+        Err(SessionError::UnexpectedReply)
     );
 }
 
@@ -188,7 +190,8 @@ fn a_round_brings_three_replicas_to_the_same_records() {
     assert_eq!(round.repaired().len(), ring.ranges().len());
     assert!(same(&stores[0], &stores[1]) && same(&stores[1], &stores[2]));
     assert!(record(&stores[1], "k0").unwrap().value.is_none());
-    let told = round.announcements(&round.repaired());
+    let told = round.announcements();
+    assert_eq!(round.repaired_ids().len(), ring.ranges().len());
     assert_eq!(told.len(), 2);
     assert!(
         told.iter()
@@ -300,4 +303,45 @@ fn in_sync_cost_at_1200_nodes() {
         mine.len(),
         started.elapsed()
     );
+}
+
+#[test]
+fn a_store_that_fails_to_take_a_record_fails_the_session() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    delete(&b, "k", 10);
+    let mut session = Session::new(&WHOLE_RING, TombstoneHorizon::default());
+    let mut failed = None;
+    while let Some(request) = session.next_request(&a, 0) {
+        let reply = Reply::from_message(answer(&b, &request, 0).unwrap()).unwrap();
+        if let Err(e) = session.on_reply(reply, &a, 0, &mut |_, _| Taken::Failed) {
+            failed = Some(e);
+            break;
+        }
+    }
+    assert_eq!(failed, Some(SessionError::StoreFailed));
+}
+
+#[test]
+fn answers_past_their_byte_bound_go_on_in_later_requests() {
+    let (a, b) = (MemoryStore::new(), MemoryStore::new());
+    // 40 values of 1 MiB: a fetch answer stops after 16 MiB, the rest is asked again.
+    let big = "x".repeat(1 << 20);
+    for i in 0..40 {
+        put(&b, &format!("big{i}"), &big, 10);
+    }
+    let (stats, complete) =
+        run_in_process(&a, &b, &WHOLE_RING, TombstoneHorizon::default(), 0).unwrap();
+    assert!(complete);
+    assert_eq!(stats.keys_pulled, 40);
+    assert!(same(&a, &b));
+    let Some(Message::StreamReply { cursor, records }) = answer(
+        &b,
+        &Message::Fetch {
+            keys: (0..40).map(|i| Bytes::from(format!("big{i}"))).collect(),
+        },
+        0,
+    ) else {
+        panic!("a fetch is answered with records");
+    };
+    assert_eq!((cursor, records.len()), (16, 16));
 }

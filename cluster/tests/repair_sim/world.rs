@@ -12,7 +12,9 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use ringcache_cluster::protocol::Message;
-use ringcache_cluster::repair::{RepairHistory, RepairStats, Reply, Round, Session, answer};
+use ringcache_cluster::repair::{
+    RangeId, RepairHistory, RepairStats, Reply, Round, Session, Taken, answer,
+};
 use ringcache_cluster::{NodeId, Ring, TokenRange};
 use ringcache_storage::{MemoryStore, Record, Store, TombstoneHorizon, Version, key_token};
 
@@ -90,7 +92,7 @@ enum Event {
     },
     Announce {
         to: usize,
-        ends: Vec<u64>,
+        ranges: Vec<RangeId>,
         started_ms: u64,
     },
 }
@@ -210,7 +212,7 @@ impl World {
     pub fn horizon(&self, i: usize) -> TombstoneHorizon {
         self.nodes[i]
             .history
-            .horizon(&self.ring, N, self.nodes[i].id, MARGIN_MS)
+            .horizon(&self.ring, N, self.nodes[i].id, MARGIN_MS, self.now_ms)
     }
 
     /// The whole expiry sweep on node `i`; returns the tombstones dropped.
@@ -344,16 +346,15 @@ impl World {
     fn end_round(&mut self, i: usize, round: Round, repaired: &mut Vec<TokenRange>) {
         self.round_stats.add(round.stats());
         let done = round.repaired();
-        let ends: Vec<u64> = done.iter().map(|r| r.end).collect();
         let me = self.nodes[i].id;
         self.nodes[i]
             .history
-            .record(&self.ring, N, me, &ends, round.started_ms);
-        for (peer, ends) in round.announcements(&done) {
+            .record(&self.ring, N, me, &round.repaired_ids(), round.started_ms);
+        for (peer, ranges) in round.announcements() {
             let to = self.index(peer);
             self.send(Event::Announce {
                 to,
-                ends,
+                ranges,
                 started_ms: round.started_ms,
             });
         }
@@ -413,14 +414,14 @@ impl World {
             }
             Event::Announce {
                 to,
-                ends,
+                ranges,
                 started_ms,
             } => {
                 if self.nodes[to].up {
                     let me = self.nodes[to].id;
                     self.nodes[to]
                         .history
-                        .record(&self.ring, N, me, &ends, started_ms);
+                        .record(&self.ring, N, me, &ranges, started_ms);
                 }
             }
         }
@@ -464,7 +465,11 @@ impl World {
                     *changes.entry((key.clone(), to)).or_default() += 1;
                     sessions[log].changes += 1;
                 }
-                Some(changed)
+                if changed {
+                    Taken::Changed
+                } else {
+                    Taken::Unchanged
+                }
             },
         );
         let peer = running.peer;
