@@ -426,8 +426,9 @@ async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
 }
 
 /// Whether the ring is still `ring` and no member joins or leaves.
-fn still(cluster: &Cluster, ring: &Ring) -> bool {
-    settled(cluster) && cluster.ring().tokens() == ring.tokens()
+fn still(cluster: &Cluster, ring: &Arc<Ring>) -> bool {
+    let now = cluster.ring();
+    settled(cluster) && (Arc::ptr_eq(&now, ring) || now.tokens() == ring.tokens())
 }
 
 /// One session with `peer`: its figures and whether it compared every key, or `None` if it
@@ -435,7 +436,7 @@ fn still(cluster: &Cluster, ring: &Ring) -> bool {
 /// moving away from `ring`).
 async fn run_session(
     node: &Arc<Node>,
-    ring: &Ring,
+    ring: &Arc<Ring>,
     peer: NodeId,
     spans: &[(u64, u64)],
     throttle: &mut Throttle,

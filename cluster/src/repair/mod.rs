@@ -36,10 +36,13 @@ pub const FANOUT: u32 = 16;
 /// Bytes of records one [`Message::RepairWrite`] carries at most (beside its count bound),
 /// so that a push of large values goes in several messages.
 pub const PUSH_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Bytes of keys and values past which an answer to [`Message::Fetch`] or
-/// [`Message::Versions`] stops (after the key that passed it): far below the peer frame limit
-/// even with one largest value more.
+/// Bytes of keys and values an answer to [`Message::Fetch`] or [`Message::Versions`] holds at
+/// most, unless one record alone is larger (it then goes alone, within the frame limit).
 pub const REPLY_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Tokens in one Merkle leaf: a key list is never asked for less than this.
+const LEAF_WIDTH: u64 = 1 << (64 - ringcache_storage::aae::MERKLE_LEAF_BITS);
+/// Key lists a session asks again smaller before it gives up for this round.
+const REASKS_MAX: u32 = 1_024;
 
 /// A range's tokens as inclusive spans that do not wrap past `u64::MAX`.
 pub fn range_spans(range: &TokenRange) -> Vec<(u64, u64)> {
@@ -180,6 +183,8 @@ pub struct Session {
     asked: Asked,
     /// Token spans per key-list request: halved when a peer's list was cut short.
     versions_batch: usize,
+    /// Key lists asked again smaller so far.
+    reasks: u32,
     truncated: bool,
     horizon: TombstoneHorizon,
     stats: RepairStats,
@@ -233,6 +238,7 @@ impl Session {
             pushes: Vec::new(),
             asked: Asked::Nothing,
             versions_batch: VERSION_SPANS_MAX,
+            reasks: 0,
             truncated: false,
             horizon,
             stats: RepairStats::default(),
@@ -290,11 +296,18 @@ impl Session {
         let mut records = Vec::new();
         let mut bytes = 0;
         while let Some(key) = self.pushes.pop() {
-            if let Some(record) = store.peek(&key, now_ms) {
-                bytes += key.len() + record.value.as_ref().map_or(0, Bytes::len);
-                records.push((key, record));
+            let Some(record) = store.peek(&key, now_ms) else {
+                continue;
+            };
+            let size = stored_bytes(&key, &record);
+            // A large value goes alone: a message never passes the peer frame limit.
+            if !records.is_empty() && bytes + size > PUSH_BATCH_BYTES {
+                self.pushes.push(key);
+                break;
             }
-            if records.len() == FETCH_KEYS_MAX || bytes >= PUSH_BATCH_BYTES {
+            bytes += size;
+            records.push((key, record));
+            if records.len() == FETCH_KEYS_MAX {
                 break;
             }
         }
@@ -368,12 +381,10 @@ impl Session {
                     }
                 }
                 // A full answer: the keys it did not look at are asked again.
-                if let Some(rest) = usize::try_from(rest_from)
-                    .ok()
-                    .filter(|&i| i > 0)
-                    .and_then(|i| keys.get(i..))
-                {
-                    self.pulls.extend_from_slice(rest);
+                match usize::try_from(rest_from).ok().filter(|&i| i > 0) {
+                    None => {}
+                    Some(i) if i < keys.len() => self.pulls.extend_from_slice(&keys[i..]),
+                    Some(_) => return Err(SessionError::UnexpectedReply),
                 }
             }
             (Asked::Push, Reply::Ack) => {}
@@ -386,10 +397,13 @@ impl Session {
     /// each half of a lone span; a span of one token that is still too much is given up
     /// (the session is then incomplete, and the next round goes on).
     fn ask_again_smaller(&mut self, spans: Vec<(u64, u64)>) {
+        self.reasks += 1;
         let mut again = spans;
         if again.len() == 1 {
             let (first, last) = again[0];
-            if first == last {
+            // Splitting further than a leaf, or again and again, means a peer that lists
+            // far more than a leaf can hold (or answers wrongly): give up for this round.
+            if last - first < LEAF_WIDTH || self.reasks > REASKS_MAX {
                 self.truncated = true;
                 return;
             }
@@ -493,6 +507,11 @@ fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
             && a.is_live(now_ms))
 }
 
+/// Bytes of a key and its value, as the answers' byte bounds count them.
+fn stored_bytes(key: &Bytes, record: &Record) -> usize {
+    key.len() + record.value.as_ref().map_or(0, Bytes::len)
+}
+
 fn record_bytes(key: &Bytes, record: &Record) -> u64 {
     (4 + key.len() + 25 + 8 + record.value.as_ref().map_or(0, |v| 4 + v.len())) as u64
 }
@@ -572,14 +591,17 @@ pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Messa
             let mut bytes = 0;
             let mut rest_from = 0;
             for (i, key) in keys.iter().enumerate() {
-                if bytes >= REPLY_BYTES_MAX {
+                let Some(record) = store.peek(key, now_ms) else {
+                    continue;
+                };
+                let size = stored_bytes(key, &record);
+                // A large value goes alone: an answer never passes the peer frame limit.
+                if !records.is_empty() && bytes + size > REPLY_BYTES_MAX {
                     rest_from = i as u64;
                     break;
                 }
-                if let Some(record) = store.peek(key, now_ms) {
-                    bytes += key.len() + record.value.as_ref().map_or(0, Bytes::len);
-                    records.push((key.clone(), record));
-                }
+                bytes += size;
+                records.push((key.clone(), record));
             }
             Message::StreamReply {
                 cursor: rest_from,

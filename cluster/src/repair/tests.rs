@@ -324,7 +324,7 @@ fn a_store_that_fails_to_take_a_record_fails_the_session() {
 #[test]
 fn answers_past_their_byte_bound_go_on_in_later_requests() {
     let (a, b) = (MemoryStore::new(), MemoryStore::new());
-    // 40 values of 1 MiB: a fetch answer stops after 16 MiB, the rest is asked again.
+    // 40 values of 1 MiB: a fetch answer stops before passing 16 MiB, the rest is asked again.
     let big = "x".repeat(1 << 20);
     for i in 0..40 {
         put(&b, &format!("big{i}"), &big, 10);
@@ -343,5 +343,55 @@ fn answers_past_their_byte_bound_go_on_in_later_requests() {
     ) else {
         panic!("a fetch is answered with records");
     };
-    assert_eq!((cursor, records.len()), (16, 16));
+    assert_eq!((cursor, records.len()), (15, 15));
+    // A value larger than the bound goes alone.
+    let huge = "y".repeat(17 << 20);
+    put(&b, "huge", &huge, 10);
+    let keys = vec![
+        Bytes::from("big0"),
+        Bytes::from("huge"),
+        Bytes::from("big1"),
+    ];
+    let Some(Message::StreamReply { cursor, records }) =
+        answer(&b, &Message::Fetch { keys: keys.clone() }, 0)
+    else {
+        panic!("a fetch is answered with records");
+    };
+    assert_eq!((cursor, records.len()), (1, 1));
+    let Some(Message::StreamReply { cursor, records }) = answer(
+        &b,
+        &Message::Fetch {
+            keys: keys[1..].to_vec(),
+        },
+        0,
+    ) else {
+        panic!("a fetch is answered with records");
+    };
+    assert_eq!((cursor, records.len()), (1, 1), "the huge value alone");
+}
+
+#[test]
+fn a_peer_that_always_cuts_its_key_list_short_ends_the_session_incomplete() {
+    let a = MemoryStore::new();
+    let b = MemoryStore::new();
+    for i in 0..100 {
+        put(&b, &format!("k{i}"), "v", 10);
+    }
+    let mut session = Session::new(&WHOLE_RING, TombstoneHorizon::default());
+    let mut requests = 0;
+    while let Some(request) = session.next_request(&a, 0) {
+        requests += 1;
+        assert!(requests < 100_000, "a session that does not end");
+        let reply = match Reply::from_message(answer(&b, &request, 0).unwrap()).unwrap() {
+            Reply::Versions { headers, .. } => Reply::Versions {
+                truncated: true,
+                headers,
+            },
+            other => other,
+        };
+        session
+            .on_reply(reply, &a, 0, &mut |_, _| Taken::Changed)
+            .unwrap();
+    }
+    assert!(!session.is_complete());
 }
