@@ -20,7 +20,7 @@ use ringcache_cluster::NodeId;
 use ringcache_cluster::membership::Membership;
 use ringcache_cluster::protocol::message::NONCE_BYTES;
 use ringcache_cluster::protocol::{
-    Frame, FrameDecoder, Handshake, HandshakeEffect, Message, PEER_FRAME_BYTES_MAX, Refusal,
+    Frame, FrameDecoder, Handshake, HandshakeEffect, Message, PEER_FRAME_BYTES_MAX, Refusal, kind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -541,15 +541,26 @@ async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAdd
         let mut wrote = false;
         loop {
             match decoder.decode(&mut input) {
-                Ok(Some(frame)) => match answer(&node, &frame, &mut wrote) {
-                    Some(message) => {
-                        if let Err(e) = message.encode(frame.request_id, &mut output) {
-                            tracing::warn!(%peer, error = %e, "an answer could not be encoded");
-                            return;
-                        }
+                Ok(Some(frame)) => {
+                    let request_id = frame.request_id;
+                    let reply = if walks_the_store(frame.kind) {
+                        // Off the async workers, which serve clients meanwhile; this link's
+                        // later requests wait, so answers keep their order.
+                        let node = node.clone();
+                        let walk =
+                            tokio::task::spawn_blocking(move || answer(&node, &frame, &mut false));
+                        walk.await.ok().flatten()
+                    } else {
+                        answer(&node, &frame, &mut wrote)
+                    };
+                    let Some(message) = reply else {
+                        return;
+                    };
+                    if let Err(e) = message.encode(request_id, &mut output) {
+                        tracing::warn!(%peer, error = %e, "an answer could not be encoded");
+                        return;
                     }
-                    None => return,
-                },
+                }
                 Ok(None) => break,
                 Err(e) => {
                     cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
@@ -576,6 +587,16 @@ async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAdd
             Ok(_) => {}
         }
     }
+}
+
+/// Whether answering a request of this kind walks part of the store (anti-entropy's key lists,
+/// span digests and fetches, streaming's walks, and digests over many leaves): such answers
+/// run on a blocking thread.
+fn walks_the_store(kind: u8) -> bool {
+    matches!(
+        kind,
+        kind::DIGESTS | kind::SPAN_DIGESTS | kind::VERSIONS | kind::FETCH | kind::STREAM_READ
+    )
 }
 
 /// The answer to one request from a peer; `None` closes the connection (a message that
