@@ -51,31 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-used_ports=" "
-free_port() {
-  local p
-  while :; do
-    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
-print(s.getsockname()[1])')
-    [[ $used_ports == *" $p "* ]] || break
-  done
-  used_ports+="$p "
-  echo "$p"
-}
-cli() { timeout "$CLI_TIMEOUT_S" redis-cli -h 127.0.0.1 "$@"; }
-wait_ready() { # port
-  local deadline=$((SECONDS + READY_TIMEOUT_S))
-  until [[ $(cli -p "$1" PING 2>/dev/null) == PONG ]]; do
-    ((SECONDS < deadline)) || {
-      echo "server on $1 did not answer PING in ${READY_TIMEOUT_S}s" >&2
-      return 1
-    }
-    sleep 0.1
-  done
-}
-show_logs() {
-  for f in "$tmp"/*.log; do echo "--- $f ---" >&2; tail -n "$LOG_TAIL_LINES" "$f" >&2; done
-}
+source bench/lib.sh
 # CPU ticks (user + system) used so far by the given processes, summed.
 cpu_ticks() {
   local sum=0 p stat f
@@ -120,18 +96,7 @@ done
 for port in "$redis_port" "$single_port" "${node_ports[@]}"; do
   wait_ready "$port" || { show_logs; exit 1; }
 done
-members_up() { cli -p "$1" INFO cluster 2>/dev/null | tr -d '\r' | sed -n 's/^members_up://p'; }
-deadline=$((SECONDS + READY_TIMEOUT_S))
-for port in "${node_ports[@]}"; do
-  until [[ $(members_up "$port") == "$NODES" ]]; do
-    ((SECONDS < deadline)) || {
-      echo "node on $port does not see members_up:$NODES after ${READY_TIMEOUT_S}s" >&2
-      show_logs
-      exit 1
-    }
-    sleep 0.25
-  done
-done
+for port in "${node_ports[@]}"; do wait_members_up "$port" "$NODES"; done
 
 # --- preload every key of the key space, so that every GET finds its key ---------------------
 value=$(head -c "$VALUE_BYTES" /dev/zero | tr '\0' x)

@@ -239,17 +239,7 @@ for ((k = 0; k < NODES; k++)); do
 done
 
 for port in "$redis_port" "$single_port" "${node_ports[@]}"; do wait_ready "$port"; done
-deadline=$((SECONDS + READY_TIMEOUT_S))
-for port in "${node_ports[@]}"; do
-  until [[ $(members_up "$port") == "$NODES" ]]; do
-    ((SECONDS < deadline)) || {
-      echo "node on $port does not see members_up:$NODES after ${READY_TIMEOUT_S}s" >&2
-      show_logs
-      exit 1
-    }
-    sleep 0.25
-  done
-done
+for port in "${node_ports[@]}"; do wait_members_up "$port" "$NODES"; done
 
 redis_addr=127.0.0.1:$redis_port
 single_addr=127.0.0.1:$single_port

@@ -18,7 +18,7 @@ print(s.getsockname()[1])')
 cli() { timeout "$CLI_TIMEOUT_S" redis-cli -h 127.0.0.1 "$@"; }
 
 show_logs() {
-  for f in "$tmp"/*.log; do echo "--- $f ---" >&2; tail -n 20 "$f" >&2; done
+  for f in "$tmp"/*.log; do echo "--- $f ---" >&2; tail -n "${LOG_TAIL_LINES:-20}" "$f" >&2; done
 }
 
 # Waits until the server on port $1 answers PING; exits the script after READY_TIMEOUT_S.
@@ -36,3 +36,17 @@ wait_ready() {
 
 # The members a cluster node on port $1 sees up (INFO cluster's members_up).
 members_up() { cli -p "$1" INFO cluster 2>/dev/null | tr -d '\r' | sed -n 's/^members_up://p'; }
+
+# Waits until the cluster node on port $1 sees $2 members up; exits the script (after showing
+# the logs) after READY_TIMEOUT_S.
+wait_members_up() {
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until [[ $(members_up "$1") == "$2" ]]; do
+    ((SECONDS < deadline)) || {
+      echo "node on $1 does not see members_up:$2 after ${READY_TIMEOUT_S}s" >&2
+      show_logs
+      exit 1
+    }
+    sleep 0.25
+  done
+}

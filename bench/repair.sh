@@ -60,21 +60,9 @@ start_node() { # index (0-based)
   node_pids[k]=$!
   pids+=($!)
 }
-wait_members_up() { # port
-  local deadline=$((SECONDS + READY_TIMEOUT_S))
-  until [[ $(members_up "$1") == "$NODES" ]]; do
-    ((SECONDS < deadline)) || {
-      echo "node on $1 does not see members_up:$NODES after ${READY_TIMEOUT_S}s" >&2
-      show_logs
-      exit 1
-    }
-    sleep 0.25
-  done
-}
-
 for ((k = 0; k < NODES; k++)); do start_node "$k"; done
 for port in "${ports[@]}"; do wait_ready "$port"; done
-for port in "${ports[@]}"; do wait_members_up "$port"; done
+for port in "${ports[@]}"; do wait_members_up "$port" "$NODES"; done
 
 servers=$(printf '127.0.0.1:%s,' "${ports[@]}")
 echo "writing $KEYS keys of $VALUE_BYTES bytes at ALL ..." >&2
@@ -98,8 +86,8 @@ echo "restarting node 3 ..." >&2
 started=$SECONDS
 start_node 2
 wait_ready "${ports[2]}"
-wait_members_up "${ports[2]}"
-wait_members_up "${ports[0]}"
+wait_members_up "${ports[2]}" "$NODES"
+wait_members_up "${ports[0]}" "$NODES"
 echo "node 3 up again in $((SECONDS - started)) s (recovery of its data included)" >&2
 
 echo "RING REPAIR ALL on node 3 ..." >&2

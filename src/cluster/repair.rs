@@ -74,6 +74,27 @@ pub struct RepairStats {
 }
 
 impl RepairStats {
+    /// Counts a finished round.
+    fn count(&self, report: &RoundReport) {
+        self.rounds.fetch_add(1, Relaxed);
+        if report.repaired < report.ranges {
+            self.rounds_incomplete.fetch_add(1, Relaxed);
+        }
+        self.ranges_in_progress.store(0, Relaxed);
+        self.last_round_ms.store(report.elapsed_ms, Relaxed);
+        let s = &report.stats;
+        for (counter, value) in [
+            (&self.ranges_repaired, report.repaired as u64),
+            (&self.leaves_differing, s.leaves_differing),
+            (&self.keys_compared, s.keys_compared),
+            (&self.keys_pulled, s.keys_pulled),
+            (&self.keys_pushed, s.keys_pushed),
+            (&self.bytes, s.bytes),
+        ] {
+            counter.fetch_add(value, Relaxed);
+        }
+    }
+
     /// Each counter with its name (after `repair_` in INFO, `ringcache_repair_` in the
     /// metrics).
     pub fn named(&self) -> [(&'static str, u64); 13] {
@@ -400,28 +421,7 @@ async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
         stats: *round.stats(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    stats.rounds.fetch_add(1, Relaxed);
-    if report.repaired < report.ranges {
-        stats.rounds_incomplete.fetch_add(1, Relaxed);
-    }
-    stats
-        .ranges_repaired
-        .fetch_add(report.repaired as u64, Relaxed);
-    stats.ranges_in_progress.store(0, Relaxed);
-    stats
-        .leaves_differing
-        .fetch_add(report.stats.leaves_differing, Relaxed);
-    stats
-        .keys_compared
-        .fetch_add(report.stats.keys_compared, Relaxed);
-    stats
-        .keys_pulled
-        .fetch_add(report.stats.keys_pulled, Relaxed);
-    stats
-        .keys_pushed
-        .fetch_add(report.stats.keys_pushed, Relaxed);
-    stats.bytes.fetch_add(report.stats.bytes, Relaxed);
-    stats.last_round_ms.store(report.elapsed_ms, Relaxed);
+    stats.count(&report);
     report
 }
 
