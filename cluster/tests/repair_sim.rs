@@ -397,31 +397,7 @@ impl Sim {
             .config
             .down_first_rounds
             .then(|| self.rng.index(self.config.nodes));
-        let all_ranges: HashSet<u64> = self.world.ring.ranges().map(|r| r.end).collect();
-        let mut repaired = HashSet::new();
-        let mut rounds = 0;
-        while repaired != all_ranges {
-            assert!(
-                rounds < ROUNDS_MAX,
-                "no convergence after {ROUNDS_MAX} rounds: {} of {} ranges repaired",
-                repaired.len(),
-                all_ranges.len()
-            );
-            if let Some(d) = down {
-                self.world.nodes[d].up = rounds >= DOWN_ROUNDS;
-            }
-            let done = self.world.run_round();
-            if let Some(d) = down.filter(|_| rounds < DOWN_ROUNDS) {
-                let with_d = ranges_with(&self.world.ring, self.world.nodes[d].id);
-                assert!(
-                    done.iter().all(|r| !with_d.contains(&r.end)),
-                    "a range was repaired while one of its replicas was down"
-                );
-            }
-            repaired.extend(done.iter().map(|r| r.end));
-            rounds += 1;
-            self.world.now_ms += 1_000;
-        }
+        let rounds = self.repair_all(down);
         self.check_converged(before);
         let moved = self.check_moves(before);
         (rounds, moved)
@@ -550,17 +526,31 @@ impl Sim {
         moves
     }
 
-    /// Rounds until every range was repaired since now, at most [`ROUNDS_MAX`].
-    fn repair_all(&mut self) -> u64 {
+    /// Rounds until every range was repaired since now, at most [`ROUNDS_MAX`]; node `down`,
+    /// if any, is down for the first [`DOWN_ROUNDS`], and no range of it may be repaired then.
+    fn repair_all(&mut self, down: Option<usize>) -> u64 {
         let all_ranges: HashSet<u64> = self.world.ring.ranges().map(|r| r.end).collect();
         let mut repaired = HashSet::new();
         let mut rounds = 0;
         while repaired != all_ranges {
             assert!(
                 rounds < ROUNDS_MAX,
-                "no convergence after {ROUNDS_MAX} rounds"
+                "no convergence after {ROUNDS_MAX} rounds: {} of {} ranges repaired",
+                repaired.len(),
+                all_ranges.len()
             );
-            repaired.extend(self.world.run_round().iter().map(|r| r.end));
+            if let Some(d) = down {
+                self.world.nodes[d].up = rounds >= DOWN_ROUNDS;
+            }
+            let done = self.world.run_round();
+            if let Some(d) = down.filter(|_| rounds < DOWN_ROUNDS) {
+                let with_d = ranges_with(&self.world.ring, self.world.nodes[d].id);
+                assert!(
+                    done.iter().all(|r| !with_d.contains(&r.end)),
+                    "a range was repaired while one of its replicas was down"
+                );
+            }
+            repaired.extend(done.iter().map(|r| r.end));
             rounds += 1;
             self.world.now_ms += 1_000;
         }
@@ -636,7 +626,7 @@ impl Sim {
         }
         // The node comes back: repair, let time pass, sweep everywhere.
         self.world.nodes[d].up = true;
-        let rounds = self.repair_all();
+        let rounds = self.repair_all(None);
         self.world.now_ms += 2 * MARGIN_MS;
         let mut dropped_after = 0;
         for i in 0..nodes {
