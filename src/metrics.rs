@@ -177,10 +177,11 @@ fn publish_repair(cluster: &Cluster) {
             _ => counter!(format!("ringcache_repair_{name}_total")).absolute(value),
         }
     }
-    let (ranges, never, oldest) = crate::cluster::repair::ages(cluster);
-    gauge!("ringcache_repair_ranges").set(ranges as f64);
-    gauge!("ringcache_repair_ranges_never_repaired").set(never as f64);
-    gauge!("ringcache_repair_oldest_age_seconds").set(oldest as f64);
+    let ages = crate::cluster::repair::ages(cluster);
+    gauge!("ringcache_repair_ranges").set(ages.ranges as f64);
+    gauge!("ringcache_repair_ranges_never_repaired").set(ages.never as f64);
+    gauge!("ringcache_repair_ranges_overdue").set(ages.overdue as f64);
+    gauge!("ringcache_repair_oldest_age_seconds").set(ages.oldest_s as f64);
 }
 
 fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {

@@ -529,6 +529,14 @@ fn deleted_keys_never_come_back_after_tombstones_are_collected() {
             incomplete_before[k],
             cluster.describe()
         );
+        // Every range has node `down` as a replica (N = 3 on 3 nodes): none could be repaired
+        // for 8 s, longer than the interval.
+        assert_eq!(
+            cluster.info_number(i, "repair_ranges_overdue"),
+            cluster.info_number(i, "repair_ranges"),
+            "node {i}: every range is overdue with a replica down\n{}",
+            cluster.describe()
+        );
     }
     // Everything A and B exchange is settled now: from here, what changes their stores can
     // only come from node `down`, which holds nothing newer.

@@ -247,21 +247,41 @@ pub fn status_lines(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-/// Ranges this node replicates, never repaired with their current replicas, and the age in
-/// seconds of the oldest repair among the others.
-pub fn ages(cluster: &Cluster) -> (usize, usize, u64) {
+/// How current the repairs of the ranges this node replicates are (per range: `RING REPAIR
+/// STATUS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ages {
+    /// Ranges this node replicates.
+    pub ranges: usize,
+    /// Of those, never repaired with their current replicas.
+    pub never: usize,
+    /// Of those, last repaired longer ago than `--repair-interval-s`.
+    pub overdue: usize,
+    /// The age in seconds of the oldest repair among the repaired ones.
+    pub oldest_s: u64,
+}
+
+/// See [`Ages`].
+pub fn ages(cluster: &Cluster) -> Ages {
     let ring = cluster.ring();
     let now = unix_now_ms();
+    let interval_s = cluster.config.repair_interval_s;
     let mine = my_ranges(&ring, cluster.config.replication_factor, cluster.local);
-    let mut never = 0;
-    let mut oldest = 0;
+    let mut ages = Ages {
+        ranges: mine.len(),
+        ..Ages::default()
+    };
     for (range, replicas) in &mine {
         match cluster.repair.last_repair(range, replicas) {
-            None => never += 1,
-            Some(at) => oldest = oldest.max(now.saturating_sub(at) / 1000),
+            None => ages.never += 1,
+            Some(at) => {
+                let age_s = now.saturating_sub(at) / 1000;
+                ages.oldest_s = ages.oldest_s.max(age_s);
+                ages.overdue += usize::from(age_s > interval_s);
+            }
         }
     }
-    (mine.len(), never, oldest)
+    ages
 }
 
 /// The scheduler: every range this node is the first live replica of is repaired once it is

@@ -237,10 +237,11 @@ pub fn info_lines(node: &Node) -> String {
     for (name, value) in cluster.repair.stats.named() {
         line(format!("repair_{name}:{value}"));
     }
-    let (ranges, never, oldest) = crate::cluster::repair::ages(cluster);
-    line(format!("repair_ranges:{ranges}"));
-    line(format!("repair_ranges_never_repaired:{never}"));
-    line(format!("repair_oldest_age_s:{oldest}"));
+    let ages = crate::cluster::repair::ages(cluster);
+    line(format!("repair_ranges:{}", ages.ranges));
+    line(format!("repair_ranges_never_repaired:{}", ages.never));
+    line(format!("repair_ranges_overdue:{}", ages.overdue));
+    line(format!("repair_oldest_age_s:{}", ages.oldest_s));
     line(format!("repair_tree_bytes:{}", node.store.merkle().bytes()));
     line(format!("tombstones:{}", node.store.stats().tombstones));
     let (pending, bytes) = cluster.hints_pending();
