@@ -59,7 +59,7 @@ mod sim;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
-use sim::{Config, PendingRule, Rng, Scenario, SourceRule, World, env_number, fresh_seeds};
+use sim::{Config, PendingRule, Rng, Scenario, SourceRule, World, env_number};
 
 /// Seeds run by `cargo test`, in CI.
 const CI_SEEDS: std::ops::Range<u64> = 1..49;
@@ -139,18 +139,9 @@ fn a_seed_with_membership_changes_replays_exactly() {
     assert_eq!(outcome(3), outcome(3));
 }
 
-/// `SIM_SEED`, or `SIM_SEEDS` fresh ones, or the CI list.
+/// `SIM_SEED`, or `SIM_SEEDS` fresh ones, or the CI list plus a few fresh ones.
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = env_number("SIM_SEED") {
-        return vec![seed];
-    }
-    if let Some(count) = env_number("SIM_SEEDS") {
-        return fresh_seeds(count);
-    }
-    CI_SEEDS
-        .chain(REGRESSION_SEEDS)
-        .chain(fresh_seeds(FRESH_SEEDS_IN_CI))
-        .collect()
+    sim::seeds(CI_SEEDS.chain(REGRESSION_SEEDS), FRESH_SEEDS_IN_CI)
 }
 
 /// The cluster for `seed`: 3 nodes (a 4th joins) or 5 (a 6th joins), 3 replicas per key (5

@@ -56,7 +56,6 @@ use bytes::Bytes;
 use ringcache_cluster::repair::{RepairStats, Reply, Round, Session, Taken, answer};
 use ringcache_cluster::{NodeId, Ring};
 use ringcache_storage::{MemoryStore, Record, Store, TombstoneHorizon, Version, key_token};
-use seeds::{env_number, fresh_seeds};
 
 use rng::Rng;
 use world::{MARGIN_MS, N, World, in_spans, ranges_with};
@@ -147,13 +146,7 @@ fn a_seed_replays_exactly() {
 
 /// `SIM_SEED`, or `SIM_SEEDS` fresh ones, or the CI list plus a few fresh ones.
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = env_number("SIM_SEED") {
-        return vec![seed];
-    }
-    if let Some(count) = env_number("SIM_SEEDS") {
-        return fresh_seeds(count);
-    }
-    CI_SEEDS.chain(fresh_seeds(FRESH_SEEDS_IN_CI)).collect()
+    seeds::seeds(CI_SEEDS, FRESH_SEEDS_IN_CI)
 }
 
 fn gc_without_repair() -> bool {

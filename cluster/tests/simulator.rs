@@ -46,7 +46,7 @@ mod sim;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
-use sim::{Config, Rng, World, env_number, fresh_seeds};
+use sim::{Config, Rng, World, env_number};
 
 /// Seeds run by `cargo test`, in CI.
 const CI_SEEDS: std::ops::Range<u64> = 1..33;
@@ -82,17 +82,9 @@ fn a_seed_replays_exactly() {
     assert_ne!(outcome(7), outcome(8));
 }
 
-/// `SIM_SEED`, or `SIM_SEEDS` fresh ones, or the CI list.
+/// `SIM_SEED`, or `SIM_SEEDS` fresh ones, or the CI list plus a few fresh ones.
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = env_number("SIM_SEED") {
-        return vec![seed];
-    }
-    if let Some(count) = env_number("SIM_SEEDS") {
-        return fresh_seeds(count);
-    }
-    // The fixed list, plus a few fresh seeds so that every run explores a little more;
-    // a failing seed is printed with the command that replays it.
-    CI_SEEDS.chain(fresh_seeds(FRESH_SEEDS_IN_CI)).collect()
+    sim::seeds(CI_SEEDS, FRESH_SEEDS_IN_CI)
 }
 
 /// The cluster's shape for `seed`: 3 to 7 nodes, 3 replicas per key (5 on a larger cluster

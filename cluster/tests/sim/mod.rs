@@ -13,5 +13,5 @@ mod seeds;
 mod world;
 
 pub use rng::Rng;
-pub use seeds::{env_number, fresh_seeds};
+pub use seeds::{env_number, fresh_seeds, seeds};
 pub use world::{Config, MembershipStats, PendingRule, Scenario, SourceRule, World};
