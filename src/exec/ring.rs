@@ -199,64 +199,54 @@ pub fn info_lines(node: &Node) -> String {
         line(format!("members_{}:{count}", health_name(health)));
     }
     let gossip = cluster.membership.lock().stats().clone();
-    line(format!("gossip_probes:{}", gossip.probes));
-    line(format!("gossip_indirect_probes:{}", gossip.indirect_probes));
-    line(format!("gossip_suspicions:{}", gossip.suspicions));
-    line(format!("gossip_refutations:{}", gossip.refutations));
-    line(format!("gossip_deaths:{}", gossip.deaths));
-    line(format!("gossip_false_deaths:{}", gossip.false_deaths));
-    line(format!("gossip_bytes_in:{}", gossip.bytes_in));
-    line(format!("gossip_bytes_out:{}", gossip.bytes_out));
-    line(format!(
-        "gossip_datagrams_rejected:{}",
-        gossip.datagrams_rejected
-    ));
-    line(format!("gossip_push_pulls:{}", gossip.push_pulls));
     let streaming = &cluster.streaming;
-    line(format!("stream_bytes:{}", streaming.bytes.load(Relaxed)));
-    line(format!(
-        "stream_records:{}",
-        streaming.records.load(Relaxed)
-    ));
-    line(format!(
-        "stream_records_new:{}",
-        streaming.records_new.load(Relaxed)
-    ));
-    line(format!(
-        "stream_ranges_done:{}",
-        streaming.ranges_done.load(Relaxed)
-    ));
-    line(format!(
-        "stream_ranges_pending:{}",
-        streaming.ranges_pending.load(Relaxed)
-    ));
-    line(format!(
-        "stream_records_discarded:{}",
-        streaming.records_discarded.load(Relaxed)
-    ));
+    let ages = crate::cluster::repair::ages(cluster);
+    let (hints_pending, hints_pending_bytes) = cluster.hints_pending();
+    for (name, value) in [
+        ("gossip_probes", gossip.probes),
+        ("gossip_indirect_probes", gossip.indirect_probes),
+        ("gossip_suspicions", gossip.suspicions),
+        ("gossip_refutations", gossip.refutations),
+        ("gossip_deaths", gossip.deaths),
+        ("gossip_false_deaths", gossip.false_deaths),
+        ("gossip_bytes_in", gossip.bytes_in),
+        ("gossip_bytes_out", gossip.bytes_out),
+        ("gossip_datagrams_rejected", gossip.datagrams_rejected),
+        ("gossip_push_pulls", gossip.push_pulls),
+        ("stream_bytes", streaming.bytes.load(Relaxed)),
+        ("stream_records", streaming.records.load(Relaxed)),
+        ("stream_records_new", streaming.records_new.load(Relaxed)),
+        ("stream_ranges_done", streaming.ranges_done.load(Relaxed)),
+        (
+            "stream_ranges_pending",
+            streaming.ranges_pending.load(Relaxed),
+        ),
+        (
+            "stream_records_discarded",
+            streaming.records_discarded.load(Relaxed),
+        ),
+    ] {
+        line(format!("{name}:{value}"));
+    }
     for (name, value) in cluster.repair.stats.named() {
         line(format!("repair_{name}:{value}"));
     }
-    let ages = crate::cluster::repair::ages(cluster);
-    line(format!("repair_ranges:{}", ages.ranges));
-    line(format!("repair_ranges_never_repaired:{}", ages.never));
-    line(format!("repair_ranges_overdue:{}", ages.overdue));
-    line(format!("repair_oldest_age_s:{}", ages.oldest_s));
-    line(format!("repair_tree_bytes:{}", node.store.merkle().bytes()));
-    line(format!("tombstones:{}", node.store.stats().tombstones));
-    let (pending, bytes) = cluster.hints_pending();
-    line(format!("hints_pending:{pending}"));
-    line(format!("hints_pending_bytes:{bytes}"));
-    line(format!("hints_stored:{}", stats.hints_stored.load(Relaxed)));
-    line(format!(
-        "hints_replayed:{}",
-        stats.hints_replayed.load(Relaxed)
-    ));
-    line(format!(
-        "hints_dropped:{}",
-        stats.hints_dropped.load(Relaxed)
-    ));
-    line(format!("read_repairs:{}", stats.read_repairs.load(Relaxed)));
+    for (name, value) in [
+        ("repair_ranges", ages.ranges as u64),
+        ("repair_ranges_never_repaired", ages.never as u64),
+        ("repair_ranges_overdue", ages.overdue as u64),
+        ("repair_oldest_age_s", ages.oldest_s),
+        ("repair_tree_bytes", node.store.merkle().bytes() as u64),
+        ("tombstones", node.store.stats().tombstones as u64),
+        ("hints_pending", hints_pending),
+        ("hints_pending_bytes", hints_pending_bytes),
+        ("hints_stored", stats.hints_stored.load(Relaxed)),
+        ("hints_replayed", stats.hints_replayed.load(Relaxed)),
+        ("hints_dropped", stats.hints_dropped.load(Relaxed)),
+        ("read_repairs", stats.read_repairs.load(Relaxed)),
+    ] {
+        line(format!("{name}:{value}"));
+    }
     for (outcome, name) in OUTCOMES.iter().enumerate() {
         let count: u64 = stats
             .rounds
