@@ -44,6 +44,20 @@ pub struct Need {
     pub blocking_repair: bool,
 }
 
+impl Need {
+    /// The need of a level named `level` that requires `required` of `replicas` replicas:
+    /// reads repair before replying when the level is a majority or more (monotonic quorum
+    /// reads); `hints_count` is set for writes at `ANY` on a node that keeps hints.
+    pub fn new(level: &'static str, required: usize, replicas: usize, hints_count: bool) -> Need {
+        Need {
+            level,
+            required,
+            hints_count,
+            blocking_repair: required > replicas / 2,
+        }
+    }
+}
+
 /// One replica of the key as the caller's liveness view sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {

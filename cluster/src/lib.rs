@@ -13,6 +13,10 @@
 //!   the token ranges each node owns, and how evenly the ring spreads keys.
 //! - [`transfer`]: which ranges change replicas between two rings (join, leave, forget).
 //! - [`membership`]: SWIM gossip membership with push-pull.
+//! - [`view`]: the placement policy: owners, the future ring, pending and handover
+//!   replicas, a request's targets and need, writability, when a joining node streams.
+//! - [`repair`]: anti-entropy sessions and rounds over Merkle leaves, and each range's
+//!   repair history.
 
 pub mod coordinator;
 pub mod hlc;
@@ -22,8 +26,10 @@ pub mod protocol;
 pub mod repair;
 pub mod ring;
 pub mod transfer;
+pub mod view;
 
 pub use coordinator::{Effect, Need, QuorumError, ReadRound, Target, WriteRound};
 pub use hlc::HybridClock;
 pub use liveness::Liveness;
 pub use ring::{NodeId, PreferenceList, REPLICAS_MAX, Ring, TokenRange, VNODES_DEFAULT};
+pub use view::View;

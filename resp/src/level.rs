@@ -5,6 +5,7 @@
 //! number of nodes), which the coordinator knows and this crate does not.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 /// A consistency level for one request or one connection's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,17 +74,28 @@ impl Level {
     }
 }
 
+impl Level {
+    /// The level's name as error texts and statistics show it (`QUORUM`, `2`), without
+    /// allocating: every error text that names a level takes it from here.
+    pub fn name(self) -> &'static str {
+        /// The names of the integer levels `0..=255`, indexed by the count.
+        static COUNTS: LazyLock<Vec<String>> =
+            LazyLock::new(|| (0..=255).map(|n: u8| n.to_string()).collect());
+        match self {
+            Level::One => "ONE",
+            Level::Two => "TWO",
+            Level::Three => "THREE",
+            Level::Quorum => "QUORUM",
+            Level::All => "ALL",
+            Level::Any => "ANY",
+            Level::Count(n) => &COUNTS[usize::from(n)],
+        }
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Level::One => f.write_str("ONE"),
-            Level::Two => f.write_str("TWO"),
-            Level::Three => f.write_str("THREE"),
-            Level::Quorum => f.write_str("QUORUM"),
-            Level::All => f.write_str("ALL"),
-            Level::Any => f.write_str("ANY"),
-            Level::Count(n) => write!(f, "{n}"),
-        }
+        f.write_str(self.name())
     }
 }
 
@@ -121,5 +133,17 @@ mod tests {
         assert!(Level::parse(b"256").is_err());
         assert!(Level::parse(b"QUORUMS").is_err());
         assert!(Level::parse(b"").is_err());
+    }
+
+    #[test]
+    fn every_level_names_itself_as_it_parses() {
+        for n in 1..=255u8 {
+            let level = Level::Count(n);
+            assert_eq!(level.name(), n.to_string());
+            assert_eq!(Level::parse(level.name().as_bytes()), Ok(level));
+        }
+        assert_eq!(Level::Count(0).name(), "0");
+        assert_eq!(Level::Quorum.name(), "QUORUM");
+        assert_eq!(Level::Quorum.to_string(), "QUORUM");
     }
 }

@@ -19,9 +19,9 @@ pub mod streaming;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -30,7 +30,7 @@ use ringcache_cluster::membership::{
     Config as MembershipConfig, Health, Member, Membership, Status,
 };
 use ringcache_cluster::protocol::{LocalPeer, Message};
-use ringcache_cluster::transfer::pending_replicas;
+use ringcache_cluster::view::{HANDOVER_MS, View, check_writable};
 use ringcache_cluster::{Liveness, NodeId, Ring};
 use ringcache_resp::Level;
 use ringcache_storage::hints::{HintOptions, Hints};
@@ -49,10 +49,6 @@ pub const DOWN_AFTER_MS: u64 = 1_000;
 /// A read replica that has not answered after this share of the timeout makes the round ask
 /// another one (speculative retry).
 const SPECULATE_DIVISOR: u64 = 4;
-/// How long writes also go to the previous ring's replicas after the ring changed: longer
-/// than gossip takes to tell every node (about 3.5 s for 30 nodes on loopback, under 1 s in
-/// the 1,200-node simulation).
-pub const HANDOVER: Duration = Duration::from_secs(10);
 /// Stripes of the per-key lock that serializes one coordinator's read-modify-writes.
 const KEY_LOCK_STRIPES: usize = 1024;
 
@@ -149,81 +145,6 @@ pub fn outcome_index(outcome: &Result<Option<Record>, QuorumError>) -> usize {
 
 /// Names of [`ClusterStats::outcomes`].
 pub const OUTCOMES: [&str; 4] = ["ok", "unavailable", "timeout", "failed"];
-
-/// The members and the rings over them, rebuilt when gossip changes the view.
-#[derive(Debug)]
-pub struct View {
-    /// Who owns what now: members Normal or Leaving (Dead ones included: a crashed node
-    /// keeps its ranges, served by the other replicas and hints, until it is forgotten).
-    pub ring: Arc<Ring>,
-    /// Who will own what once the joins and leaves under way finish; `None` when none is.
-    /// A replica there that is not one in `ring` is pending: writes go to it too.
-    pub future: Option<Arc<Ring>>,
-    /// The ring before the last change, until the change has had time to reach every node
-    /// ([`HANDOVER`]): nodes that have not heard of it yet still read from its replicas, so
-    /// writes go to them too.
-    pub handover: Option<(Arc<Ring>, Instant)>,
-    /// Every member but those that left, by id.
-    pub members: BTreeMap<NodeId, Member>,
-}
-
-impl View {
-    /// A key's extra write replicas: its pending replicas (in the future ring, not in the
-    /// ring), then, during a handover, its replicas in the previous ring that are still
-    /// members. Each must acknowledge on top of the level, whether up or not (Cassandra adds
-    /// pending replicas to the acks it blocks for): of the level's acks plus one, at most
-    /// one comes from a replica that drops out, so the write is on the level's count of the
-    /// replicas that stay.
-    pub fn extra_replicas(&self, token: u64, n: usize, now: Instant) -> Vec<NodeId> {
-        let mut extras = match &self.future {
-            Some(future) => pending_replicas(&self.ring, future, token, n),
-            None => Vec::new(),
-        };
-        if let Some((previous, until)) = &self.handover
-            && now < *until
-        {
-            for node in pending_replicas(&self.ring, previous, token, n) {
-                if self.members.contains_key(&node) && !extras.contains(&node) {
-                    extras.push(node);
-                }
-            }
-        }
-        extras
-    }
-}
-
-/// The owners once the changes under way finish. A leave goes alone: joins wait for it (and
-/// a decommission is refused while a join is under way). Otherwise every joining member
-/// joins, whatever its health: each plans against this same future ring that every
-/// coordinator writes to, and a joining node that is down stays a pending replica (writes
-/// need its extra acknowledgement from the others and keep hints for it) until it is back
-/// or forgotten, so it misses nothing.
-fn future_owners(members: &BTreeMap<NodeId, Member>, owners: &[NodeId]) -> Vec<NodeId> {
-    let with = |status: Status| -> Vec<NodeId> {
-        members
-            .values()
-            .filter(|m| m.status == status)
-            .map(|m| m.id)
-            .collect()
-    };
-    let leaving = with(Status::Leaving);
-    if !leaving.is_empty() {
-        return owners
-            .iter()
-            .copied()
-            .filter(|n| !leaving.contains(n))
-            .collect();
-    }
-    let mut future = owners.to_vec();
-    future.extend(with(Status::Joining));
-    future.extend(
-        with(Status::Ready)
-            .into_iter()
-            .filter(|n| !owners.contains(n)),
-    );
-    future.sort_unstable();
-    future
-}
 
 /// Streaming counters for INFO and metrics.
 #[derive(Debug, Default)]
@@ -369,12 +290,7 @@ impl Cluster {
             membership: Mutex::new(machine),
             gossip_wake: Notify::new(),
             view_changed: Notify::new(),
-            view: RwLock::new(Arc::new(View {
-                ring: Arc::new(Ring::new([], config.vnodes)),
-                future: None,
-                handover: None,
-                members: BTreeMap::new(),
-            })),
+            view: RwLock::new(Arc::new(View::empty(config.vnodes))),
             dialing: Mutex::new(BTreeSet::new()),
             seed_addrs,
             formed: AtomicBool::new(false),
@@ -426,51 +342,11 @@ impl Cluster {
         self.gossip_wake.notify_one();
     }
 
-    /// Rebuilds the view from the membership machine; the rings only when their member sets
-    /// changed (a ring of 1,200 nodes takes tens of milliseconds to build).
+    /// Rebuilds the view from the membership machine ([`View::next`]).
     fn rebuild_view(&self) -> Arc<View> {
-        let members: BTreeMap<NodeId, Member> = self
-            .membership
-            .lock()
-            .members()
-            .filter(|m| m.status != Status::Left)
-            .map(|m| (m.id, m.clone()))
-            .collect();
-        // Ready members own their ranges once no member is joining any more: all at once.
-        let joining = members.values().any(|m| m.status == Status::Joining);
-        let owners: Vec<NodeId> = members
-            .values()
-            .filter(|m| match m.status {
-                Status::Normal | Status::Leaving => true,
-                Status::Ready => !joining,
-                Status::Joining | Status::Left => false,
-            })
-            .map(|m| m.id)
-            .collect();
-        let future_owners = future_owners(&members, &owners);
+        let members: Vec<Member> = self.membership.lock().members().cloned().collect();
         let old = self.view();
-        let (ring, handover) = if old.ring.members() == owners.as_slice() {
-            (old.ring.clone(), old.handover.clone())
-        } else {
-            let ring = Arc::new(Ring::new(owners.iter().copied(), self.config.vnodes));
-            // A first view (an empty ring) hands nothing over.
-            let handover = (!old.ring.members().is_empty())
-                .then(|| (old.ring.clone(), Instant::now() + HANDOVER));
-            (ring, handover)
-        };
-        let future = if future_owners == owners {
-            None
-        } else if let Some(f) = old.future.as_ref().filter(|f| f.members() == future_owners) {
-            Some(f.clone())
-        } else {
-            Some(Arc::new(Ring::new(future_owners, self.config.vnodes)))
-        };
-        let view = Arc::new(View {
-            ring,
-            future,
-            handover,
-            members,
-        });
+        let view = Arc::new(old.next(members, self.config.vnodes, unix_now_ms(), HANDOVER_MS));
         *self.view.write() = view.clone();
         view
     }
@@ -683,63 +559,41 @@ impl Cluster {
         self.next_request.fetch_add(1, Relaxed)
     }
 
-    /// The replicas of `key` in preference order, each marked up or down; for reads the
-    /// local replica first among those up, since it answers without a round trip.
-    fn targets(&self, key: &[u8], now_ms: u64, local_first: bool) -> Vec<Target> {
-        let view = self.view();
-        let list = view
-            .ring
-            .preference_list(key_token(key), self.config.replication_factor);
-        let mut targets: Vec<Target> = list
-            .iter()
-            .map(|&node| self.target(&view, node, now_ms))
-            .collect();
-        if local_first && let Some(at) = targets.iter().position(|t| t.node == self.local) {
-            let local = targets.remove(at);
-            targets.insert(0, local);
-        }
-        targets
+    /// Whether this node's link to `node` is up now: connected and heard from lately.
+    fn link_up(&self, node: NodeId, now_ms: u64) -> bool {
+        self.liveness.lock().is_up(node, now_ms) && self.link(node).is_some()
     }
 
-    fn target(&self, view: &View, node: NodeId, now_ms: u64) -> Target {
-        let alive = node == self.local
-            || (view
-                .members
-                .get(&node)
-                .is_some_and(|m| m.health != Health::Dead)
-                && self.liveness.lock().is_up(node, now_ms)
-                && self.link(node).is_some());
-        Target { node, alive }
-    }
-
-    /// A write's replicas and its need at `level`: the key's replicas, then its extra
-    /// replicas ([`View::extra_replicas`]), each adding one required ack. One that is down
-    /// gets a hint, and the write needs the ack elsewhere.
-    fn write_targets(&self, key: &[u8], level: Level, now_ms: u64) -> (Vec<Target>, Need) {
-        let view = self.view();
-        let token = key_token(key);
+    /// The replicas a read of `key` asks ([`View::read_targets`]).
+    fn read_targets(&self, key: &[u8], now_ms: u64) -> Vec<Target> {
         let n = self.config.replication_factor;
-        let list = view.ring.preference_list(token, n);
-        let mut targets: Vec<Target> = list
-            .iter()
-            .map(|&node| self.target(&view, node, now_ms))
-            .collect();
-        let mut need = self.need(level, targets.len());
-        for node in view.extra_replicas(token, n, Instant::now()) {
-            targets.push(self.target(&view, node, now_ms));
-            need.required += 1;
-        }
-        (targets, need)
+        self.view()
+            .read_targets(key_token(key), n, self.local, |node| {
+                self.link_up(node, now_ms)
+            })
+    }
+
+    /// A write's replicas and its need at `level` ([`View::write_targets`]).
+    fn write_targets(&self, key: &[u8], level: Level, now_ms: u64) -> (Vec<Target>, Need) {
+        let n = self.config.replication_factor;
+        self.view().write_targets(
+            key_token(key),
+            n,
+            now_ms,
+            self.local,
+            |node| self.link_up(node, now_ms),
+            |replicas| self.need(level, replicas),
+        )
     }
 
     fn need(&self, level: Level, replicas: usize) -> Need {
-        let required = level.required(replicas);
-        Need {
-            level: level_name(level),
-            required,
-            hints_count: level == Level::Any && self.hints.is_some(),
-            blocking_repair: required > replicas / 2,
-        }
+        let hints_count = level == Level::Any && self.hints.is_some();
+        Need::new(
+            level.name(),
+            level.required(replicas),
+            replicas,
+            hints_count,
+        )
     }
 
     /// The lock serializing this coordinator's read-modify-writes of the keys' stripes,
@@ -767,15 +621,7 @@ impl Cluster {
         let now = unix_now_ms();
         for key in keys {
             let (targets, need) = self.write_targets(key, level, now);
-            let alive = targets.iter().filter(|t| t.alive).count();
-            if alive < need.required && !need.hints_count {
-                return Err(QuorumError::Unavailable {
-                    level: need.level,
-                    needed: need.required,
-                    alive,
-                    write: true,
-                });
-            }
+            check_writable(&targets, &need)?;
         }
         Ok(())
     }
@@ -860,21 +706,6 @@ impl Cluster {
         liveness
             .is_skewed(self.config.max_clock_offset_ms, now)
             .then(|| liveness.own_offset_ms(now))
-    }
-}
-
-/// The level's name for error texts.
-fn level_name(level: Level) -> &'static str {
-    static COUNTS: LazyLock<Vec<String>> =
-        LazyLock::new(|| (0..=255).map(|n| n.to_string()).collect());
-    match level {
-        Level::One => "ONE",
-        Level::Two => "TWO",
-        Level::Three => "THREE",
-        Level::Quorum => "QUORUM",
-        Level::All => "ALL",
-        Level::Any => "ANY",
-        Level::Count(n) => &COUNTS[usize::from(n)],
     }
 }
 
@@ -1114,7 +945,7 @@ pub async fn read(
 ) -> Result<Option<Record>, QuorumError> {
     let cluster = node.cluster.get().expect("cluster");
     let now = unix_now_ms();
-    let targets = cluster.targets(key, now, true);
+    let targets = cluster.read_targets(key, now);
     let need = cluster.need(level, targets.len());
     let timeout = cluster.config.read_timeout_ms;
     let started = ReadRound::start(need, &targets, now, timeout, timeout / SPECULATE_DIVISOR);
@@ -1145,17 +976,20 @@ async fn repair_extras(
     let cluster = node.cluster.get().expect("cluster");
     let view = cluster.view();
     let n = cluster.config.replication_factor;
-    let extras = view.extra_replicas(key_token(key), n, Instant::now());
+    let now = unix_now_ms();
+    let extras = view.extra_replicas(key_token(key), n, now);
     if extras.is_empty() {
         return Ok(());
     }
-    let now = unix_now_ms();
     let targets: Vec<Target> = extras
         .iter()
-        .map(|&extra| cluster.target(&view, extra, now))
+        .map(|&node| Target {
+            node,
+            alive: view.is_reachable(node, cluster.local, |n| cluster.link_up(n, now)),
+        })
         .collect();
     let need = Need {
-        level: level_name(level),
+        level: level.name(),
         required: targets.iter().filter(|t| t.alive).count(),
         hints_count: false,
         blocking_repair: false,

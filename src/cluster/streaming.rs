@@ -247,7 +247,7 @@ async fn become_owner(cluster: &super::Cluster) {
             "joined: streaming done, ready"
         );
     }
-    while !cluster.ring().members().contains(&cluster.local) {
+    while !cluster.view().may_turn_normal(cluster.local) {
         let changed = cluster.view_changed.notified();
         let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
     }
@@ -255,17 +255,10 @@ async fn become_owner(cluster: &super::Cluster) {
     tracing::info!("joined: now normal");
 }
 
-/// Whether this node may stream now: it is in the cluster, there is an owner to stream
-/// from, no node is leaving, and the future ring every coordinator writes to includes it.
+/// Whether this node may stream now: it is in the cluster, and the view lets it
+/// ([`View::may_stream`]).
 fn is_our_turn(cluster: &super::Cluster) -> bool {
-    let view = cluster.view();
-    cluster.unresolved_seeds().is_empty()
-        && view.ring.members().iter().any(|&n| n != cluster.local)
-        && !view.members.values().any(|m| m.status == Status::Leaving)
-        && view
-            .future
-            .as_ref()
-            .is_some_and(|f| f.members().contains(&cluster.local))
+    cluster.unresolved_seeds().is_empty() && cluster.view().may_stream(cluster.local)
 }
 
 /// Waits until [`is_our_turn`].
