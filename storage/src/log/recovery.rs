@@ -35,6 +35,7 @@ use super::store::{
 };
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
+use crate::clock::wall_clock_ms;
 use crate::token::key_token;
 
 /// The snapshot's file name.
@@ -139,7 +140,7 @@ impl LogStore {
         let table: Segments = segments.iter().map(|(s, _)| (s.id, s.clone())).collect();
         let shards = Inner::new_shards();
         // Access statistics are not kept on disk: every key starts as used now.
-        let access = evict::fresh(evict::wall_clock_ms());
+        let access = evict::fresh(wall_clock_ms());
         // Kept with the keydir as it is rebuilt: every record the keydir gains, replaces or
         // loses moves the leaves, so they end equal to the recovered keydir.
         let merkle = MerkleLeaves::new();

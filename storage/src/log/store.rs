@@ -22,6 +22,7 @@ use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
 use super::{FsyncPolicy, LogOptions, LogStats};
 use crate::aae::record_digest;
+use crate::clock::wall_clock_ms;
 use crate::eviction::{EvictionPool, splitmix64};
 use crate::record::Record;
 use crate::shard_guard::Counted;
@@ -769,9 +770,7 @@ impl Inner {
             if self.is_poisoned() {
                 continue;
             }
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let now_ms = wall_clock_ms();
             let compacted = self
                 .compact(now_ms, self.options.compaction_bytes_per_s)
                 .unwrap_or(0);
@@ -868,7 +867,7 @@ impl Store for LogStore {
         if !merged.merge(incoming) {
             return Ok(false);
         }
-        let now_ms = evict::wall_clock_ms();
+        let now_ms = wall_clock_ms();
         self.inner
             .write(&mut shard, token, key, &merged, now_ms, true)?;
         Ok(true)
