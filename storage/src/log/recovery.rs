@@ -29,10 +29,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::backend::{FileBackend, StorageBackend};
 use super::evict;
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
-use super::store::{
-    Entry, Inner, Kind, LogStore, SLOT_RECLAIMED, Segment, Segments, Shard, SyncState, Writer,
-    account, entry_hash, header_record, shard_of, tag_of, token_hash,
+use super::keydir::{
+    Entry, Kind, SLOT_RECLAIMED, Shard, account, entry_hash, header_record, shard_of, tag_of,
+    token_hash,
 };
+use super::store::{Inner, LogStore, Segment, Segments, SyncState, Writer};
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
 use crate::clock::wall_clock_ms;
