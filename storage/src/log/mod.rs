@@ -21,6 +21,7 @@ mod evict;
 pub mod format;
 mod keydir;
 mod recovery;
+mod segment;
 mod store;
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ use super::keydir::{
     Entry, Kind, SLOT_RECLAIMED, Shard, account, entry_hash, header_record, shard_of, tag_of,
     token_hash,
 };
-use super::store::{Inner, LogStore, Segment, Segments, SyncState, Writer};
+use super::segment::{Segment, Segments, parse_segment_name};
+use super::store::{Inner, LogStore, SyncState, Writer};
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
 use crate::clock::wall_clock_ms;
@@ -46,14 +47,6 @@ const SNAPSHOT_MAGIC: [u8; 8] = *b"RINGSNAP";
 const SNAPSHOT_HEADER_BYTES: usize = 24;
 const SNAPSHOT_SEGMENT_BYTES: usize = 24;
 const SNAPSHOT_ROW_BYTES: usize = 24;
-
-fn parse_segment_name(name: &str) -> Option<u32> {
-    let hex = name.strip_suffix(".seg")?;
-    if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(hex, 16).ok()
-}
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))

@@ -7,7 +7,6 @@
 //! `used_bytes` is kept in one atomic, updated when a shard's lock is released
 //! ([`ShardGuard`]), as `MemoryStore` does, so the server can read it before every write.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -17,13 +16,14 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::backend::{SegmentFile, StorageBackend};
+use super::backend::StorageBackend;
 use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
 use super::keydir::{
     Entry, Kind, SHARDS, SLOT_RECLAIMED, Shard, ShardGuard, account, at_or_after, entry_hash,
     header_record, shard_of, shard_start, tag_of, token_hash,
 };
+use super::segment::{Segment, Segments, segment_name};
 use super::{FsyncPolicy, LogOptions, LogStats};
 use crate::aae::record_digest;
 use crate::clock::wall_clock_ms;
@@ -34,69 +34,6 @@ use crate::{
     EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats,
     TombstoneHorizon, Update,
 };
-
-/// One segment file: its map, how far it is written, and how much of it is live.
-pub(super) struct Segment {
-    pub id: u32,
-    pub seq: u64,
-    pub file: Arc<dyn SegmentFile>,
-    /// The whole file, mapped read-only.
-    pub map: Bytes,
-    /// End of the appended records, published with Release after the pwrite.
-    pub end: AtomicUsize,
-    /// Bytes of records the keydir references, plus tombstones kept on disk.
-    pub live_bytes: AtomicU64,
-    /// No more appends; only sealed segments are compacted or snapshotted.
-    pub sealed: AtomicBool,
-    /// Every byte appended is durable.
-    pub synced: AtomicBool,
-}
-
-impl Segment {
-    pub fn new(id: u32, seq: u64, file: Arc<dyn SegmentFile>, map: Bytes, end: usize) -> Segment {
-        Segment {
-            id,
-            seq,
-            file,
-            map,
-            end: AtomicUsize::new(end),
-            live_bytes: AtomicU64::new(0),
-            sealed: AtomicBool::new(false),
-            synced: AtomicBool::new(false),
-        }
-    }
-
-    /// Bytes of records written in it.
-    pub fn written_bytes(&self) -> u64 {
-        (self
-            .end
-            .load(Ordering::Acquire)
-            .saturating_sub(HEADER_BYTES)) as u64
-    }
-
-    /// The header of the record at `offset`, if one can be read there.
-    pub fn header_at(&self, offset: usize) -> Option<RecordHeader> {
-        RecordHeader::parse(self.map.get(offset..)?)
-    }
-
-    /// The key of the record at `offset` (empty if none can be read there).
-    pub fn key_at(&self, offset: usize) -> &[u8] {
-        let Some(header) = self.header_at(offset) else {
-            return &[];
-        };
-        let at = offset + format::RECORD_HEADER_BYTES;
-        self.map
-            .get(at..at + header.key_len as usize)
-            .unwrap_or_default()
-    }
-}
-
-/// The file name of segment `id`.
-pub(super) fn segment_name(id: u32) -> String {
-    format!("{id:08x}.seg")
-}
-
-pub(super) type Segments = HashMap<u32, Arc<Segment>>;
 
 /// The append side: the active segment and what is not yet durable.
 pub(super) struct Writer {
