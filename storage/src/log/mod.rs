@@ -22,6 +22,7 @@ pub mod format;
 mod keydir;
 mod recovery;
 mod segment;
+mod snapshot;
 mod store;
 
 #[cfg(test)]

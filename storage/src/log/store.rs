@@ -24,7 +24,8 @@ use super::keydir::{
     header_record, shard_of, shard_start, tag_of, token_hash,
 };
 use super::segment::{Segment, Segments, segment_name};
-use super::{FsyncPolicy, LogOptions, LogStats};
+use super::snapshot::{self, SNAPSHOT_NAME};
+use super::{FsyncPolicy, LogError, LogOptions, LogStats};
 use crate::aae::record_digest;
 use crate::clock::wall_clock_ms;
 use crate::eviction::{EvictionPool, splitmix64};
@@ -560,6 +561,14 @@ impl Inner {
         }
     }
 
+    /// Writes a keydir snapshot covering the sealed segments (fsynced first).
+    pub fn write_snapshot(&self) -> Result<(), LogError> {
+        let _maintenance = self.maintenance.lock();
+        snapshot::write(&*self.backend, &self.segments, &self.shards)?;
+        self.snapshots.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
@@ -577,7 +586,7 @@ impl LogStore {
     ///
     /// # Errors
     /// An I/O error; the segments involved are left as they were.
-    pub fn compact(&self, now_ms: u64) -> Result<usize, super::LogError> {
+    pub fn compact(&self, now_ms: u64) -> Result<usize, LogError> {
         self.inner.compact(now_ms, 0)
     }
 
@@ -586,7 +595,7 @@ impl LogStore {
     ///
     /// # Errors
     /// An I/O error; the previous snapshot stays in place.
-    pub fn snapshot(&self) -> Result<(), super::LogError> {
+    pub fn snapshot(&self) -> Result<(), LogError> {
         self.inner.write_snapshot()
     }
 }
@@ -719,11 +728,11 @@ impl Store for LogStore {
             .list()
             .map_err(|e| fail("listing", e))?
             .iter()
-            .any(|n| n == super::recovery::SNAPSHOT_NAME)
+            .any(|n| n == SNAPSHOT_NAME)
         {
             inner
                 .backend
-                .remove(super::recovery::SNAPSHOT_NAME)
+                .remove(SNAPSHOT_NAME)
                 .map_err(|e| fail("removing the snapshot", e))?;
         }
         let old: Vec<Arc<Segment>> = inner.segments.read().values().cloned().collect();
