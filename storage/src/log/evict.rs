@@ -27,8 +27,8 @@
 use bytes::Bytes;
 
 use super::format;
+use super::inner::Inner;
 use super::keydir::{Entry, SHARDS, Shard, entry_hash, shard_of};
-use super::store::Inner;
 use crate::eviction::{
     EvictionPolicy, EvictionPool, LFU_DECAY_TIME_MIN, LFU_INIT_VAL, LRU_CLOCK_MAX,
     LRU_CLOCK_RESOLUTION_MS, Ranking, evictable, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,

@@ -19,6 +19,7 @@ pub mod backend;
 mod compact;
 mod evict;
 pub mod format;
+mod inner;
 mod keydir;
 mod recovery;
 mod segment;

@@ -7,182 +7,157 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::backend::{FileBackend, StorageBackend};
+use super::backend::StorageBackend;
 use super::evict;
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
+use super::inner::{Inner, SyncState, Writer};
 use super::keydir::{
     Entry, Kind, Shard, account, entry_hash, header_record, shard_of, tag_of, token_hash,
 };
 use super::segment::{Segment, Segments, parse_segment_name};
 use super::snapshot;
-use super::store::{Inner, LogStore, SyncState, Writer};
 use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
 use crate::clock::wall_clock_ms;
 use crate::token::key_token;
 
-impl LogStore {
-    /// Opens (or creates) the store in `dir` on the real file system and recovers it.
-    ///
-    /// # Errors
-    /// Bad options, an I/O error, or a segment of an unknown format version. Corrupt
-    /// records and torn tails are not errors: they are skipped and counted in the report.
-    pub fn open(
-        dir: &std::path::Path,
-        options: LogOptions,
-    ) -> Result<(LogStore, RecoveryReport), LogError> {
-        let backend = FileBackend::new(dir).map_err(LogError::io("creating the directory"))?;
-        LogStore::open_with(Arc::new(backend), options)
+/// Recovers the store kept by `backend`: the state of a store ready to take writes, its
+/// background thread not started yet.
+///
+/// # Errors
+/// As [`LogStore::open`](super::LogStore::open).
+pub(super) fn recover(
+    backend: Arc<dyn StorageBackend>,
+    options: &LogOptions,
+) -> Result<(Arc<Inner>, RecoveryReport), LogError> {
+    validate(options)?;
+    let started = Instant::now();
+    let mut report = RecoveryReport::default();
+    let names = backend.list().map_err(LogError::io("listing segments"))?;
+    // Leftovers of an interrupted compaction, snapshot or retirement: never mapped now.
+    for name in &names {
+        if name.ends_with(".tmp") || name.ends_with(".dead") {
+            backend
+                .remove(name)
+                .map_err(LogError::io(format!("removing {name}")))?;
+        }
     }
-
-    /// Opens the store kept by `backend` (a fault-injecting one in tests).
-    ///
-    /// # Errors
-    /// As [`LogStore::open`].
-    pub fn open_with(
-        backend: Arc<dyn StorageBackend>,
-        options: LogOptions,
-    ) -> Result<(LogStore, RecoveryReport), LogError> {
-        validate(&options)?;
-        let started = Instant::now();
-        let mut report = RecoveryReport::default();
-        let names = backend.list().map_err(LogError::io("listing segments"))?;
-        // Leftovers of an interrupted compaction, snapshot or retirement: never mapped now.
-        for name in &names {
-            if name.ends_with(".tmp") || name.ends_with(".dead") {
-                backend
-                    .remove(name)
-                    .map_err(LogError::io(format!("removing {name}")))?;
-            }
-        }
-        let mut segments: Vec<(Arc<Segment>, bool)> = Vec::new();
-        let mut next_id = 0u32;
-        for name in &names {
-            let Some(id) = parse_segment_name(name) else {
-                continue;
-            };
-            report.segments += 1;
-            next_id = next_id.max(id.saturating_add(1));
-            let file = backend
-                .open(name)
-                .map_err(LogError::io(format!("opening {name}")))?;
-            let len = file
-                .size()
-                .map_err(LogError::io(format!("reading {name}")))?;
-            if len < HEADER_BYTES as u64 {
-                report.segments_skipped += 1;
-                continue;
-            }
-            let map = file
-                .map()
-                .map_err(LogError::io(format!("mapping {name}")))?;
-            let (seq, header_ok) = match format::decode_header(&map, id) {
-                Ok(header) => (header.seq, true),
-                Err(HeaderProblem::FormatVersion(found)) => {
-                    return Err(LogError::FormatVersion {
-                        name: name.clone(),
-                        found,
-                        expected: FORMAT_VERSION,
-                    });
-                }
-                Err(_) => {
-                    report.corrupt_headers += 1;
-                    (u64::from(id) << 32, false)
-                }
-            };
-            let segment = Segment::new(id, seq, file, map, HEADER_BYTES);
-            segment.sealed.store(true, Ordering::Relaxed);
-            segment.synced.store(true, Ordering::Relaxed);
-            segments.push((Arc::new(segment), header_ok));
-        }
-        segments.sort_by_key(|(s, _)| (s.seq, s.id));
-        let table: Segments = segments.iter().map(|(s, _)| (s.id, s.clone())).collect();
-        let shards = Inner::new_shards();
-        // Access statistics are not kept on disk: every key starts as used now.
-        let access = evict::fresh(wall_clock_ms());
-        // Kept with the keydir as it is rebuilt: every record the keydir gains, replaces or
-        // loses moves the leaves, so they end equal to the recovered keydir.
-        let merkle = MerkleLeaves::new();
-
-        let covered = snapshot::load(&*backend, &table, &shards, &merkle, access, &mut report);
-        report.from_snapshot = covered.is_some();
-        let covered = covered.unwrap_or_default();
-        for (segment, _) in &segments {
-            if covered.contains(&segment.id) {
-                continue;
-            }
-            scan_segment(segment, &table, &shards, &merkle, access, &mut report).map_err(
-                LogError::io(format!("repairing segment {:08x}", segment.id)),
-            )?;
-        }
-
-        // Keep appending to the newest segment if the writer filled it; else start one.
-        let reuse = segments.last().and_then(|(segment, header_ok)| {
-            (*header_ok
-                && segment.seq == u64::from(segment.id) << 32
-                && segment.id + 1 == next_id
-                && !covered.contains(&segment.id))
-            .then(|| segment.clone())
-        });
-        let placeholder = reuse.clone();
-        let inner = Arc::new(Inner {
-            backend,
-            options: options.clone(),
-            shards,
-            segments: RwLock::new(table),
-            writer: Mutex::new(Writer {
-                active: match placeholder {
-                    Some(segment) => segment,
-                    None => dummy_segment(),
-                },
-                next_id,
-                appended: 0,
-                unsynced: Vec::new(),
-            }),
-            sync_state: Mutex::new(SyncState::default()),
-            sync_done: Condvar::new(),
-            poisoned: Default::default(),
-            poison_reason: Mutex::new(None),
-            background: Mutex::default(),
-            background_wake: Condvar::new(),
-            maintenance: Mutex::new(()),
-            tombstone_horizon: Mutex::default(),
-            compactions: Default::default(),
-            bytes_reclaimed: Default::default(),
-            tombstones_dropped: Default::default(),
-            snapshots: Default::default(),
-            fsyncs: Default::default(),
-            fsync_policy: AtomicU8::new(options.appendfsync.code()),
-            used_bytes: AtomicUsize::new(0),
-            pool: Mutex::default(),
-            merkle,
-        });
-        let used_bytes = inner.shards.iter().map(|s| s.lock().stats.used_bytes).sum();
-        inner.used_bytes.store(used_bytes, Ordering::Relaxed);
-        match reuse {
-            Some(segment) => segment.sealed.store(false, Ordering::Relaxed),
-            None => {
-                let mut writer = inner.writer.lock();
-                inner
-                    .new_segment(&mut writer, 0)
-                    .map_err(LogError::io("creating a segment"))?;
-            }
-        }
-        report.keys = inner.shards.iter().map(|s| s.lock().table.len()).sum();
-        report.duration = started.elapsed();
-        let thread = if options.background {
-            let worker = inner.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("ringcache-log".into())
-                    .spawn(move || worker.run_background())
-                    .map_err(LogError::io("starting the background thread"))?,
-            )
-        } else {
-            None
+    let mut segments: Vec<(Arc<Segment>, bool)> = Vec::new();
+    let mut next_id = 0u32;
+    for name in &names {
+        let Some(id) = parse_segment_name(name) else {
+            continue;
         };
-        Ok((LogStore { inner, thread }, report))
+        report.segments += 1;
+        next_id = next_id.max(id.saturating_add(1));
+        let file = backend
+            .open(name)
+            .map_err(LogError::io(format!("opening {name}")))?;
+        let len = file
+            .size()
+            .map_err(LogError::io(format!("reading {name}")))?;
+        if len < HEADER_BYTES as u64 {
+            report.segments_skipped += 1;
+            continue;
+        }
+        let map = file
+            .map()
+            .map_err(LogError::io(format!("mapping {name}")))?;
+        let (seq, header_ok) = match format::decode_header(&map, id) {
+            Ok(header) => (header.seq, true),
+            Err(HeaderProblem::FormatVersion(found)) => {
+                return Err(LogError::FormatVersion {
+                    name: name.clone(),
+                    found,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            Err(_) => {
+                report.corrupt_headers += 1;
+                (u64::from(id) << 32, false)
+            }
+        };
+        let segment = Segment::new(id, seq, file, map, HEADER_BYTES);
+        segment.sealed.store(true, Ordering::Relaxed);
+        segment.synced.store(true, Ordering::Relaxed);
+        segments.push((Arc::new(segment), header_ok));
     }
+    segments.sort_by_key(|(s, _)| (s.seq, s.id));
+    let table: Segments = segments.iter().map(|(s, _)| (s.id, s.clone())).collect();
+    let shards = Inner::new_shards();
+    // Access statistics are not kept on disk: every key starts as used now.
+    let access = evict::fresh(wall_clock_ms());
+    // Kept with the keydir as it is rebuilt: every record the keydir gains, replaces or
+    // loses moves the leaves, so they end equal to the recovered keydir.
+    let merkle = MerkleLeaves::new();
+
+    let covered = snapshot::load(&*backend, &table, &shards, &merkle, access, &mut report);
+    report.from_snapshot = covered.is_some();
+    let covered = covered.unwrap_or_default();
+    for (segment, _) in &segments {
+        if covered.contains(&segment.id) {
+            continue;
+        }
+        scan_segment(segment, &table, &shards, &merkle, access, &mut report).map_err(
+            LogError::io(format!("repairing segment {:08x}", segment.id)),
+        )?;
+    }
+
+    // Keep appending to the newest segment if the writer filled it; else start one.
+    let reuse = segments.last().and_then(|(segment, header_ok)| {
+        (*header_ok
+            && segment.seq == u64::from(segment.id) << 32
+            && segment.id + 1 == next_id
+            && !covered.contains(&segment.id))
+        .then(|| segment.clone())
+    });
+    let placeholder = reuse.clone();
+    let inner = Arc::new(Inner {
+        backend,
+        options: options.clone(),
+        shards,
+        segments: RwLock::new(table),
+        writer: Mutex::new(Writer {
+            active: match placeholder {
+                Some(segment) => segment,
+                None => dummy_segment(),
+            },
+            next_id,
+            appended: 0,
+            unsynced: Vec::new(),
+        }),
+        sync_state: Mutex::new(SyncState::default()),
+        sync_done: Condvar::new(),
+        poisoned: Default::default(),
+        poison_reason: Mutex::new(None),
+        background: Mutex::default(),
+        background_wake: Condvar::new(),
+        maintenance: Mutex::new(()),
+        tombstone_horizon: Mutex::default(),
+        compactions: Default::default(),
+        bytes_reclaimed: Default::default(),
+        tombstones_dropped: Default::default(),
+        snapshots: Default::default(),
+        fsyncs: Default::default(),
+        fsync_policy: AtomicU8::new(options.appendfsync.code()),
+        used_bytes: AtomicUsize::new(0),
+        pool: Mutex::default(),
+        merkle,
+    });
+    let used_bytes = inner.shards.iter().map(|s| s.lock().stats.used_bytes).sum();
+    inner.used_bytes.store(used_bytes, Ordering::Relaxed);
+    match reuse {
+        Some(segment) => segment.sealed.store(false, Ordering::Relaxed),
+        None => {
+            let mut writer = inner.writer.lock();
+            inner
+                .new_segment(&mut writer, 0)
+                .map_err(LogError::io("creating a segment"))?;
+        }
+    }
+    report.keys = inner.shards.iter().map(|s| s.lock().table.len()).sum();
+    report.duration = started.elapsed();
+    Ok((inner, report))
 }
 
 /// A stand-in active segment for the moment between building the store and creating its
