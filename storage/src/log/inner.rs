@@ -23,7 +23,7 @@ use super::keydir::{
     Entry, Kind, SHARDS, SLOT_RECLAIMED, Shard, ShardGuard, account, tag_of, token_hash,
 };
 use super::segment::{Segment, Segments, segment_name};
-use super::{FsyncPolicy, LogOptions};
+use super::types::{FsyncPolicy, LogOptions};
 use crate::aae::record_digest;
 use crate::eviction::EvictionPool;
 use crate::record::Record;

@@ -16,7 +16,7 @@ use super::keydir::{
 };
 use super::segment::{Segment, Segments, parse_segment_name};
 use super::snapshot;
-use super::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
+use super::types::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
 use crate::clock::wall_clock_ms;
 use crate::token::key_token;

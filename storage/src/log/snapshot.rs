@@ -33,7 +33,7 @@ use super::keydir::{
     token_hash,
 };
 use super::segment::{Segment, Segments};
-use super::{LogError, RecoveryReport};
+use super::types::{LogError, RecoveryReport};
 use crate::MerkleLeaves;
 use crate::token::key_token;
 

@@ -21,7 +21,7 @@ use super::keydir::{
 use super::recovery;
 use super::segment::Segment;
 use super::snapshot::{self, SNAPSHOT_NAME};
-use super::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
+use super::types::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
 use crate::clock::wall_clock_ms;
 use crate::eviction::splitmix64;
 use crate::record::Record;
