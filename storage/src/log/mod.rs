@@ -1,16 +1,30 @@
 //! The log-structured engine, [`LogStore`]: append-only segment files read through memory
 //! maps, an in-memory keydir, group commit, crash recovery, keydir snapshots and compaction.
 //!
+//! Modules from the bottom up; a module uses only those on lines above its own (no cycle):
+//!
+//! - `types`: the public options, errors and reports ([`LogOptions`], [`LogError`],
+//!   [`RecoveryReport`], [`LogStats`]); re-exported here.
 //! - [`format`]: the segment and record format, and what is assumed of the disk.
 //! - [`backend`]: the narrow file interface ([`StorageBackend`]), the real files and a
 //!   fault-injecting backend for crash tests.
-//! - `store`: the engine and its [`Store`](crate::Store) implementation.
-//! - `recovery`: opening a directory (scan, torn tails, corrupt records) and the keydir
-//!   snapshot.
-//! - `compact`: compaction of segments with many dead bytes.
-//! - `evict`: eviction under `maxmemory` (the policies of [`crate::eviction`]), the
-//!   per-key access statistics packed in the keydir, and the evicted record that keeps an
+//! - `segment` (uses backend, format): one segment's file, map, end and live bytes; the
+//!   segment table; segment file names.
+//! - `keydir` (uses format): the 16-byte keydir `Entry` (tag, segment, offset and slot
+//!   flags, packed access statistics), the shards (`Shard`, `SHARDS`, `shard_of`), the
+//!   table's hashes, and what a shard counts of its records.
+//! - `snapshot` (uses keydir, segment): the keydir snapshot file, its format, loading and
+//!   writing.
+//! - `inner` (uses keydir, segment): `Inner`, the state shared by the handle, its thread and
+//!   the modules below; the lock order; lookups, appends with group commit and poisoning.
+//! - `evict` (uses inner): eviction under `maxmemory` (the policies of [`crate::eviction`]),
+//!   the per-key access statistics packed in an entry, and the evicted record that keeps an
 //!   evicted (or discarded) key gone across a restart.
+//! - `compact` (uses inner): compaction of segments with many dead bytes.
+//! - `recovery` (uses inner, snapshot, evict): rebuilding the state from a directory
+//!   (snapshot, scan, torn tails, corrupt records).
+//! - `store` (uses all): the handle [`LogStore`], `open`, its [`Store`](crate::Store)
+//!   implementation and the background thread.
 //!
 //! docs/storage.md holds the design: format, durability, recovery, the tombstone rule of
 //! compaction and the measured keydir overhead per key.
