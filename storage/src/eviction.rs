@@ -21,6 +21,8 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+use crate::record::Record;
+
 /// Redis's `maxmemory-samples` default: keys sampled per eviction.
 pub const MAXMEMORY_SAMPLES_DEFAULT: usize = 5;
 /// Candidates kept in the eviction pool (Redis's `EVPOOL_SIZE`).
@@ -162,6 +164,12 @@ impl FromStr for EvictionPolicy {
             )
         })
     }
+}
+
+/// Whether `policy` may evict the record now: a live value, with an expiry for `volatile-*`.
+/// Both engines judge their candidates by it, so that they evict the same keys.
+pub(crate) fn evictable(policy: EvictionPolicy, record: &Record, now_ms: u64) -> bool {
+    record.is_live(now_ms) && policy.may_evict(record.expiry_ms.is_some())
 }
 
 /// A key removed by [`crate::Store::evict`].

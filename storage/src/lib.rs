@@ -10,11 +10,13 @@
 //!   writes it missed, replayed in order once it is back.
 //! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]) and Redis's approximated LRU and
 //!   LFU: per-key access statistics, sampling and the eviction pool.
+//! - `clock`: the wall clock, for the calls that carry no `now_ms`.
 //!
 //! Engines sit behind the narrow [`Store`] trait so the server (and later the cluster
 //! coordinator) never depends on how records are kept.
 
 pub mod aae;
+mod clock;
 pub mod error;
 pub mod eviction;
 pub mod hints;

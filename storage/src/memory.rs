@@ -24,14 +24,16 @@
 //! 4,096 shards.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use crate::aae::record_digest;
-use crate::eviction::{EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, splitmix64};
+use crate::clock::wall_clock_ms;
+use crate::eviction::{
+    EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, evictable, splitmix64,
+};
 use crate::record::Record;
 use crate::shard_guard::Counted;
 use crate::token::key_token;
@@ -172,18 +174,6 @@ fn reclaim_if_expired(stats: &mut StoreStats, entry: &mut Entry, now_ms: u64) ->
     account(stats, &entry.key, &entry.record, 1);
     stats.expired += 1;
     true
-}
-
-/// Whether `policy` may evict the record now: a live value, with an expiry for `volatile-*`.
-fn evictable(policy: EvictionPolicy, record: &Record, now_ms: u64) -> bool {
-    record.is_live(now_ms) && policy.may_evict(record.expiry_ms.is_some())
-}
-
-/// The wall clock in unix milliseconds, for calls that carry no `now_ms` (merge).
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Shard {

@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::LogError;
 use super::format::{self, HEADER_BYTES, SegmentHeader};
-use super::store::{
-    Entry, Inner, Kind, Segment, account, entry_hash, segment_name, shard_of, tag_of, token_hash,
-};
+use super::inner::Inner;
+use super::keydir::{Entry, Kind, account, entry_hash, shard_of, tag_of, token_hash};
+use super::segment::{Segment, segment_name};
+use super::types::LogError;
 use crate::record::Record;
 use crate::token::key_token;
 

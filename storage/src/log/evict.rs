@@ -24,15 +24,14 @@
 //! [`KeyAccess`]: crate::eviction::KeyAccess
 //! [`KeyAccess::touch`]: crate::eviction::KeyAccess::touch
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 
 use super::format;
-use super::store::{Entry, Inner, SHARDS, Shard, entry_hash, shard_of};
+use super::inner::Inner;
+use super::keydir::{Entry, SHARDS, Shard, entry_hash, shard_of};
 use crate::eviction::{
     EvictionPolicy, EvictionPool, LFU_DECAY_TIME_MIN, LFU_INIT_VAL, LRU_CLOCK_MAX,
-    LRU_CLOCK_RESOLUTION_MS, Ranking, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,
+    LRU_CLOCK_RESOLUTION_MS, Ranking, evictable, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,
 };
 use crate::record::Record;
 use crate::token::key_token;
@@ -83,18 +82,6 @@ pub(super) fn score(access: u32, ranking: Ranking, expiry_ms: Option<u64>, now_m
         Ranking::Ttl => expiry_ms.map_or(0, |at| u64::MAX - at),
         Ranking::Random | Ranking::None => 0,
     }
-}
-
-/// The wall clock in unix milliseconds, for calls that carry no `now_ms` (merge, open).
-pub(super) fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Whether `policy` may evict the record now: a live value, with an expiry for `volatile-*`.
-fn evictable(policy: EvictionPolicy, record: &Record, now_ms: u64) -> bool {
-    record.is_live(now_ms) && policy.may_evict(record.expiry_ms.is_some())
 }
 
 /// Keys `policy` may consider in a shard, by its counts (expired values not yet reclaimed

@@ -1,302 +1,35 @@
-//! The engine: the keydir, appends, group commit, poisoning and the `Store` methods.
-//!
-//! Locks, always taken in this order: the eviction pool, a keydir shard, then the writer,
-//! then the segment table. A reader takes a shard, then the segment table. Compaction and
-//! snapshots hold the maintenance lock and take the others one at a time.
-//!
-//! `used_bytes` is kept in one atomic, updated when a shard's lock is released
-//! ([`ShardGuard`]), as `MemoryStore` does, so the server can read it before every write.
+//! The engine's handle, [`LogStore`]: opening (recovery, then the background thread), the
+//! [`Store`] methods, the write path that points the keydir at a new record, and the
+//! background thread (the everysec fsync, snapshots, compaction). The state it shares and
+//! the lock order are in `inner`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hashbrown::HashTable;
-use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::backend::{SegmentFile, StorageBackend};
+use super::backend::{FileBackend, StorageBackend};
 use super::evict;
-use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
-use super::{FsyncPolicy, LogOptions, LogStats};
-use crate::aae::record_digest;
-use crate::eviction::{EvictionPool, splitmix64};
+use super::format::{self, HEADER_BYTES, RecordHeader};
+use super::inner::{Found, Inner};
+use super::keydir::{
+    Entry, Kind, SHARDS, Shard, account, at_or_after, entry_hash, header_record, shard_of,
+    shard_start, tag_of, token_hash,
+};
+use super::recovery;
+use super::segment::Segment;
+use super::snapshot::{self, SNAPSHOT_NAME};
+use super::types::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
+use crate::clock::wall_clock_ms;
+use crate::eviction::splitmix64;
 use crate::record::Record;
-use crate::shard_guard::Counted;
 use crate::token::key_token;
 use crate::{
     EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats,
     TombstoneHorizon, Update,
 };
-
-/// log2 of the number of keydir shards.
-pub(super) const SHARD_BITS: u32 = 12;
-/// Number of keydir shards; shard `i` holds the tokens whose top bits are `i`.
-pub(super) const SHARDS: usize = 1 << SHARD_BITS;
-/// Estimated bytes per key of bookkeeping for `used_bytes`: a 16-byte keydir entry plus a
-/// control byte, at the table's load factor (measured, see docs/storage.md).
-const ENTRY_OVERHEAD_BYTES: usize = 24;
-
-/// Keydir entry flag (in the low bits of the offset, which is a multiple of 8): the value
-/// expired and was reclaimed; the record reads as a tombstone.
-pub(super) const SLOT_RECLAIMED: u32 = 1;
-const SLOT_FLAGS: u32 = 7;
-
-/// Where a key's newest record is, and how it was used: 16 bytes. The key itself is not
-/// kept in memory: it is compared in the mapped segment, which only happens for an entry
-/// whose tag matches.
-///
-/// Of the key's 64-bit token only 32 bits are kept (the `tag`): the top 12 are the shard's
-/// number, and the low 20 are dropped to make room for the access statistics. Two keys of
-/// one shard share a tag with probability 2^-32, which costs one more key comparison in the
-/// map, never a wrong answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Entry {
-    /// Bits 20..52 of the key's token, see [`tag_of`].
-    pub tag: u32,
-    pub segment: u32,
-    /// Offset of the record in the segment, with `SLOT_*` flags in the low 3 bits.
-    pub slot: u32,
-    /// Eviction statistics: 24-bit LRU clock and 8-bit LFU counter, see [`evict`].
-    pub access: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<Entry>() == 16);
-
-/// The token bits below the shard's that an [`Entry`] keeps.
-const TAG_SHIFT: u32 = 64 - SHARD_BITS - 32;
-
-/// The tag of a token: the 32 bits below the shard's 12.
-pub(super) fn tag_of(token: u64) -> u32 {
-    (token >> TAG_SHIFT) as u32
-}
-
-/// The keydir table's hash of a tag (the token's own bits are random already): the tag in
-/// both halves, so hashbrown's bucket index (low bits) and control byte (top 7 bits) both
-/// come from it.
-pub(super) fn tag_hash(tag: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(tag)
-}
-
-/// The keydir table's hash of a key's token.
-pub(super) fn token_hash(token: u64) -> u64 {
-    tag_hash(tag_of(token))
-}
-
-/// Hasher for the keydir table (growth rehashes with it).
-pub(super) fn entry_hash(entry: &Entry) -> u64 {
-    tag_hash(entry.tag)
-}
-
-/// Whether an entry of the shard holding `from` may have a token ≥ `from` (a scan cursor
-/// inside a shard): compared on the tag, so a few keys just below `from` may be visited
-/// again, which a scan allows.
-pub(super) fn at_or_after(entry: &Entry, from: u64) -> bool {
-    entry.tag >= tag_of(from)
-}
-
-impl Entry {
-    pub fn offset(self) -> usize {
-        (self.slot & !SLOT_FLAGS) as usize
-    }
-
-    pub fn reclaimed(self) -> bool {
-        self.slot & SLOT_RECLAIMED != 0
-    }
-}
-
-/// One shard of the keydir.
-#[derive(Default)]
-pub(super) struct Shard {
-    pub table: HashTable<Entry>,
-    pub stats: StoreStats,
-    /// State of the generator for LFU's coin flips.
-    pub rng: u64,
-}
-
-/// A locked keydir shard (see [`crate::shard_guard`]): reading `used_bytes` locks nothing.
-pub(super) type ShardGuard<'a> = crate::shard_guard::ShardGuard<'a, Shard>;
-
-impl Counted for Shard {
-    fn counts(&self) -> &StoreStats {
-        &self.stats
-    }
-}
-
-/// What the keydir counts of a record.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Kind {
-    pub key_len: usize,
-    pub value_len: usize,
-    pub tombstone: bool,
-    pub expiry: bool,
-}
-
-impl Kind {
-    pub fn of(header: &RecordHeader, reclaimed: bool) -> Kind {
-        let tombstone = header.is_tombstone() || reclaimed;
-        Kind {
-            key_len: header.key_len as usize,
-            value_len: if tombstone {
-                0
-            } else {
-                header.value_len as usize
-            },
-            tombstone,
-            expiry: header.expiry_ms.is_some(),
-        }
-    }
-}
-
-/// Adds (`add`) or removes one record's share of a shard's counts.
-pub(super) fn account(stats: &mut StoreStats, kind: Kind, add: bool) {
-    let change = |counter: &mut usize, n: usize| {
-        *counter = if add {
-            *counter + n
-        } else {
-            counter.saturating_sub(n)
-        };
-    };
-    change(
-        &mut stats.used_bytes,
-        kind.key_len + kind.value_len + ENTRY_OVERHEAD_BYTES,
-    );
-    if kind.tombstone {
-        change(&mut stats.tombstones, 1);
-    } else {
-        change(&mut stats.keys, 1);
-        if kind.expiry {
-            change(&mut stats.keys_with_expiry, 1);
-        }
-    }
-}
-
-/// One segment file: its map, how far it is written, and how much of it is live.
-pub(super) struct Segment {
-    pub id: u32,
-    pub seq: u64,
-    pub file: Arc<dyn SegmentFile>,
-    /// The whole file, mapped read-only.
-    pub map: Bytes,
-    /// End of the appended records, published with Release after the pwrite.
-    pub end: AtomicUsize,
-    /// Bytes of records the keydir references, plus tombstones kept on disk.
-    pub live_bytes: AtomicU64,
-    /// No more appends; only sealed segments are compacted or snapshotted.
-    pub sealed: AtomicBool,
-    /// Every byte appended is durable.
-    pub synced: AtomicBool,
-}
-
-impl Segment {
-    pub fn new(id: u32, seq: u64, file: Arc<dyn SegmentFile>, map: Bytes, end: usize) -> Segment {
-        Segment {
-            id,
-            seq,
-            file,
-            map,
-            end: AtomicUsize::new(end),
-            live_bytes: AtomicU64::new(0),
-            sealed: AtomicBool::new(false),
-            synced: AtomicBool::new(false),
-        }
-    }
-
-    /// Bytes of records written in it.
-    pub fn written_bytes(&self) -> u64 {
-        (self
-            .end
-            .load(Ordering::Acquire)
-            .saturating_sub(HEADER_BYTES)) as u64
-    }
-
-    /// The header of the record at `offset`, if one can be read there.
-    pub fn header_at(&self, offset: usize) -> Option<RecordHeader> {
-        RecordHeader::parse(self.map.get(offset..)?)
-    }
-
-    /// The key of the record at `offset` (empty if none can be read there).
-    pub fn key_at(&self, offset: usize) -> &[u8] {
-        let Some(header) = self.header_at(offset) else {
-            return &[];
-        };
-        let at = offset + format::RECORD_HEADER_BYTES;
-        self.map
-            .get(at..at + header.key_len as usize)
-            .unwrap_or_default()
-    }
-}
-
-/// The file name of segment `id`.
-pub(super) fn segment_name(id: u32) -> String {
-    format!("{id:08x}.seg")
-}
-
-pub(super) type Segments = HashMap<u32, Arc<Segment>>;
-
-/// The append side: the active segment and what is not yet durable.
-pub(super) struct Writer {
-    pub active: Arc<Segment>,
-    pub next_id: u32,
-    /// Bytes appended since open, over all segments: the log position.
-    pub appended: u64,
-    /// Sealed segments with appends not yet fsynced.
-    pub unsynced: Vec<Arc<Segment>>,
-}
-
-#[derive(Default)]
-pub(super) struct SyncState {
-    /// Log position known durable.
-    pub synced: u64,
-    /// A thread is fsyncing now; others wait for it.
-    pub syncing: bool,
-}
-
-/// The background thread's mailbox.
-#[derive(Default)]
-pub(super) struct Background {
-    pub stop: bool,
-    /// A segment was sealed or compacted since the last snapshot.
-    pub snapshot_due: bool,
-}
-
-/// Everything shared by the store handle and its background thread.
-pub(super) struct Inner {
-    pub backend: Arc<dyn StorageBackend>,
-    pub options: LogOptions,
-    pub shards: Box<[Mutex<Shard>]>,
-    pub segments: RwLock<Segments>,
-    pub writer: Mutex<Writer>,
-    pub sync_state: Mutex<SyncState>,
-    pub sync_done: Condvar,
-    pub poisoned: AtomicBool,
-    pub poison_reason: Mutex<Option<String>>,
-    pub background: Mutex<Background>,
-    pub background_wake: Condvar,
-    /// Held by compaction and snapshots, which must not run at once.
-    pub maintenance: Mutex<()>,
-    /// The last horizon given to `expire_step`, which compaction drops tombstones by too
-    /// (none given yet: the default, which keeps every tombstone).
-    pub tombstone_horizon: Mutex<Arc<TombstoneHorizon>>,
-    pub compactions: AtomicU64,
-    pub bytes_reclaimed: AtomicU64,
-    pub tombstones_dropped: AtomicU64,
-    pub snapshots: AtomicU64,
-    pub fsyncs: AtomicU64,
-    /// The fsync policy in force; starts as `options.appendfsync`, changed by
-    /// `CONFIG SET appendfsync` through [`Store::set_fsync_policy`].
-    pub fsync_policy: AtomicU8,
-    /// Sum of the shards' `used_bytes`, see [`ShardGuard`].
-    pub used_bytes: AtomicUsize,
-    /// Eviction candidates kept between evictions. Locked before any shard, never after.
-    pub pool: Mutex<EvictionPool>,
-    /// The anti-entropy leaves of every record in the keydir: changed, under the key's
-    /// shard lock, exactly when the keydir gains, replaces or loses a key's record (not when
-    /// compaction moves a record, which keeps its versions).
-    pub merkle: MerkleLeaves,
-}
 
 /// The log-structured store. Open it with [`LogStore::open`]; see the module docs.
 pub struct LogStore {
@@ -316,118 +49,45 @@ impl Drop for LogStore {
     }
 }
 
-pub(super) fn shard_of(token: u64) -> usize {
-    (token >> (64 - SHARD_BITS)) as usize
-}
-
-fn shard_start(index: usize) -> u64 {
-    (index as u64) << (64 - SHARD_BITS)
-}
-
-/// The record a header describes, without its value: all that its Merkle digest reads (the
-/// versions), with no copy of the key or value.
-pub(super) fn header_record(header: &RecordHeader) -> Record {
-    Record {
-        value: None,
-        value_version: header.value_version,
-        expiry_ms: header.expiry_ms,
-        expiry_version: header.expiry_version,
+impl LogStore {
+    /// Opens (or creates) the store in `dir` on the real file system and recovers it.
+    ///
+    /// # Errors
+    /// Bad options, an I/O error, or a segment of an unknown format version. Corrupt
+    /// records and torn tails are not errors: they are skipped and counted in the report.
+    pub fn open(
+        dir: &std::path::Path,
+        options: LogOptions,
+    ) -> Result<(LogStore, RecoveryReport), LogError> {
+        let backend = FileBackend::new(dir).map_err(LogError::io("creating the directory"))?;
+        LogStore::open_with(Arc::new(backend), options)
     }
-}
 
-/// A keydir entry read back: the entry, its record's header and the record.
-pub(super) struct Found {
-    pub entry: Entry,
-    pub header: RecordHeader,
-    pub record: Record,
+    /// Opens the store kept by `backend` (a fault-injecting one in tests).
+    ///
+    /// # Errors
+    /// As [`LogStore::open`].
+    pub fn open_with(
+        backend: Arc<dyn StorageBackend>,
+        options: LogOptions,
+    ) -> Result<(LogStore, RecoveryReport), LogError> {
+        let (inner, report) = recovery::recover(backend, &options)?;
+        let thread = if options.background {
+            let worker = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("ringcache-log".into())
+                    .spawn(move || worker.run_background())
+                    .map_err(LogError::io("starting the background thread"))?,
+            )
+        } else {
+            None
+        };
+        Ok((LogStore { inner, thread }, report))
+    }
 }
 
 impl Inner {
-    /// The fsync policy in force now.
-    pub fn fsync_policy(&self) -> FsyncPolicy {
-        FsyncPolicy::from_code(self.fsync_policy.load(Ordering::Acquire))
-    }
-
-    pub fn new_shards() -> Box<[Mutex<Shard>]> {
-        (0..SHARDS)
-            .map(|index| {
-                Mutex::new(Shard {
-                    rng: index as u64,
-                    ..Shard::default()
-                })
-            })
-            .collect()
-    }
-
-    /// Locks shard `index`; every change to a shard goes through here so `used_bytes`
-    /// stays exact.
-    pub fn lock_shard(&self, index: usize) -> ShardGuard<'_> {
-        ShardGuard::lock(&self.shards[index], &self.used_bytes)
-    }
-
-    /// The entry of `key` in `table`.
-    pub fn find<'t>(
-        segments: &Segments,
-        table: &'t mut HashTable<Entry>,
-        token: u64,
-        key: &[u8],
-    ) -> Option<&'t mut Entry> {
-        let tag = tag_of(token);
-        table.find_mut(token_hash(token), |e| {
-            e.tag == tag
-                && segments
-                    .get(&e.segment)
-                    .is_some_and(|s| s.key_at(e.offset()) == key)
-        })
-    }
-
-    /// Reads the record an entry points at.
-    pub fn load(segments: &Segments, entry: Entry) -> Option<(Bytes, Found)> {
-        let segment = segments.get(&entry.segment)?;
-        let header = segment.header_at(entry.offset())?;
-        let (key, mut record) = format::read_record(&segment.map, entry.offset(), &header);
-        if entry.reclaimed() {
-            record.value = None;
-        }
-        Some((
-            key,
-            Found {
-                entry,
-                header,
-                record,
-            },
-        ))
-    }
-
-    /// Turns an expired value into a tombstone in the keydir (the record on disk reads as
-    /// expired after a restart too, so nothing is written). Returns whether it did.
-    ///
-    /// The Merkle leaves are left alone: the record's digest covers its versions only (see
-    /// [`crate::aae`]), and both are kept.
-    pub fn reclaim_if_expired(
-        stats: &mut StoreStats,
-        entry: &mut Entry,
-        found: &mut Found,
-        now_ms: u64,
-    ) -> bool {
-        if found.record.value.is_none() || found.record.is_live(now_ms) {
-            return false;
-        }
-        account(stats, Kind::of(&found.header, false), false);
-        account(stats, Kind::of(&found.header, true), true);
-        entry.slot |= SLOT_RECLAIMED;
-        found.entry = *entry;
-        let before = cfg!(debug_assertions).then(|| record_digest(0, &found.record));
-        found.record.value = None;
-        debug_assert_eq!(
-            before,
-            Some(record_digest(0, &found.record)),
-            "reclaiming an expired value must not change the key's Merkle digest"
-        );
-        stats.expired += 1;
-        true
-    }
-
     /// The key's record, its expired value reclaimed first. With `touch`, a live value
     /// counts as accessed for eviction.
     fn find_live(
@@ -447,176 +107,6 @@ impl Inner {
             entry.access = evict::touch(entry.access, now_ms, splitmix64(rng));
         }
         Some(found)
-    }
-
-    pub fn poison(&self, reason: String) {
-        let mut slot = self.poison_reason.lock();
-        if slot.is_none() {
-            *slot = Some(reason);
-        }
-        self.poisoned.store(true, Ordering::Release);
-    }
-
-    fn poisoned_error(&self) -> Option<StoreError> {
-        if !self.poisoned.load(Ordering::Acquire) {
-            return None;
-        }
-        let reason = self.poison_reason.lock().clone().unwrap_or_default();
-        Some(StoreError::Poisoned(reason))
-    }
-
-    /// Creates a segment for the writer with room for at least `record_bytes` of records.
-    pub fn new_segment(&self, writer: &mut Writer, record_bytes: usize) -> std::io::Result<()> {
-        let id = writer.next_id;
-        let segment = self.create_segment(id, u64::from(id) << 32, record_bytes)?;
-        writer.next_id += 1;
-        writer.active = segment;
-        Ok(())
-    }
-
-    /// Creates, allocates and maps segment `id`, its header written and synced.
-    pub fn create_segment(
-        &self,
-        id: u32,
-        seq: u64,
-        record_bytes: usize,
-    ) -> std::io::Result<Arc<Segment>> {
-        let wanted = (HEADER_BYTES + record_bytes) as u64;
-        let len = self.options.segment_bytes_max.max(wanted);
-        let name = segment_name(id);
-        let file = self.backend.create(&name, len)?;
-        let header = format::encode_header(&SegmentHeader {
-            id,
-            seq,
-            segment_bytes: len,
-        });
-        file.write_at(&header, 0)?;
-        file.sync_data()?;
-        let map = file.map()?;
-        let segment = Arc::new(Segment::new(id, seq, file, map, HEADER_BYTES));
-        self.segments.write().insert(id, segment.clone());
-        Ok(segment)
-    }
-
-    /// Appends one encoded record. Returns its segment, offset and the log position after
-    /// it.
-    ///
-    /// # Errors
-    /// Poisoned, or the write failed (then the store is poisoned).
-    pub(super) fn append(&self, record: &[u8]) -> Result<(Arc<Segment>, usize, u64), StoreError> {
-        let mut writer = self.writer.lock();
-        if let Some(error) = self.poisoned_error() {
-            return Err(error);
-        }
-        let end = writer.active.end.load(Ordering::Relaxed);
-        if end + record.len() > writer.active.map.len() {
-            self.seal_active(&mut writer, record.len())?;
-        }
-        let segment = writer.active.clone();
-        let offset = segment.end.load(Ordering::Relaxed);
-        if let Err(error) = segment.file.write_at(record, offset as u64) {
-            let reason = format!("write to segment {} failed: {error}", segment.id);
-            self.poison(reason.clone());
-            return Err(StoreError::Write(reason));
-        }
-        segment.end.store(offset + record.len(), Ordering::Release);
-        segment.synced.store(false, Ordering::Relaxed);
-        writer.appended += record.len() as u64;
-        Ok((segment, offset, writer.appended))
-    }
-
-    /// Seals the active segment and starts a new one.
-    fn seal_active(&self, writer: &mut Writer, record_bytes: usize) -> Result<(), StoreError> {
-        let old = writer.active.clone();
-        if self.fsync_policy() == FsyncPolicy::Always {
-            // Keep "everything before the active segment is durable" true for group commit.
-            if let Err(error) = old.file.sync_data() {
-                let reason = format!("fsync of segment {} failed: {error}", old.id);
-                self.poison(reason.clone());
-                return Err(StoreError::Write(reason));
-            }
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
-            old.synced.store(true, Ordering::Relaxed);
-        } else {
-            writer.unsynced.push(old.clone());
-        }
-        if let Err(error) = self.new_segment(writer, record_bytes) {
-            let reason = format!("creating a segment failed: {error}");
-            self.poison(reason.clone());
-            return Err(StoreError::Write(reason));
-        }
-        old.sealed.store(true, Ordering::Release);
-        self.background.lock().snapshot_due = true;
-        self.background_wake.notify_all();
-        Ok(())
-    }
-
-    /// fsyncs every segment with unsynced appends. Returns the log position now durable.
-    ///
-    /// # Errors
-    /// The fsync failed; the store is poisoned.
-    pub fn sync_now(&self) -> Result<u64, StoreError> {
-        let (segments, target) = {
-            let mut writer = self.writer.lock();
-            let mut segments = std::mem::take(&mut writer.unsynced);
-            segments.push(writer.active.clone());
-            (segments, writer.appended)
-        };
-        for segment in segments {
-            if segment.synced.load(Ordering::Relaxed) {
-                continue;
-            }
-            if let Err(error) = segment.file.sync_data() {
-                let reason = format!("fsync of segment {} failed: {error}", segment.id);
-                self.poison(reason.clone());
-                return Err(StoreError::Write(reason));
-            }
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(target)
-    }
-
-    /// Group commit: returns once the log is durable up to `position`. The first waiter
-    /// fsyncs for everyone who appended before it started; the others wait for it.
-    ///
-    /// # Errors
-    /// An fsync failed (now or earlier): nothing is acknowledged.
-    fn wait_durable(&self, position: u64) -> Result<(), StoreError> {
-        let mut state = self.sync_state.lock();
-        loop {
-            if state.synced >= position {
-                return Ok(());
-            }
-            if let Some(StoreError::Poisoned(reason)) = self.poisoned_error() {
-                return Err(StoreError::Write(reason));
-            }
-            if state.syncing {
-                self.sync_done.wait(&mut state);
-                continue;
-            }
-            state.syncing = true;
-            drop(state);
-            let result = self.sync_now();
-            state = self.sync_state.lock();
-            state.syncing = false;
-            if let Ok(target) = result {
-                state.synced = state.synced.max(target);
-            }
-            self.sync_done.notify_all();
-            result?;
-        }
-    }
-
-    /// `sync()`: every acknowledged write durable now.
-    pub fn sync_all(&self) -> Result<(), StoreError> {
-        if let Some(StoreError::Poisoned(reason)) = self.poisoned_error() {
-            // Never retry an fsync after a failure: the pages it covered may be gone.
-            return Err(StoreError::Poisoned(reason));
-        }
-        let target = self.sync_now()?;
-        let mut state = self.sync_state.lock();
-        state.synced = state.synced.max(target);
-        Ok(())
     }
 
     /// Writes `record` for `key` and points the keydir (and the Merkle leaves) at it, once it
@@ -690,22 +180,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Takes a record the keydir no longer references out of the counts: its bytes are
-    /// dead now. Not out of the Merkle leaves: compaction calls this for a record it moved,
-    /// which the keydir still holds; callers that drop a key's record toggle the leaves.
-    pub fn forget(&self, segments: &Segments, stats: &mut StoreStats, old: Entry) {
-        if let Some(segment) = segments.get(&old.segment)
-            && let Some(header) = segment.header_at(old.offset())
-        {
-            account(stats, Kind::of(&header, old.reclaimed()), false);
-            let _ = segment
-                .live_bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(header.bytes() as u64))
-                });
-        }
-    }
-
     /// Walks shards from the one holding `cursor` until about `count` records were handed
     /// to `visit`, as `MemoryStore` does. Returns the next cursor, 0 after the last shard.
     fn walk(
@@ -769,9 +243,7 @@ impl Inner {
             if self.is_poisoned() {
                 continue;
             }
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let now_ms = wall_clock_ms();
             let compacted = self
                 .compact(now_ms, self.options.compaction_bytes_per_s)
                 .unwrap_or(0);
@@ -782,8 +254,12 @@ impl Inner {
         }
     }
 
-    pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+    /// Writes a keydir snapshot covering the sealed segments (fsynced first).
+    pub fn write_snapshot(&self) -> Result<(), LogError> {
+        let _maintenance = self.maintenance.lock();
+        snapshot::write(&*self.backend, &self.segments, &self.shards)?;
+        self.snapshots.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -799,7 +275,7 @@ impl LogStore {
     ///
     /// # Errors
     /// An I/O error; the segments involved are left as they were.
-    pub fn compact(&self, now_ms: u64) -> Result<usize, super::LogError> {
+    pub fn compact(&self, now_ms: u64) -> Result<usize, LogError> {
         self.inner.compact(now_ms, 0)
     }
 
@@ -808,7 +284,7 @@ impl LogStore {
     ///
     /// # Errors
     /// An I/O error; the previous snapshot stays in place.
-    pub fn snapshot(&self) -> Result<(), super::LogError> {
+    pub fn snapshot(&self) -> Result<(), LogError> {
         self.inner.write_snapshot()
     }
 }
@@ -868,7 +344,7 @@ impl Store for LogStore {
         if !merged.merge(incoming) {
             return Ok(false);
         }
-        let now_ms = evict::wall_clock_ms();
+        let now_ms = wall_clock_ms();
         self.inner
             .write(&mut shard, token, key, &merged, now_ms, true)?;
         Ok(true)
@@ -941,11 +417,11 @@ impl Store for LogStore {
             .list()
             .map_err(|e| fail("listing", e))?
             .iter()
-            .any(|n| n == super::recovery::SNAPSHOT_NAME)
+            .any(|n| n == SNAPSHOT_NAME)
         {
             inner
                 .backend
-                .remove(super::recovery::SNAPSHOT_NAME)
+                .remove(SNAPSHOT_NAME)
                 .map_err(|e| fail("removing the snapshot", e))?;
         }
         let old: Vec<Arc<Segment>> = inner.segments.read().values().cloned().collect();

@@ -796,7 +796,7 @@ fn keydir_overhead_per_key_for_a_million_small_keys() {
         put(&store, format!("key:{i:010}").as_bytes(), b"v", i + 1).unwrap();
     }
     let (capacity, len) = store.keydir_capacity();
-    let entry = std::mem::size_of::<store::Entry>();
+    let entry = std::mem::size_of::<keydir::Entry>();
     // hashbrown: one entry and one control byte per bucket, buckets = capacity * 8 / 7.
     let buckets = capacity * 8 / 7;
     let bytes = buckets * (entry + 1);
