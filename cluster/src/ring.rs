@@ -431,6 +431,10 @@ mod tests {
         for nodes in NODE_COUNTS {
             let ids = node_ids(nodes);
             for vnodes in VNODE_COUNTS {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "times the run for its report, nothing more"
+                )]
                 let started = std::time::Instant::now();
                 let ring = Ring::new(ids.iter().copied(), vnodes);
                 let build = started.elapsed();

@@ -122,6 +122,10 @@ fn twelve_hundred_nodes_for_ten_minutes() {
         slow_factor: 5,
         config: Config::lan(),
     };
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "times the run for its report, nothing more"
+    )]
     let started = std::time::Instant::now();
     let r = World::new(s.clone()).run();
     println!("wall time {:.1} s", started.elapsed().as_secs_f64());

@@ -78,6 +78,10 @@ const KEYS: usize = 20;
 
 #[test]
 fn acknowledged_writes_survive_joins_and_a_decommission_under_faults() {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "times the run for its report, nothing more"
+    )]
     let started = Instant::now();
     let seeds = seeds();
     let mut covered = Coverage::default();

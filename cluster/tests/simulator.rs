@@ -59,6 +59,10 @@ const KEYS: usize = 20;
 
 #[test]
 fn the_cluster_keeps_its_invariants_under_loss_crashes_and_partitions() {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "times the run for its report, nothing more"
+    )]
     let started = Instant::now();
     let seeds = seeds();
     for &seed in &seeds {

@@ -13,7 +13,7 @@
 //! the answer to [`Session::on_reply`], and applies the pulled records through the closure it
 //! passes (where it can refuse one, e.g. a value for a key it evicted while full).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use ringcache_storage::aae::{
@@ -446,7 +446,8 @@ impl Session {
         spans: &[(u64, u64)],
         remote: Vec<(Bytes, Record)>,
     ) {
-        let mut local: HashMap<Bytes, Record> = HashMap::new();
+        // Ordered, so the keys to push come out in the same order in every run of a seed.
+        let mut local: BTreeMap<Bytes, Record> = BTreeMap::new();
         store.visit_spans(spans, now_ms, &mut |key, record| {
             local.insert(key.clone(), record.clone());
         });

@@ -296,6 +296,10 @@ fn in_sync_cost_at_1200_nodes() {
             held += 1;
         }
     }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "times the run for its report, nothing more"
+    )]
     let started = std::time::Instant::now();
     let stats = run(&a, &b, &spans, TombstoneHorizon::default());
     println!(

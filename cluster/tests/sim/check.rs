@@ -4,26 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ringcache_cluster::{Need, NodeId, QuorumError};
+use ringcache_resp::Level;
 use ringcache_storage::{Record, Version};
 
 use super::node::Key;
 
-/// The level of a request resolved against `n` replicas, as the server resolves it.
+/// The level named `level` resolved against `n` replicas, as the server resolves it
+/// ([`Level::required`], [`Need::new`]); hints count at `ANY` (every simulated node keeps
+/// them).
 pub fn need(level: &'static str, n: usize) -> Need {
-    let required = match level {
-        "ONE" | "ANY" => 1,
-        "TWO" => 2,
-        "QUORUM" => n / 2 + 1,
-        "ALL" => n,
-        _ => panic!("no level {level}"),
-    }
-    .min(n);
-    Need {
-        level,
-        required,
-        hints_count: level == "ANY",
-        blocking_repair: required > n / 2,
-    }
+    let parsed = Level::parse(level.as_bytes()).expect("a level name");
+    Need::new(level, parsed.required(n), n, parsed == Level::Any)
 }
 
 /// The cell versions of a record, `ZERO` for a cell never written or no record.

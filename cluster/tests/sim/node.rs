@@ -1,9 +1,12 @@
 //! One simulated node: its replica store, clock, hints, rounds in flight and liveness view.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 
-use ringcache_cluster::{Effect, HybridClock, NodeId, ReadRound, Ring, WriteRound};
+use ringcache_cluster::membership::{Health, Member};
+use ringcache_cluster::{Effect, HybridClock, NodeId, ReadRound, View as Placement, WriteRound};
 use ringcache_storage::Record;
 
 /// A key of the simulated key space, by index.
@@ -50,34 +53,40 @@ impl Round {
     }
 }
 
-/// A member's status, as gossip carries it (a member that left is no longer one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Streaming its ranges in: in the future ring, not in the ring.
-    Joining,
-    /// Done streaming, waiting for the other joining nodes to be done too (the runtime's
-    /// `Status::Ready`; `SIM_BREAK=normal-apart` turns it off): in the future ring, not in
-    /// the ring.
-    Ready,
-    /// Owns its ranges.
-    Normal,
-    /// Pushing its ranges out: in the ring, not in the future ring.
-    Leaving,
-}
+/// A member's status, as gossip carries it: the runtime's.
+pub use ringcache_cluster::membership::Status;
 
-/// A node's view of the membership, as gossip brought it: the members, the ring now and,
-/// while joins or a leave are under way, the ring after them (whose replicas that are not
-/// replicas now are pending: writes go to them too).
+/// A node's view of the membership, as gossip brought it: the runtime's placement
+/// [`Placement`] (the members, the ring now, the future ring while joins or a leave are
+/// under way, the handover after a change), built by the runtime's [`Placement::next`], and
+/// which change of the membership it is at.
 #[derive(Debug, Clone)]
 pub struct View {
     /// Which change of the membership this is: views only move forward.
     pub epoch: usize,
-    /// Who owns what now: the members Normal or Leaving.
-    pub ring: Rc<Ring>,
-    /// Who will own what once the changes under way finish (the runtime's `future_owners`).
-    pub future: Option<Rc<Ring>>,
-    /// Every member and its status, whatever its health.
-    pub members: Rc<BTreeMap<NodeId, Status>>,
+    /// The rings and members, as the runtime keeps them.
+    pub placement: Arc<Placement>,
+}
+
+/// A member record for node `id` in `status`, healthy: the simulated network needs no
+/// address, so each gets a distinct made-up one.
+pub fn member(id: NodeId, status: Status) -> Member {
+    Member {
+        id,
+        addr: SocketAddr::from(([127, 0, 0, 1], (id.get() % 60_000) as u16)),
+        incarnation: 1,
+        status,
+        health: Health::Alive,
+        flush_hlc: 0,
+    }
+}
+
+impl Deref for View {
+    type Target = Placement;
+
+    fn deref(&self) -> &Placement {
+        &self.placement
+    }
 }
 
 /// A round on its coordinator, with what the simulator needs to drive and check it.
@@ -112,10 +121,6 @@ pub struct Node {
     pub out: bool,
     /// The membership as this node knows it.
     pub view: View,
-    /// For a while after its ring changed, the ring before: writes also go to its replicas
-    /// that are not replicas any more (still members), as to pending replicas, because
-    /// nodes that have not learned the change yet still read from them.
-    pub handover: Option<Rc<Ring>>,
     /// A join's plan and progress ([`ringcache_cluster::transfer::Plan::encode`]) with the
     /// members of the future ring it was planned against, durable like the runtime's
     /// `data_dir/stream`.
@@ -141,7 +146,6 @@ impl Node {
             crashed: false,
             out: false,
             view,
-            handover: None,
             plan_file: None,
             store: BTreeMap::new(),
             hints: vec![BTreeMap::new(); count],

@@ -20,6 +20,10 @@ pub fn seeds(ci: impl IntoIterator<Item = u64>, fresh_in_ci: u64) -> Vec<u64> {
 /// Fresh seeds drawn by the harness from the wall clock, not by the simulation; each run
 /// prints its own, so a failing one can be replayed with `SIM_SEED`.
 pub fn fresh_seeds(count: u64) -> Vec<u64> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "fresh seeds differ per run on purpose; each is printed and replays alone"
+    )]
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("a clock after 1970");

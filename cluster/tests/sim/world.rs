@@ -2,14 +2,16 @@
 //! virtual time. Every choice comes from the seeded generator, so a seed replays exactly.
 
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use ringcache_cluster::{Effect, NodeId, ReadRound, Ring, Target, WriteRound};
+use ringcache_cluster::{
+    Effect, Need, NodeId, ReadRound, Ring, Target, View as Placement, WriteRound,
+};
 use ringcache_storage::{Record, Version, key_token};
 
 use super::check::{Checker, need};
-use super::node::{InFlight, Key, Node, RequestId, Round, Status, View};
+use super::node::{InFlight, Key, Node, RequestId, Round, Status, View, member};
 use super::queue::EventQueue;
 use super::rng::Rng;
 
@@ -211,16 +213,14 @@ impl World {
                 (id, skew_ms)
             })
             .collect();
-        let ring = Ring::new(shapes[..cfg.nodes].iter().map(|s| s.0), VNODES);
         let members = shapes[..cfg.nodes]
             .iter()
-            .map(|s| (s.0, Status::Normal))
-            .collect();
+            .map(|s| member(s.0, Status::Normal));
+        let placement = Placement::empty(VNODES).next(members, VNODES, 0, 0);
+        let ring = (*placement.ring).clone();
         let view = View {
             epoch: 0,
-            ring: Rc::new(ring.clone()),
-            future: None,
-            members: Rc::new(members),
+            placement: Arc::new(placement),
         };
         let mut nodes: Vec<Node> = shapes
             .iter()
@@ -434,18 +434,10 @@ impl World {
         let version = node.clock.next(node.wall_ms(self.now_ms));
         let record = self.new_record(key, version);
         let op = self.check.begin_write(key, need, &record, self.step);
-        let mut targets = self.targets(coordinator, key, false);
         // The checker holds the write to the level's promise; the round also waits for one
         // more ack for each pending replica (up or not, as the scenario's rule says).
-        let mut round_need = need;
+        let (targets, round_need) = self.write_targets(coordinator, key, need);
         if self.membership.is_some() {
-            let counts_when_down = self.pending_counts_when_down();
-            let pending = self.pending_targets(coordinator, key);
-            self.note_pending_down(&pending);
-            for pending in pending {
-                round_need.required += usize::from(pending.alive || counts_when_down);
-                targets.push(pending);
-            }
             let ids = targets.iter().map(|t| t.node).collect();
             self.check.set_write_targets(op, coordinator, ids);
         }
@@ -469,7 +461,7 @@ impl World {
     fn start_read(&mut self, coordinator: usize, key: Key, level: &'static str) -> usize {
         let need = need(level, self.cfg.replicas);
         let op = self.check.begin_read(key, need, self.step);
-        let targets = self.targets(coordinator, key, true);
+        let targets = self.read_targets(coordinator, key);
         if self.membership.is_some() {
             let ids = targets.iter().map(|t| t.node).collect();
             self.read_sets.insert(op, ids);
@@ -498,26 +490,35 @@ impl World {
         op
     }
 
-    /// The key's preference list as `coordinator` sees it; for reads the local replica
-    /// first, as the server orders it.
-    fn targets(&self, coordinator: usize, key: Key, local_first: bool) -> Vec<Target> {
-        let list = self.nodes[coordinator]
-            .view
-            .ring
-            .preference_list(self.key_tokens[key], self.cfg.replicas);
-        let mut targets: Vec<Target> = list
-            .iter()
-            .map(|&node| Target {
-                node,
-                alive: self.nodes[coordinator].sees_up[self.index_of(node)],
+    /// The replicas a read of `key` asks, as `coordinator` sees them: the runtime's
+    /// [`Placement::read_targets`] over the node's view and liveness.
+    fn read_targets(&self, coordinator: usize, key: Key) -> Vec<Target> {
+        let node = &self.nodes[coordinator];
+        node.view
+            .read_targets(self.key_tokens[key], self.cfg.replicas, node.id, |peer| {
+                node.sees_up[self.index_of(peer)]
             })
-            .collect();
-        let local = self.nodes[coordinator].id;
-        if local_first && let Some(at) = targets.iter().position(|t| t.node == local) {
-            let target = targets.remove(at);
-            targets.insert(0, target);
+    }
+
+    /// A write's replicas of `key` and the round's need, as `coordinator` sees them: the
+    /// runtime's [`Placement::write_targets`], unless the scenario breaks the rule for
+    /// pending replicas.
+    fn write_targets(&mut self, coordinator: usize, key: Key, need: Need) -> (Vec<Target>, Need) {
+        if self.membership.is_some() {
+            let (targets, round_need, extras_from) =
+                self.write_targets_in_change(coordinator, key, need);
+            self.note_pending_down(&targets[extras_from..]);
+            return (targets, round_need);
         }
-        targets
+        let node = &self.nodes[coordinator];
+        node.view.write_targets(
+            self.key_tokens[key],
+            self.cfg.replicas,
+            self.now_ms,
+            node.id,
+            |peer| node.sees_up[self.index_of(peer)],
+            |_| need,
+        )
     }
 
     fn index_of(&self, node: NodeId) -> usize {

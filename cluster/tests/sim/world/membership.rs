@@ -45,17 +45,17 @@
 //! [`Plan::gains`]: ringcache_cluster::transfer::Plan::gains
 //! [`Plan::fail_over`]: ringcache_cluster::transfer::Plan::fail_over
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
-use ringcache_cluster::transfer::{
-    Moved, Plan, Pull, Ranges, in_ranges, moved_ranges, pending_replicas,
-};
-use ringcache_cluster::{Need, NodeId, Ring, Target, WriteRound};
+use ringcache_cluster::transfer::{Moved, Plan, Pull, Ranges, in_ranges, moved_ranges};
+use ringcache_cluster::view::future_owners;
+use ringcache_cluster::{Need, NodeId, Ring, Target, View as Placement, WriteRound};
 use ringcache_storage::Record;
 
 use super::{Event as WorldEvent, Message, VNODES, World};
-use crate::sim::node::{Key, Round, Status, View};
+use crate::sim::node::{Key, Round, Status, View, member};
 
 /// How late a node learns a membership change by gossip.
 const VIEW_DELAY_MS_MAX: u64 = 300;
@@ -432,47 +432,6 @@ fn ring_of(members: impl IntoIterator<Item = NodeId>) -> Ring {
     Ring::new(members, VNODES)
 }
 
-/// The owners once the changes under way finish, as the runtime's `future_owners`: the
-/// owners minus the members Leaving if any is, else the owners plus the members Joining for
-/// which `counts` holds (every one, but under the broken rule).
-fn future_owners(
-    members: &BTreeMap<NodeId, Status>,
-    owners: &[NodeId],
-    counts: impl Fn(NodeId) -> bool,
-) -> Vec<NodeId> {
-    let with = |status: Status| members.iter().filter(move |&(_, s)| *s == status);
-    let leaving: Vec<NodeId> = with(Status::Leaving).map(|(&id, _)| id).collect();
-    if !leaving.is_empty() {
-        return owners
-            .iter()
-            .copied()
-            .filter(|n| !leaving.contains(n))
-            .collect();
-    }
-    let mut future = owners.to_vec();
-    let joining = with(Status::Joining).chain(with(Status::Ready));
-    future.extend(joining.map(|(&id, _)| id).filter(|&id| counts(id)));
-    future.sort_unstable();
-    future
-}
-
-/// The view of `members` as epoch `epoch`: the ring of the owners, and the future ring when
-/// it differs.
-fn view_of(epoch: usize, members: BTreeMap<NodeId, Status>) -> View {
-    let owners: Vec<NodeId> = members
-        .iter()
-        .filter(|&(_, s)| matches!(s, Status::Normal | Status::Leaving))
-        .map(|(&id, _)| id)
-        .collect();
-    let future = future_owners(&members, &owners, |_| true);
-    View {
-        epoch,
-        future: (future != owners).then(|| Rc::new(ring_of(future))),
-        ring: Rc::new(ring_of(owners)),
-        members: Rc::new(members),
-    }
-}
-
 /// `SIM_BREAK=single-loser-only`: [`Plan::gains`] as if a range never had several losers:
 /// each range from a loser up if there is one, else from every live old replica.
 fn plan_from_one_loser(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
@@ -509,6 +468,14 @@ fn plan_from_one_loser(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) ->
 }
 
 impl World {
+    /// Whether `node`'s view still hands writes over to the ring before its last change.
+    fn in_handover(&self, node: &crate::sim::node::Node) -> bool {
+        node.view
+            .handover
+            .as_ref()
+            .is_some_and(|h| self.now_ms < h.until_ms)
+    }
+
     fn m(&mut self) -> &mut Membership {
         self.membership
             .as_mut()
@@ -654,7 +621,7 @@ impl World {
             && self
                 .nodes
                 .iter()
-                .all(|n| n.out || (n.view.epoch == latest && n.handover.is_none()))
+                .all(|n| n.out || (n.view.epoch == latest && !self.in_handover(n)))
     }
 
     fn check_membership_end(&mut self) {
@@ -694,10 +661,17 @@ impl World {
     /// A new membership, the latest changed by `change`. Node `origin`, which made the
     /// change, knows it at once; the others learn it by gossip.
     fn announce(&mut self, origin: usize, change: impl FnOnce(&mut BTreeMap<NodeId, Status>)) {
+        let now_ms = self.now_ms;
         let m = self.m();
-        let mut members = (*m.views.last().expect("a first view").members).clone();
-        change(&mut members);
-        let view = view_of(m.views.len(), members);
+        let last = m.views.last().expect("a first view");
+        let mut statuses: BTreeMap<NodeId, Status> =
+            last.members.values().map(|m| (m.id, m.status)).collect();
+        change(&mut statuses);
+        let members = statuses.iter().map(|(&id, &status)| member(id, status));
+        let view = View {
+            epoch: m.views.len(),
+            placement: Arc::new(last.next(members, VNODES, now_ms, 0)),
+        };
         m.views.push(view.clone());
         self.ring = (*view.ring).clone();
         self.learn(origin, view.epoch);
@@ -713,75 +687,92 @@ impl World {
         }
     }
 
+    /// `node` learns view `epoch`: it takes the members in with the runtime's
+    /// [`Placement::next`], which starts a handover when its ring changed.
     fn learn(&mut self, node: usize, epoch: usize) {
-        let view = self.m().views[epoch].clone();
+        let latest = self.m().views[epoch].clone();
+        let handover = self.m().scenario.handover;
+        let handover_ms = if handover { HANDOVER_MS } else { 0 };
+        let now_ms = self.now_ms;
         let known = &mut self.nodes[node];
         if known.out || known.crashed || epoch <= known.view.epoch {
             return;
         }
-        let ring_changed = known.view.ring.members() != view.ring.members();
-        let before = std::mem::replace(&mut known.view, view.clone());
-        let handover = self
-            .membership
-            .as_ref()
-            .is_some_and(|m| m.scenario.handover);
+        let ring_changed = known.view.ring.members() != latest.ring.members();
+        let members = latest.members.values().cloned();
+        let placement = known.view.next(members, VNODES, now_ms, handover_ms);
+        known.view = View {
+            epoch,
+            placement: Arc::new(placement),
+        };
         if ring_changed && handover {
-            self.nodes[node].handover = Some(before.ring);
             let event = Event::EndHandover { node, epoch };
             self.queue
-                .push(self.now_ms + HANDOVER_MS, WorldEvent::Membership(event));
+                .push(now_ms + HANDOVER_MS, WorldEvent::Membership(event));
         }
-        if view.future.is_none() && ring_changed {
+        if latest.future.is_none() && ring_changed {
             let event = Event::Cleanup { node, epoch };
-            self.queue.push(
-                self.now_ms + CLEANUP_DELAY_MS,
-                WorldEvent::Membership(event),
-            );
+            self.queue
+                .push(now_ms + CLEANUP_DELAY_MS, WorldEvent::Membership(event));
         }
     }
 
-    /// The future ring as `node` sees it: its view's, or under the broken rule, without the
+    /// The view `node` places keys with: its own, or under the broken rule
+    /// (`SIM_BREAK=dead-joiner-not-pending`) its own with a future ring that leaves out the
     /// joining nodes it sees down.
-    fn future_seen_by(&self, node: usize) -> Option<Rc<Ring>> {
+    fn seen_view(&self, node: usize) -> Cow<'_, Placement> {
         let m = self.membership.as_ref().expect("membership");
         let n = &self.nodes[node];
         if m.scenario.dead_joiner_pending {
-            return n.view.future.clone();
+            return Cow::Borrowed(&n.view.placement);
         }
-        let owners = n.view.ring.members();
-        let future = future_owners(&n.view.members, owners, |id| {
-            id == n.id || n.sees_up[self.index_of(id)]
+        let counted = n.view.members.values().filter(|m| {
+            !matches!(m.status, Status::Joining | Status::Ready)
+                || m.id == n.id
+                || n.sees_up[self.index_of(m.id)]
         });
-        (future != owners).then(|| Rc::new(ring_of(future)))
+        let owners = n.view.ring.members();
+        let future = future_owners(counted, owners);
+        let mut view = (*n.view.placement).clone();
+        view.future = (future != owners).then(|| Arc::new(ring_of(future)));
+        Cow::Owned(view)
     }
 
-    /// The key's pending replicas as `coordinator` sees them (none when the rule is off).
-    pub(super) fn pending_targets(&self, coordinator: usize, key: Key) -> Vec<Target> {
+    /// The future ring as `node` sees it ([`World::seen_view`]).
+    fn future_seen_by(&self, node: usize) -> Option<Arc<Ring>> {
+        self.seen_view(node).future.clone()
+    }
+
+    /// A write's replicas of `key` and the round's need as `coordinator` sees them, with
+    /// where its extra (pending and handover) replicas start: the runtime's
+    /// [`Placement::write_targets`], each extra replica adding one ack whether up or not,
+    /// unless the scenario breaks that rule.
+    pub(super) fn write_targets_in_change(
+        &self,
+        coordinator: usize,
+        key: Key,
+        need: Need,
+    ) -> (Vec<Target>, Need, usize) {
         let m = self.membership.as_ref().expect("membership");
-        let node = &self.nodes[coordinator];
-        if m.scenario.pending == PendingRule::Ignored {
-            return Vec::new();
-        }
         let (token, n) = (self.key_tokens[key], self.cfg.replicas);
-        let mut pending = Vec::new();
-        if let Some(future) = self.future_seen_by(coordinator) {
-            pending = pending_replicas(&node.view.ring, &future, token, n);
-        }
-        if let Some(before) = &node.handover {
-            // Replicas in the ring before that are not any more, but for those that left.
-            for old in pending_replicas(&node.view.ring, before, token, n) {
-                if !pending.contains(&old) && !self.nodes[self.index_of(old)].out {
-                    pending.push(old);
-                }
+        let node = &self.nodes[coordinator];
+        let view = self.seen_view(coordinator);
+        let link_up = |peer| node.sees_up[self.index_of(peer)];
+        let (mut targets, mut round_need) =
+            view.write_targets(token, n, self.now_ms, node.id, link_up, |_| need);
+        let extras_from = view.ring.preference_list(token, n).len();
+        match m.scenario.pending {
+            PendingRule::EachCounts => {}
+            PendingRule::Ignored => {
+                targets.truncate(extras_from);
+                round_need = need;
+            }
+            PendingRule::UpOnesCount => {
+                let up = targets[extras_from..].iter().filter(|t| t.alive).count();
+                round_need.required = need.required + up;
             }
         }
-        pending
-            .into_iter()
-            .map(|pending| Target {
-                node: pending,
-                alive: node.sees_up[self.index_of(pending)],
-            })
-            .collect()
+        (targets, round_need, extras_from)
     }
 
     /// Counts a write whose pending replicas include one its coordinator sees down.
@@ -816,8 +807,7 @@ impl World {
             return false;
         }
         let read_set = self.read_sets.get(&op).cloned().unwrap_or_default();
-        let mut targets = self.targets(coordinator, key, false);
-        targets.extend(self.pending_targets(coordinator, key));
+        let (mut targets, _, _) = self.write_targets_in_change(coordinator, key, need);
         targets.retain(|t| !read_set.contains(&t.node));
         let counts_when_down = self.pending_counts_when_down();
         let required = targets
@@ -846,7 +836,7 @@ impl World {
     /// Drops the hints `node` keeps for nodes no longer members in its view (a node that
     /// left never comes back for them).
     pub(super) fn drop_hints_for_departed(&mut self, node: usize) {
-        let members = self.nodes[node].view.members.clone();
+        let members = self.nodes[node].view.placement.members.clone();
         for target in 0..self.nodes.len() {
             let member = members.contains_key(&self.nodes[target].id);
             if !member && !self.nodes[node].hints[target].is_empty() {
@@ -927,12 +917,7 @@ impl World {
     /// `is_our_turn`): there is another owner, no member is Leaving, and the future ring
     /// includes it.
     fn is_our_turn(&self, node: usize) -> bool {
-        let n = &self.nodes[node];
-        n.view.ring.members().iter().any(|&m| m != n.id)
-            && !n.view.members.values().any(|&s| s == Status::Leaving)
-            && self
-                .future_seen_by(node)
-                .is_some_and(|f| f.members().contains(&n.id))
+        self.seen_view(node).may_stream(self.nodes[node].id)
     }
 
     /// Waits for the joining node's turn, then for the settle.
@@ -1530,11 +1515,9 @@ impl World {
                 }
             }
             Event::Cleanup { node, epoch } => self.cleanup(node, epoch),
-            Event::EndHandover { node, epoch } => {
-                if self.nodes[node].view.epoch == epoch {
-                    self.nodes[node].handover = None;
-                }
-            }
+            // The view's handover ends by its own deadline: this event only lets the run
+            // see the end (it may be what makes the membership quiet).
+            Event::EndHandover { .. } => {}
         }
     }
 
