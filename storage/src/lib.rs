@@ -10,10 +10,16 @@
 //!   writes it missed, replayed in order once it is back.
 //! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]) and Redis's approximated LRU and
 //!   LFU: per-key access statistics, sampling and the eviction pool.
+//! - [`aae`]: the Merkle leaves anti-entropy compares ([`MerkleLeaves`], kept exact at every
+//!   keydir change by both engines) and the per-range [`TombstoneHorizon`] that says when a
+//!   tombstone may go.
+//! - [`error`]: [`StoreError`], saying what happened to the data.
 //! - `clock`: the wall clock, for the calls that carry no `now_ms`.
+//! - `shard_guard`: a shard lock guard that publishes the shard's byte count when released,
+//!   so `used_bytes` is one atomic read.
 //!
-//! Engines sit behind the narrow [`Store`] trait so the server (and later the cluster
-//! coordinator) never depends on how records are kept.
+//! Engines sit behind the narrow [`Store`] trait so the server and the cluster never depend
+//! on how records are kept.
 
 pub mod aae;
 mod clock;
