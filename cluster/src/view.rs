@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::coordinator::{Need, QuorumError, Target};
 use crate::membership::{Health, Member, Status};
 use crate::ring::{NodeId, Ring};
-use crate::transfer::pending_replicas;
+use crate::transfer::{Moved, moved_ranges, pending_replicas};
 
 /// How long writes also go to the previous ring's replicas after the ring changed: longer
 /// than gossip takes to tell every node (about 3.5 s for 30 nodes on loopback, under 1 s in
@@ -270,10 +270,64 @@ impl View {
                 .is_some_and(|f| f.members().contains(&local))
     }
 
+    /// Whether `local` may be decommissioned now: it is Normal, no join or leave is under
+    /// way, and the nodes that stay are enough for `n` replicas.
+    ///
+    /// # Errors
+    /// Why it may not; nothing was changed.
+    pub fn may_leave(&self, local: NodeId, n: usize) -> Result<(), LeaveRefused> {
+        let normal = self
+            .members
+            .get(&local)
+            .is_some_and(|m| m.status == Status::Normal);
+        if !normal {
+            return Err(LeaveRefused::NotNormal);
+        }
+        if self.future.is_some() {
+            return Err(LeaveRefused::ChangeUnderWay);
+        }
+        let remaining = self.ring.members().len().saturating_sub(1);
+        if remaining < n {
+            return Err(LeaveRefused::TooFewNodes {
+                remaining,
+                replicas: n,
+            });
+        }
+        Ok(())
+    }
+
+    /// The ranges whose replicas change if `local` leaves the ring now, with their old and
+    /// new replicas: what a decommission pushes to the gainers.
+    pub fn moves_if_leaving(&self, local: NodeId, n: usize, vnodes: u16) -> Vec<Moved> {
+        let remaining = self.ring.members().iter().copied().filter(|&m| m != local);
+        moved_ranges(&self.ring, &Ring::new(remaining, vnodes), n)
+    }
+
     /// Whether `local`, done streaming (Ready), may turn Normal: the ring holds it.
     pub fn may_turn_normal(&self, local: NodeId) -> bool {
         self.ring.members().contains(&local)
     }
+}
+
+/// Why a node may not be decommissioned now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaveRefused {
+    /// It is joining, leaving or left already.
+    #[error("ERR this node is not normal: only a normal node can be decommissioned")]
+    NotNormal,
+    /// Another node joins or leaves.
+    #[error("ERR a join or leave is under way; decommission when it has finished")]
+    ChangeUnderWay,
+    /// The nodes that would stay cannot hold every replica.
+    #[error(
+        "ERR decommission would leave {remaining} nodes for {replicas} replicas; add a node first"
+    )]
+    TooFewNodes {
+        /// Owners once it left.
+        remaining: usize,
+        /// The replication factor.
+        replicas: usize,
+    },
 }
 
 /// Whether a write to `targets` can meet `need` before anything is written: enough of them
@@ -410,6 +464,42 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn only_a_normal_node_leaves_alone_and_only_when_enough_stay() {
+        let view = View::empty(16).next(
+            [1, 2, 3, 4].map(|id| member(id, Status::Normal)),
+            16,
+            0,
+            HANDOVER_MS,
+        );
+        assert_eq!(view.may_leave(NodeId::new(4), 3), Ok(()));
+        assert_eq!(
+            view.may_leave(NodeId::new(4), 4),
+            Err(LeaveRefused::TooFewNodes {
+                remaining: 3,
+                replicas: 4
+            })
+        );
+        let moves = view.moves_if_leaving(NodeId::new(4), 3, 16);
+        assert!(!moves.is_empty());
+        assert!(moves.iter().all(|m| m.losers() == vec![NodeId::new(4)]));
+        let members = view.members.values().cloned().map(|mut m| {
+            if m.id == NodeId::new(4) {
+                m.status = Status::Leaving;
+            }
+            m
+        });
+        let leaving = view.next(members, 16, 1, HANDOVER_MS);
+        assert_eq!(
+            leaving.may_leave(NodeId::new(4), 3),
+            Err(LeaveRefused::NotNormal)
+        );
+        assert_eq!(
+            leaving.may_leave(NodeId::new(1), 3),
+            Err(LeaveRefused::ChangeUnderWay)
+        );
     }
 
     #[test]

@@ -1279,15 +1279,9 @@ impl World {
         }
         let leaver = m.leaver.expect("a leaver");
         let node = &self.nodes[leaver];
-        let after = ring_of(
-            node.view
-                .ring
-                .members()
-                .iter()
-                .copied()
-                .filter(|&n| n != node.id),
-        );
-        let moved = moved_ranges(&node.view.ring, &after, self.cfg.replicas);
+        let moved = node
+            .view
+            .moves_if_leaving(node.id, self.cfg.replicas, VNODES);
         let mut by_target: BTreeMap<NodeId, Ranges> = BTreeMap::new();
         for m in moved.iter().filter(|m| m.losers().contains(&node.id)) {
             for target in m.gainers() {
