@@ -5,12 +5,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ringcache_resp::cmd::{Command, CommandInfoCommand};
+use ringcache_resp::cmd::{Command, CommandInfoCommand, Spec, TABLE, lookup};
 use ringcache_resp::glob::glob_match;
 use ringcache_resp::{CommandError, Level, Reply};
 
 use super::connection::REDIS_COMPATIBLE_VERSION;
-use super::table::{COMMANDS, CommandSpec};
 use super::{After, Outcome, Session};
 use crate::config::{
     AppendFsync, BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config, MAXMEMORY_SAMPLES_MAX, StorageEngine,
@@ -52,7 +51,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command, _now_ms: u6
             session.after = After::Shutdown;
             Reply::Ok
         }
-        other => Reply::Error(format!("ERR '{}' is not a server command", other.name())),
+        _ => super::misrouted("server"),
     })
 }
 
@@ -60,14 +59,16 @@ fn bulk(text: &str) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
 }
 
-fn command_info(spec: &CommandSpec) -> Reply {
+/// One command's `COMMAND INFO` entry, from its table row. ACL categories, tips, key
+/// specifications and subcommands are left empty.
+fn command_info(spec: &Spec) -> Reply {
     Reply::Array(vec![
         bulk(spec.name),
-        Reply::Integer(spec.arity),
-        Reply::Set(spec.flags.iter().map(|f| Reply::Simple(f)).collect()),
-        Reply::Integer(spec.first_key),
-        Reply::Integer(spec.last_key),
-        Reply::Integer(spec.step),
+        Reply::Integer(i64::from(spec.arity)),
+        Reply::Set(spec.flags.names().map(Reply::Simple).collect()),
+        Reply::Integer(i64::from(spec.keys.first)),
+        Reply::Integer(i64::from(spec.keys.last)),
+        Reply::Integer(i64::from(spec.keys.step)),
         Reply::Set(vec![]),
         Reply::Set(vec![]),
         Reply::Array(vec![]),
@@ -75,25 +76,26 @@ fn command_info(spec: &CommandSpec) -> Reply {
     ])
 }
 
-fn command_docs(spec: &CommandSpec) -> Reply {
+/// One command's `COMMAND DOCS` entry, from its table row.
+fn command_docs(spec: &Spec) -> Reply {
     Reply::Map(vec![
         (bulk("summary"), bulk(spec.summary)),
         (bulk("since"), bulk(spec.since)),
-        (bulk("group"), bulk(spec.group)),
+        (bulk("group"), bulk(spec.family.group())),
     ])
 }
 
-fn find_spec(name: &[u8]) -> Option<&'static CommandSpec> {
-    super::table::find(&String::from_utf8_lossy(name).to_ascii_lowercase())
+fn find_spec(name: &[u8]) -> Option<&'static Spec> {
+    lookup(name).map(|entry| entry.spec)
 }
 
 fn execute_command(info: CommandInfoCommand) -> Reply {
     match info {
-        CommandInfoCommand::All => Reply::Array(COMMANDS.iter().map(command_info).collect()),
-        CommandInfoCommand::Count => Reply::Integer(COMMANDS.len() as i64),
-        CommandInfoCommand::List => Reply::Array(COMMANDS.iter().map(|c| bulk(c.name)).collect()),
+        CommandInfoCommand::All => Reply::Array(TABLE.iter().map(command_info).collect()),
+        CommandInfoCommand::Count => Reply::Integer(TABLE.len() as i64),
+        CommandInfoCommand::List => Reply::Array(TABLE.iter().map(|c| bulk(c.name)).collect()),
         CommandInfoCommand::Info(names) if names.is_empty() => {
-            Reply::Array(COMMANDS.iter().map(command_info).collect())
+            Reply::Array(TABLE.iter().map(command_info).collect())
         }
         CommandInfoCommand::Info(names) => Reply::Array(
             names
@@ -102,8 +104,8 @@ fn execute_command(info: CommandInfoCommand) -> Reply {
                 .collect(),
         ),
         CommandInfoCommand::Docs(names) => {
-            let specs: Vec<&CommandSpec> = if names.is_empty() {
-                COMMANDS.iter().collect()
+            let specs: Vec<&Spec> = if names.is_empty() {
+                TABLE.iter().collect()
             } else {
                 names.iter().filter_map(|n| find_spec(n)).collect()
             };
@@ -361,7 +363,7 @@ fn info_cpu(_node: &Node, out: &mut String) {
 }
 
 fn info_commandstats(node: &Node, out: &mut String) {
-    for (spec, stats) in COMMANDS.iter().zip(node.stats.commands.iter()) {
+    for (spec, stats) in TABLE.iter().zip(node.stats.commands.iter()) {
         let calls = stats.calls.load(Relaxed);
         if calls == 0 {
             continue;
