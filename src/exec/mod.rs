@@ -2,7 +2,10 @@
 //! out. No sockets here, so every command is testable with a `Node` and a `Session`.
 //!
 //! - [`connection`]: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, CONSISTENCY.
-//! - [`server`]: COMMAND, INFO, CONFIG, DBSIZE, FLUSHALL/FLUSHDB, TIME, SHUTDOWN.
+//! - [`server`]: DBSIZE, FLUSHALL/FLUSHDB, TIME, SHUTDOWN, and routes the three below.
+//! - [`command`]: COMMAND and its subcommands, answered from the command table.
+//! - [`info`]: INFO and its sections.
+//! - [`config`]: CONFIG GET/SET/RESETSTAT, checked by `Config::validate`.
 //! - [`strings`]: the string commands.
 //! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
 //! - [`clustered`]: key commands through the coordinator, on a node in a cluster.
@@ -15,7 +18,10 @@
 //! `execute` here.
 
 pub mod clustered;
+pub mod command;
+pub mod config;
 pub mod connection;
+pub mod info;
 pub mod keyspace;
 pub mod ring;
 pub mod server;
@@ -352,6 +358,11 @@ pub(crate) fn make_room(node: &Node, now_ms: u64) -> Result<(), Reply> {
     Ok(())
 }
 
+/// A bulk string reply of a static text.
+fn bulk(text: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+}
+
 /// The reply for a value read from the store, counting the hit or miss.
 fn lookup_reply(node: &Node, value: Option<&Bytes>) -> Reply {
     node.stats.record_lookup(value.is_some());
@@ -395,10 +406,6 @@ mod tests {
     use super::testing::{node, run, session};
     use super::*;
 
-    fn bulk(text: &str) -> Reply {
-        Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
-    }
-
     #[test]
     fn noeviction_refuses_writes_over_maxmemory_but_serves_reads_and_deletes() {
         let node = node();
@@ -415,7 +422,7 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             0
         );
-        assert!(server::info(&node, &[]).contains("errorstat_OOM:count=2"));
+        assert!(info::info(&node, &[]).contains("errorstat_OOM:count=2"));
     }
 
     #[test]
@@ -442,7 +449,7 @@ mod tests {
             .load(std::sync::atomic::Ordering::Relaxed);
         let keys = node.store.stats().keys as u64;
         assert_eq!(evicted + keys, 1_000);
-        assert!(server::info(&node, &[]).contains(&format!("evicted_keys:{evicted}")));
+        assert!(info::info(&node, &[]).contains(&format!("evicted_keys:{evicted}")));
     }
 
     #[test]
