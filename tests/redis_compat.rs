@@ -98,6 +98,11 @@ CONFIG GET
 CONFIG SET timeout 0
 CONFIG GET timeout
 CONFIG SET timeout abc
+CONFIG SET maxclients 0
+CONFIG SET maxclients -1
+CONFIG SET timeout -1
+CONFIG SET client-query-buffer-limit 10
+CONFIG GET maxclients
 CONFIG SET nonexistent-parameter 1
 CONFIG SET timeout
 CONFIG SET

@@ -8,10 +8,7 @@ use ringcache_resp::glob::glob_match;
 use ringcache_resp::{CommandError, Level, Reply};
 
 use super::bulk;
-use crate::config::{
-    AppendFsync, BYTE_LIMIT_MAX, BYTE_LIMIT_MIN, Config, MAXMEMORY_SAMPLES_MAX, StorageEngine,
-    parse_memory,
-};
+use crate::config::{AppendFsync, Config, ConfigError, StorageEngine, parse_memory};
 use crate::node::Node;
 
 /// `appendonly` as Redis spells it: the log engine is an append-only log.
@@ -23,7 +20,8 @@ fn appendonly(config: &Config) -> &'static str {
     }
 }
 
-/// Changes one parameter on a copy of the config, or says why the value is refused.
+/// Changes one parameter on a copy of the config, or says why the value cannot be read.
+/// Whether the value is allowed is [`Config::validate`]'s to say, afterwards.
 type SetParameter = fn(&mut Config, &str) -> Result<(), String>;
 
 /// A parameter that `CONFIG GET` shows and `CONFIG SET` may change.
@@ -40,12 +38,15 @@ fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, String> {
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
-fn parse_config_level(value: &str, allow_any: bool) -> Result<Level, String> {
-    let level = Level::parse(value.as_bytes()).map_err(|e| e.to_string())?;
-    if level == Level::Any && !allow_any {
-        return Err("ANY is for writes only".into());
-    }
-    Ok(level)
+/// An integer parameter: any `i64` is read, as Redis does; one that does not fit the field's
+/// type becomes `refused`, a value [`Config::validate`] refuses, so that it is answered with
+/// the field's range like any other value out of it (`maxclients -1`).
+fn integer<T: TryFrom<i64>>(value: &str, refused: T) -> Result<T, String> {
+    Ok(T::try_from(parse_integer::<i64>(value)?).unwrap_or(refused))
+}
+
+fn parse_level(value: &str) -> Result<Level, String> {
+    Level::parse(value.as_bytes()).map_err(|e| e.to_string())
 }
 
 const PARAMETERS: &[Parameter] = &[
@@ -86,7 +87,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "maxclients",
         get: |c| c.maxclients.to_string(),
         set: Some(|c, v| {
-            c.maxclients = parse_integer::<u32>(v)?.max(1);
+            c.maxclients = integer(v, 0)?;
             Ok(())
         }),
     },
@@ -94,11 +95,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "timeout",
         get: |c| c.timeout_s.to_string(),
         set: Some(|c, v| {
-            let timeout = parse_integer::<u64>(v)?;
-            if timeout > i32::MAX as u64 {
-                return Err("argument must be between 0 and 2147483647 inclusive".into());
-            }
-            c.timeout_s = timeout;
+            c.timeout_s = integer(v, u64::MAX)?;
             Ok(())
         }),
     },
@@ -106,13 +103,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "proto-max-bulk-len",
         get: |c| c.proto_max_bulk_len.to_string(),
         set: Some(|c, v| {
-            let bytes = parse_memory(v)?;
-            if !(BYTE_LIMIT_MIN..=BYTE_LIMIT_MAX).contains(&bytes) {
-                return Err(
-                    "argument must be between 1048576 and 9223372036854775807 inclusive".into(),
-                );
-            }
-            c.proto_max_bulk_len = bytes;
+            c.proto_max_bulk_len = parse_memory(v)?;
             Ok(())
         }),
     },
@@ -120,11 +111,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "client-query-buffer-limit",
         get: |c| c.query_buffer_bytes_max.to_string(),
         set: Some(|c, v| {
-            let bytes = parse_memory(v)?;
-            if bytes < BYTE_LIMIT_MIN {
-                return Err("argument must be at least 1048576".into());
-            }
-            c.query_buffer_bytes_max = bytes;
+            c.query_buffer_bytes_max = parse_memory(v)?;
             Ok(())
         }),
     },
@@ -148,14 +135,8 @@ const PARAMETERS: &[Parameter] = &[
         name: "maxmemory-samples",
         get: |c| c.maxmemory_samples.to_string(),
         set: Some(|c, v| {
-            let samples = parse_integer::<i64>(v)?;
-            match u32::try_from(samples) {
-                Ok(n) if (1..=MAXMEMORY_SAMPLES_MAX).contains(&n) => {
-                    c.maxmemory_samples = n;
-                    Ok(())
-                }
-                _ => Err("argument must be between 1 and 2147483647 inclusive".into()),
-            }
+            c.maxmemory_samples = integer(v, 0)?;
+            Ok(())
         }),
     },
     Parameter {
@@ -196,7 +177,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "read-consistency",
         get: |c| c.read_level.to_string(),
         set: Some(|c, v| {
-            c.read_level = parse_config_level(v, false)?;
+            c.read_level = parse_level(v)?;
             Ok(())
         }),
     },
@@ -204,7 +185,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "write-consistency",
         get: |c| c.write_level.to_string(),
         set: Some(|c, v| {
-            c.write_level = parse_config_level(v, true)?;
+            c.write_level = parse_level(v)?;
             Ok(())
         }),
     },
@@ -263,6 +244,13 @@ pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
         };
         if let Err(reason) = set(&mut config, &String::from_utf8_lossy(value)) {
             return fail(&name, &reason);
+        }
+        // The same check as at start: the rest of the copy was valid, so a refusal is about
+        // this parameter.
+        match config.validate() {
+            Ok(()) => {}
+            Err(ConfigError::Invalid { reason, .. }) => return fail(&name, &reason),
+            Err(other) => return fail(&name, &other.to_string()),
         }
     }
     if let Err(e) = node.store.set_fsync_policy(config.appendfsync.into()) {
@@ -412,6 +400,62 @@ mod tests {
                 (bulk("storage"), bulk("log")),
             ])
         );
+    }
+
+    #[test]
+    fn config_set_refuses_what_the_config_file_refuses_in_redis_words() {
+        let node = node();
+        let mut s = session(&node);
+        let refused = [
+            (
+                "maxclients",
+                "0",
+                "argument must be between 1 and 4294967295 inclusive",
+            ),
+            (
+                "maxclients",
+                "-1",
+                "argument must be between 1 and 4294967295 inclusive",
+            ),
+            (
+                "maxclients",
+                "4294967296",
+                "argument must be between 1 and 4294967295 inclusive",
+            ),
+            (
+                "timeout",
+                "-1",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "client-query-buffer-limit",
+                "10",
+                "argument must be between 1048576 and 9223372036854775807 inclusive",
+            ),
+            ("read-consistency", "ANY", "ANY is for writes only"),
+        ];
+        for (name, value, reason) in refused {
+            assert_eq!(
+                run(&node, &mut s, &format!("CONFIG SET {name} {value}")),
+                Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                )),
+                "{name} {value}"
+            );
+            let mut config = node.config.read().clone();
+            let set = PARAMETERS
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .set
+                .unwrap();
+            set(&mut config, value).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert_eq!(error, format!("invalid value for {name}: {reason}"));
+        }
+        assert_eq!(node.config.read().maxclients, 10_000);
+        assert_eq!(run(&node, &mut s, "CONFIG SET maxclients 1"), Reply::Ok);
+        assert_eq!(node.config.read().maxclients, 1);
     }
 
     #[test]
