@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{RedisServer, RespConn, Ringcache, Val};
+use common::{RespConn, Val, side_by_side};
 use ringcache_resp::cmd::TABLE;
 
 /// Commands that exist only in ringcache, so Redis answers `COMMAND INFO` with a nil entry:
@@ -66,14 +66,7 @@ fn command_info(conn: &mut RespConn, name: &str) -> Option<Info> {
 }
 
 fn compare_every_row(proto: u8) {
-    let redis = RedisServer::start();
-    let ringcache = Ringcache::start(&[]);
-    let mut a = redis.conn();
-    let mut b = ringcache.conn();
-    if proto == 3 {
-        a.hello3();
-        b.hello3();
-    }
+    let (_redis, _ringcache, mut a, mut b) = side_by_side(proto, &[]);
     let mut mismatches = Vec::new();
     for spec in TABLE {
         let ours = command_info(&mut b, spec.name);
