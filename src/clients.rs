@@ -11,7 +11,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::exec::table::COMMANDS;
+use ringcache_resp::cmd::TABLE;
 
 /// What a client told about itself; changed rarely, so behind a mutex.
 #[derive(Debug, Default, Clone)]
@@ -39,7 +39,7 @@ pub struct ClientHandle {
     pub names: Mutex<ClientNames>,
     /// Milliseconds since `created` of the last command.
     pub last_active_ms: AtomicU64,
-    /// Index into [`COMMANDS`] of the last command.
+    /// Index into [`TABLE`] of the last command.
     pub last_command: AtomicUsize,
     /// RESP version in use (2 or 3).
     pub resp: AtomicUsize,
@@ -85,7 +85,7 @@ impl ClientHandle {
         let age = self.created.elapsed().as_secs();
         let idle_ms = (self.created.elapsed().as_millis() as u64)
             .saturating_sub(self.last_active_ms.load(Relaxed));
-        let cmd = COMMANDS
+        let cmd = TABLE
             .get(self.last_command.load(Relaxed))
             .map_or("NULL", |c| c.name);
         let mut flags = String::from("N");

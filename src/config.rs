@@ -675,7 +675,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks values that types alone cannot.
+    /// Checks values that types alone cannot. `CONFIG SET` runs it too, on the changed copy,
+    /// so a setting that `CONFIG SET` can change is refused there and at start in the same
+    /// words: Redis's `CONFIG SET` reasons (`argument must be between 1 and 4294967295
+    /// inclusive`).
     ///
     /// # Errors
     /// The first invalid field.
@@ -693,37 +696,43 @@ impl Config {
             return invalid("metrics-port", "must differ from port");
         }
         if self.maxclients == 0 {
-            return invalid("maxclients", "must be at least 1");
+            return invalid("maxclients", &out_of_range(1, u32::MAX));
         }
         if !(1..=THREADS_MAX).contains(&self.threads) {
             return invalid("threads", "must be 1..1024");
         }
-        if !(BYTE_LIMIT_MIN..=BYTE_LIMIT_MAX).contains(&self.proto_max_bulk_len) {
+        let byte_limits = BYTE_LIMIT_MIN..=BYTE_LIMIT_MAX;
+        if !byte_limits.contains(&self.proto_max_bulk_len) {
             return invalid(
                 "proto-max-bulk-len",
-                "must be 1048576..9223372036854775807 bytes",
+                &out_of_range(BYTE_LIMIT_MIN, BYTE_LIMIT_MAX),
             );
         }
-        if self.query_buffer_bytes_max < BYTE_LIMIT_MIN {
+        if !byte_limits.contains(&self.query_buffer_bytes_max) {
             return invalid(
                 "client-query-buffer-limit",
-                "must be at least 1048576 bytes",
+                &out_of_range(BYTE_LIMIT_MIN, BYTE_LIMIT_MAX),
             );
         }
         if self.read_level == Level::Any {
             return invalid("read-consistency", "ANY is for writes only");
         }
         if self.timeout_s > i32::MAX as u64 {
-            return invalid("timeout", "must be at most 2147483647 seconds");
+            return invalid("timeout", &out_of_range(0, i32::MAX));
         }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
             return invalid("segment-bytes", "must be 1mb..1gb");
         }
         if !(1..=MAXMEMORY_SAMPLES_MAX).contains(&self.maxmemory_samples) {
-            return invalid("maxmemory-samples", "must be 1..2147483647");
+            return invalid("maxmemory-samples", &out_of_range(1, MAXMEMORY_SAMPLES_MAX));
         }
         self.cluster.validate()
     }
+}
+
+/// Redis's `CONFIG SET` reason for an integer outside its range.
+fn out_of_range(min: impl std::fmt::Display, max: impl std::fmt::Display) -> String {
+    format!("argument must be between {min} and {max} inclusive")
 }
 
 fn parse_level(field: &'static str, raw: Option<&str>) -> Result<Level, ConfigError> {

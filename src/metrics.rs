@@ -15,10 +15,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 use crate::cluster::{Cluster, LEVEL_NAMES, OP_NAMES, OUTCOMES, persist};
 use crate::exec::ring::health_name;
-use crate::exec::table::COMMANDS;
 use crate::node::{Node, unix_now_ms};
 use crate::stats::{ERROR_KINDS, LATENCY_BUCKETS, latency_bucket_upper_s};
 use ringcache_cluster::membership::{Health, Status};
+use ringcache_resp::cmd::TABLE;
 
 /// How often counters are copied into the exporter.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ pub fn start(node: Arc<Node>, addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn publish(node: Arc<Node>) {
-    let mut published_latency = vec![[0u64; LATENCY_BUCKETS]; COMMANDS.len() + 1];
+    let mut published_latency = vec![[0u64; LATENCY_BUCKETS]; TABLE.len() + 1];
     let mut published_rounds = [[[0u64; LATENCY_BUCKETS]; LEVEL_NAMES.len()]; 2];
     let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
     loop {
@@ -208,7 +208,7 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     for (kind, count) in ERROR_KINDS.iter().zip(s.errors.iter()) {
         counter!("ringcache_errors_total", "kind" => *kind).absolute(count.load(Relaxed));
     }
-    let names = COMMANDS
+    let names = TABLE
         .iter()
         .map(|c| c.name)
         .chain(std::iter::once("unknown"));

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::exec::table::COMMANDS;
+use ringcache_resp::cmd::TABLE;
 
 /// Latency buckets: bucket `i` counts durations in `(2^(i-1), 2^i]` microseconds, the last
 /// bucket everything longer.
@@ -92,7 +92,7 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     /// Error replies by kind, indexed like [`ERROR_KINDS`].
     pub errors: [AtomicU64; ERROR_KINDS.len()],
-    /// Per-command counters, indexed like [`COMMANDS`]; the extra last one is for unknown
+    /// Per-command counters, indexed like [`TABLE`]; the extra last one is for unknown
     /// commands.
     pub commands: Box<[CommandStats]>,
 }
@@ -111,19 +111,17 @@ impl Default for Stats {
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             errors: Default::default(),
-            commands: (0..=COMMANDS.len())
-                .map(|_| CommandStats::default())
-                .collect(),
+            commands: (0..=TABLE.len()).map(|_| CommandStats::default()).collect(),
         }
     }
 }
 
 impl Stats {
-    /// Records one executed command; `command` indexes [`COMMANDS`] (or is its length for an
+    /// Records one executed command; `command` indexes [`TABLE`] (or is its length for an
     /// unknown command); `error` is the error text of the reply, if it was an error.
     pub fn record_command(&self, command: usize, elapsed: Duration, error: Option<&str>) {
         self.commands_processed.fetch_add(1, Relaxed);
-        self.commands[command.min(COMMANDS.len())].record(elapsed, error.is_some());
+        self.commands[command.min(TABLE.len())].record(elapsed, error.is_some());
         if let Some(text) = error {
             self.record_error(text);
         }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{RedisServer, Ringcache, Script, report_mismatches};
+use common::{Script, report_mismatches, side_by_side};
 
 /// The corpus. Absolute expiry times use 4102444800 (2100-01-01) so that `EXPIRETIME` and
 /// `PEXPIRETIME` compare exactly; relative ones compare with `@approx`.
@@ -98,6 +98,11 @@ CONFIG GET
 CONFIG SET timeout 0
 CONFIG GET timeout
 CONFIG SET timeout abc
+CONFIG SET maxclients 0
+CONFIG SET maxclients -1
+CONFIG SET timeout -1
+CONFIG SET client-query-buffer-limit 10
+CONFIG GET maxclients
 CONFIG SET nonexistent-parameter 1
 CONFIG SET timeout
 CONFIG SET
@@ -817,14 +822,7 @@ fn run_differential(proto: u8) {
     let script = Script::parse(CORPUS);
     // Both persistent, as ringcache is by default: redis-server with its append-only file,
     // ringcache with its log engine, both fsyncing every second.
-    let redis = RedisServer::start_with(&["--appendonly", "yes"]);
-    let ringcache = Ringcache::start(&[]);
-    let mut a = redis.conn();
-    let mut b = ringcache.conn();
-    if proto == 3 {
-        a.hello3();
-        b.hello3();
-    }
+    let (_redis, _ringcache, mut a, mut b) = side_by_side(proto, &["--appendonly", "yes"]);
     let mismatches = script.run_with_proto(&mut a, &mut b, proto);
     report_mismatches(&format!("RESP{proto}"), script.len(), &mismatches);
 }

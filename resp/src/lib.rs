@@ -2,8 +2,10 @@
 //!
 //! - [`parser`]: a bounded, non-recursive request decoder (multibulk and inline commands).
 //!   redis-protocol recurses and has no limits, so client input never goes through it.
-//! - [`cmd`]: one [`Command`] value per request, with typed arguments and Redis 7.0's error
-//!   texts; one file per command family, and the command table.
+//! - [`cmd`]: the command table ([`cmd::TABLE`], one [`cmd::Spec`] per command: arity, Redis
+//!   flags, key positions, docs, parse function), from which everything about a command is
+//!   derived; and one [`Command`] value per request, with typed arguments and Redis 7.0's
+//!   error texts, parsed in one file per command family.
 //! - [`level`]: consistency levels and the trailing `CONSISTENCY <level>` argument.
 //! - [`reply`]: the [`Reply`] value that commands produce, encoded as RESP2 or RESP3 with
 //!   redis-protocol (small scalar replies by a hand-written fast path).

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use ringcache_cluster::QuorumError;
 use ringcache_cluster::protocol::Message;
-use ringcache_resp::cmd::{Access, Command, Family, SetExpiry};
+use ringcache_resp::cmd::{Access, Command, SetExpiry, Spec};
 use ringcache_resp::{Level, Reply, Request};
 use ringcache_storage::{Record, StoreError, Update};
 use tokio::task::JoinSet;
@@ -35,10 +35,10 @@ use super::{ExecError, Outcome, Records, Session, dispatch};
 use crate::cluster;
 use crate::node::Node;
 
-/// Whether `command` names keys and so goes through the coordinator (the keyspace walks
+/// Whether the command names keys and so goes through the coordinator (the keyspace walks
 /// go through [`execute_keyspace`]).
-pub fn is_key_command(command: &Command) -> bool {
-    matches!(command.family(), Family::Strings | Family::Keyspace) && !command.keys().is_empty()
+pub fn is_key_command(spec: &Spec) -> bool {
+    spec.keys.first > 0
 }
 
 /// Whether the command's writes do not depend on the stored records, so no read is needed.
@@ -69,11 +69,12 @@ fn level_of(node: &Node, session: &Session, request: &Request, write: bool) -> L
     })
 }
 
-/// Runs one key command through the coordinator.
+/// Runs one key command through the coordinator; `keys` are the keys it names, in order.
 pub async fn execute(
     node: &Arc<Node>,
     session: &mut Session,
     request: Request,
+    mut keys: Vec<Bytes>,
     now_ms: u64,
     touch: bool,
 ) -> Outcome {
@@ -82,9 +83,8 @@ pub async fn execute(
         .get()
         .expect("clustered commands run in a cluster");
     refuse_until_seeds_reached(cluster)?;
-    let write = request.command.access() == Access::Write;
+    let write = request.spec.access() == Access::Write;
     let level = level_of(node, session, &request, write);
-    let mut keys: Vec<Bytes> = request.command.keys().iter().cloned().collect();
     keys.sort_unstable();
     keys.dedup();
     let key_refs: Vec<&Bytes> = keys.iter().collect();
@@ -119,7 +119,7 @@ pub async fn execute(
             overlay.records.lock().insert(key.clone(), record);
         }
     }
-    let reply = dispatch(node, &overlay, session, request.command, now_ms, touch)?;
+    let reply = dispatch(node, &overlay, session, request, now_ms, touch)?;
     let written = std::mem::take(&mut *overlay.written.lock());
     write_all(node, written, level).await?;
     Ok(reply)
@@ -352,7 +352,7 @@ pub async fn execute_keyspace(node: &Arc<Node>, command: Command, now_ms: u64) -
             Reply::Integer((total as f64 / replicas.max(1) as f64).round() as i64)
         }
         Command::Flush(_) => flush(node, cluster, now_ms).await?,
-        other => Reply::Error(format!("ERR '{}' is not a keyspace command", other.name())),
+        _ => super::misrouted("keyspace"),
     })
 }
 

@@ -48,10 +48,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Reply {
         }
         Command::Client(client) => execute_client(node, session, client),
         Command::Consistency(consistency) => execute_consistency(node, session, consistency),
-        other => Reply::Error(format!(
-            "ERR '{}' is not a connection command",
-            other.name()
-        )),
+        _ => super::misrouted("connection"),
     }
 }
 

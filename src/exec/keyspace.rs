@@ -106,7 +106,7 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
             let key = node.store.random_key(rand::random(), now_ms);
             key.map_or(Reply::Nil, Reply::Bulk)
         }
-        other => Reply::Error(format!("ERR '{}' is not a keyspace command", other.name())),
+        _ => super::misrouted("keyspace"),
     })
 }
 

@@ -2,28 +2,36 @@
 //! out. No sockets here, so every command is testable with a `Node` and a `Session`.
 //!
 //! - [`connection`]: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, CONSISTENCY.
-//! - [`server`]: COMMAND, INFO, CONFIG, DBSIZE, FLUSHALL/FLUSHDB, TIME, SHUTDOWN.
+//! - [`server`]: DBSIZE, FLUSHALL/FLUSHDB, TIME, SHUTDOWN, and routes the three below.
+//! - [`command`]: COMMAND and its subcommands, answered from the command table.
+//! - [`info`]: INFO and its sections.
+//! - [`config`]: CONFIG GET/SET/RESETSTAT, checked by `Config::validate`.
 //! - [`strings`]: the string commands.
 //! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
 //! - [`clustered`]: key commands through the coordinator, on a node in a cluster.
 //! - [`ring`]: RING and INFO's `# Cluster`.
-//! - [`table`]: command metadata for COMMAND and statistics.
+//!
+//! What a command is (arity, flags, keys, family) comes from the command table in
+//! `ringcache_resp::cmd` ([`TABLE`]): the name is looked up once, in [`execute`], and the
+//! parsed [`Request`] carries its row; the `no_auth` and `denyoom` checks and the statistics
+//! slot are read from it. Adding a command is a row there plus an arm in the family's
+//! `execute` here.
 
 pub mod clustered;
+pub mod command;
+pub mod config;
 pub mod connection;
+pub mod info;
 pub mod keyspace;
 pub mod ring;
 pub mod server;
 pub mod strings;
-pub mod table;
 
-use std::sync::{Arc, LazyLock};
-
-use ahash::AHashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ringcache_resp::cmd::{Access, Command, Family};
+use ringcache_resp::cmd::{Access, Command, Entry, Family, Flags, TABLE, lookup, unknown_command};
 use ringcache_resp::{CommandError, Level, Protocol, Reply, Request};
 use ringcache_storage::{Record, Store, StoreError, Update};
 
@@ -134,31 +142,6 @@ impl Session {
     }
 }
 
-/// Where a command name sits in [`table::COMMANDS`], for statistics.
-static COMMAND_INDEX: LazyLock<AHashMap<&'static str, usize>> = LazyLock::new(|| {
-    table::COMMANDS
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name, i))
-        .collect()
-});
-
-/// Index into [`table::COMMANDS`] of the command named `name` (any case), or the table's
-/// length when unknown.
-pub fn command_index(name: &[u8]) -> usize {
-    let mut lower = [0u8; 16];
-    if name.len() > lower.len() {
-        return table::COMMANDS.len();
-    }
-    for (dst, src) in lower.iter_mut().zip(name) {
-        *dst = src.to_ascii_lowercase();
-    }
-    std::str::from_utf8(&lower[..name.len()])
-        .ok()
-        .and_then(|n| COMMAND_INDEX.get(n).copied())
-        .unwrap_or(table::COMMANDS.len())
-}
-
 /// The unix time in milliseconds as the signed integer that expiry arithmetic uses.
 fn now_ms_signed(now_ms: u64) -> i64 {
     i64::try_from(now_ms).unwrap_or(i64::MAX)
@@ -166,69 +149,80 @@ fn now_ms_signed(now_ms: u64) -> i64 {
 
 /// Executes one request given as its raw arguments; `None` means no reply is sent.
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
-    let (index, started) = begin(session, &args);
-    let reply = run(node, session, index, args);
-    end(node, index, started, &reply);
+    let (entry, started) = begin(session, &args);
+    let reply = run(node, session, entry, args);
+    end(node, entry, started, &reply);
     reply
 }
 
-/// The command's index in the table, noted as the client's last command, and the time it
-/// started.
-fn begin(session: &Session, args: &[Bytes]) -> (usize, Instant) {
-    let index = args
-        .first()
-        .map_or(table::COMMANDS.len(), |name| command_index(name));
+/// Looks the command up (the only lookup of its name), notes it as the client's last
+/// command, and takes the time it started.
+fn begin(session: &Session, args: &[Bytes]) -> (Option<Entry>, Instant) {
+    let entry = args.first().and_then(|name| lookup(name));
     session
         .client
         .last_command
-        .store(index, std::sync::atomic::Ordering::Relaxed);
-    (index, Instant::now())
+        .store(stats_slot(entry), std::sync::atomic::Ordering::Relaxed);
+    (entry, Instant::now())
+}
+
+/// The command's statistics slot: its row in [`TABLE`], or one past the end when unknown.
+fn stats_slot(entry: Option<Entry>) -> usize {
+    entry.map_or(TABLE.len(), |e| e.index)
 }
 
 /// Counts the command, its duration and its error, if any.
-fn end(node: &Node, index: usize, started: Instant, reply: &Option<Reply>) {
+fn end(node: &Node, entry: Option<Entry>, started: Instant, reply: &Option<Reply>) {
     let error = match reply {
         Some(Reply::Error(text)) => Some(text.as_str()),
         _ => None,
     };
-    node.stats.record_command(index, started.elapsed(), error);
+    node.stats
+        .record_command(stats_slot(entry), started.elapsed(), error);
 }
 
-fn run(node: &Node, session: &mut Session, index: usize, args: Vec<Bytes>) -> Option<Reply> {
-    let (request, now_ms) = match prepare(node, session, index, args) {
+fn run(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+) -> Option<Reply> {
+    let (request, now_ms) = match prepare(node, session, entry, args, None) {
         Ok(prepared) => prepared,
         Err(reply) => return Some(reply),
     };
     let touch = touches(session);
-    let reply = dispatch(node, &node.store, session, request.command, now_ms, touch);
+    let reply = dispatch(node, &node.store, session, request, now_ms, touch);
     finish(session, reply)
 }
 
-/// Checks authentication, parses the request, marks a write for durability and makes room
-/// under maxmemory: what every command goes through before it runs.
+/// Checks authentication, parses the request (pushing its keys onto `keys` when given),
+/// marks a write for durability and makes room under maxmemory: what every command goes
+/// through before it runs.
 fn prepare(
     node: &Node,
     session: &mut Session,
-    index: usize,
+    entry: Option<Entry>,
     args: Vec<Bytes>,
+    keys: Option<&mut Vec<Bytes>>,
 ) -> Result<(Request, u64), Reply> {
-    if !session.authenticated {
-        let allowed = table::COMMANDS
-            .get(index)
-            .is_none_or(|spec| matches!(spec.name, "auth" | "hello" | "quit" | "reset"));
-        if !allowed {
-            return Err(Reply::error("NOAUTH Authentication required."));
-        }
+    // An unknown command is let through to get its own error, as before AUTH in Redis.
+    if !session.authenticated && entry.is_some_and(|e| !e.spec.flags.contains(Flags::NO_AUTH)) {
+        return Err(Reply::error("NOAUTH Authentication required."));
     }
-    let request = Request::parse(args).map_err(Reply::error)?;
-    if request.command.access() == Access::Write {
+    let Some(entry) = entry else {
+        return Err(Reply::error(unknown_command(&args)));
+    };
+    let request = match keys {
+        None => Request::parse_as(entry, args),
+        Some(keys) => Request::parse_with_keys(entry, args, keys),
+    }
+    .map_err(Reply::error)?;
+    if request.spec.access() == Access::Write {
         session.wrote = true;
     }
     let now_ms = unix_now_ms();
-    let deny_oom = table::COMMANDS
-        .get(index)
-        .is_some_and(|spec| spec.flags.contains(&"denyoom"));
-    if deny_oom {
+    if request.spec.flags.contains(Flags::DENYOOM) {
         make_room(node, now_ms)?;
     }
     Ok((request, now_ms))
@@ -242,16 +236,18 @@ fn touches(session: &Session) -> bool {
         .load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Runs a parsed command over `records` (key commands) and the node (the rest).
+/// Runs a parsed command over `records` (key commands) and the node (the rest); its table
+/// row's family chooses the executor.
 fn dispatch(
     node: &Node,
     records: &dyn Records,
     session: &mut Session,
-    command: Command,
+    request: Request,
     now_ms: u64,
     touch: bool,
 ) -> Outcome {
-    let reply = match command.family() {
+    let command = request.command;
+    let reply = match request.spec.family {
         Family::Connection => Ok(connection::execute(node, session, command)),
         Family::Server => server::execute(node, session, command, now_ms),
         Family::Strings => strings::execute(node, records, command, now_ms, touch),
@@ -284,26 +280,34 @@ pub async fn execute_clustered(
     session: &mut Session,
     args: Vec<Bytes>,
 ) -> Option<Reply> {
-    let (index, started) = begin(session, &args);
-    let reply = match prepare(node, session, index, args) {
+    let (entry, started) = begin(session, &args);
+    let mut keys = Vec::new();
+    let reply = match prepare(node, session, entry, args, Some(&mut keys)) {
         Err(reply) => Some(reply),
         Ok((request, now_ms)) => {
             let touch = touches(session);
-            let outcome = match request.command {
-                Command::Ring(sub) => Ok(ring::execute(node, sub).await),
-                command if clustered::is_keyspace_command(&command) => {
-                    clustered::execute_keyspace(node, command, now_ms).await
-                }
-                _ if clustered::is_key_command(&request.command) => {
-                    clustered::execute(node, session, request, now_ms, touch).await
-                }
-                command => dispatch(node, &node.store, session, command, now_ms, touch),
+            let outcome = if clustered::is_key_command(request.spec) {
+                clustered::execute(node, session, request, keys, now_ms, touch).await
+            } else if clustered::is_keyspace_command(&request.command) {
+                clustered::execute_keyspace(node, request.command, now_ms).await
+            } else if let Command::Ring(sub) = request.command {
+                Ok(ring::execute(node, sub).await)
+            } else {
+                dispatch(node, &node.store, session, request, now_ms, touch)
             };
             finish(session, outcome)
         }
     };
-    end(node, index, started, &reply);
+    end(node, entry, started, &reply);
     reply
+}
+
+/// The reply for a command handed to an executor of another family. The table's family
+/// chooses the executor, so this is a bug; the client gets an error, the server goes on.
+fn misrouted(family: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR a command was sent to the {family} executor by mistake"
+    ))
 }
 
 /// Most keys evicted before one command. Redis bounds its eviction loop by time
@@ -354,6 +358,11 @@ pub(crate) fn make_room(node: &Node, now_ms: u64) -> Result<(), Reply> {
     Ok(())
 }
 
+/// A bulk string reply of a static text.
+fn bulk(text: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+}
+
 /// The reply for a value read from the store, counting the hit or miss.
 fn lookup_reply(node: &Node, value: Option<&Bytes>) -> Reply {
     node.stats.record_lookup(value.is_some());
@@ -397,10 +406,6 @@ mod tests {
     use super::testing::{node, run, session};
     use super::*;
 
-    fn bulk(text: &str) -> Reply {
-        Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
-    }
-
     #[test]
     fn noeviction_refuses_writes_over_maxmemory_but_serves_reads_and_deletes() {
         let node = node();
@@ -417,7 +422,7 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             0
         );
-        assert!(server::info(&node, &[]).contains("errorstat_OOM:count=2"));
+        assert!(info::info(&node, &[]).contains("errorstat_OOM:count=2"));
     }
 
     #[test]
@@ -444,7 +449,7 @@ mod tests {
             .load(std::sync::atomic::Ordering::Relaxed);
         let keys = node.store.stats().keys as u64;
         assert_eq!(evicted + keys, 1_000);
-        assert!(server::info(&node, &[]).contains(&format!("evicted_keys:{evicted}")));
+        assert!(info::info(&node, &[]).contains(&format!("evicted_keys:{evicted}")));
     }
 
     #[test]

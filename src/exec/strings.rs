@@ -133,7 +133,7 @@ pub fn execute(
             })?;
             Reply::Bulk(text)
         }
-        other => Reply::Error(format!("ERR '{}' is not a string command", other.name())),
+        _ => super::misrouted("string"),
     })
 }
 

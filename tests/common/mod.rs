@@ -491,6 +491,24 @@ impl RedisServer {
     }
 }
 
+/// A fresh redis-server (with `redis_extra` arguments) and a fresh ringcache (defaults), and
+/// a connection to each speaking RESP`proto` (2, or 3 after `HELLO 3`): the two sides of a
+/// differential test.
+pub fn side_by_side(
+    proto: u8,
+    redis_extra: &[&str],
+) -> (RedisServer, Ringcache, RespConn, RespConn) {
+    let redis = RedisServer::start_with(redis_extra);
+    let ringcache = Ringcache::start(&[]);
+    let mut a = redis.conn();
+    let mut b = ringcache.conn();
+    if proto == 3 {
+        a.hello3();
+        b.hello3();
+    }
+    (redis, ringcache, a, b)
+}
+
 /// A raw HTTP/1.0 GET over a `TcpStream`; returns the whole response (status line included).
 pub fn http_get(port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port))

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::Spec;
 use crate::level::LevelError;
 use crate::parser::string2ll;
 
@@ -150,7 +151,7 @@ pub(crate) fn error_text_max(raw: &[u8], max: usize) -> String {
 
 /// Redis 7.0's text for an unknown command: the name cut to 128 bytes, then `'arg' ` for each
 /// argument while the list is shorter than 128 bytes, each cut to what is left of the 128.
-pub(crate) fn unknown_command(args: &[Bytes]) -> CommandError {
+pub fn unknown_command(args: &[Bytes]) -> CommandError {
     let name = args
         .first()
         .map(|n| error_text_max(n, 128))
@@ -175,21 +176,38 @@ pub(crate) fn unknown_command(args: &[Bytes]) -> CommandError {
     }
 }
 
-/// A cursor over one request's arguments; families take what they expect and end with
-/// [`ArgCursor::finish`].
+/// A cursor over one request's arguments; a parse function takes what it expects, and
+/// [`Request::parse`](super::Request::parse) then checks with [`ArgCursor::finish`] that
+/// nothing is left.
 #[derive(Debug)]
 pub(crate) struct ArgCursor {
     args: std::vec::IntoIter<Bytes>,
+    spec: &'static Spec,
+    argc: usize,
 }
 
 impl ArgCursor {
-    /// A cursor after the first `skip` arguments (the command name, or name and subcommand).
-    pub(crate) fn new(args: Vec<Bytes>, skip: usize) -> Self {
+    /// A cursor after the command name of `args`, a request for `spec`.
+    pub(crate) fn new(args: Vec<Bytes>, spec: &'static Spec) -> Self {
+        let argc = args.len();
         let mut args = args.into_iter();
-        for _ in 0..skip {
-            args.next();
-        }
-        ArgCursor { args }
+        args.next();
+        ArgCursor { args, spec, argc }
+    }
+
+    /// The command's lowercase name, for error texts.
+    pub(crate) fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// How many arguments the request had, the name included.
+    pub(crate) fn argc(&self) -> usize {
+        self.argc
+    }
+
+    /// Drops every argument left (commands that ignore extra arguments, like `QUIT`).
+    pub(crate) fn skip_rest(&mut self) {
+        self.args.by_ref().for_each(drop);
     }
 
     /// Arguments left.
@@ -235,7 +253,7 @@ impl ArgCursor {
     }
 
     /// Checks that nothing is left over.
-    pub(crate) fn finish(self) -> Result<(), CommandError> {
+    pub(crate) fn finish(&self) -> Result<(), CommandError> {
         if self.args.len() == 0 {
             Ok(())
         } else {

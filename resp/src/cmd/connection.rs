@@ -20,31 +20,32 @@ use super::table::check_arity;
 use super::{ClientCommand, ClientKill, Command, ConsistencyCommand, Hello};
 use crate::level::{Level, LevelError};
 
-/// Parses a connection command whose name and arity were checked.
-pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
-    let mut cur = ArgCursor::new(args, 1);
-    match name {
-        "ping" => ping(cur),
-        "echo" => Ok(Command::Echo(cur.required()?)),
-        "hello" => hello(cur),
-        "auth" => auth(cur),
-        "select" => select(cur),
-        // Redis 7.0 answers `QUIT anything` with +OK too.
-        "quit" => Ok(Command::Quit),
-        "reset" => Ok(Command::Reset),
-        "client" => client(cur),
-        "consistency" => consistency(cur),
-        _ => unreachable!("{name} is not a connection command"),
+/// # Format
+/// `PING [message]`: `+PONG`, or the message as a bulk string.
+pub(super) fn ping(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    if cur.remaining() > 1 {
+        return Err(CommandError::WrongArity(cur.name()));
     }
+    Ok(Command::Ping(cur.next()))
 }
 
 /// # Format
-/// `PING [message]`: `+PONG`, or the message as a bulk string.
-fn ping(mut cur: ArgCursor) -> Result<Command, CommandError> {
-    if cur.remaining() > 1 {
-        return Err(CommandError::WrongArity("ping"));
-    }
-    Ok(Command::Ping(cur.next()))
+/// `ECHO message`
+pub(super) fn echo(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Echo(cur.required()?))
+}
+
+/// # Format
+/// `QUIT`: Redis 7.0 answers `QUIT anything` with +OK too.
+pub(super) fn quit(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    cur.skip_rest();
+    Ok(Command::Quit)
+}
+
+/// # Format
+/// `RESET`
+pub(super) fn reset(_: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Reset)
 }
 
 /// # Format
@@ -53,7 +54,7 @@ fn ping(mut cur: ArgCursor) -> Result<Command, CommandError> {
 /// The version is checked first (`ERR Protocol version is not an integer or out of range`,
 /// then `NOPROTO unsupported protocol version` for anything but 2 and 3), then the options
 /// in order; an option without its arguments is `ERR Syntax error in HELLO option '...'`.
-fn hello(mut cur: ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn hello(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let mut hello = Hello::default();
     if let Some(raw) = cur.next() {
         let version = parse_i64(&raw).map_err(|_| CommandError::ProtocolVersionNotInteger)?;
@@ -82,7 +83,7 @@ fn hello(mut cur: ArgCursor) -> Result<Command, CommandError> {
 
 /// # Format
 /// `AUTH password` or `AUTH username password`; more arguments are `ERR syntax error`.
-fn auth(mut cur: ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn auth(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     match cur.remaining() {
         1 => Ok(Command::Auth {
             username: None,
@@ -99,7 +100,7 @@ fn auth(mut cur: ArgCursor) -> Result<Command, CommandError> {
 /// # Format
 /// `SELECT index`: the index must fit a C `int` (`ERR value is not an integer or out of
 /// range`); the executor refuses all but 0.
-fn select(mut cur: ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn select(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let index = cur.required_i64()?;
     if i32::try_from(index).is_err() {
         return Err(CommandError::NotInteger);
@@ -150,10 +151,9 @@ pub(crate) fn subcommand(
 /// CLIENT NO-EVICT on|off
 /// CLIENT NO-TOUCH on|off
 /// ```
-fn client(mut cur: ArgCursor) -> Result<Command, CommandError> {
-    let argc = cur.remaining() + 1;
+pub(super) fn client(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let sub = cur.required()?;
-    let sub = match subcommand("CLIENT", CLIENT_SUBCOMMANDS, &sub, argc)? {
+    let sub = match subcommand("CLIENT", CLIENT_SUBCOMMANDS, &sub, cur.argc())? {
         "id" => ClientCommand::Id,
         "getname" => ClientCommand::GetName,
         "info" => ClientCommand::Info,
@@ -257,9 +257,9 @@ fn client_kill(rest: Vec<Bytes>) -> Result<ClientKill, CommandError> {
         skip_me: true,
         ..ClientKill::default()
     };
-    let mut cur = ArgCursor::new(rest, 0);
-    while let Some(option) = cur.next() {
-        let Some(value) = cur.next() else {
+    let mut rest = rest.into_iter();
+    while let Some(option) = rest.next() {
+        let Some(value) = rest.next() else {
             return Err(CommandError::Syntax);
         };
         if is(&option, "id") {
@@ -303,7 +303,7 @@ fn client_kill(rest: Vec<Bytes>) -> Result<ClientKill, CommandError> {
 /// CONSISTENCY READ <level>     set the read level (ANY is refused)
 /// CONSISTENCY WRITE <level>    set the write level
 /// ```
-fn consistency(mut cur: ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn consistency(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let read_level = |raw: &[u8]| -> Result<Level, CommandError> {
         match Level::parse(raw)? {
             Level::Any => Err(LevelError::AnyForRead.into()),
@@ -324,8 +324,7 @@ fn consistency(mut cur: ArgCursor) -> Result<Command, CommandError> {
                 return Err(CommandError::Syntax);
             }
         }
-        _ => return Err(CommandError::WrongArity("consistency")),
+        _ => return Err(CommandError::WrongArity(cur.name())),
     };
-    cur.finish()?;
     Ok(Command::Consistency(command))
 }

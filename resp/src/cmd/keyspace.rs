@@ -23,50 +23,116 @@ const SCAN_COUNT_DEFAULT: usize = 10;
 /// See `strings::UNIX_MS_HORIZON`: the clock is assumed to be before 2^42 ms after 1970.
 const UNIX_MS_HORIZON: i64 = 1 << 42;
 
-/// Parses a keyspace command whose name and arity were checked.
-pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
-    let mut cur = ArgCursor::new(args, 1);
-    let command = match name {
-        // # Format
-        // `DEL key [key ...]`, `UNLINK key [key ...]`, `EXISTS key [key ...]`,
-        // `TOUCH key [key ...]`
-        "del" => Command::Del(cur.rest()),
-        "unlink" => Command::Unlink(cur.rest()),
-        "exists" => Command::Exists(cur.rest()),
-        "touch" => Command::Touch(cur.rest()),
-        // # Format
-        // `TYPE key`, `PERSIST key`, `KEYS pattern`, `RANDOMKEY`
-        "type" => Command::Type(cur.required()?),
-        "persist" => Command::Persist(cur.required()?),
-        "keys" => Command::Keys(cur.required()?),
-        "randomkey" => Command::RandomKey,
-        "expire" => expire(&mut cur, name, TimeUnit::Seconds, false)?,
-        "pexpire" => expire(&mut cur, name, TimeUnit::Millis, false)?,
-        "expireat" => expire(&mut cur, name, TimeUnit::Seconds, true)?,
-        "pexpireat" => expire(&mut cur, name, TimeUnit::Millis, true)?,
-        // # Format
-        // `TTL key`, `PTTL key`, `EXPIRETIME key`, `PEXPIRETIME key`
-        "ttl" => Command::Ttl {
-            key: cur.required()?,
-            unit: TimeUnit::Seconds,
-        },
-        "pttl" => Command::Ttl {
-            key: cur.required()?,
-            unit: TimeUnit::Millis,
-        },
-        "expiretime" => Command::ExpireTime {
-            key: cur.required()?,
-            unit: TimeUnit::Seconds,
-        },
-        "pexpiretime" => Command::ExpireTime {
-            key: cur.required()?,
-            unit: TimeUnit::Millis,
-        },
-        "scan" => scan(&mut cur)?,
-        _ => unreachable!("{name} is not a keyspace command"),
-    };
-    cur.finish()?;
-    Ok(command)
+/// # Format
+/// `DEL key [key ...]`
+pub(super) fn del(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Del(cur.rest()))
+}
+
+/// # Format
+/// `UNLINK key [key ...]`
+pub(super) fn unlink(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Unlink(cur.rest()))
+}
+
+/// # Format
+/// `EXISTS key [key ...]`
+pub(super) fn exists(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Exists(cur.rest()))
+}
+
+/// # Format
+/// `TOUCH key [key ...]`
+pub(super) fn touch(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Touch(cur.rest()))
+}
+
+/// # Format
+/// `TYPE key`
+pub(super) fn type_(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Type(cur.required()?))
+}
+
+/// # Format
+/// `PERSIST key`
+pub(super) fn persist(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Persist(cur.required()?))
+}
+
+/// # Format
+/// `KEYS pattern`
+pub(super) fn keys(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Keys(cur.required()?))
+}
+
+/// # Format
+/// `RANDOMKEY`
+pub(super) fn randomkey(_: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::RandomKey)
+}
+
+/// # Format
+/// `EXPIRE key seconds [NX|XX|GT|LT]`, see [`expire_in`].
+pub(super) fn expire(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    expire_in(cur, TimeUnit::Seconds, false)
+}
+
+/// # Format
+/// `PEXPIRE key milliseconds [NX|XX|GT|LT]`, see [`expire_in`].
+pub(super) fn pexpire(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    expire_in(cur, TimeUnit::Millis, false)
+}
+
+/// # Format
+/// `EXPIREAT key unix-seconds [NX|XX|GT|LT]`, see [`expire_in`].
+pub(super) fn expireat(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    expire_in(cur, TimeUnit::Seconds, true)
+}
+
+/// # Format
+/// `PEXPIREAT key unix-milliseconds [NX|XX|GT|LT]`, see [`expire_in`].
+pub(super) fn pexpireat(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    expire_in(cur, TimeUnit::Millis, true)
+}
+
+/// # Format
+/// `TTL key`
+pub(super) fn ttl(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    Ok(Command::Ttl {
+        key,
+        unit: TimeUnit::Seconds,
+    })
+}
+
+/// # Format
+/// `PTTL key`
+pub(super) fn pttl(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    Ok(Command::Ttl {
+        key,
+        unit: TimeUnit::Millis,
+    })
+}
+
+/// # Format
+/// `EXPIRETIME key`
+pub(super) fn expiretime(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    Ok(Command::ExpireTime {
+        key,
+        unit: TimeUnit::Seconds,
+    })
+}
+
+/// # Format
+/// `PEXPIRETIME key`
+pub(super) fn pexpiretime(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    Ok(Command::ExpireTime {
+        key,
+        unit: TimeUnit::Millis,
+    })
 }
 
 /// # Format
@@ -79,12 +145,7 @@ pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, Com
 /// negative but must not overflow in milliseconds, nor once added to the clock
 /// (`ERR invalid expire time in 'expire' command`). `XX GT` is the same as `GT` (a key without
 /// expiry counts as infinite); `XX LT` is [`ExpireCondition::XxLt`].
-fn expire(
-    cur: &mut ArgCursor,
-    name: &'static str,
-    unit: TimeUnit,
-    absolute: bool,
-) -> Result<Command, CommandError> {
+fn expire_in(cur: &mut ArgCursor, unit: TimeUnit, absolute: bool) -> Result<Command, CommandError> {
     let key = cur.required()?;
     let raw = cur.required()?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
@@ -116,7 +177,7 @@ fn expire(
         _ => None,
     };
     let when = parse_i64(&raw)?;
-    let invalid = CommandError::InvalidExpireTime(name);
+    let invalid = CommandError::InvalidExpireTime(cur.name());
     let ms = match unit {
         TimeUnit::Seconds => when.checked_mul(1000).ok_or(invalid.clone())?,
         TimeUnit::Millis => when,
@@ -137,7 +198,7 @@ fn expire(
 /// The cursor is read like C's `strtoul` (`+5`, `007` and `-1` are accepted, `""` is 0, a
 /// leading blank or trailing junk is `ERR invalid cursor`); options may repeat (the last
 /// counts); `COUNT` below 1 is `ERR syntax error`.
-fn scan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn scan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let cursor = parse_cursor(&cur.required()?).ok_or(CommandError::InvalidCursor)?;
     let mut scan = Scan {
         cursor,

@@ -1,8 +1,15 @@
-//! Typed commands: the mini-redis shape, `args → Command` then the server applies it.
+//! Typed commands: the mini-redis shape, `args → Request` then the server applies it.
 //!
-//! Parsing ends by checking that no argument is left over. Each family has its own file with
-//! a `# Format` block per command. Errors carry Redis 7.0's exact texts, so a client sees the
-//! Redis it knows.
+//! - `table.rs`, [`TABLE`]: the command table, one [`Spec`] per command (name, arity, flags, key
+//!   positions, docs, parse function). Parsing, `COMMAND`, key extraction, statistics and the
+//!   `denyoom`/`no_auth` checks all read it; it is the only list of command names. Its module
+//!   docs say how to add a command.
+//! - [`connection`], [`server`], [`strings`], [`keyspace`]: one file per family, with a
+//!   parse function and a `# Format` block per command.
+//! - `args`: the argument cursor every parse function reads from, and [`CommandError`].
+//!
+//! Parsing ends by checking that no argument is left over. Errors carry Redis 7.0's exact
+//! texts, so a client sees the Redis it knows.
 
 use bytes::Bytes;
 
@@ -15,42 +22,8 @@ pub mod strings;
 
 mod args;
 mod table;
-pub use args::{CommandError, STRING_BYTES_MAX, parse_i64};
-pub use table::{KeyRefs, command_names};
-
-/// A parsed request: the command and the level given by a trailing `CONSISTENCY <level>`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    /// What to do.
-    pub command: Command,
-    /// The level named in the request itself; `None` means the connection's default.
-    pub level: Option<Level>,
-}
-
-/// Whether a command reads keys, writes keys, or neither; chooses the default level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Reads keys only: uses the read level.
-    Read,
-    /// Writes keys (possibly after reading them): uses the write level.
-    Write,
-    /// Touches no key (connection and server commands): takes no level.
-    None,
-}
-
-/// The family a command belongs to: the file that parses it here, and the part of the
-/// server that executes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// Connection state and the handshake (cmd/connection.rs).
-    Connection,
-    /// Server-wide commands (cmd/server.rs).
-    Server,
-    /// String values (cmd/strings.rs).
-    Strings,
-    /// Keys whatever their value (cmd/keyspace.rs).
-    Keyspace,
-}
+pub use args::{CommandError, STRING_BYTES_MAX, parse_i64, unknown_command};
+pub use table::{Access, Entry, Family, Flags, KeyRange, Request, Spec, TABLE, lookup};
 
 /// Every command ringcache understands.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,29 +11,26 @@
 //! RING NODES | INFO | REPLICAS key
 //! ```
 
-use bytes::Bytes;
-
 use super::args::{ArgCursor, CommandError, is};
 use super::connection::subcommand;
 use super::{Command, CommandInfoCommand, FlushMode, RepairTarget, RingCommand};
 
-/// Parses a server command whose name and arity were checked.
-pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
-    let argc = args.len();
-    let mut cur = ArgCursor::new(args, 1);
-    match name {
-        "command" => command(cur, argc),
-        // # Format
-        // `INFO [section ...]`: any sections, any case.
-        "info" => Ok(Command::Info(cur.rest())),
-        "config" => config(cur, argc),
-        "dbsize" => Ok(Command::DbSize),
-        "flushall" | "flushdb" => flush(cur),
-        "time" => Ok(Command::Time),
-        "shutdown" => shutdown(cur),
-        "ring" => ring(cur, argc),
-        _ => unreachable!("{name} is not a server command"),
-    }
+/// # Format
+/// `INFO [section ...]`: any sections, any case.
+pub(super) fn info(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Info(cur.rest()))
+}
+
+/// # Format
+/// `DBSIZE`
+pub(super) fn dbsize(_: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::DbSize)
+}
+
+/// # Format
+/// `TIME`
+pub(super) fn time(_: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Time)
 }
 
 const RING_SUBCOMMANDS: &[(&str, &str, i32)] = &[
@@ -47,9 +44,9 @@ const RING_SUBCOMMANDS: &[(&str, &str, i32)] = &[
 
 /// # Format
 /// `RING NODES | INFO | REPLICAS key | DECOMMISSION | FORGET node-id | REPAIR [ALL | STATUS | key]`
-fn ring(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
-    let sub = cur.next().expect("arity checked");
-    let sub = match subcommand("RING", RING_SUBCOMMANDS, &sub, argc)? {
+pub(super) fn ring(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let sub = cur.required()?;
+    let sub = match subcommand("RING", RING_SUBCOMMANDS, &sub, cur.argc())? {
         "nodes" => RingCommand::Nodes,
         "info" => RingCommand::Info,
         "decommission" => RingCommand::Decommission,
@@ -82,19 +79,16 @@ const COMMAND_SUBCOMMANDS: &[(&str, &str, i32)] = &[
 /// COMMAND DOCS [name ...]
 /// ```
 /// `COMMAND LIST FILTERBY ...` is answered with `ERR syntax error` (no filters here).
-fn command(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
+pub(super) fn command(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let Some(sub) = cur.next() else {
         return Ok(Command::CommandInfo(CommandInfoCommand::All));
     };
-    let sub = match subcommand("COMMAND", COMMAND_SUBCOMMANDS, &sub, argc)? {
+    let sub = match subcommand("COMMAND", COMMAND_SUBCOMMANDS, &sub, cur.argc())? {
         "count" => CommandInfoCommand::Count,
         "help" => CommandInfoCommand::Help,
         "info" => CommandInfoCommand::Info(cur.rest()),
         "docs" => CommandInfoCommand::Docs(cur.rest()),
-        "list" => {
-            cur.finish()?;
-            CommandInfoCommand::List
-        }
+        "list" => CommandInfoCommand::List,
         other => unreachable!("command subcommand {other}"),
     };
     Ok(Command::CommandInfo(sub))
@@ -113,9 +107,9 @@ const CONFIG_SUBCOMMANDS: &[(&str, &str, i32)] = &[
 /// CONFIG RESETSTAT
 /// ```
 /// Other subcommands (`REWRITE`, `HELP`) get Redis's unknown-subcommand error.
-fn config(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
+pub(super) fn config(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let sub = cur.required()?;
-    match subcommand("CONFIG", CONFIG_SUBCOMMANDS, &sub, argc)? {
+    match subcommand("CONFIG", CONFIG_SUBCOMMANDS, &sub, cur.argc())? {
         "get" => Ok(Command::ConfigGet(cur.rest())),
         "set" => Ok(Command::ConfigSet(cur.pairs().ok_or(CommandError::Syntax)?)),
         "resetstat" => Ok(Command::ConfigResetStat),
@@ -125,21 +119,20 @@ fn config(mut cur: ArgCursor, argc: usize) -> Result<Command, CommandError> {
 
 /// # Format
 /// `FLUSHALL [ASYNC|SYNC]`, `FLUSHDB [ASYNC|SYNC]`; anything else is `ERR syntax error`.
-fn flush(mut cur: ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn flush(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let mode = match cur.next() {
         None => FlushMode::Sync,
         Some(raw) if is(&raw, "sync") => FlushMode::Sync,
         Some(raw) if is(&raw, "async") => FlushMode::Async,
         Some(_) => return Err(CommandError::Syntax),
     };
-    cur.finish()?;
     Ok(Command::Flush(mode))
 }
 
 /// # Format
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: `ABORT` stands alone, `NOSAVE` and `SAVE`
 /// exclude each other, anything else is `ERR syntax error`.
-fn shutdown(mut cur: ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn shutdown(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let (mut abort, mut save, mut nosave, mut other_flags) = (false, false, false, false);
     while let Some(raw) = cur.next() {
         if is(&raw, "nosave") {

@@ -26,115 +26,160 @@ use crate::float::check_float;
 /// away.
 const UNIX_MS_HORIZON: i64 = 1 << 42;
 
-/// Parses a string command whose name and arity were checked.
-pub(crate) fn parse(name: &'static str, args: Vec<Bytes>) -> Result<Command, CommandError> {
-    let mut cur = ArgCursor::new(args, 1);
-    let command = match name {
-        // # Format
-        // `GET key`
-        "get" => Command::Get(cur.required()?),
-        "set" => set(&mut cur)?,
-        // # Format
-        // `SETNX key value`
-        "setnx" => Command::SetNx {
-            key: cur.required()?,
-            value: cur.required()?,
-        },
-        // # Format
-        // `SETEX key seconds value`, `PSETEX key milliseconds value`: a `SET` with `EX`/`PX`.
-        "setex" | "psetex" => {
-            let key = cur.required()?;
-            let raw = cur.required()?;
-            let value = cur.required()?;
-            let at = set_expiry(name, &raw, name == "setex", false)?;
-            Command::Set(Set {
-                key,
-                value,
-                condition: None,
-                get: false,
-                expiry: SetExpiry::At(at),
-            })
-        }
-        // # Format
-        // `GETSET key value`: a `SET ... GET`.
-        "getset" => Command::Set(Set {
-            key: cur.required()?,
-            value: cur.required()?,
-            condition: None,
-            get: true,
-            expiry: SetExpiry::Clear,
-        }),
-        // # Format
-        // `GETDEL key`
-        "getdel" => Command::GetDel(cur.required()?),
-        "getex" => getex(&mut cur)?,
-        // # Format
-        // `MGET key [key ...]`
-        "mget" => Command::MGet(cur.rest()),
-        // # Format
-        // `MSET key value [key value ...]`, `MSETNX key value [key value ...]`: an odd count
-        // is a wrong number of arguments.
-        "mset" | "msetnx" => {
-            let pairs = cur.pairs().ok_or(CommandError::WrongArity(name))?;
-            if name == "mset" {
-                Command::MSet(pairs)
-            } else {
-                Command::MSetNx(pairs)
-            }
-        }
-        // # Format
-        // `STRLEN key`
-        "strlen" => Command::StrLen(cur.required()?),
-        // # Format
-        // `APPEND key value`
-        "append" => Command::Append {
-            key: cur.required()?,
-            value: cur.required()?,
-        },
-        // # Format
-        // `GETRANGE key start end`, `SUBSTR key start end`: integers, negative from the end.
-        "getrange" | "substr" => Command::GetRange {
-            key: cur.required()?,
-            start: cur.required_i64()?,
-            end: cur.required_i64()?,
-        },
-        "setrange" => setrange(&mut cur)?,
-        // # Format
-        // `INCR key`, `DECR key`, `INCRBY key increment`, `DECRBY key decrement`
-        "incr" => Command::IncrBy {
-            key: cur.required()?,
-            delta: 1,
-        },
-        "decr" => Command::IncrBy {
-            key: cur.required()?,
-            delta: -1,
-        },
-        "incrby" => Command::IncrBy {
-            key: cur.required()?,
-            delta: cur.required_i64()?,
-        },
-        "decrby" => {
-            let key = cur.required()?;
-            let decrement = cur.required_i64()?;
-            let delta = decrement
-                .checked_neg()
-                .ok_or(CommandError::DecrementOverflow)?;
-            Command::IncrBy { key, delta }
-        }
-        // # Format
-        // `INCRBYFLOAT key increment`: a float as Redis's `strtold`-based `string2ld` reads
-        // it, kept as text. An infinite increment is accepted here: Redis first checks the
-        // current value (`ERR value is not a valid float`), then that the sum is finite.
-        "incrbyfloat" => {
-            let key = cur.required()?;
-            let delta = cur.required()?;
-            check_float(&delta)?;
-            Command::IncrByFloat { key, delta }
-        }
-        _ => unreachable!("{name} is not a string command"),
-    };
-    cur.finish()?;
-    Ok(command)
+/// # Format
+/// `GET key`
+pub(super) fn get(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Get(cur.required()?))
+}
+
+/// # Format
+/// `SETNX key value`
+pub(super) fn setnx(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::SetNx {
+        key: cur.required()?,
+        value: cur.required()?,
+    })
+}
+
+/// # Format
+/// `SETEX key seconds value`: a `SET` with `EX`.
+pub(super) fn setex(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    set_with_expiry(cur, true)
+}
+
+/// # Format
+/// `PSETEX key milliseconds value`: a `SET` with `PX`.
+pub(super) fn psetex(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    set_with_expiry(cur, false)
+}
+
+fn set_with_expiry(cur: &mut ArgCursor, seconds: bool) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let raw = cur.required()?;
+    let value = cur.required()?;
+    let at = set_expiry(cur.name(), &raw, seconds, false)?;
+    Ok(Command::Set(Set {
+        key,
+        value,
+        condition: None,
+        get: false,
+        expiry: SetExpiry::At(at),
+    }))
+}
+
+/// # Format
+/// `GETSET key value`: a `SET ... GET`.
+pub(super) fn getset(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Set(Set {
+        key: cur.required()?,
+        value: cur.required()?,
+        condition: None,
+        get: true,
+        expiry: SetExpiry::Clear,
+    }))
+}
+
+/// # Format
+/// `GETDEL key`
+pub(super) fn getdel(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::GetDel(cur.required()?))
+}
+
+/// # Format
+/// `MGET key [key ...]`
+pub(super) fn mget(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::MGet(cur.rest()))
+}
+
+/// # Format
+/// `MSET key value [key value ...]`: an odd count is a wrong number of arguments.
+pub(super) fn mset(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::MSet(pairs(cur)?))
+}
+
+/// # Format
+/// `MSETNX key value [key value ...]`: an odd count is a wrong number of arguments.
+pub(super) fn msetnx(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::MSetNx(pairs(cur)?))
+}
+
+fn pairs(cur: &mut ArgCursor) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
+    cur.pairs().ok_or(CommandError::WrongArity(cur.name()))
+}
+
+/// # Format
+/// `STRLEN key`
+pub(super) fn strlen(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::StrLen(cur.required()?))
+}
+
+/// # Format
+/// `APPEND key value`
+pub(super) fn append(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::Append {
+        key: cur.required()?,
+        value: cur.required()?,
+    })
+}
+
+/// # Format
+/// `GETRANGE key start end`, and its old name `SUBSTR key start end`: integers, negative
+/// from the end.
+pub(super) fn getrange(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::GetRange {
+        key: cur.required()?,
+        start: cur.required_i64()?,
+        end: cur.required_i64()?,
+    })
+}
+
+/// # Format
+/// `INCR key`
+pub(super) fn incr(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::IncrBy {
+        key: cur.required()?,
+        delta: 1,
+    })
+}
+
+/// # Format
+/// `DECR key`
+pub(super) fn decr(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::IncrBy {
+        key: cur.required()?,
+        delta: -1,
+    })
+}
+
+/// # Format
+/// `INCRBY key increment`
+pub(super) fn incrby(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    Ok(Command::IncrBy {
+        key: cur.required()?,
+        delta: cur.required_i64()?,
+    })
+}
+
+/// # Format
+/// `DECRBY key decrement`: `ERR decrement would overflow` for `i64::MIN`.
+pub(super) fn decrby(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let decrement = cur.required_i64()?;
+    let delta = decrement
+        .checked_neg()
+        .ok_or(CommandError::DecrementOverflow)?;
+    Ok(Command::IncrBy { key, delta })
+}
+
+/// # Format
+/// `INCRBYFLOAT key increment`: a float as Redis's `strtold`-based `string2ld` reads it, kept
+/// as text. An infinite increment is accepted here: Redis first checks the current value
+/// (`ERR value is not a valid float`), then that the sum is finite.
+pub(super) fn incrbyfloat(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let delta = cur.required()?;
+    check_float(&delta)?;
+    Ok(Command::IncrByFloat { key, delta })
 }
 
 /// Redis's `SET`/`GETEX` expiry check: the value must be a positive integer, and in
@@ -239,14 +284,14 @@ fn timed_expiry(
 /// `ERR syntax error` for `NX` with `XX`, two different expiry options, or an expiry option
 /// without its value; `ERR invalid expire time in 'set' command` for a value ≤ 0 or one that
 /// overflows in milliseconds.
-fn set(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn set(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let key = cur.required()?;
     let value = cur.required()?;
     let (condition, get, expiry) = string_options(cur, true)?;
     let expiry = match expiry {
         None => SetExpiry::Clear,
         Some((ExpiryOption::KeepTtl, _)) => SetExpiry::Keep,
-        Some((kind, raw)) => match timed_expiry("set", kind, &raw)? {
+        Some((kind, raw)) => match timed_expiry(cur.name(), kind, &raw)? {
             Some(at) => SetExpiry::At(at),
             None => SetExpiry::Clear,
         },
@@ -265,13 +310,13 @@ fn set(cur: &mut ArgCursor) -> Result<Command, CommandError> {
 ///
 /// Errors as `SET`'s, naming `getex`. (Redis 7.0 checks the expiry value only when the key
 /// exists, answering nil otherwise; here it is checked first, for every key.)
-fn getex(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn getex(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let key = cur.required()?;
     let (_, _, expiry) = string_options(cur, false)?;
     let expiry = match expiry {
         None => None,
         Some((ExpiryOption::Persist, _)) => Some(GetExExpiry::Persist),
-        Some((kind, raw)) => timed_expiry("getex", kind, &raw)?.map(GetExExpiry::At),
+        Some((kind, raw)) => timed_expiry(cur.name(), kind, &raw)?.map(GetExExpiry::At),
     };
     Ok(Command::GetEx { key, expiry })
 }
@@ -280,7 +325,7 @@ fn getex(cur: &mut ArgCursor) -> Result<Command, CommandError> {
 /// `SETRANGE key offset value`: `ERR offset is out of range` when negative, `ERR string
 /// exceeds maximum allowed size (proto-max-bulk-len)` when a non-empty value would end past
 /// 512 MiB (the default `proto-max-bulk-len`; the executor checks a configured lower one).
-fn setrange(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+pub(super) fn setrange(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let key = cur.required()?;
     let offset = cur.required_i64()?;
     let value = cur.required()?;

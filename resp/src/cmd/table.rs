@@ -1,100 +1,499 @@
-//! The command table: names, arities, access, and the trailing `CONSISTENCY <level>`.
+//! The command table: one [`Spec`] per command, and everything derived from it.
 //!
-//! Arities follow Redis 7.0's command table: a positive arity is an exact argument count
-//! (the name included), a negative one a minimum.
+//! Each row says what Redis 7.0's `COMMAND INFO` and `COMMAND DOCS` say of the command (arity,
+//! flags, key positions, group, version, summary) and names the function that parses it.
+//! Parsing, the `COMMAND` replies, key extraction for the cluster coordinator, per-command
+//! statistics (by row index), the `denyoom` and `no_auth` checks and the level a command takes
+//! are all read from here; no other code lists command names.
+//!
+//! Arities are Redis's: a positive arity is an exact argument count (the name included), a
+//! negative one a minimum. `tests/command_info.rs` checks every row against a real
+//! redis-server.
+//!
+//! # Adding a command
+//! 1. A variant of [`Command`] and a parse function in the family's file (`strings.rs`, ...),
+//!    with its `# Format` block; it reads arguments from an [`ArgCursor`] and may leave none.
+//! 2. One row in [`TABLE`], with Redis 7.0's arity, flags and key positions
+//!    (`redis-cli COMMAND INFO name`) and its docs (`COMMAND DOCS name`).
+//! 3. The executor's arm for the variant in `src/exec/<family>.rs`.
+//!
+//! Lookups never allocate: the name is lowercased into a stack buffer and found through an
+//! open-addressing index computed at compile time from the table.
 
 use bytes::Bytes;
 
-use super::args::{CommandError, is, unknown_command};
-use super::{
-    Access, ClientCommand, Command, CommandInfoCommand, ExpiryTime, Family, Request, RingCommand,
-    TimeUnit, connection, keyspace, server, strings,
-};
+use super::args::{ArgCursor, CommandError, is, unknown_command};
+use super::{Command, connection, keyspace, server, strings};
 use crate::level::{Level, LevelError};
+
+/// Whether a command reads keys, writes keys, or neither; chooses the default level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads keys only: uses the read level.
+    Read,
+    /// Writes keys (possibly after reading them): uses the write level.
+    Write,
+    /// Touches no key (connection and server commands, keyspace walks): takes no level.
+    None,
+}
+
+/// The family a command belongs to: the file that parses it here, the part of the server
+/// that executes it, and Redis's group in `COMMAND DOCS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Connection state and the handshake (cmd/connection.rs).
+    Connection,
+    /// Server-wide commands (cmd/server.rs).
+    Server,
+    /// String values (cmd/strings.rs).
+    Strings,
+    /// Keys whatever their value (cmd/keyspace.rs).
+    Keyspace,
+}
+
+impl Family {
+    /// Redis's name of the group, as `COMMAND DOCS` prints it.
+    pub const fn group(self) -> &'static str {
+        match self {
+            Family::Connection => "connection",
+            Family::Server => "server",
+            Family::Strings => "string",
+            Family::Keyspace => "generic",
+        }
+    }
+}
+
+/// Redis command flags, as bits. The bits are in the order Redis 7.0 prints the flags
+/// (`addReplyCommandFlags`), so [`Flags::names`] lists them as `COMMAND INFO` does. Only the
+/// flags that ringcache's commands have are defined.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// No flag.
+    pub const NONE: Flags = Flags(0);
+    /// May change the data.
+    pub const WRITE: Flags = Flags(1 << 0);
+    /// Reads the data only.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// May add memory: refused (`-OOM`) when over `maxmemory` and nothing can be evicted.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// An administrative command.
+    pub const ADMIN: Flags = Flags(1 << 3);
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: Flags = Flags(1 << 4);
+    /// Allowed while loading the data.
+    pub const LOADING: Flags = Flags(1 << 5);
+    /// Allowed on a replica with stale data.
+    pub const STALE: Flags = Flags(1 << 6);
+    /// Constant or logarithmic time.
+    pub const FAST: Flags = Flags(1 << 7);
+    /// Allowed before authentication.
+    pub const NO_AUTH: Flags = Flags(1 << 8);
+    /// Not allowed in `MULTI`.
+    pub const NO_MULTI: Flags = Flags(1 << 9);
+    /// Allowed while a script is busy.
+    pub const ALLOW_BUSY: Flags = Flags(1 << 10);
+
+    /// Each flag with its Redis name, in bit order (Redis's order).
+    const NAMES: [(Flags, &'static str); 11] = [
+        (Flags::WRITE, "write"),
+        (Flags::READONLY, "readonly"),
+        (Flags::DENYOOM, "denyoom"),
+        (Flags::ADMIN, "admin"),
+        (Flags::NOSCRIPT, "noscript"),
+        (Flags::LOADING, "loading"),
+        (Flags::STALE, "stale"),
+        (Flags::FAST, "fast"),
+        (Flags::NO_AUTH, "no_auth"),
+        (Flags::NO_MULTI, "no_multi"),
+        (Flags::ALLOW_BUSY, "allow_busy"),
+    ];
+
+    /// The flags of `list` together (a `const` spelling of `a | b | c`).
+    pub const fn of(list: &[Flags]) -> Flags {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < list.len() {
+            bits |= list[i].0;
+            i += 1;
+        }
+        Flags(bits)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The Redis names of the flags that are set, in Redis's order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES
+            .into_iter()
+            .filter(move |(flag, _)| self.contains(*flag))
+            .map(|(_, name)| name)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+
+    fn bitor(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+}
+
+impl std::fmt::Debug for Flags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// Where a command's keys are, as Redis's legacy `first_key`, `last_key` and `step`:
+/// positions count the name as 0; a negative `last` counts from the end (-1: the last
+/// argument); `first` 0 means no keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRange {
+    /// Position of the first key, 0 for none.
+    pub first: i32,
+    /// Position of the last key; negative counts from the end.
+    pub last: i32,
+    /// Distance between two keys.
+    pub step: i32,
+}
+
+impl KeyRange {
+    /// No keys (or keys found by walking the keyspace: `KEYS`, `SCAN`).
+    pub const NONE: KeyRange = KeyRange::new(0, 0, 0);
+    /// One key, the first argument.
+    pub const ONE: KeyRange = KeyRange::new(1, 1, 1);
+    /// Every argument is a key (`MGET`, `DEL`).
+    pub const ALL: KeyRange = KeyRange::new(1, -1, 1);
+    /// Key-value pairs (`MSET`).
+    pub const PAIRS: KeyRange = KeyRange::new(1, -1, 2);
+
+    const fn new(first: i32, last: i32, step: i32) -> KeyRange {
+        KeyRange { first, last, step }
+    }
+
+    /// The keys among `args` (the whole request, name first), in order, repeats kept.
+    /// Positions past the end are skipped, so a short request yields fewer keys, never a
+    /// panic.
+    pub fn keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
+        let argc = args.len() as i64;
+        let first = i64::from(self.first);
+        let last = match self.last {
+            last if last < 0 => argc + i64::from(last),
+            last => i64::from(last),
+        };
+        let (first, last) = if first == 0 { (1, 0) } else { (first, last) };
+        let step = usize::try_from(self.step.max(1)).unwrap_or(1);
+        (first..=last)
+            .step_by(step)
+            .filter_map(move |i| args.get(usize::try_from(i).ok()?))
+    }
+}
+
+/// Parses the arguments after the name into a [`Command`]; the arity was checked. Whatever
+/// it leaves unread is a syntax error.
+pub(crate) type Parse = fn(&mut ArgCursor) -> Result<Command, CommandError>;
 
 /// One row of the command table.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Spec {
+pub struct Spec {
     /// Redis's lowercase name.
-    pub(crate) name: &'static str,
-    /// Redis's arity.
-    pub(crate) arity: i32,
-    /// Which level the command takes, if any.
-    pub(crate) access: Access,
-    /// Which family parses it.
-    pub(crate) family: Family,
+    pub name: &'static str,
+    /// Redis's arity: positive = exact argument count including the name, negative = minimum.
+    pub arity: i32,
+    /// Redis's flags.
+    pub flags: Flags,
+    /// Where the keys are.
+    pub keys: KeyRange,
+    /// Who parses and executes it; its Redis group.
+    pub family: Family,
+    /// The Redis version that introduced it, for `COMMAND DOCS` (`ringcache` for ours).
+    pub since: &'static str,
+    /// One line, for `COMMAND DOCS`.
+    pub summary: &'static str,
+    pub(crate) parse: Parse,
 }
+
+impl PartialEq for Spec {
+    /// Names are unique in the table (a unit test checks it).
+    fn eq(&self, other: &Spec) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Spec {}
+
+impl Spec {
+    /// The level the command takes: a command with keys writes them if it has the `write`
+    /// flag and reads them otherwise; one without keys takes none.
+    pub const fn access(&self) -> Access {
+        if self.keys.first == 0 {
+            Access::None
+        } else if self.flags.contains(Flags::WRITE) {
+            Access::Write
+        } else {
+            Access::Read
+        }
+    }
+
+    /// Whether the arity allows `argc` arguments (the name included).
+    pub fn arity_allows(&self, argc: usize) -> bool {
+        arity_allows(self.arity, argc)
+    }
+}
+
+/// Builds one row; a function so that each row fits a few lines.
+#[allow(clippy::too_many_arguments)]
+const fn row(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    keys: KeyRange,
+    family: Family,
+    since: &'static str,
+    summary: &'static str,
+    parse: Parse,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys,
+        family,
+        since,
+        summary,
+        parse,
+    }
+}
+
+const W: Flags = Flags::WRITE;
+const WD: Flags = Flags::of(&[Flags::WRITE, Flags::DENYOOM]);
+const WDF: Flags = Flags::of(&[Flags::WRITE, Flags::DENYOOM, Flags::FAST]);
+const WF: Flags = Flags::of(&[Flags::WRITE, Flags::FAST]);
+const R: Flags = Flags::READONLY;
+const RF: Flags = Flags::of(&[Flags::READONLY, Flags::FAST]);
+const LSF: Flags = Flags::of(&[Flags::LOADING, Flags::STALE, Flags::FAST]);
+const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
+/// `HELLO`, `AUTH`, `QUIT`, `RESET`: allowed before authentication.
+const HANDSHAKE: Flags = Flags::of(&[
+    Flags::NOSCRIPT,
+    Flags::LOADING,
+    Flags::STALE,
+    Flags::FAST,
+    Flags::NO_AUTH,
+    Flags::ALLOW_BUSY,
+]);
+
+/// Every command ringcache answers; the index of a row is the command's statistics slot.
+// One row per command reads better as a table than as rustfmt would spread it.
+#[rustfmt::skip]
+pub const TABLE: &[Spec] = {
+    use Family::{Connection as C, Keyspace as K, Server as S, Strings as T};
+    use KeyRange as Key;
+    &[
+        // ----- connection
+        row("ping", -1, Flags::FAST, Key::NONE, C, "1.0.0",
+            "Returns the server's liveliness response.", connection::ping),
+        row("echo", 2, LSF, Key::NONE, C, "1.0.0", "Returns the given string.", connection::echo),
+        row("hello", -1, HANDSHAKE, Key::NONE, C, "6.0.0", "Handshakes with the server.",
+            connection::hello),
+        row("auth", -2, HANDSHAKE, Key::NONE, C, "1.0.0", "Authenticates the connection.",
+            connection::auth),
+        row("select", 2, LSF, Key::NONE, C, "1.0.0",
+            "Changes the selected database (only 0 exists).", connection::select),
+        row("quit", -1, HANDSHAKE, Key::NONE, C, "1.0.0", "Closes the connection.",
+            connection::quit),
+        row("reset", 1, HANDSHAKE, Key::NONE, C, "6.2.0", "Resets the connection.",
+            connection::reset),
+        row("client", -2, Flags::NONE, Key::NONE, C, "2.4.0",
+            "A container for client connection commands.", connection::client),
+        row("consistency", -1, Flags::of(&[Flags::NOSCRIPT, LSF]), Key::NONE, C, "ringcache",
+            "Shows or sets the connection's default read and write consistency levels.",
+            connection::consistency),
+        // ----- server
+        row("command", -1, LS, Key::NONE, S, "2.8.13",
+            "Returns detailed information about all commands.", server::command),
+        row("info", -1, LS, Key::NONE, S, "1.0.0",
+            "Returns information and statistics about the server.", server::info),
+        row("config", -2, Flags::NONE, Key::NONE, S, "2.0.0",
+            "A container for server configuration commands.", server::config),
+        row("dbsize", 1, RF, Key::NONE, S, "1.0.0", "Returns the number of keys in the database.",
+            server::dbsize),
+        row("flushall", -1, W, Key::NONE, S, "1.0.0", "Removes all keys from all databases.",
+            server::flush),
+        row("flushdb", -1, W, Key::NONE, S, "1.0.0", "Remove all keys from the current database.",
+            server::flush),
+        row("time", 1, LSF, Key::NONE, S, "2.6.0", "Returns the server time.", server::time),
+        row("shutdown", -1,
+            Flags::of(&[Flags::ADMIN, Flags::NOSCRIPT, LS, Flags::NO_MULTI, Flags::ALLOW_BUSY]),
+            Key::NONE, S, "1.0.0", "Stops the server.", server::shutdown),
+        row("ring", -2, Flags::of(&[Flags::ADMIN, LS]), Key::NONE, S, "ringcache",
+            "Shows the cluster's members (NODES), the ring (INFO) or a key's replicas \
+             (REPLICAS key).", server::ring),
+        // ----- strings
+        row("get", 2, RF, Key::ONE, T, "1.0.0", "Returns the string value of a key.",
+            strings::get),
+        row("set", -3, WD, Key::ONE, T, "1.0.0",
+            "Sets the string value of a key, ignoring its type.", strings::set),
+        row("setnx", 3, WDF, Key::ONE, T, "1.0.0",
+            "Set the string value of a key only when the key doesn't exist.", strings::setnx),
+        row("setex", 4, WD, Key::ONE, T, "2.0.0",
+            "Sets the string value and expiration time of a key.", strings::setex),
+        row("psetex", 4, WD, Key::ONE, T, "2.6.0",
+            "Sets both string value and expiration time in milliseconds of a key.",
+            strings::psetex),
+        row("getset", 3, WDF, Key::ONE, T, "1.0.0",
+            "Returns the previous string value of a key after setting it to a new value.",
+            strings::getset),
+        row("getdel", 2, WF, Key::ONE, T, "6.2.0",
+            "Returns the string value of a key after deleting the key.", strings::getdel),
+        row("getex", -2, WF, Key::ONE, T, "6.2.0",
+            "Returns the string value of a key after setting its expiration time.",
+            strings::getex),
+        row("mget", -2, RF, Key::ALL, T, "1.0.0",
+            "Atomically returns the string values of one or more keys.", strings::mget),
+        row("mset", -3, WD, Key::PAIRS, T, "1.0.1",
+            "Atomically creates or modifies the string values of one or more keys.",
+            strings::mset),
+        row("msetnx", -3, WD, Key::PAIRS, T, "1.0.1",
+            "Atomically modifies the string values of one or more keys only when all keys \
+             don't exist.", strings::msetnx),
+        row("strlen", 2, RF, Key::ONE, T, "2.2.0", "Returns the length of a string value.",
+            strings::strlen),
+        row("append", 3, WDF, Key::ONE, T, "2.0.0",
+            "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+            strings::append),
+        row("getrange", 4, R, Key::ONE, T, "2.4.0",
+            "Returns a substring of the string stored at a key.", strings::getrange),
+        row("substr", 4, R, Key::ONE, T, "1.0.0", "Returns a substring from a string value.",
+            strings::getrange),
+        row("setrange", 4, WD, Key::ONE, T, "2.2.0",
+            "Overwrites a part of a string value with another by an offset. Creates the key \
+             if it doesn't exist.", strings::setrange),
+        row("incr", 2, WDF, Key::ONE, T, "1.0.0",
+            "Increments the integer value of a key by one. Uses 0 as initial value if the key \
+             doesn't exist.", strings::incr),
+        row("decr", 2, WDF, Key::ONE, T, "1.0.0",
+            "Decrements the integer value of a key by one. Uses 0 as initial value if the key \
+             doesn't exist.", strings::decr),
+        row("incrby", 3, WDF, Key::ONE, T, "1.0.0",
+            "Increments the integer value of a key by a number. Uses 0 as initial value if the \
+             key doesn't exist.", strings::incrby),
+        row("decrby", 3, WDF, Key::ONE, T, "1.0.0",
+            "Decrements a number from the integer value of a key. Uses 0 as initial value if \
+             the key doesn't exist.", strings::decrby),
+        row("incrbyfloat", 3, WDF, Key::ONE, T, "2.6.0",
+            "Increment the floating point value of a key by a number. Uses 0 as initial value \
+             if the key doesn't exist.", strings::incrbyfloat),
+        // ----- keyspace
+        row("del", -2, W, Key::ALL, K, "1.0.0", "Deletes one or more keys.", keyspace::del),
+        row("unlink", -2, WF, Key::ALL, K, "4.0.0", "Asynchronously deletes one or more keys.",
+            keyspace::unlink),
+        row("exists", -2, RF, Key::ALL, K, "1.0.0", "Determines whether one or more keys exist.",
+            keyspace::exists),
+        row("type", 2, RF, Key::ONE, K, "1.0.0",
+            "Determines the type of value stored at a key.", keyspace::type_),
+        row("touch", -2, RF, Key::ALL, K, "3.2.1",
+            "Returns the number of existing keys out of those specified after updating the \
+             time they were last accessed.", keyspace::touch),
+        row("expire", -3, WF, Key::ONE, K, "1.0.0",
+            "Sets the expiration time of a key in seconds.", keyspace::expire),
+        row("pexpire", -3, WF, Key::ONE, K, "2.6.0",
+            "Sets the expiration time of a key in milliseconds.", keyspace::pexpire),
+        row("expireat", -3, WF, Key::ONE, K, "1.2.0",
+            "Sets the expiration time of a key to a Unix timestamp.", keyspace::expireat),
+        row("pexpireat", -3, WF, Key::ONE, K, "2.6.0",
+            "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+            keyspace::pexpireat),
+        row("ttl", 2, RF, Key::ONE, K, "1.0.0",
+            "Returns the expiration time in seconds of a key.", keyspace::ttl),
+        row("pttl", 2, RF, Key::ONE, K, "2.6.0",
+            "Returns the expiration time in milliseconds of a key.", keyspace::pttl),
+        row("expiretime", 2, RF, Key::ONE, K, "7.0.0",
+            "Returns the expiration time of a key as a Unix timestamp.", keyspace::expiretime),
+        row("pexpiretime", 2, RF, Key::ONE, K, "7.0.0",
+            "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+            keyspace::pexpiretime),
+        row("persist", 2, WF, Key::ONE, K, "2.2.0", "Removes the expiration time of a key.",
+            keyspace::persist),
+        // No single key and no preference list: these take no level.
+        row("keys", 2, R, Key::NONE, K, "1.0.0", "Returns all key names that match a pattern.",
+            keyspace::keys),
+        row("scan", -2, R, Key::NONE, K, "2.8.0", "Iterates over the key names in the database.",
+            keyspace::scan),
+        row("randomkey", 1, R, Key::NONE, K, "1.0.0",
+            "Returns a random key name from the database.", keyspace::randomkey),
+    ]
+};
 
 /// The longest command name in the table, so lookups lowercase into a stack buffer.
 const NAME_BYTES_MAX: usize = 16;
 
-/// Every command, as `(name, arity, access, family)`.
-const TABLE: &[(&str, i32, Access, Family)] = {
-    use Access::{None as N, Read as R, Write as W};
-    use Family::{Connection as C, Keyspace as K, Server as S, Strings as T};
-    &[
-        ("ping", -1, N, C),
-        ("echo", 2, N, C),
-        ("hello", -1, N, C),
-        ("auth", -2, N, C),
-        ("select", 2, N, C),
-        ("quit", -1, N, C),
-        ("reset", 1, N, C),
-        ("client", -2, N, C),
-        ("consistency", -1, N, C),
-        ("command", -1, N, S),
-        ("info", -1, N, S),
-        ("config", -2, N, S),
-        ("dbsize", 1, N, S),
-        ("flushall", -1, N, S),
-        ("flushdb", -1, N, S),
-        ("time", 1, N, S),
-        ("shutdown", -1, N, S),
-        ("ring", -2, N, S),
-        ("get", 2, R, T),
-        ("set", -3, W, T),
-        ("setnx", 3, W, T),
-        ("setex", 4, W, T),
-        ("psetex", 4, W, T),
-        ("getset", 3, W, T),
-        ("getdel", 2, W, T),
-        ("getex", -2, W, T),
-        ("mget", -2, R, T),
-        ("mset", -3, W, T),
-        ("msetnx", -3, W, T),
-        ("strlen", 2, R, T),
-        ("append", 3, W, T),
-        ("getrange", 4, R, T),
-        ("substr", 4, R, T),
-        ("setrange", 4, W, T),
-        ("incr", 2, W, T),
-        ("decr", 2, W, T),
-        ("incrby", 3, W, T),
-        ("decrby", 3, W, T),
-        ("incrbyfloat", 3, W, T),
-        ("del", -2, W, K),
-        ("unlink", -2, W, K),
-        ("exists", -2, R, K),
-        ("type", 2, R, K),
-        ("touch", -2, R, K),
-        ("expire", -3, W, K),
-        ("pexpire", -3, W, K),
-        ("expireat", -3, W, K),
-        ("pexpireat", -3, W, K),
-        ("ttl", 2, R, K),
-        ("pttl", 2, R, K),
-        ("expiretime", 2, R, K),
-        ("pexpiretime", 2, R, K),
-        ("persist", 2, W, K),
-        // No single key and no preference list: these take no level.
-        ("keys", 2, N, K),
-        ("scan", -2, N, K),
-        ("randomkey", 1, N, K),
-    ]
+/// Slots of the lookup index: a power of two, at least twice the rows so probes stay short.
+const INDEX_SLOTS: usize = 128;
+
+const _: () = assert!(TABLE.len() * 2 <= INDEX_SLOTS && INDEX_SLOTS.is_power_of_two());
+// Slots hold `row + 1` in a byte.
+const _: () = assert!(TABLE.len() < u8::MAX as usize);
+
+/// FNV-1a of a lowercase name, folded to a slot.
+const fn slot_of(name: &[u8]) -> usize {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < name.len() {
+        hash ^= name[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash as usize & (INDEX_SLOTS - 1)
+}
+
+/// Open addressing with linear probing: slot → row + 1, 0 for empty. Built at compile time,
+/// which also checks that names are lowercase, short enough and unique.
+const INDEX: [u8; INDEX_SLOTS] = {
+    let mut index = [0u8; INDEX_SLOTS];
+    let mut row = 0;
+    while row < TABLE.len() {
+        let name = TABLE[row].name.as_bytes();
+        assert!(name.len() <= NAME_BYTES_MAX, "command name too long");
+        let mut i = 0;
+        while i < name.len() {
+            assert!(!name[i].is_ascii_uppercase(), "command names are lowercase");
+            i += 1;
+        }
+        let mut slot = slot_of(name);
+        while index[slot] != 0 {
+            let other = TABLE[index[slot] as usize - 1].name.as_bytes();
+            let mut same = other.len() == name.len();
+            let mut j = 0;
+            while same && j < name.len() {
+                same = other[j] == name[j];
+                j += 1;
+            }
+            assert!(!same, "a command name is listed twice");
+            slot = (slot + 1) & (INDEX_SLOTS - 1);
+        }
+        index[slot] = (row + 1) as u8;
+        row += 1;
+    }
+    index
 };
 
-/// Looks a command name up, ignoring case.
-pub(crate) fn lookup(name: &[u8]) -> Option<Spec> {
+/// A command found in the table: its row and the row's index (its statistics slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Where the row sits in [`TABLE`].
+    pub index: usize,
+    /// The row.
+    pub spec: &'static Spec,
+}
+
+/// Looks a command name up, ignoring case. Never allocates; at most a few probes.
+pub fn lookup(name: &[u8]) -> Option<Entry> {
     if name.len() > NAME_BYTES_MAX {
         return None;
     }
@@ -102,25 +501,37 @@ pub(crate) fn lookup(name: &[u8]) -> Option<Spec> {
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    TABLE
-        .iter()
-        .find(|row| row.0.as_bytes() == lower)
-        .map(|&(name, arity, access, family)| Spec {
-            name,
-            arity,
-            access,
-            family,
-        })
+    let mut slot = slot_of(lower);
+    // Bounded: the index is at most half full, so an empty slot comes within its length.
+    for _ in 0..INDEX_SLOTS {
+        let row = usize::from(INDEX[slot]);
+        if row == 0 {
+            return None;
+        }
+        let spec = &TABLE[row - 1];
+        if spec.name.as_bytes() == lower {
+            return Some(Entry {
+                index: row - 1,
+                spec,
+            });
+        }
+        slot = (slot + 1) & (INDEX_SLOTS - 1);
+    }
+    None
 }
 
-/// Redis's arity check.
-pub(crate) fn check_arity(name: &'static str, arity: i32, argc: usize) -> Result<(), CommandError> {
-    let ok = if arity >= 0 {
+/// Redis's arity rule.
+fn arity_allows(arity: i32, argc: usize) -> bool {
+    if arity >= 0 {
         argc == arity as usize
     } else {
         argc >= arity.unsigned_abs() as usize
-    };
-    if ok {
+    }
+}
+
+/// Redis's arity check, naming the command (or `container|subcommand`) on failure.
+pub(crate) fn check_arity(name: &'static str, arity: i32, argc: usize) -> Result<(), CommandError> {
+    if arity_allows(arity, argc) {
         Ok(())
     } else {
         Err(CommandError::WrongArity(name))
@@ -135,11 +546,25 @@ fn strip_level(args: &mut Vec<Bytes>, spec: &Spec) -> Result<Option<Level>, Comm
         return Ok(None);
     }
     let level = Level::parse(&args[n - 1])?;
-    if level == Level::Any && spec.access == Access::Read {
+    if level == Level::Any && spec.access() == Access::Read {
         return Err(LevelError::AnyForRead.into());
     }
     args.truncate(n - 2);
     Ok(Some(level))
+}
+
+/// A parsed request: the command, its table row and the level given by a trailing
+/// `CONSISTENCY <level>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The command's row: its name, flags, keys and level.
+    pub spec: &'static Spec,
+    /// The row's index in [`TABLE`], for per-command statistics.
+    pub index: usize,
+    /// What to do.
+    pub command: Command,
+    /// The level named in the request itself; `None` means the connection's default.
+    pub level: Option<Level>,
 }
 
 impl Request {
@@ -149,306 +574,60 @@ impl Request {
     /// # Errors
     /// A [`CommandError`] with Redis's text: unknown command, wrong arity, syntax, a bad
     /// value or a bad level. Nothing has run.
-    pub fn parse(mut args: Vec<Bytes>) -> Result<Request, CommandError> {
-        let Some(spec) = args.first().and_then(|name| lookup(name)) else {
-            return Err(unknown_command(&args));
-        };
-        let level = if spec.access == Access::None {
-            None
-        } else {
-            strip_level(&mut args, &spec)?
+    pub fn parse(args: Vec<Bytes>) -> Result<Request, CommandError> {
+        match args.first().and_then(|name| lookup(name)) {
+            Some(entry) => Request::parse_as(entry, args),
+            None => Err(unknown_command(&args)),
+        }
+    }
+
+    /// As [`Request::parse`], for a request whose name was already looked up (`entry` is
+    /// [`lookup`] of `args[0]`): the name is not looked up again.
+    ///
+    /// # Errors
+    /// As [`Request::parse`], but for an unknown command.
+    pub fn parse_as(entry: Entry, args: Vec<Bytes>) -> Result<Request, CommandError> {
+        Request::parse_inner(entry, args, None)
+    }
+
+    /// As [`Request::parse_as`], also pushing the command's keys onto `keys` (in order,
+    /// repeats kept; none for commands without keys): what a cluster coordinator reads and
+    /// writes for it.
+    ///
+    /// # Errors
+    /// As [`Request::parse`], but for an unknown command; `keys` may then hold some keys.
+    pub fn parse_with_keys(
+        entry: Entry,
+        args: Vec<Bytes>,
+        keys: &mut Vec<Bytes>,
+    ) -> Result<Request, CommandError> {
+        Request::parse_inner(entry, args, Some(keys))
+    }
+
+    fn parse_inner(
+        entry: Entry,
+        mut args: Vec<Bytes>,
+        keys: Option<&mut Vec<Bytes>>,
+    ) -> Result<Request, CommandError> {
+        let spec = entry.spec;
+        debug_assert!(args.first().is_some_and(|n| is(n, spec.name)));
+        let level = match spec.access() {
+            Access::None => None,
+            Access::Read | Access::Write => strip_level(&mut args, spec)?,
         };
         check_arity(spec.name, spec.arity, args.len())?;
-        let command = match spec.family {
-            Family::Connection => connection::parse(spec.name, args)?,
-            Family::Server => server::parse(spec.name, args)?,
-            Family::Strings => strings::parse(spec.name, args)?,
-            Family::Keyspace => keyspace::parse(spec.name, args)?,
-        };
-        debug_assert_eq!(command.access(), spec.access, "{}", spec.name);
-        Ok(Request { command, level })
-    }
-}
-
-impl Command {
-    /// The lowercase command name, for metrics and logs. Commands spelled as another give
-    /// that one's name (`SETEX` → `set`, `DECR` → `incrby`, `FLUSHDB` → `flushall`,
-    /// `SUBSTR` → `getrange`, `PEXPIRE` → `expire`, `PEXPIREAT` → `expireat`); subcommands
-    /// are named as in Redis's `INFO commandstats` (`client|setname`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Ping(_) => "ping",
-            Command::Echo(_) => "echo",
-            Command::Hello(_) => "hello",
-            Command::Auth { .. } => "auth",
-            Command::Select(_) => "select",
-            Command::Quit => "quit",
-            Command::Reset => "reset",
-            Command::Client(sub) => match sub {
-                ClientCommand::Id => "client|id",
-                ClientCommand::SetName(_) => "client|setname",
-                ClientCommand::GetName => "client|getname",
-                ClientCommand::SetInfo { .. } => "client|setinfo",
-                ClientCommand::Info => "client|info",
-                ClientCommand::List { .. } => "client|list",
-                ClientCommand::Kill(_) => "client|kill",
-                ClientCommand::NoEvict(_) => "client|no-evict",
-                ClientCommand::NoTouch(_) => "client|no-touch",
-                ClientCommand::Help => "client|help",
-            },
-            Command::Consistency(_) => "consistency",
-            Command::CommandInfo(sub) => match sub {
-                CommandInfoCommand::All => "command",
-                CommandInfoCommand::Count => "command|count",
-                CommandInfoCommand::Info(_) => "command|info",
-                CommandInfoCommand::Docs(_) => "command|docs",
-                CommandInfoCommand::List => "command|list",
-                CommandInfoCommand::Help => "command|help",
-            },
-            Command::Info(_) => "info",
-            Command::ConfigGet(_) => "config|get",
-            Command::ConfigSet(_) => "config|set",
-            Command::ConfigResetStat => "config|resetstat",
-            Command::DbSize => "dbsize",
-            Command::Flush(_) => "flushall",
-            Command::Time => "time",
-            Command::Shutdown { .. } => "shutdown",
-            Command::Ring(sub) => match sub {
-                RingCommand::Nodes => "ring|nodes",
-                RingCommand::Info => "ring|info",
-                RingCommand::Replicas(_) => "ring|replicas",
-                RingCommand::Decommission => "ring|decommission",
-                RingCommand::Forget(_) => "ring|forget",
-                RingCommand::Repair(_) => "ring|repair",
-            },
-            Command::Get(_) => "get",
-            Command::Set(_) => "set",
-            Command::SetNx { .. } => "setnx",
-            Command::GetDel(_) => "getdel",
-            Command::GetEx { .. } => "getex",
-            Command::MGet(_) => "mget",
-            Command::MSet(_) => "mset",
-            Command::MSetNx(_) => "msetnx",
-            Command::StrLen(_) => "strlen",
-            Command::Append { .. } => "append",
-            Command::GetRange { .. } => "getrange",
-            Command::SetRange { .. } => "setrange",
-            Command::IncrBy { .. } => "incrby",
-            Command::IncrByFloat { .. } => "incrbyfloat",
-            Command::Del(_) => "del",
-            Command::Unlink(_) => "unlink",
-            Command::Exists(_) => "exists",
-            Command::Type(_) => "type",
-            Command::Touch(_) => "touch",
-            Command::Expire(e) => match e.at {
-                ExpiryTime::RelativeMs(_) => "expire",
-                ExpiryTime::AbsoluteMs(_) => "expireat",
-            },
-            Command::Ttl {
-                unit: TimeUnit::Seconds,
-                ..
-            } => "ttl",
-            Command::Ttl {
-                unit: TimeUnit::Millis,
-                ..
-            } => "pttl",
-            Command::ExpireTime {
-                unit: TimeUnit::Seconds,
-                ..
-            } => "expiretime",
-            Command::ExpireTime {
-                unit: TimeUnit::Millis,
-                ..
-            } => "pexpiretime",
-            Command::Persist(_) => "persist",
-            Command::Keys(_) => "keys",
-            Command::Scan(_) => "scan",
-            Command::RandomKey => "randomkey",
+        if let Some(keys) = keys {
+            keys.extend(spec.keys.keys(&args).cloned());
         }
-    }
-
-    /// The family of the command, which chooses who executes it.
-    pub fn family(&self) -> Family {
-        match self {
-            Command::Ping(_)
-            | Command::Echo(_)
-            | Command::Hello(_)
-            | Command::Auth { .. }
-            | Command::Select(_)
-            | Command::Quit
-            | Command::Reset
-            | Command::Client(_)
-            | Command::Consistency(_) => Family::Connection,
-            Command::CommandInfo(_)
-            | Command::Info(_)
-            | Command::ConfigGet(_)
-            | Command::ConfigSet(_)
-            | Command::ConfigResetStat
-            | Command::DbSize
-            | Command::Flush(_)
-            | Command::Time
-            | Command::Shutdown { .. }
-            | Command::Ring(_) => Family::Server,
-            Command::Get(_)
-            | Command::Set(_)
-            | Command::SetNx { .. }
-            | Command::GetDel(_)
-            | Command::GetEx { .. }
-            | Command::MGet(_)
-            | Command::MSet(_)
-            | Command::MSetNx(_)
-            | Command::StrLen(_)
-            | Command::Append { .. }
-            | Command::GetRange { .. }
-            | Command::SetRange { .. }
-            | Command::IncrBy { .. }
-            | Command::IncrByFloat { .. } => Family::Strings,
-            Command::Del(_)
-            | Command::Unlink(_)
-            | Command::Exists(_)
-            | Command::Type(_)
-            | Command::Touch(_)
-            | Command::Expire(_)
-            | Command::Ttl { .. }
-            | Command::ExpireTime { .. }
-            | Command::Persist(_)
-            | Command::Keys(_)
-            | Command::Scan(_)
-            | Command::RandomKey => Family::Keyspace,
-        }
-    }
-
-    /// The keys the command names, in order (repeats kept): what a cluster coordinator
-    /// reads and writes for it. Empty for commands without keys and for those that walk the
-    /// keyspace (`KEYS`, `SCAN`, `RANDOMKEY`). Without allocating: every key command of a
-    /// cluster asks.
-    pub fn keys(&self) -> KeyRefs<'_> {
-        match self {
-            Command::Get(key)
-            | Command::GetDel(key)
-            | Command::StrLen(key)
-            | Command::Type(key)
-            | Command::Persist(key)
-            | Command::SetNx { key, .. }
-            | Command::GetEx { key, .. }
-            | Command::Append { key, .. }
-            | Command::GetRange { key, .. }
-            | Command::SetRange { key, .. }
-            | Command::IncrBy { key, .. }
-            | Command::IncrByFloat { key, .. }
-            | Command::Ttl { key, .. }
-            | Command::ExpireTime { key, .. } => KeyRefs::One(key),
-            Command::Set(set) => KeyRefs::One(&set.key),
-            Command::Expire(expire) => KeyRefs::One(&expire.key),
-            Command::MGet(keys)
-            | Command::Del(keys)
-            | Command::Unlink(keys)
-            | Command::Exists(keys)
-            | Command::Touch(keys) => KeyRefs::Many(keys),
-            Command::MSet(pairs) | Command::MSetNx(pairs) => KeyRefs::Pairs(pairs),
-            _ => KeyRefs::None,
-        }
-    }
-
-    /// Whether the command reads keys, writes keys, or neither, which chooses the level it
-    /// uses. `KEYS`, `SCAN` and `RANDOMKEY` name no single key, so they take no level.
-    pub fn access(&self) -> Access {
-        match self {
-            Command::Get(_)
-            | Command::MGet(_)
-            | Command::StrLen(_)
-            | Command::GetRange { .. }
-            | Command::Exists(_)
-            | Command::Type(_)
-            | Command::Touch(_)
-            | Command::Ttl { .. }
-            | Command::ExpireTime { .. } => Access::Read,
-            Command::Set(_)
-            | Command::SetNx { .. }
-            | Command::GetDel(_)
-            | Command::GetEx { .. }
-            | Command::MSet(_)
-            | Command::MSetNx(_)
-            | Command::Append { .. }
-            | Command::SetRange { .. }
-            | Command::IncrBy { .. }
-            | Command::IncrByFloat { .. }
-            | Command::Del(_)
-            | Command::Unlink(_)
-            | Command::Expire(_)
-            | Command::Persist(_) => Access::Write,
-            Command::Ping(_)
-            | Command::Echo(_)
-            | Command::Hello(_)
-            | Command::Auth { .. }
-            | Command::Select(_)
-            | Command::Quit
-            | Command::Reset
-            | Command::Client(_)
-            | Command::Consistency(_)
-            | Command::CommandInfo(_)
-            | Command::Info(_)
-            | Command::ConfigGet(_)
-            | Command::ConfigSet(_)
-            | Command::ConfigResetStat
-            | Command::DbSize
-            | Command::Flush(_)
-            | Command::Time
-            | Command::Shutdown { .. }
-            | Command::Ring(_)
-            | Command::Keys(_)
-            | Command::Scan(_)
-            | Command::RandomKey => Access::None,
-        }
-    }
-}
-
-/// Every command name in the table, lowercase (for `COMMAND LIST` and `COMMAND COUNT`).
-pub fn command_names() -> impl Iterator<Item = &'static str> {
-    TABLE.iter().map(|row| row.0)
-}
-
-/// The keys a command names ([`Command::keys`]), borrowed from it.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyRefs<'a> {
-    /// A command without keys.
-    None,
-    /// A single-key command.
-    One(&'a Bytes),
-    /// `MGET`, `DEL`, `EXISTS` and the like.
-    Many(&'a [Bytes]),
-    /// `MSET` and `MSETNX`: the keys of the pairs.
-    Pairs(&'a [(Bytes, Bytes)]),
-}
-
-impl<'a> KeyRefs<'a> {
-    /// How many keys, repeats counted.
-    pub fn len(self) -> usize {
-        match self {
-            KeyRefs::None => 0,
-            KeyRefs::One(_) => 1,
-            KeyRefs::Many(keys) => keys.len(),
-            KeyRefs::Pairs(pairs) => pairs.len(),
-        }
-    }
-
-    /// Whether the command names no key.
-    pub fn is_empty(self) -> bool {
-        self.len() == 0
-    }
-
-    /// The keys in order.
-    pub fn iter(self) -> impl Iterator<Item = &'a Bytes> {
-        let (one, many, pairs): (Option<&'a Bytes>, &'a [Bytes], &'a [(Bytes, Bytes)]) = match self
-        {
-            KeyRefs::None => (None, &[], &[]),
-            KeyRefs::One(key) => (Some(key), &[], &[]),
-            KeyRefs::Many(keys) => (None, keys, &[]),
-            KeyRefs::Pairs(pairs) => (None, &[], pairs),
-        };
-        one.into_iter()
-            .chain(many)
-            .chain(pairs.iter().map(|(key, _)| key))
+        let mut cur = ArgCursor::new(args, spec);
+        let command = (spec.parse)(&mut cur)?;
+        cur.finish()?;
+        Ok(Request {
+            spec,
+            index: entry.index,
+            command,
+            level,
+        })
     }
 }
 

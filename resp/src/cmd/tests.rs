@@ -119,22 +119,81 @@ fn wrong_arity_names_the_command() {
 fn name_and_access_match_the_table() {
     let cases = [
         ("GET k", "get", Access::Read),
-        ("SETEX k 1 v", "set", Access::Write),
-        ("DECR k", "incrby", Access::Write),
+        ("SETEX k 1 v", "setex", Access::Write),
+        ("DECR k", "decr", Access::Write),
         ("TOUCH k", "touch", Access::Read),
         ("PTTL k", "pttl", Access::Read),
-        ("PEXPIREAT k 1", "expireat", Access::Write),
-        ("CLIENT SETNAME x", "client|setname", Access::None),
-        ("CONFIG GET *", "config|get", Access::None),
-        ("FLUSHDB", "flushall", Access::None),
+        ("PEXPIREAT k 1", "pexpireat", Access::Write),
+        ("CLIENT SETNAME x", "client", Access::None),
+        ("CONFIG GET *", "config", Access::None),
+        ("FLUSHDB", "flushdb", Access::None),
         ("SCAN 0", "scan", Access::None),
         ("COMMAND", "command", Access::None),
     ];
     for (line, name, access) in cases {
-        let c = cmd(line);
-        assert_eq!((c.name(), c.access()), (name, access), "{line}");
+        let request = parse(line).unwrap();
+        assert_eq!(
+            (request.spec.name, request.spec.access()),
+            (name, access),
+            "{line}"
+        );
+        assert_eq!(TABLE[request.index], *request.spec, "{line}");
     }
-    assert!(command_names().any(|n| n == "incrbyfloat"));
+    assert!(TABLE.iter().any(|spec| spec.name == "incrbyfloat"));
+}
+
+#[test]
+fn every_row_is_found_by_its_name_in_any_case_and_nothing_else_is() {
+    for (index, spec) in TABLE.iter().enumerate() {
+        let found = lookup(spec.name.as_bytes()).expect(spec.name);
+        assert_eq!((found.index, found.spec), (index, spec));
+        let upper = spec.name.to_ascii_uppercase();
+        assert_eq!(lookup(upper.as_bytes()).map(|e| e.index), Some(index));
+    }
+    for name in [
+        "",
+        "g",
+        "gett",
+        "getrangex",
+        "incrbyfloatincrbyfloat",
+        "hello\0",
+    ] {
+        assert!(lookup(name.as_bytes()).is_none(), "{name}");
+    }
+}
+
+#[test]
+fn flags_are_listed_in_redis_order_whatever_order_they_were_given_in() {
+    let flags = Flags::ALLOW_BUSY | Flags::FAST | Flags::WRITE | Flags::NO_AUTH;
+    assert_eq!(
+        flags.names().collect::<Vec<_>>(),
+        ["write", "fast", "no_auth", "allow_busy"]
+    );
+    assert!(flags.contains(Flags::FAST | Flags::WRITE));
+    assert!(!flags.contains(Flags::DENYOOM));
+    assert_eq!(Flags::NONE.names().count(), 0);
+}
+
+#[test]
+fn only_key_commands_take_a_level_and_write_flags_make_writes() {
+    for spec in TABLE {
+        let expected = match (spec.keys.first, spec.flags.contains(Flags::WRITE)) {
+            (0, _) => Access::None,
+            (_, true) => Access::Write,
+            (_, false) => Access::Read,
+        };
+        assert_eq!(spec.access(), expected, "{}", spec.name);
+        assert!(
+            spec.keys.first == 0 || matches!(spec.family, Family::Strings | Family::Keyspace),
+            "{}",
+            spec.name
+        );
+        assert!(
+            !(spec.flags.contains(Flags::WRITE) && spec.flags.contains(Flags::READONLY)),
+            "{}",
+            spec.name
+        );
+    }
 }
 
 // ----- CONSISTENCY suffix and command
@@ -1117,12 +1176,20 @@ fn an_empty_request_is_an_unknown_command() {
 
 #[test]
 fn keys_are_listed_in_order_for_every_shape_of_command() {
-    let keys = |line: &str| -> Vec<Bytes> { cmd(line).keys().iter().cloned().collect() };
+    let keys = |line: &str| -> Vec<Bytes> {
+        let args = split_inline(line.as_bytes()).expect("test line splits");
+        let entry = lookup(&args[0]).expect("a known command");
+        let mut keys = Vec::new();
+        Request::parse_with_keys(entry, args, &mut keys).unwrap_or_else(|e| panic!("{e}"));
+        keys
+    };
     assert_eq!(keys("GET a"), [b("a")]);
     assert_eq!(keys("SET a 1 EX 10"), [b("a")]);
     assert_eq!(keys("DEL a b a"), [b("a"), b("b"), b("a")]);
     assert_eq!(keys("MSET a 1 b 2"), [b("a"), b("b")]);
-    assert!(keys("PING").is_empty() && cmd("PING").keys().is_empty());
-    assert!(cmd("SCAN 0").keys().is_empty());
-    assert_eq!(cmd("MGET x y z").keys().len(), 3);
+    assert!(keys("PING").is_empty());
+    assert!(keys("SCAN 0").is_empty());
+    assert_eq!(keys("MGET x y z").len(), 3);
+    assert_eq!(keys("GET a CONSISTENCY ONE"), [b("a")]);
+    assert_eq!(keys("MSET a 1 b 2 CONSISTENCY ALL"), [b("a"), b("b")]);
 }

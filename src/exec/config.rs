@@ -1,0 +1,468 @@
+//! `CONFIG GET`, `CONFIG SET`, `CONFIG RESETSTAT`'s parameters: each one's Redis name, how
+//! it is shown and how it is changed. A change is checked by [`Config::validate`], the same
+//! code that checks the configuration at start, so both refuse the same values with the same
+//! words.
+
+use bytes::Bytes;
+use ringcache_resp::glob::glob_match;
+use ringcache_resp::{CommandError, Level, Reply};
+
+use super::bulk;
+use crate::config::{AppendFsync, Config, ConfigError, StorageEngine, parse_memory};
+use crate::node::Node;
+
+/// `appendonly` as Redis spells it: the log engine is an append-only log.
+fn appendonly(config: &Config) -> &'static str {
+    if config.storage == StorageEngine::Log {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Changes one parameter on a copy of the config, or says why the value cannot be read.
+/// Whether the value is allowed is [`Config::validate`]'s to say, afterwards.
+type SetParameter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// A parameter that `CONFIG GET` shows and `CONFIG SET` may change.
+struct Parameter {
+    name: &'static str,
+    get: fn(&Config) -> String,
+    /// `None` when the parameter cannot be changed at run time.
+    set: Option<SetParameter>,
+}
+
+fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+/// An integer parameter: any `i64` is read, as Redis does; one that does not fit the field's
+/// type becomes `refused`, a value [`Config::validate`] refuses, so that it is answered with
+/// the field's range like any other value out of it (`maxclients -1`).
+fn integer<T: TryFrom<i64>>(value: &str, refused: T) -> Result<T, String> {
+    Ok(T::try_from(parse_integer::<i64>(value)?).unwrap_or(refused))
+}
+
+fn parse_level(value: &str) -> Result<Level, String> {
+    Level::parse(value.as_bytes()).map_err(|e| e.to_string())
+}
+
+const PARAMETERS: &[Parameter] = &[
+    Parameter {
+        name: "bind",
+        get: |c| c.bind.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "port",
+        get: |c| c.port.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "dir",
+        get: |c| {
+            std::fs::canonicalize(&c.data_dir)
+                .unwrap_or(c.data_dir.clone())
+                .display()
+                .to_string()
+        },
+        set: None,
+    },
+    Parameter {
+        name: "databases",
+        get: |_| "1".into(),
+        set: None,
+    },
+    Parameter {
+        name: "requirepass",
+        get: |c| c.requirepass.clone().unwrap_or_default(),
+        set: Some(|c, v| {
+            c.requirepass = Some(v.to_string()).filter(|p| !p.is_empty());
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxclients",
+        get: |c| c.maxclients.to_string(),
+        set: Some(|c, v| {
+            c.maxclients = integer(v, 0)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "timeout",
+        get: |c| c.timeout_s.to_string(),
+        set: Some(|c, v| {
+            c.timeout_s = integer(v, u64::MAX)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "proto-max-bulk-len",
+        get: |c| c.proto_max_bulk_len.to_string(),
+        set: Some(|c, v| {
+            c.proto_max_bulk_len = parse_memory(v)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "client-query-buffer-limit",
+        get: |c| c.query_buffer_bytes_max.to_string(),
+        set: Some(|c, v| {
+            c.query_buffer_bytes_max = parse_memory(v)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory",
+        get: |c| c.maxmemory_bytes.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory_bytes = parse_memory(v)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory-policy",
+        get: |c| c.maxmemory_policy.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory_policy = v.parse()?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "maxmemory-samples",
+        get: |c| c.maxmemory_samples.to_string(),
+        set: Some(|c, v| {
+            c.maxmemory_samples = integer(v, 0)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "storage",
+        get: |c| c.storage.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "segment-bytes",
+        get: |c| c.segment_bytes.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "appendfsync",
+        get: |c| c.appendfsync.to_string(),
+        set: Some(|c, v| {
+            c.appendfsync = AppendFsync::parse(v)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "save",
+        get: |_| String::new(),
+        set: Some(|_, v| match v.is_empty() {
+            true => Ok(()),
+            false => Err("ringcache takes no RDB snapshots".into()),
+        }),
+    },
+    Parameter {
+        name: "appendonly",
+        get: |c| appendonly(c).into(),
+        set: Some(|c, v| match v.eq_ignore_ascii_case(appendonly(c)) {
+            true => Ok(()),
+            false => Err("the engine is chosen at start with --storage (log or memory)".into()),
+        }),
+    },
+    Parameter {
+        name: "read-consistency",
+        get: |c| c.read_level.to_string(),
+        set: Some(|c, v| {
+            c.read_level = parse_level(v)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "write-consistency",
+        get: |c| c.write_level.to_string(),
+        set: Some(|c, v| {
+            c.write_level = parse_level(v)?;
+            Ok(())
+        }),
+    },
+];
+
+/// `CONFIG GET`: like Redis 7.0, a pattern without glob characters is looked up by name and
+/// answered under the name as the client spelled it; a glob answers canonical names.
+pub fn get(node: &Node, patterns: &[Bytes]) -> Reply {
+    let config = node.config.read();
+    let mut pairs: Vec<(Reply, Reply)> = Vec::new();
+    let mut add = |name: Reply, parameter: &Parameter| {
+        if !pairs.iter().any(|(n, _)| *n == name) {
+            pairs.push((name, Reply::Bulk(Bytes::from((parameter.get)(&config)))));
+        }
+    };
+    for pattern in patterns {
+        if pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            let matching = PARAMETERS
+                .iter()
+                .filter(|p| glob_match(pattern, p.name.as_bytes(), true));
+            for parameter in matching {
+                add(bulk(parameter.name), parameter);
+            }
+        } else if let Some(parameter) = PARAMETERS
+            .iter()
+            .find(|p| p.name.as_bytes().eq_ignore_ascii_case(pattern))
+        {
+            add(Reply::Bulk(pattern.clone()), parameter);
+        }
+    }
+    Reply::Map(pairs)
+}
+
+/// `CONFIG SET`: every parameter is checked on a copy first; all are applied or none.
+pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
+    let fail = |name: &str, reason: &str| {
+        Reply::error(CommandError::ConfigSetFailed {
+            arg: name.into(),
+            reason: reason.into(),
+        })
+    };
+    // Validate everything on a copy first: CONFIG SET applies all parameters or none.
+    let mut config = node.config.read().clone();
+    let mut seen = Vec::new();
+    for (name, value) in pairs {
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let Some(parameter) = PARAMETERS.iter().find(|p| p.name == name) else {
+            return Reply::error(CommandError::UnknownConfig(name));
+        };
+        if seen.contains(&parameter.name) {
+            return fail(&name, "duplicate parameter");
+        }
+        seen.push(parameter.name);
+        let Some(set) = parameter.set else {
+            return fail(&name, "can't set immutable config");
+        };
+        if let Err(reason) = set(&mut config, &String::from_utf8_lossy(value)) {
+            return fail(&name, &reason);
+        }
+        // The same check as at start: the rest of the copy was valid, so a refusal is about
+        // this parameter.
+        match config.validate() {
+            Ok(()) => {}
+            Err(ConfigError::Invalid { reason, .. }) => return fail(&name, &reason),
+            Err(other) => return fail(&name, &other.to_string()),
+        }
+    }
+    if let Err(e) = node.store.set_fsync_policy(config.appendfsync.into()) {
+        return Reply::error(e);
+    }
+    *node.config.write() = config;
+    Reply::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::info::info;
+    use crate::exec::testing::{node, run, session};
+
+    #[test]
+    fn config_get_matches_patterns_and_set_changes_values() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET maxclients"),
+            Reply::Map(vec![(bulk("maxclients"), bulk("10000"))])
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG SET timeout 30 maxclients 20"),
+            Reply::Ok
+        );
+        assert_eq!(node.config.read().timeout_s, 30);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET nothing-like-this"),
+            Reply::Map(vec![])
+        );
+        let Reply::Map(all) = run(&node, &mut s, "CONFIG GET *") else {
+            panic!()
+        };
+        assert_eq!(all.len(), PARAMETERS.len());
+    }
+
+    #[test]
+    fn config_get_of_an_exact_name_answers_it_as_spelled() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET MAXMEMORY"),
+            Reply::Map(vec![(bulk("MAXMEMORY"), bulk("0"))])
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET MAXMEM*"),
+            Reply::Map(vec![
+                (bulk("maxmemory"), bulk("0")),
+                (bulk("maxmemory-policy"), bulk("noeviction")),
+                (bulk("maxmemory-samples"), bulk("5")),
+            ])
+        );
+    }
+
+    #[test]
+    fn config_set_applies_all_or_nothing() {
+        let node = node();
+        let mut s = session(&node);
+        let reply = run(&node, &mut s, "CONFIG SET timeout 5 maxclients many");
+        assert_eq!(
+            reply,
+            Reply::error(
+                "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument \
+                 couldn't be parsed into an integer"
+            )
+        );
+        assert_eq!(node.config.read().timeout_s, 0);
+    }
+
+    #[test]
+    fn maxmemory_parameters_are_real_and_refuse_bad_values_with_redis_texts() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(
+                &node,
+                &mut s,
+                "CONFIG SET maxmemory 2mb maxmemory-policy ALLKEYS-LFU maxmemory-samples 10"
+            ),
+            Reply::Ok
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET maxmemory*"),
+            Reply::Map(vec![
+                (bulk("maxmemory"), bulk("2097152")),
+                (bulk("maxmemory-policy"), bulk("allkeys-lfu")),
+                (bulk("maxmemory-samples"), bulk("10")),
+            ])
+        );
+        let text = info(&node, &[Bytes::from_static(b"memory")]);
+        assert!(text.contains("maxmemory:2097152\r\n"), "{text}");
+        assert!(text.contains("maxmemory_human:2.00M\r\n"), "{text}");
+        assert!(text.contains("maxmemory_policy:allkeys-lfu\r\n"), "{text}");
+        let refused = [
+            (
+                "CONFIG SET maxmemory-policy foo",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - \
+                 argument(s) must be one of the following: volatile-lru, volatile-lfu, \
+                 volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, \
+                 noeviction",
+            ),
+            (
+                "CONFIG SET maxmemory lots",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument \
+                 must be a memory value",
+            ),
+            (
+                "CONFIG SET maxmemory -1",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument \
+                 must be a memory value",
+            ),
+            (
+                "CONFIG SET maxmemory-samples 0",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-samples') - \
+                 argument must be between 1 and 2147483647 inclusive",
+            ),
+            (
+                "CONFIG SET maxmemory-samples x",
+                "ERR CONFIG SET failed (possibly related to argument 'maxmemory-samples') - \
+                 argument couldn't be parsed into an integer",
+            ),
+            (
+                "CONFIG SET appendfsync sometimes",
+                "ERR CONFIG SET failed (possibly related to argument 'appendfsync') - \
+                 argument(s) must be one of the following: everysec, always, no",
+            ),
+            (
+                "CONFIG SET storage log",
+                "ERR CONFIG SET failed (possibly related to argument 'storage') - can't set \
+                 immutable config",
+            ),
+        ];
+        for (line, error) in refused {
+            assert_eq!(run(&node, &mut s, line), Reply::error(error), "{line}");
+        }
+        assert_eq!(node.config.read().maxmemory_bytes, 2 << 20);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG SET appendfsync ALWAYS"),
+            Reply::Ok
+        );
+        assert_eq!(
+            run(&node, &mut s, "CONFIG GET appendfsync storage"),
+            Reply::Map(vec![
+                (bulk("appendfsync"), bulk("always")),
+                (bulk("storage"), bulk("log")),
+            ])
+        );
+    }
+
+    #[test]
+    fn config_set_refuses_what_the_config_file_refuses_in_redis_words() {
+        let node = node();
+        let mut s = session(&node);
+        let refused = [
+            (
+                "maxclients",
+                "0",
+                "argument must be between 1 and 4294967295 inclusive",
+            ),
+            (
+                "maxclients",
+                "-1",
+                "argument must be between 1 and 4294967295 inclusive",
+            ),
+            (
+                "maxclients",
+                "4294967296",
+                "argument must be between 1 and 4294967295 inclusive",
+            ),
+            (
+                "timeout",
+                "-1",
+                "argument must be between 0 and 2147483647 inclusive",
+            ),
+            (
+                "client-query-buffer-limit",
+                "10",
+                "argument must be between 1048576 and 9223372036854775807 inclusive",
+            ),
+            ("read-consistency", "ANY", "ANY is for writes only"),
+        ];
+        for (name, value, reason) in refused {
+            assert_eq!(
+                run(&node, &mut s, &format!("CONFIG SET {name} {value}")),
+                Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                )),
+                "{name} {value}"
+            );
+            let mut config = node.config.read().clone();
+            let set = PARAMETERS
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .set
+                .unwrap();
+            set(&mut config, value).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert_eq!(error, format!("invalid value for {name}: {reason}"));
+        }
+        assert_eq!(node.config.read().maxclients, 10_000);
+        assert_eq!(run(&node, &mut s, "CONFIG SET maxclients 1"), Reply::Ok);
+        assert_eq!(node.config.read().maxclients, 1);
+    }
+
+    #[test]
+    fn memory_values_take_redis_units() {
+        assert_eq!(parse_memory("512mb"), Ok(512 << 20));
+        assert_eq!(parse_memory("1k"), Ok(1000));
+        assert_eq!(parse_memory("1GB"), Ok(1 << 30));
+        assert!(parse_memory("lots").is_err());
+    }
+}
