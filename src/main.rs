@@ -10,6 +10,7 @@
 //! - [`metrics`]: the Prometheus exporter; [`expiry`]: the active expiry sweep.
 
 mod clients;
+mod clock;
 mod cluster;
 mod config;
 mod connection;
@@ -109,8 +110,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metrics::start(node.clone(), addr)
             .with_context(|| format!("cannot serve metrics on {addr} (metrics-port)"))?;
     }
-    let sync_queue = durability::start(node.clone()).context("cannot start the sync thread")?;
-    let _ = node.sync_queue.set(sync_queue);
+    node.durability
+        .start()
+        .context("cannot start the sync thread")?;
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
     if let (Some(listener), Some(socket), Some(cluster)) =

@@ -1,7 +1,6 @@
 //! The node: everything a connection needs, shared by all of them.
 
-use std::sync::{OnceLock, mpsc};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use ringcache_cluster::HybridClock;
@@ -11,15 +10,17 @@ use tokio::sync::watch;
 use crate::clients::Clients;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::durability;
+use crate::durability::Durability;
 use crate::stats::Stats;
+
+pub use crate::clock::unix_now_ms;
 
 /// Shared state of one ringcache process.
 pub struct Node {
     /// The configuration; `CONFIG SET` changes the mutable fields.
     pub config: RwLock<Config>,
     /// Where records live.
-    pub store: Box<dyn Store>,
+    pub store: Arc<dyn Store>,
     /// Issues record versions.
     pub clock: HybridClock,
     /// Counters for `INFO` and metrics.
@@ -31,9 +32,8 @@ pub struct Node {
     /// Set to `true` to stop the server: listeners stop accepting, connections finish
     /// their current batch and close.
     pub shutdown: watch::Sender<bool>,
-    /// Where connections register for group commit under appendfsync always; set once the
-    /// sync thread runs (see [`crate::durability`]).
-    pub sync_queue: OnceLock<mpsc::Sender<durability::Waiter>>,
+    /// Group commit for `appendfsync always` (see [`crate::durability`]).
+    pub durability: Arc<Durability>,
     /// The cluster this node belongs to; unset for a single node (no `--seeds`).
     pub cluster: OnceLock<Cluster>,
 }
@@ -44,8 +44,10 @@ impl Node {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let store: Arc<dyn Store> = Arc::from(store);
         Node {
             config: RwLock::new(config),
+            durability: Arc::new(Durability::new(store.clone())),
             store,
             clock: HybridClock::new(
                 cluster
@@ -56,7 +58,6 @@ impl Node {
             clients: Clients::default(),
             run_id,
             shutdown: watch::Sender::new(false),
-            sync_queue: OnceLock::new(),
             cluster: cluster.map(OnceLock::from).unwrap_or_default(),
         }
     }
@@ -65,11 +66,4 @@ impl Node {
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
-}
-
-/// The wall clock in unix milliseconds.
-pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

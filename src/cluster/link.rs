@@ -569,10 +569,7 @@ async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAdd
                 }
             }
         }
-        if wrote
-            && node.store.acknowledges_after_sync()
-            && crate::durability::wait(&node).await.is_err()
-        {
+        if wrote && node.store.acknowledges_after_sync() && node.durability.wait().await.is_err() {
             return; // Not durable: no ack; the coordinators see the link fail.
         }
         if !output.is_empty() {

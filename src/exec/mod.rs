@@ -67,7 +67,7 @@ pub trait Records {
     ) -> Result<Option<Record>, StoreError>;
 }
 
-impl Records for Box<dyn Store> {
+impl Records for Arc<dyn Store> {
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         Store::get(self.as_ref(), key, now_ms)
     }
