@@ -1,4 +1,7 @@
 //! The node: everything a connection needs, shared by all of them.
+//!
+//! The node sits at the top: it holds the handles (store, clock, configuration, durability,
+//! cluster) that the components below it take one by one; none of them imports it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -17,12 +20,13 @@ pub use crate::clock::unix_now_ms;
 
 /// Shared state of one ringcache process.
 pub struct Node {
-    /// The configuration; `CONFIG SET` changes the mutable fields.
-    pub config: RwLock<Config>,
+    /// The configuration; `CONFIG SET` changes the mutable fields. Shared with the cluster
+    /// tasks that read a mutable field (repair reads `maxmemory`).
+    pub config: Arc<RwLock<Config>>,
     /// Where records live.
     pub store: Arc<dyn Store>,
-    /// Issues record versions.
-    pub clock: HybridClock,
+    /// Issues record versions (in a cluster, the one its replica path observes with).
+    pub clock: Arc<HybridClock>,
     /// Counters for `INFO` and metrics.
     pub stats: Stats,
     /// Connected clients.
@@ -35,30 +39,38 @@ pub struct Node {
     /// Group commit for `appendfsync always` (see [`crate::durability`]).
     pub durability: Arc<Durability>,
     /// The cluster this node belongs to; unset for a single node (no `--seeds`).
-    pub cluster: OnceLock<Cluster>,
+    pub cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Node {
-    /// A node over `store` with `config`, in `cluster` if it belongs to one.
+    /// A node over `store` with `config`, in `cluster` if it belongs to one (for tests; the
+    /// server opens its store before the cluster, which shares it: [`Node::open`]).
+    #[cfg(test)]
     pub fn new(config: Config, store: Box<dyn Store>, cluster: Option<Cluster>) -> Node {
+        Node::open(config, Arc::from(store), cluster)
+    }
+
+    /// As [`Node::new`], over a store the cluster shares (it opens before the node).
+    pub fn open(config: Config, store: Arc<dyn Store>, cluster: Option<Cluster>) -> Node {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
-        let store: Arc<dyn Store> = Arc::from(store);
+        let clock = match &cluster {
+            Some(cluster) => cluster.replica.clock.clone(),
+            None => Arc::new(HybridClock::new(rand::random::<u32>())),
+        };
         Node {
-            config: RwLock::new(config),
+            config: Arc::new(RwLock::new(config)),
             durability: Arc::new(Durability::new(store.clone())),
             store,
-            clock: HybridClock::new(
-                cluster
-                    .as_ref()
-                    .map_or_else(rand::random::<u32>, Cluster::version_node),
-            ),
+            clock,
             stats: Stats::default(),
             clients: Clients::default(),
             run_id,
             shutdown: watch::Sender::new(false),
-            cluster: cluster.map(OnceLock::from).unwrap_or_default(),
+            cluster: cluster
+                .map(|c| OnceLock::from(Arc::new(c)))
+                .unwrap_or_default(),
         }
     }
 
