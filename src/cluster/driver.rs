@@ -14,7 +14,7 @@ use ringcache_resp::Level;
 use ringcache_storage::{Record, key_token};
 
 use super::link::{InFlight, Inbox, Responder, Response};
-use super::replica::Replica;
+use super::replica::{Replica, Source};
 use super::state::Cluster;
 use super::stats::{OP_READ, OP_WRITE, RoundStats, level_index, outcome_index};
 use crate::clock::unix_now_ms;
@@ -63,14 +63,10 @@ impl Round {
     }
 }
 
-/// The local leg of a write: merged into the store unless a flush made it dead. (A peer's
-/// `Write` takes the full replica path, [`Replica::apply`], which also checks the version's
-/// skew and observes it.)
+/// The local leg of a write: the replica path, as a peer's `Write` takes it
+/// ([`super::server`]); the answer as the round counts it.
 pub fn local_write(replica: &Replica, key: &Bytes, record: &Record) -> Response {
-    if !replica.survives_flush(record) {
-        return Response::Ack;
-    }
-    match replica.store.merge(key, record) {
+    match replica.apply(key, record, unix_now_ms(), Source::Coordinator) {
         // Under appendfsync always, the client's connection waits for durability
         // before it sends the reply (its session marked the write).
         Ok(_) => Response::Ack,

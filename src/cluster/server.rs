@@ -292,7 +292,17 @@ fn answer_repair_done(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringcache_storage::MemoryStore;
+    use crate::cluster::driver::local_write;
+    use crate::cluster::link::Response;
+    use ringcache_storage::{MemoryStore, Version};
+
+    /// Both legs of a write, side by side: the coordinator's own replica, and a peer's.
+    fn both_legs(cluster: &Cluster, key: &Bytes, record: &Record) -> (Response, Message) {
+        (
+            local_write(&cluster.replica, key, record),
+            answer_write(cluster, key, record),
+        )
+    }
 
     /// A cluster state over a fresh data dir and an in-memory store; no socket is opened.
     fn cluster() -> (Cluster, std::path::PathBuf) {
@@ -308,6 +318,47 @@ mod tests {
         let address = "127.0.0.1:1".parse().unwrap();
         let store = Arc::new(MemoryStore::new());
         (Cluster::open(&config, &dir, address, store).unwrap(), dir)
+    }
+
+    fn ahead_of_now(ms: u64) -> Record {
+        let version = Version {
+            hlc: (unix_now_ms() + ms) << Version::LOGICAL_BITS,
+            node: 9,
+        };
+        Record::new(Bytes::from_static(b"v"), None, version)
+    }
+
+    #[test]
+    fn the_local_and_remote_legs_both_refuse_a_version_too_far_ahead() {
+        let (cluster, dir) = cluster();
+        let record = ahead_of_now(60_000);
+        let (local, remote) = both_legs(&cluster, &Bytes::from_static(b"k"), &record);
+        assert!(matches!(local, Response::Failed), "{local:?}");
+        assert!(
+            matches!(&remote, Message::Error { text } if text.starts_with("CLOCKSKEW")),
+            "{remote:?}"
+        );
+        assert_eq!(cluster.replica.store.peek(b"k", unix_now_ms()), None);
+        assert_eq!(cluster.stats.clock_skew_refusals.load(Relaxed), 2);
+        assert_eq!(
+            cluster.replica.clock.high_water(),
+            0,
+            "the clock did not move"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_local_and_remote_legs_both_take_a_version_this_node_issued() {
+        let (cluster, dir) = cluster();
+        let version = cluster.replica.clock.next(unix_now_ms());
+        let record = Record::new(Bytes::from_static(b"v"), None, version);
+        let (local, remote) = both_legs(&cluster, &Bytes::from_static(b"k"), &record);
+        assert!(matches!(local, Response::Ack), "{local:?}");
+        assert!(matches!(remote, Message::WriteAck), "{remote:?}");
+        let held = cluster.replica.store.peek(b"k", unix_now_ms());
+        assert_eq!(held.map(|r| r.version()), Some(version));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
