@@ -289,15 +289,7 @@ async fn repair_extras(
     };
     let timeout = cluster.config.write_timeout_ms;
     let started = WriteRound::start(need, record.clone(), &targets, now, timeout);
-    let stats = &cluster.stats.rounds[OP_WRITE][level_index(level)];
-    let (outcome, _) = run(
-        cluster,
-        key,
-        stats,
-        started.map(|(w, e)| (Round::Write(w), e)),
-    )
-    .await;
-    outcome.map(|_| ())
+    run_write(cluster, key, level, started).await
 }
 
 /// Writes `record` to `key`'s replicas at `level`.
@@ -313,14 +305,19 @@ pub async fn write(
     let now = unix_now_ms();
     let (targets, need) = cluster.write_targets(key, level, now);
     let started = WriteRound::start(need, record, &targets, now, cluster.config.write_timeout_ms);
+    run_write(cluster, key, level, started).await
+}
+
+/// Runs a write round to its reply, counted at `level`.
+async fn run_write(
+    cluster: &Arc<Cluster>,
+    key: &Bytes,
+    level: Level,
+    started: Result<(WriteRound, Vec<Effect>), QuorumError>,
+) -> Result<(), QuorumError> {
     let stats = &cluster.stats.rounds[OP_WRITE][level_index(level)];
-    let (outcome, _) = run(
-        cluster,
-        key,
-        stats,
-        started.map(|(r, e)| (Round::Write(r), e)),
-    )
-    .await;
+    let started = started.map(|(round, effects)| (Round::Write(round), effects));
+    let (outcome, _) = run(cluster, key, stats, started).await;
     outcome.map(|_| ())
 }
 

@@ -38,22 +38,13 @@ const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A repair request not answered within this fails its session.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Before when tombstones may be dropped, per range this node replicates: the start of the
-/// range's last complete round, less the clock offset tolerated and the longest a write can
-/// be on its way (a write's timeout, or a hint's window). Tokens of ranges never repaired
-/// with their current replicas keep every tombstone.
+/// Before when tombstones may be dropped, per range this node replicates
+/// ([`super::repair_state::RepairState::tombstone_horizon`]).
 pub fn tombstone_horizon(cluster: &Cluster) -> TombstoneHorizon {
-    let config = &cluster.config;
-    let in_flight = config.write_timeout_ms.max(config.hint_window_ms);
-    let margin_ms = config.max_clock_offset_ms + in_flight;
     let ring = cluster.ring();
-    cluster.repair.horizon(
-        &ring,
-        config.replication_factor,
-        cluster.local,
-        margin_ms,
-        unix_now_ms(),
-    )
+    cluster
+        .repair
+        .tombstone_horizon(&ring, &cluster.config, cluster.local, unix_now_ms())
 }
 
 /// One line per range this node replicates: `first last age_s replicas` (age `-` if the range

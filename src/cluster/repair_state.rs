@@ -16,6 +16,7 @@ use ringcache_storage::{Record, TombstoneHorizon};
 use super::persist;
 use super::replica::{Applied, Replica, Source};
 use crate::clock::unix_now_ms;
+use crate::config::ClusterConfig;
 
 /// Where the last complete round of each range is kept, in the data dir.
 const REPAIR_FILE: &str = "repair";
@@ -176,15 +177,19 @@ impl RepairState {
     }
 
     /// Before when tombstones may be dropped, per range this node (`me`) replicates in
-    /// `ring` ([`RepairHistory::horizon`]).
-    pub fn horizon(
+    /// `ring`: the start of the range's last complete round, less the clock offset tolerated
+    /// and the longest a write can be on its way (a write's timeout, or a hint's window).
+    /// Tokens of ranges never repaired with their current replicas keep every tombstone.
+    pub fn tombstone_horizon(
         &self,
         ring: &Ring,
-        n: usize,
+        config: &ClusterConfig,
         me: NodeId,
-        margin_ms: u64,
         now_ms: u64,
     ) -> TombstoneHorizon {
+        let in_flight = config.write_timeout_ms.max(config.hint_window_ms);
+        let margin_ms = config.max_clock_offset_ms + in_flight;
+        let n = config.replication_factor;
         self.history.lock().horizon(ring, n, me, margin_ms, now_ms)
     }
 

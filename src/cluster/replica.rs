@@ -208,14 +208,14 @@ impl Replica {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use ringcache_storage::{MemoryStore, Version};
 
-    pub const MAX_OFFSET_MS: u64 = 500;
-    pub const NOW_MS: u64 = 1_000_000;
+    const MAX_OFFSET_MS: u64 = 500;
+    const NOW_MS: u64 = 1_000_000;
 
-    pub fn replica() -> Replica {
+    fn replica() -> Replica {
         Replica::new(
             Arc::new(MemoryStore::new()),
             Arc::new(HybridClock::new(7)),
@@ -225,7 +225,7 @@ pub(super) mod tests {
         )
     }
 
-    pub fn at_ms(ms: u64) -> Version {
+    fn at_ms(ms: u64) -> Version {
         Version {
             hlc: ms << Version::LOGICAL_BITS,
             node: 9,

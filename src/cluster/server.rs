@@ -294,7 +294,8 @@ mod tests {
     use super::*;
     use crate::cluster::driver::local_write;
     use crate::cluster::link::Response;
-    use ringcache_storage::{MemoryStore, Version};
+    use crate::cluster::state::tests::{DataDir, open_cluster};
+    use ringcache_storage::Version;
 
     /// Both legs of a write, side by side: the coordinator's own replica, and a peer's.
     fn both_legs(cluster: &Cluster, key: &Bytes, record: &Record) -> (Response, Message) {
@@ -304,20 +305,8 @@ mod tests {
         )
     }
 
-    /// A cluster state over a fresh data dir and an in-memory store; no socket is opened.
-    fn cluster() -> (Cluster, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "ringcache-server-test-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let argv = ["ringcache", "--max-clock-offset-ms", "500"];
-        let settings = <crate::config::Settings as clap::Parser>::parse_from(argv);
-        let config = Config::from_settings(settings).unwrap().cluster;
-        let address = "127.0.0.1:1".parse().unwrap();
-        let store = Arc::new(MemoryStore::new());
-        (Cluster::open(&config, &dir, address, store).unwrap(), dir)
+    fn cluster() -> (Cluster, DataDir) {
+        open_cluster(&["--max-clock-offset-ms", "500"])
     }
 
     fn ahead_of_now(ms: u64) -> Record {
@@ -330,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_local_and_remote_legs_both_refuse_a_version_too_far_ahead() {
-        let (cluster, dir) = cluster();
+        let (cluster, _dir) = cluster();
         let record = ahead_of_now(60_000);
         let (local, remote) = both_legs(&cluster, &Bytes::from_static(b"k"), &record);
         assert!(matches!(local, Response::Failed), "{local:?}");
@@ -345,12 +334,11 @@ mod tests {
             0,
             "the clock did not move"
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn the_local_and_remote_legs_both_take_a_version_this_node_issued() {
-        let (cluster, dir) = cluster();
+        let (cluster, _dir) = cluster();
         let version = cluster.replica.clock.next(unix_now_ms());
         let record = Record::new(Bytes::from_static(b"v"), None, version);
         let (local, remote) = both_legs(&cluster, &Bytes::from_static(b"k"), &record);
@@ -358,18 +346,16 @@ mod tests {
         assert!(matches!(remote, Message::WriteAck), "{remote:?}");
         let held = cluster.replica.store.peek(b"k", unix_now_ms());
         assert_eq!(held.map(|r| r.version()), Some(version));
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_repair_round_announced_from_the_future_is_refused_and_counted() {
-        let (cluster, dir) = cluster();
+        let (cluster, _dir) = cluster();
         let outcome = answer_repair_done(&cluster, unix_now_ms() + 60_000, &[]);
         assert!(matches!(
             outcome,
             Err(RepairWriteError::StartedAhead { .. })
         ));
         assert_eq!(cluster.repair.stats.requests_refused.load(Relaxed), 1);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

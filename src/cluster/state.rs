@@ -571,3 +571,85 @@ fn starting_status(kept: Option<Status>, founder: bool) -> Status {
         None => Status::Joining,
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use ringcache_storage::MemoryStore;
+
+    /// The cluster state for the flags `args`, over a fresh data dir and an in-memory store;
+    /// no socket is opened. The data dir is removed when the guard drops.
+    pub fn open_cluster(args: &[&str]) -> (Cluster, DataDir) {
+        let dir = std::env::temp_dir().join(format!(
+            "ringcache-cluster-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let argv = std::iter::once("ringcache").chain(args.iter().copied());
+        let settings = <crate::config::Settings as clap::Parser>::parse_from(argv);
+        let config = crate::config::Config::from_settings(settings)
+            .unwrap()
+            .cluster;
+        let address = "127.0.0.1:1".parse().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        (
+            Cluster::open(&config, &dir, address, store).unwrap(),
+            DataDir(dir),
+        )
+    }
+
+    /// Removes a test's data dir.
+    pub struct DataDir(PathBuf);
+
+    impl Drop for DataDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_founder_without_seeds_places_keys_at_once() {
+        let (cluster, _dir) = open_cluster(&[]);
+        assert!(cluster.founder);
+        assert!(cluster.check_seeds().is_ok());
+        assert!(cluster.check_clock().is_ok(), "no peer measured: no skew");
+    }
+
+    #[test]
+    fn a_joining_node_refuses_keys_naming_the_seeds_it_waits_for() {
+        let seeds = "127.0.0.1:7001,127.0.0.1:7002";
+        let (cluster, _dir) = open_cluster(&["--seeds", seeds, "--cluster-secret", "s"]);
+        assert!(!cluster.founder);
+        let refusal = cluster.check_seeds().unwrap_err();
+        assert!(
+            refusal
+                .to_string()
+                .starts_with("CLUSTERDOWN this node has not reached every seed yet (127.0.0.1:7001, 127.0.0.1:7002)"),
+            "{refusal}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_to_a_peer_without_a_link_fails_at_once() {
+        let (cluster, _dir) = open_cluster(&[]);
+        let peer = NodeId::new(42);
+        let timeout = Duration::from_secs(60);
+        let outcome = cluster
+            .links
+            .request(peer, &Message::KeyCount, timeout)
+            .await;
+        assert!(matches!(outcome, Err(RequestError::NoLink(p)) if p == peer));
+        assert_eq!(cluster.ask(peer, &Bytes::from_static(b"k")).await, None);
+    }
+
+    #[tokio::test]
+    async fn asking_every_member_of_a_one_node_cluster_answers_locally() {
+        let (cluster, _dir) = open_cluster(&[]);
+        let (answers, missing) = cluster
+            .ask_every(&Message::KeyCount, || Response::Count(7))
+            .await;
+        assert_eq!(missing, 0);
+        assert!(matches!(answers.as_slice(), [(n, Response::Count(7))] if *n == cluster.local));
+    }
+}
