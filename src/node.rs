@@ -50,7 +50,8 @@ impl Node {
         Node::open(config, Arc::from(store), cluster)
     }
 
-    /// As [`Node::new`], over a store the cluster shares (it opens before the node).
+    /// A node over `store` with `config`, in `cluster` if it belongs to one; the cluster
+    /// opened first, over the same store.
     pub fn open(config: Config, store: Arc<dyn Store>, cluster: Option<Cluster>) -> Node {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))

@@ -1,6 +1,6 @@
 //! The coordinator at run time: runs the rounds of [`ringcache_cluster::coordinator`] over
 //! real links, the local replica in-process through the same replica path a peer's request
-//! takes ([`super::replica`]). [`read`] and [`write`] are what a key command calls.
+//! takes ([`super::replica`]). [`read()`] and [`write()`] are what a key command calls.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
