@@ -15,7 +15,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
-use crate::durability;
 use crate::exec::{self, After, Session};
 use crate::node::Node;
 use crate::socket;
@@ -143,7 +142,7 @@ async fn flush(
 ) -> Result<(), End> {
     if session.wrote && node.store.acknowledges_after_sync() {
         session.wrote = false;
-        if let Err(e) = durability::wait(node).await {
+        if let Err(e) = node.durability.wait().await {
             // The replies acknowledge writes that may not be durable: drop them and the
             // connection, so the client sees an unknown outcome rather than +OK.
             tracing::error!(client = session.client.id, error = %e, "writes not durable; closing");

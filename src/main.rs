@@ -10,6 +10,7 @@
 //! - [`metrics`]: the Prometheus exporter; [`expiry`]: the active expiry sweep.
 
 mod clients;
+mod clock;
 mod cluster;
 mod config;
 mod connection;
@@ -78,7 +79,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .map(|port| SocketAddr::new(config.bind, port));
     let listener = server::bind(client_addr)
         .with_context(|| format!("cannot listen on {client_addr} (port)"))?;
-    let store = open_store(&config)?;
+    let store: Arc<dyn Store> = Arc::from(open_store(&config)?);
     let peer_listener = match config.cluster.enabled {
         true => {
             let addr = SocketAddr::new(config.bind, config.cluster.peer_port);
@@ -99,36 +100,54 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let cluster = match config.cluster.enabled {
         true => Some(
-            cluster::Cluster::open(&config.cluster, &config.data_dir, peer_addr)
+            cluster::Cluster::open(&config.cluster, &config.data_dir, peer_addr, store.clone())
                 .context("cannot open the cluster state in data-dir")?,
         ),
         false => None,
     };
-    let node = Arc::new(Node::new(config, store, cluster));
+    let node = Arc::new(Node::open(config, store, cluster));
     if let Some(addr) = metrics_addr {
         metrics::start(node.clone(), addr)
             .with_context(|| format!("cannot serve metrics on {addr} (metrics-port)"))?;
     }
-    let sync_queue = durability::start(node.clone()).context("cannot start the sync thread")?;
-    let _ = node.sync_queue.set(sync_queue);
+    node.durability
+        .start()
+        .context("cannot start the sync thread")?;
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
     if let (Some(listener), Some(socket), Some(cluster)) =
         (peer_listener, gossip_socket, node.cluster.get())
     {
-        let kept = cluster::persist::read_clock(&node.config.read().data_dir);
+        let kept = cluster::persist::read_clock(&cluster.data_dir);
         node.clock
             .observe(ringcache_storage::Version { hlc: kept, node: 0 });
-        tokio::spawn(cluster::keep_clock(node.clone()));
+        let shutdown = node.shutdown.subscribe();
+        tokio::spawn(cluster::persist::keep_clock(
+            node.clock.clone(),
+            cluster.data_dir.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(node_id = %cluster.local, peer_addr = ?listener.local_addr().ok(), "cluster mode");
-        tokio::spawn(cluster::link::listen(node.clone(), listener));
+        let server = cluster::server::Server {
+            cluster: cluster.clone(),
+            durability: node.durability.clone(),
+            config: node.config.clone(),
+        };
+        tokio::spawn(cluster::server::listen(server, listener, shutdown.clone()));
         let socket = tokio::net::UdpSocket::from_std(socket).context("gossip socket")?;
-        cluster.refresh_view(&node);
-        tokio::spawn(cluster::gossip::run(node.clone(), socket));
-        tokio::spawn(cluster::gossip::bootstrap(node.clone()));
-        tokio::spawn(cluster::streaming::run(node.clone()));
-        tokio::spawn(cluster::replay::run(node.clone()));
-        tokio::spawn(cluster::repair::run(node.clone()));
+        cluster::gossip::refresh_view(cluster, &shutdown);
+        tokio::spawn(cluster::gossip::run(
+            cluster.clone(),
+            socket,
+            shutdown.clone(),
+        ));
+        tokio::spawn(cluster::gossip::bootstrap(
+            cluster.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(cluster::streaming::run(cluster.clone(), shutdown.clone()));
+        tokio::spawn(cluster::replay::run(cluster.clone(), shutdown));
+        tokio::spawn(cluster::repair::run(cluster.clone(), node.config.clone()));
     }
     tracing::info!(%client_addr, metrics = ?metrics_addr, "ringcache ready to accept connections");
     server::run(node.clone(), listener).await;

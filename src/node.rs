@@ -1,7 +1,9 @@
 //! The node: everything a connection needs, shared by all of them.
+//!
+//! The node sits at the top: it holds the handles (store, clock, configuration, durability,
+//! cluster) that the components below it take one by one; none of them imports it.
 
-use std::sync::{OnceLock, mpsc};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use ringcache_cluster::HybridClock;
@@ -11,17 +13,20 @@ use tokio::sync::watch;
 use crate::clients::Clients;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::durability;
+use crate::durability::Durability;
 use crate::stats::Stats;
+
+pub use crate::clock::unix_now_ms;
 
 /// Shared state of one ringcache process.
 pub struct Node {
-    /// The configuration; `CONFIG SET` changes the mutable fields.
-    pub config: RwLock<Config>,
+    /// The configuration; `CONFIG SET` changes the mutable fields. Shared with the cluster
+    /// tasks that read a mutable field (repair reads `maxmemory`).
+    pub config: Arc<RwLock<Config>>,
     /// Where records live.
-    pub store: Box<dyn Store>,
-    /// Issues record versions.
-    pub clock: HybridClock,
+    pub store: Arc<dyn Store>,
+    /// Issues record versions (in a cluster, the one its replica path observes with).
+    pub clock: Arc<HybridClock>,
     /// Counters for `INFO` and metrics.
     pub stats: Stats,
     /// Connected clients.
@@ -31,33 +36,42 @@ pub struct Node {
     /// Set to `true` to stop the server: listeners stop accepting, connections finish
     /// their current batch and close.
     pub shutdown: watch::Sender<bool>,
-    /// Where connections register for group commit under appendfsync always; set once the
-    /// sync thread runs (see [`crate::durability`]).
-    pub sync_queue: OnceLock<mpsc::Sender<durability::Waiter>>,
+    /// Group commit for `appendfsync always` (see [`crate::durability`]).
+    pub durability: Arc<Durability>,
     /// The cluster this node belongs to; unset for a single node (no `--seeds`).
-    pub cluster: OnceLock<Cluster>,
+    pub cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Node {
-    /// A node over `store` with `config`, in `cluster` if it belongs to one.
+    /// A node over `store` with `config`, in `cluster` if it belongs to one (for tests; the
+    /// server opens its store before the cluster, which shares it: [`Node::open`]).
+    #[cfg(test)]
     pub fn new(config: Config, store: Box<dyn Store>, cluster: Option<Cluster>) -> Node {
+        Node::open(config, Arc::from(store), cluster)
+    }
+
+    /// A node over `store` with `config`, in `cluster` if it belongs to one; the cluster
+    /// opened first, over the same store.
+    pub fn open(config: Config, store: Arc<dyn Store>, cluster: Option<Cluster>) -> Node {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let clock = match &cluster {
+            Some(cluster) => cluster.replica.clock.clone(),
+            None => Arc::new(HybridClock::new(rand::random::<u32>())),
+        };
         Node {
-            config: RwLock::new(config),
+            config: Arc::new(RwLock::new(config)),
+            durability: Arc::new(Durability::new(store.clone())),
             store,
-            clock: HybridClock::new(
-                cluster
-                    .as_ref()
-                    .map_or_else(rand::random::<u32>, Cluster::version_node),
-            ),
+            clock,
             stats: Stats::default(),
             clients: Clients::default(),
             run_id,
             shutdown: watch::Sender::new(false),
-            sync_queue: OnceLock::new(),
-            cluster: cluster.map(OnceLock::from).unwrap_or_default(),
+            cluster: cluster
+                .map(|c| OnceLock::from(Arc::new(c)))
+                .unwrap_or_default(),
         }
     }
 
@@ -65,11 +79,4 @@ impl Node {
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
-}
-
-/// The wall clock in unix milliseconds.
-pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,18 +1,23 @@
 //! Runs the gossip membership ([`ringcache_cluster::membership`]) over real sockets: SWIM
 //! datagrams on UDP at the peer port (probes must fail on their own, not wait behind a TCP
-//! connection's retransmissions), full-state push-pulls over TCP ([`super::link::push_pull`]),
-//! and the bootstrap through `--seeds`.
+//! connection's retransmissions), full-state push-pulls over TCP
+//! ([`Cluster::push_pull`]), and the bootstrap through `--seeds`.
 //!
 //! The state machine lives in [`Cluster`] behind a mutex; this module feeds it datagrams and
-//! ticks, carries out what it asks, and rebuilds the ring when the view changes.
+//! ticks, carries out what it asks, and acts on a changed view ([`refresh_view`]): links to
+//! new members, hints of departed ones, a flush this node missed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ringcache_cluster::membership::{Output, Status};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 
-use crate::node::{Node, unix_now_ms};
+use super::flush::apply_late_flush;
+use super::link;
+use super::state::Cluster;
+use crate::clock::unix_now_ms;
 
 /// Largest datagram read; larger ones are cut and fail their MAC.
 const DATAGRAM_READ_BYTES: usize = 64 * 1024;
@@ -22,10 +27,9 @@ const SEED_RETRY_MS: u64 = 1_000;
 const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Feeds the membership machine until shutdown: datagrams in, ticks on time, outputs out.
-pub async fn run(node: Arc<Node>, socket: UdpSocket) {
-    let cluster = node.cluster.get().expect("cluster");
+pub async fn run(cluster: Arc<Cluster>, socket: UdpSocket, shutdown: watch::Receiver<bool>) {
     let socket = Arc::new(socket);
-    let mut shutdown = node.shutdown.subscribe();
+    let mut stop = shutdown.clone();
     let mut buf = vec![0u8; DATAGRAM_READ_BYTES];
     let mut persist = tokio::time::interval(PERSIST_INTERVAL);
     loop {
@@ -50,23 +54,20 @@ pub async fn run(node: Arc<Node>, socket: UdpSocket) {
             () = cluster.gossip_wake.notified() => {}
             _ = persist.tick() => {
                 // An fsync must not hold up probes and acks.
-                let node = node.clone();
-                tokio::task::spawn_blocking(move || {
-                    node.cluster.get().expect("cluster").persist_members();
-                });
+                let cluster = cluster.clone();
+                tokio::task::spawn_blocking(move || cluster.persist_members());
             }
-            _ = shutdown.wait_for(|stop| *stop) => {
+            _ = stop.wait_for(|stop| *stop) => {
                 cluster.persist_members();
                 return;
             }
         }
-        carry_out(&node, &socket);
+        carry_out(&cluster, &socket, &shutdown);
     }
 }
 
 /// Does what the machine asked for since the last call.
-pub fn carry_out(node: &Arc<Node>, socket: &UdpSocket) {
-    let cluster = node.cluster.get().expect("cluster");
+fn carry_out(cluster: &Arc<Cluster>, socket: &UdpSocket, shutdown: &watch::Receiver<bool>) {
     if cluster.membership.lock().take_forgotten() {
         tracing::warn!(
             "this node was forgotten (RING FORGET) while it was away: joining again, streaming \
@@ -76,9 +77,9 @@ pub fn carry_out(node: &Arc<Node>, socket: &UdpSocket) {
         // Its data is stale: a key deleted or expired elsewhere since would come back
         // from it. It starts empty, as a new node does.
         cluster.repair.forget_all();
-        let node = node.clone();
+        let store = cluster.replica.store.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = node.store.clear() {
+            if let Err(e) = store.clear() {
                 tracing::error!(error = %e, "cannot empty the store before joining again");
             }
         });
@@ -91,25 +92,69 @@ pub fn carry_out(node: &Arc<Node>, socket: &UdpSocket) {
                 let _ = socket.try_send_to(&bytes, to);
             }
             Output::PushPull { to, addr } => {
-                let node = node.clone();
+                let cluster = cluster.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = super::link::push_pull(&node, &addr.to_string()).await {
+                    if let Err(e) = cluster.push_pull(&addr.to_string()).await {
                         tracing::debug!(%to, %addr, error = %e, "push-pull failed");
                     }
                 });
             }
-            Output::ViewChanged => cluster.refresh_view(node),
+            Output::ViewChanged => refresh_view(cluster, shutdown),
         }
     }
+}
+
+/// Takes in a change of the gossip view: rings, links to new members (kept until
+/// `shutdown`), a newer cluster flush time, and wakes what waits on the view.
+pub fn refresh_view(cluster: &Arc<Cluster>, shutdown: &watch::Receiver<bool>) {
+    let before = cluster.view();
+    let view = cluster.rebuild_view();
+    if !Arc::ptr_eq(&before.ring, &view.ring) {
+        tracing::info!(owners = view.ring.members().len(), "ring rebuilt");
+    }
+    if before.members.len() != view.members.len() {
+        // A member left or was forgotten (or one arrived): hint files, off the async
+        // workers.
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.drop_hints_of_departed());
+    }
+    for member in view.members.values().filter(|m| m.id != cluster.local) {
+        if cluster.start_dialing(member.addr) {
+            let wants = cluster.clone();
+            tokio::spawn(link::dial(
+                cluster.links.clone(),
+                member.addr,
+                move |addr| wants.wants_link(addr),
+                shutdown.clone(),
+            ));
+        }
+    }
+    let newest_flush = view
+        .members
+        .values()
+        .map(|m| m.flush_hlc)
+        .max()
+        .unwrap_or(0);
+    if newest_flush > cluster.replica.flushed_before() {
+        let cluster = cluster.clone();
+        let version = ringcache_storage::Version {
+            hlc: newest_flush,
+            node: 0,
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = apply_late_flush(&cluster, version) {
+                tracing::error!(error = %e, "cannot apply the cluster's flush time");
+            }
+        });
+    }
+    cluster.view_changed.notify_waiters();
 }
 
 /// Contacts the seeds until this node is in a cluster: a push-pull with any live seed gives
 /// it the whole view, and the seed's gossip spreads its arrival. A founding seed (its own
 /// address is in `--seeds`) goes on until every other seed has been reached once, so that a
 /// cluster started all at once forms with every seed in it.
-pub async fn bootstrap(node: Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
-    let mut shutdown = node.shutdown.subscribe();
+pub async fn bootstrap(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     // Nodes started together do not all knock at once.
     let jitter = rand::random::<u64>() % 200;
     tokio::time::sleep(Duration::from_millis(jitter)).await;
@@ -120,7 +165,7 @@ pub async fn bootstrap(node: Arc<Node>) {
             return;
         }
         for seed in unresolved {
-            match super::link::push_pull(&node, &seed).await {
+            match cluster.push_pull(&seed).await {
                 Ok(()) if cluster.unresolved_seeds().is_empty() => break,
                 Ok(()) => {}
                 Err(e) => tracing::debug!(seed, error = %e, "seed not reached"),
@@ -131,22 +176,5 @@ pub async fn bootstrap(node: Arc<Node>) {
             () = tokio::time::sleep(Duration::from_millis(SEED_RETRY_MS)) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-    }
-}
-
-/// The status this node starts in: the one it kept (a restart), else Normal for a founder
-/// and Joining for a newcomer. A node that had left, or was forgotten, joins again.
-pub fn starting_status(kept: Option<Status>, founder: bool) -> Status {
-    match kept {
-        Some(Status::Normal) => Status::Normal,
-        // A decommission cut short by a crash is not resumed: the operator runs it again.
-        Some(Status::Leaving) => Status::Normal,
-        Some(Status::Joining) => Status::Joining,
-        // Done streaming: still ready (writes kept coming to it as a pending replica).
-        Some(Status::Ready) => Status::Ready,
-        // A node that left, or was forgotten, holds stale data: it joins again.
-        Some(Status::Left) => Status::Joining,
-        None if founder => Status::Normal,
-        None => Status::Joining,
     }
 }

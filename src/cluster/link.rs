@@ -1,46 +1,51 @@
-//! Peer connections, both ends.
+//! Peer transport: the connections this node keeps to its peers, and requests over them.
 //!
 //! Each node dials every member gossip tells it of and keeps one connection to each
-//! (reconnecting with backoff, until the member leaves or is forgotten);
-//! its own requests (reads, writes, pings) go out on the connections it dialed, multiplexed
-//! by request id, and the answers come back on them. Connections accepted on the peer port
-//! only serve: they answer reads from the local store, merge writes into it, and answer
-//! pings. Both ends authenticate first with the HMAC handshake; frames are batched per
-//! flush; every queue has a bound.
+//! (reconnecting with backoff, until the member leaves or is forgotten); its own requests
+//! (reads, writes, pings) go out on the connections it dialed, multiplexed by request id,
+//! and the answers come back on them into an [`Inbox`]. Both ends authenticate first with
+//! the HMAC handshake ([`accept`] is the serving end's half; the serving itself is
+//! [`super::server`]); frames are batched per flush; every queue has a bound.
+//!
+//! [`Links`] holds the established links, and is how the rest of the runtime asks a peer:
+//! [`Links::request`] for one answer, [`Links::request_all`] for several at once,
+//! [`Links::send`] for a caller that waits on its own inbox (a coordinator round).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
-use ringcache_cluster::NodeId;
-use ringcache_cluster::membership::Membership;
+use parking_lot::{Mutex, RwLock};
 use ringcache_cluster::protocol::message::NONCE_BYTES;
 use ringcache_cluster::protocol::{
-    Frame, FrameDecoder, Handshake, HandshakeEffect, Message, PEER_FRAME_BYTES_MAX, Refusal, kind,
+    Frame, FrameDecoder, Handshake, HandshakeEffect, LocalPeer, Message, PEER_FRAME_BYTES_MAX,
+    Refusal,
 };
+use ringcache_cluster::{Liveness, NodeId};
+use ringcache_storage::Record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::{Cluster, PING_INTERVAL_MS, Response};
-use crate::node::{Node, unix_now_ms};
+use super::error::{LinkError, RequestError};
+use super::stats::ClusterStats;
+use crate::clock::unix_now_ms;
 
+/// How often a link pings its peer.
+pub const PING_INTERVAL_MS: u64 = 250;
+/// A connected peer not heard from for this long is down.
+pub const DOWN_AFTER_MS: u64 = 1_000;
 /// Frames queued for one peer before a request fails at once instead of waiting: a peer that
 /// cannot keep up must not make the coordinator's memory grow.
 pub const LINK_QUEUE_FRAMES: usize = 16 * 1024;
-/// Accepted peer connections served at once (authenticated or still in the handshake); past
-/// it a new one is closed at once, so a flood of connections cannot exhaust the node. A
-/// member needs one; 1,200 members need 1,199.
-pub const PEER_CONNECTIONS_MAX: usize = 4096;
 /// Bytes gathered into one socket write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Bytes read from a peer socket at a time.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one dial may take.
@@ -49,7 +54,35 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN_MS: u64 = 100;
 const BACKOFF_MAX_MS: u64 = 2_000;
 
-/// Where an answer to one request goes.
+/// What a peer answered one request with, or that it could not.
+#[derive(Debug)]
+pub enum Response {
+    /// A read's record.
+    Record(Option<Record>),
+    /// A write was merged.
+    Ack,
+    /// The request failed there, or the link broke.
+    Failed,
+    /// A keyspace walk's keys and where it goes on (0: done).
+    Keys {
+        /// Where the next call starts.
+        next: u64,
+        /// Live keys.
+        keys: Vec<Bytes>,
+    },
+    /// A count of live keys.
+    Count(u64),
+    /// A stream walk's records and where it goes on (0: done).
+    Stream {
+        /// Where the next walk starts.
+        cursor: u64,
+        /// Records in the ranges asked for.
+        records: Vec<(Bytes, Record)>,
+    },
+    /// An answer to an anti-entropy request.
+    Repair(ringcache_cluster::repair::Reply),
+}
+
 /// Where the answers to a round's requests go.
 pub type Responder = Arc<Inbox>;
 
@@ -64,7 +97,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// A new, empty inbox to hand to [`Link::request`].
+    /// A new, empty inbox to hand to [`Links::send`].
     pub fn new() -> Responder {
         Arc::new(Inbox::default())
     }
@@ -95,33 +128,28 @@ pub struct Link {
 }
 
 impl Link {
-    /// Sends `message` as request `id`; the answer goes to `responder` as from `to`.
-    ///
-    /// # Errors
-    /// The link's queue is full or closed (the caller counts the replica as failed).
-    pub fn request(
+    /// Sends `message` as request `id`; the answer goes to `responder`.
+    fn request(
         &self,
         id: u64,
         message: &Message,
-        to: NodeId,
         responder: Responder,
-    ) -> Result<u64, ()> {
+    ) -> Result<(), RequestError> {
         let mut frame = BytesMut::new();
         if let Err(e) = message.encode(id, &mut frame) {
             tracing::warn!(error = %e, "a peer request could not be encoded");
-            return Err(());
+            return Err(RequestError::Encode(e.to_string()));
         }
-        debug_assert_eq!(to, self.peer);
         self.pending.lock().insert(id, responder);
         if self.out.try_send(frame.freeze()).is_err() {
             self.pending.lock().remove(&id);
-            return Err(());
+            return Err(RequestError::NotSent(self.peer));
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Forgets request `id`; a late answer is dropped.
-    pub fn cancel(&self, id: u64) {
+    fn cancel(&self, id: u64) {
         self.pending.lock().remove(&id);
     }
 
@@ -139,12 +167,165 @@ impl Link {
     }
 }
 
-/// Why a handshake did not establish.
-enum HandshakeFailure {
-    Refused(Refusal),
-    /// Bytes that are not a valid frame or message (counted as a rejected frame).
-    Malformed(String),
-    Io(std::io::Error),
+/// A request sent and not answered yet; dropping it cancels it (a late answer is dropped).
+#[derive(Debug)]
+pub struct InFlight {
+    link: Arc<Link>,
+    id: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.link.cancel(self.id);
+    }
+}
+
+/// This node's established links, their liveness, and the requests over them.
+pub struct Links {
+    local: NodeId,
+    identity: LocalPeer,
+    liveness: Arc<Mutex<Liveness>>,
+    stats: Arc<ClusterStats>,
+    links: RwLock<HashMap<NodeId, Arc<Link>>>,
+    next_request: AtomicU64,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("up", &self.links.read().len())
+            .finish()
+    }
+}
+
+impl Links {
+    /// No links yet, for node `local` authenticating as `identity`; pongs and answers go
+    /// to `liveness`, handshake and frame refusals are counted in `stats`.
+    pub fn new(
+        local: NodeId,
+        identity: LocalPeer,
+        liveness: Arc<Mutex<Liveness>>,
+        stats: Arc<ClusterStats>,
+    ) -> Links {
+        Links {
+            local,
+            identity,
+            liveness,
+            stats,
+            links: RwLock::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+        }
+    }
+
+    fn get(&self, node: NodeId) -> Option<Arc<Link>> {
+        self.links.read().get(&node).cloned()
+    }
+
+    /// Registers the established link to `node`, replacing an older one.
+    fn attach(&self, node: NodeId, link: Arc<Link>) {
+        self.links.write().insert(node, link);
+        self.liveness.lock().connected(node, unix_now_ms());
+    }
+
+    /// Forgets the link to `node` if it is `link` (a newer one may have replaced it).
+    fn detach(&self, node: NodeId, link: &Arc<Link>) {
+        let mut links = self.links.write();
+        if links.get(&node).is_some_and(|l| Arc::ptr_eq(l, link)) {
+            links.remove(&node);
+            self.liveness.lock().disconnected(node);
+        }
+    }
+
+    /// Whether the link to `node` is up now: connected and heard from lately.
+    pub fn is_up(&self, node: NodeId, now_ms: u64) -> bool {
+        self.liveness.lock().is_up(node, now_ms) && self.get(node).is_some()
+    }
+
+    /// Sends `message` to `peer`; the answer goes to `inbox`, unless the returned request is
+    /// dropped first.
+    ///
+    /// # Errors
+    /// Nothing was sent: no link, its queue full, or the message too large.
+    pub fn send(
+        &self,
+        peer: NodeId,
+        message: &Message,
+        inbox: &Responder,
+    ) -> Result<InFlight, RequestError> {
+        let link = self.get(peer).ok_or(RequestError::NoLink(peer))?;
+        let id = self.next_request.fetch_add(1, Relaxed);
+        link.request(id, message, inbox.clone())?;
+        Ok(InFlight { link, id })
+    }
+
+    /// Sends `message` to `peer` and waits up to `timeout` for its answer.
+    ///
+    /// # Errors
+    /// Nothing was sent ([`Links::send`]), no answer came in time, or the peer refused (or
+    /// the link broke).
+    pub async fn request(
+        &self,
+        peer: NodeId,
+        message: &Message,
+        timeout: Duration,
+    ) -> Result<Response, RequestError> {
+        let inbox = Inbox::new();
+        let _in_flight = self.send(peer, message, &inbox)?;
+        match tokio::time::timeout(timeout, inbox.recv()).await {
+            Ok((_, Response::Failed)) => Err(RequestError::Failed(peer)),
+            Ok((_, response)) => Ok(response),
+            Err(_) => Err(RequestError::Timeout {
+                peer,
+                timeout_ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    /// Sends every request (pipelined, several to one peer allowed) and waits up to
+    /// `timeout` for all their answers: one outcome per request, answers in arrival order
+    /// first, then what failed to send or did not answer in time.
+    pub async fn request_all(
+        &self,
+        requests: impl IntoIterator<Item = (NodeId, Message)>,
+        timeout: Duration,
+    ) -> Vec<(NodeId, Result<Response, RequestError>)> {
+        let inbox = Inbox::new();
+        let mut outcomes = Vec::new();
+        let mut failed = Vec::new();
+        let mut waiting: Vec<NodeId> = Vec::new();
+        let mut in_flight = Vec::new();
+        for (peer, message) in requests {
+            match self.send(peer, &message, &inbox) {
+                Ok(request) => {
+                    in_flight.push(request);
+                    waiting.push(peer);
+                }
+                Err(e) => failed.push((peer, Err(e))),
+            }
+        }
+        let _ = tokio::time::timeout(timeout, async {
+            while !waiting.is_empty() {
+                let (from, response) = inbox.recv().await;
+                if let Some(at) = waiting.iter().position(|&p| p == from) {
+                    waiting.swap_remove(at);
+                }
+                outcomes.push(match response {
+                    Response::Failed => (from, Err(RequestError::Failed(from))),
+                    response => (from, Ok(response)),
+                });
+            }
+        })
+        .await;
+        drop(in_flight);
+        let timeout_ms = timeout.as_millis() as u64;
+        outcomes.extend(failed);
+        outcomes.extend(
+            waiting
+                .into_iter()
+                .map(|peer| (peer, Err(RequestError::Timeout { peer, timeout_ms }))),
+        );
+        outcomes
+    }
 }
 
 /// Runs a handshake over `stream`; returns the peer's id, with any bytes already read past
@@ -154,29 +335,26 @@ async fn handshake(
     mut machine: Handshake,
     first: Option<Message>,
     input: &mut BytesMut,
-) -> Result<NodeId, HandshakeFailure> {
-    let io = |e: std::io::Error| HandshakeFailure::Io(e);
-    let bad = |text: String| HandshakeFailure::Io(std::io::Error::other(text));
+) -> Result<NodeId, LinkError> {
     let run = async {
         let mut decoder = FrameDecoder::for_handshake();
         if let Some(message) = first {
-            send(stream, &message).await.map_err(io)?;
+            send(stream, &message).await?;
         }
         loop {
-            let malformed = |e: ringcache_cluster::protocol::ProtocolError| {
-                HandshakeFailure::Malformed(e.to_string())
-            };
+            let malformed =
+                |e: ringcache_cluster::protocol::ProtocolError| LinkError::Malformed(e.to_string());
             while let Some(frame) = decoder.decode(input).map_err(malformed)? {
                 let message = Message::decode(&frame).map_err(malformed)?;
                 let mut established = None;
                 for effect in machine.on_message(message) {
                     match effect {
-                        HandshakeEffect::Send(reply) => send(stream, &reply).await.map_err(io)?,
+                        HandshakeEffect::Send(reply) => send(stream, &reply).await?,
                         HandshakeEffect::Established { peer_node_id, .. } => {
                             established = Some(NodeId::new(peer_node_id));
                         }
                         HandshakeEffect::Refused { reason } => {
-                            return Err(HandshakeFailure::Refused(reason));
+                            return Err(LinkError::Refused(reason));
                         }
                     }
                 }
@@ -185,15 +363,22 @@ async fn handshake(
                 }
             }
             input.reserve(4096);
-            if stream.read_buf(input).await.map_err(io)? == 0 {
-                return Err(bad("the peer closed the connection".into()));
+            if stream.read_buf(input).await? == 0 {
+                return Err(closed().into());
             }
         }
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, run).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(bad("the handshake timed out".into())),
+        Err(_) => Err(LinkError::TimedOut("the handshake".into())),
     }
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the peer closed the connection",
+    )
 }
 
 async fn send(stream: &mut TcpStream, message: &Message) -> std::io::Result<()> {
@@ -208,24 +393,27 @@ fn nonce() -> [u8; NONCE_BYTES] {
     rand::random()
 }
 
-/// Keeps a connection to the member at `addr` while it is a member: dials, authenticates,
-/// serves this node's requests over it, and redials with backoff when it breaks. Stops when
-/// no member has that address any more (it left or was forgotten), or it is this node.
-pub async fn dial(node: Arc<Node>, addr: SocketAddr) {
-    let cluster = node.cluster.get().expect("cluster");
-    let mut shutdown = node.shutdown.subscribe();
+/// Keeps a connection to the member at `addr` while `wanted(addr)`: dials, authenticates,
+/// carries this node's requests over it, and redials with backoff when it breaks. Stops when
+/// `addr` is no longer wanted (no member has it any more), it is this node, or at shutdown.
+pub async fn dial(
+    links: Arc<Links>,
+    addr: SocketAddr,
+    wanted: impl Fn(SocketAddr) -> bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff_ms = BACKOFF_MIN_MS;
-    while cluster.wants_link(addr) {
-        let attempt = connect(&node, addr);
+    while wanted(addr) {
+        let attempt = connect(&links, addr);
         let outcome = tokio::select! {
             outcome = attempt => outcome,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         match outcome {
-            Ok(false) => return,
+            Ok(Connected::IsSelf) => return,
             // It was up: redial soon.
-            Ok(true) => backoff_ms = BACKOFF_MIN_MS,
-            Err(()) => {}
+            Ok(Connected::Broke) => backoff_ms = BACKOFF_MIN_MS,
+            Err(e) => tracing::debug!(%addr, error = %e, "peer link not established"),
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
@@ -235,125 +423,147 @@ pub async fn dial(node: Arc<Node>, addr: SocketAddr) {
     }
 }
 
+/// How a connection that was established ended.
+enum Connected {
+    /// It carried requests, then broke: redial soon.
+    Broke,
+    /// The address is this node's own: stop dialing it.
+    IsSelf,
+}
+
 /// Dials `addr` and runs the handshake as the initiator; the stream, the peer's id and any
 /// bytes read past the handshake. `Ok(None)`: `addr` is this node.
 async fn open(
-    cluster: &Cluster,
+    links: &Links,
     addr: &str,
-) -> Result<Option<(TcpStream, NodeId, BytesMut)>, String> {
+) -> Result<Option<(TcpStream, NodeId, BytesMut)>, LinkError> {
     let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(format!("cannot reach {addr}: {e}")),
-        Err(_) => return Err(format!("cannot reach {addr}: timed out")),
+        Ok(Err(source)) => {
+            return Err(LinkError::Unreachable {
+                addr: addr.to_string(),
+                source,
+            });
+        }
+        Err(_) => return Err(LinkError::TimedOut(addr.to_string())),
     };
     let _ = stream.set_nodelay(true);
-    let (machine, hello) = Handshake::initiate(cluster.identity.clone(), nonce());
+    let (machine, hello) = Handshake::initiate(links.identity.clone(), nonce());
     let mut input = BytesMut::new();
     match handshake(&mut stream, machine, Some(hello), &mut input).await {
         Ok(peer) => Ok(Some((stream, peer, input))),
-        Err(HandshakeFailure::Refused(reason)) if is_self(cluster, &reason) => Ok(None),
-        Err(HandshakeFailure::Refused(reason)) => {
-            cluster.stats.handshakes_refused.fetch_add(1, Relaxed);
-            tracing::warn!(addr, %reason, "peer handshake refused");
-            Err(reason.to_string())
-        }
-        Err(HandshakeFailure::Malformed(e)) => {
-            cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
-            tracing::warn!(addr, error = %e, "peer sent a malformed handshake");
+        Err(LinkError::Refused(reason)) if is_self(links.local, &reason) => Ok(None),
+        Err(e) => {
+            count_refusal(links, &e, addr);
             Err(e)
         }
-        Err(HandshakeFailure::Io(e)) => Err(e.to_string()),
     }
 }
 
-/// One connection's life. `Ok(true)`: it was established and later broke (redial soon);
-/// `Ok(false)`: `addr` is this node (stop dialing); `Err`: it failed (back off).
-async fn connect(node: &Arc<Node>, addr: SocketAddr) -> Result<bool, ()> {
-    let cluster = node.cluster.get().expect("cluster");
-    let (stream, peer, input) = match open(cluster, &addr.to_string()).await {
-        Ok(Some(opened)) => opened,
-        Ok(None) => return Ok(false),
-        Err(e) => {
-            tracing::debug!(%addr, error = %e, "peer link not established");
-            return Err(());
+/// Counts and logs a handshake refused or malformed.
+fn count_refusal(links: &Links, error: &LinkError, addr: &str) {
+    match error {
+        LinkError::Refused(reason) => {
+            links.stats.handshakes_refused.fetch_add(1, Relaxed);
+            tracing::warn!(addr, %reason, "peer handshake refused");
         }
-    };
-    tracing::info!(%addr, %peer, "peer link up");
-    run_link(node, stream, peer, input).await;
-    tracing::info!(%addr, %peer, "peer link down");
-    Ok(true)
+        LinkError::Malformed(e) => {
+            links.stats.peer_frames_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(addr, error = %e, "peer sent a malformed handshake");
+        }
+        _ => tracing::debug!(addr, %error, "peer handshake failed"),
+    }
 }
 
-/// Gossip push-pull over its own short connection: sends this node's whole membership view
-/// to the peer at `addr` and merges the peer's answer. Also how a node first enters a
-/// cluster through a seed.
+/// One connection's life, from the dial to the break.
+async fn connect(links: &Arc<Links>, addr: SocketAddr) -> Result<Connected, LinkError> {
+    let Some((stream, peer, input)) = open(links, &addr.to_string()).await? else {
+        return Ok(Connected::IsSelf);
+    };
+    tracing::info!(%addr, %peer, "peer link up");
+    run_link(links, stream, peer, input).await;
+    tracing::info!(%addr, %peer, "peer link down");
+    Ok(Connected::Broke)
+}
+
+/// The transport half of a gossip push-pull, over its own short connection: sends `state`
+/// (this node's encoded membership view) to the peer at `addr` and returns the peer's.
+/// `Ok(None)`: `addr` is this node.
 ///
 /// # Errors
-/// The peer cannot be reached, refuses, or answers with something else.
-pub async fn push_pull(node: &Arc<Node>, addr: &str) -> Result<(), String> {
-    let cluster = node.cluster.get().expect("cluster");
-    let Some((mut stream, peer, mut input)) = open(cluster, addr).await? else {
-        return Ok(()); // This node itself.
+/// The peer cannot be reached, refuses, or answers with something else: nothing was merged.
+pub async fn push_pull(
+    links: &Links,
+    addr: &str,
+    state: Bytes,
+) -> Result<Option<Bytes>, LinkError> {
+    let Some((mut stream, peer, mut input)) = open(links, addr).await? else {
+        return Ok(None);
     };
-    let state = Bytes::from(cluster.membership.lock().encode_state());
     let exchange = async {
-        send(&mut stream, &Message::Members { state })
-            .await
-            .map_err(|e| e.to_string())?;
+        send(&mut stream, &Message::Members { state }).await?;
         let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
         loop {
-            if let Some(frame) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
-                return Message::decode(&frame).map_err(|e| e.to_string());
+            let malformed =
+                |e: ringcache_cluster::protocol::ProtocolError| LinkError::Malformed(e.to_string());
+            if let Some(frame) = decoder.decode(&mut input).map_err(malformed)? {
+                return Message::decode(&frame).map_err(malformed);
             }
             input.reserve(READ_CHUNK_BYTES);
-            if stream
-                .read_buf(&mut input)
-                .await
-                .map_err(|e| e.to_string())?
-                == 0
-            {
-                return Err("the peer closed the connection".to_string());
+            if stream.read_buf(&mut input).await? == 0 {
+                return Err(closed().into());
             }
         }
     };
     let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
         .await
-        .map_err(|_| "the push-pull timed out".to_string())??;
-    let Message::MembersReply { state } = answer else {
-        return Err(format!(
-            "{peer} answered a push-pull with kind {}",
-            answer.kind()
-        ));
-    };
-    merge_members(node, &state)
+        .map_err(|_| LinkError::TimedOut(format!("{addr} (push-pull)")))??;
+    match answer {
+        Message::MembersReply { state } => Ok(Some(state)),
+        other => Err(LinkError::Unexpected {
+            peer,
+            kind: other.kind(),
+        }),
+    }
 }
 
-/// Merges a peer's encoded membership view into this node's.
-fn merge_members(node: &Arc<Node>, state: &[u8]) -> Result<(), String> {
-    let cluster = node.cluster.get().expect("cluster");
-    let members = Membership::decode_state(state).map_err(|e| e.to_string())?;
-    cluster
-        .membership
-        .lock()
-        .merge_state(members, unix_now_ms());
-    cluster.mark_synced();
-    cluster.gossip_wake.notify_one();
-    Ok(())
-}
-
-fn is_self(cluster: &Cluster, reason: &Refusal) -> bool {
+fn is_self(local: NodeId, reason: &Refusal) -> bool {
     match reason {
         Refusal::SameNodeId { .. } => true,
         Refusal::RefusedByPeer { text } => {
-            text.contains("own id") && text.contains(&cluster.local.to_string())
+            text.contains("own id") && text.contains(&local.to_string())
         }
         _ => false,
     }
 }
 
-/// Serves this node's requests over an established connection until it breaks.
-async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: BytesMut) {
-    let cluster = node.cluster.get().expect("cluster");
+/// The serving end's handshake on an accepted connection: the peer's id and any bytes read
+/// past the handshake, or `None` when it did not establish (counted and logged).
+pub async fn accept(
+    links: &Links,
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+) -> Option<(NodeId, BytesMut)> {
+    let machine = Handshake::accept(links.identity.clone(), nonce());
+    let mut input = BytesMut::new();
+    match handshake(stream, machine, None, &mut input).await {
+        Ok(peer) => Some((peer, input)),
+        Err(LinkError::Refused(Refusal::SameNodeId { .. })) => None,
+        Err(e) => {
+            count_refusal(links, &e, &addr.to_string());
+            None
+        }
+    }
+}
+
+/// Counts and logs bytes from a peer that are not a valid frame; the connection closes.
+pub fn reject_frame(links: &Links, peer: NodeId, error: &dyn std::fmt::Display) {
+    links.stats.peer_frames_rejected.fetch_add(1, Relaxed);
+    tracing::warn!(%peer, %error, "bad frame from peer; closing");
+}
+
+/// Carries this node's requests over an established connection until it breaks.
+async fn run_link(links: &Arc<Links>, stream: TcpStream, peer: NodeId, mut input: BytesMut) {
     let (reader, writer) = stream.into_split();
     let (out, queue) = mpsc::channel(LINK_QUEUE_FRAMES);
     let link = Arc::new(Link {
@@ -361,7 +571,7 @@ async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: 
         out,
         pending: Mutex::new(HashMap::new()),
     });
-    cluster.attach(peer, link.clone());
+    links.attach(peer, link.clone());
     let writing = tokio::spawn(write_frames(writer, queue));
     let pinging = tokio::spawn(ping(link.clone()));
     let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
@@ -369,14 +579,13 @@ async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: 
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(frame)) => {
-                    if !on_answer(cluster, &link, frame) {
+                    if !on_answer(links, &link, frame) {
                         break 'read;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
-                    tracing::warn!(%peer, error = %e, "bad frame from peer; closing the link");
+                    reject_frame(links, peer, &e);
                     break 'read;
                 }
             }
@@ -392,16 +601,16 @@ async fn run_link(node: &Arc<Node>, stream: TcpStream, peer: NodeId, mut input: 
     }
     writing.abort();
     pinging.abort();
-    cluster.detach(peer, &link);
+    links.detach(peer, &link);
     link.fail_all();
 }
 
 /// Handles one answer on a dialed link; false on a message that has no place there.
-fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
+fn on_answer(links: &Links, link: &Link, frame: Frame) -> bool {
     let message = match Message::decode(&frame) {
         Ok(message) => message,
         Err(e) => {
-            cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
+            links.stats.peer_frames_rejected.fetch_add(1, Relaxed);
             tracing::warn!(peer = %link.peer, error = %e, "bad message from peer");
             return false;
         }
@@ -409,7 +618,7 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
     let now = unix_now_ms();
     let response = match message {
         Message::Pong { now_ms, echoed_ms } => {
-            cluster
+            links
                 .liveness
                 .lock()
                 .pong(link.peer, echoed_ms, now_ms, now);
@@ -438,7 +647,7 @@ fn on_answer(cluster: &Cluster, link: &Link, frame: Frame) -> bool {
             return false;
         }
     };
-    cluster.liveness.lock().heard(link.peer, now);
+    links.liveness.lock().heard(link.peer, now);
     link.resolve(frame.request_id, response);
     true
 }
@@ -479,216 +688,5 @@ async fn ping(link: Arc<Link>) {
         if ping.encode(0, &mut frame).is_ok() && link.out.try_send(frame.freeze()).is_err() {
             // Full: the peer is not reading; it will be seen down when no pong comes.
         }
-    }
-}
-
-/// Accepts peer connections until shutdown.
-pub async fn listen(node: Arc<Node>, listener: TcpListener) {
-    let mut shutdown = node.shutdown.subscribe();
-    let slots = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%addr, max = PEER_CONNECTIONS_MAX, "too many peer connections; closed one");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let node = node.clone();
-                tokio::spawn(async move {
-                    serve(node, stream, addr).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "peer accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Serves one accepted peer connection: handshake, then requests until it closes.
-async fn serve(node: Arc<Node>, mut stream: TcpStream, addr: std::net::SocketAddr) {
-    let cluster = node.cluster.get().expect("cluster");
-    let machine = Handshake::accept(cluster.identity.clone(), nonce());
-    let mut input = BytesMut::new();
-    let peer = match handshake(&mut stream, machine, None, &mut input).await {
-        Ok(peer) => peer,
-        Err(HandshakeFailure::Refused(Refusal::SameNodeId { .. })) => return,
-        Err(HandshakeFailure::Refused(reason)) => {
-            cluster.stats.handshakes_refused.fetch_add(1, Relaxed);
-            tracing::warn!(%addr, %reason, "refused a peer connection");
-            return;
-        }
-        Err(HandshakeFailure::Malformed(e)) => {
-            cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
-            tracing::warn!(%addr, error = %e, "malformed peer handshake; closed");
-            return;
-        }
-        Err(HandshakeFailure::Io(e)) => {
-            tracing::debug!(%addr, error = %e, "peer handshake failed");
-            return;
-        }
-    };
-    let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
-    let mut output = BytesMut::new();
-    loop {
-        let mut wrote = false;
-        loop {
-            match decoder.decode(&mut input) {
-                Ok(Some(frame)) => {
-                    let request_id = frame.request_id;
-                    let reply = if walks_the_store(frame.kind) {
-                        // Off the async workers, which serve clients meanwhile; this link's
-                        // later requests wait, so answers keep their order.
-                        let node = node.clone();
-                        let walk =
-                            tokio::task::spawn_blocking(move || answer(&node, &frame, &mut false));
-                        walk.await.ok().flatten()
-                    } else {
-                        answer(&node, &frame, &mut wrote)
-                    };
-                    let Some(message) = reply else {
-                        return;
-                    };
-                    if let Err(e) = message.encode(request_id, &mut output) {
-                        tracing::warn!(%peer, error = %e, "an answer could not be encoded");
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    cluster.stats.peer_frames_rejected.fetch_add(1, Relaxed);
-                    tracing::warn!(%peer, error = %e, "bad frame from peer; closing");
-                    return;
-                }
-            }
-        }
-        if wrote
-            && node.store.acknowledges_after_sync()
-            && crate::durability::wait(&node).await.is_err()
-        {
-            return; // Not durable: no ack; the coordinators see the link fail.
-        }
-        if !output.is_empty() {
-            if stream.write_all(&output).await.is_err() {
-                return;
-            }
-            output.clear();
-        }
-        input.reserve(READ_CHUNK_BYTES);
-        match crate::socket::read_some(&stream, &mut input).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Whether answering a request of this kind walks part of the store (anti-entropy's key lists,
-/// span digests and fetches, streaming's walks, and digests over many leaves): such answers
-/// run on a blocking thread.
-fn walks_the_store(kind: u8) -> bool {
-    matches!(
-        kind,
-        kind::DIGESTS | kind::SPAN_DIGESTS | kind::VERSIONS | kind::FETCH | kind::STREAM_READ
-    )
-}
-
-/// The answer to one request from a peer; `None` closes the connection (a message that
-/// has no place here).
-fn answer(node: &Arc<Node>, frame: &Frame, wrote: &mut bool) -> Option<Message> {
-    let message = Message::decode(frame).ok()?;
-    let now = unix_now_ms();
-    let reply = match message {
-        Message::Ping { now_ms } => Message::Pong {
-            now_ms: now,
-            echoed_ms: now_ms,
-        },
-        Message::Read { key } => {
-            let record = node.store.get(&key, now);
-            if let Some(record) = &record {
-                node.clock.observe(record.version());
-            }
-            Message::ReadReply { record }
-        }
-        Message::Write { key, record } => {
-            *wrote = true;
-            apply_write(node, &key, &record, now)
-        }
-        Message::Scan { from_token, count } => {
-            let (next_token, keys) = super::scan_local(node, from_token, count as usize);
-            Message::ScanReply { next_token, keys }
-        }
-        Message::KeyCount => Message::KeyCountReply {
-            keys: node.store.stats().keys as u64,
-        },
-        Message::Flush { version } => match super::apply_flush(node, version) {
-            Ok(()) => Message::WriteAck,
-            Err(text) => Message::Error { text },
-        },
-        Message::Members { state } => {
-            if let Err(text) = merge_members(node, &state) {
-                return Some(Message::Error { text });
-            }
-            let cluster = node.cluster.get().expect("cluster");
-            let state = Bytes::from(cluster.membership.lock().encode_state());
-            Message::MembersReply { state }
-        }
-        Message::StreamRead {
-            cursor,
-            count,
-            ranges,
-        } => {
-            let (cursor, records) = super::streaming::read_ranges(node, cursor, count, &ranges);
-            Message::StreamReply { cursor, records }
-        }
-        message @ (Message::Digests { .. }
-        | Message::SpanDigests { .. }
-        | Message::Versions { .. }
-        | Message::Fetch { .. }) => {
-            let reply = ringcache_cluster::repair::answer(node.store.as_ref(), &message, now)?;
-            if let Message::Error { text } = &reply {
-                let cluster = node.cluster.get().expect("cluster");
-                cluster.repair.stats.requests_refused.fetch_add(1, Relaxed);
-                tracing::warn!(text, "refused a peer's repair request");
-            }
-            reply
-        }
-        message @ (Message::RepairWrite { .. } | Message::RepairDone { .. }) => {
-            *wrote = true;
-            super::repair::answer_write(node, message)
-        }
-        _ => return None,
-    };
-    Some(reply)
-}
-
-/// Merges a record a coordinator sent, unless its version is further ahead of this node's
-/// clock than the tolerated offset.
-fn apply_write(node: &Node, key: &Bytes, record: &ringcache_storage::Record, now: u64) -> Message {
-    let cluster = node.cluster.get().expect("cluster");
-    let max = cluster.config.max_clock_offset_ms;
-    if let Some(ahead) = ringcache_cluster::hlc::too_far_ahead(record.version(), now, max) {
-        cluster.stats.clock_skew_refusals.fetch_add(1, Relaxed);
-        return Message::Error {
-            text: format!(
-                "CLOCKSKEW the version is {ahead} ms ahead of this replica's clock (max {max} ms)"
-            ),
-        };
-    }
-    node.clock.observe(record.version());
-    if !cluster.survives_flush(record) {
-        return Message::WriteAck; // Dead since the last FLUSHALL: nothing to keep.
-    }
-    match node.store.merge(key, record) {
-        Ok(_) => Message::WriteAck,
-        Err(e) => Message::Error {
-            text: e.to_string(),
-        },
     }
 }

@@ -4,11 +4,14 @@
 //! clock's high-water mark) and `flush-version` (the last cluster flush time).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use ringcache_cluster::NodeId;
 use ringcache_cluster::membership::{Health, Member, Status};
+use ringcache_cluster::{HybridClock, NodeId};
+use tokio::sync::watch;
 
 /// This node's id: `given` (written to the data dir), else the one kept there, else a new
 /// random one, kept.
@@ -67,6 +70,33 @@ pub fn read_clock(data_dir: &Path) -> u64 {
 /// The file cannot be written.
 pub fn write_clock(data_dir: &Path, hlc: u64) -> anyhow::Result<()> {
     write_atomically(&data_dir.join("clock"), format!("{hlc}\n").as_bytes())
+}
+
+/// How often the clock's high-water mark is kept in the data dir.
+const CLOCK_KEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps `clock`'s high-water mark in `data_dir` once a second and at shutdown, so a
+/// restarted node starts its clock past every version it issued more than a second before a
+/// crash, even if the wall clock stepped back meanwhile (a version is never issued twice).
+pub async fn keep_clock(
+    clock: Arc<HybridClock>,
+    data_dir: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(CLOCK_KEEP_INTERVAL) => false,
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        let (dir, hlc) = (data_dir.clone(), clock.high_water());
+        let kept = tokio::task::spawn_blocking(move || write_clock(&dir, hlc)).await;
+        if let Ok(Err(e)) = kept {
+            tracing::warn!(error = %e, "cannot keep the clock's high-water mark");
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Keeps the flush time durably.

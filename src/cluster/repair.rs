@@ -1,7 +1,8 @@
 //! Anti-entropy at run time: rounds of Merkle repair (the sessions of
 //! [`ringcache_cluster::repair`]) run over the peer links, by a scheduler and by `RING REPAIR`;
-//! what each range's last complete round was, kept in `data_dir/repair`; and the tombstone
-//! horizon that follows from it.
+//! and what follows from each range's last complete round ([`super::repair_state`]): the
+//! tombstone horizon, `RING REPAIR STATUS`, the ages INFO shows. The replica side of a
+//! peer's round (its writes and announcements) is answered by [`super::server`].
 //!
 //! Each range is repaired by its first replica that is up, at least every
 //! `--repair-interval-s`. A round that reached every replica of a range is announced to them
@@ -11,215 +12,39 @@
 //! then, and no older write can arrive after it is gone. See docs/cluster.md, "Anti-entropy".
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use ringcache_cluster::membership::Status;
 use ringcache_cluster::protocol::Message;
-use ringcache_cluster::repair::{RangeId, RepairHistory, Reply, Round, Session, Taken, my_ranges};
+use ringcache_cluster::repair::{Reply, Round, Session, my_ranges};
 use ringcache_cluster::{NodeId, Ring, TokenRange};
-use ringcache_storage::{Record, TombstoneHorizon, key_token};
+use ringcache_storage::{TombstoneHorizon, key_token};
 
-use super::link::Inbox;
-use super::streaming::Throttle;
-use super::{Cluster, Response, persist};
-use crate::node::{Node, unix_now_ms};
-
-/// Where the last complete round of each range is kept, in the data dir.
-const REPAIR_FILE: &str = "repair";
+use super::error::{RepairRefusal, RequestError};
+use super::link::Response;
+use super::repair_state::{RoundReport, take_record};
+use super::state::Cluster;
+use super::throttle::Throttle;
+use crate::clock::unix_now_ms;
+use crate::config::Config;
 /// How often the scheduler looks for ranges due.
 const SCHEDULE_TICK: Duration = Duration::from_secs(1);
 /// How soon a range a round could not repair (a replica down) is tried again, at most.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A repair request not answered within this fails its session.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Above this share of `maxmemory`, a node takes no value from repair for a key it does not
-/// hold (it evicted it): repair would refill what eviction empties, in a loop.
-const EVICTED_REFILL_LIMIT: f64 = 0.95;
 
-/// Counters of anti-entropy, for INFO and the metrics.
-#[derive(Debug, Default)]
-pub struct RepairStats {
-    /// Rounds finished (whether or not every range was repaired).
-    pub rounds: AtomicU64,
-    /// Rounds that left some range unrepaired (a replica down or unreachable).
-    pub rounds_incomplete: AtomicU64,
-    /// Ranges repaired with every replica.
-    pub ranges_repaired: AtomicU64,
-    /// Ranges the running round covers and has not finished; 0 when none runs.
-    pub ranges_in_progress: AtomicU64,
-    /// Single Merkle leaves found different.
-    pub leaves_differing: AtomicU64,
-    /// Keys compared by version.
-    pub keys_compared: AtomicU64,
-    /// Records pulled from peers that changed this store.
-    pub keys_pulled: AtomicU64,
-    /// Records this node pushed to peers.
-    pub keys_pushed: AtomicU64,
-    /// Records peers pushed here that changed this store.
-    pub keys_received: AtomicU64,
-    /// Values refused because this node evicted the key and is above the limit.
-    pub keys_refused_evicted: AtomicU64,
-    /// Bytes of repair requests and answers this node's rounds sent and received.
-    pub bytes: AtomicU64,
-    /// How long the last round took, ms.
-    pub last_round_ms: AtomicU64,
-    /// Peers' repair requests refused as over their bounds.
-    pub requests_refused: AtomicU64,
-}
-
-impl RepairStats {
-    /// Counts a finished round.
-    fn count(&self, report: &RoundReport) {
-        self.rounds.fetch_add(1, Relaxed);
-        if report.repaired < report.ranges {
-            self.rounds_incomplete.fetch_add(1, Relaxed);
-        }
-        self.ranges_in_progress.store(0, Relaxed);
-        self.last_round_ms.store(report.elapsed_ms, Relaxed);
-        let s = &report.stats;
-        for (counter, value) in [
-            (&self.ranges_repaired, report.repaired as u64),
-            (&self.leaves_differing, s.leaves_differing),
-            (&self.keys_compared, s.keys_compared),
-            (&self.keys_pulled, s.keys_pulled),
-            (&self.keys_pushed, s.keys_pushed),
-            (&self.bytes, s.bytes),
-        ] {
-            counter.fetch_add(value, Relaxed);
-        }
-    }
-
-    /// Each counter with its name (after `repair_` in INFO, `ringcache_repair_` in the
-    /// metrics).
-    pub fn named(&self) -> [(&'static str, u64); 13] {
-        [
-            ("rounds", self.rounds.load(Relaxed)),
-            ("rounds_incomplete", self.rounds_incomplete.load(Relaxed)),
-            ("ranges_repaired", self.ranges_repaired.load(Relaxed)),
-            ("ranges_in_progress", self.ranges_in_progress.load(Relaxed)),
-            ("leaves_differing", self.leaves_differing.load(Relaxed)),
-            ("keys_compared", self.keys_compared.load(Relaxed)),
-            ("keys_pulled", self.keys_pulled.load(Relaxed)),
-            ("keys_pushed", self.keys_pushed.load(Relaxed)),
-            ("keys_received", self.keys_received.load(Relaxed)),
-            (
-                "keys_refused_evicted",
-                self.keys_refused_evicted.load(Relaxed),
-            ),
-            ("bytes", self.bytes.load(Relaxed)),
-            ("last_round_ms", self.last_round_ms.load(Relaxed)),
-            ("requests_refused", self.requests_refused.load(Relaxed)),
-        ]
-    }
-}
-
-/// The anti-entropy state of a node.
-#[derive(Debug)]
-pub struct RepairState {
-    file: PathBuf,
-    history: Mutex<RepairHistory>,
-    /// One round at a time: `RING REPAIR` waits for a scheduled round and the other way round.
-    running: tokio::sync::Mutex<()>,
-    /// When this node started: a range never repaired is due one interval after it.
-    started_ms: u64,
-    /// Counters.
-    pub stats: RepairStats,
-}
-
-/// What one round did, for `RING REPAIR`'s reply.
-#[derive(Debug, Clone, Default)]
-pub struct RoundReport {
-    /// Ranges the round covered.
-    pub ranges: usize,
-    /// Ranges repaired with every replica.
-    pub repaired: usize,
-    /// Figures summed over its sessions.
-    pub stats: ringcache_cluster::repair::RepairStats,
-    /// Wall time, ms.
-    pub elapsed_ms: u64,
-}
-
-impl RoundReport {
-    /// One line: `ranges=… repaired=… leaves_differing=… keys_pulled=… …`.
-    pub fn line(&self) -> String {
-        let s = &self.stats;
-        format!(
-            "ranges={} repaired={} leaves_differing={} keys_compared={} keys_pulled={} keys_pushed={} keys_refused={} bytes={} ms={}",
-            self.ranges,
-            self.repaired,
-            s.leaves_differing,
-            s.keys_compared,
-            s.keys_pulled,
-            s.keys_pushed,
-            s.keys_refused,
-            s.bytes,
-            self.elapsed_ms
-        )
-    }
-}
-
-impl RepairState {
-    /// The state kept in `data_dir` (none yet: nothing repaired).
-    pub fn open(data_dir: &Path) -> RepairState {
-        let file = data_dir.join(REPAIR_FILE);
-        RepairState {
-            history: Mutex::new(RepairHistory::decode(
-                &std::fs::read_to_string(&file).unwrap_or_default(),
-            )),
-            file,
-            running: tokio::sync::Mutex::new(()),
-            started_ms: unix_now_ms(),
-            stats: RepairStats::default(),
-        }
-    }
-
-    /// Records that `ranges` (as a round saw them) were repaired with every replica by a
-    /// round that started at `started_ms`, and keeps it in the data dir.
-    fn record(&self, ring: &Ring, n: usize, me: NodeId, ranges: &[RangeId], started_ms: u64) {
-        let mut history = self.history.lock();
-        if !history.record(ring, n, me, ranges, started_ms) {
-            return;
-        }
-        let text = history.encode();
-        drop(history);
-        if let Err(e) = persist::write_atomically(&self.file, text.as_bytes()) {
-            tracing::error!(error = %e, "cannot keep the repair times");
-        }
-    }
-
-    fn last_repair(&self, range: &TokenRange, replicas: &[NodeId]) -> Option<u64> {
-        self.history.lock().last_repair(range, replicas)
-    }
-
-    /// Drops what was recorded (the store was emptied: nothing here was repaired).
-    pub fn forget_all(&self) {
-        self.history.lock().clear();
-        let _ = persist::write_atomically(&self.file, b"");
-    }
-}
-
-/// Before when tombstones may be dropped, per range this node replicates: the start of the
-/// range's last complete round, less the clock offset tolerated and the longest a write can
-/// be on its way (a write's timeout, or a hint's window). Tokens of ranges never repaired
-/// with their current replicas keep every tombstone.
+/// Before when tombstones may be dropped, per range this node replicates
+/// ([`super::repair_state::RepairState::tombstone_horizon`]).
 pub fn tombstone_horizon(cluster: &Cluster) -> TombstoneHorizon {
-    let config = &cluster.config;
-    let in_flight = config.write_timeout_ms.max(config.hint_window_ms);
-    let margin_ms = config.max_clock_offset_ms + in_flight;
     let ring = cluster.ring();
-    cluster.repair.history.lock().horizon(
-        &ring,
-        config.replication_factor,
-        cluster.local,
-        margin_ms,
-        unix_now_ms(),
-    )
+    cluster
+        .repair
+        .tombstone_horizon(&ring, &cluster.config, cluster.local, unix_now_ms())
 }
 
 /// One line per range this node replicates: `first last age_s replicas` (age `-` if the range
@@ -288,8 +113,10 @@ pub fn ages(cluster: &Cluster) -> Ages {
 /// `--repair-interval-s` old (never-repaired ones count from this node's start). A range a
 /// round could not repair (a replica down) is tried again after [`RETRY_AFTER`] or the
 /// interval, whichever is shorter, not at every tick.
-pub async fn run(node: Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
+///
+/// `config` is read for `maxmemory` (repair's eviction rule, [`take_record`]).
+pub async fn run(cluster: Arc<Cluster>, config: Arc<RwLock<Config>>) {
+    let cluster = &cluster;
     let interval_ms = cluster.config.repair_interval_s.saturating_mul(1000);
     let retry_ms = interval_ms.min(RETRY_AFTER.as_millis() as u64);
     // By range end: when a round last tried it.
@@ -327,7 +154,7 @@ pub async fn run(node: Arc<Node>) {
             for range in &due {
                 tried.insert(range.end, now);
             }
-            let report = run_round(&node, due).await;
+            let report = run_round(cluster, &config, due).await;
             tracing::info!(report = %report.line(), "scheduled repair round");
         }
     }
@@ -342,7 +169,7 @@ fn settled(cluster: &Cluster) -> bool {
 /// Why no round may run now, if one may not: the ring is moving (this node not normal, or a
 /// member joining or leaving), or this node's clock is off from its peers' by more than
 /// tolerated (a round's start time is what lets tombstones go).
-fn cannot_repair(cluster: &Cluster) -> Option<&'static str> {
+fn cannot_repair(cluster: &Cluster) -> Option<RepairRefusal> {
     let view = cluster.view();
     let moving = cluster.status() != Status::Normal
         || view.future.is_some()
@@ -351,10 +178,10 @@ fn cannot_repair(cluster: &Cluster) -> Option<&'static str> {
             .values()
             .any(|m| !matches!(m.status, Status::Normal | Status::Left));
     if moving {
-        return Some("ERR a member is joining or leaving; repair once the ring is still");
+        return Some(RepairRefusal::RingMoving);
     }
     if cluster.clock_skew().is_some() {
-        return Some("ERR this node's clock is off from its peers' (see INFO clock_offset_ms)");
+        return Some(RepairRefusal::ClockSkew);
     }
     None
 }
@@ -362,12 +189,17 @@ fn cannot_repair(cluster: &Cluster) -> Option<&'static str> {
 /// `RING REPAIR [ALL | key]`: one round now over every range this node replicates, or over
 /// the range holding `key`.
 ///
+/// `config` is read for `maxmemory` (repair's eviction rule, [`take_record`]).
+///
 /// # Errors
-/// When the ring is moving, or this node holds no replica of the key.
-pub async fn repair_now(node: &Arc<Node>, key: Option<&Bytes>) -> Result<RoundReport, String> {
-    let cluster = node.cluster.get().expect("cluster");
+/// When the ring is moving, or this node holds no replica of the key: nothing was compared.
+pub async fn repair_now(
+    cluster: &Arc<Cluster>,
+    config: &Arc<RwLock<Config>>,
+    key: Option<&Bytes>,
+) -> Result<RoundReport, RepairRefusal> {
     if let Some(why) = cannot_repair(cluster) {
-        return Err(why.into());
+        return Err(why);
     }
     let ring = cluster.ring();
     let mine = my_ranges(&ring, cluster.config.replication_factor, cluster.local);
@@ -381,23 +213,23 @@ pub async fn repair_now(node: &Arc<Node>, key: Option<&Bytes>) -> Result<RoundRe
                 .filter(|range| range.contains(token))
                 .collect();
             if found.is_empty() {
-                return Err(
-                    "ERR this node holds no replica of the key; run it on one of RING REPLICAS key"
-                        .into(),
-                );
+                return Err(RepairRefusal::NotAReplica);
             }
             found
         }
     };
-    Ok(run_round(node, ranges).await)
+    Ok(run_round(cluster, config, ranges).await)
 }
 
 /// Runs one round over `ranges`: a session with each other replica, then announces the
 /// ranges repaired with every replica to them and records them here. A round whose ring
 /// changes under it (a join, a leave, a forget) stops and repairs nothing: its ranges and
 /// replicas are not the ring's any more.
-async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
-    let cluster = node.cluster.get().expect("cluster");
+async fn run_round(
+    cluster: &Arc<Cluster>,
+    config: &Arc<RwLock<Config>>,
+    ranges: Vec<TokenRange>,
+) -> RoundReport {
     let _one_at_a_time = cluster.repair.running.lock().await;
     let started = std::time::Instant::now();
     let ring = cluster.ring();
@@ -408,7 +240,7 @@ async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
     let mut throttle = Throttle::new(cluster.config.repair_throughput_mb);
     let mut moved = false;
     while let Some((peer, spans)) = round.next_session() {
-        let outcome = run_session(node, &ring, peer, &spans, &mut throttle).await;
+        let outcome = run_session(cluster, config, &ring, peer, &spans, &mut throttle).await;
         if outcome.is_none() {
             tracing::warn!(%peer, "repair session failed; its ranges stay unrepaired this round");
         }
@@ -429,7 +261,7 @@ async fn run_round(node: &Arc<Node>, ranges: Vec<TokenRange>) -> RoundReport {
             };
             // A replica that misses this keeps its tombstones longer: safe, and the next round
             // tells it again.
-            let _ = request(cluster, peer, &message).await;
+            let _ = cluster.links.request(peer, &message, REQUEST_TIMEOUT).await;
         }
         cluster
             .repair
@@ -455,13 +287,13 @@ fn still(cluster: &Cluster, ring: &Arc<Ring>) -> bool {
 /// failed (no link, a timeout, an answer that did not fit, the local store failing, the ring
 /// moving away from `ring`).
 async fn run_session(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    config: &Arc<RwLock<Config>>,
     ring: &Arc<Ring>,
     peer: NodeId,
     spans: &[(u64, u64)],
     throttle: &mut Throttle,
 ) -> Option<(ringcache_cluster::repair::RepairStats, bool)> {
-    let cluster = node.cluster.get().expect("cluster");
     let mut session = Session::new(spans, tombstone_horizon(cluster));
     loop {
         if !still(cluster, ring) {
@@ -469,9 +301,9 @@ async fn run_session(
         }
         let before = session.stats().bytes;
         // The local side of each step walks the store: off the async workers.
-        let worker = node.clone();
+        let worker = cluster.clone();
         let (back, request) = tokio::task::spawn_blocking(move || {
-            let request = session.next_request(worker.store.as_ref(), unix_now_ms());
+            let request = session.next_request(worker.replica.store.as_ref(), unix_now_ms());
             (session, request)
         })
         .await
@@ -480,19 +312,20 @@ async fn run_session(
         let Some(request) = request else {
             break;
         };
-        let reply = request_reply(cluster, peer, &request).await?;
+        let reply = request_reply(cluster, peer, &request).await.ok()?;
         // What a peer sends is merged only while the ring is the one the session compares.
         if !still(cluster, ring) {
             return None;
         }
-        let worker = node.clone();
+        let worker = cluster.clone();
+        let maxmemory_bytes = config.read().maxmemory_bytes;
         let (back, fitted) = tokio::task::spawn_blocking(move || {
-            let cluster = worker.cluster.get().expect("cluster");
+            let (replica, repair) = (&worker.replica, &worker.repair);
             let fitted = session.on_reply(
                 reply,
-                worker.store.as_ref(),
+                replica.store.as_ref(),
                 unix_now_ms(),
-                &mut |key, record| take_record(&worker, cluster, key, record),
+                &mut |key, record| take_record(replica, repair, key, record, maxmemory_bytes),
             );
             (session, fitted)
         })
@@ -506,109 +339,25 @@ async fn run_session(
 }
 
 /// Sends one repair request and waits for its answer.
-async fn request_reply(cluster: &Cluster, peer: NodeId, message: &Message) -> Option<Reply> {
-    match request(cluster, peer, message).await? {
-        Response::Repair(reply) => Some(reply),
-        Response::Stream { cursor, records } => Some(Reply::Records {
+///
+/// # Errors
+/// No answer, or one that is not a repair answer ([`RequestError::Failed`]).
+async fn request_reply(
+    cluster: &Cluster,
+    peer: NodeId,
+    message: &Message,
+) -> Result<Reply, RequestError> {
+    match cluster
+        .links
+        .request(peer, message, REQUEST_TIMEOUT)
+        .await?
+    {
+        Response::Repair(reply) => Ok(reply),
+        Response::Stream { cursor, records } => Ok(Reply::Records {
             records,
             rest_from: cursor,
         }),
-        Response::Ack => Some(Reply::Ack),
-        _ => None,
-    }
-}
-
-async fn request(cluster: &Cluster, peer: NodeId, message: &Message) -> Option<Response> {
-    let link = cluster.link(peer)?;
-    let answers = Inbox::new();
-    let id = link
-        .request(cluster.request_id(), message, peer, answers.clone())
-        .ok()?;
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT, answers.recv()).await;
-    link.cancel(id);
-    match answer {
-        Ok((_, Response::Failed)) | Err(_) => None,
-        Ok((_, response)) => Some(response),
-    }
-}
-
-/// Merges a record that repair brought (pulled from a peer, or pushed by one). Refused: a
-/// value for a key this node does not hold while it is above [`EVICTED_REFILL_LIMIT`] of
-/// `maxmemory` (it evicted the key; taking it back would only evict another). A tombstone is
-/// always taken.
-pub fn take_record(node: &Node, cluster: &Cluster, key: &Bytes, record: &Record) -> Taken {
-    if !cluster.survives_flush(record) {
-        return Taken::Unchanged;
-    }
-    let now = unix_now_ms();
-    let maxmemory = node.config.read().maxmemory_bytes;
-    if maxmemory > 0
-        && node.store.used_bytes() as f64 > maxmemory as f64 * EVICTED_REFILL_LIMIT
-        && record.is_live(now)
-        && node.store.peek(key, now).is_none()
-    {
-        cluster
-            .repair
-            .stats
-            .keys_refused_evicted
-            .fetch_add(1, Relaxed);
-        return Taken::Refused;
-    }
-    node.clock.observe(record.version());
-    match node.store.merge(key, record) {
-        Ok(true) => Taken::Changed,
-        Ok(false) => Taken::Unchanged,
-        Err(e) => {
-            tracing::warn!(error = %e, "the store refused a repaired record");
-            Taken::Failed
-        }
-    }
-}
-
-/// Answers a peer's [`Message::RepairWrite`] and [`Message::RepairDone`]. A write the store
-/// could not take fails the whole answer (the peer's session fails, so the range does not
-/// count as repaired); a round start ahead of this node's clock by more than the tolerated
-/// offset is refused (it would let tombstones go early).
-pub fn answer_write(node: &Node, message: Message) -> Message {
-    let cluster = node.cluster.get().expect("cluster");
-    match message {
-        Message::RepairWrite { records } => {
-            for (key, record) in &records {
-                match take_record(node, cluster, key, record) {
-                    Taken::Changed => {
-                        cluster.repair.stats.keys_received.fetch_add(1, Relaxed);
-                    }
-                    Taken::Unchanged | Taken::Refused => {}
-                    Taken::Failed => {
-                        return Message::Error {
-                            text: "ERR the store could not take a repaired record".into(),
-                        };
-                    }
-                }
-            }
-            Message::WriteAck
-        }
-        Message::RepairDone { started_ms, ranges } => {
-            let now = unix_now_ms();
-            let max_offset = cluster.config.max_clock_offset_ms;
-            if started_ms > now + max_offset {
-                cluster.repair.stats.requests_refused.fetch_add(1, Relaxed);
-                return Message::Error {
-                    text: format!(
-                        "ERR a repair round that started {} ms ahead of this node's clock",
-                        started_ms - now
-                    ),
-                };
-            }
-            let ring = cluster.ring();
-            let n = cluster.config.replication_factor;
-            cluster
-                .repair
-                .record(&ring, n, cluster.local, &ranges, started_ms);
-            Message::WriteAck
-        }
-        _ => Message::Error {
-            text: "not a repair write".into(),
-        },
+        Response::Ack => Ok(Reply::Ack),
+        _ => Err(RequestError::Failed(peer)),
     }
 }

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use ringcache_cluster::NodeId;
 use ringcache_cluster::protocol::Message;
 use ringcache_storage::Record;
+use tokio::sync::watch;
 
-use super::link::Inbox;
-use super::{Cluster, Response};
-use crate::node::{Node, unix_now_ms};
+use super::link::{Links, Response};
+use super::state::Cluster;
+use crate::clock::unix_now_ms;
 
 /// How often the replayer looks for targets that are up and have hints.
 const REPLAY_INTERVAL: Duration = Duration::from_millis(200);
@@ -26,45 +27,47 @@ const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Replays hints until shutdown.
-pub async fn run(node: Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
-    let Some(hints) = &cluster.hints else {
+pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    if cluster.hints.is_none() {
         return;
-    };
-    let mut shutdown = node.shutdown.subscribe();
+    }
     let mut last_sync = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep(REPLAY_INTERVAL) => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
-        for target in hints.targets() {
+        let targets = cluster
+            .hints
+            .as_ref()
+            .map(|h| h.targets())
+            .unwrap_or_default();
+        for target in targets {
             let target = NodeId::new(target);
             if cluster.is_up(target, unix_now_ms()) {
-                replay_target(&node, cluster, target).await;
+                replay_target(&cluster, target).await;
             }
         }
         if last_sync.elapsed() >= SYNC_INTERVAL {
             last_sync = tokio::time::Instant::now();
-            sync_hints(&node).await;
+            sync_hints(&cluster).await;
         }
     }
-    sync_hints(&node).await;
+    sync_hints(&cluster).await;
 }
 
 /// Fsyncs the hint logs on a blocking thread, not on a runtime worker.
-async fn sync_hints(node: &Arc<Node>) {
-    let node = node.clone();
+async fn sync_hints(cluster: &Arc<Cluster>) {
+    let cluster = cluster.clone();
     let synced =
-        tokio::task::spawn_blocking(move || node.cluster.get()?.hints.as_ref().map(|h| h.sync()))
-            .await;
+        tokio::task::spawn_blocking(move || cluster.hints.as_ref().map(|h| h.sync())).await;
     if let Ok(Some(Err(e))) = synced {
         tracing::error!(error = %e, "cannot sync the hint logs");
     }
 }
 
 /// Sends `target` its hints, batch by batch, while it acknowledges them all.
-async fn replay_target(node: &Arc<Node>, cluster: &Cluster, target: NodeId) {
+async fn replay_target(cluster: &Cluster, target: NodeId) {
     let hints = cluster.hints.as_ref().expect("hints");
     let window = cluster.config.hint_window_ms;
     loop {
@@ -96,7 +99,8 @@ async fn replay_target(node: &Arc<Node>, cluster: &Cluster, target: NodeId) {
             .hints_dropped
             .fetch_add(stale.len() as u64, Relaxed);
         let count = fresh.len() as u64;
-        if !send_batch(cluster, target, fresh).await {
+        let records: Vec<(Bytes, Record)> = fresh.into_iter().map(|h| (h.key, h.record)).collect();
+        if !send_records(&cluster.links, target, &records).await {
             return;
         }
         if let Err(e) = hints.acknowledge(target.get(), last) {
@@ -105,56 +109,22 @@ async fn replay_target(node: &Arc<Node>, cluster: &Cluster, target: NodeId) {
         }
         cluster.stats.hints_replayed.fetch_add(count, Relaxed);
         tracing::debug!(%target, count, "hints replayed");
-        let _ = node;
     }
 }
 
-/// Sends every hint of a batch and waits for all acks; false if any failed or timed out.
-async fn send_batch(
-    cluster: &Cluster,
-    target: NodeId,
-    batch: Vec<ringcache_storage::hints::Hint>,
-) -> bool {
-    let records: Vec<(Bytes, Record)> = batch.into_iter().map(|h| (h.key, h.record)).collect();
-    send_records(cluster, target, &records).await
-}
-
-/// Writes `records` to `target` as pipelined writes and waits for every ack; false if any
-/// failed or none came within [`BATCH_TIMEOUT`]. Hint replay and decommission streaming.
-pub async fn send_records(cluster: &Cluster, target: NodeId, records: &[(Bytes, Record)]) -> bool {
-    if records.is_empty() {
-        return true;
-    }
-    let Some(link) = cluster.link(target) else {
-        return false;
-    };
-    let answers = Inbox::new();
-    let mut ids = Vec::with_capacity(records.len());
-    for (key, record) in records {
+/// Writes `records` to `target` as pipelined coordinator writes (its replica path checks
+/// them as any write) and waits for every ack; false if any failed or none came within
+/// [`BATCH_TIMEOUT`]. Hint replay and decommission streaming.
+pub async fn send_records(links: &Links, target: NodeId, records: &[(Bytes, Record)]) -> bool {
+    let writes = records.iter().map(|(key, record)| {
         let message = Message::Write {
             key: key.clone(),
             record: record.clone(),
         };
-        match link.request(cluster.request_id(), &message, target, answers.clone()) {
-            Ok(id) => ids.push(id),
-            Err(()) => {
-                ids.iter().for_each(|&id| link.cancel(id));
-                return false;
-            }
-        }
-    }
-    let expected = ids.len();
-    let all_acked = tokio::time::timeout(BATCH_TIMEOUT, async {
-        for _ in 0..expected {
-            match answers.recv().await {
-                (_, Response::Ack) => {}
-                _ => return false,
-            }
-        }
-        true
-    })
-    .await
-    .unwrap_or(false);
-    ids.iter().for_each(|&id| link.cancel(id));
-    all_acked
+        (target, message)
+    });
+    let outcomes = links.request_all(writes, BATCH_TIMEOUT).await;
+    outcomes
+        .iter()
+        .all(|(_, outcome)| matches!(outcome, Ok(Response::Ack)))
 }

@@ -20,14 +20,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ringcache_cluster::membership::{Health, Status};
 use ringcache_cluster::protocol::Message;
-use ringcache_cluster::protocol::message::STREAM_KEYS_MAX;
-use ringcache_cluster::transfer::{Moved, Plan, Pull, in_ranges, moved_ranges};
-use ringcache_cluster::{NodeId, Ring};
+use ringcache_cluster::transfer::{Moved, Plan, Pull, moved_ranges};
+use ringcache_cluster::{NodeId, Ring, View};
 use ringcache_storage::{Record, key_token};
+use tokio::sync::watch;
 
-use super::link::Inbox;
-use super::{Response, View, persist};
-use crate::node::{Node, unix_now_ms};
+use super::error::{DecommissionError, StreamError};
+use super::link::Response;
+use super::persist;
+use super::replay::send_records;
+use super::replica::{Applied, Source};
+use super::state::Cluster;
+use super::throttle::Throttle;
+use crate::clock::unix_now_ms;
 
 /// Records a source walks per stream request.
 const STREAM_BATCH_KEYS: u32 = 1_000;
@@ -48,35 +53,11 @@ const PUSH_BATCH_RECORDS: usize = 256;
 const JOIN_PLAN_FILE: &str = "stream";
 /// Where a take-over of a forgotten member's ranges keeps its plan and progress.
 const TAKEOVER_PLAN_FILE: &str = "takeover";
-/// The most idle time the streaming throttle counts as credit.
-const THROTTLE_BURST: Duration = Duration::from_millis(250);
 /// How long a leaving node waits for its hints to be replayed.
 const HINT_DRAIN_MAX: Duration = Duration::from_secs(30);
 /// How long a leaving node gives gossip to spread a status change before going on: as long
 /// as a joining node waits, for the same reason.
 const STATUS_SETTLE: Duration = JOIN_SETTLE;
-
-/// Answers a [`Message::StreamRead`]: walks about `count` records of the store from `cursor`
-/// and returns those in `ranges`, tombstones included (a delete must move with the data).
-pub fn read_ranges(
-    node: &Node,
-    cursor: u64,
-    count: u32,
-    ranges: &[(u64, u64)],
-) -> (u64, Vec<(Bytes, Record)>) {
-    let mut sorted = ranges.to_vec();
-    sorted.sort_unstable();
-    let mut records = Vec::new();
-    let count = (count as usize).clamp(1, STREAM_KEYS_MAX);
-    let next = node
-        .store
-        .scan(cursor, count, unix_now_ms(), &mut |key, record| {
-            if in_ranges(&sorted, key_token(key)) && records.len() < STREAM_KEYS_MAX {
-                records.push((key.clone(), record.clone()));
-            }
-        });
-    (next, records)
-}
 
 /// The plan of a join cut short, kept in `data_dir/stream`.
 /// Its first line is the future ring it was planned against (`ring <id>,<id>,...`), then
@@ -107,55 +88,17 @@ fn alive(view: &View, node: NodeId) -> bool {
         .is_some_and(|m| m.health != Health::Dead)
 }
 
-/// Holds a transfer to `--stream-throughput-mb` (or repair to `--repair-throughput-mb`):
-/// sleeps as long as it is ahead.
-pub(super) struct Throttle {
-    started: Instant,
-    bytes: u64,
-    bytes_per_s: u64,
-}
-
-impl Throttle {
-    pub(super) fn new(mb_per_s: u64) -> Throttle {
-        Throttle {
-            started: Instant::now(),
-            bytes: 0,
-            bytes_per_s: mb_per_s.saturating_mul(1_000_000),
-        }
-    }
-
-    pub(super) async fn consumed(&mut self, bytes: u64) {
-        if self.bytes_per_s == 0 {
-            return;
-        }
-        // Time spent idle (a source retried, links not up yet) is credit for at most
-        // THROTTLE_BURST: it must not turn into an unthrottled burst.
-        let due_before = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_s as f64);
-        if self.started.elapsed() > due_before + THROTTLE_BURST
-            && let Some(start) = Instant::now().checked_sub(due_before + THROTTLE_BURST)
-        {
-            self.started = start;
-        }
-        self.bytes += bytes;
-        let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_s as f64);
-        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
-            tokio::time::sleep(ahead).await;
-        }
-    }
-}
-
 fn record_bytes(key: &Bytes, record: &Record) -> u64 {
     (key.len() + record.value.as_ref().map_or(0, Bytes::len) + 32) as u64
 }
 
 /// The streaming task of a node: its own join first if it is joining, then, on every ring
 /// change, pulls for ranges a forgotten member left it, and the cleanup of ranges it lost.
-pub async fn run(node: Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
-    let mut shutdown = node.shutdown.subscribe();
+pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let cluster = &cluster;
     let joined = async {
         match cluster.status() {
-            Status::Joining => join(&node).await,
+            Status::Joining => join(cluster).await,
             Status::Ready => become_owner(cluster).await,
             Status::Normal | Status::Leaving | Status::Left => {}
         }
@@ -166,17 +109,16 @@ pub async fn run(node: Arc<Node>) {
     }
     tokio::select! {
         () = async {
-            resume_takeover(&node).await;
-            follow_ring(&node).await;
+            resume_takeover(cluster).await;
+            follow_ring(cluster).await;
         } => {}
         _ = shutdown.wait_for(|stop| *stop) => {}
     }
 }
 
 /// Joins: waits to be in the cluster, plans (or resumes) the pulls, pulls, turns Normal.
-async fn join(node: &Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
-    let stream_file = node.config.read().data_dir.join(JOIN_PLAN_FILE);
+async fn join(cluster: &Cluster) {
+    let stream_file = cluster.data_dir.join(JOIN_PLAN_FILE);
     loop {
         wait_for_turn(cluster).await;
         tokio::time::sleep(JOIN_SETTLE).await;
@@ -224,7 +166,7 @@ async fn join(node: &Arc<Node>) {
                     .as_ref()
                     .is_some_and(|f| f.members() == planned.as_slice())
         };
-        if pull_all(node, plan, Some((&stream_file, &planned)), same_future).await {
+        if pull_all(cluster, plan, Some((&stream_file, &planned)), same_future).await {
             break;
         }
         // The future ring changed (another node began to join, or a node to leave): the
@@ -238,7 +180,7 @@ async fn join(node: &Arc<Node>) {
 
 /// Done streaming: turns Ready, and Normal once the ring holds it, which is when no other
 /// node is still joining (see `Status::Ready`).
-async fn become_owner(cluster: &super::Cluster) {
+async fn become_owner(cluster: &Cluster) {
     if cluster.status() != Status::Ready {
         cluster.set_status(Status::Ready);
         tracing::info!(
@@ -257,12 +199,12 @@ async fn become_owner(cluster: &super::Cluster) {
 
 /// Whether this node may stream now: it is in the cluster, and the view lets it
 /// ([`View::may_stream`]).
-fn is_our_turn(cluster: &super::Cluster) -> bool {
+fn is_our_turn(cluster: &Cluster) -> bool {
     cluster.unresolved_seeds().is_empty() && cluster.view().may_stream(cluster.local)
 }
 
 /// Waits until [`is_our_turn`].
-async fn wait_for_turn(cluster: &super::Cluster) {
+async fn wait_for_turn(cluster: &Cluster) {
     let mut waited = false;
     while !is_our_turn(cluster) {
         if !waited {
@@ -282,12 +224,11 @@ async fn wait_for_turn(cluster: &super::Cluster) {
 /// A source that fails is retried; once gossip holds it dead, its ranges are pulled from
 /// each of its fallbacks instead.
 async fn pull_all(
-    node: &Arc<Node>,
+    cluster: &Cluster,
     mut plan: Plan,
     kept: Option<(&Path, &[NodeId])>,
     go_on: impl Fn() -> bool,
 ) -> bool {
-    let cluster = node.cluster.get().expect("cluster");
     let mut throttle = Throttle::new(cluster.config.stream_throughput_mb);
     cluster
         .streaming
@@ -307,7 +248,7 @@ async fn pull_all(
             continue;
         }
         let source = plan.pulls[i].source;
-        match pull_batch(node, &mut plan.pulls[i], &mut throttle).await {
+        match pull_batch(cluster, &mut plan.pulls[i], &mut throttle).await {
             Ok(()) => {
                 if plan.pulls[i].done {
                     let ranges = plan.pulls[i].ranges.len() as u64;
@@ -348,43 +289,35 @@ async fn pull_all(
     true
 }
 
-/// One request of a pull: merges what comes back, advances the cursor.
+/// One request of a pull: merges what comes back through the replica path (as streamed
+/// records: not checked for skew, see [`Source::Stream`]), advances the cursor.
 async fn pull_batch(
-    node: &Arc<Node>,
+    cluster: &Cluster,
     pull: &mut Pull,
     throttle: &mut Throttle,
-) -> Result<(), String> {
-    let cluster = node.cluster.get().expect("cluster");
-    let link = cluster.link(pull.source).ok_or("no link to the source")?;
-    let answers = Inbox::new();
+) -> Result<(), StreamError> {
     let message = Message::StreamRead {
         cursor: pull.cursor,
         count: STREAM_BATCH_KEYS,
         ranges: pull.ranges.clone(),
     };
-    let id = link
-        .request(cluster.request_id(), &message, pull.source, answers.clone())
-        .map_err(|()| "link queue full".to_string())?;
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT, answers.recv()).await;
-    link.cancel(id);
-    let (cursor, records) = match answer {
-        Ok((_, Response::Stream { cursor, records })) => (cursor, records),
-        Ok(_) => return Err("the source refused".into()),
-        Err(_) => return Err("timed out".into()),
+    let (cursor, records) = match cluster
+        .links
+        .request(pull.source, &message, REQUEST_TIMEOUT)
+        .await?
+    {
+        Response::Stream { cursor, records } => (cursor, records),
+        _ => return Err(StreamError::Unexpected(pull.source)),
     };
     let mut bytes = 0;
+    let now = unix_now_ms();
     for (key, record) in &records {
         bytes += record_bytes(key, record);
-        if !cluster.survives_flush(record) {
-            continue;
-        }
-        node.clock.observe(record.version());
-        match node.store.merge(key, record) {
-            Ok(true) => {
+        match cluster.replica.apply(key, record, now, Source::Stream)? {
+            Applied::Changed => {
                 cluster.streaming.records_new.fetch_add(1, Relaxed);
             }
-            Ok(false) => {}
-            Err(e) => return Err(format!("local store refused a streamed record: {e}")),
+            Applied::Unchanged | Applied::Flushed | Applied::RefusedEvicted => {}
         }
     }
     cluster
@@ -401,8 +334,7 @@ async fn pull_batch(
 /// Follows ring changes: pulls the ranges a forgotten member leaves this node, and drops the
 /// ranges this node no longer replicates once the ring has stayed the same for
 /// [`CLEANUP_DELAY`] with no join or leave under way.
-async fn follow_ring(node: &Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
+async fn follow_ring(cluster: &Arc<Cluster>) {
     let mut seen = cluster.view();
     // None: not cleaned since start (a node restarted after a ring change holds what it lost).
     let mut cleaned: Option<Arc<Ring>> = None;
@@ -412,12 +344,12 @@ async fn follow_ring(node: &Arc<Node>) {
         let _ = tokio::time::timeout(RETRY_DELAY, changed).await;
         if cluster.status() == Status::Joining {
             // Forgotten while away: it joins again (see gossip::carry_out).
-            join(node).await;
+            join(cluster).await;
             cleaned = None;
         }
         let view = cluster.view();
         if !Arc::ptr_eq(&view.ring, &seen.ring) {
-            take_over_forgotten(node, &seen, &view).await;
+            take_over_forgotten(cluster, &seen, &view).await;
             ring_since = Instant::now();
         }
         seen = view.clone();
@@ -426,9 +358,9 @@ async fn follow_ring(node: &Arc<Node>) {
             && cluster.unresolved_seeds().is_empty();
         let cleaned_this = cleaned.as_ref().is_some_and(|c| Arc::ptr_eq(c, &view.ring));
         if quiet && ring_since.elapsed() >= CLEANUP_DELAY && !cleaned_this {
-            let node = node.clone();
+            let worker = cluster.clone();
             let ring = view.ring.clone();
-            let done = tokio::task::spawn_blocking(move || cleanup(&node, &ring)).await;
+            let done = tokio::task::spawn_blocking(move || cleanup(&worker, &ring)).await;
             if matches!(done, Ok(true)) {
                 cleaned = Some(view.ring.clone());
             }
@@ -438,8 +370,7 @@ async fn follow_ring(node: &Arc<Node>) {
 
 /// When owners disappear without having left (`RING FORGET`), the nodes that become
 /// replicas of their ranges pull those ranges from every other live replica.
-async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
-    let cluster = node.cluster.get().expect("cluster");
+async fn take_over_forgotten(cluster: &Cluster, before: &View, after: &View) {
     let forgotten: Vec<NodeId> = before
         .ring
         .members()
@@ -474,15 +405,15 @@ async fn take_over_forgotten(node: &Arc<Node>, before: &View, after: &View) {
         pulls = plan.pulls.len(),
         "taking over a forgotten member's ranges"
     );
-    let file = node.config.read().data_dir.join(TAKEOVER_PLAN_FILE);
+    let file = cluster.data_dir.join(TAKEOVER_PLAN_FILE);
     save_plan(after.ring.members(), &plan, &file);
-    pull_all(node, plan, Some((&file, after.ring.members())), || true).await;
+    pull_all(cluster, plan, Some((&file, after.ring.members())), || true).await;
     let _ = std::fs::remove_file(&file);
 }
 
 /// Finishes a take-over that a crash cut short (its plan kept in the data dir).
-async fn resume_takeover(node: &Arc<Node>) {
-    let file = node.config.read().data_dir.join(TAKEOVER_PLAN_FILE);
+async fn resume_takeover(cluster: &Cluster) {
+    let file = cluster.data_dir.join(TAKEOVER_PLAN_FILE);
     let Some((ring, plan)) = load_plan(&file) else {
         return;
     };
@@ -490,22 +421,22 @@ async fn resume_takeover(node: &Arc<Node>) {
         pulls = plan.pulls.len(),
         "resuming the take-over of a forgotten member's ranges"
     );
-    pull_all(node, plan, Some((&file, &ring)), || true).await;
+    pull_all(cluster, plan, Some((&file, &ring)), || true).await;
     let _ = std::fs::remove_file(&file);
 }
 
 /// Drops every record whose key this node no longer replicates in `ring`.
 /// Stops, returning false, as soon as the ring changes or a join or leave begins: a range
 /// this node is about to take (a decommissioned node pushing it here) must not be dropped.
-fn cleanup(node: &Node, ring: &Arc<Ring>) -> bool {
-    let cluster = node.cluster.get().expect("cluster");
+fn cleanup(cluster: &Cluster, ring: &Arc<Ring>) -> bool {
+    let store = &cluster.replica.store;
     let n = cluster.config.replication_factor;
     let now = unix_now_ms();
     let mut cursor = 0;
     let mut dropped = 0u64;
     loop {
         let mut foreign = Vec::new();
-        cursor = node.store.scan(cursor, 4096, now, &mut |key, _| {
+        cursor = store.scan(cursor, 4096, now, &mut |key, _| {
             if !ring
                 .preference_list(key_token(key), n)
                 .contains(&cluster.local)
@@ -523,7 +454,7 @@ fn cleanup(node: &Node, ring: &Arc<Ring>) -> bool {
                     .fetch_add(dropped, Relaxed);
                 return false;
             }
-            match node.store.discard(&key) {
+            match store.discard(&key) {
                 Ok(true) => dropped += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -558,52 +489,31 @@ fn cleanup(node: &Node, ring: &Arc<Ring>) -> bool {
 /// nodes than replicas, when a join or leave is under way, or when this node is not Normal.
 ///
 /// # Errors
-/// The reason, as the command's error reply.
-pub async fn decommission(node: &Arc<Node>) -> Result<(), String> {
-    let cluster = node.cluster.get().expect("cluster");
+/// Why it was refused (nothing done) or stopped (the node stays normal); the text is the
+/// command's error reply.
+pub async fn decommission(cluster: &Cluster) -> Result<(), DecommissionError> {
     let view = cluster.view();
     let rf = cluster.config.replication_factor;
-    if cluster.status() != Status::Normal {
-        return Err("ERR this node is not normal: only a normal node can be decommissioned".into());
-    }
-    if view.future.is_some() {
-        return Err("ERR a join or leave is under way; decommission when it has finished".into());
-    }
-    let remaining = view.ring.members().len().saturating_sub(1);
-    if remaining < rf {
-        return Err(format!(
-            "ERR decommission would leave {remaining} nodes for {rf} replicas; add a node first"
-        ));
-    }
-    let after = Ring::new(
-        view.ring
-            .members()
-            .iter()
-            .copied()
-            .filter(|&n| n != cluster.local),
-        cluster.config.vnodes,
-    );
-    let moved = moved_ranges(&view.ring, &after, rf);
+    view.may_leave(cluster.status(), rf)?;
+    let moved = view.moves_if_leaving(cluster.local, rf, cluster.config.vnodes);
     cluster.set_status(Status::Leaving);
-    spread_now(node).await;
+    spread_now(cluster).await;
     tracing::info!(ranges = moved.len(), "leaving: streaming ranges out");
-    if let Err(e) = push_all(node, &moved).await {
+    if let Err(e) = push_all(cluster, &moved).await {
         cluster.set_status(Status::Normal);
-        spread_now(node).await;
-        return Err(format!(
-            "ERR decommission stopped, this node stays normal: {e}"
-        ));
+        spread_now(cluster).await;
+        return Err(e.into());
     }
     drain_hints(cluster).await;
     cluster.set_status(Status::Left);
-    spread_now(node).await;
+    spread_now(cluster).await;
     tracing::info!("decommissioned: left the cluster; stopping");
     Ok(())
 }
 
 /// Gives the hints this node keeps for others time to be replayed before it leaves (they go
 /// with it otherwise; read repair and anti-entropy would be left to fix what they carried).
-async fn drain_hints(cluster: &super::Cluster) {
+async fn drain_hints(cluster: &Cluster) {
     let deadline = Instant::now() + HINT_DRAIN_MAX;
     while cluster.hints_pending().0 > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -618,8 +528,7 @@ async fn drain_hints(cluster: &super::Cluster) {
 }
 
 /// Spreads this node's new status by push-pull with a few members, then gives gossip time.
-async fn spread_now(node: &Arc<Node>) {
-    let cluster = node.cluster.get().expect("cluster");
+async fn spread_now(cluster: &Cluster) {
     let mut peers: Vec<String> = cluster
         .view()
         .members
@@ -631,14 +540,13 @@ async fn spread_now(node: &Arc<Node>) {
     let start = (rand::random::<u64>() as usize) % peers.len().max(1);
     peers.rotate_left(start);
     for peer in peers.iter().take(3) {
-        let _ = super::link::push_pull(node, peer).await;
+        let _ = cluster.push_pull(peer).await;
     }
     tokio::time::sleep(STATUS_SETTLE).await;
 }
 
 /// Pushes the records of every range this node loses to the nodes that gain it.
-async fn push_all(node: &Arc<Node>, moved: &[Moved]) -> Result<(), String> {
-    let cluster = node.cluster.get().expect("cluster");
+async fn push_all(cluster: &Cluster, moved: &[Moved]) -> Result<(), StreamError> {
     let mut by_target: BTreeMap<NodeId, Vec<(u64, u64)>> = BTreeMap::new();
     for m in moved.iter().filter(|m| m.losers().contains(&cluster.local)) {
         for target in m.gainers() {
@@ -650,7 +558,7 @@ async fn push_all(node: &Arc<Node>, moved: &[Moved]) -> Result<(), String> {
     let mut throttle = Throttle::new(cluster.config.stream_throughput_mb);
     let mut left = total;
     for (target, ranges) in by_target {
-        if let Err(e) = push_to(node, target, &ranges, &mut throttle).await {
+        if let Err(e) = push_to(cluster, target, &ranges, &mut throttle).await {
             // The decommission stops: nothing is pending any more.
             cluster.streaming.ranges_pending.fetch_sub(left, Relaxed);
             return Err(e);
@@ -666,22 +574,24 @@ async fn push_all(node: &Arc<Node>, moved: &[Moved]) -> Result<(), String> {
 /// Walks the local store and writes every record in `ranges` to `target`, a batch at a
 /// time, each batch retried a few times.
 async fn push_to(
-    node: &Arc<Node>,
+    cluster: &Cluster,
     target: NodeId,
     ranges: &[(u64, u64)],
     throttle: &mut Throttle,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     const ATTEMPTS: usize = 5;
-    let cluster = node.cluster.get().expect("cluster");
     let mut cursor = 0;
     loop {
-        let (next, records) = read_ranges(node, cursor, PUSH_BATCH_RECORDS as u32, ranges);
+        let batch = PUSH_BATCH_RECORDS as u32;
+        let (next, records) = cluster
+            .replica
+            .read_ranges(cursor, batch, ranges, unix_now_ms());
         let bytes: u64 = records.iter().map(|(k, r)| record_bytes(k, r)).sum();
         let mut attempt = 0;
-        while !super::replay::send_records(cluster, target, &records).await {
+        while !send_records(&cluster.links, target, &records).await {
             attempt += 1;
             if attempt == ATTEMPTS {
-                return Err(format!("node {target} did not take the records"));
+                return Err(StreamError::NotTaken(target));
             }
             tokio::time::sleep(RETRY_DELAY).await;
         }

@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -32,8 +31,8 @@ use ringcache_storage::{Record, StoreError, Update};
 use tokio::task::JoinSet;
 
 use super::{ExecError, Outcome, Records, Session, dispatch};
-use crate::cluster;
-use crate::node::Node;
+use crate::cluster::{self, Cluster};
+use crate::node::{Node, unix_now_ms};
 
 /// Whether the command names keys and so goes through the coordinator (the keyspace walks
 /// go through [`execute_keyspace`]).
@@ -82,7 +81,7 @@ pub async fn execute(
         .cluster
         .get()
         .expect("clustered commands run in a cluster");
-    refuse_until_seeds_reached(cluster)?;
+    cluster.check_seeds()?;
     let write = request.spec.access() == Access::Write;
     let level = level_of(node, session, &request, write);
     keys.sort_unstable();
@@ -90,7 +89,7 @@ pub async fn execute(
     let key_refs: Vec<&Bytes> = keys.iter().collect();
     let blind = write && is_blind_write(&request.command);
     if write {
-        refuse_if_clock_skewed(cluster)?;
+        cluster.check_clock()?;
         // A blind write of one key goes straight to its round, which refuses it as
         // unavailable itself, in the same words; the check is for reads before writes, and
         // for commands that must not write some keys and not others.
@@ -110,7 +109,7 @@ pub async fn execute(
         } else {
             level
         };
-        for (key, record) in keys.iter().zip(read_all(node, &keys, read_level).await?) {
+        for (key, record) in keys.iter().zip(read_all(cluster, &keys, read_level).await?) {
             // A replica's clock may be ahead of ours: move past what was read, so that
             // the version this command writes is newer than the record it changes.
             if let Some(record) = &record {
@@ -121,67 +120,39 @@ pub async fn execute(
     }
     let reply = dispatch(node, &overlay, session, request, now_ms, touch)?;
     let written = std::mem::take(&mut *overlay.written.lock());
-    write_all(node, written, level).await?;
+    write_all(cluster, written, level).await?;
     Ok(reply)
-}
-
-fn refuse_until_seeds_reached(cluster: &cluster::Cluster) -> Result<(), ExecError> {
-    let unresolved = cluster.unresolved_seeds();
-    if unresolved.is_empty() {
-        return Ok(());
-    }
-    const SHOWN: usize = 3;
-    let mut list = unresolved[..unresolved.len().min(SHOWN)].join(", ");
-    if unresolved.len() > SHOWN {
-        list.push_str(&format!(" and {} more", unresolved.len() - SHOWN));
-    }
-    Err(ExecError::Cluster(format!(
-        "CLUSTERDOWN this node has not reached every seed yet ({list}), so it cannot place \
-         keys; retry shortly"
-    )))
-}
-
-fn refuse_if_clock_skewed(cluster: &cluster::Cluster) -> Result<(), ExecError> {
-    let Some(offset) = cluster.clock_skew() else {
-        return Ok(());
-    };
-    cluster.stats.clock_skew_refusals.fetch_add(1, Relaxed);
-    Err(ExecError::Cluster(format!(
-        "CLOCKSKEW this node's clock is {offset} ms off its peers' (max {} ms); it does not \
-         coordinate writes until its clock is fixed (nothing was written)",
-        cluster.config.max_clock_offset_ms
-    )))
 }
 
 /// Reads every key at `level`, concurrently; the merged records in the keys' order.
 async fn read_all(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     keys: &[Bytes],
     level: Level,
 ) -> Result<Vec<Option<Record>>, QuorumError> {
     if let [key] = keys {
-        return Ok(vec![cluster::read(node, key, level).await?]);
+        return Ok(vec![cluster::read(cluster, key, level).await?]);
     }
     let reads = keys.iter().map(|key| {
-        let (node, key) = (node.clone(), key.clone());
-        async move { cluster::read(&node, &key, level).await }
+        let (cluster, key) = (cluster.clone(), key.clone());
+        async move { cluster::read(&cluster, &key, level).await }
     });
     all_or_first_error(reads.collect()).await
 }
 
 /// Writes every changed record at `level`, concurrently; the first error, if any.
 async fn write_all(
-    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     written: Vec<(Bytes, Record)>,
     level: Level,
 ) -> Result<(), QuorumError> {
     if written.len() == 1 {
         let (key, record) = written.into_iter().next().expect("one write");
-        return cluster::write(node, &key, record, level).await;
+        return cluster::write(cluster, &key, record, level).await;
     }
     let writes = written.into_iter().map(|(key, record)| {
-        let node = node.clone();
-        async move { cluster::write(&node, &key, record, level).await }
+        let cluster = cluster.clone();
+        async move { cluster::write(&cluster, &key, record, level).await }
     });
     all_or_first_error(writes.collect()).await.map(|_| ())
 }
@@ -294,11 +265,11 @@ pub async fn execute_keyspace(node: &Arc<Node>, command: Command, now_ms: u64) -
         .cluster
         .get()
         .expect("keyspace commands run in a cluster");
-    refuse_until_seeds_reached(cluster)?;
+    cluster.check_seeds()?;
     Ok(match command {
         Command::Scan(scan) => {
             let count = scan.count.clamp(1, SCAN_WALK_KEYS_MAX);
-            let (next, keys) = walk(node, scan.cursor, count).await;
+            let (next, keys) = walk(cluster, scan.cursor, count).await;
             let wants_strings = scan
                 .type_filter
                 .as_deref()
@@ -317,7 +288,7 @@ pub async fn execute_keyspace(node: &Arc<Node>, command: Command, now_ms: u64) -
             let mut found = Vec::new();
             let mut cursor = 0;
             loop {
-                let (next, keys) = walk(node, cursor, SCAN_WALK_KEYS_MAX).await;
+                let (next, keys) = walk(cluster, cursor, SCAN_WALK_KEYS_MAX).await;
                 found.extend(keys.into_iter().filter(|k| matches(Some(&pattern), k)));
                 if next == 0 {
                     break;
@@ -331,7 +302,7 @@ pub async fn execute_keyspace(node: &Arc<Node>, command: Command, now_ms: u64) -
         Command::RandomKey => match node.store.random_key(rand::random(), now_ms) {
             Some(key) => Reply::Bulk(key),
             None => {
-                let (_, keys) = walk(node, rand::random(), 1).await;
+                let (_, keys) = walk(cluster, rand::random(), 1).await;
                 keys.into_iter().next().map_or(Reply::Nil, Reply::Bulk)
             }
         },
@@ -365,14 +336,13 @@ fn matches(pattern: Option<&Bytes>, key: &[u8]) -> bool {
 
 /// One step of a cluster-wide walk from `cursor`: the keys every member that is up holds
 /// there, without repeats, and the smallest place any member stopped at (0: done).
-async fn walk(node: &Arc<Node>, cursor: u64, count: usize) -> (u64, Vec<Bytes>) {
-    let cluster = node.cluster.get().expect("cluster");
+async fn walk(cluster: &Cluster, cursor: u64, count: usize) -> (u64, Vec<Bytes>) {
     let message = Message::Scan {
         from_token: cursor,
         count: count as u32,
     };
     let local = || {
-        let (next, keys) = cluster::scan_local(node, cursor, count);
+        let (next, keys) = cluster.replica.scan(cursor, count, unix_now_ms());
         cluster::Response::Keys { next, keys }
     };
     let (answers, _) = cluster.ask_every(&message, local).await;
@@ -392,25 +362,21 @@ async fn walk(node: &Arc<Node>, cursor: u64, count: usize) -> (u64, Vec<Bytes>) 
 }
 
 /// `FLUSHALL`/`FLUSHDB` in a cluster: every member applies one flush time.
-async fn flush(
-    node: &Arc<Node>,
-    cluster: &cluster::Cluster,
-    now_ms: u64,
-) -> Result<Reply, ExecError> {
+async fn flush(node: &Arc<Node>, cluster: &Cluster, now_ms: u64) -> Result<Reply, ExecError> {
     let members = cluster.members().len();
     let alive = cluster.members_up(now_ms);
     if alive < members {
         return Err(QuorumError::Unavailable {
-            level: "ALL",
+            level: Level::All.name(),
             needed: members,
             alive,
             write: true,
         }
         .into());
     }
-    refuse_if_clock_skewed(cluster)?;
+    cluster.check_clock()?;
     let version = node.clock.next(now_ms);
-    let local = || match cluster::apply_flush(node, version) {
+    let local = || match cluster::apply_flush(cluster, version) {
         Ok(()) => cluster::Response::Ack,
         Err(e) => {
             tracing::error!(error = %e, "flush failed");
@@ -424,7 +390,7 @@ async fn flush(
         .count();
     if acks < members {
         return Err(QuorumError::Timeout {
-            level: "ALL",
+            level: Level::All.name(),
             needed: members,
             got: acks,
             timeout_ms: cluster.config.read_timeout_ms,

@@ -50,9 +50,10 @@ pub enum ExecError {
     /// The cluster could not meet the request's level.
     #[error(transparent)]
     Quorum(#[from] ringcache_cluster::QuorumError),
-    /// A cluster-level refusal, its text complete (`CLUSTERDOWN ...`, `CLOCKSKEW ...`).
-    #[error("{0}")]
-    Cluster(String),
+    /// The cluster refused to coordinate the request (`CLUSTERDOWN ...`, `CLOCKSKEW ...`;
+    /// nothing was written).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterRefusal),
 }
 
 /// The records a key command reads and writes: the node's own store on a single node; in a
@@ -75,7 +76,7 @@ pub trait Records {
     ) -> Result<Option<Record>, StoreError>;
 }
 
-impl Records for Box<dyn Store> {
+impl Records for Arc<dyn Store> {
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         Store::get(self.as_ref(), key, now_ms)
     }

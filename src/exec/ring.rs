@@ -24,8 +24,8 @@ pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
     match command {
         RingCommand::Nodes => Reply::Bulk(Bytes::from(nodes(cluster))),
         RingCommand::Info => Reply::Bulk(Bytes::from(info_lines(node).replace("\r\n", "\n"))),
-        RingCommand::Replicas(key) => replicas(node, cluster, &key).await,
-        RingCommand::Decommission => match crate::cluster::streaming::decommission(node).await {
+        RingCommand::Replicas(key) => replicas(cluster, &key).await,
+        RingCommand::Decommission => match crate::cluster::streaming::decommission(cluster).await {
             Ok(()) => {
                 // The reply goes out first; then the process stops as on SHUTDOWN.
                 let node = node.clone();
@@ -35,7 +35,7 @@ pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
                 });
                 Reply::Ok
             }
-            Err(text) => Reply::Error(text),
+            Err(e) => Reply::error(e),
         },
         RingCommand::Forget(id) => forget(cluster, &id),
         RingCommand::Repair(RepairTarget::Status) => {
@@ -47,9 +47,9 @@ pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
                 RepairTarget::Key(key) => Some(key),
                 _ => None,
             };
-            match crate::cluster::repair::repair_now(node, key).await {
+            match crate::cluster::repair::repair_now(cluster, &node.config, key).await {
                 Ok(report) => Reply::Bulk(Bytes::from(report.line())),
-                Err(text) => Reply::Error(text),
+                Err(e) => Reply::error(e),
             }
         }
     }
@@ -276,14 +276,14 @@ pub fn info_lines(node: &Node) -> String {
 }
 
 /// The key's preference list, each replica with its record as it holds it now.
-async fn replicas(node: &Arc<Node>, cluster: &Cluster, key: &Bytes) -> Reply {
+async fn replicas(cluster: &Cluster, key: &Bytes) -> Reply {
     let now = unix_now_ms();
     let ring = cluster.ring();
     let list = ring.preference_list(key_token(key), cluster.config.replication_factor);
     let addresses = cluster.members();
     let mut entries = Vec::with_capacity(list.len());
     for &replica in list.iter() {
-        let record = cluster.ask(node, replica, key).await;
+        let record = cluster.ask(replica, key).await;
         let addr = addresses.get(&replica).map_or("-", |a| a.as_str());
         let addr = if addr.is_empty() { "-" } else { addr };
         entries.push(replica_entry(
