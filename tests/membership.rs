@@ -109,6 +109,11 @@ fn value(index: usize, seq: u64) -> String {
     format!("k{index}:{seq}:{}", "v".repeat(index % 32))
 }
 
+/// How long the writer pauses when its targets change: versions carry the coordinator's
+/// wall clock in milliseconds, so after this every node issues versions above those issued
+/// before (all run on this machine's clock).
+const TARGETS_CHANGED_PAUSE: Duration = Duration::from_millis(3);
+
 /// The key that write `seq` (from 1) of the writer goes to: every [`NEW_KEY_EVERY`]th a new
 /// one after the preloaded keys, else one of those that exist by then.
 fn key_of(seq: u64) -> usize {
@@ -161,6 +166,10 @@ fn preload(cluster: &Cluster) {
 struct WriterLog {
     /// Per key index, the sequence number of the last acknowledged write (0: the preload).
     acked: BTreeMap<usize, u64>,
+    /// Per acknowledged write, the port it went through and when it was acknowledged: what a
+    /// lost write's report needs (two writes of one key through different coordinators
+    /// within the clock tolerance are ordered by their clocks, see docs/consistency.md).
+    via: BTreeMap<u64, (u16, Duration)>,
     /// Writes sent.
     attempts: u64,
     /// Writes answered +OK.
@@ -173,8 +182,15 @@ struct WriterLog {
     ran: Duration,
 }
 
-/// A thread writing `SET k<i> <value> CONSISTENCY QUORUM` one at a time, each through the
-/// next node of `targets` in turn, recording every acknowledgement.
+/// A thread writing `SET k<i> <value> CONSISTENCY QUORUM` one at a time, each key through
+/// its own node of `targets` (by key), recording every acknowledgement.
+///
+/// Why by key: two writes of one key through different coordinators are ordered by their
+/// clocks, not by real time (docs/consistency.md), so a second write made within the same
+/// millisecond through another node may lose to the first, acknowledged or not. One client
+/// writing one key through one node gets increasing versions. When the targets change (a
+/// key then moves to another node), the writer waits until the clock has moved past every
+/// version issued before, so the key's next write gets a higher one.
 struct Writer {
     stop: Arc<AtomicBool>,
     targets: Arc<Mutex<Vec<u16>>>,
@@ -216,6 +232,7 @@ impl Writer {
         let started = Instant::now();
         let mut log = WriterLog {
             acked: (0..PRELOAD_KEYS).map(|i| (i, 0)).collect(),
+            via: BTreeMap::new(),
             attempts: 0,
             acks: 0,
             failures: 0,
@@ -223,6 +240,7 @@ impl Writer {
             ran: Duration::ZERO,
         };
         let mut conns: BTreeMap<u16, RespConn> = BTreeMap::new();
+        let mut last_targets: Vec<u16> = targets.lock().unwrap().clone();
         let fail = |log: &mut WriterLog, why: String| {
             log.failures += 1;
             if log.failure_examples.len() < FAILURE_EXAMPLES_MAX {
@@ -238,7 +256,11 @@ impl Writer {
             keys.fetch_max(index + 1, Ordering::Relaxed);
             let port = {
                 let targets = targets.lock().unwrap();
-                targets[seq as usize % targets.len()]
+                if *targets != last_targets {
+                    thread::sleep(TARGETS_CHANGED_PAUSE);
+                    last_targets.clone_from(&targets);
+                }
+                targets[index % targets.len()]
             };
             let conn = match conns.entry(port) {
                 Entry::Occupied(entry) => entry.into_mut(),
@@ -266,6 +288,7 @@ impl Writer {
             match ask(conn, &args) {
                 Ok(reply) if reply == ok() => {
                     log.acked.insert(index, seq);
+                    log.via.insert(seq, (port, started.elapsed()));
                     log.acks += 1;
                     acks.fetch_add(1, Ordering::Relaxed);
                 }
@@ -420,7 +443,12 @@ fn join_one(cluster: &mut Cluster, writer: &Writer, nodes_after: usize) -> usize
 /// Reads every key of `acked` back at QUORUM through `ports` in turn, pipelined; returns
 /// the keys whose value is missing, not a write of that key, or older than the last
 /// acknowledged write.
-fn lost_writes(ports: &[u16], acked: &BTreeMap<usize, u64>) -> Vec<String> {
+fn lost_writes(ports: &[u16], log: &WriterLog) -> Vec<String> {
+    let acked = &log.acked;
+    let via = |seq: u64| match log.via.get(&seq) {
+        Some((port, at)) => format!("through port {port}, acked at {:.3}s", at.as_secs_f64()),
+        None => "preloaded".to_string(),
+    };
     let mut conns: Vec<RespConn> = ports.iter().map(|&p| RespConn::connect(p)).collect();
     let entries: Vec<(usize, u64)> = acked.iter().map(|(&k, &s)| (k, s)).collect();
     let mut lost = Vec::new();
@@ -456,9 +484,18 @@ fn lost_writes(ports: &[u16], acked: &BTreeMap<usize, u64>) -> Vec<String> {
                 .filter(|&seq| seen == value(index, seq) && (seq == 0 || key_of(seq) == index));
             match seq {
                 Some(seq) if seq >= acked_seq => {}
-                _ => lost.push(format!(
-                    "{} (last acked write {acked_seq}) read {seen:?} on port {}",
+                Some(seq) => lost.push(format!(
+                    "{} (last acked write {acked_seq} {}) read {seen:?} (write {seq} {}) on \
+                     port {}",
                     key(index),
+                    via(acked_seq),
+                    via(seq),
+                    conn.port
+                )),
+                None => lost.push(format!(
+                    "{} (last acked write {acked_seq} {}) read {seen:?} on port {}",
+                    key(index),
+                    via(acked_seq),
                     conn.port
                 )),
             }
@@ -644,7 +681,7 @@ fn nodes_join_and_leave_under_writes_and_every_quorum_write_survives() {
     assert_eq!(remaining, vec![survivor, fourth, fifth]);
     let ports: Vec<u16> = remaining.iter().map(|&i| cluster.port(i)).collect();
     let started = Instant::now();
-    let lost = lost_writes(&ports, &log.acked);
+    let lost = lost_writes(&ports, &log);
     println!(
         "read back {} keys at QUORUM in {:.1}s; stream_records_discarded on the survivors: \
          {:?}",
