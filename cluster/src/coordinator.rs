@@ -282,16 +282,8 @@ impl WriteRound {
         now_ms: u64,
         timeout_ms: u64,
     ) -> Result<(WriteRound, Vec<Effect>), QuorumError> {
+        check_writable(targets, &need)?;
         let mut replicas = Replicas::new(targets);
-        let alive = replicas.alive();
-        if alive < need.required && !need.hints_count {
-            return Err(QuorumError::Unavailable {
-                level: need.level,
-                needed: need.required,
-                alive,
-                write: true,
-            });
-        }
         let mut effects = Vec::with_capacity(targets.len());
         for (target, standing) in &mut replicas.nodes {
             if target.alive {
@@ -697,6 +689,24 @@ fn is_behind(held: Option<&Record>, merged: &Record) -> bool {
         None => true,
         Some(held) => held.clone().merge(merged),
     }
+}
+
+/// Whether a write to `targets` can meet `need` before anything is written: enough of them
+/// are reachable, or a stored hint counts (`ANY`).
+///
+/// # Errors
+/// [`QuorumError::Unavailable`]: too few replicas are up; nothing was written.
+pub fn check_writable(targets: &[Target], need: &Need) -> Result<(), QuorumError> {
+    let alive = targets.iter().filter(|t| t.alive).count();
+    if alive < need.required && !need.hints_count {
+        return Err(QuorumError::Unavailable {
+            level: need.level,
+            needed: need.required,
+            alive,
+            write: true,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::coordinator::{Need, QuorumError, Target};
+use crate::coordinator::{Need, Target};
 use crate::membership::{Health, Member, Status};
 use crate::ring::{NodeId, Ring};
 use crate::transfer::{Moved, moved_ranges, pending_replicas};
@@ -327,29 +327,12 @@ pub enum LeaveRefused {
     },
 }
 
-/// Whether a write to `targets` can meet `need` before anything is written: enough of them
-/// are reachable, or a stored hint counts (`ANY`).
-///
-/// # Errors
-/// [`QuorumError::Unavailable`]: too few replicas are up; nothing was written.
-pub fn check_writable(targets: &[Target], need: &Need) -> Result<(), QuorumError> {
-    let alive = targets.iter().filter(|t| t.alive).count();
-    if alive < need.required && !need.hints_count {
-        return Err(QuorumError::Unavailable {
-            level: need.level,
-            needed: need.required,
-            alive,
-            write: true,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+    use crate::coordinator::{QuorumError, check_writable};
 
     fn member(id: u64, status: Status) -> Member {
         Member {

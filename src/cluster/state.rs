@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
+use ringcache_cluster::coordinator::check_writable;
 use ringcache_cluster::coordinator::{Need, QuorumError, Target};
 use ringcache_cluster::membership::{
     Config as MembershipConfig, GossipError, Health, Member, Membership, Status,
 };
 use ringcache_cluster::protocol::{LocalPeer, Message};
-use ringcache_cluster::view::{HANDOVER_MS, View, check_writable};
+use ringcache_cluster::view::{HANDOVER_MS, View};
 use ringcache_cluster::{HybridClock, Liveness, NodeId, Ring};
 use ringcache_resp::Level;
 use ringcache_storage::hints::{HintOptions, Hints};
