@@ -45,13 +45,8 @@ load() { # port output-file
 }
 
 run() { # binary: prints "SET: <sum of the nodes' rps> GET: <sum>"
-  local node_ports=() peer_ports=() k dir seeds
-  for ((k = 0; k < NODES; k++)); do
-    node_ports+=("$(free_port)")
-    peer_ports+=("$(free_port)")
-  done
-  seeds=$(printf '127.0.0.1:%s,' "${peer_ports[@]}")
-  seeds=${seeds%,}
+  local node_ports peer_ports k dir seeds
+  cluster_ports "$NODES"
   for ((k = 0; k < NODES; k++)); do
     dir=$(mktemp -d -p "$tmp")
     "$1" --bind 127.0.0.1 --port "${node_ports[k]}" --peer-port "${peer_ports[k]}" \

@@ -80,12 +80,8 @@ single_port=$(free_port)
 pids+=($!); single_pids=($!)
 
 secret="cluster-benchmark-$$-$RANDOM"
-node_ports=() peer_ports=() cluster_pids=()
-for ((k = 1; k <= NODES; k++)); do
-  node_ports+=("$(free_port)")
-  peer_ports+=("$(free_port)")
-done
-seeds=$(printf '127.0.0.1:%s,' "${peer_ports[@]}"); seeds=${seeds%,}
+cluster_pids=()
+cluster_ports "$NODES"
 for ((k = 0; k < NODES; k++)); do
   "$bin" --bind 127.0.0.1 --port "${node_ports[k]}" --peer-port "${peer_ports[k]}" \
     --seeds "$seeds" --cluster-secret "$secret" --data-dir "$tmp/node$((k + 1))" \

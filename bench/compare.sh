@@ -222,13 +222,8 @@ pids+=($!)
 single_pid=$!
 
 secret="compare-$$-$RANDOM$RANDOM"
-node_ports=() peer_ports=() cluster_pids=()
-for ((k = 0; k < NODES; k++)); do
-  node_ports+=("$(free_port)")
-  peer_ports+=("$(free_port)")
-done
-seeds=$(printf '127.0.0.1:%s,' "${peer_ports[@]}")
-seeds=${seeds%,}
+cluster_pids=()
+cluster_ports "$NODES"
 for ((k = 0; k < NODES; k++)); do
   "$ring" --bind 127.0.0.1 --port "${node_ports[k]}" --peer-port "${peer_ports[k]}" \
     --seeds "$seeds" --cluster-secret "$secret" --data-dir "$tmp/node$((k + 1))" \

@@ -50,3 +50,16 @@ wait_members_up() {
     sleep 0.25
   done
 }
+
+# Takes a client port and a peer port for each of $1 cluster nodes (into the caller's arrays
+# node_ports and peer_ports) and sets seeds to every peer address, for --seeds.
+cluster_ports() {
+  local k
+  node_ports=() peer_ports=()
+  for ((k = 0; k < $1; k++)); do
+    node_ports+=("$(free_port)")
+    peer_ports+=("$(free_port)")
+  done
+  seeds=$(printf '127.0.0.1:%s,' "${peer_ports[@]}")
+  seeds=${seeds%,}
+}

@@ -45,13 +45,9 @@ trap 'echo "interrupted: stopping every process started here" >&2; exit 130' INT
 source bench/lib.sh
 
 secret="repair-$$-$RANDOM$RANDOM"
-ports=() peer_ports=() node_pids=()
-for ((k = 0; k < NODES; k++)); do
-  ports+=("$(free_port)")
-  peer_ports+=("$(free_port)")
-done
-seeds=$(printf '127.0.0.1:%s,' "${peer_ports[@]}")
-seeds=${seeds%,}
+node_pids=()
+cluster_ports "$NODES"
+ports=("${node_ports[@]}")
 start_node() { # index (0-based)
   local k=$1
   "$ring" --bind 127.0.0.1 --port "${ports[k]}" --peer-port "${peer_ports[k]}" \
