@@ -6,8 +6,11 @@
 //!   reply, pipelined).
 //! - [`exec`]: command execution against the node's store.
 //! - [`node`], [`clients`], [`stats`]: shared state, the client registry and counters.
-//! - [`cluster`]: members, ring, peer links, and the coordinator's driver; hinted handoff.
+//! - [`durability`]: group commit under `appendfsync always`.
+//! - [`cluster`]: the cluster at run time, in layers (its module map): links, the replica
+//!   path, gossip, the coordinator's driver, hinted handoff, streaming, repair.
 //! - [`metrics`]: the Prometheus exporter; [`expiry`]: the active expiry sweep.
+//! - [`clock`]: the wall clock; [`socket`]: socket reads of one `recv` per batch.
 
 mod clients;
 mod clock;

@@ -300,6 +300,18 @@ impl View {
         moved_ranges(&self.ring, &Ring::new(remaining, vnodes), n)
     }
 
+    /// Whether the ring is still, so anti-entropy may run: this node's own status (as its
+    /// membership holds it) is Normal, and no member joins, is ready or leaves (ranges are
+    /// moving then, and streaming brings them together).
+    pub fn is_still(&self, status: Status) -> bool {
+        status == Status::Normal
+            && self.future.is_none()
+            && self
+                .members
+                .values()
+                .all(|m| matches!(m.status, Status::Normal | Status::Left))
+    }
+
     /// Whether `local`, done streaming (Ready), may turn Normal: the ring holds it.
     pub fn may_turn_normal(&self, local: NodeId) -> bool {
         self.ring.members().contains(&local)
@@ -479,6 +491,27 @@ mod tests {
         assert_eq!(
             leaving.may_leave(Status::Normal, 3),
             Err(LeaveRefused::ChangeUnderWay)
+        );
+    }
+
+    #[test]
+    fn the_ring_is_still_only_with_every_member_normal() {
+        let normal = View::empty(16).next([1, 2].map(|id| member(id, Status::Normal)), 16, 0, 0);
+        assert!(normal.is_still(Status::Normal));
+        assert!(!normal.is_still(Status::Leaving));
+        let ready = normal.next(
+            [
+                member(1, Status::Normal),
+                member(2, Status::Normal),
+                member(3, Status::Ready),
+            ],
+            16,
+            0,
+            0,
+        );
+        assert!(
+            !ready.is_still(Status::Normal),
+            "a ready member still moves ranges"
         );
     }
 

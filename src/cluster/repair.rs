@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use ringcache_cluster::membership::Status;
 use ringcache_cluster::protocol::Message;
 use ringcache_cluster::repair::{Reply, Round, Session, my_ranges};
 use ringcache_cluster::{NodeId, Ring, TokenRange};
@@ -170,14 +169,7 @@ fn settled(cluster: &Cluster) -> bool {
 /// member joining or leaving), or this node's clock is off from its peers' by more than
 /// tolerated (a round's start time is what lets tombstones go).
 fn cannot_repair(cluster: &Cluster) -> Option<RepairRefusal> {
-    let view = cluster.view();
-    let moving = cluster.status() != Status::Normal
-        || view.future.is_some()
-        || view
-            .members
-            .values()
-            .any(|m| !matches!(m.status, Status::Normal | Status::Left));
-    if moving {
+    if !cluster.view().is_still(cluster.status()) {
         return Some(RepairRefusal::RingMoving);
     }
     if cluster.clock_skew().is_some() {

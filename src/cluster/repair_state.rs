@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use ringcache_cluster::repair::{RangeId, RepairHistory, Taken};
+use ringcache_cluster::repair::{RangeId, RepairHistory, Taken, tombstone_margin_ms};
 use ringcache_cluster::{NodeId, Ring, TokenRange};
 use ringcache_storage::{Record, TombstoneHorizon};
 
@@ -187,8 +187,11 @@ impl RepairState {
         me: NodeId,
         now_ms: u64,
     ) -> TombstoneHorizon {
-        let in_flight = config.write_timeout_ms.max(config.hint_window_ms);
-        let margin_ms = config.max_clock_offset_ms + in_flight;
+        let margin_ms = tombstone_margin_ms(
+            config.max_clock_offset_ms,
+            config.write_timeout_ms,
+            config.hint_window_ms,
+        );
         let n = config.replication_factor;
         self.history.lock().horizon(ring, n, me, margin_ms, now_ms)
     }

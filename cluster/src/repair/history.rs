@@ -26,6 +26,22 @@ struct Repaired {
 /// [`replicas_hash`] of its sorted replicas.
 pub type RangeId = (u64, u64, u64);
 
+/// How far before a range's last complete round a tombstone must be to go: the clock offset
+/// tolerated plus the longest a write can be on its way, a write's timeout or (a hint can
+/// carry an older write for that long) the hint window.
+pub const fn tombstone_margin_ms(
+    max_clock_offset_ms: u64,
+    write_timeout_ms: u64,
+    hint_window_ms: u64,
+) -> u64 {
+    let in_flight = if write_timeout_ms > hint_window_ms {
+        write_timeout_ms
+    } else {
+        hint_window_ms
+    };
+    max_clock_offset_ms + in_flight
+}
+
 /// A hash naming a set of replicas (sorted), so that a range's identity fits in a message.
 pub fn replicas_hash(sorted: &[NodeId]) -> u64 {
     let bytes: Vec<u8> = sorted

@@ -29,7 +29,9 @@ use crate::ring::{NodeId, Ring, TokenRange};
 use crate::transfer::in_ranges;
 
 mod history;
-pub use history::{RangeId, RepairHistory, my_ranges, range_id, replicas_hash};
+pub use history::{
+    RangeId, RepairHistory, my_ranges, range_id, replicas_hash, tombstone_margin_ms,
+};
 
 /// How many parts a differing run of leaves is split into at the next level down.
 pub const FANOUT: u32 = 16;

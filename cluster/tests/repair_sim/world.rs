@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use ringcache_cluster::protocol::Message;
 use ringcache_cluster::repair::{
-    RangeId, RepairHistory, RepairStats, Reply, Round, Session, Taken, answer,
+    RangeId, RepairHistory, RepairStats, Reply, Round, Session, Taken, answer, tombstone_margin_ms,
 };
 use ringcache_cluster::{NodeId, Ring, TokenRange};
 use ringcache_storage::{MemoryStore, Record, Store, TombstoneHorizon, Version, key_token};
@@ -25,8 +25,10 @@ use crate::rng::Rng;
 pub const N: usize = 3;
 /// Tokens per node.
 pub const VNODES: u16 = 8;
-/// The margin of the tombstone horizon: clock offset plus the longest a write is in flight.
-pub const MARGIN_MS: u64 = 1_500;
+/// The margin of the tombstone horizon, by the runtime's rule: the default clock offset
+/// (500 ms) plus the default write timeout (1 s), no hint window (the simulated nodes keep no
+/// hints).
+pub const MARGIN_MS: u64 = tombstone_margin_ms(500, 1_000, 0);
 /// One-way latency of a message, at most.
 pub const LATENCY_MS_MAX: u64 = 20;
 /// A session's request without an answer by then failed: well above a round trip.
