@@ -551,8 +551,20 @@ fn requirepass_demands_auth_like_redis() {
         r#"
         PING
         GET k
+        GET
+        GET k extra
         SET k v
+        SET k
+        SET k v BADOPTION
+        MSET a b c
+        MSET a
         CLIENT ID
+        CLIENT SETNAME
+        CLIENT NOSUCH
+        CONFIG
+        CONFIG GET
+        CONFIG SET maxclients
+        NOSUCHCOMMAND x
         HELLO 3
         HELLO 2
         AUTH wrong

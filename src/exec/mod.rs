@@ -207,9 +207,15 @@ fn prepare(
     args: Vec<Bytes>,
     keys: Option<&mut Vec<Bytes>>,
 ) -> Result<(Request, u64), Reply> {
-    // An unknown command is let through to get its own error, as before AUTH in Redis.
-    if !session.authenticated && entry.is_some_and(|e| !e.spec.flags.contains(Flags::NO_AUTH)) {
-        return Err(Reply::error("NOAUTH Authentication required."));
+    // What Redis's command lookup refuses (an unknown command or subcommand, a wrong
+    // argument count) is answered before authentication, as in Redis.
+    if !session.authenticated
+        && let Some(entry) = entry.filter(|e| !e.spec.flags.contains(Flags::NO_AUTH))
+    {
+        return Err(match Request::lookup_error(entry, &args) {
+            Some(e) => Reply::error(e),
+            None => Reply::error("NOAUTH Authentication required."),
+        });
     }
     let Some(entry) = entry else {
         return Err(Reply::error(unknown_command(&args)));

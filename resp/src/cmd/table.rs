@@ -604,6 +604,28 @@ impl Request {
         Request::parse_inner(entry, args, Some(keys))
     }
 
+    /// The errors Redis answers before it checks authentication, from its command lookup:
+    /// the command's own arity (after a trailing `CONSISTENCY <level>`), a container's
+    /// unknown subcommand, or the subcommand's arity (`client|setname`). Other errors wait
+    /// until the client has authenticated.
+    pub fn lookup_error(entry: Entry, args: &[Bytes]) -> Option<CommandError> {
+        let spec = entry.spec;
+        let mut args = args.to_vec();
+        if spec.access() != Access::None {
+            let _ = strip_level(&mut args, spec);
+        }
+        if let Err(e) = check_arity(spec.name, spec.arity, args.len()) {
+            return Some(e);
+        }
+        match Request::parse_inner(entry, args, None) {
+            Err(CommandError::WrongArity(name)) if name.contains('|') => {
+                Some(CommandError::WrongArity(name))
+            }
+            Err(e @ CommandError::UnknownSubcommand { .. }) => Some(e),
+            _ => None,
+        }
+    }
+
     fn parse_inner(
         entry: Entry,
         mut args: Vec<Bytes>,
