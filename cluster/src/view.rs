@@ -20,7 +20,10 @@
 //!   leaving (a leave goes alone), and the future ring includes it; it turns Normal once the
 //!   ring holds it.
 //!
-//! Nothing here reads a clock: `now_ms` is passed in.
+//! Nothing here reads a clock: `now_ms` is passed in. It only times the handover
+//! ([`View::next`], [`View::extra_replicas`], [`View::write_targets`]), so any clock does as
+//! long as it is the same one throughout: the runtime passes a monotonic one (a wall-clock
+//! step must not end a handover), the simulators their virtual time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use super::link::{InFlight, Inbox, Responder, Response};
 use super::replica::{Replica, Source};
 use super::state::Cluster;
 use super::stats::{OP_READ, OP_WRITE, RoundStats, level_index, outcome_index};
-use crate::clock::unix_now_ms;
+use crate::clock::{monotonic_ms, unix_now_ms};
 use crate::stats::latency_bucket;
 
 /// A read replica that has not answered after this share of the timeout makes the round ask
@@ -270,7 +270,7 @@ async fn repair_extras(
     let view = cluster.view();
     let n = cluster.config.replication_factor;
     let now = unix_now_ms();
-    let extras = view.extra_replicas(key_token(key), n, now);
+    let extras = view.extra_replicas(key_token(key), n, monotonic_ms());
     if extras.is_empty() {
         return Ok(());
     }

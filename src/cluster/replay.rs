@@ -113,8 +113,10 @@ async fn replay_target(cluster: &Cluster, target: NodeId) {
 }
 
 /// Writes `records` to `target` as pipelined coordinator writes (its replica path checks
-/// them as any write) and waits for every ack; false if any failed or none came within
-/// [`BATCH_TIMEOUT`]. Hint replay and decommission streaming.
+/// them as any write) and waits for every answer; false if any failed or did not come within
+/// [`BATCH_TIMEOUT`]. A refusal does not stop the others (merging is idempotent, and the
+/// batch is sent again whole): a failing batch answers only once all are in or the timeout
+/// passed. Hint replay and decommission streaming.
 pub async fn send_records(links: &Links, target: NodeId, records: &[(Bytes, Record)]) -> bool {
     let writes = records.iter().map(|(key, record)| {
         let message = Message::Write {

@@ -4,13 +4,15 @@
 //! streaming and anti-entropy; every replica read goes through [`Replica::read`].
 //!
 //! The checks, in order:
-//! 1. **Clock skew** (coordinator writes only): a version further ahead of this node's wall
-//!    clock than `--max-clock-offset-ms` is refused ([`too_far_ahead`]), so one node's
-//!    runaway clock cannot make its writes win over every later one. A version this node's
-//!    own clock issued passes on the local leg: the clock's lead over the wall clock comes
-//!    from versions it observed, each accepted within the limit when it was seen, and the
-//!    wall clock moves on while the lead does not grow. If it ever does fail here, it fails
-//!    on every replica whose clock agrees with this one, which is the check's purpose.
+//! 1. **Clock skew** (coordinator writes of another node's version only): a version further
+//!    ahead of this node's wall clock than `--max-clock-offset-ms` is refused
+//!    ([`too_far_ahead`]), so one node's runaway clock cannot make its writes win over every
+//!    later one. A version this node's own clock issued is not checked here: its clock may
+//!    run ahead of its wall clock by versions it observed unchecked (streamed or repaired
+//!    records, the read half of a read-modify-write, the high-water mark kept over a
+//!    restart), and refusing its own write on the local leg would leave its replica without
+//!    a write the peers acknowledged, and without a hint. The coordinator's own skew is
+//!    checked before it writes at all (`Cluster::check_clock`), against its peers'.
 //! 2. **Flush**: a record no newer than the last cluster flush is dead; it is acknowledged
 //!    and not kept.
 //! 3. **Eviction** (repair only): see [`Source::Repair`].
@@ -131,7 +133,7 @@ impl Replica {
         now_ms: u64,
         source: Source,
     ) -> Result<Applied, ReplicaError> {
-        if source == Source::Coordinator {
+        if source == Source::Coordinator && record.version().node != self.clock.node() {
             let max_ms = self.max_clock_offset_ms;
             if let Some(ahead_ms) = too_far_ahead(record.version(), now_ms, max_ms) {
                 self.stats.clock_skew_refusals.fetch_add(1, Relaxed);
@@ -272,6 +274,22 @@ mod tests {
         let own = value(replica.clock.next(NOW_MS));
         let outcome = replica.apply(&Bytes::from_static(b"o"), &own, NOW_MS, Source::Coordinator);
         assert_eq!(outcome.unwrap(), Applied::Changed);
+    }
+
+    #[test]
+    fn a_version_this_nodes_clock_issued_passes_after_it_observed_a_streamed_one_far_ahead() {
+        let replica = replica();
+        // A streamed record is not checked, and the clock observes it: 2 s ahead.
+        let streamed = value(at_ms(NOW_MS + 4 * MAX_OFFSET_MS));
+        let outcome = replica.apply(&key(), &streamed, NOW_MS, Source::Stream);
+        assert_eq!(outcome.unwrap(), Applied::Changed);
+        // The local leg of this node's next write takes it (its peers may refuse it; then
+        // the round fails there, not silently here).
+        let own = value(replica.clock.next(NOW_MS));
+        assert!(too_far_ahead(own.version(), NOW_MS, MAX_OFFSET_MS).is_some());
+        let outcome = replica.apply(&key(), &own, NOW_MS, Source::Coordinator);
+        assert_eq!(outcome.unwrap(), Applied::Changed);
+        assert_eq!(replica.store.peek(b"k", NOW_MS), Some(own));
     }
 
     #[test]

@@ -211,6 +211,8 @@ fn answer(server: &Server, frame: &Frame, wrote: &mut bool) -> Option<Message> {
                 Err(e) => refusal(&e),
             }
         }
+        // Writes no record (the repair history is kept in its own file), so its
+        // acknowledgement waits for no store sync.
         Message::RepairDone { started_ms, ranges } => {
             match answer_repair_done(cluster, started_ms, &ranges) {
                 Ok(()) => Message::WriteAck,

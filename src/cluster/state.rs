@@ -32,7 +32,7 @@ use super::persist;
 use super::repair_state::RepairState;
 use super::replica::Replica;
 use super::stats::{ClusterStats, StreamStats};
-use crate::clock::unix_now_ms;
+use crate::clock::{monotonic_ms, unix_now_ms};
 use crate::config::ClusterConfig;
 
 /// Stripes of the per-key lock that serializes one coordinator's read-modify-writes.
@@ -231,7 +231,8 @@ impl Cluster {
     pub fn rebuild_view(&self) -> Arc<View> {
         let members: Vec<Member> = self.membership.lock().members().cloned().collect();
         let old = self.view();
-        let view = Arc::new(old.next(members, self.config.vnodes, unix_now_ms(), HANDOVER_MS));
+        // The handover is timed on the monotonic clock: see `monotonic_ms`.
+        let view = Arc::new(old.next(members, self.config.vnodes, monotonic_ms(), HANDOVER_MS));
         *self.view.write() = view.clone();
         view
     }
@@ -391,8 +392,10 @@ impl Cluster {
             .collect()
     }
 
-    /// Whether `node` is reachable now (this node always is): gossip does not hold it dead,
-    /// and its link is up.
+    /// Whether `node` is up now (this node always is): gossip does not hold it dead, and its
+    /// link's liveness (pings) says up. Unlike [`View::is_reachable`] as a request's targets
+    /// use it, a connection need not be established at this moment: the repair scheduler,
+    /// hint replay and `members_up` wait for one.
     pub fn is_up(&self, node: NodeId, now_ms: u64) -> bool {
         node == self.local
             || (self
@@ -424,7 +427,7 @@ impl Cluster {
         self.view().write_targets(
             key_token(key),
             n,
-            now_ms,
+            monotonic_ms(),
             self.local,
             |node| self.links.is_up(node, now_ms),
             |replicas| self.need(level, replicas),

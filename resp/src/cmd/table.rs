@@ -538,11 +538,17 @@ pub(crate) fn check_arity(name: &'static str, arity: i32, argc: usize) -> Result
     }
 }
 
+/// Whether `args` end with `CONSISTENCY <level>` that [`strip_level`] takes off.
+fn ends_with_level(args: &[Bytes], spec: &Spec) -> bool {
+    let n = args.len();
+    n >= 3 && is(&args[n - 2], "CONSISTENCY") && n - 2 >= spec.arity.unsigned_abs() as usize
+}
+
 /// Takes a trailing `CONSISTENCY <level>` off a key command, when what is left still has the
 /// command's minimum arity (so `SET CONSISTENCY ONE` sets the key `CONSISTENCY`).
 fn strip_level(args: &mut Vec<Bytes>, spec: &Spec) -> Result<Option<Level>, CommandError> {
     let n = args.len();
-    if n < 3 || !is(&args[n - 2], "CONSISTENCY") || n - 2 < spec.arity.unsigned_abs() as usize {
+    if !ends_with_level(args, spec) {
         return Ok(None);
     }
     let level = Level::parse(&args[n - 1])?;
@@ -610,14 +616,14 @@ impl Request {
     /// until the client has authenticated.
     pub fn lookup_error(entry: Entry, args: &[Bytes]) -> Option<CommandError> {
         let spec = entry.spec;
-        let mut args = args.to_vec();
-        if spec.access() != Access::None {
-            let _ = strip_level(&mut args, spec);
-        }
-        if let Err(e) = check_arity(spec.name, spec.arity, args.len()) {
+        let level_args = match spec.access() {
+            Access::None => 0,
+            Access::Read | Access::Write => 2 * usize::from(ends_with_level(args, spec)),
+        };
+        if let Err(e) = check_arity(spec.name, spec.arity, args.len() - level_args) {
             return Some(e);
         }
-        match Request::parse_inner(entry, args, None) {
+        match Request::parse_inner(entry, args.to_vec(), None) {
             Err(CommandError::WrongArity(name)) if name.contains('|') => {
                 Some(CommandError::WrongArity(name))
             }
