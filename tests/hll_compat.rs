@@ -243,7 +243,9 @@ impl Gen {
         let shown = format!(
             "PFADD {key} <{} elements from {:?}>",
             elements.len(),
-            elements.first().map(|e| String::from_utf8_lossy(e).into_owned())
+            elements
+                .first()
+                .map(|e| String::from_utf8_lossy(e).into_owned())
         );
         let mut args = vec![b"PFADD".to_vec(), key.as_bytes().to_vec()];
         args.extend(elements);
@@ -253,10 +255,7 @@ impl Gen {
     /// `SET key value`, shown with the value's length.
     fn set(&mut self, key: &str, value: Vec<u8>) {
         let shown = format!("SET {key} <{} bytes>", value.len());
-        self.cmd(
-            shown,
-            vec![b"SET".to_vec(), key.as_bytes().to_vec(), value],
-        );
+        self.cmd(shown, vec![b"SET".to_vec(), key.as_bytes().to_vec(), value]);
     }
 
     /// `GET`, `PFCOUNT`, `GET`: the bytes, the count, and the cache it left.
@@ -375,13 +374,23 @@ fn generated() -> Vec<Step> {
         g.set(&key, value);
         g.inspect(&key);
         let start = rng.below(100_000) as usize;
-        g.pfadd(&key, elements("sp-", start..start + 1 + rng.below(400) as usize));
+        g.pfadd(
+            &key,
+            elements("sp-", start..start + 1 + rng.below(400) as usize),
+        );
         g.inspect(&key);
     }
 
     // Crafted dense values: registers up to 63 (above Q+1 = 51 too, which the estimator
     // ignores), mostly empty, mostly full, or all one value.
-    let shapes: [(&str, u64); 6] = [("uniform", 64), ("low", 8), ("sparse", 0), ("high", 52), ("max", 63), ("q1", 51)];
+    let shapes: [(&str, u64); 6] = [
+        ("uniform", 64),
+        ("low", 8),
+        ("sparse", 0),
+        ("high", 52),
+        ("max", 63),
+        ("q1", 51),
+    ];
     for (name, top) in shapes {
         let key = format!("g:dense-{name}");
         let value = match name {
@@ -410,21 +419,33 @@ fn generated() -> Vec<Step> {
     g.inspect("g:sp4");
     g.line(&["PFMERGE", "g:dense-low", "g:sp5", "g:one", "g:missing"]);
     g.inspect("g:dense-low");
-    g.line(&["PFMERGE", "g:mg3", "g:sp6", "g:sp7", "g:sp8", "g:sp9", "g:sp10", "g:sp11"]);
+    g.line(&[
+        "PFMERGE", "g:mg3", "g:sp6", "g:sp7", "g:sp8", "g:sp9", "g:sp10", "g:sp11",
+    ]);
     g.inspect("g:mg3");
     for k in 12..40 {
         g.line(&["PFMERGE", "g:mg4", &format!("g:sp{k}")]);
         g.line(&["GET", "g:mg4"]);
     }
     g.inspect("g:mg4");
-    g.line(&["PFCOUNT", "g:one", "g:big", "g:sp0", "g:dense-max", "g:missing"]);
+    g.line(&[
+        "PFCOUNT",
+        "g:one",
+        "g:big",
+        "g:sp0",
+        "g:dense-max",
+        "g:missing",
+    ]);
     g.line(&["PFCOUNT", "g:sp12", "g:sp13", "g:sp14"]);
     g.line(&["PFCOUNT", "g:dense-q1", "g:dense-high"]);
     g.line(&["PFCOUNT", "g:dense-sparse", "g:one"]);
 
     // Sparse values just over 3000 bytes, valid or with an opcode past the last register:
     // the promotion to dense checks the whole value.
-    for (k, junk) in [&b""[..], b"\x80", b"\x00", b"\x7f\xff"].into_iter().enumerate() {
+    for (k, junk) in [&b""[..], b"\x80", b"\x00", b"\x7f\xff"]
+        .into_iter()
+        .enumerate()
+    {
         let key = format!("g:promo{k}");
         let mut value = header(1);
         value.extend(std::iter::repeat_n(0x83u8, 2990));

@@ -621,3 +621,202 @@ fn tau(mut x: f64) -> f64 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hll_of(elements: &[Vec<u8>]) -> Vec<u8> {
+        let mut hll = new_sparse();
+        for e in elements {
+            add(&mut hll, e).unwrap();
+        }
+        hll
+    }
+
+    fn registers_of(hll: &[u8]) -> Box<Registers> {
+        let mut max = empty_registers();
+        merge_into(&mut max, hll).unwrap();
+        max
+    }
+
+    #[test]
+    fn an_empty_hll_is_one_xzero_of_every_register_and_counts_zero() {
+        let hll = new_sparse();
+        assert_eq!(hll, b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff");
+        assert_eq!(check(&hll), Ok(Encoding::Sparse));
+        assert_eq!(cached_count(&hll), Some(0));
+        assert_eq!(count(&hll), Ok(0));
+    }
+
+    #[test]
+    fn three_elements_give_the_bytes_redis_stores() {
+        // redis-server 7.0.15: PFADD k a b c; GET k; PFCOUNT k; GET k.
+        let mut hll = hll_of(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        invalidate_cache(&mut hll);
+        let registers = b"`\xf3\x80P\xb1\x84K\xfb\x80BZ";
+        let mut expected = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80".to_vec();
+        expected.extend_from_slice(registers);
+        assert_eq!(hll, expected);
+        assert_eq!(cached_count(&hll), None);
+        assert_eq!(count(&hll), Ok(3));
+        set_cached_count(&mut hll, 3);
+        assert_eq!(&hll[8..16], b"\x03\0\0\0\0\0\0\0");
+    }
+
+    #[test]
+    fn adding_an_element_twice_changes_nothing_the_second_time() {
+        let mut hll = new_sparse();
+        assert_eq!(add(&mut hll, b"x"), Ok(true));
+        let once = hll.clone();
+        assert_eq!(add(&mut hll, b"x"), Ok(false));
+        assert_eq!(hll, once);
+    }
+
+    #[test]
+    fn a_sparse_hll_becomes_dense_past_the_sparse_limit() {
+        let mut hll = new_sparse();
+        let mut promoted_at = None;
+        for i in 0..5000 {
+            add(&mut hll, format!("e{i}").as_bytes()).unwrap();
+            match check(&hll).unwrap() {
+                Encoding::Sparse => assert!(hll.len() <= SPARSE_BYTES_MAX),
+                Encoding::Dense => {
+                    promoted_at.get_or_insert(i);
+                    assert_eq!(hll.len(), DENSE_BYTES);
+                }
+            }
+        }
+        assert!(promoted_at.is_some_and(|i| (1000..4000).contains(&i)));
+        let estimate = count(&hll).unwrap();
+        assert!((4800..5200).contains(&estimate), "{estimate}");
+    }
+
+    #[test]
+    fn a_register_above_32_promotes_a_sparse_hll() {
+        let mut hll = new_sparse();
+        assert_eq!(set_register(&mut hll, 5, 40), Ok(true));
+        assert_eq!(check(&hll), Ok(Encoding::Dense));
+        assert_eq!(registers_of(&hll)[5], 40);
+        assert_eq!(registers_of(&hll).iter().filter(|&&r| r != 0).count(), 1);
+    }
+
+    #[test]
+    fn every_register_above_q_counts_as_redis_overflowing_llroundl() {
+        let mut hll = new_sparse();
+        to_dense(&mut hll).unwrap();
+        for index in 0..REGISTERS {
+            set_register(&mut hll, index, 63).unwrap();
+        }
+        assert_eq!(count(&hll), Ok(1 << 63));
+    }
+
+    #[test]
+    fn values_that_are_not_hlls_are_refused_by_the_header_check() {
+        assert_eq!(check(b"hello"), Err(HllError::NotHll));
+        assert_eq!(
+            check(b"HYLL\x01\0\0\0\0\0\0\0\0\0\0"),
+            Err(HllError::NotHll)
+        );
+        assert_eq!(
+            check(b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0\x7f\xff"),
+            Err(HllError::NotHll)
+        );
+        assert_eq!(
+            check(b"HYLL\x00\0\0\0\0\0\0\0\0\0\0\0\x7f\xff"),
+            Err(HllError::NotHll)
+        );
+    }
+
+    #[test]
+    fn sparse_opcodes_that_do_not_cover_every_register_are_corrupt() {
+        for body in [
+            &b""[..],
+            b"\x7f\xfe",
+            b"\x7f\xff\x80",
+            b"\x7f\xff\x00",
+            b"\x7f\xfe\x81",
+        ] {
+            let mut hll = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80".to_vec();
+            hll.extend_from_slice(body);
+            assert_eq!(count(&hll), Err(HllError::Corrupt), "{body:?}");
+            assert_eq!(
+                merge_into(&mut empty_registers(), &hll),
+                Err(HllError::Corrupt)
+            );
+            let before = hll.clone();
+            assert_eq!(to_dense(&mut hll), Err(HllError::Corrupt));
+            assert_eq!(hll, before);
+        }
+    }
+
+    fn elements() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 0..400)
+    }
+
+    proptest! {
+        #[test]
+        fn sparse_and_dense_of_the_same_elements_have_the_same_registers_and_count(
+            elements in elements()
+        ) {
+            let sparse = hll_of(&elements);
+            let mut dense = new_sparse();
+            to_dense(&mut dense).unwrap();
+            for e in &elements {
+                add(&mut dense, e).unwrap();
+            }
+            prop_assert_eq!(registers_of(&sparse), registers_of(&dense));
+            prop_assert_eq!(count(&sparse), count(&dense));
+            prop_assert_eq!(count(&sparse).unwrap(), count_registers(&registers_of(&dense)));
+            let mut promoted = sparse.clone();
+            to_dense(&mut promoted).unwrap();
+            prop_assert_eq!(&promoted[HEADER_BYTES..], &dense[HEADER_BYTES..]);
+        }
+
+        #[test]
+        fn merging_two_hlls_equals_adding_the_union(a in elements(), b in elements()) {
+            let mut max = registers_of(&hll_of(&a));
+            merge_into(&mut max, &hll_of(&b)).unwrap();
+            let union: Vec<Vec<u8>> = a.iter().chain(&b).cloned().collect();
+            let all = hll_of(&union);
+            prop_assert_eq!(&max, &registers_of(&all));
+            prop_assert_eq!(count_registers(&max), count(&all).unwrap());
+            // Writing the merge into an empty HLL register by register, as PFMERGE does.
+            let mut dest = new_sparse();
+            for (index, &m) in max.iter().enumerate().filter(|(_, m)| **m != 0) {
+                set_register(&mut dest, index, m).unwrap();
+            }
+            prop_assert_eq!(registers_of(&dest), registers_of(&all));
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_header_never_panic_nor_grow_unbounded(
+            encoding in 0u8..3,
+            body in prop::collection::vec(any::<u8>(), 0..600),
+            index in 0..REGISTERS,
+            value in 1u8..64,
+        ) {
+            let mut hll = b"HYLL".to_vec();
+            hll.push(encoding);
+            hll.extend_from_slice(&[0; 11]);
+            hll.extend_from_slice(&body);
+            if check(&hll).is_err() {
+                return Ok(());
+            }
+            let _ = count(&hll);
+            let _ = merge_into(&mut empty_registers(), &hll);
+            let mut dense = hll.clone();
+            if to_dense(&mut dense).is_ok() {
+                prop_assert_eq!(dense.len(), DENSE_BYTES);
+            }
+            let before = hll.len();
+            match set_register(&mut hll, index, value) {
+                Ok(_) => prop_assert!(
+                    hll.len() == DENSE_BYTES || hll.len() <= before.max(SPARSE_BYTES_MAX)
+                ),
+                Err(_) => prop_assert_eq!(hll.len(), before),
+            }
+        }
+    }
+}
