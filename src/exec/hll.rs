@@ -296,9 +296,9 @@ fn push_zeros(out: &mut Vec<u8>, len: usize) {
 /// one that ends within the 16384 registers. Returns the registers covered by all of them:
 /// the value is valid when that is exactly [`REGISTERS`]. One pass over the value.
 ///
-/// Redis 7.0.15 as shipped with the CVE-2025-32023 fix (which the differential test runs
-/// against) refuses an opcode that runs past the last register in every walk, so a valid
-/// value is one whose opcodes add up to exactly 16384, whatever comes after.
+/// The redis-server 7.0.15 the differential test runs against refuses an opcode that runs
+/// past the last register in every walk (as the CVE-2025-32023 fixes do), so a valid value
+/// is one whose opcodes add up to exactly 16384.
 fn walk_sparse(hll: &[u8], mut each: impl FnMut(usize, Op)) -> usize {
     let mut at = HEADER_BYTES;
     let mut covered = 0usize;
