@@ -179,3 +179,58 @@ fn pfmerge(
     })?;
     Ok(Reply::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::testing::{node, run, session};
+
+    fn get(node: &Node, s: &mut super::super::Session, key: &str) -> Vec<u8> {
+        match run(node, s, &format!("GET {key}")) {
+            Reply::Bulk(bytes) => bytes.to_vec(),
+            other => panic!("GET {key}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pfcount_of_one_key_caches_the_count_in_the_header_on_one_node() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(run(&node, &mut s, "PFADD h a b c"), Reply::Integer(1));
+        assert_eq!(&get(&node, &mut s, "h")[8..16], b"\0\0\0\0\0\0\0\x80");
+        assert_eq!(run(&node, &mut s, "PFCOUNT h"), Reply::Integer(3));
+        assert_eq!(&get(&node, &mut s, "h")[8..16], b"\x03\0\0\0\0\0\0\0");
+        assert_eq!(run(&node, &mut s, "PFADD h a"), Reply::Integer(0));
+        assert_eq!(run(&node, &mut s, "PFCOUNT h missing"), Reply::Integer(3));
+    }
+
+    #[test]
+    fn a_plain_string_is_wrongtype_and_a_missing_key_counts_zero() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "SET plain hello");
+        let wrongtype = Reply::error(CommandError::NotHyperLogLog);
+        assert_eq!(run(&node, &mut s, "PFADD plain x"), wrongtype);
+        assert_eq!(run(&node, &mut s, "PFCOUNT plain"), wrongtype);
+        assert_eq!(run(&node, &mut s, "PFMERGE dest plain"), wrongtype);
+        assert_eq!(run(&node, &mut s, "EXISTS dest"), Reply::Integer(0));
+        assert_eq!(run(&node, &mut s, "PFCOUNT missing"), Reply::Integer(0));
+        assert_eq!(run(&node, &mut s, "EXISTS missing"), Reply::Integer(0));
+    }
+
+    #[test]
+    fn pfmerge_creates_the_destination_with_the_union_and_keeps_its_expiry() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "PFADD a 1 2 3");
+        run(&node, &mut s, "PFADD b 3 4 5");
+        assert_eq!(run(&node, &mut s, "PFMERGE u a b"), Reply::Ok);
+        assert_eq!(run(&node, &mut s, "PFCOUNT u"), Reply::Integer(5));
+        run(&node, &mut s, "EXPIRE u 100");
+        assert_eq!(run(&node, &mut s, "PFMERGE u a"), Reply::Ok);
+        assert!(matches!(
+            run(&node, &mut s, "TTL u"),
+            Reply::Integer(99..=100)
+        ));
+    }
+}
