@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Compare, Script, Step, report_mismatches, side_by_side};
+use common::{Compare, Script, Step, run_side_by_side};
 
 /// Hand-written cases. `\x..` escapes build HLL headers: `HYLL`, the encoding byte, 3 unused
 /// bytes, the 8-byte cached cardinality (MSB of its last byte: cache invalid), registers.
@@ -478,20 +478,18 @@ fn generated() -> Vec<Step> {
     g.steps
 }
 
-fn run_differential(proto: u8) {
+fn script() -> Script {
     let mut script = Script::parse(CORPUS);
     script.steps.extend(generated());
-    let (_redis, _ringcache, mut a, mut b) = side_by_side(proto, &[]);
-    let mismatches = script.run_with_proto(&mut a, &mut b, proto);
-    report_mismatches(&format!("HLL RESP{proto}"), script.len(), &mismatches);
+    script
 }
 
 #[test]
 fn hyperloglog_commands_match_redis_byte_for_byte_over_resp2() {
-    run_differential(2);
+    run_side_by_side("HLL ", &script(), 2, &[]);
 }
 
 #[test]
 fn hyperloglog_commands_match_redis_byte_for_byte_over_resp3() {
-    run_differential(3);
+    run_side_by_side("HLL ", &script(), 3, &[]);
 }
