@@ -28,6 +28,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "CLOCKSKEW",
     "CLUSTERDOWN",
     "IOERR",
+    "INVALIDOBJ",
     "OTHER",
 ];
 

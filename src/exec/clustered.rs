@@ -9,10 +9,12 @@
 //! 2. **Run** the command against the overlay as if it were the store; the records it
 //!    writes are collected, with versions from this node's clock.
 //! 3. **Write** each changed record to its key's replicas at the level; the command's reply
-//!    is sent only if every write met the level, else the error says what happened.
+//!    is sent only if every write met the level, else the error says what happened. A read
+//!    command's changes (PFCOUNT's cached cardinality) are dropped, not written.
 //!
-//! Read-modify-writes (INCR, APPEND, SET NX, ...) hold a per-key lock on this coordinator
-//! from step 1 to step 3, so they never interleave here; two coordinators can still race
+//! Read-modify-writes (INCR, APPEND, SET NX, PFADD, PFMERGE, ...) hold a per-key lock on
+//! this coordinator from step 1 to step 3, so they never interleave here; two coordinators
+//! can still race
 //! (docs/consistency.md). Every key of a multi-key command is read and written at the
 //! request's level, and a failure of any key fails the command: never a silent partial
 //! answer. A multi-key write checks every key's replicas first, so `UNAVAILABLE` means
@@ -120,7 +122,12 @@ pub async fn execute(
     }
     let reply = dispatch(node, &overlay, session, request, now_ms, touch)?;
     let written = std::mem::take(&mut *overlay.written.lock());
-    write_all(cluster, written, level).await?;
+    // A read command writes only a cache: PFCOUNT's cardinality in the HLL's header. Read
+    // at the read level, without the key's lock or a writability check, it is not written
+    // back, so a read never changes a replica (docs/consistency.md).
+    if write {
+        write_all(cluster, written, level).await?;
+    }
     Ok(reply)
 }
 

@@ -8,6 +8,7 @@
 //! - [`config`]: CONFIG GET/SET/RESETSTAT, checked by `Config::validate`.
 //! - [`strings`]: the string commands.
 //! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
+//! - [`hyperloglog`]: PFADD, PFCOUNT, PFMERGE, over [`hll`], Redis's HLL string format.
 //! - [`clustered`]: key commands through the coordinator, on a node in a cluster.
 //! - [`ring`]: RING and INFO's `# Cluster`.
 //!
@@ -21,6 +22,8 @@ pub mod clustered;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod hll;
+pub mod hyperloglog;
 pub mod info;
 pub mod keyspace;
 pub mod ring;
@@ -259,6 +262,7 @@ fn dispatch(
         Family::Server => server::execute(node, session, command, now_ms),
         Family::Strings => strings::execute(node, records, command, now_ms, touch),
         Family::Keyspace => keyspace::execute(node, records, command, now_ms),
+        Family::HyperLogLog => hyperloglog::execute(node, records, command, now_ms, touch),
     };
     if let Err(ExecError::Store(e)) = &reply {
         match e {

@@ -143,7 +143,7 @@ pub(super) fn live(record: Option<&Record>, now_ms: u64) -> Option<&Bytes> {
 }
 
 /// The stored record of `key`, read as an access for eviction if `touch`.
-fn read(records: &dyn Records, key: &[u8], now_ms: u64, touch: bool) -> Option<Record> {
+pub(super) fn read(records: &dyn Records, key: &[u8], now_ms: u64, touch: bool) -> Option<Record> {
     if touch {
         records.get(key, now_ms)
     } else {
@@ -282,7 +282,7 @@ fn execute_getex(
 /// Replaces the live value of `key` with what `change` computes from it (`None` when the key
 /// does not exist), keeping the key's expiry. `change` returning `Ok(None)` leaves the key
 /// untouched. Returns the value stored afterwards, or `change`'s error (nothing written).
-fn rewrite_value(
+pub(super) fn rewrite_value(
     node: &Node,
     records: &dyn Records,
     key: &[u8],

@@ -1428,6 +1428,14 @@ pub fn print_mismatches(what: &str, total: usize, mismatches: &[Mismatch]) -> us
     failing
 }
 
+/// Runs `script` on a fresh redis-server (started with `redis_extra`) and a fresh ringcache
+/// over RESP`proto`, and fails with every mismatch listed, the report named `what`.
+pub fn run_side_by_side(what: &str, script: &Script, proto: u8, redis_extra: &[&str]) {
+    let (_redis, _ringcache, mut a, mut b) = side_by_side(proto, redis_extra);
+    let mismatches = script.run_with_proto(&mut a, &mut b, proto);
+    report_mismatches(&format!("{what}RESP{proto}"), script.len(), &mismatches);
+}
+
 /// Prints every mismatch and panics if any is not a known difference.
 pub fn report_mismatches(what: &str, total: usize, mismatches: &[Mismatch]) {
     let failing = print_mismatches(what, total, mismatches);

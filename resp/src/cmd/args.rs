@@ -14,7 +14,8 @@ pub const STRING_BYTES_MAX: u64 = 512 * 1024 * 1024;
 ///
 /// Some variants are not produced by parsing but are here so that the executor answers with
 /// the same texts from the same place (`IncrOverflow`, `NotIntegerValue`, `DbIndexOutOfRange`,
-/// `UnknownConfig`, `ConfigSetFailed`, `NoShutdownInProgress`, `StringTooLong` for `APPEND`).
+/// `UnknownConfig`, `ConfigSetFailed`, `NoShutdownInProgress`, `StringTooLong` for `APPEND`,
+/// `NotHyperLogLog`, `CorruptHyperLogLog`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// Arity: holds Redis's full name, `get` or `client|setname`.
@@ -125,6 +126,13 @@ pub enum CommandError {
     /// `SHUTDOWN ABORT` (executor: no shutdown is ever pending long enough).
     #[error("ERR No shutdown in progress.")]
     NoShutdownInProgress,
+    /// `PFADD`, `PFCOUNT`, `PFMERGE` of a string that is not a HyperLogLog (executor):
+    /// Redis's `isHLLObjectOrReply` checks the header and, when dense, the length.
+    #[error("WRONGTYPE Key is not a valid HyperLogLog string value.")]
+    NotHyperLogLog,
+    /// A HyperLogLog whose sparse registers do not add up (executor).
+    #[error("INVALIDOBJ Corrupted HLL object detected")]
+    CorruptHyperLogLog,
     /// A bad `CONSISTENCY` level.
     #[error(transparent)]
     Level(#[from] LevelError),

@@ -4,8 +4,8 @@
 //!   positions, docs, parse function). Parsing, `COMMAND`, key extraction, statistics and the
 //!   `denyoom`/`no_auth` checks all read it; it is the only list of command names. Its module
 //!   docs say how to add a command.
-//! - [`connection`], [`server`], [`strings`], [`keyspace`]: one file per family, with a
-//!   parse function and a `# Format` block per command.
+//! - [`connection`], [`server`], [`strings`], [`keyspace`], [`hyperloglog`]: one file per
+//!   family, with a parse function and a `# Format` block per command.
 //! - `args`: the argument cursor every parse function reads from, and [`CommandError`].
 //!
 //! Parsing ends by checking that no argument is left over. Errors carry Redis 7.0's exact
@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::level::Level;
 
 pub mod connection;
+pub mod hyperloglog;
 pub mod keyspace;
 pub mod server;
 pub mod strings;
@@ -186,6 +187,24 @@ pub enum Command {
     Scan(Scan),
     /// `RANDOMKEY`
     RandomKey,
+
+    // ----- hyperloglog (cmd/hyperloglog.rs)
+    /// `PFADD key [element ...]`
+    PfAdd {
+        /// The HLL's key.
+        key: Bytes,
+        /// Elements to add; none only creates the key.
+        elements: Vec<Bytes>,
+    },
+    /// `PFCOUNT key [key ...]`: one key's cardinality, or that of the union of several.
+    PfCount(Vec<Bytes>),
+    /// `PFMERGE destkey [sourcekey ...]`
+    PfMerge {
+        /// Where the union goes (itself part of the union).
+        dest: Bytes,
+        /// The other HLLs merged in.
+        sources: Vec<Bytes>,
+    },
 }
 
 /// `HELLO` arguments.

@@ -23,7 +23,7 @@
 use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, is, unknown_command};
-use super::{Command, connection, keyspace, server, strings};
+use super::{Command, connection, hyperloglog, keyspace, server, strings};
 use crate::level::{Level, LevelError};
 
 /// Whether a command reads keys, writes keys, or neither; chooses the default level.
@@ -49,6 +49,8 @@ pub enum Family {
     Strings,
     /// Keys whatever their value (cmd/keyspace.rs).
     Keyspace,
+    /// HyperLogLogs, which are string values (cmd/hyperloglog.rs).
+    HyperLogLog,
 }
 
 impl Family {
@@ -59,6 +61,7 @@ impl Family {
             Family::Server => "server",
             Family::Strings => "string",
             Family::Keyspace => "generic",
+            Family::HyperLogLog => "hyperloglog",
         }
     }
 }
@@ -292,7 +295,7 @@ const HANDSHAKE: Flags = Flags::of(&[
 // One row per command reads better as a table than as rustfmt would spread it.
 #[rustfmt::skip]
 pub const TABLE: &[Spec] = {
-    use Family::{Connection as C, Keyspace as K, Server as S, Strings as T};
+    use Family::{Connection as C, HyperLogLog as H, Keyspace as K, Server as S, Strings as T};
     use KeyRange as Key;
     &[
         // ----- connection
@@ -427,6 +430,17 @@ pub const TABLE: &[Spec] = {
             keyspace::scan),
         row("randomkey", 1, R, Key::NONE, K, "1.0.0",
             "Returns a random key name from the database.", keyspace::randomkey),
+        // ----- hyperloglog
+        row("pfadd", -2, WDF, Key::ONE, H, "2.8.9",
+            "Adds the specified elements to the specified HyperLogLog.",
+            hyperloglog::pfadd),
+        // Flagged readonly as in Redis, though a single key's cached cardinality may be
+        // written back (on one node; not in a cluster, docs/consistency.md).
+        row("pfcount", -2, R, Key::ALL, H, "2.8.9",
+            "Return the approximated cardinality of the set(s) observed by the HyperLogLog at \
+             key(s).", hyperloglog::pfcount),
+        row("pfmerge", -2, WD, Key::ALL, H, "2.8.9",
+            "Merge N different HyperLogLogs into a single one.", hyperloglog::pfmerge),
     ]
 };
 

@@ -184,7 +184,11 @@ fn only_key_commands_take_a_level_and_write_flags_make_writes() {
         };
         assert_eq!(spec.access(), expected, "{}", spec.name);
         assert!(
-            spec.keys.first == 0 || matches!(spec.family, Family::Strings | Family::Keyspace),
+            spec.keys.first == 0
+                || matches!(
+                    spec.family,
+                    Family::Strings | Family::Keyspace | Family::HyperLogLog
+                ),
             "{}",
             spec.name
         );
