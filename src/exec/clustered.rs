@@ -14,8 +14,7 @@
 //!
 //! Read-modify-writes (INCR, APPEND, SET NX, PFADD, PFMERGE, ...) hold a per-key lock on
 //! this coordinator from step 1 to step 3, so they never interleave here; two coordinators
-//! can still race
-//! (docs/consistency.md). Every key of a multi-key command is read and written at the
+//! can still race (docs/consistency.md). Every key of a multi-key command is read and written at the
 //! request's level, and a failure of any key fails the command: never a silent partial
 //! answer. A multi-key write checks every key's replicas first, so `UNAVAILABLE` means
 //! nothing was written.
