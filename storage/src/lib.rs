@@ -15,6 +15,8 @@
 //!   tombstone may go.
 //! - [`error`]: [`StoreError`], saying what happened to the data.
 //! - `clock`: the wall clock, for the calls that carry no `now_ms`.
+//! - `shard`: how both engines split the ring into shards (the token's top bits), so a shard
+//!   is a token range and a `SCAN` cursor is the token where a shard starts.
 //! - `shard_guard`: a shard lock guard that publishes the shard's byte count when released,
 //!   so `used_bytes` is one atomic read.
 //!
@@ -29,6 +31,7 @@ pub mod hints;
 pub mod log;
 pub mod memory;
 pub mod record;
+mod shard;
 mod shard_guard;
 pub mod token;
 

@@ -35,14 +35,11 @@ use crate::eviction::{
     EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, evictable, splitmix64,
 };
 use crate::record::Record;
+use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::shard_guard::Counted;
 use crate::token::key_token;
 use crate::{ExpireStats, MerkleLeaves, Store, StoreError, StoreStats, TombstoneHorizon, Update};
 
-/// log2 of the number of shards.
-const SHARD_BITS: u32 = 12;
-/// Number of shards; a power of two so the top token bits pick one.
-const SHARDS: usize = 1 << SHARD_BITS;
 /// Estimated bookkeeping bytes per key beyond its key and value bytes (the table slot with
 /// token, key handle, record and access statistics, the key's and value's allocation
 /// headers, load factor), used for `used_memory`.
@@ -331,22 +328,13 @@ impl MemoryStore {
         }
     }
 
-    fn shard_of(token: u64) -> usize {
-        (token >> (64 - SHARD_BITS)) as usize
-    }
-
-    /// The first token of shard `index`: the cursor that resumes a walk there.
-    fn shard_start(index: usize) -> u64 {
-        (index as u64) << (64 - SHARD_BITS)
-    }
-
     /// Locks shard `index`; every shard lock goes through here so `used_bytes` stays exact.
     fn lock(&self, index: usize) -> ShardGuard<'_> {
         ShardGuard::lock(&self.shards[index], &self.used_bytes)
     }
 
     fn shard(&self, token: u64) -> ShardGuard<'_> {
-        self.lock(Self::shard_of(token))
+        self.lock(shard_of(token))
     }
 
     /// Walks shards from the one holding `cursor` until about `count` records were handed
@@ -359,13 +347,13 @@ impl MemoryStore {
         visit: &mut dyn FnMut(&mut Shard, u64) -> usize,
     ) -> u64 {
         let mut visited = 0;
-        let first = Self::shard_of(cursor);
+        let first = shard_of(cursor);
         for index in first..SHARDS {
             let from = if index == first { cursor } else { 0 };
             visited += visit(&mut self.lock(index), from);
             if visited >= count.max(1) {
                 return if index + 1 < SHARDS {
-                    Self::shard_start(index + 1)
+                    shard_start(index + 1)
                 } else {
                     0
                 };
@@ -387,7 +375,7 @@ impl MemoryStore {
         now_ms: u64,
     ) -> usize {
         let ranking = policy.ranking();
-        let start = Self::shard_of(splitmix64(random));
+        let start = shard_of(splitmix64(random));
         let mut offered = 0;
         for step in 0..SHARDS {
             if offered >= samples {
@@ -430,7 +418,7 @@ impl MemoryStore {
         random: &mut u64,
         now_ms: u64,
     ) -> Option<EvictedKey> {
-        let start = Self::shard_of(splitmix64(random));
+        let start = shard_of(splitmix64(random));
         for step in 0..SHARDS {
             let mut guard = self.lock((start + step) % SHARDS);
             let candidates = guard.candidates(policy);
@@ -535,7 +523,7 @@ impl Store for MemoryStore {
         // records so that a store full of tombstones cannot make this slow.
         const RANDOM_KEY_PROBES_MAX: usize = 1024;
         let mut probes = 0;
-        let start = Self::shard_of(random_token);
+        let start = shard_of(random_token);
         for step in 0..SHARDS {
             let mut shard = self.lock((start + step) % SHARDS);
             let Shard { table, stats, .. } = &mut *shard;

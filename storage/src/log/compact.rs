@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 
 use super::format::{self, HEADER_BYTES, SegmentHeader};
 use super::inner::Inner;
-use super::keydir::{Entry, Kind, account, entry_hash, shard_of, tag_of, token_hash};
+use super::keydir::{Entry, Kind, account, entry_hash, tag_of, token_hash};
 use super::segment::{Segment, segment_name};
 use super::types::LogError;
 use crate::record::Record;
+use crate::shard::shard_of;
 use crate::token::key_token;
 
 /// A record to copy: where it was, its new bytes, whether the keydir should follow it.

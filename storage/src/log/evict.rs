@@ -28,12 +28,13 @@ use bytes::Bytes;
 
 use super::format;
 use super::inner::Inner;
-use super::keydir::{Entry, SHARDS, Shard, entry_hash, shard_of};
+use super::keydir::{Entry, Shard, entry_hash};
 use crate::eviction::{
     EvictionPolicy, EvictionPool, LFU_DECAY_TIME_MIN, LFU_INIT_VAL, LRU_CLOCK_MAX,
     LRU_CLOCK_RESOLUTION_MS, Ranking, evictable, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,
 };
 use crate::record::Record;
+use crate::shard::{SHARDS, shard_of};
 use crate::token::key_token;
 use crate::{EvictedKey, StoreError};
 

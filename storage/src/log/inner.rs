@@ -19,14 +19,13 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::backend::StorageBackend;
 use super::format::{self, HEADER_BYTES, RecordHeader, SegmentHeader};
-use super::keydir::{
-    Entry, Kind, SHARDS, SLOT_RECLAIMED, Shard, ShardGuard, account, tag_of, token_hash,
-};
+use super::keydir::{Entry, Kind, SLOT_RECLAIMED, Shard, ShardGuard, account, tag_of, token_hash};
 use super::segment::{Segment, Segments, segment_name};
 use super::types::{FsyncPolicy, LogOptions};
 use crate::aae::record_digest;
 use crate::eviction::EvictionPool;
 use crate::record::Record;
+use crate::shard::SHARDS;
 use crate::{MerkleLeaves, StoreError, StoreStats, TombstoneHorizon};
 
 /// The append side: the active segment and what is not yet durable.

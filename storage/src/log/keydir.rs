@@ -1,6 +1,7 @@
 //! The keydir: where each key's newest record is, packed in a 16-byte [`Entry`], in
-//! [`SHARDS`] shards by the top bits of the key's token (so a shard is a range of the ring,
-//! as in `MemoryStore`), and what each shard counts of its records.
+//! [`SHARDS`](crate::shard::SHARDS) shards by the top bits of the key's token (so a shard is
+//! a range of the ring; [`crate::shard`] holds the rule, shared with `MemoryStore`), and what
+//! each shard counts of its records.
 //!
 //! Nothing here reads a segment: an entry names a segment and an offset, and the modules
 //! above resolve it through the segment table.
@@ -10,12 +11,9 @@ use hashbrown::HashTable;
 use super::format::RecordHeader;
 use crate::StoreStats;
 use crate::record::Record;
+use crate::shard::SHARD_BITS;
 use crate::shard_guard::Counted;
 
-/// log2 of the number of keydir shards.
-pub(super) const SHARD_BITS: u32 = 12;
-/// Number of keydir shards; shard `i` holds the tokens whose top bits are `i`.
-pub(super) const SHARDS: usize = 1 << SHARD_BITS;
 /// Estimated bytes per key of bookkeeping for `used_bytes`: a 16-byte keydir entry plus a
 /// control byte, at the table's load factor (measured, see docs/storage.md).
 const ENTRY_OVERHEAD_BYTES: usize = 24;
@@ -152,16 +150,6 @@ pub(super) fn account(stats: &mut StoreStats, kind: Kind, add: bool) {
             change(&mut stats.keys_with_expiry, 1);
         }
     }
-}
-
-/// The shard holding `token`: its top [`SHARD_BITS`] bits.
-pub(super) fn shard_of(token: u64) -> usize {
-    (token >> (64 - SHARD_BITS)) as usize
-}
-
-/// The first token of shard `index`.
-pub(super) fn shard_start(index: usize) -> u64 {
-    (index as u64) << (64 - SHARD_BITS)
 }
 
 /// The record a header describes, without its value: all that its Merkle digest reads (the

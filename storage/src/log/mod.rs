@@ -11,8 +11,9 @@
 //! - `segment` (uses backend, format): one segment's file, map, end and live bytes; the
 //!   segment table; segment file names.
 //! - `keydir` (uses format): the 16-byte keydir `Entry` (tag, segment, offset and slot
-//!   flags, packed access statistics), the shards (`Shard`, `SHARDS`, `shard_of`), the
-//!   table's hashes, and what a shard counts of its records.
+//!   flags, packed access statistics), a shard (`Shard`; which shard holds a token is
+//!   [`crate::shard`]'s rule, shared with `MemoryStore`), the table's hashes, and what a
+//!   shard counts of its records.
 //! - `snapshot` (uses keydir, segment): the keydir snapshot file, its format, loading and
 //!   writing.
 //! - `inner` (uses keydir, segment): `Inner`, the state shared by the handle, its thread and

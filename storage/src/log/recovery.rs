@@ -11,14 +11,13 @@ use super::backend::StorageBackend;
 use super::evict;
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
 use super::inner::{Inner, SyncState, Writer};
-use super::keydir::{
-    Entry, Kind, Shard, account, entry_hash, header_record, shard_of, tag_of, token_hash,
-};
+use super::keydir::{Entry, Kind, Shard, account, entry_hash, header_record, tag_of, token_hash};
 use super::segment::{Segment, Segments, parse_segment_name};
 use super::snapshot;
 use super::types::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
 use crate::MerkleLeaves;
 use crate::clock::wall_clock_ms;
+use crate::shard::shard_of;
 use crate::token::key_token;
 
 /// Recovers the store kept by `backend`: the state of a store ready to take writes, its

@@ -29,12 +29,12 @@ use parking_lot::{Mutex, RwLock};
 use super::backend::StorageBackend;
 use super::format::HEADER_BYTES;
 use super::keydir::{
-    Entry, Kind, SLOT_RECLAIMED, Shard, account, entry_hash, header_record, shard_of, tag_of,
-    token_hash,
+    Entry, Kind, SLOT_RECLAIMED, Shard, account, entry_hash, header_record, tag_of, token_hash,
 };
 use super::segment::{Segment, Segments};
 use super::types::{LogError, RecoveryReport};
 use crate::MerkleLeaves;
+use crate::shard::shard_of;
 use crate::token::key_token;
 
 /// The snapshot's file name.

@@ -15,8 +15,7 @@ use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader};
 use super::inner::{Found, Inner};
 use super::keydir::{
-    Entry, Kind, SHARDS, Shard, account, at_or_after, entry_hash, header_record, shard_of,
-    shard_start, tag_of, token_hash,
+    Entry, Kind, Shard, account, at_or_after, entry_hash, header_record, tag_of, token_hash,
 };
 use super::recovery;
 use super::segment::Segment;
@@ -25,6 +24,7 @@ use super::types::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
 use crate::clock::wall_clock_ms;
 use crate::eviction::splitmix64;
 use crate::record::Record;
+use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::token::key_token;
 use crate::{
     EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats,
