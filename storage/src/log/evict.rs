@@ -28,10 +28,10 @@ use bytes::Bytes;
 
 use super::format;
 use super::inner::Inner;
-use super::keydir::{Entry, Shard, entry_hash};
+use super::keydir::{Entry, LRU_BITS, Shard, entry_hash};
 use crate::eviction::{
-    EvictionPolicy, EvictionPool, LFU_DECAY_TIME_MIN, LFU_INIT_VAL, LRU_CLOCK_MAX,
-    LRU_CLOCK_RESOLUTION_MS, Ranking, evictable, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,
+    EvictionPolicy, EvictionPool, LFU_DECAY_TIME_MIN, LRU_CLOCK_MAX, LRU_CLOCK_RESOLUTION_MS,
+    Ranking, evictable, lfu_log_incr, lru_clock, lru_idle_ms, splitmix64,
 };
 use crate::record::Record;
 use crate::shard::{SHARDS, shard_of};
@@ -41,16 +41,6 @@ use crate::{EvictedKey, StoreError};
 /// Times one eviction refills the pool when every candidate in it was gone (deleted or no
 /// longer eligible) before it gives up, as `MemoryStore` does.
 const EVICTION_ROUNDS_MAX: usize = 16;
-/// Bits of the LRU clock in a packed access; the LFU counter is above them.
-const LRU_BITS: u32 = 24;
-const _: () = assert!(LRU_CLOCK_MAX == (1 << LRU_BITS) - 1);
-
-/// The access statistics of a key created at `now_ms` (used now, counter
-/// [`LFU_INIT_VAL`]).
-pub(super) fn fresh(now_ms: u64) -> u32 {
-    lru_clock(now_ms) | (u32::from(LFU_INIT_VAL) << LRU_BITS)
-}
-
 /// `access` after one access at `now_ms`: the clock is set, the counter decays and then gets
 /// Redis's logarithmic increment decided by `random`.
 pub(super) fn touch(access: u32, now_ms: u64, random: u64) -> u32 {
@@ -325,11 +315,12 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::eviction::KeyAccess;
+    use crate::log::keydir::fresh_access;
 
     #[test]
     fn packed_access_ranks_as_key_access_does() {
         let t0 = 1_700_000_000_000u64;
-        let mut packed = fresh(t0);
+        let mut packed = fresh_access(t0);
         let mut full = KeyAccess::new(t0);
         let mut random = 3u64;
         let mut now = t0;

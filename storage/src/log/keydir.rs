@@ -10,6 +10,7 @@ use hashbrown::HashTable;
 
 use super::format::RecordHeader;
 use crate::StoreStats;
+use crate::eviction::{LFU_INIT_VAL, LRU_CLOCK_MAX, lru_clock};
 use crate::record::Record;
 use crate::shard::SHARD_BITS;
 use crate::shard_guard::Counted;
@@ -38,11 +39,23 @@ pub(super) struct Entry {
     pub segment: u32,
     /// Offset of the record in the segment, with `SLOT_*` flags in the low 3 bits.
     pub slot: u32,
-    /// Eviction statistics: 24-bit LRU clock and 8-bit LFU counter, see `evict`.
+    /// Eviction statistics: 24-bit LRU clock and 8-bit LFU counter (see [`LRU_BITS`]), read
+    /// and updated by `evict`.
     pub access: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 16);
+
+/// Bits of the LRU clock in an [`Entry`]'s `access`; the LFU counter is above them. `evict`
+/// reads and updates the packed statistics.
+pub(super) const LRU_BITS: u32 = 24;
+const _: () = assert!(LRU_CLOCK_MAX == (1 << LRU_BITS) - 1);
+
+/// The access statistics of a key created at `now_ms` (used now, counter
+/// [`LFU_INIT_VAL`]), packed as an [`Entry`]'s `access`.
+pub(super) fn fresh_access(now_ms: u64) -> u32 {
+    lru_clock(now_ms) | (u32::from(LFU_INIT_VAL) << LRU_BITS)
+}
 
 /// The token bits below the shard's that an [`Entry`] keeps.
 const TAG_SHIFT: u32 = 64 - SHARD_BITS - 32;

@@ -11,7 +11,7 @@
 //! - `segment` (uses backend, format): one segment's file, map, end and live bytes; the
 //!   segment table; segment file names.
 //! - `keydir` (uses format): the 16-byte keydir `Entry` (tag, segment, offset and slot
-//!   flags, packed access statistics), a shard (`Shard`; which shard holds a token is
+//!   flags, packed access statistics and a new key's fresh ones), a shard (`Shard`; which shard holds a token is
 //!   [`crate::shard`]'s rule, shared with `MemoryStore`), the table's hashes, and what a
 //!   shard counts of its records.
 //! - `snapshot` (uses keydir, segment): the keydir snapshot file, its format, loading and
@@ -19,10 +19,10 @@
 //! - `inner` (uses keydir, segment): `Inner`, the state shared by the handle, its thread and
 //!   the modules below; the lock order; lookups, appends with group commit and poisoning.
 //! - `evict` (uses inner): eviction under `maxmemory` (the policies of [`crate::eviction`]),
-//!   the per-key access statistics packed in an entry, and the evicted record that keeps an
-//!   evicted (or discarded) key gone across a restart.
+//!   how an access updates an entry's packed statistics and how they rank, and the evicted
+//!   record that keeps an evicted (or discarded) key gone across a restart.
 //! - `compact` (uses inner): compaction of segments with many dead bytes.
-//! - `recovery` (uses inner, snapshot, evict): rebuilding the state from a directory
+//! - `recovery` (uses inner, snapshot): rebuilding the state from a directory
 //!   (snapshot, scan, torn tails, corrupt records).
 //! - `store` (uses all): the handle [`LogStore`], `open`, its [`Store`](crate::Store)
 //!   implementation and the background thread.

@@ -8,10 +8,11 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::backend::StorageBackend;
-use super::evict;
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
 use super::inner::{Inner, SyncState, Writer};
-use super::keydir::{Entry, Kind, Shard, account, entry_hash, header_record, tag_of, token_hash};
+use super::keydir::{
+    Entry, Kind, Shard, account, entry_hash, fresh_access, header_record, tag_of, token_hash,
+};
 use super::segment::{Segment, Segments, parse_segment_name};
 use super::snapshot;
 use super::types::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
@@ -85,7 +86,7 @@ pub(super) fn recover(
     let table: Segments = segments.iter().map(|(s, _)| (s.id, s.clone())).collect();
     let shards = Inner::new_shards();
     // Access statistics are not kept on disk: every key starts as used now.
-    let access = evict::fresh(wall_clock_ms());
+    let access = fresh_access(wall_clock_ms());
     // Kept with the keydir as it is rebuilt: every record the keydir gains, replaces or
     // loses moves the leaves, so they end equal to the recovered keydir.
     let merkle = MerkleLeaves::new();

@@ -15,7 +15,8 @@ use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader};
 use super::inner::{Found, Inner};
 use super::keydir::{
-    Entry, Kind, Shard, account, at_or_after, entry_hash, header_record, tag_of, token_hash,
+    Entry, Kind, Shard, account, at_or_after, entry_hash, fresh_access, header_record, tag_of,
+    token_hash,
 };
 use super::recovery;
 use super::segment::Segment;
@@ -144,7 +145,7 @@ impl Inner {
             tag: tag_of(token),
             segment: segment.id,
             slot: offset as u32,
-            access: evict::fresh(now_ms),
+            access: fresh_access(now_ms),
         };
         segment
             .live_bytes
