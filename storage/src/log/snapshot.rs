@@ -41,9 +41,17 @@ use crate::token::key_token;
 pub(super) const SNAPSHOT_NAME: &str = "keydir.snap";
 const SNAPSHOT_TMP: &str = "keydir.snap.tmp";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"RINGSNAP";
+/// The snapshot's `format_version`, written and required; a snapshot of another version is
+/// not read (recovery scans the segments instead).
+const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 const SNAPSHOT_HEADER_BYTES: usize = 24;
 const SNAPSHOT_SEGMENT_BYTES: usize = 24;
 const SNAPSHOT_ROW_BYTES: usize = 24;
+// The sizes of the fields in the format table above: magic, format_version, segment count,
+// row count; [id, reserved, seq, end]; [token, segment, offset, key_len, value_len].
+const _: () = assert!(SNAPSHOT_HEADER_BYTES == SNAPSHOT_MAGIC.len() + 4 + 4 + 8);
+const _: () = assert!(SNAPSHOT_SEGMENT_BYTES == 4 + 4 + 8 + 8);
+const _: () = assert!(SNAPSHOT_ROW_BYTES == 8 + 4 + 4 + 4 + 4);
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
@@ -71,7 +79,9 @@ pub(super) fn load(
         return None;
     }
     let body = bytes.len() - 4;
-    if crc32c::crc32c(&bytes[..body]) != le_u32(bytes, body) || le_u32(bytes, 8) != 1 {
+    if crc32c::crc32c(&bytes[..body]) != le_u32(bytes, body)
+        || le_u32(bytes, 8) != SNAPSHOT_FORMAT_VERSION
+    {
         return None;
     }
     let segment_count = le_u32(bytes, 12) as usize;
@@ -180,7 +190,7 @@ pub(super) fn write(
     let ids: Vec<u32> = covered.iter().map(|s| s.id).collect();
     let mut out = Vec::new();
     out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(covered.len() as u32).to_le_bytes());
     out.extend_from_slice(&0u64.to_le_bytes());
     for segment in &covered {
