@@ -134,7 +134,7 @@ impl Inner {
                     let entry = current.expect("referenced");
                     if let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) {
                         slot.remove();
-                        self.forget(&segments, &mut shard.stats, entry);
+                        Self::forget(&segments, &mut shard.stats, entry);
                         self.merkle.toggle(token, &record);
                         self.tombstones_dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -238,7 +238,7 @@ impl Inner {
                 // The keydir keeps the same record, moved: the Merkle leaves do not change.
                 *entry = new;
                 let new_header = output.header_at(offset).expect("just written");
-                self.forget(&segments, &mut shard.stats, old);
+                Self::forget(&segments, &mut shard.stats, old);
                 account(&mut shard.stats, Kind::of(&new_header, false), true);
                 let old_had_value = !old.reclaimed()
                     && input

@@ -306,7 +306,7 @@ impl Inner {
         slot.remove();
         self.merkle.toggle(key_token(key), record);
         let before = shard.stats.used_bytes;
-        self.forget(&segments, &mut shard.stats, entry);
+        Self::forget(&segments, &mut shard.stats, entry);
         Ok(Some(before - shard.stats.used_bytes))
     }
 }

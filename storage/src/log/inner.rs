@@ -356,7 +356,9 @@ impl Inner {
     /// Takes a record the keydir no longer references out of the counts: its bytes are
     /// dead now. Not out of the Merkle leaves: compaction calls this for a record it moved,
     /// which the keydir still holds; callers that drop a key's record toggle the leaves.
-    pub fn forget(&self, segments: &Segments, stats: &mut StoreStats, old: Entry) {
+    /// It needs no `Inner` (an associated function, as [`Inner::load`] is): only the segment
+    /// table and the shard's counts, which the caller holds locked.
+    pub fn forget(segments: &Segments, stats: &mut StoreStats, old: Entry) {
         if let Some(segment) = segments.get(&old.segment)
             && let Some(header) = segment.header_at(old.offset())
         {

@@ -169,7 +169,7 @@ impl Inner {
                     };
                 }
                 let old = std::mem::replace(slot, entry);
-                self.forget(&segments, stats, old);
+                Self::forget(&segments, stats, old);
                 self.merkle
                     .replace(token, old_record.as_ref(), Some(record));
             }
@@ -501,7 +501,7 @@ impl Store for LogStore {
             for (entry, token, record) in dead {
                 if let Ok(slot) = shard.table.find_entry(entry_hash(&entry), |e| *e == entry) {
                     slot.remove();
-                    inner.forget(&segments, &mut shard.stats, entry);
+                    Inner::forget(&segments, &mut shard.stats, entry);
                     inner.merkle.toggle(token, &record);
                     stats.tombstones_dropped += 1;
                 }
