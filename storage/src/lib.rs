@@ -1,24 +1,17 @@
 //! Storage for ringcache: the record model and the engines that keep records.
 //!
-//! - [`record`]: a key's [`Record`] — a value cell and an expiry cell, each with its own
-//!   [`Version`] (a hybrid logical clock plus the writing node) — and the per-cell merge.
-//! - [`token`]: the stable hash that places a key on the ring; engines order keys by it so
-//!   that a token range (and a `SCAN` cursor) can be walked without touching every key.
+//! - [`record`]: a key's [`Record`], a value cell and an expiry cell with a [`Version`] each.
+//! - [`token`]: the stable hash that places a key on the ring; engines order keys by it.
 //! - [`memory`]: the in-memory engine, [`MemoryStore`].
 //! - [`log`]: the log-structured engine on memory-mapped segment files, [`LogStore`].
-//! - [`hints`]: the durable hint log of hinted handoff, [`Hints`]: per target node, the
-//!   writes it missed, replayed in order once it is back.
-//! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]) and Redis's approximated LRU and
-//!   LFU: per-key access statistics, sampling and the eviction pool.
-//! - [`aae`]: the Merkle leaves anti-entropy compares ([`MerkleLeaves`], kept exact at every
-//!   keydir change by both engines) and the per-range [`TombstoneHorizon`] that says when a
-//!   tombstone may go.
+//! - [`hints`]: the durable hint log of hinted handoff, [`Hints`]: missed writes per target.
+//! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]), Redis's approximated LRU and LFU.
+//! - [`aae`]: anti-entropy's [`MerkleLeaves`] and the per-range [`TombstoneHorizon`].
 //! - [`error`]: [`StoreError`], saying what happened to the data.
 //! - `clock`: the wall clock, for the calls that carry no `now_ms`.
-//! - `shard`: how both engines split the ring into shards (the token's top bits), so a shard
-//!   is a token range and a `SCAN` cursor is the token where a shard starts.
-//! - `shard_guard`: a shard lock guard that publishes the shard's byte count when released,
-//!   so `used_bytes` is one atomic read.
+//! - `shard`: both engines' shards by the token's top bits, so a shard is a token range.
+//! - `shard_guard`: a shard lock guard that publishes the shard's `used_bytes` on release.
+//! - `testing` (tests only): the model operations and checks both engines' tests share.
 //!
 //! Engines sit behind the narrow [`Store`] trait so the server and the cluster never depend
 //! on how records are kept.
