@@ -5,7 +5,7 @@
 //!
 //! - `types`: the public options, errors and reports ([`LogOptions`], [`LogError`],
 //!   [`RecoveryReport`], [`LogStats`]); re-exported here.
-//! - [`format`]: the segment and record format, and what is assumed of the disk.
+//! - [`format`](mod@format): the segment and record format, and what is assumed of the disk.
 //! - [`backend`]: the narrow file interface ([`StorageBackend`]), the real files and a
 //!   fault-injecting backend for crash tests.
 //! - `segment` (uses backend, format): one segment's file, map, end and live bytes; the
