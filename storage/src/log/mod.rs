@@ -12,7 +12,7 @@
 //!   segment table; segment file names.
 //! - `keydir` (uses format): the 16-byte keydir `Entry` (tag, segment, offset and slot
 //!   flags, packed access statistics and a new key's fresh ones), a shard (`Shard`; which shard holds a token is
-//!   [`crate::shard`]'s rule, shared with `MemoryStore`), the table's hashes, and what a
+//!   `crate::shard`'s rule, shared with `MemoryStore`), the table's hashes, and what a
 //!   shard counts of its records.
 //! - `snapshot` (uses keydir, segment): the keydir snapshot file, its format, loading and
 //!   writing.
