@@ -512,7 +512,7 @@ impl Store for LogStore {
         (stats, next)
     }
 
-    /// As `MemoryStore` evicts (see [`evict`]), plus an "evicted" record appended to the
+    /// As `MemoryStore` evicts (see `evict`), plus an "evicted" record appended to the
     /// log so that the key stays evicted after a restart. `None` also when that record
     /// cannot be written (the store is poisoned).
     fn evict(
@@ -525,7 +525,7 @@ impl Store for LogStore {
         self.inner.evict(policy, samples, random_token, now_ms)
     }
 
-    /// As an eviction is written down (see [`evict`]): the same evicted record is appended,
+    /// As an eviction is written down (see `evict`): the same evicted record is appended,
     /// so that the key stays gone after a restart, and is not waited for under `always`.
     fn discard(&self, key: &[u8]) -> Result<bool, StoreError> {
         self.inner.discard(key)

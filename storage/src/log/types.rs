@@ -39,7 +39,7 @@ impl FsyncPolicy {
     }
 }
 
-/// Settings of a [`LogStore`].
+/// Settings of a [`LogStore`](super::LogStore).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogOptions {
     /// Size of a segment file, allocated when it is created. Larger segments mean fewer
