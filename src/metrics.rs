@@ -51,7 +51,7 @@ async fn publish(node: Arc<Node>) {
     loop {
         tick.tick().await;
         publish_once(&node, &mut published_latency);
-        if let Some(cluster) = node.cluster.get() {
+        if let Some(cluster) = &node.cluster {
             publish_cluster(cluster, &mut published_rounds);
         }
     }

@@ -16,11 +16,8 @@ use ringcache_storage::{Record, key_token};
 use crate::cluster::{Cluster, OUTCOMES, RingError, persist};
 use crate::node::{Node, unix_now_ms};
 
-/// Answers a `RING` command on a node in a cluster.
-pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
-    let Some(cluster) = node.cluster.get() else {
-        return execute_single(node, command);
-    };
+/// Answers a `RING` command on a node in `cluster`.
+pub async fn execute(node: &Arc<Node>, cluster: &Arc<Cluster>, command: RingCommand) -> Reply {
     execute_in(node, cluster, command)
         .await
         .unwrap_or_else(Reply::error)
@@ -160,7 +157,7 @@ pub fn info_lines(node: &Node) -> String {
     line("cluster_enabled:0".into());
     line(format!("read_consistency_default:{}", config.read_level));
     line(format!("write_consistency_default:{}", config.write_level));
-    let Some(cluster) = node.cluster.get() else {
+    let Some(cluster) = &node.cluster else {
         line("ring_enabled:0".into());
         line("ring_nodes:1".into());
         line("ring_replicas:1".into());
