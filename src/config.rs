@@ -88,17 +88,15 @@ impl AppendFsync {
         }
     }
 
-    /// Parses Redis's names in any case; the error is Redis's CONFIG SET reason.
+    /// Parses Redis's names in any case.
     ///
     /// # Errors
-    /// When `text` names no policy.
-    pub fn parse(text: &str) -> Result<AppendFsync, String> {
+    /// [`ValueError::NotAppendFsync`] when `text` names no policy.
+    pub fn parse(text: &str) -> Result<AppendFsync, ValueError> {
         [AppendFsync::Always, AppendFsync::Everysec, AppendFsync::No]
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(text))
-            .ok_or_else(|| {
-                "argument(s) must be one of the following: everysec, always, no".to_string()
-            })
+            .ok_or(ValueError::NotAppendFsync)
     }
 }
 
@@ -112,8 +110,8 @@ impl std::fmt::Display for AppendFsync {
 /// case; a plain number is bytes.
 ///
 /// # Errors
-/// Redis's CONFIG SET reason, `argument must be a memory value`.
-pub fn parse_memory(value: &str) -> Result<u64, String> {
+/// [`ValueError::NotMemory`] for anything else, or a count past `u64`.
+pub fn parse_memory(value: &str) -> Result<u64, ValueError> {
     let lower = value.to_ascii_lowercase();
     let units: [(&str, u64); 6] = [
         ("kb", 1 << 10),
@@ -131,7 +129,32 @@ pub fn parse_memory(value: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| "argument must be a memory value".to_string())
+        .ok_or(ValueError::NotMemory)
+}
+
+/// Why a value of a setting was refused, wherever it was given (flag, file or `CONFIG
+/// SET`). `Display` is Redis's `CONFIG SET` reason word for word; at start it follows the
+/// field's name ([`ConfigError::Invalid`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not an integer (only `CONFIG SET` reads integers itself; flags and the file are
+    /// typed).
+    #[error("argument couldn't be parsed into an integer")]
+    NotInteger,
+    /// Not a byte count with Redis's units ([`parse_memory`]).
+    #[error("argument must be a memory value")]
+    NotMemory,
+    /// Not the name of an fsync policy ([`AppendFsync::parse`]), listed in Redis's order.
+    #[error("argument(s) must be one of the following: everysec, always, no")]
+    NotAppendFsync,
+    /// An integer outside the field's range.
+    #[error("argument must be between {min} and {max} inclusive")]
+    OutOfRange {
+        /// The smallest value accepted.
+        min: u64,
+        /// The largest value accepted.
+        max: u64,
+    },
 }
 
 /// A memory value in the TOML file: a number of bytes or a string with Redis's units.
@@ -696,7 +719,7 @@ impl Config {
             return invalid("metrics-port", "must differ from port");
         }
         if self.maxclients == 0 {
-            return invalid("maxclients", &out_of_range(1, u32::MAX));
+            return invalid("maxclients", &out_of_range(1, u32::MAX.into()));
         }
         if !(1..=THREADS_MAX).contains(&self.threads) {
             return invalid("threads", "must be 1..1024");
@@ -718,21 +741,24 @@ impl Config {
             return invalid("read-consistency", "ANY is for writes only");
         }
         if self.timeout_s > i32::MAX as u64 {
-            return invalid("timeout", &out_of_range(0, i32::MAX));
+            return invalid("timeout", &out_of_range(0, i32::MAX as u64));
         }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
             return invalid("segment-bytes", "must be 1mb..1gb");
         }
         if !(1..=MAXMEMORY_SAMPLES_MAX).contains(&self.maxmemory_samples) {
-            return invalid("maxmemory-samples", &out_of_range(1, MAXMEMORY_SAMPLES_MAX));
+            return invalid(
+                "maxmemory-samples",
+                &out_of_range(1, MAXMEMORY_SAMPLES_MAX.into()),
+            );
         }
         self.cluster.validate()
     }
 }
 
-/// Redis's `CONFIG SET` reason for an integer outside its range.
-fn out_of_range(min: impl std::fmt::Display, max: impl std::fmt::Display) -> String {
-    format!("argument must be between {min} and {max} inclusive")
+/// Redis's `CONFIG SET` reason for an integer outside `min..=max`.
+fn out_of_range(min: u64, max: u64) -> String {
+    ValueError::OutOfRange { min, max }.to_string()
 }
 
 fn parse_level(field: &'static str, raw: Option<&str>) -> Result<Level, ConfigError> {

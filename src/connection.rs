@@ -180,9 +180,9 @@ async fn execute_buffered(
                 });
             }
         };
-        let reply = match node.cluster.get() {
+        let reply = match &node.cluster {
             None => exec::execute(node, session, args),
-            Some(_) => exec::execute_clustered(node, session, args).await,
+            Some(cluster) => exec::execute_clustered(node, cluster, session, args).await,
         };
         if let Some(reply) = reply {
             reply.encode(session.protocol, output);

@@ -38,7 +38,7 @@ pub async fn run(node: Arc<Node>) {
         }
         let now_ms = unix_now_ms();
         if steps.is_multiple_of(HORIZON_STEPS) {
-            horizon = match node.cluster.get() {
+            horizon = match &node.cluster {
                 Some(cluster) => crate::cluster::repair::tombstone_horizon(cluster),
                 None => TombstoneHorizon::uniform(
                     now_ms.saturating_sub(TOMBSTONE_GRACE.as_millis() as u64),

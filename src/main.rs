@@ -119,7 +119,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(expiry::run(node.clone()));
     tokio::spawn(stop_on_signals(node.clone()));
     if let (Some(listener), Some(socket), Some(cluster)) =
-        (peer_listener, gossip_socket, node.cluster.get())
+        (peer_listener, gossip_socket, node.cluster.as_ref())
     {
         let kept = cluster::persist::read_clock(&cluster.data_dir);
         node.clock

@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use crate::cluster::{Cluster, LEVEL_NAMES, OP_NAMES, OUTCOMES, persist};
 use crate::exec::ring::health_name;
 use crate::node::{Node, unix_now_ms};
-use crate::stats::{ERROR_KINDS, LATENCY_BUCKETS, latency_bucket_upper_s};
+use crate::stats::{LATENCY_BUCKETS, latency_bucket_upper_s};
 use ringcache_cluster::membership::{Health, Status};
 use ringcache_resp::cmd::TABLE;
 
@@ -51,7 +51,7 @@ async fn publish(node: Arc<Node>) {
     loop {
         tick.tick().await;
         publish_once(&node, &mut published_latency);
-        if let Some(cluster) = node.cluster.get() {
+        if let Some(cluster) = &node.cluster {
             publish_cluster(cluster, &mut published_rounds);
         }
     }
@@ -205,8 +205,8 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     for (name, value) in node.store.engine_stats() {
         gauge!("ringcache_storage", "stat" => name).set(value as f64);
     }
-    for (kind, count) in ERROR_KINDS.iter().zip(s.errors.iter()) {
-        counter!("ringcache_errors_total", "kind" => *kind).absolute(count.load(Relaxed));
+    for (kind, count) in s.error_counts() {
+        counter!("ringcache_errors_total", "kind" => kind).absolute(count);
     }
     let names = TABLE
         .iter()

@@ -3,7 +3,7 @@
 //! The node sits at the top: it holds the handles (store, clock, configuration, durability,
 //! cluster) that the components below it take one by one; none of them imports it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use ringcache_cluster::HybridClock;
@@ -38,8 +38,10 @@ pub struct Node {
     pub shutdown: watch::Sender<bool>,
     /// Group commit for `appendfsync always` (see [`crate::durability`]).
     pub durability: Arc<Durability>,
-    /// The cluster this node belongs to; unset for a single node (no `--seeds`).
-    pub cluster: OnceLock<Arc<Cluster>>,
+    /// The cluster this node belongs to; `None` for a single node (no `--seeds` nor
+    /// `--peer-port`). Fixed when the node is opened: a node never joins or leaves a
+    /// cluster while it runs.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Node {
@@ -69,9 +71,7 @@ impl Node {
             clients: Clients::default(),
             run_id,
             shutdown: watch::Sender::new(false),
-            cluster: cluster
-                .map(|c| OnceLock::from(Arc::new(c)))
-                .unwrap_or_default(),
+            cluster: cluster.map(Arc::new),
         }
     }
 

@@ -13,8 +13,12 @@ use ringcache_resp::cmd::TABLE;
 /// bucket everything longer.
 pub const LATENCY_BUCKETS: usize = 24;
 
-/// Error kinds counted separately (the first word of the error text); others count as
-/// `OTHER`.
+/// The kinds error replies are counted under, in the order `INFO errorstats` and the
+/// `ringcache_errors_total{kind}` metric list them: the first word of the error's text, which
+/// every error type starts its `Display` with. This list is the one place a kind is named
+/// for counting: a new error prefix counts under its own name once it is added here, and
+/// under [`ERROR_KIND_OTHER`], the last, until then (the test
+/// `every_error_type_counts_under_its_own_kind` names the types that must be listed).
 pub const ERROR_KINDS: &[&str] = &[
     "ERR",
     "WRONGTYPE",
@@ -29,8 +33,21 @@ pub const ERROR_KINDS: &[&str] = &[
     "CLUSTERDOWN",
     "IOERR",
     "INVALIDOBJ",
-    "OTHER",
+    ERROR_KIND_OTHER,
 ];
+
+/// The kind of an error whose first word is none of the others in [`ERROR_KINDS`]: a fixed
+/// set of kinds keeps the metric's labels bounded whatever a reply says.
+pub const ERROR_KIND_OTHER: &str = "OTHER";
+
+/// The index in [`ERROR_KINDS`] of the kind an error text counts under.
+pub fn error_kind(text: &str) -> usize {
+    let first = text.split(' ').next().unwrap_or("");
+    ERROR_KINDS
+        .iter()
+        .position(|kind| *kind == first)
+        .unwrap_or(ERROR_KINDS.len() - 1)
+}
 
 /// One command's counters.
 #[derive(Debug, Default)]
@@ -128,14 +145,18 @@ impl Stats {
         }
     }
 
-    /// Counts one error reply by its kind.
+    /// Counts one error reply by its kind ([`error_kind`]).
     pub fn record_error(&self, text: &str) {
-        let kind = text.split(' ').next().unwrap_or("");
-        let index = ERROR_KINDS
+        self.errors[error_kind(text)].fetch_add(1, Relaxed);
+    }
+
+    /// Each kind of [`ERROR_KINDS`] with its count, in that order: what `INFO errorstats`
+    /// and the metrics show.
+    pub fn error_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ERROR_KINDS
             .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(ERROR_KINDS.len() - 1);
-        self.errors[index].fetch_add(1, Relaxed);
+            .zip(self.errors.iter())
+            .map(|(kind, count)| (*kind, count.load(Relaxed)))
     }
 
     /// Counts a read that found (`hit`) or missed its key.
@@ -193,8 +214,69 @@ mod tests {
         stats.record_error("ERR syntax error");
         stats.record_error("NOAUTH Authentication required.");
         stats.record_error("WEIRD thing");
-        assert_eq!(stats.errors[0].load(Relaxed), 1);
-        assert_eq!(stats.errors[2].load(Relaxed), 1);
-        assert_eq!(stats.errors[ERROR_KINDS.len() - 1].load(Relaxed), 1);
+        stats.record_error("OTHER is not a kind of its own");
+        let counts: Vec<_> = stats.error_counts().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(
+            counts,
+            [("ERR", 1), ("NOAUTH", 1), (ERROR_KIND_OTHER, 2)].to_vec()
+        );
+    }
+
+    #[test]
+    fn every_error_type_counts_under_its_own_kind() {
+        use ringcache_cluster::QuorumError;
+        use ringcache_resp::{CommandError, LevelError};
+        use ringcache_storage::StoreError;
+
+        let level = "QUORUM";
+        let errors: Vec<String> = vec![
+            CommandError::Syntax.to_string(),
+            CommandError::NotHyperLogLog.to_string(),
+            CommandError::CorruptHyperLogLog.to_string(),
+            LevelError::AnyForRead.to_string(),
+            StoreError::Write("disk full".into()).to_string(),
+            StoreError::Poisoned("disk full".into()).to_string(),
+            QuorumError::Unavailable {
+                level,
+                needed: 2,
+                alive: 1,
+                write: true,
+            }
+            .to_string(),
+            QuorumError::Timeout {
+                level,
+                needed: 2,
+                got: 1,
+                timeout_ms: 1000,
+                write: true,
+            }
+            .to_string(),
+            QuorumError::Failed {
+                level,
+                needed: 2,
+                got: 1,
+                failed: 1,
+                write: true,
+            }
+            .to_string(),
+            crate::cluster::ClusterRefusal::SeedsUnreached {
+                unresolved: vec!["a:1".into()],
+            }
+            .to_string(),
+            crate::cluster::ClusterRefusal::ClockSkew {
+                offset_ms: 900,
+                max_ms: 500,
+            }
+            .to_string(),
+            crate::cluster::RingError::NotInCluster.to_string(),
+            crate::exec::OOM_ERROR.to_string(),
+        ];
+        for text in errors {
+            assert_ne!(
+                ERROR_KINDS[error_kind(&text)],
+                ERROR_KIND_OTHER,
+                "add the first word of {text:?} to ERROR_KINDS"
+            );
+        }
     }
 }

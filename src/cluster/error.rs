@@ -1,10 +1,12 @@
 //! The cluster runtime's errors, each saying what happened to state and what the caller can
 //! do; and the one place where the cluster's client-facing error texts are composed: every
-//! RESP error a cluster command answers with is the `Display` of a type here, except
-//! `UNAVAILABLE` and `TIMEOUT`, which [`ringcache_cluster::QuorumError`] composes (level
-//! names from [`ringcache_resp::Level::name`]).
+//! RESP error a cluster command answers with is the `Display` of a type here (`RING`'s are
+//! all [`RingError`]), except `UNAVAILABLE` and `TIMEOUT`, which
+//! [`ringcache_cluster::QuorumError`] composes (level names from
+//! [`ringcache_resp::Level::name`]).
 
 use ringcache_cluster::NodeId;
+use ringcache_cluster::membership::ForgetError;
 use ringcache_cluster::protocol::Refusal as HandshakeRefusal;
 use ringcache_cluster::view::LeaveRefused;
 use ringcache_storage::StoreError;
@@ -185,6 +187,27 @@ pub enum RepairRefusal {
     NotAReplica,
 }
 
+/// Why a `RING` subcommand was refused or failed; the text is its error reply. Every error
+/// `RING` answers with is one of these, on a single node as in a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    /// `RING DECOMMISSION`, `FORGET` or `REPAIR` on a single node: nothing was done.
+    #[error("ERR this node is not in a cluster (no --seeds or --peer-port)")]
+    NotInCluster,
+    /// `RING FORGET` of something that is not a node id: nothing was done.
+    #[error("ERR a node id is 1 to 16 hexadecimal digits")]
+    BadNodeId,
+    /// `RING FORGET` refused by the membership ([`ForgetError`] says why): nothing changed.
+    #[error("ERR {0}")]
+    Forget(#[from] ForgetError),
+    /// `RING DECOMMISSION` refused or stopped.
+    #[error(transparent)]
+    Decommission(#[from] DecommissionError),
+    /// `RING REPAIR` did not run a round.
+    #[error(transparent)]
+    Repair(#[from] RepairRefusal),
+}
+
 /// Why this node refused a peer's repair write or announcement; the text goes back in a
 /// peer `Error` message and fails the peer's session.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +249,32 @@ mod tests {
         .to_string();
         assert!(text.starts_with("CLOCKSKEW this node's clock is -900 ms off"));
         assert!(text.ends_with("(nothing was written)"));
+    }
+
+    #[test]
+    fn ring_errors_are_err_replies_naming_what_was_wrong() {
+        let id: NodeId = "ab".parse().unwrap();
+        let texts = [
+            (
+                RingError::NotInCluster,
+                "ERR this node is not in a cluster (no --seeds or --peer-port)".to_string(),
+            ),
+            (
+                RingError::BadNodeId,
+                "ERR a node id is 1 to 16 hexadecimal digits".into(),
+            ),
+            (
+                RingError::Forget(ForgetError::Alive(id)),
+                format!("ERR {id} is alive; only a dead member can be forgotten"),
+            ),
+            (
+                RingError::Repair(RepairRefusal::RingMoving),
+                "ERR a member is joining or leaving; repair once the ring is still".into(),
+            ),
+        ];
+        for (error, text) in texts {
+            assert_eq!(error.to_string(), text);
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub mod streaming;
 pub mod throttle;
 
 pub use driver::{read, write};
-pub use error::ClusterRefusal;
+pub use error::{ClusterRefusal, RingError};
 pub use flush::apply_flush;
 pub use link::Response;
 pub use state::Cluster;

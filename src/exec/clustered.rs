@@ -72,16 +72,13 @@ fn level_of(node: &Node, session: &Session, request: &Request, write: bool) -> L
 /// Runs one key command through the coordinator; `keys` are the keys it names, in order.
 pub async fn execute(
     node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     session: &mut Session,
     request: Request,
     mut keys: Vec<Bytes>,
     now_ms: u64,
     touch: bool,
 ) -> Outcome {
-    let cluster = node
-        .cluster
-        .get()
-        .expect("clustered commands run in a cluster");
     cluster.check_seeds()?;
     let write = request.spec.access() == Access::Write;
     let level = level_of(node, session, &request, write);
@@ -266,11 +263,12 @@ pub fn is_keyspace_command(command: &Command) -> bool {
 ///   estimate that is exact when every replica holds every key it should.
 /// - `FLUSHALL`/`FLUSHDB`: a flush time from this node's clock, applied by every member
 ///   (all must be up); records no newer are dead everywhere from then on.
-pub async fn execute_keyspace(node: &Arc<Node>, command: Command, now_ms: u64) -> Outcome {
-    let cluster = node
-        .cluster
-        .get()
-        .expect("keyspace commands run in a cluster");
+pub async fn execute_keyspace(
+    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    command: Command,
+    now_ms: u64,
+) -> Outcome {
     cluster.check_seeds()?;
     Ok(match command {
         Command::Scan(scan) => {

@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 use ringcache_resp::glob::glob_match;
-use ringcache_resp::{CommandError, Level, Reply};
+use ringcache_resp::{CommandError, Level, LevelError, Reply};
 
 use super::bulk;
-use crate::config::{AppendFsync, Config, ConfigError, StorageEngine, parse_memory};
+use crate::config::{AppendFsync, Config, ConfigError, StorageEngine, ValueError, parse_memory};
 use crate::node::Node;
 
 /// `appendonly` as Redis spells it: the log engine is an append-only log.
@@ -22,7 +22,48 @@ fn appendonly(config: &Config) -> &'static str {
 
 /// Changes one parameter on a copy of the config, or says why the value cannot be read.
 /// Whether the value is allowed is [`Config::validate`]'s to say, afterwards.
-type SetParameter = fn(&mut Config, &str) -> Result<(), String>;
+type SetParameter = fn(&mut Config, &str) -> Result<(), SetError>;
+
+/// Why `CONFIG SET` refused a parameter (nothing was changed: all parameters are applied or
+/// none). `Display` is the reason in Redis's `CONFIG SET failed (possibly related to
+/// argument '...') - reason`.
+#[derive(Debug, thiserror::Error)]
+enum SetError {
+    /// The same parameter twice in one command.
+    #[error("duplicate parameter")]
+    Duplicate,
+    /// A parameter fixed at start.
+    #[error("can't set immutable config")]
+    Immutable,
+    /// The value is not of the parameter's kind (not an integer, not a memory value, ...).
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// Not a `maxmemory-policy`: the storage crate's text, which lists the policies.
+    #[error("{0}")]
+    Policy(String),
+    /// Not a consistency level. The text keeps [`LevelError`]'s `ERR ` prefix, as it always
+    /// has (start-up drops it, in `crate::config`).
+    #[error(transparent)]
+    Level(#[from] LevelError),
+    /// `save` to anything but `""`.
+    #[error("ringcache takes no RDB snapshots")]
+    Snapshots,
+    /// `appendonly` to another engine than the running one.
+    #[error("the engine is chosen at start with --storage (log or memory)")]
+    EngineFixed,
+    /// [`Config::validate`] refused the changed copy: its reason without the field's name
+    /// (the reply names the parameter).
+    #[error("{}", refusal(.0))]
+    Refused(ConfigError),
+}
+
+/// The reason of a [`Config::validate`] refusal, as `CONFIG SET` words it.
+fn refusal(error: &ConfigError) -> String {
+    match error {
+        ConfigError::Invalid { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
 
 /// A parameter that `CONFIG GET` shows and `CONFIG SET` may change.
 struct Parameter {
@@ -32,21 +73,19 @@ struct Parameter {
     set: Option<SetParameter>,
 }
 
-fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, ValueError> {
+    value.parse().map_err(|_| ValueError::NotInteger)
 }
 
 /// An integer parameter: any `i64` is read, as Redis does; one that does not fit the field's
 /// type becomes `refused`, a value [`Config::validate`] refuses, so that it is answered with
 /// the field's range like any other value out of it (`maxclients -1`).
-fn integer<T: TryFrom<i64>>(value: &str, refused: T) -> Result<T, String> {
+fn integer<T: TryFrom<i64>>(value: &str, refused: T) -> Result<T, ValueError> {
     Ok(T::try_from(parse_integer::<i64>(value)?).unwrap_or(refused))
 }
 
-fn parse_level(value: &str) -> Result<Level, String> {
-    Level::parse(value.as_bytes()).map_err(|e| e.to_string())
+fn parse_level(value: &str) -> Result<Level, LevelError> {
+    Level::parse(value.as_bytes())
 }
 
 const PARAMETERS: &[Parameter] = &[
@@ -127,7 +166,7 @@ const PARAMETERS: &[Parameter] = &[
         name: "maxmemory-policy",
         get: |c| c.maxmemory_policy.to_string(),
         set: Some(|c, v| {
-            c.maxmemory_policy = v.parse()?;
+            c.maxmemory_policy = v.parse().map_err(SetError::Policy)?;
             Ok(())
         }),
     },
@@ -162,7 +201,7 @@ const PARAMETERS: &[Parameter] = &[
         get: |_| String::new(),
         set: Some(|_, v| match v.is_empty() {
             true => Ok(()),
-            false => Err("ringcache takes no RDB snapshots".into()),
+            false => Err(SetError::Snapshots),
         }),
     },
     Parameter {
@@ -170,7 +209,7 @@ const PARAMETERS: &[Parameter] = &[
         get: |c| appendonly(c).into(),
         set: Some(|c, v| match v.eq_ignore_ascii_case(appendonly(c)) {
             true => Ok(()),
-            false => Err("the engine is chosen at start with --storage (log or memory)".into()),
+            false => Err(SetError::EngineFixed),
         }),
     },
     Parameter {
@@ -221,12 +260,6 @@ pub fn get(node: &Node, patterns: &[Bytes]) -> Reply {
 
 /// `CONFIG SET`: every parameter is checked on a copy first; all are applied or none.
 pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
-    let fail = |name: &str, reason: &str| {
-        Reply::error(CommandError::ConfigSetFailed {
-            arg: name.into(),
-            reason: reason.into(),
-        })
-    };
     // Validate everything on a copy first: CONFIG SET applies all parameters or none.
     let mut config = node.config.read().clone();
     let mut seen = Vec::new();
@@ -235,22 +268,11 @@ pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
         let Some(parameter) = PARAMETERS.iter().find(|p| p.name == name) else {
             return Reply::error(CommandError::UnknownConfig(name));
         };
-        if seen.contains(&parameter.name) {
-            return fail(&name, "duplicate parameter");
-        }
-        seen.push(parameter.name);
-        let Some(set) = parameter.set else {
-            return fail(&name, "can't set immutable config");
-        };
-        if let Err(reason) = set(&mut config, &String::from_utf8_lossy(value)) {
-            return fail(&name, &reason);
-        }
-        // The same check as at start: the rest of the copy was valid, so a refusal is about
-        // this parameter.
-        match config.validate() {
-            Ok(()) => {}
-            Err(ConfigError::Invalid { reason, .. }) => return fail(&name, &reason),
-            Err(other) => return fail(&name, &other.to_string()),
+        if let Err(e) = set_one(&mut config, &mut seen, parameter, value) {
+            return Reply::error(CommandError::ConfigSetFailed {
+                arg: name,
+                reason: e.to_string(),
+            });
         }
     }
     if let Err(e) = node.store.set_fsync_policy(config.appendfsync.into()) {
@@ -258,6 +280,25 @@ pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
     }
     *node.config.write() = config;
     Reply::Ok
+}
+
+/// Sets one parameter on `config`, the copy, and checks the copy; `seen` holds the
+/// parameters set before it in the same command.
+fn set_one(
+    config: &mut Config,
+    seen: &mut Vec<&'static str>,
+    parameter: &Parameter,
+    value: &[u8],
+) -> Result<(), SetError> {
+    if seen.contains(&parameter.name) {
+        return Err(SetError::Duplicate);
+    }
+    seen.push(parameter.name);
+    let set = parameter.set.ok_or(SetError::Immutable)?;
+    set(config, &String::from_utf8_lossy(value))?;
+    // The same check as at start: the rest of the copy was valid, so a refusal is about
+    // this parameter.
+    config.validate().map_err(SetError::Refused)
 }
 
 #[cfg(test)]
@@ -456,6 +497,45 @@ mod tests {
         assert_eq!(node.config.read().maxclients, 10_000);
         assert_eq!(run(&node, &mut s, "CONFIG SET maxclients 1"), Reply::Ok);
         assert_eq!(node.config.read().maxclients, 1);
+    }
+
+    #[test]
+    fn config_set_words_its_own_refusals_as_it_always_has() {
+        let node = node();
+        let mut s = session(&node);
+        let refused = [
+            (
+                "CONFIG SET timeout 1 TIMEOUT 2",
+                "timeout",
+                "duplicate parameter",
+            ),
+            (
+                "CONFIG SET save 900",
+                "save",
+                "ringcache takes no RDB snapshots",
+            ),
+            (
+                "CONFIG SET appendonly no",
+                "appendonly",
+                "the engine is chosen at start with --storage (log or memory)",
+            ),
+            (
+                "CONFIG SET write-consistency most",
+                "write-consistency",
+                "ERR invalid consistency level 'most': valid levels are ONE, TWO, THREE, \
+                 QUORUM, ALL, ANY (writes only) or an integer from 1 to 255",
+            ),
+        ];
+        for (line, name, reason) in refused {
+            assert_eq!(
+                run(&node, &mut s, line),
+                Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                )),
+                "{line}"
+            );
+        }
+        assert_eq!(run(&node, &mut s, "CONFIG SET appendonly YES"), Reply::Ok);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use ringcache_resp::cmd::TABLE;
 use super::connection::REDIS_COMPATIBLE_VERSION;
 use crate::config::StorageEngine;
 use crate::node::Node;
-use crate::stats::ERROR_KINDS;
 
 /// Sections `INFO` prints with no argument or `default`.
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -255,8 +254,7 @@ fn info_commandstats(node: &Node, out: &mut String) {
 }
 
 fn info_errorstats(node: &Node, out: &mut String) {
-    for (kind, count) in ERROR_KINDS.iter().zip(node.stats.errors.iter()) {
-        let count = count.load(Relaxed);
+    for (kind, count) in node.stats.error_counts() {
         if count > 0 {
             line!(out, "errorstat_{kind}:count={count}");
         }

@@ -39,6 +39,7 @@ use ringcache_resp::{CommandError, Level, Protocol, Reply, Request};
 use ringcache_storage::{Record, Store, StoreError, Update};
 
 use crate::clients::ClientHandle;
+use crate::cluster::Cluster;
 use crate::node::{Node, unix_now_ms};
 
 /// Why a command failed; either way it becomes an error reply and the connection goes on.
@@ -288,6 +289,7 @@ fn finish(session: &Session, reply: Outcome) -> Option<Reply> {
 /// key's replicas ([`clustered`]); the rest run on this node.
 pub async fn execute_clustered(
     node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
     session: &mut Session,
     args: Vec<Bytes>,
 ) -> Option<Reply> {
@@ -298,11 +300,11 @@ pub async fn execute_clustered(
         Ok((request, now_ms)) => {
             let touch = touches(session);
             let outcome = if clustered::is_key_command(request.spec) {
-                clustered::execute(node, session, request, keys, now_ms, touch).await
+                clustered::execute(node, cluster, session, request, keys, now_ms, touch).await
             } else if clustered::is_keyspace_command(&request.command) {
-                clustered::execute_keyspace(node, request.command, now_ms).await
+                clustered::execute_keyspace(node, cluster, request.command, now_ms).await
             } else if let Command::Ring(sub) = request.command {
-                Ok(ring::execute(node, sub).await)
+                Ok(ring::execute(node, cluster, sub).await)
             } else {
                 dispatch(node, &node.store, session, request, now_ms, touch)
             };

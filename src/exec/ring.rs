@@ -13,31 +13,39 @@ use ringcache_resp::Reply;
 use ringcache_resp::cmd::{RepairTarget, RingCommand};
 use ringcache_storage::{Record, key_token};
 
-use crate::cluster::{Cluster, OUTCOMES, persist};
+use crate::cluster::{Cluster, OUTCOMES, RingError, persist};
 use crate::node::{Node, unix_now_ms};
 
-/// Answers a `RING` command on a node in a cluster.
-pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
-    let Some(cluster) = node.cluster.get() else {
-        return execute_single(node, command);
-    };
-    match command {
+/// Answers a `RING` command on a node in `cluster`.
+pub async fn execute(node: &Arc<Node>, cluster: &Arc<Cluster>, command: RingCommand) -> Reply {
+    execute_in(node, cluster, command)
+        .await
+        .unwrap_or_else(Reply::error)
+}
+
+async fn execute_in(
+    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    command: RingCommand,
+) -> Result<Reply, RingError> {
+    Ok(match command {
         RingCommand::Nodes => Reply::Bulk(Bytes::from(nodes(cluster))),
         RingCommand::Info => Reply::Bulk(Bytes::from(info_lines(node).replace("\r\n", "\n"))),
         RingCommand::Replicas(key) => replicas(cluster, &key).await,
-        RingCommand::Decommission => match crate::cluster::streaming::decommission(cluster).await {
-            Ok(()) => {
-                // The reply goes out first; then the process stops as on SHUTDOWN.
-                let node = node.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    node.begin_shutdown();
-                });
-                Reply::Ok
-            }
-            Err(e) => Reply::error(e),
-        },
-        RingCommand::Forget(id) => forget(cluster, &id),
+        RingCommand::Decommission => {
+            crate::cluster::streaming::decommission(cluster).await?;
+            // The reply goes out first; then the process stops as on SHUTDOWN.
+            let node = node.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                node.begin_shutdown();
+            });
+            Reply::Ok
+        }
+        RingCommand::Forget(id) => {
+            forget(cluster, &id)?;
+            Reply::Ok
+        }
         RingCommand::Repair(RepairTarget::Status) => {
             let lines = crate::cluster::repair::status_lines(cluster);
             Reply::Bulk(Bytes::from(lines.join("\n") + "\n"))
@@ -47,29 +55,23 @@ pub async fn execute(node: &Arc<Node>, command: RingCommand) -> Reply {
                 RepairTarget::Key(key) => Some(key),
                 _ => None,
             };
-            match crate::cluster::repair::repair_now(cluster, &node.config, key).await {
-                Ok(report) => Reply::Bulk(Bytes::from(report.line())),
-                Err(e) => Reply::error(e),
-            }
+            let report = crate::cluster::repair::repair_now(cluster, &node.config, key).await?;
+            Reply::Bulk(Bytes::from(report.line()))
         }
-    }
+    })
 }
 
 /// `RING FORGET id`: removes a dead member from the ring for good, and its hints.
-fn forget(cluster: &Cluster, id: &[u8]) -> Reply {
-    let Some(id) = std::str::from_utf8(id)
+fn forget(cluster: &Cluster, id: &[u8]) -> Result<(), RingError> {
+    let id = std::str::from_utf8(id)
         .ok()
         .and_then(|t| t.parse::<NodeId>().ok())
-    else {
-        return Reply::Error("ERR a node id is 1 to 16 hexadecimal digits".into());
-    };
-    if let Err(e) = cluster.membership.lock().forget(id, unix_now_ms()) {
-        return Reply::Error(format!("ERR {e}"));
-    }
+        .ok_or(RingError::BadNodeId)?;
+    cluster.membership.lock().forget(id, unix_now_ms())?;
     cluster.gossip_wake.notify_one();
     // Its hints go when the ring drops it (`Cluster::refresh_view`).
     tracing::info!(%id, "member forgotten");
-    Reply::Ok
+    Ok(())
 }
 
 /// Answers a `RING` command on a single node (no cluster): itself, owning everything.
@@ -82,7 +84,7 @@ pub fn execute_single(node: &Node, command: RingCommand) -> Reply {
             Reply::Array(vec![replica_entry("-", "-", "self", Some(record))])
         }
         RingCommand::Decommission | RingCommand::Forget(_) | RingCommand::Repair(_) => {
-            Reply::Error("ERR this node is not in a cluster (no --seeds or --peer-port)".into())
+            Reply::error(RingError::NotInCluster)
         }
     }
 }
@@ -155,7 +157,7 @@ pub fn info_lines(node: &Node) -> String {
     line("cluster_enabled:0".into());
     line(format!("read_consistency_default:{}", config.read_level));
     line(format!("write_consistency_default:{}", config.write_level));
-    let Some(cluster) = node.cluster.get() else {
+    let Some(cluster) = &node.cluster else {
         line("ring_enabled:0".into());
         line("ring_nodes:1".into());
         line("ring_replicas:1".into());
