@@ -41,9 +41,9 @@ enum SetError {
     /// Not a `maxmemory-policy`: the storage crate's text, which lists the policies.
     #[error("{0}")]
     Policy(String),
-    /// Not a consistency level. The text keeps [`LevelError`]'s `ERR ` prefix, as it always
-    /// has (start-up drops it, in `crate::config`).
-    #[error(transparent)]
+    /// Not a consistency level: [`LevelError`]'s text without its `ERR ` prefix, which the
+    /// CONFIG SET reply already carries (start-up drops it the same way, in `crate::config`).
+    #[error("{}", .0.to_string().trim_start_matches("ERR "))]
     Level(#[from] LevelError),
     /// `save` to anything but `""`.
     #[error("ringcache takes no RDB snapshots")]
@@ -522,7 +522,7 @@ mod tests {
             (
                 "CONFIG SET write-consistency most",
                 "write-consistency",
-                "ERR invalid consistency level 'most': valid levels are ONE, TWO, THREE, \
+                "invalid consistency level 'most': valid levels are ONE, TWO, THREE, \
                  QUORUM, ALL, ANY (writes only) or an integer from 1 to 255",
             ),
         ];
