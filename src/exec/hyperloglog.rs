@@ -67,6 +67,10 @@ fn pfadd(
             None => (hll::new_sparse(), true),
             Some(old) => {
                 hll::check(old)?;
+                if !elements.iter().any(|e| hll::dense_would_change(old, e)) {
+                    outcome = Ok(false);
+                    return Ok(None);
+                }
                 (old.to_vec(), false)
             }
         };
