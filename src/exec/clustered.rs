@@ -231,7 +231,9 @@ impl Records for Overlay {
             Update::Put(record) => {
                 let key = Bytes::copy_from_slice(key);
                 records.insert(key.clone(), Some(record.clone()));
-                self.written.lock().push((key, record.clone()));
+                // A collection's replicas get the cells this write changed, not all of them.
+                let sent = super::collection::delta(&record);
+                self.written.lock().push((key, sent));
                 Ok(Some(record))
             }
         }

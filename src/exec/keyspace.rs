@@ -34,11 +34,12 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
                 .filter(|key| live(records.get(key, now_ms).as_ref(), now_ms).is_some())
                 .count() as i64,
         ),
-        Command::Type(key) => Reply::Simple(if exists(records, &key, now_ms) {
-            "string"
-        } else {
-            "none"
-        }),
+        Command::Type(key) => Reply::Simple(
+            records
+                .peek(&key, now_ms)
+                .filter(|r| r.is_live(now_ms))
+                .map_or("none", |r| r.kind.name()),
+        ),
         Command::Expire(expire) => execute_expire(node, records, expire, now_ms)?,
         Command::Ttl { key, unit } => {
             let record = records.peek(&key, now_ms).filter(|r| r.is_live(now_ms));
@@ -175,9 +176,11 @@ fn execute_scan(node: &Node, scan: Scan, now_ms: u64) -> Reply {
         count,
         type_filter,
     } = scan;
-    let wants_strings = type_filter
-        .as_deref()
-        .is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+    let wants = |kind: ringcache_storage::DataType| {
+        type_filter
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case(kind.name().as_bytes()))
+    };
     let mut keys = Vec::new();
     let next = node.store.scan(
         cursor,
@@ -185,7 +188,7 @@ fn execute_scan(node: &Node, scan: Scan, now_ms: u64) -> Reply {
         now_ms,
         &mut |key, record| {
             let matches = pattern.as_ref().is_none_or(|p| glob_match(p, key, false));
-            if wants_strings && matches && record.is_live(now_ms) {
+            if wants(record.kind) && matches && record.is_live(now_ms) {
                 keys.push(Reply::Bulk(key.clone()));
             }
         },

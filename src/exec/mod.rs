@@ -9,6 +9,8 @@
 //! - [`strings`]: the string commands.
 //! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
 //! - [`hyperloglog`]: PFADD, PFCOUNT, PFMERGE, over [`hll`], Redis's HLL string format.
+//! - [`hash`], [`set`], [`zset`], [`list`]: the collection families, over [`collection`]
+//!   (a key's cells, read with `WRONGTYPE` checks and edited at one version).
 //! - [`clustered`]: key commands through the coordinator, on a node in a cluster.
 //! - [`ring`]: RING and INFO's `# Cluster`.
 //!
@@ -19,16 +21,21 @@
 //! `execute` here.
 
 pub mod clustered;
+pub mod collection;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod hash;
 pub mod hll;
 pub mod hyperloglog;
 pub mod info;
 pub mod keyspace;
+pub mod list;
 pub mod ring;
 pub mod server;
+pub mod set;
 pub mod strings;
+pub mod zset;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -264,6 +271,9 @@ fn dispatch(
         Family::Strings => strings::execute(node, records, command, now_ms, touch),
         Family::Keyspace => keyspace::execute(node, records, command, now_ms),
         Family::HyperLogLog => hyperloglog::execute(node, records, command, now_ms, touch),
+        Family::Hash | Family::Set | Family::SortedSet | Family::List => {
+            collections(node, records, command, now_ms, touch)
+        }
     };
     if let Err(ExecError::Store(e)) = &reply {
         match e {
@@ -274,6 +284,23 @@ fn dispatch(
         }
     }
     reply
+}
+
+/// Runs a collection command: each family's executor takes its own command enum.
+fn collections(
+    node: &Node,
+    records: &dyn Records,
+    command: Command,
+    now_ms: u64,
+    touch: bool,
+) -> Outcome {
+    match command {
+        Command::Hash(c) => hash::execute(node, records, c, now_ms, touch),
+        Command::Sets(c) => set::execute(node, records, c, now_ms, touch),
+        Command::SortedSet(c) => zset::execute(node, records, c, now_ms, touch),
+        Command::List(c) => list::execute(node, records, c, now_ms, touch),
+        _ => Ok(misrouted("collection")),
+    }
 }
 
 /// The reply to send, or none when the command stops the server.

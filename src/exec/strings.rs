@@ -26,7 +26,7 @@ pub fn execute(
     Ok(match command {
         Command::Get(key) => {
             let record = read(records, &key, now_ms, touch);
-            lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
+            lookup_reply(node, string(record.as_ref(), now_ms)?)
         }
         Command::Set(set) => execute_set(node, records, set, now_ms)?,
         Command::SetNx { key, value } => {
@@ -43,22 +43,23 @@ pub fn execute(
             }
         }
         Command::GetDel(key) => {
-            let mut old = None;
+            let mut old = Ok(None);
             records.update(&key, now_ms, &mut |current| {
-                old = live(current, now_ms).cloned();
+                old = string(current, now_ms).map(|v| v.cloned());
                 match old {
-                    Some(_) => Update::Put(Record::tombstone(node.clock.next(now_ms))),
-                    None => Update::Keep,
+                    Ok(Some(_)) => Update::Put(Record::tombstone(node.clock.next(now_ms))),
+                    _ => Update::Keep,
                 }
             })?;
-            lookup_reply(node, old.as_ref())
+            lookup_reply(node, old?.as_ref())
         }
         Command::GetEx { key, expiry } => execute_getex(node, records, key, expiry, now_ms)?,
         Command::MGet(keys) => Reply::Array(
             keys.iter()
                 .map(|key| {
+                    // MGET answers nil for a key of another type, as Redis.
                     let record = read(records, key, now_ms, touch);
-                    lookup_reply(node, record.as_ref().and_then(|r| r.live_value(now_ms)))
+                    lookup_reply(node, string(record.as_ref(), now_ms).ok().flatten())
                 })
                 .collect(),
         ),
@@ -79,10 +80,7 @@ pub fn execute(
         }
         Command::StrLen(key) => {
             let record = read(records, &key, now_ms, touch);
-            let len = record
-                .as_ref()
-                .and_then(|r| r.live_value(now_ms))
-                .map_or(0, Bytes::len);
+            let len = string(record.as_ref(), now_ms)?.map_or(0, Bytes::len);
             Reply::Integer(len as i64)
         }
         Command::Append { key, value } => {
@@ -101,7 +99,7 @@ pub fn execute(
         }
         Command::GetRange { key, start, end } => {
             let record = read(records, &key, now_ms, touch);
-            let value = record.as_ref().and_then(|r| r.live_value(now_ms));
+            let value = string(record.as_ref(), now_ms)?;
             Reply::Bulk(value.map_or_else(Bytes::new, |v| substring(v, start, end)))
         }
         Command::SetRange { key, offset, value } => {
@@ -137,7 +135,18 @@ pub fn execute(
     })
 }
 
-/// The live value of a record at `now_ms`.
+/// The live string value of a record at `now_ms`.
+///
+/// # Errors
+/// `WRONGTYPE` when the key holds a collection.
+pub(super) fn string(record: Option<&Record>, now_ms: u64) -> Result<Option<&Bytes>, ExecError> {
+    match record.filter(|r| r.is_live(now_ms)) {
+        Some(r) if r.kind.is_collection() => Err(CommandError::WrongType.into()),
+        _ => Ok(live(record, now_ms)),
+    }
+}
+
+/// The live value of a record at `now_ms` (a string's bytes or a collection's encoding).
 pub(super) fn live(record: Option<&Record>, now_ms: u64) -> Option<&Bytes> {
     record.and_then(|r| r.live_value(now_ms))
 }
@@ -173,6 +182,7 @@ fn with_value(
         SetExpiry::At(at) => new(Some(at.absolute_ms(now_ms_signed(now_ms)).max(0) as u64)),
         SetExpiry::Keep => match current.filter(|r| r.is_live(now_ms)) {
             Some(record) => Record {
+                kind: Default::default(),
                 value: Some(value),
                 value_version: version,
                 expiry_ms: record.expiry_ms,
@@ -214,7 +224,13 @@ fn execute_set(node: &Node, records: &dyn Records, set: Set, now_ms: u64) -> Out
     } = set;
     let mut old = None;
     let mut written = false;
+    let mut wrong_type = false;
     records.update(&key, now_ms, &mut |current| {
+        // SET replaces a key of any type; only SET ... GET must read it as a string.
+        wrong_type = get && string(current, now_ms).is_err();
+        if wrong_type {
+            return Update::Keep;
+        }
         old = live(current, now_ms).cloned();
         let allowed = match condition {
             None => true,
@@ -233,6 +249,9 @@ fn execute_set(node: &Node, records: &dyn Records, set: Set, now_ms: u64) -> Out
             now_ms,
         ))
     })?;
+    if wrong_type {
+        return Err(CommandError::WrongType.into());
+    }
     Ok(match (get, written) {
         (true, _) => lookup_reply(node, old.as_ref()),
         (false, true) => Reply::Ok,
@@ -248,7 +267,12 @@ fn execute_getex(
     now_ms: u64,
 ) -> Outcome {
     let mut value = None;
+    let mut wrong_type = false;
     records.update(&key, now_ms, &mut |current| {
+        wrong_type = string(current, now_ms).is_err();
+        if wrong_type {
+            return Update::Keep;
+        }
         value = live(current, now_ms).cloned();
         let (Some(record), Some(expiry)) = (current.filter(|_| value.is_some()), expiry) else {
             return Update::Keep;
@@ -276,6 +300,9 @@ fn execute_getex(
             }
         }
     })?;
+    if wrong_type {
+        return Err(CommandError::WrongType.into());
+    }
     Ok(lookup_reply(node, value.as_ref()))
 }
 
@@ -291,7 +318,13 @@ pub(super) fn rewrite_value(
 ) -> Result<Option<Bytes>, ExecError> {
     let mut outcome = Ok(None);
     records.update(key, now_ms, &mut |current| {
-        let old = live(current, now_ms);
+        let old = match string(current, now_ms) {
+            Ok(old) => old,
+            Err(e) => {
+                outcome = Err(e);
+                return Update::Keep;
+            }
+        };
         match change(old) {
             Err(e) => {
                 outcome = Err(ExecError::from(e));

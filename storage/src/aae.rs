@@ -34,8 +34,17 @@ pub fn record_digest(token: u64, record: &Record) -> u64 {
     bytes[8..12].copy_from_slice(&record.value_version.node.to_le_bytes());
     bytes[12..16].copy_from_slice(&record.expiry_version.node.to_le_bytes());
     bytes[16..24].copy_from_slice(&record.expiry_version.hlc.to_le_bytes());
+    let mut digest = XxHash3_64::oneshot_with_seed(token, &bytes);
+    // A collection's cells change without its versions (a replica that missed an older
+    // element write has the same header), so its digest covers them; the encoding is
+    // canonical, so equal states hash equal.
+    if record.kind.is_collection()
+        && let Some(value) = &record.value
+    {
+        digest ^= XxHash3_64::oneshot_with_seed(token ^ 1, value);
+    }
     // Never 0, so that a record always changes its leaf.
-    XxHash3_64::oneshot_with_seed(token, &bytes) | 1
+    digest | 1
 }
 
 /// The leaf a token falls in.
@@ -172,8 +181,13 @@ impl TombstoneHorizon {
 
     /// Whether a record with this token may be dropped as an old tombstone: it holds no value
     /// (deleted, or expired and reclaimed) and its newest version is older than the horizon.
+    ///
+    /// A collection is not reclaimed when it expires (its digest covers its cells, and a
+    /// reclaim must not change a leaf), so one that expired before the horizon goes too.
     pub fn allows_drop(&self, token: u64, record: &Record) -> bool {
-        record.value.is_none() && record.version().unix_ms() < self.before_ms(token)
+        let before = self.before_ms(token);
+        (!record.holds_value() || record.expiry_ms.is_some_and(|at| at < before))
+            && record.version().unix_ms() < before
     }
 }
 

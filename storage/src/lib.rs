@@ -1,6 +1,7 @@
 //! Storage for ringcache: the record model and the engines that keep records.
 //!
 //! - [`record`]: a key's [`Record`], a value cell and an expiry cell with a [`Version`] each.
+//! - [`collection`]: hashes, sets, sorted sets and lists as cells merged one by one.
 //! - [`token`]: the stable hash that places a key on the ring; engines order keys by it.
 //! - [`memory`]: the in-memory engine, [`MemoryStore`].
 //! - [`log`]: the log-structured engine on memory-mapped segment files, [`LogStore`].
@@ -18,6 +19,7 @@
 
 pub mod aae;
 mod clock;
+pub mod collection;
 pub mod error;
 pub mod eviction;
 pub mod hints;
@@ -29,6 +31,7 @@ mod shard_guard;
 pub mod token;
 
 pub use aae::{MerkleLeaves, TombstoneHorizon};
+pub use collection::{Cell, Collection};
 pub use error::StoreError;
 pub use eviction::{EvictedKey, EvictionPolicy};
 pub use hints::{
@@ -37,7 +40,7 @@ pub use hints::{
 };
 pub use log::{FsyncPolicy, LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 pub use memory::MemoryStore;
-pub use record::{Record, Version};
+pub use record::{DataType, Record, Version};
 pub use token::key_token;
 
 use bytes::Bytes;
@@ -478,6 +481,7 @@ pub(crate) mod testing {
                 node,
             } => {
                 let record = Record {
+                    kind: Default::default(),
                     value: byte.map(value),
                     value_version: version(value_ms, step, node),
                     expiry_ms,

@@ -30,9 +30,66 @@ impl Version {
     }
 }
 
+/// The type of a key's value, as Redis's `TYPE` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[repr(u8)]
+pub enum DataType {
+    /// A string (also a tombstone's type: it holds nothing).
+    #[default]
+    String = 0,
+    /// A hash: field cells.
+    Hash = 1,
+    /// A set: member cells.
+    Set = 2,
+    /// A sorted set: member cells holding a score.
+    ZSet = 3,
+    /// A list: position cells holding an item.
+    List = 4,
+}
+
+impl DataType {
+    /// Every type, by its number.
+    const ALL: [DataType; 5] = [
+        DataType::String,
+        DataType::Hash,
+        DataType::Set,
+        DataType::ZSet,
+        DataType::List,
+    ];
+
+    /// Whether the value is a [`Collection`](crate::collection::Collection) of cells.
+    pub fn is_collection(self) -> bool {
+        self != DataType::String
+    }
+
+    /// Redis's name, as `TYPE` answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::String => "string",
+            DataType::Hash => "hash",
+            DataType::Set => "set",
+            DataType::ZSet => "zset",
+            DataType::List => "list",
+        }
+    }
+
+    /// The number that codecs write.
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The type a codec's number names; `None` for a number no type has.
+    pub fn from_number(n: u8) -> Option<DataType> {
+        DataType::ALL.get(usize::from(n)).copied()
+    }
+}
+
 /// One key's state. A cell never written has version [`Version::ZERO`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
+    /// The value's type: a string's bytes, or an encoded collection (see
+    /// [`crate::collection`]). Part of the value cell: it changes only with it.
+    pub kind: DataType,
     /// The value, or `None` for a tombstone (deleted, expired, or never written).
     pub value: Option<Bytes>,
     /// Version of the value cell.
@@ -47,6 +104,7 @@ impl Record {
     /// A record holding `value` with `expiry_ms`, both cells at `version`.
     pub fn new(value: Bytes, expiry_ms: Option<u64>, version: Version) -> Record {
         Record {
+            kind: DataType::String,
             value: Some(value),
             value_version: version,
             expiry_ms,
@@ -57,6 +115,7 @@ impl Record {
     /// A tombstone at `version` for both cells.
     pub fn tombstone(version: Version) -> Record {
         Record {
+            kind: DataType::String,
             value: None,
             value_version: version,
             expiry_ms: None,
@@ -64,11 +123,28 @@ impl Record {
         }
     }
 
-    /// The value if the key exists at `now_ms`: not deleted and not expired.
+    /// This record with its value cell holding a collection of type `kind`.
+    pub fn with_kind(self, kind: DataType) -> Record {
+        Record { kind, ..self }
+    }
+
+    /// The value if the key exists at `now_ms`: not deleted, not expired, and not a
+    /// collection whose every element was removed (Redis deletes a key with its last
+    /// element).
     pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
         match self.expiry_ms {
             Some(at) if at <= now_ms => None,
-            _ => self.value.as_ref(),
+            _ => self.value.as_ref().filter(|_| self.holds_value()),
+        }
+    }
+
+    /// Whether the value cell holds something a key exists by, expiry aside: a string, or
+    /// a collection with a live element. The engines count such records as keys and the
+    /// rest as tombstones.
+    pub fn holds_value(&self) -> bool {
+        match &self.value {
+            None => false,
+            Some(value) => !self.kind.is_collection() || crate::collection::live_count(value) > 0,
         }
     }
 
@@ -91,7 +167,9 @@ impl Record {
     /// the key live again. Liveness stays the expiry cell's to decide.
     pub fn merge(&mut self, other: &Record) -> bool {
         let mut changed = false;
-        if other.value_version > self.value_version
+        if self.kind.is_collection() || other.kind.is_collection() {
+            changed = crate::collection::merge_value(self, other);
+        } else if other.value_version > self.value_version
             || (other.value_version == self.value_version
                 && self.value.is_none()
                 && other.value.is_some())
@@ -121,6 +199,7 @@ mod tests {
     fn merge_keeps_the_newer_cell_of_each_kind() {
         let mut mine = Record::new(Bytes::from_static(b"a"), Some(100), v(5));
         let theirs = Record {
+            kind: Default::default(),
             value: Some(Bytes::from_static(b"b")),
             value_version: v(4),
             expiry_ms: None,
@@ -158,6 +237,7 @@ mod tests {
         expired_on_b.value = None;
         let mut persisted_on_a = set.clone();
         persisted_on_a.merge(&Record {
+            kind: Default::default(),
             value: None,
             value_version: Version::ZERO,
             expiry_ms: None,

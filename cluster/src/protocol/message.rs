@@ -44,7 +44,7 @@
 //! without `HAS_VALUE` is a tombstone.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use ringcache_storage::{Record, Version};
+use ringcache_storage::{Collection, DataType, Record, Version};
 
 use super::ProtocolError;
 use super::frame::{Frame, PEER_KEY_BYTES_MAX, PEER_VALUE_BYTES_MAX, put_header};
@@ -124,6 +124,10 @@ pub const ERROR_TEXT_BYTES_MAX: usize = 1024;
 pub const RECORD_HAS_VALUE: u8 = 0b01;
 /// Record flag: the expiry cell holds an expiry.
 pub const RECORD_HAS_EXPIRY: u8 = 0b10;
+/// Where the value's type number sits in the record flags (bits 2..5; 0 is a string).
+pub const RECORD_KIND_SHIFT: u8 = 2;
+/// The record flag bits that hold the value's type.
+pub const RECORD_KIND_MASK: u8 = 0b11100;
 /// Most keys one [`Message::Scan`] asks for and one [`Message::ScanReply`] carries.
 pub const SCAN_KEYS_MAX: usize = 100_000;
 /// Largest membership state one [`Message::Members`] carries: about 40 bytes a member, so
@@ -794,6 +798,7 @@ fn put_record(record: &Record, out: &mut BytesMut) {
     if record.expiry_ms.is_some() {
         flags |= RECORD_HAS_EXPIRY;
     }
+    flags |= record.kind.number() << RECORD_KIND_SHIFT;
     out.put_u8(flags);
     put_version(record.value_version, out);
     put_version(record.expiry_version, out);
@@ -921,13 +926,17 @@ impl Reader {
 
     fn record(&mut self) -> Result<Record, ProtocolError> {
         let flags = self.u8()?;
-        if flags & !(RECORD_HAS_VALUE | RECORD_HAS_EXPIRY) != 0 {
-            return Err(ProtocolError::Malformed {
-                kind: self.kind,
-                what: "record flags",
-                value: u64::from(flags),
-            });
+        let message_kind = self.kind;
+        let malformed = move |what| ProtocolError::Malformed {
+            kind: message_kind,
+            what,
+            value: u64::from(flags),
+        };
+        if flags & !(RECORD_HAS_VALUE | RECORD_HAS_EXPIRY | RECORD_KIND_MASK) != 0 {
+            return Err(malformed("record flags"));
         }
+        let data_type = DataType::from_number((flags & RECORD_KIND_MASK) >> RECORD_KIND_SHIFT)
+            .ok_or_else(|| malformed("record type"))?;
         let value_version = self.version()?;
         let expiry_version = self.version()?;
         let expiry_ms = if flags & RECORD_HAS_EXPIRY != 0 {
@@ -940,7 +949,16 @@ impl Reader {
         } else {
             None
         };
+        // A collection must decode: a peer never makes a replica store garbage it would
+        // then fail to read.
+        if data_type.is_collection()
+            && let Some(body) = &value
+            && Collection::decode(body).is_err()
+        {
+            return Err(malformed("collection encoding"));
+        }
         Ok(Record {
+            kind: data_type,
             value,
             value_version,
             expiry_ms,

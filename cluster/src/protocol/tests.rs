@@ -28,6 +28,7 @@ fn record() -> impl Strategy<Value = Record> {
         version(),
     )
         .prop_map(|(value, value_version, expiry_ms, expiry_version)| Record {
+            kind: Default::default(),
             value: value.map(Bytes::from),
             value_version,
             expiry_ms,

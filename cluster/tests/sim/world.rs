@@ -415,6 +415,7 @@ impl World {
         match self.rng.below(20) {
             0..=2 => Record::tombstone(version),
             3..=4 => Record {
+                kind: Default::default(),
                 value: None,
                 value_version: Version::ZERO,
                 expiry_ms: Some(version.unix_ms() + 3_600_000),

@@ -130,6 +130,12 @@ pub enum CommandError {
     /// Redis's `isHLLObjectOrReply` checks the header and, when dense, the length.
     #[error("WRONGTYPE Key is not a valid HyperLogLog string value.")]
     NotHyperLogLog,
+    /// A key of one type used by a command of another (executor).
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// A collection whose stored encoding does not decode (executor).
+    #[error("ERR corrupt collection value")]
+    CorruptCollection,
     /// A HyperLogLog whose sparse registers do not add up (executor).
     #[error("INVALIDOBJ Corrupted HLL object detected")]
     CorruptHyperLogLog,

@@ -4,7 +4,8 @@
 //!   positions, docs, parse function). Parsing, `COMMAND`, key extraction, statistics and the
 //!   `denyoom`/`no_auth` checks all read it; it is the only list of command names. Its module
 //!   docs say how to add a command.
-//! - [`connection`], [`server`], [`strings`], [`keyspace`], [`hyperloglog`]: one file per
+//! - [`connection`], [`server`], [`strings`], [`keyspace`], [`hyperloglog`], [`hash`], [`set`],
+//!   [`zset`], [`list`]: one file per
 //!   family, with a parse function and a `# Format` block per command.
 //! - `args`: the argument cursor every parse function reads from, and [`CommandError`].
 //!
@@ -16,15 +17,23 @@ use bytes::Bytes;
 use crate::level::Level;
 
 pub mod connection;
+pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
+pub mod list;
 pub mod server;
+pub mod set;
 pub mod strings;
+pub mod zset;
 
 mod args;
 mod table;
 pub use args::{CommandError, STRING_BYTES_MAX, parse_i64, unknown_command};
+pub use hash::HashCommand;
+pub use list::ListCommand;
+pub use set::SetCommand;
 pub use table::{Access, Entry, Family, Flags, KeyRange, Request, Spec, TABLE, lookup};
+pub use zset::SortedSetCommand;
 
 /// Every command ringcache understands.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +214,16 @@ pub enum Command {
         /// The other HLLs merged in.
         sources: Vec<Bytes>,
     },
+
+    // ----- collections, one enum per family in its file
+    /// A hash command (cmd/hash.rs).
+    Hash(hash::HashCommand),
+    /// A set command (cmd/set.rs).
+    Sets(set::SetCommand),
+    /// A sorted set command (cmd/zset.rs).
+    SortedSet(zset::SortedSetCommand),
+    /// A list command (cmd/list.rs).
+    List(list::ListCommand),
 }
 
 /// `HELLO` arguments.

@@ -23,7 +23,9 @@
 use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, is, unknown_command};
-use super::{Command, connection, hyperloglog, keyspace, server, strings};
+// `list`, `set`, `zset` and their short family names are used as their rows arrive.
+#[allow(unused_imports)]
+use super::{Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, zset};
 use crate::level::{Level, LevelError};
 
 /// Whether a command reads keys, writes keys, or neither; chooses the default level.
@@ -51,6 +53,14 @@ pub enum Family {
     Keyspace,
     /// HyperLogLogs, which are string values (cmd/hyperloglog.rs).
     HyperLogLog,
+    /// Hashes (cmd/hash.rs).
+    Hash,
+    /// Sets (cmd/set.rs).
+    Set,
+    /// Sorted sets (cmd/zset.rs).
+    SortedSet,
+    /// Lists (cmd/list.rs).
+    List,
 }
 
 impl Family {
@@ -62,6 +72,10 @@ impl Family {
             Family::Strings => "string",
             Family::Keyspace => "generic",
             Family::HyperLogLog => "hyperloglog",
+            Family::Hash => "hash",
+            Family::Set => "set",
+            Family::SortedSet => "sorted_set",
+            Family::List => "list",
         }
     }
 }
@@ -296,6 +310,8 @@ const HANDSHAKE: Flags = Flags::of(&[
 #[rustfmt::skip]
 pub const TABLE: &[Spec] = {
     use Family::{Connection as C, HyperLogLog as H, Keyspace as K, Server as S, Strings as T};
+    #[allow(unused_imports)]
+    use Family::{Hash as HA, List as LI, Set as SE, SortedSet as ZS};
     use KeyRange as Key;
     &[
         // ----- connection
@@ -441,6 +457,24 @@ pub const TABLE: &[Spec] = {
              key(s).", hyperloglog::pfcount),
         row("pfmerge", -2, WD, Key::ALL, H, "2.8.9",
             "Merge N different HyperLogLogs into a single one.", hyperloglog::pfmerge),
+        // ----- hash
+        row("hset", -4, WDF, Key::ONE, HA, "2.0.0",
+            "Creates or modifies the value of a field in a hash.", hash::hset),
+        row("hget", 3, RF, Key::ONE, HA, "2.0.0", "Returns the value of a field in a hash.",
+            hash::hget),
+        row("hdel", -3, WF, Key::ONE, HA, "2.0.0", "Deletes one or more fields and their values \
+             from a hash. Deletes the hash if no fields remain.", hash::hdel),
+        row("hlen", 2, RF, Key::ONE, HA, "2.0.0", "Returns the number of fields in a hash.",
+            hash::hlen),
+        row("hgetall", 2, R, Key::ONE, HA, "2.0.0",
+            "Returns all fields and values in a hash.", hash::hgetall),
+        // ----- hash end
+        // ----- set
+        // ----- set end
+        // ----- sorted set
+        // ----- sorted set end
+        // ----- list
+        // ----- list end
     ]
 };
 
@@ -448,11 +482,11 @@ pub const TABLE: &[Spec] = {
 const NAME_BYTES_MAX: usize = 16;
 
 /// Slots of the lookup index: a power of two, at least twice the rows so probes stay short.
-const INDEX_SLOTS: usize = 128;
+const INDEX_SLOTS: usize = 512;
 
 const _: () = assert!(TABLE.len() * 2 <= INDEX_SLOTS && INDEX_SLOTS.is_power_of_two());
-// Slots hold `row + 1` in a byte.
-const _: () = assert!(TABLE.len() < u8::MAX as usize);
+// Slots hold `row + 1` in a u16.
+const _: () = assert!(TABLE.len() < u16::MAX as usize);
 
 /// FNV-1a of a lowercase name, folded to a slot.
 const fn slot_of(name: &[u8]) -> usize {
@@ -468,8 +502,8 @@ const fn slot_of(name: &[u8]) -> usize {
 
 /// Open addressing with linear probing: slot → row + 1, 0 for empty. Built at compile time,
 /// which also checks that names are lowercase, short enough and unique.
-const INDEX: [u8; INDEX_SLOTS] = {
-    let mut index = [0u8; INDEX_SLOTS];
+const INDEX: [u16; INDEX_SLOTS] = {
+    let mut index = [0u16; INDEX_SLOTS];
     let mut row = 0;
     while row < TABLE.len() {
         let name = TABLE[row].name.as_bytes();
@@ -491,7 +525,7 @@ const INDEX: [u8; INDEX_SLOTS] = {
             assert!(!same, "a command name is listed twice");
             slot = (slot + 1) & (INDEX_SLOTS - 1);
         }
-        index[slot] = (row + 1) as u8;
+        index[slot] = (row + 1) as u16;
         row += 1;
     }
     index

@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use super::{HINT_KEY_BYTES_MAX, HINT_VALUE_BYTES_MAX, HintPosition};
 use crate::log::format::{
-    FLAG_EXPIRY, FLAG_TOMBSTONE, RECORD_HEADER_BYTES, RECORD_MAGIC, RecordHeader, u32_at, u64_at,
+    FLAG_EMPTY, FLAG_EXPIRY, FLAG_TOMBSTONE, KIND_MASK, RECORD_HEADER_BYTES, RECORD_MAGIC,
+    RecordHeader, record_flags, u32_at, u64_at,
 };
 use crate::record::Record;
 
@@ -133,13 +134,7 @@ impl HintHeader {
         assert!(key.len() <= HINT_KEY_BYTES_MAX && value.len() <= HINT_VALUE_BYTES_MAX);
         let key_len = u32::try_from(key.len()).expect("key length checked");
         let value_len = u32::try_from(value.len()).expect("value length checked");
-        let mut flags = 0u16;
-        if record.value.is_none() {
-            flags |= FLAG_TOMBSTONE;
-        }
-        if record.expiry_ms.is_some() {
-            flags |= FLAG_EXPIRY;
-        }
+        let flags = record_flags(record);
         let mut out = [0u8; HINT_HEADER_BYTES];
         put(&mut out, 4, &key_len.to_le_bytes());
         put(&mut out, 8, &value_len.to_le_bytes());
@@ -161,7 +156,7 @@ impl HintHeader {
     /// magic, flags, and lengths within the limits. `None` when any is wrong.
     pub fn parse(bytes: &[u8; HINT_HEADER_BYTES]) -> Option<HintHeader> {
         let fields = RecordHeader::parse(bytes)?;
-        let known_flags = FLAG_TOMBSTONE | FLAG_EXPIRY;
+        let known_flags = FLAG_TOMBSTONE | FLAG_EXPIRY | FLAG_EMPTY | KIND_MASK;
         let ok = fields.flags & !known_flags == 0
             && (!fields.is_tombstone() || fields.value_len == 0)
             && fields.key_len as usize <= HINT_KEY_BYTES_MAX
@@ -187,6 +182,7 @@ impl HintHeader {
     /// The record, given its key and value as read.
     fn record(&self, value: Bytes) -> Record {
         Record {
+            kind: self.fields.kind(),
             value: (!self.fields.is_tombstone()).then_some(value),
             value_version: self.fields.value_version,
             expiry_ms: self.fields.expiry_ms,
@@ -317,6 +313,7 @@ mod tests {
     #[test]
     fn a_hint_header_round_trips_and_carries_stored_ms() {
         let record = Record {
+            kind: Default::default(),
             value: Some(Bytes::from_static(b"value")),
             value_version: Version { hlc: 7, node: 3 },
             expiry_ms: Some(99),

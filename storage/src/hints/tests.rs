@@ -108,6 +108,7 @@ fn hints_come_back_in_append_order_with_their_exact_records() {
     let records = [
         Record::new(Bytes::from_static(b"plain"), None, v(5)),
         Record {
+            kind: Default::default(),
             value: Some(Bytes::from_static(b"with expiry")),
             value_version: v(6),
             expiry_ms: Some(123_456),
@@ -116,6 +117,7 @@ fn hints_come_back_in_append_order_with_their_exact_records() {
         Record::tombstone(Version { hlc: 11, node: 3 }),
         Record::new(Bytes::new(), None, v(12)),
         Record {
+            kind: Default::default(),
             value: None,
             value_version: v(13),
             expiry_ms: Some(77),

@@ -67,7 +67,7 @@
 
 use bytes::Bytes;
 
-use crate::record::{Record, Version};
+use crate::record::{DataType, Record, Version};
 
 /// Bytes of the segment header.
 pub const HEADER_BYTES: usize = 64;
@@ -95,6 +95,28 @@ pub const FLAG_EXPIRY: u16 = 2;
 /// Flag: the record marks an eviction of the record with its versions (always with
 /// [`FLAG_TOMBSTONE`]: it carries no value).
 pub const FLAG_EVICTED: u16 = 4;
+/// Flag: the value is a collection with no live element, which counts as no key (see
+/// [`Record::holds_value`]); kept in the header so that counting reads no value.
+pub const FLAG_EMPTY: u16 = 8;
+/// Where the value's [`DataType`] number sits in the flags (bits 8..12; 0 is a string, so
+/// records written before collections existed read unchanged).
+pub const KIND_SHIFT: u16 = 8;
+/// The bits of the flags that hold the [`DataType`].
+pub const KIND_MASK: u16 = 0x0f00;
+
+/// The flags that say what a record holds: tombstone, expiry, empty, type.
+pub fn record_flags(record: &Record) -> u16 {
+    let mut flags = u16::from(record.kind.number()) << KIND_SHIFT;
+    if record.value.is_none() {
+        flags |= FLAG_TOMBSTONE;
+    } else if !record.holds_value() {
+        flags |= FLAG_EMPTY;
+    }
+    if record.expiry_ms.is_some() {
+        flags |= FLAG_EXPIRY;
+    }
+    flags
+}
 
 /// A parsed segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,13 +213,7 @@ pub fn encode_record(key: &[u8], record: &Record, out: &mut Vec<u8>) {
     let value: &[u8] = record.value.as_deref().unwrap_or(&[]);
     let key_len = u32::try_from(key.len()).expect("key length checked by the store");
     let value_len = u32::try_from(value.len()).expect("value length checked by the store");
-    let mut flags = 0u16;
-    if record.value.is_none() {
-        flags |= FLAG_TOMBSTONE;
-    }
-    if record.expiry_ms.is_some() {
-        flags |= FLAG_EXPIRY;
-    }
+    let flags = record_flags(record);
     out.clear();
     out.reserve(record_bytes(key.len(), value.len()));
     out.extend_from_slice(&[0u8; 4]);
@@ -281,6 +297,28 @@ impl RecordHeader {
         self.flags & FLAG_TOMBSTONE != 0
     }
 
+    /// Whether the record counts as no key: a tombstone or an empty collection.
+    pub fn is_keyless(&self) -> bool {
+        self.flags & (FLAG_TOMBSTONE | FLAG_EMPTY) != 0
+    }
+
+    /// The value's type (a string for a number no type has: the crc passed, so it is a
+    /// newer format's, read as the bytes it is).
+    pub fn kind(&self) -> DataType {
+        DataType::from_number(((self.flags & KIND_MASK) >> KIND_SHIFT) as u8).unwrap_or_default()
+    }
+
+    /// The record without its value: all that a string's Merkle digest reads.
+    pub fn record_without_value(&self) -> Record {
+        Record {
+            kind: self.kind(),
+            value: None,
+            value_version: self.value_version,
+            expiry_ms: self.expiry_ms,
+            expiry_version: self.expiry_version,
+        }
+    }
+
     /// Whether the record marks an eviction (see the module docs).
     pub fn is_evicted(&self) -> bool {
         self.flags & FLAG_EVICTED != 0
@@ -331,6 +369,7 @@ pub fn read_record(map: &Bytes, at: usize, header: &RecordHeader) -> (Bytes, Rec
     (
         key,
         Record {
+            kind: header.kind(),
             value,
             value_version: header.value_version,
             expiry_ms: header.expiry_ms,
@@ -351,6 +390,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_through_its_encoding() {
         let record = Record {
+            kind: Default::default(),
             value: Some(Bytes::from_static(b"value")),
             value_version: Version { hlc: 7, node: 3 },
             expiry_ms: Some(99),
@@ -368,6 +408,7 @@ mod tests {
     #[test]
     fn an_evicted_record_keeps_the_versions_and_drops_the_value() {
         let record = Record {
+            kind: Default::default(),
             value: Some(Bytes::from_static(b"value")),
             value_version: Version { hlc: 7, node: 3 },
             expiry_ms: Some(99),

@@ -128,7 +128,7 @@ pub(super) struct Kind {
 
 impl Kind {
     pub fn of(header: &RecordHeader, reclaimed: bool) -> Kind {
-        let tombstone = header.is_tombstone() || reclaimed;
+        let tombstone = header.is_keyless() || reclaimed;
         Kind {
             key_len: header.key_len as usize,
             value_len: if tombstone {
@@ -168,10 +168,5 @@ pub(super) fn account(stats: &mut StoreStats, kind: Kind, add: bool) {
 /// The record a header describes, without its value: all that its Merkle digest reads (the
 /// versions), with no copy of the key or value.
 pub(super) fn header_record(header: &RecordHeader) -> Record {
-    Record {
-        value: None,
-        value_version: header.value_version,
-        expiry_ms: header.expiry_ms,
-        expiry_version: header.expiry_version,
-    }
+    header.record_without_value()
 }

@@ -241,6 +241,10 @@ fn apply(
             else {
                 return;
             };
+            let old_digest = old
+                .0
+                .merkle_record(current.offset())
+                .unwrap_or_else(|| header_record(&old.1));
             if header.is_evicted() {
                 if old.1.versions() > header.versions() {
                     return;
@@ -252,11 +256,16 @@ fn apply(
                     .fetch_sub(old.1.bytes() as u64, Ordering::Relaxed);
                 if let Ok(slot) = keydir.find_entry(entry_hash(&gone), |e| *e == gone) {
                     slot.remove();
-                    merkle.toggle(token, &header_record(&old.1));
+                    merkle.toggle(token, &old_digest);
                 }
                 return;
             }
-            if header.versions() <= old.1.versions() {
+            // Equal versions: a collection record written later holds more cells (a merge
+            // adds cells without a newer header), so the later one in log order wins.
+            let later_wins = header.kind().is_collection() && header.versions() == old.1.versions();
+            if header.versions() < old.1.versions()
+                || (header.versions() == old.1.versions() && !later_wins)
+            {
                 return;
             }
             account(stats, Kind::of(&old.1, current.reclaimed()), false);
@@ -266,14 +275,23 @@ fn apply(
             *current = entry;
             merkle.replace(
                 token,
-                Some(&header_record(&old.1)),
-                Some(&header_record(header)),
+                Some(&old_digest),
+                Some(
+                    &segment
+                        .merkle_record(offset)
+                        .unwrap_or_else(|| header_record(header)),
+                ),
             );
         }
         None if header.is_evicted() => return,
         None => {
             keydir.insert_unique(token_hash(token), entry, entry_hash);
-            merkle.toggle(token, &header_record(header));
+            merkle.toggle(
+                token,
+                &segment
+                    .merkle_record(offset)
+                    .unwrap_or_else(|| header_record(header)),
+            );
         }
     }
     account(stats, Kind::of(header, false), true);

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
+use crate::record::Record;
+
 use super::backend::SegmentFile;
 use super::format::{self, HEADER_BYTES, RecordHeader};
 
@@ -52,6 +54,20 @@ impl Segment {
     /// The header of the record at `offset`, if one can be read there.
     pub fn header_at(&self, offset: usize) -> Option<RecordHeader> {
         RecordHeader::parse(self.map.get(offset..)?)
+    }
+
+    /// The record at `offset` as its Merkle digest reads it: the versions of a string (no
+    /// copy), a collection's value too (its digest covers its cells). `None` if no record
+    /// can be read there.
+    pub fn merkle_record(&self, offset: usize) -> Option<Record> {
+        let header = self.header_at(offset)?;
+        if header.kind().is_collection() && !header.is_tombstone() {
+            let end = offset + header.unpadded_bytes();
+            if end <= self.map.len() {
+                return Some(format::read_record(&self.map, offset, &header).1);
+            }
+        }
+        Some(header.record_without_value())
     }
 
     /// The key of the record at `offset` (empty if none can be read there).

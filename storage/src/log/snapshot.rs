@@ -143,7 +143,10 @@ pub(super) fn load(
         shard
             .table
             .insert_unique(token_hash(*token), *entry, entry_hash);
-        merkle.toggle(*token, &header_record(header));
+        let digest = segment
+            .merkle_record(entry.offset())
+            .unwrap_or_else(|| header_record(header));
+        merkle.toggle(*token, &digest);
     }
     for i in 0..segment_count {
         let at = SNAPSHOT_HEADER_BYTES + i * SNAPSHOT_SEGMENT_BYTES;

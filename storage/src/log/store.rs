@@ -15,8 +15,7 @@ use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader};
 use super::inner::{Found, Inner};
 use super::keydir::{
-    Entry, Kind, Shard, account, at_or_after, entry_hash, fresh_access, header_record, tag_of,
-    token_hash,
+    Entry, Kind, Shard, account, at_or_after, entry_hash, fresh_access, tag_of, token_hash,
 };
 use super::recovery;
 use super::segment::Segment;
@@ -157,8 +156,7 @@ impl Inner {
             Some(slot) => {
                 let old_record = segments
                     .get(&slot.segment)
-                    .and_then(|s| s.header_at(slot.offset()))
-                    .map(|h| header_record(&h));
+                    .and_then(|s| s.merkle_record(slot.offset()));
                 let had_value = !slot.reclaimed()
                     && Self::load(&segments, *slot).is_some_and(|(_, f)| f.record.value.is_some());
                 if had_value {
@@ -489,10 +487,10 @@ impl Store for LogStore {
                     stats.expired += 1;
                     continue;
                 }
-                if found.record.value.is_some() {
+                if found.record.holds_value() && !found.record.kind.is_collection() {
                     continue;
                 }
-                // Only a tombstone's key is hashed: the keydir keeps only part of the token.
+                // Only a tombstone's (or a dead collection's) key is hashed: the keydir keeps only part of the token.
                 let token = key_token(&key);
                 if horizon.allows_drop(token, &found.record) {
                     dead.push((*entry, token, found.record));
