@@ -64,6 +64,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// A set: `~n` in RESP3, an array in RESP2.
     Set(Vec<Reply>),
+    /// Pairs in order (`ZRANGE ... WITHSCORES`, `HRANDFIELD ... WITHVALUES`): an array of
+    /// two-item arrays in RESP3, a flat array in RESP2, as Redis answers them.
+    Pairs(Vec<(Reply, Reply)>),
     /// A double: `,x` in RESP3, a bulk string in RESP2 (formatted as Redis does).
     Double(f64),
     /// Text: a verbatim string `=len\r\ntxt:...` in RESP3, a bulk string in RESP2.
@@ -139,7 +142,7 @@ impl Reply {
             Reply::Array(items) | Reply::Set(items) => {
                 Frame2::Array(items.iter().map(Reply::to_resp2).collect())
             }
-            Reply::Map(pairs) => Frame2::Array(
+            Reply::Map(pairs) | Reply::Pairs(pairs) => Frame2::Array(
                 pairs
                     .iter()
                     .flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()])
@@ -191,6 +194,16 @@ impl Reply {
             },
             Reply::Set(items) => Frame3::Set {
                 data: items.iter().map(Reply::to_resp3).collect::<FrameSet<_>>(),
+                attributes: None,
+            },
+            Reply::Pairs(pairs) => Frame3::Array {
+                data: pairs
+                    .iter()
+                    .map(|(a, b)| Frame3::Array {
+                        data: vec![a.to_resp3(), b.to_resp3()],
+                        attributes: None,
+                    })
+                    .collect(),
                 attributes: None,
             },
             Reply::Map(pairs) => Frame3::Map {

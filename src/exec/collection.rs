@@ -186,3 +186,71 @@ pub fn delta(record: &Record) -> Record {
         Err(_) => record.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::testing::{node, run, session};
+    use ringcache_resp::Reply;
+    use ringcache_storage::Store;
+
+    #[test]
+    fn an_edit_stamps_every_cell_it_writes_with_the_command_s_version() {
+        let node = node();
+        let records: &dyn Records = &node.store;
+        let version = update(&node, records, b"h", DataType::Hash, 1_000, |edit| {
+            edit.put(Bytes::from_static(b"a"), Bytes::from_static(b"1"));
+            edit.put(Bytes::from_static(b"b"), Bytes::from_static(b"2"));
+            assert!(edit.remove(b"a"));
+            assert!(!edit.remove(b"zz"));
+            assert_eq!(edit.len(), 1);
+            assert!(!edit.is_empty());
+            Ok(edit.version())
+        })
+        .unwrap();
+        let record = node.store.get(b"h", 1_000).unwrap();
+        assert_eq!(record.value_version, version);
+        let hash = Collection::decode(record.value.as_ref().unwrap()).unwrap();
+        assert!(hash.cells.values().all(|cell| cell.version == version));
+        // The delta of that write is all of it; a later write's delta is only its cells.
+        assert_eq!(delta(&record), record);
+        update(&node, records, b"h", DataType::Hash, 1_001, |edit| {
+            Ok(edit.put(Bytes::from_static(b"c"), Bytes::from_static(b"3")))
+        })
+        .unwrap();
+        let record = node.store.get(b"h", 1_001).unwrap();
+        let sent = Collection::decode(delta(&record).value.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            sent.cells.keys().collect::<Vec<_>>(),
+            [&Bytes::from_static(b"c")]
+        );
+    }
+
+    #[test]
+    fn a_recreated_key_never_shows_the_elements_of_the_one_deleted_before() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "HSET h a 1 b 2");
+        run(&node, &mut s, "DEL h");
+        run(&node, &mut s, "HSET h c 3");
+        assert_eq!(run(&node, &mut s, "HLEN h"), Reply::Integer(1));
+        run(&node, &mut s, "SET h string");
+        run(&node, &mut s, "DEL h");
+        run(&node, &mut s, "HSET h d 4");
+        assert_eq!(run(&node, &mut s, "HGET h c"), Reply::Nil);
+        assert_eq!(run(&node, &mut s, "HLEN h"), Reply::Integer(1));
+    }
+
+    #[test]
+    fn a_changeless_or_failed_edit_writes_nothing() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "HSET h n x");
+        let before = node.store.get(b"h", u64::MAX / 2);
+        assert_eq!(run(&node, &mut s, "HDEL h missing"), Reply::Integer(0));
+        assert!(run(&node, &mut s, "HINCRBY h n 1").is_error());
+        assert_eq!(node.store.get(b"h", u64::MAX / 2), before);
+        assert_eq!(run(&node, &mut s, "HDEL nokey f"), Reply::Integer(0));
+        assert_eq!(node.store.get(b"nokey", u64::MAX / 2), None);
+    }
+}

@@ -1,9 +1,14 @@
 //! The hash commands, with Redis 7.0's replies; a hash is a collection of field cells
 //! ([`super::collection`]), so writes of different fields through different nodes merge.
 
-use ringcache_resp::Reply;
-use ringcache_resp::cmd::HashCommand;
-use ringcache_storage::DataType;
+use bytes::Bytes;
+use rand::Rng;
+use ringcache_resp::cmd::{ElementScan, HashCommand};
+use ringcache_resp::float::incr_by_float_text;
+use ringcache_resp::glob::glob_match;
+use ringcache_resp::parser::string2ll;
+use ringcache_resp::{CommandError, Reply};
+use ringcache_storage::{Collection, DataType};
 
 use super::collection::{self, read};
 use super::{Outcome, Records};
@@ -53,5 +58,181 @@ pub fn execute(
                     .collect(),
             )
         }
+        HashCommand::SetNx { key, field, value } => {
+            let added = collection::update(node, records, &key, HASH, now_ms, |edit| {
+                Ok(edit.get(&field).is_none() && edit.put(field.clone(), value.clone()))
+            })?;
+            Reply::Integer(i64::from(added))
+        }
+        HashCommand::MGet { key, fields } => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            let value = |f: &Bytes| hash.as_ref().and_then(|h| h.get(f)).cloned();
+            Reply::Array(
+                fields
+                    .iter()
+                    .map(|f| value(f).map_or(Reply::Nil, Reply::Bulk))
+                    .collect(),
+            )
+        }
+        HashCommand::MSet { key, pairs } => {
+            collection::update(node, records, &key, HASH, now_ms, |edit| {
+                for (field, value) in &pairs {
+                    edit.put(field.clone(), value.clone());
+                }
+                Ok(())
+            })?;
+            Reply::Ok
+        }
+        HashCommand::Exists { key, field } => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            Reply::Integer(i64::from(hash.is_some_and(|h| h.get(&field).is_some())))
+        }
+        HashCommand::StrLen { key, field } => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            let len = hash
+                .as_ref()
+                .and_then(|h| h.get(&field))
+                .map_or(0, Bytes::len);
+            Reply::Integer(len as i64)
+        }
+        HashCommand::Keys(key) => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            let keys = hash.iter().flat_map(|h| h.live()).map(|(f, _)| f.clone());
+            Reply::Array(keys.map(Reply::Bulk).collect())
+        }
+        HashCommand::Vals(key) => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            let values = hash.iter().flat_map(|h| h.live()).map(|(_, v)| v.clone());
+            Reply::Array(values.map(Reply::Bulk).collect())
+        }
+        HashCommand::IncrBy { key, field, delta } => {
+            let sum = collection::update(node, records, &key, HASH, now_ms, |edit| {
+                let current = match edit.get(&field) {
+                    None => 0,
+                    Some(v) => string2ll(v).ok_or(CommandError::HashValueNotInteger)?,
+                };
+                let sum = current
+                    .checked_add(delta)
+                    .ok_or(CommandError::IncrOverflow)?;
+                edit.put(field.clone(), Bytes::from(sum.to_string()));
+                Ok(sum)
+            })?;
+            Reply::Integer(sum)
+        }
+        HashCommand::IncrByFloat { key, field, delta } => {
+            let text =
+                collection::update(node, records, &key, HASH, now_ms, |edit| {
+                    // The increment was checked when parsed: a float error is the field's.
+                    let text = incr_by_float_text(edit.get(&field).map(|v| &v[..]), &delta)
+                        .map_err(|e| match e {
+                            CommandError::NotFloat => CommandError::HashValueNotFloat,
+                            e => e,
+                        })?;
+                    edit.put(field.clone(), text.clone());
+                    Ok(text)
+                })?;
+            Reply::Bulk(text)
+        }
+        HashCommand::Scan { key, scan } => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            scan_reply(hash.as_ref(), scan)?
+        }
+        HashCommand::RandField {
+            key,
+            count,
+            with_values,
+        } => {
+            let hash = read(records, &key, HASH, now_ms, touch)?;
+            random_fields(hash.as_ref(), count, with_values)
+        }
     })
+}
+
+/// Collections up to this many elements are scanned in one call with cursor 0, as Redis
+/// scans a small (listpack) hash, set or sorted set whole whatever the `COUNT`.
+pub const SCAN_WHOLE_MAX: usize = 128;
+
+/// An `HSCAN` reply: the cursor is the number of fields already returned in field order, so
+/// a field present for the whole scan is returned once; small hashes come whole.
+fn scan_reply(hash: Option<&Collection>, scan: ElementScan) -> Result<Reply, CommandError> {
+    let Some(hash) = hash else {
+        return Ok(Reply::Array(vec![bulk("0"), Reply::Array(Vec::new())]));
+    };
+    if let Some(e) = scan.error {
+        return Err(e);
+    }
+    let live = hash.live_count();
+    let (skip, take) = match live <= SCAN_WHOLE_MAX {
+        true => (0, live),
+        false => (
+            usize::try_from(scan.cursor).unwrap_or(usize::MAX),
+            scan.count,
+        ),
+    };
+    let mut items = Vec::new();
+    for (field, value) in hash.live().skip(skip).take(take) {
+        if scan
+            .pattern
+            .as_ref()
+            .is_none_or(|p| glob_match(p, field, false))
+        {
+            items.push(Reply::Bulk(field.clone()));
+            items.push(Reply::Bulk(value.clone()));
+        }
+    }
+    let next = skip.saturating_add(take);
+    let cursor = if next >= live { 0 } else { next };
+    Ok(Reply::Array(vec![
+        Reply::Bulk(Bytes::from(cursor.to_string())),
+        Reply::Array(items),
+    ]))
+}
+
+/// `HRANDFIELD`: one field (nil when none), `count` distinct fields (at most all), or with
+/// a negative count that many picks with repeats; `WITHVALUES` pairs each with its value
+/// (a pair array each in RESP3, as Redis).
+fn random_fields(hash: Option<&Collection>, count: Option<i64>, with_values: bool) -> Reply {
+    let fields: Vec<(&Bytes, &Bytes)> = hash.iter().flat_map(|h| h.live()).collect();
+    let mut rng = rand::rng();
+    let Some(count) = count else {
+        return match fields.is_empty() {
+            true => Reply::Nil,
+            false => Reply::Bulk(fields[rng.random_range(0..fields.len())].0.clone()),
+        };
+    };
+    let picks: Vec<(&Bytes, &Bytes)> = if count < 0 {
+        if fields.is_empty() {
+            Vec::new()
+        } else {
+            (0..count.unsigned_abs())
+                .map(|_| fields[rng.random_range(0..fields.len())])
+                .collect()
+        }
+    } else {
+        let n = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(fields.len());
+        rand::seq::index::sample(&mut rng, fields.len(), n)
+            .into_iter()
+            .map(|i| fields[i])
+            .collect()
+    };
+    match with_values {
+        true => Reply::Pairs(
+            picks
+                .into_iter()
+                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                .collect(),
+        ),
+        false => Reply::Array(
+            picks
+                .into_iter()
+                .map(|(f, _)| Reply::Bulk(f.clone()))
+                .collect(),
+        ),
+    }
+}
+
+fn bulk(text: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
 }

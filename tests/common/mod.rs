@@ -1335,7 +1335,13 @@ fn run_one(conn: &mut RespConn, args: &[Vec<u8>]) -> Result<Val, String> {
 fn scan_all(conn: &mut RespConn, args: &[Vec<u8>]) -> Result<Val, String> {
     const SCAN_CALLS_MAX: usize = 100_000;
     let mut args = args.to_vec();
-    args[1] = b"0".to_vec();
+    // SCAN's cursor is its first argument; HSCAN's, SSCAN's and ZSCAN's follow the key.
+    let at = if args[0].eq_ignore_ascii_case(b"scan") {
+        1
+    } else {
+        2
+    };
+    args[at] = b"0".to_vec();
     let mut keys = Vec::new();
     for _ in 0..SCAN_CALLS_MAX {
         let reply = run_one(conn, &args)?;
@@ -1359,7 +1365,7 @@ fn scan_all(conn: &mut RespConn, args: &[Vec<u8>]) -> Result<Val, String> {
             keys.dedup();
             return Ok(Val::Array(keys));
         }
-        args[1] = cursor.into_bytes();
+        args[at] = cursor.into_bytes();
     }
     Err(format!("SCAN did not finish within {SCAN_CALLS_MAX} calls"))
 }

@@ -133,6 +133,23 @@ pub enum CommandError {
     /// A key of one type used by a command of another (executor).
     #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
     WrongType,
+    /// `HINCRBYFLOAT` with an infinite increment.
+    #[error("ERR value is NaN or Infinity")]
+    NanOrInfinityArgument,
+    /// A random-pick count of `i64::MIN` (`HRANDFIELD`, `SRANDMEMBER`, `ZRANDMEMBER`).
+    #[error(
+        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+    )]
+    CountOutOfRange,
+    /// A count that overflows when doubled (`HRANDFIELD ... WITHVALUES`).
+    #[error("ERR value is out of range")]
+    ValueOutOfRange,
+    /// `HINCRBY` of a field that is not an integer (executor).
+    #[error("ERR hash value is not an integer")]
+    HashValueNotInteger,
+    /// `HINCRBYFLOAT` of a field that is not a float (executor).
+    #[error("ERR hash value is not a float")]
+    HashValueNotFloat,
     /// A collection whose stored encoding does not decode (executor).
     #[error("ERR corrupt collection value")]
     CorruptCollection,

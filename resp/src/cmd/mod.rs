@@ -29,7 +29,7 @@ pub mod zset;
 mod args;
 mod table;
 pub use args::{CommandError, STRING_BYTES_MAX, parse_i64, unknown_command};
-pub use hash::HashCommand;
+pub use hash::{ElementScan, HashCommand};
 pub use list::ListCommand;
 pub use set::SetCommand;
 pub use table::{Access, Entry, Family, Flags, KeyRange, Request, Spec, TABLE, lookup};

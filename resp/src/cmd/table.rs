@@ -468,6 +468,29 @@ pub const TABLE: &[Spec] = {
             hash::hlen),
         row("hgetall", 2, R, Key::ONE, HA, "2.0.0",
             "Returns all fields and values in a hash.", hash::hgetall),
+        row("hsetnx", 4, WDF, Key::ONE, HA, "2.0.0",
+            "Sets the value of a field in a hash only when the field doesn't exist.",
+            hash::hsetnx),
+        row("hmget", -3, RF, Key::ONE, HA, "2.0.0", "Returns the values of all fields in a hash.",
+            hash::hmget),
+        row("hmset", -4, WDF, Key::ONE, HA, "2.0.0", "Sets the values of multiple fields.",
+            hash::hmset),
+        row("hexists", 3, RF, Key::ONE, HA, "2.0.0",
+            "Determines whether a field exists in a hash.", hash::hexists),
+        row("hstrlen", 3, RF, Key::ONE, HA, "3.2.0",
+            "Returns the length of the value of a field.", hash::hstrlen),
+        row("hkeys", 2, R, Key::ONE, HA, "2.0.0", "Returns all fields in a hash.", hash::hkeys),
+        row("hvals", 2, R, Key::ONE, HA, "2.0.0", "Returns all values in a hash.", hash::hvals),
+        row("hincrby", 4, WDF, Key::ONE, HA, "2.0.0",
+            "Increments the integer value of a field in a hash by a number. Uses 0 as initial \
+             value if the field doesn't exist.", hash::hincrby),
+        row("hincrbyfloat", 4, WDF, Key::ONE, HA, "2.6.0",
+            "Increments the floating point value of a field by a number. Uses 0 as initial \
+             value if the field doesn't exist.", hash::hincrbyfloat),
+        row("hscan", -3, R, Key::ONE, HA, "2.8.0",
+            "Iterates over fields and values of a hash.", hash::hscan),
+        row("hrandfield", -2, R, Key::ONE, HA, "6.2.0",
+            "Returns one or more random fields from a hash.", hash::hrandfield),
         // ----- hash end
         // ----- set
         // ----- set end
