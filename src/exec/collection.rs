@@ -88,16 +88,19 @@ impl Edit {
     }
 
     /// Live elements.
+    #[allow(dead_code, reason = "the set and list families use it as they land")]
     pub fn len(&self) -> usize {
         self.collection.live_count()
     }
 
     /// Whether no element is live.
+    #[allow(dead_code, reason = "the set and list families use it as they land")]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The version this command writes with (list positions are made from it).
+    #[allow(dead_code, reason = "the list family uses it as it lands")]
     pub fn version(&self) -> Version {
         self.version
     }
@@ -192,7 +195,6 @@ mod tests {
     use super::*;
     use crate::exec::testing::{node, run, session};
     use ringcache_resp::Reply;
-    use ringcache_storage::Store;
 
     #[test]
     fn an_edit_stamps_every_cell_it_writes_with_the_command_s_version() {
