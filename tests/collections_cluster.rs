@@ -1,0 +1,186 @@
+//! Collections on a real three-node cluster (N = 3, so every node holds every key): element
+//! writes through different nodes at the same time all survive, a deleted collection's
+//! elements never come back, and a node killed with SIGKILL catches up element by element
+//! from the survivors' hints.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::Duration;
+
+use common::{Cluster, RespConn, Val, encode_command};
+
+/// Fields each of the three writers adds to the shared hash (and members to the shared set).
+const ELEMENTS_PER_WRITER: usize = 200;
+/// Elements pipelined per request batch.
+const BATCH: usize = 50;
+/// A kill -9'd node is seen down at once (its connections close); bound with slack.
+const DOWN_SEEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a restarted node may take until everyone sees everyone up again.
+const UP_AGAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the survivors may take to hand their hints to a restarted node.
+const HINTS_REPLAYED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends every command of `commands` pipelined in batches; returns the replies in order.
+fn pipelined(conn: &mut RespConn, commands: &[Vec<String>]) -> Vec<Val> {
+    let mut replies = Vec::with_capacity(commands.len());
+    for batch in commands.chunks(BATCH) {
+        let mut bytes = Vec::new();
+        for command in batch {
+            bytes.extend(encode_command(command));
+        }
+        conn.send(&bytes);
+        replies.extend(batch.iter().map(|_| conn.read_reply()));
+    }
+    replies
+}
+
+/// A command as owned words.
+fn command(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// The members of an array reply, as strings.
+fn strings(reply: &Val) -> BTreeSet<String> {
+    reply
+        .items()
+        .unwrap_or_else(|| panic!("not an array: {reply}"))
+        .iter()
+        .map(|v| v.text().unwrap_or_else(|| panic!("not a string: {v}")))
+        .collect()
+}
+
+/// Writer `w`'s commands: `HSET` of its own fields and `SADD` of its own members, one
+/// element per command so that the three writers' requests interleave on the shared keys.
+fn writer_commands(w: usize) -> Vec<Vec<String>> {
+    (0..ELEMENTS_PER_WRITER)
+        .flat_map(|j| {
+            [
+                command(&["HSET", "shared:h", &format!("w{w}-f{j}"), &format!("v{j}")]),
+                command(&[
+                    "SADD",
+                    "shared:s",
+                    &format!("w{w}-m{j}"),
+                    "CONSISTENCY",
+                    "QUORUM",
+                ]),
+            ]
+        })
+        .collect()
+}
+
+/// Every field and member the three writers wrote.
+fn all_written() -> (BTreeSet<String>, BTreeSet<String>) {
+    let fields = (0..3)
+        .flat_map(|w| (0..ELEMENTS_PER_WRITER).map(move |j| format!("w{w}-f{j}")))
+        .collect();
+    let members = (0..3)
+        .flat_map(|w| (0..ELEMENTS_PER_WRITER).map(move |j| format!("w{w}-m{j}")))
+        .collect();
+    (fields, members)
+}
+
+#[test]
+fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
+    let mut cluster = Cluster::start(3, &[]);
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let mut conn = cluster.conn(w);
+            thread::spawn(move || pipelined(&mut conn, &writer_commands(w)))
+        })
+        .collect();
+    for (w, writer) in writers.into_iter().enumerate() {
+        let replies = writer.join().expect("writer thread");
+        let failed: Vec<String> = replies
+            .iter()
+            .filter(|r| r.is_error())
+            .map(|r| r.to_string())
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "writer {w}: {} errors, e.g. {:?}",
+            failed.len(),
+            &failed[..failed.len().min(3)]
+        );
+    }
+    let (fields, members) = all_written();
+    // Every node, alone: kill the other two one at a time and read at ONE, so each node's
+    // own copy answers.
+    for i in 0..3 {
+        let mut conn = cluster.conn(i);
+        let got = strings(&conn.cmd(&["HKEYS", "shared:h", "CONSISTENCY", "ALL"]));
+        assert_eq!(got.len(), fields.len(), "HKEYS at ALL through node {i}");
+        assert_eq!(got, fields);
+    }
+    cluster.kill(1);
+    cluster.kill(2);
+    cluster.wait_field(0, "members_up", "1", DOWN_SEEN_TIMEOUT);
+    let mut alone = cluster.conn(0);
+    assert_eq!(
+        strings(&alone.cmd(&["HKEYS", "shared:h", "CONSISTENCY", "ONE"])),
+        fields,
+        "node 0 alone lacks fields"
+    );
+    assert_eq!(
+        strings(&alone.cmd(&["SMEMBERS", "shared:s", "CONSISTENCY", "ONE"])),
+        members,
+        "node 0 alone lacks members"
+    );
+}
+
+#[test]
+fn a_deleted_hash_stays_deleted_and_a_killed_node_catches_up_field_by_field() {
+    let mut cluster = Cluster::start(3, &["--appendfsync", "always"]);
+    let mut c0 = cluster.conn(0);
+    let mut c1 = cluster.conn(1);
+    let old: Vec<Vec<String>> = (0..100)
+        .map(|j| command(&["HSET", "h", &format!("old{j}"), "x"]))
+        .collect();
+    assert!(pipelined(&mut c0, &old).iter().all(|r| !r.is_error()));
+    assert_eq!(c1.cmd(&["DEL", "h", "CONSISTENCY", "QUORUM"]), Val::Int(1));
+
+    // Node 2 goes down; fields written while it is away reach it only by hints.
+    cluster.kill(2);
+    cluster.wait_field(0, "members_up", "2", DOWN_SEEN_TIMEOUT);
+    let new: Vec<Vec<String>> = (0..100)
+        .map(|j| {
+            command(&[
+                "HSET",
+                "h",
+                &format!("new{j}"),
+                &format!("{j}"),
+                "CONSISTENCY",
+                "QUORUM",
+            ])
+        })
+        .collect();
+    for (i, reply) in pipelined(&mut c1, &new).iter().enumerate() {
+        assert_eq!(reply, &Val::Int(1), "HSET new{i} with node 2 down");
+    }
+    assert_eq!(
+        c0.cmd(&["HDEL", "h", "new0", "new1", "CONSISTENCY", "QUORUM"]),
+        Val::Int(2)
+    );
+    assert!(cluster.info_number(0, "hints_pending") + cluster.info_number(1, "hints_pending") > 0);
+    cluster.restart(2);
+    cluster.wait_all_up(UP_AGAIN_TIMEOUT);
+    for i in [0, 1] {
+        cluster.wait_field(i, "hints_pending", "0", HINTS_REPLAYED_TIMEOUT);
+    }
+
+    // Node 2 alone: every field written while it was down, none deleted before or after.
+    cluster.kill(0);
+    cluster.kill(1);
+    cluster.wait_field(2, "members_up", "1", DOWN_SEEN_TIMEOUT);
+    let mut alone = cluster.conn(2);
+    let want: BTreeSet<String> = (2..100).map(|j| format!("new{j}")).collect();
+    assert_eq!(
+        strings(&alone.cmd(&["HKEYS", "h", "CONSISTENCY", "ONE"])),
+        want
+    );
+    assert_eq!(
+        alone.cmd(&["HGET", "h", "new7", "CONSISTENCY", "ONE"]),
+        Val::Bulk(b"7".to_vec())
+    );
+}
