@@ -57,13 +57,22 @@ pub fn apply_late_flush(cluster: &Cluster, version: Version) -> Result<(), Flush
     let mut cursor = 0;
     loop {
         let mut dead = Vec::new();
+        let mut collections = Vec::new();
         cursor = store.scan(cursor, LATE_FLUSH_SCAN_KEYS, now, &mut |key, record| {
             if record.version().hlc <= version.hlc {
                 dead.push(key.clone());
+            } else if record.kind.is_collection() {
+                collections.push((key.clone(), record.clone()));
             }
         });
         for key in dead {
             store.discard(&key)?;
+        }
+        // A collection written since keeps only the cells written since.
+        for (key, record) in collections {
+            if let Some(cleared) = cluster.replica.without_flushed_cells(&record) {
+                store.merge(&key, &cleared)?;
+            }
         }
         if cursor == 0 {
             return Ok(());

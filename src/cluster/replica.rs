@@ -29,7 +29,7 @@ use ringcache_cluster::HybridClock;
 use ringcache_cluster::hlc::too_far_ahead;
 use ringcache_cluster::protocol::message::STREAM_KEYS_MAX;
 use ringcache_cluster::transfer::in_ranges;
-use ringcache_storage::{Record, Store, key_token};
+use ringcache_storage::{Collection, DataType, Record, Store, Version, key_token};
 
 use super::error::ReplicaError;
 use super::stats::ClusterStats;
@@ -143,6 +143,14 @@ impl Replica {
         if !self.survives_flush(record) {
             return Ok(Applied::Flushed);
         }
+        let flushed;
+        let record = match self.without_flushed_cells(record) {
+            Some(cleared) => {
+                flushed = cleared;
+                &flushed
+            }
+            None => record,
+        };
         if let Source::Repair { maxmemory_bytes } = source
             && maxmemory_bytes > 0
             && self.store.used_bytes() as f64 > maxmemory_bytes as f64 * EVICTED_REFILL_LIMIT
@@ -168,19 +176,48 @@ impl Replica {
         record.version().hlc > self.flushed_before()
     }
 
+    /// A collection written after the last flush may still carry cells from before it (a
+    /// repair sends whole collections): those are dead like every record the flush killed.
+    /// `None` when nothing needs dropping.
+    pub fn without_flushed_cells(&self, record: &Record) -> Option<Record> {
+        let flushed = self.flushed_before();
+        if flushed == 0 || !record.kind.is_collection() {
+            return None;
+        }
+        let mut collection = Collection::decode(record.value.as_ref()?).ok()?;
+        let flush = Version {
+            hlc: flushed,
+            node: u32::MAX,
+        };
+        if collection.clear >= flush {
+            return None;
+        }
+        collection.clear_to(flush);
+        Some(Record {
+            value: Some(collection.encode()),
+            ..record.clone()
+        })
+    }
+
     /// Raises the flush time to `hlc`; whether it was older (see [`super::flush`]).
     pub fn raise_flush(&self, hlc: u64) -> bool {
         self.flush_hlc.fetch_max(hlc, Relaxed) < hlc
     }
 
-    /// Live keys of this node's store in token order from `from`, about `count` of them,
-    /// and where the walk goes on (0: done).
-    pub fn scan(&self, from: u64, count: usize, now_ms: u64) -> (u64, Vec<Bytes>) {
+    /// Live keys (of type `kind`, when given) of this node's store in token order from
+    /// `from`, about `count` of them, and where the walk goes on (0: done).
+    pub fn scan(
+        &self,
+        from: u64,
+        count: usize,
+        kind: Option<DataType>,
+        now_ms: u64,
+    ) -> (u64, Vec<Bytes>) {
         let mut keys = Vec::new();
         let next = self
             .store
             .scan(from, count.max(1), now_ms, &mut |key, record| {
-                if record.is_live(now_ms) {
+                if record.is_live(now_ms) && kind.is_none_or(|k| k == record.kind) {
                     keys.push(key.clone());
                 }
             });

@@ -165,8 +165,12 @@ fn answer(server: &Server, frame: &Frame, wrote: &mut bool) -> Option<Message> {
             *wrote = true;
             answer_write(cluster, &key, &record)
         }
-        Message::Scan { from_token, count } => {
-            let (next_token, keys) = replica.scan(from_token, count as usize, now);
+        Message::Scan {
+            from_token,
+            count,
+            kind,
+        } => {
+            let (next_token, keys) = replica.scan(from_token, count as usize, kind, now);
             Message::ScanReply { next_token, keys }
         }
         Message::KeyCount => Message::KeyCountReply {

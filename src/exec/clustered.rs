@@ -28,7 +28,7 @@ use ringcache_cluster::QuorumError;
 use ringcache_cluster::protocol::Message;
 use ringcache_resp::cmd::{Access, Command, SetExpiry, Spec};
 use ringcache_resp::{Level, Reply, Request};
-use ringcache_storage::{Record, StoreError, Update};
+use ringcache_storage::{DataType, Record, StoreError, Update};
 use tokio::task::JoinSet;
 
 use super::{ExecError, Outcome, Records, Session, dispatch};
@@ -275,14 +275,18 @@ pub async fn execute_keyspace(
     Ok(match command {
         Command::Scan(scan) => {
             let count = scan.count.clamp(1, SCAN_WALK_KEYS_MAX);
-            let (next, keys) = walk(cluster, scan.cursor, count).await;
-            let wants_strings = scan
-                .type_filter
-                .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+            // A type no key can have (`TYPE foo`) finds nothing, as in Redis 7.0.
+            let (kind, known) = match scan.type_filter.as_deref() {
+                None => (None, true),
+                Some(name) => match data_type_named(name) {
+                    Some(kind) => (Some(kind), true),
+                    None => (None, false),
+                },
+            };
+            let (next, keys) = walk(cluster, scan.cursor, count, kind).await;
             let keys = keys
                 .into_iter()
-                .filter(|k| wants_strings && matches(scan.pattern.as_ref(), k))
+                .filter(|k| known && matches(scan.pattern.as_ref(), k))
                 .map(Reply::Bulk)
                 .collect();
             Reply::Array(vec![
@@ -294,7 +298,7 @@ pub async fn execute_keyspace(
             let mut found = Vec::new();
             let mut cursor = 0;
             loop {
-                let (next, keys) = walk(cluster, cursor, SCAN_WALK_KEYS_MAX).await;
+                let (next, keys) = walk(cluster, cursor, SCAN_WALK_KEYS_MAX, None).await;
                 found.extend(keys.into_iter().filter(|k| matches(Some(&pattern), k)));
                 if next == 0 {
                     break;
@@ -308,7 +312,7 @@ pub async fn execute_keyspace(
         Command::RandomKey => match node.store.random_key(rand::random(), now_ms) {
             Some(key) => Reply::Bulk(key),
             None => {
-                let (_, keys) = walk(cluster, rand::random(), 1).await;
+                let (_, keys) = walk(cluster, rand::random(), 1, None).await;
                 keys.into_iter().next().map_or(Reply::Nil, Reply::Bulk)
             }
         },
@@ -336,19 +340,38 @@ pub async fn execute_keyspace(
 /// Most keys one `SCAN` step asks of each member.
 const SCAN_WALK_KEYS_MAX: usize = 100_000;
 
+/// The type `SCAN ... TYPE` names (lowercased), if a key can have it.
+fn data_type_named(name: &[u8]) -> Option<DataType> {
+    [
+        DataType::String,
+        DataType::Hash,
+        DataType::Set,
+        DataType::ZSet,
+        DataType::List,
+    ]
+    .into_iter()
+    .find(|kind| kind.name().as_bytes() == name)
+}
+
 fn matches(pattern: Option<&Bytes>, key: &[u8]) -> bool {
     pattern.is_none_or(|p| ringcache_resp::glob::glob_match(p, key, false))
 }
 
 /// One step of a cluster-wide walk from `cursor`: the keys every member that is up holds
 /// there, without repeats, and the smallest place any member stopped at (0: done).
-async fn walk(cluster: &Cluster, cursor: u64, count: usize) -> (u64, Vec<Bytes>) {
+async fn walk(
+    cluster: &Cluster,
+    cursor: u64,
+    count: usize,
+    kind: Option<DataType>,
+) -> (u64, Vec<Bytes>) {
     let message = Message::Scan {
         from_token: cursor,
         count: count as u32,
+        kind,
     };
     let local = || {
-        let (next, keys) = cluster.replica.scan(cursor, count, unix_now_ms());
+        let (next, keys) = cluster.replica.scan(cursor, count, kind, unix_now_ms());
         cluster::Response::Keys { next, keys }
     };
     let (answers, _) = cluster.ask_every(&message, local).await;

@@ -128,6 +128,8 @@ pub const RECORD_HAS_EXPIRY: u8 = 0b10;
 pub const RECORD_KIND_SHIFT: u8 = 2;
 /// The record flag bits that hold the value's type.
 pub const RECORD_KIND_MASK: u8 = 0b11100;
+/// [`Message::Scan`]'s type byte for keys of every type.
+pub const SCAN_ANY_TYPE: u8 = 0xff;
 /// Most keys one [`Message::Scan`] asks for and one [`Message::ScanReply`] carries.
 pub const SCAN_KEYS_MAX: usize = 100_000;
 /// Largest membership state one [`Message::Members`] carries: about 40 bytes a member, so
@@ -220,6 +222,8 @@ pub enum Message {
         from_token: u64,
         /// Keys wanted, at most [`SCAN_KEYS_MAX`].
         count: u32,
+        /// Only keys of this type (`SCAN ... TYPE`); `None` for every type.
+        kind: Option<DataType>,
     },
     /// Answer to [`Message::Scan`]: live keys, and where the next call starts (0: done).
     ScanReply {
@@ -387,9 +391,14 @@ impl Message {
             }
             Message::WriteAck => {}
             Message::Error { text } => put_str16(text, out),
-            Message::Scan { from_token, count } => {
+            Message::Scan {
+                from_token,
+                count,
+                kind,
+            } => {
                 out.put_u64_le(*from_token);
                 out.put_u32_le(*count);
+                out.put_u8(kind.map_or(SCAN_ANY_TYPE, DataType::number));
             }
             Message::ScanReply { next_token, keys } => {
                 out.put_u64_le(*next_token);
@@ -501,7 +510,7 @@ impl Message {
             }
             Message::Scan { count, .. } => {
                 check("scan count", *count as usize, SCAN_KEYS_MAX)?;
-                12
+                13
             }
             Message::ScanReply { keys, .. } => {
                 check("scan keys", keys.len(), SCAN_KEYS_MAX)?;
@@ -625,7 +634,19 @@ impl Message {
                 let from_token = reader.u64()?;
                 let count = reader.u32()?;
                 check("scan count", count as usize, SCAN_KEYS_MAX)?;
-                Message::Scan { from_token, count }
+                let kind = match reader.u8()? {
+                    SCAN_ANY_TYPE => None,
+                    n => Some(DataType::from_number(n).ok_or(ProtocolError::Malformed {
+                        kind: kind::SCAN,
+                        what: "scan type",
+                        value: u64::from(n),
+                    })?),
+                };
+                Message::Scan {
+                    from_token,
+                    count,
+                    kind,
+                }
             }
             kind::SCAN_REPLY => {
                 let next_token = reader.u64()?;
@@ -950,8 +971,9 @@ impl Reader {
             None
         };
         // A collection must decode: a peer never makes a replica store garbage it would
-        // then fail to read.
+        // then fail to read. (A repair's version list carries a digest in its place.)
         if data_type.is_collection()
+            && message_kind != kind::VERSIONS_REPLY
             && let Some(body) = &value
             && Collection::decode(body).is_err()
         {

@@ -20,6 +20,7 @@ use ringcache_storage::aae::{
     MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of, record_digest,
 };
 use ringcache_storage::{Record, Store, TombstoneHorizon, key_token};
+use twox_hash::XxHash3_64;
 
 use crate::protocol::Message;
 use crate::protocol::message::{
@@ -451,7 +452,7 @@ impl Session {
         // Ordered, so the keys to push come out in the same order in every run of a seed.
         let mut local: BTreeMap<Bytes, Record> = BTreeMap::new();
         store.visit_spans(spans, now_ms, &mut |key, record| {
-            local.insert(key.clone(), record.clone());
+            local.insert(key.clone(), versions_header(record));
         });
         let mut seen = HashSet::with_capacity(remote.len());
         for (key, theirs) in remote {
@@ -500,14 +501,37 @@ pub fn directions(
     }
 }
 
-/// Whether `a` has a cell newer than `b`'s, or the live value `b` dropped on expiry.
+/// What a [`Message::VersionsReply`] says of a record: its versions, and for a collection
+/// a digest of its cells (8 bytes), since replicas can hold different cells under one
+/// header version (one missed an older element write); other values go empty.
+pub fn versions_header(record: &Record) -> Record {
+    let value = record
+        .value
+        .as_ref()
+        .map(|value| match record.kind.is_collection() {
+            true => Bytes::copy_from_slice(&XxHash3_64::oneshot(value).to_le_bytes()),
+            false => Bytes::new(),
+        });
+    Record {
+        value,
+        ..record.clone()
+    }
+}
+
+/// Whether `a` (a [`versions_header`]) has a cell newer than `b`'s, or the live value `b`
+/// dropped on expiry, or cells `b` lacks: two collections of one header version whose cells
+/// differ go both ways, and each side merges the other's.
 fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
+    let same_header = a.value_version == b.value_version;
     a.value_version > b.value_version
         || a.expiry_version > b.expiry_version
-        || (a.value_version == b.value_version
+        || (same_header && a.value.is_some() && b.value.is_none() && a.is_live(now_ms))
+        || (same_header
+            && a.kind.is_collection()
+            && a.kind == b.kind
             && a.value.is_some()
-            && b.value.is_none()
-            && a.is_live(now_ms))
+            && b.value.is_some()
+            && a.value != b.value)
 }
 
 /// Bytes of a key and its value, as the answers' byte bounds count them.
@@ -571,11 +595,7 @@ pub fn answer(store: &dyn Store, request: &Message, now_ms: u64) -> Option<Messa
                     return;
                 }
                 bytes += key.len();
-                let mut header = record.clone();
-                if header.value.is_some() {
-                    header.value = Some(Bytes::new());
-                }
-                headers.push((key.clone(), header));
+                headers.push((key.clone(), versions_header(record)));
             });
             Message::VersionsReply { truncated, headers }
         }
