@@ -184,3 +184,71 @@ fn a_deleted_hash_stays_deleted_and_a_killed_node_catches_up_field_by_field() {
         Val::Bulk(b"7".to_vec())
     );
 }
+
+/// How long `RING REPAIR ALL` may take on a few keys.
+const REPAIR_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `name=value` figures of a `RING REPAIR` reply.
+fn repair_figures(reply: &Val) -> std::collections::BTreeMap<String, u64> {
+    let Val::Bulk(text) = reply else {
+        panic!("RING REPAIR answered {reply}, want a bulk string of figures");
+    };
+    String::from_utf8_lossy(text)
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+#[test]
+fn repair_finds_a_replica_that_missed_a_field_under_the_same_header_version() {
+    // No hints: only repair can bring node 2 what it missed.
+    let mut cluster = Cluster::start(3, &["--hint-window-ms", "0"]);
+    let mut c0 = cluster.conn(0);
+    assert_eq!(
+        c0.cmd(&["HSET", "h", "base", "1", "CONSISTENCY", "ALL"]),
+        Val::Int(1)
+    );
+
+    cluster.kill(2);
+    cluster.wait_field(0, "members_up", "2", DOWN_SEEN_TIMEOUT);
+    assert_eq!(
+        c0.cmd(&["HSET", "h", "missed", "2", "CONSISTENCY", "QUORUM"]),
+        Val::Int(1)
+    );
+    cluster.restart(2);
+    cluster.wait_all_up(UP_AGAIN_TIMEOUT);
+    // A write at ONE reads one replica (no read repair of node 2) and sends node 2 only the
+    // new cell: node 2 now has the newest header version and still lacks `missed`.
+    assert_eq!(
+        c0.cmd(&["HSET", "h", "later", "3", "CONSISTENCY", "ONE"]),
+        Val::Int(1)
+    );
+    let mut c2 = cluster.conn(2);
+    let holds_later = common::wait_for(HINTS_REPLAYED_TIMEOUT, || {
+        let reply = c2.cmd(&["HEXISTS", "h", "later", "CONSISTENCY", "ONE"]);
+        (reply == Val::Int(1)).then_some(())
+    });
+    assert!(holds_later.is_some(), "node 2 never got the write at ONE");
+
+    c2.stream()
+        .set_read_timeout(Some(REPAIR_REPLY_TIMEOUT))
+        .unwrap();
+    let reply = c2.cmd(&["RING", "REPAIR", "ALL"]);
+    let figures = repair_figures(&reply);
+    assert_eq!(
+        figures.get("keys_pulled"),
+        Some(&1),
+        "RING REPAIR ALL: {reply}"
+    );
+
+    cluster.kill(0);
+    cluster.kill(1);
+    cluster.wait_field(2, "members_up", "1", DOWN_SEEN_TIMEOUT);
+    let mut alone = cluster.conn(2);
+    let want: BTreeSet<String> = ["base", "later", "missed"].map(String::from).into();
+    assert_eq!(
+        strings(&alone.cmd(&["HKEYS", "h", "CONSISTENCY", "ONE"])),
+        want
+    );
+}

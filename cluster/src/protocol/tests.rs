@@ -64,12 +64,11 @@ fn message() -> impl Strategy<Value = Message> {
         (key.clone(), record()).prop_map(|(key, record)| Message::Write { key, record }),
         Just(Message::WriteAck),
         ".{0,100}".prop_map(|text| Message::Error { text }),
-        (any::<u64>(), 0..1000u32)
-            .prop_map(|(from_token, count)| Message::Scan {
-                from_token,
-                count,
-                kind: (count % 3 == 0).then_some(ringcache_storage::DataType::Hash),
-            }),
+        (any::<u64>(), 0..1000u32).prop_map(|(from_token, count)| Message::Scan {
+            from_token,
+            count,
+            kind: (count % 3 == 0).then_some(ringcache_storage::DataType::Hash),
+        }),
         (any::<u64>(), proptest::collection::vec(key.clone(), 0..8))
             .prop_map(|(next_token, keys)| Message::ScanReply { next_token, keys }),
         Just(Message::KeyCount),
