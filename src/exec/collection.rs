@@ -14,6 +14,11 @@ use ringcache_storage::{Collection, DataType, Record, Update, Version};
 use super::{ExecError, Records};
 use crate::node::Node;
 
+/// Largest encoded collection a write may leave: one record must fit a peer frame's value
+/// (hints, repair and streaming move it whole) and a hint's. Past it the write is refused
+/// with [`CommandError::CollectionTooLarge`], nothing written.
+pub const COLLECTION_BYTES_MAX: usize = ringcache_cluster::protocol::frame::PEER_VALUE_BYTES_MAX;
+
 /// The live collection of type `kind` at `key`, `None` when the key does not exist.
 ///
 /// # Errors
@@ -161,9 +166,13 @@ fn edit<T>(
     if result.is_err() || !edit.changed {
         return (None, result);
     }
+    let encoded = edit.collection.encode();
+    if encoded.len() > COLLECTION_BYTES_MAX {
+        return (None, Err(CommandError::CollectionTooLarge.into()));
+    }
     let record = Record {
         kind,
-        value: Some(edit.collection.encode()),
+        value: Some(encoded),
         value_version: version,
         expiry_ms: expiry.0,
         expiry_version: expiry.1,

@@ -228,15 +228,21 @@ fn bad_record_flags_presence_bytes_and_trailing_bytes_are_refused() {
         Message::decode(&frame(kind::READ_REPLY, &[2])),
         Err(ProtocolError::Malformed { .. })
     ));
-    let mut reply = vec![1u8, 0b100];
-    reply.extend_from_slice(&[0; 24]);
-    assert!(matches!(
-        Message::decode(&frame(kind::READ_REPLY, &reply)),
-        Err(ProtocolError::Malformed {
-            what: "record flags",
-            ..
-        })
-    ));
+    let malformed = |flags: u8, value: &[u8]| {
+        let mut reply = vec![1u8, flags];
+        reply.extend_from_slice(&[0; 24]);
+        reply.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        reply.extend_from_slice(value);
+        match Message::decode(&frame(kind::READ_REPLY, &reply)) {
+            Err(ProtocolError::Malformed { what, .. }) => what,
+            other => panic!("flags {flags:#b}: {other:?}"),
+        }
+    };
+    assert_eq!(malformed(0b1000_0001, b""), "record flags");
+    // Type 7: no such type.
+    assert_eq!(malformed(0b1_1101, b""), "record type");
+    // A hash (type 1) whose value is not an encoded collection.
+    assert_eq!(malformed(0b0_0101, b"garbage"), "collection encoding");
     assert_eq!(
         Message::decode(&frame(kind::WRITE_ACK, &[0])),
         Err(ProtocolError::TrailingBytes {

@@ -150,6 +150,9 @@ pub enum CommandError {
     /// `HINCRBYFLOAT` of a field that is not a float (executor).
     #[error("ERR hash value is not a float")]
     HashValueNotFloat,
+    /// A write that would make a collection larger than one record may be (executor).
+    #[error("ERR the collection would exceed 512 MB (collection bytes max)")]
+    CollectionTooLarge,
     /// A collection whose stored encoding does not decode (executor).
     #[error("ERR corrupt collection value")]
     CorruptCollection,
