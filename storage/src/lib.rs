@@ -351,6 +351,15 @@ pub(crate) mod testing {
             expiry_version_ms: u64,
             node: u32,
         },
+        /// A hash's cells written elsewhere at one version (a coordinator's delta), over a
+        /// clear version below it: merges cell by cell.
+        MergeCells {
+            key: u8,
+            elements: Vec<(u8, bool)>,
+            ms: u64,
+            clear_ms: u64,
+            node: u32,
+        },
         /// A read, which reclaims an expired value.
         Get {
             key: u8,
@@ -414,6 +423,20 @@ pub(crate) mod testing {
             )
                 .prop_map(|(key, value, value_ms, expiry_ms, expiry_version_ms, node)| {
                     StoreOp::Merge { key, value, value_ms, expiry_ms, expiry_version_ms, node }
+                }),
+            3 => (
+                0..keys,
+                proptest::collection::vec((0..6u8, any::<bool>()), 0..4),
+                ms.clone(),
+                ms.clone(),
+                1..4u32,
+            )
+                .prop_map(|(key, elements, ms, clear_ms, node)| StoreOp::MergeCells {
+                    key,
+                    elements,
+                    ms,
+                    clear_ms,
+                    node,
                 }),
             2 => (0..keys, ms.clone()).prop_map(|(key, now_ms)| StoreOp::Get { key, now_ms }),
             3 => (
@@ -488,6 +511,26 @@ pub(crate) mod testing {
                     expiry_version: version(expiry_version_ms, step, node),
                 };
                 let _ = store.merge(&[key], &record);
+            }
+            StoreOp::MergeCells {
+                key,
+                elements,
+                ms,
+                clear_ms,
+                node,
+            } => {
+                let at = version(*ms, step, *node);
+                let clear = version((*clear_ms).min(ms.saturating_sub(1)), 0, 0);
+                let mut cells = Collection::cleared_at(clear);
+                for &(element, present) in elements {
+                    cells.put(
+                        Bytes::from(vec![element]),
+                        present.then(|| value(element)),
+                        at,
+                    );
+                }
+                let record = Record::new(cells.encode(), None, at).with_kind(DataType::Hash);
+                let _ = store.merge(&[*key], &record);
             }
             &StoreOp::Get { key, now_ms } => {
                 store.get(&[key], now_ms);

@@ -827,3 +827,38 @@ fn everysec_makes_a_write_durable_within_about_a_second_and_snapshots_after_a_se
         assert_eq!(value(&store, format!("k{i}").as_bytes()), Some(vec![5; 40]));
     }
 }
+
+#[test]
+fn a_collection_merged_under_an_unchanged_header_version_keeps_every_cell_across_restarts() {
+    use crate::collection::Collection;
+    use crate::record::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let version = |hlc| Version { hlc, node: 1 };
+    let delta = |element: &'static [u8], at: u64| {
+        let mut cells = Collection::default();
+        cells.put(
+            Bytes::from_static(element),
+            Some(Bytes::from_static(b"v")),
+            version(at),
+        );
+        Record::new(cells.encode(), None, version(at)).with_kind(DataType::Hash)
+    };
+    {
+        let (store, _) = LogStore::open(dir.path(), options(FsyncPolicy::Always)).unwrap();
+        assert!(store.merge(b"h", &delta(b"new", 20)).unwrap());
+        // An older element write arrives later: the header version stays 20, a cell is added.
+        assert!(store.merge(b"h", &delta(b"old", 10)).unwrap());
+        store.sync().unwrap();
+    }
+    for round in 0..2 {
+        let (store, _) = LogStore::open(dir.path(), options(FsyncPolicy::Always)).unwrap();
+        let record = store.get(b"h", 0).unwrap();
+        assert_eq!(record.value_version, version(20));
+        let cells = Collection::decode(record.value.as_ref().unwrap()).unwrap();
+        assert_eq!(cells.live_count(), 2, "after restart {round}");
+        assert!(crate::testing::leaves_are_exact(&store));
+        if round == 0 {
+            store.snapshot().unwrap();
+        }
+    }
+}
