@@ -22,16 +22,20 @@
 //!   first (`LPUSH k a b c` is `c b a`). A command with more than 2^16 elements starts a new
 //!   run, with a new coordinate, every 2^16 elements ([`RUN_MAX`]).
 //! - `LINSERT` between neighbours `p < q`: if their coordinates differ by 2 or more, the
-//!   midpoint (no extension). Otherwise a prefix strictly between them is found by
-//!   [`bisect`]ing their bytes, and the suffix appended: a prefix `m` with `p < m‖x < q` for
-//!   every `x`. Usually that is `p` without its final `0x01`, then `0x80` (the bytes of `p`
-//!   up to its first byte that is not `0xFF` after where `p` and `q` differ, that byte
-//!   raised half way to `0x100`); when `p` is a prefix of `q` (`q` was itself inserted right
-//!   after `p`), it is `q`'s bytes up to its first non-zero byte after `p`, that byte halved
-//!   (a 1 becomes `0x00 0x80`).
-//!   Both keep `p < new < q` whatever the suffix, and positions grow by about a byte per
-//!   eight inserts at one spot, not by a whole suffix. After the last element or before
-//!   the first, `LINSERT` is an `RPUSH`/`LPUSH` of one element relative to that neighbour.
+//!   midpoint (no extension). Otherwise [`bisect`] finds a prefix `m` with `p < m‖x < q`
+//!   for every suffix `x`, at the first byte `k` where `p` and `q` differ:
+//!   - `q[k] − p[k] ≥ 2`: `p[..k]` then the byte half way between;
+//!   - `q[k] = p[k] + 1` (the usual case, e.g. two elements of one push): `p` up to its
+//!     first byte after `k` below `0xFF`, that byte raised half way to `0x100`; for a plain
+//!     `p` that is `p` without its final `0x01`, then `0x80`;
+//!   - `p` is a prefix of `q` (`q` was inserted right after `p` before): `q` up to its first
+//!     non-zero byte after `p`, that byte halved (a 1 becomes `0x00 0x80`).
+//!
+//!   Appending to all of `p` (`p‖0x80‖suffix`) would not do: after `LINSERT AFTER p` twice,
+//!   `q` is `p‖0x80‖…` and the new element must sort before it. Positions grow by about a
+//!   byte per eight inserts at one spot, not by a whole suffix each time. After the last
+//!   element or before the first, `LINSERT` is an `RPUSH`/`LPUSH` of one element relative to
+//!   that neighbour.
 //! - The coordinates saturate at the ends of `i64`: after about 2^31 pushes to one end with
 //!   no pops the coordinate stays at `i64::MAX` (`MIN`) and new positions are bisected after
 //!   (before) the end element instead, so order is kept; they are a byte or so longer.
@@ -43,14 +47,17 @@
 //! # Concurrency
 //! The commands have single-coordinator semantics: on one node a command runs under its
 //! key's lock. Through two coordinators at once, two pushes both land (their suffixes
-//! differ) and two pops can return the same element (docs/consistency.md). `LMOVE` and
-//! `LMPOP` over two keys check the types first, then pop, then push: another client can see
-//! the element in neither list for that instant, as with the other multi-key commands here.
+//! differ) and two pops can return the same element (docs/consistency.md). `LMOVE` between
+//! two keys checks both types, then pops, then pushes, each under its key's lock: on one node
+//! another client can see the element in neither list for that instant (a coordinator holds
+//! both locks throughout), as with the other multi-key commands here. `LMPOP` checks its
+//! keys in order, then pops from the first non-empty one.
 //!
 //! # Costs
-//! A command reads the collection decoded (`collection::read`/`update`); on top of that,
-//! `LLEN` reads the length from the record's header, `LRANGE` and `LINDEX` are one pass over
-//! the cells from the nearer end, with no allocation but the reply.
+//! A command works on the decoded collection (`collection::live`/`update`: O(n) to decode, and
+//! a write re-encodes); `LLEN` reads the length from the record's header without decoding;
+//! `LRANGE` and `LINDEX` are one pass over the cells from the nearer end, allocating only the
+//! reply.
 
 use bytes::Bytes;
 use ringcache_resp::cmd::ListCommand;
