@@ -44,3 +44,9 @@ family!(
     hash_commands_answer_as_redis_resp3,
     "hash"
 );
+
+family!(
+    list_commands_answer_as_redis_resp2,
+    list_commands_answer_as_redis_resp3,
+    "list"
+);

@@ -159,6 +159,35 @@ pub enum CommandError {
     /// A HyperLogLog whose sparse registers do not add up (executor).
     #[error("INVALIDOBJ Corrupted HLL object detected")]
     CorruptHyperLogLog,
+    // ----- list
+    /// A count that must be ≥ 0 (`LPOP key count`), not an integer or negative.
+    #[error("ERR value is out of range, must be positive")]
+    NotPositive,
+    /// `LPOS ... RANK 0`.
+    #[error(
+        "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... \
+         or use negative to start from the end of the list"
+    )]
+    RankZero,
+    /// `LPOS ... COUNT n` with `n` negative or not an integer.
+    #[error("ERR COUNT can't be negative")]
+    CountNegative,
+    /// `LPOS ... MAXLEN n` with `n` negative or not an integer.
+    #[error("ERR MAXLEN can't be negative")]
+    MaxlenNegative,
+    /// A `numkeys` (`LMPOP`) below 1 or not an integer.
+    #[error("ERR numkeys should be greater than 0")]
+    NumKeysNotPositive,
+    /// An `LMPOP ... COUNT n` with `n` below 1 or not an integer.
+    #[error("ERR count should be greater than 0")]
+    CountNotPositive,
+    /// `LSET` of a key that does not exist (executor).
+    #[error("ERR no such key")]
+    NoSuchKey,
+    /// `LSET` of an index past either end (executor).
+    #[error("ERR index out of range")]
+    IndexOutOfRange,
+    // ----- list end
     /// A bad `CONSISTENCY` level.
     #[error(transparent)]
     Level(#[from] LevelError),

@@ -109,11 +109,14 @@ impl Flags {
     pub const NO_AUTH: Flags = Flags(1 << 8);
     /// Not allowed in `MULTI`.
     pub const NO_MULTI: Flags = Flags(1 << 9);
+    /// Its keys are found by reading the command (`LMPOP numkeys key ...`): see
+    /// [`KeyRange::counted`].
+    pub const MOVABLE_KEYS: Flags = Flags(1 << 10);
     /// Allowed while a script is busy.
-    pub const ALLOW_BUSY: Flags = Flags(1 << 10);
+    pub const ALLOW_BUSY: Flags = Flags(1 << 11);
 
     /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 11] = [
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -124,6 +127,7 @@ impl Flags {
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::NO_MULTI, "no_multi"),
+        (Flags::MOVABLE_KEYS, "movablekeys"),
         (Flags::ALLOW_BUSY, "allow_busy"),
     ];
 
@@ -168,7 +172,9 @@ impl std::fmt::Debug for Flags {
 
 /// Where a command's keys are, as Redis's legacy `first_key`, `last_key` and `step`:
 /// positions count the name as 0; a negative `last` counts from the end (-1: the last
-/// argument); `first` 0 means no keys.
+/// argument); `first` 0 means none there. A command whose keys follow a count
+/// (`LMPOP numkeys key ...`, Redis's `movablekeys`) also has `numkeys_at`: `COMMAND INFO`
+/// shows only the legacy range, as Redis's does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRange {
     /// Position of the first key, 0 for none.
@@ -177,6 +183,8 @@ pub struct KeyRange {
     pub last: i32,
     /// Distance between two keys.
     pub step: i32,
+    /// Position of a key count that the keys follow, 0 for none.
+    pub numkeys_at: i32,
 }
 
 impl KeyRange {
@@ -190,12 +198,32 @@ impl KeyRange {
     pub const PAIRS: KeyRange = KeyRange::new(1, -1, 2);
 
     const fn new(first: i32, last: i32, step: i32) -> KeyRange {
-        KeyRange { first, last, step }
+        KeyRange {
+            first,
+            last,
+            step,
+            numkeys_at: 0,
+        }
+    }
+
+    /// Keys that follow a count at position `at` (`LMPOP numkeys key ...`: 1), with no legacy
+    /// range (Redis's `COMMAND INFO` shows 0, 0, 0).
+    pub const fn counted(at: i32) -> KeyRange {
+        KeyRange {
+            numkeys_at: at,
+            ..KeyRange::NONE
+        }
+    }
+
+    /// Whether the command names keys (and so takes a level and goes to their replicas).
+    pub const fn has_keys(self) -> bool {
+        self.first > 0 || self.numkeys_at > 0
     }
 
     /// The keys among `args` (the whole request, name first), in order, repeats kept.
     /// Positions past the end are skipped, so a short request yields fewer keys, never a
-    /// panic.
+    /// panic; a count that is not an integer from 1 to what follows it yields no counted
+    /// keys (the command's parser refuses it).
     pub fn keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
         let argc = args.len() as i64;
         let first = i64::from(self.first);
@@ -205,9 +233,27 @@ impl KeyRange {
         };
         let (first, last) = if first == 0 { (1, 0) } else { (first, last) };
         let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        (first..=last)
+        let legacy = (first..=last)
             .step_by(step)
-            .filter_map(move |i| args.get(usize::try_from(i).ok()?))
+            .filter_map(move |i| args.get(usize::try_from(i).ok()?));
+        legacy.chain(self.counted_keys(args).iter())
+    }
+
+    /// The keys after the count at `numkeys_at`, empty when there is none or it is bad.
+    fn counted_keys(self, args: &[Bytes]) -> &[Bytes] {
+        let Ok(at) = usize::try_from(self.numkeys_at) else {
+            return &[];
+        };
+        if at == 0 {
+            return &[];
+        }
+        let after = args.get(at + 1..).unwrap_or_default();
+        let count = args
+            .get(at)
+            .and_then(|raw| crate::parser::string2ll(raw))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= after.len());
+        count.map_or(&[], |n| &after[..n])
     }
 }
 
@@ -248,7 +294,7 @@ impl Spec {
     /// The level the command takes: a command with keys writes them if it has the `write`
     /// flag and reads them otherwise; one without keys takes none.
     pub const fn access(&self) -> Access {
-        if self.keys.first == 0 {
+        if !self.keys.has_keys() {
             Access::None
         } else if self.flags.contains(Flags::WRITE) {
             Access::Write
@@ -497,6 +543,39 @@ pub const TABLE: &[Spec] = {
         // ----- sorted set
         // ----- sorted set end
         // ----- list
+        row("lpush", -3, WDF, Key::ONE, LI, "1.0.0",
+            "Prepend one or multiple elements to a list", list::lpush),
+        row("rpush", -3, WDF, Key::ONE, LI, "1.0.0",
+            "Append one or multiple elements to a list", list::rpush),
+        row("lpushx", -3, WDF, Key::ONE, LI, "2.2.0",
+            "Prepend an element to a list, only if the list exists", list::lpushx),
+        row("rpushx", -3, WDF, Key::ONE, LI, "2.2.0",
+            "Append an element to a list, only if the list exists", list::rpushx),
+        row("lpop", -2, WF, Key::ONE, LI, "1.0.0",
+            "Remove and get the first elements in a list", list::lpop),
+        row("rpop", -2, WF, Key::ONE, LI, "1.0.0",
+            "Remove and get the last elements in a list", list::rpop),
+        row("llen", 2, RF, Key::ONE, LI, "1.0.0", "Get the length of a list", list::llen),
+        row("lrange", 4, R, Key::ONE, LI, "1.0.0", "Get a range of elements from a list",
+            list::lrange),
+        row("lindex", 3, R, Key::ONE, LI, "1.0.0", "Get an element from a list by its index",
+            list::lindex),
+        row("lset", 4, WD, Key::ONE, LI, "1.0.0",
+            "Set the value of an element in a list by its index", list::lset),
+        row("lrem", 4, W, Key::ONE, LI, "1.0.0", "Remove elements from a list", list::lrem),
+        row("ltrim", 4, W, Key::ONE, LI, "1.0.0", "Trim a list to the specified range",
+            list::ltrim),
+        row("linsert", 5, WD, Key::ONE, LI, "2.2.0",
+            "Insert an element before or after another element in a list", list::linsert),
+        row("lpos", -3, R, Key::ONE, LI, "6.0.6",
+            "Return the index of matching elements on a list", list::lpos),
+        row("lmove", 5, WD, Key::new(1, 2, 1), LI, "6.2.0",
+            "Pop an element from a list, push it to another list and return it", list::lmove),
+        row("rpoplpush", 3, WD, Key::new(1, 2, 1), LI, "1.2.0",
+            "Remove the last element in a list, prepend it to another list and return it",
+            list::rpoplpush),
+        row("lmpop", -4, Flags::of(&[Flags::WRITE, Flags::MOVABLE_KEYS]), Key::counted(1), LI,
+            "7.0.0", "Pop elements from a list", list::lmpop),
         // ----- list end
     ]
 };
