@@ -38,7 +38,7 @@ use crate::node::{Node, unix_now_ms};
 /// Whether the command names keys and so goes through the coordinator (the keyspace walks
 /// go through [`execute_keyspace`]).
 pub fn is_key_command(spec: &Spec) -> bool {
-    spec.keys.first > 0
+    spec.keys.has_keys()
 }
 
 /// Whether the command's writes do not depend on the stored records, so no read is needed.
