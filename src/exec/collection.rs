@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use ringcache_resp::CommandError;
-use ringcache_storage::{Collection, DataType, Record, Update, Version};
+use ringcache_storage::{Collection, DataType, Record, Update, Version, key_token};
 
 use super::{ExecError, Records};
 use crate::node::Node;
@@ -130,16 +130,32 @@ pub fn update<T>(
 ) -> Result<T, ExecError> {
     let mut outcome = None;
     records.update(key, now_ms, &mut |current| {
-        let (write, result) = edit(node, current, kind, now_ms, &mut change);
+        let (write, result) = edit(node, key, current, kind, now_ms, &mut change);
         outcome = Some(result);
         write.map_or(Update::Keep, Update::Put)
     })?;
     outcome.expect("update runs the closure")
 }
 
+/// Drops the cells of removed elements that no replica can still contradict, so that a
+/// collection used as a queue does not grow by one removed cell per pop: on a single node
+/// all of them (no other copy exists); in a cluster those older than the tombstone horizon
+/// of the key's range (every replica was repaired since), as the sweep drops tombstones.
+fn drop_old_removals(node: &Node, key: &[u8], collection: &mut Collection) {
+    if node.cluster.is_none() {
+        collection.drop_removed(|_| true);
+        return;
+    }
+    let before_ms = node.horizon.read().before_ms(key_token(key));
+    if before_ms > 0 {
+        collection.drop_removed(|version| version.unix_ms() < before_ms);
+    }
+}
+
 /// One attempt of [`update`]: the record to write, if any, and the command's result.
 fn edit<T>(
     node: &Node,
+    key: &[u8],
     current: Option<&Record>,
     kind: DataType,
     now_ms: u64,
@@ -166,6 +182,7 @@ fn edit<T>(
     if result.is_err() || !edit.changed {
         return (None, result);
     }
+    drop_old_removals(node, key, &mut edit.collection);
     let encoded = edit.collection.encode();
     if encoded.len() > COLLECTION_BYTES_MAX {
         return (None, Err(CommandError::CollectionTooLarge.into()));
