@@ -44,3 +44,9 @@ family!(
     hash_commands_answer_as_redis_resp3,
     "hash"
 );
+
+family!(
+    set_commands_answer_as_redis_resp2,
+    set_commands_answer_as_redis_resp3,
+    "set"
+);

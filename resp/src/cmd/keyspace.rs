@@ -18,7 +18,7 @@ use super::args::{ArgCursor, CommandError, error_text, is, parse_i64};
 use super::{Command, Expire, ExpireCondition, ExpiryTime, Scan, TimeUnit};
 
 /// Redis's default `SCAN` count.
-const SCAN_COUNT_DEFAULT: usize = 10;
+pub(super) const SCAN_COUNT_DEFAULT: usize = 10;
 
 /// See `strings::UNIX_MS_HORIZON`: the clock is assumed to be before 2^42 ms after 1970.
 const UNIX_MS_HORIZON: i64 = 1 << 42;
@@ -231,7 +231,7 @@ pub(super) fn scan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
 /// C's `strtoul(s, &end, 10)` as Redis checks it: no leading blank, the whole (NUL-ended)
 /// string used, no overflow; an optional sign, `-n` wrapping around as in C; no digits at
 /// all is 0 only for the empty string.
-fn parse_cursor(raw: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(raw: &[u8]) -> Option<u64> {
     let raw = match memchr::memchr(0, raw) {
         Some(nul) => &raw[..nul],
         None => raw,

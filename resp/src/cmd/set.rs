@@ -1,5 +1,383 @@
-//! Set commands (to be filled: see cmd/hash.rs for the pattern).
+//! Set commands. A set is a collection of member cells with empty payloads
+//! (`ringcache_storage::collection`); the executor (`src/exec/set.rs`) reads and edits it.
+//!
+//! # Format
+//! ```text
+//! SADD key member [member ...]           SREM key member [member ...]
+//! SMEMBERS key                           SCARD key
+//! SISMEMBER key member                   SMISMEMBER key member [member ...]
+//! SPOP key [count]                       SRANDMEMBER key [count]
+//! SMOVE source destination member        SSCAN key cursor [MATCH pattern] [COUNT count]
+//! SINTER key [key ...]                   SINTERSTORE destination key [key ...]
+//! SUNION key [key ...]                   SUNIONSTORE destination key [key ...]
+//! SDIFF key [key ...]                    SDIFFSTORE destination key [key ...]
+//! SINTERCARD numkeys key [key ...] [LIMIT limit]
+//! ```
+//!
+//! Errors are checked in Redis 7.0's order: what Redis checks before it looks the key up
+//! (counts, `numkeys`, `LIMIT`, the `SSCAN` cursor) is checked here; `SSCAN`'s options are
+//! parsed here too but their error is kept for the executor, because Redis answers a
+//! missing key (an empty scan) and `WRONGTYPE` before it reads the options.
+
+use bytes::Bytes;
+
+use super::Command;
+use super::args::{ArgCursor, CommandError, is, parse_i64};
+use super::keyspace::{SCAN_COUNT_DEFAULT, parse_cursor};
 
 /// A set command.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SetCommand {}
+pub enum SetCommand {
+    /// `SADD key member [member ...]`: answers the members added.
+    Add {
+        /// The key.
+        key: Bytes,
+        /// The members, repeats allowed.
+        members: Vec<Bytes>,
+    },
+    /// `SREM key member [member ...]`: answers the members removed.
+    Rem {
+        /// The key.
+        key: Bytes,
+        /// The members, repeats allowed.
+        members: Vec<Bytes>,
+    },
+    /// `SMEMBERS key`: every member (a set in RESP3).
+    Members(Bytes),
+    /// `SCARD key`
+    Card(Bytes),
+    /// `SISMEMBER key member`
+    IsMember {
+        /// The key.
+        key: Bytes,
+        /// The member.
+        member: Bytes,
+    },
+    /// `SMISMEMBER key member [member ...]`: 1 or 0 per member, in order.
+    MIsMember {
+        /// The key.
+        key: Bytes,
+        /// The members.
+        members: Vec<Bytes>,
+    },
+    /// `SPOP key [count]`: without a count, one member or nil; with one, a set of at most
+    /// `count` members.
+    Pop {
+        /// The key.
+        key: Bytes,
+        /// The count, when given.
+        count: Option<u64>,
+    },
+    /// `SRANDMEMBER key [count]`: a positive count asks for distinct members, a negative one
+    /// for `-count` picks that may repeat.
+    RandMember {
+        /// The key.
+        key: Bytes,
+        /// The count when given, in `-i64::MAX..=i64::MAX`.
+        count: Option<i64>,
+    },
+    /// `SMOVE source destination member`
+    Move {
+        /// The set the member leaves.
+        source: Bytes,
+        /// The set it joins.
+        destination: Bytes,
+        /// The member.
+        member: Bytes,
+    },
+    /// `SSCAN key cursor [MATCH pattern] [COUNT count]`
+    Scan {
+        /// The key.
+        key: Bytes,
+        /// Where to resume; 0 starts.
+        cursor: u64,
+        /// The options, or the error Redis answers for them once the key exists as a set.
+        options: Result<ScanOptions, CommandError>,
+    },
+    /// `SINTER`, `SUNION`, `SDIFF` `key [key ...]`: the result (a set in RESP3).
+    Combine {
+        /// Which combination.
+        op: SetOp,
+        /// The sets, in order (the first is the one `SDIFF` subtracts from).
+        keys: Vec<Bytes>,
+    },
+    /// `SINTERSTORE`, `SUNIONSTORE`, `SDIFFSTORE` `destination key [key ...]`: writes the
+    /// result as a new set (an empty one deletes `destination`); answers its size.
+    Store {
+        /// Which combination.
+        op: SetOp,
+        /// Where the result goes, whatever it held before.
+        destination: Bytes,
+        /// The sets, in order.
+        keys: Vec<Bytes>,
+    },
+    /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`: the size of the intersection.
+    InterCard {
+        /// The sets.
+        keys: Vec<Bytes>,
+        /// Stop counting here; 0 counts everything.
+        limit: u64,
+    },
+}
+
+/// How `SINTER`/`SUNION`/`SDIFF` and their `STORE` forms combine sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOp {
+    /// Members of every set; a missing key makes it empty.
+    Inter,
+    /// Members of any set.
+    Union,
+    /// Members of the first set that no other set has.
+    Diff,
+}
+
+/// The options of an element scan (`SSCAN`; `HSCAN` and `ZSCAN` take the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// `MATCH pattern`; `None` matches everything.
+    pub pattern: Option<Bytes>,
+    /// `COUNT count`: about how many elements one call visits (default 10).
+    pub count: usize,
+}
+
+fn set(command: SetCommand) -> Result<Command, CommandError> {
+    Ok(Command::Sets(command))
+}
+
+/// # Format
+/// `SADD key member [member ...]`
+pub(super) fn sadd(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    set(SetCommand::Add {
+        key,
+        members: cur.rest(),
+    })
+}
+
+/// # Format
+/// `SREM key member [member ...]`
+pub(super) fn srem(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    set(SetCommand::Rem {
+        key,
+        members: cur.rest(),
+    })
+}
+
+/// # Format
+/// `SMEMBERS key`
+pub(super) fn smembers(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    set(SetCommand::Members(cur.required()?))
+}
+
+/// # Format
+/// `SCARD key`
+pub(super) fn scard(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    set(SetCommand::Card(cur.required()?))
+}
+
+/// # Format
+/// `SISMEMBER key member`
+pub(super) fn sismember(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let member = cur.required()?;
+    set(SetCommand::IsMember { key, member })
+}
+
+/// # Format
+/// `SMISMEMBER key member [member ...]`
+pub(super) fn smismember(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    set(SetCommand::MIsMember {
+        key,
+        members: cur.rest(),
+    })
+}
+
+/// # Format
+/// `SPOP key [count]`: a count that is not a non-negative integer is
+/// `ERR value is out of range, must be positive` (Redis's text for both); more arguments
+/// are a syntax error.
+pub(super) fn spop(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let count = match cur.next() {
+        None => None,
+        Some(raw) => {
+            if cur.remaining() > 0 {
+                return Err(CommandError::Syntax);
+            }
+            let count = parse_i64(&raw).map_err(|_| CommandError::NotPositive)?;
+            Some(u64::try_from(count).map_err(|_| CommandError::NotPositive)?)
+        }
+    };
+    set(SetCommand::Pop { key, count })
+}
+
+/// # Format
+/// `SRANDMEMBER key [count]`: the count must be an integer in `-i64::MAX..=i64::MAX`, as
+/// Redis's `-LONG_MAX..LONG_MAX`; more arguments are a syntax error.
+pub(super) fn srandmember(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let count = match cur.next() {
+        None => None,
+        Some(raw) => {
+            if cur.remaining() > 0 {
+                return Err(CommandError::Syntax);
+            }
+            let count = parse_i64(&raw)?;
+            if count == i64::MIN {
+                return Err(CommandError::OutOfRange {
+                    min: -i64::MAX,
+                    max: i64::MAX,
+                });
+            }
+            Some(count)
+        }
+    };
+    set(SetCommand::RandMember { key, count })
+}
+
+/// # Format
+/// `SMOVE source destination member`
+pub(super) fn smove(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let source = cur.required()?;
+    let destination = cur.required()?;
+    let member = cur.required()?;
+    set(SetCommand::Move {
+        source,
+        destination,
+        member,
+    })
+}
+
+/// # Format
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`: the cursor is read as `SCAN`'s
+/// (`ERR invalid cursor`); options may repeat (the last counts); `COUNT` below 1 and any
+/// other word (`TYPE` included) are `ERR syntax error`, answered after the key is found.
+pub(super) fn sscan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let key = cur.required()?;
+    let cursor = parse_cursor(&cur.required()?).ok_or(CommandError::InvalidCursor)?;
+    let options = scan_options(cur);
+    // An error leaves arguments unread; they belong to the deferred error.
+    cur.skip_rest();
+    set(SetCommand::Scan {
+        key,
+        cursor,
+        options,
+    })
+}
+
+/// The `[MATCH pattern] [COUNT count]` options of an element scan, as Redis 7.0's
+/// `scanGenericCommand` reads them.
+///
+/// # Errors
+/// `ERR syntax error` for an unknown word, a word without its value or a count below 1;
+/// `ERR value is not an integer or out of range` for a count that is not one.
+pub(super) fn scan_options(cur: &mut ArgCursor) -> Result<ScanOptions, CommandError> {
+    let mut options = ScanOptions {
+        pattern: None,
+        count: SCAN_COUNT_DEFAULT,
+    };
+    while let Some(word) = cur.next() {
+        if cur.remaining() == 0 {
+            return Err(CommandError::Syntax);
+        }
+        let value = cur.required()?;
+        if is(&word, "count") {
+            let count = parse_i64(&value)?;
+            if count < 1 {
+                return Err(CommandError::Syntax);
+            }
+            options.count = usize::try_from(count).unwrap_or(usize::MAX);
+        } else if is(&word, "match") {
+            options.pattern = Some(value);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(options)
+}
+
+fn combine(cur: &mut ArgCursor, op: SetOp) -> Result<Command, CommandError> {
+    set(SetCommand::Combine {
+        op,
+        keys: cur.rest(),
+    })
+}
+
+fn store(cur: &mut ArgCursor, op: SetOp) -> Result<Command, CommandError> {
+    let destination = cur.required()?;
+    set(SetCommand::Store {
+        op,
+        destination,
+        keys: cur.rest(),
+    })
+}
+
+/// # Format
+/// `SINTER key [key ...]`
+pub(super) fn sinter(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    combine(cur, SetOp::Inter)
+}
+
+/// # Format
+/// `SUNION key [key ...]`
+pub(super) fn sunion(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    combine(cur, SetOp::Union)
+}
+
+/// # Format
+/// `SDIFF key [key ...]`
+pub(super) fn sdiff(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    combine(cur, SetOp::Diff)
+}
+
+/// # Format
+/// `SINTERSTORE destination key [key ...]`
+pub(super) fn sinterstore(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    store(cur, SetOp::Inter)
+}
+
+/// # Format
+/// `SUNIONSTORE destination key [key ...]`
+pub(super) fn sunionstore(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    store(cur, SetOp::Union)
+}
+
+/// # Format
+/// `SDIFFSTORE destination key [key ...]`
+pub(super) fn sdiffstore(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    store(cur, SetOp::Diff)
+}
+
+/// # Format
+/// `SINTERCARD numkeys key [key ...] [LIMIT limit]`: `numkeys` must be a positive integer
+/// (`ERR numkeys should be greater than 0`) no larger than the arguments after it; `LIMIT`
+/// a non-negative integer (`ERR LIMIT can't be negative`), 0 meaning none; `LIMIT` may
+/// repeat (the last counts); anything else after the keys is a syntax error.
+pub(super) fn sintercard(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let numkeys = numkeys(&cur.required()?)?;
+    if numkeys > cur.remaining() {
+        return Err(CommandError::NumKeysOverArgs);
+    }
+    let keys = (0..numkeys).filter_map(|_| cur.next()).collect();
+    let mut limit = 0;
+    while let Some(word) = cur.next() {
+        if !is(&word, "limit") || cur.remaining() == 0 {
+            return Err(CommandError::Syntax);
+        }
+        let raw = cur.required()?;
+        let value = parse_i64(&raw).map_err(|_| CommandError::LimitNegative)?;
+        limit = u64::try_from(value).map_err(|_| CommandError::LimitNegative)?;
+    }
+    set(SetCommand::InterCard { keys, limit })
+}
+
+/// A `numkeys` argument, as Redis's `getRangeLongFromObjectOrReply(1, LONG_MAX)` with the
+/// message `numkeys should be greater than 0` (for a word that is not an integer too).
+fn numkeys(raw: &[u8]) -> Result<usize, CommandError> {
+    match parse_i64(raw) {
+        Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err(CommandError::NumKeysNotPositive),
+    }
+}

@@ -22,7 +22,7 @@
 
 use bytes::Bytes;
 
-use super::args::{ArgCursor, CommandError, is, unknown_command};
+use super::args::{ArgCursor, CommandError, is, parse_i64, unknown_command};
 // `list`, `set`, `zset` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
 use super::{Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, zset};
@@ -109,11 +109,14 @@ impl Flags {
     pub const NO_AUTH: Flags = Flags(1 << 8);
     /// Not allowed in `MULTI`.
     pub const NO_MULTI: Flags = Flags(1 << 9);
+    /// Its keys are found by reading its arguments (a `numkeys` count): see
+    /// [`KeyRange::numkeys_at`].
+    pub const MOVABLE_KEYS: Flags = Flags(1 << 10);
     /// Allowed while a script is busy.
-    pub const ALLOW_BUSY: Flags = Flags(1 << 10);
+    pub const ALLOW_BUSY: Flags = Flags(1 << 11);
 
     /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 11] = [
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -124,6 +127,7 @@ impl Flags {
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::NO_MULTI, "no_multi"),
+        (Flags::MOVABLE_KEYS, "movablekeys"),
         (Flags::ALLOW_BUSY, "allow_busy"),
     ];
 
@@ -168,7 +172,12 @@ impl std::fmt::Debug for Flags {
 
 /// Where a command's keys are, as Redis's legacy `first_key`, `last_key` and `step`:
 /// positions count the name as 0; a negative `last` counts from the end (-1: the last
-/// argument); `first` 0 means no keys.
+/// argument); `first` 0 means no keys in the range.
+///
+/// Commands with "movable keys" (`SINTERCARD numkeys key ...`, `ZUNIONSTORE dest numkeys
+/// key ...`, `LMPOP numkeys key ...`) also have keys after a count: `numkeys_at` is that
+/// count's position (0 for none). `COMMAND INFO` shows only the legacy range, as Redis
+/// does (`0 0 0` for `SINTERCARD`); [`KeyRange::keys`] yields both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRange {
     /// Position of the first key, 0 for none.
@@ -177,6 +186,8 @@ pub struct KeyRange {
     pub last: i32,
     /// Distance between two keys.
     pub step: i32,
+    /// Position of a `numkeys` argument followed by that many keys, 0 for none.
+    pub numkeys_at: i32,
 }
 
 impl KeyRange {
@@ -190,13 +201,46 @@ impl KeyRange {
     pub const PAIRS: KeyRange = KeyRange::new(1, -1, 2);
 
     const fn new(first: i32, last: i32, step: i32) -> KeyRange {
-        KeyRange { first, last, step }
+        KeyRange {
+            first,
+            last,
+            step,
+            numkeys_at: 0,
+        }
     }
 
-    /// The keys among `args` (the whole request, name first), in order, repeats kept.
-    /// Positions past the end are skipped, so a short request yields fewer keys, never a
-    /// panic.
+    /// The keys `numkeys key ...` at position `at` and nowhere else (`SINTERCARD`).
+    const fn counted(at: i32) -> KeyRange {
+        KeyRange {
+            numkeys_at: at,
+            ..KeyRange::NONE
+        }
+    }
+
+    /// Whether the command names any key (in its range or after a count).
+    pub const fn has_keys(self) -> bool {
+        self.first > 0 || self.numkeys_at > 0
+    }
+
+    /// The keys among `args` (the whole request, name first), in order, repeats kept: the
+    /// range's, then those after the count. Positions past the end are skipped and a count
+    /// that is not a positive integer names no key, so a bad request yields fewer keys,
+    /// never a panic (the parser then refuses it).
     pub fn keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
+        self.range_keys(args).chain(self.counted_keys(args))
+    }
+
+    /// The keys after the `numkeys` count, at most as many as there are arguments.
+    fn counted_keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
+        let at = usize::try_from(self.numkeys_at).unwrap_or(0);
+        let count = match args.get(at).filter(|_| at > 0).map(|raw| parse_i64(raw)) {
+            Some(Ok(n)) if n > 0 => usize::try_from(n).unwrap_or(0),
+            _ => 0,
+        };
+        args.iter().skip(at + 1).take(count)
+    }
+
+    fn range_keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
         let argc = args.len() as i64;
         let first = i64::from(self.first);
         let last = match self.last {
@@ -248,7 +292,7 @@ impl Spec {
     /// The level the command takes: a command with keys writes them if it has the `write`
     /// flag and reads them otherwise; one without keys takes none.
     pub const fn access(&self) -> Access {
-        if self.keys.first == 0 {
+        if !self.keys.has_keys() {
             Access::None
         } else if self.flags.contains(Flags::WRITE) {
             Access::Write
@@ -470,6 +514,43 @@ pub const TABLE: &[Spec] = {
             "Returns all fields and values in a hash.", hash::hgetall),
         // ----- hash end
         // ----- set
+        row("sadd", -3, WDF, Key::ONE, SE, "1.0.0",
+            "Adds one or more members to a set. Creates the key if it doesn't exist.", set::sadd),
+        row("srem", -3, WF, Key::ONE, SE, "1.0.0", "Removes one or more members from a set. \
+             Deletes the set if the last member was removed.", set::srem),
+        row("smembers", 2, R, Key::ONE, SE, "1.0.0", "Returns all members of a set.",
+            set::smembers),
+        row("sismember", 3, RF, Key::ONE, SE, "1.0.0",
+            "Determines whether a member belongs to a set.", set::sismember),
+        row("smismember", -3, RF, Key::ONE, SE, "6.2.0",
+            "Determines whether multiple members belong to a set.", set::smismember),
+        row("scard", 2, RF, Key::ONE, SE, "1.0.0", "Returns the number of members in a set.",
+            set::scard),
+        row("spop", -2, WF, Key::ONE, SE, "1.0.0", "Returns one or more random members from a \
+             set after removing them. Deletes the set if the last member was popped.",
+            set::spop),
+        row("srandmember", -2, R, Key::ONE, SE, "1.0.0",
+            "Get one or multiple random members from a set", set::srandmember),
+        row("smove", 4, WF, Key::new(1, 2, 1), SE, "1.0.0",
+            "Moves a member from one set to another.", set::smove),
+        row("sscan", -3, R, Key::ONE, SE, "2.8.0", "Iterates over members of a set.",
+            set::sscan),
+        row("sinter", -2, R, Key::ALL, SE, "1.0.0", "Returns the intersect of multiple sets.",
+            set::sinter),
+        // Redis's legacy range is 0 0 0: the keys follow numkeys.
+        row("sintercard", -3, Flags::of(&[R, Flags::MOVABLE_KEYS]), Key::counted(1), SE,
+            "7.0.0", "Returns the number of members of the intersect of multiple sets.",
+            set::sintercard),
+        row("sinterstore", -3, WD, Key::ALL, SE, "1.0.0",
+            "Stores the intersect of multiple sets in a key.", set::sinterstore),
+        row("sunion", -2, R, Key::ALL, SE, "1.0.0", "Returns the union of multiple sets.",
+            set::sunion),
+        row("sunionstore", -3, WD, Key::ALL, SE, "1.0.0",
+            "Stores the union of multiple sets in a key.", set::sunionstore),
+        row("sdiff", -2, R, Key::ALL, SE, "1.0.0", "Returns the difference of multiple sets.",
+            set::sdiff),
+        row("sdiffstore", -3, WD, Key::ALL, SE, "1.0.0",
+            "Stores the difference of multiple sets in a key.", set::sdiffstore),
         // ----- set end
         // ----- sorted set
         // ----- sorted set end

@@ -177,18 +177,21 @@ fn flags_are_listed_in_redis_order_whatever_order_they_were_given_in() {
 #[test]
 fn only_key_commands_take_a_level_and_write_flags_make_writes() {
     for spec in TABLE {
-        let expected = match (spec.keys.first, spec.flags.contains(Flags::WRITE)) {
-            (0, _) => Access::None,
-            (_, true) => Access::Write,
-            (_, false) => Access::Read,
+        let expected = match (spec.keys.has_keys(), spec.flags.contains(Flags::WRITE)) {
+            (false, _) => Access::None,
+            (true, true) => Access::Write,
+            (true, false) => Access::Read,
         };
         assert_eq!(spec.access(), expected, "{}", spec.name);
         assert!(
-            spec.keys.first == 0
-                || matches!(
-                    spec.family,
-                    Family::Strings | Family::Keyspace | Family::HyperLogLog
-                ),
+            !spec.keys.has_keys() || !matches!(spec.family, Family::Connection | Family::Server),
+            "{}",
+            spec.name
+        );
+        // Keys after a count are what Redis calls movable keys, and flags.
+        assert_eq!(
+            spec.keys.numkeys_at > 0,
+            spec.flags.contains(Flags::MOVABLE_KEYS),
             "{}",
             spec.name
         );
