@@ -288,7 +288,7 @@ fn pop(
 ) -> Result<Reply, ExecError> {
     let wanted = count.map_or(1, |c| usize::try_from(c).unwrap_or(usize::MAX));
     let popped = collection::update(node, records, key, SET, now_ms, |edit| {
-        if wanted == 0 {
+        if wanted == 0 || edit.is_empty() {
             return Ok(Vec::new());
         }
         let all: Vec<Bytes> = members(&edit.collection).cloned().collect();

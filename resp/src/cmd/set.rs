@@ -381,3 +381,153 @@ fn numkeys(raw: &[u8]) -> Result<usize, CommandError> {
         _ => Err(CommandError::NumKeysNotPositive),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{Access, Request, lookup};
+    use crate::parser::split_inline;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        split_inline(line.as_bytes()).expect("test line splits")
+    }
+
+    fn parse(line: &str) -> Result<SetCommand, String> {
+        match Request::parse(args(line)) {
+            Ok(Request {
+                command: Command::Sets(c),
+                ..
+            }) => Ok(c),
+            Ok(other) => panic!("{line}: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn keys(line: &str) -> Vec<Bytes> {
+        let args = args(line);
+        let entry = lookup(&args[0]).expect("a known command");
+        let mut keys = Vec::new();
+        let _ = Request::parse_with_keys(entry, args, &mut keys);
+        keys
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn sintercard_keys_follow_numkeys_and_make_it_a_read_of_those_keys() {
+        assert_eq!(keys("SINTERCARD 2 a b LIMIT 1"), [b("a"), b("b")]);
+        assert_eq!(keys("SINTERCARD 1 a b"), [b("a")]);
+        assert_eq!(keys("SINTERCARD 2 a b CONSISTENCY ONE"), [b("a"), b("b")]);
+        // A bad count names no key, or no more than there are; the parser refuses it.
+        assert!(keys("SINTERCARD x a").is_empty());
+        assert!(keys("SINTERCARD -1 a").is_empty());
+        assert_eq!(keys("SINTERCARD 9 a"), [b("a")]);
+        let spec = lookup(b"sintercard").unwrap().spec;
+        assert_eq!(spec.access(), Access::Read);
+        assert_eq!((spec.keys.first, spec.keys.last, spec.keys.step), (0, 0, 0));
+        assert_eq!(keys("SMOVE a b m"), [b("a"), b("b")]);
+        assert_eq!(keys("SUNIONSTORE d a b"), [b("d"), b("a"), b("b")]);
+    }
+
+    #[test]
+    fn sintercard_checks_numkeys_then_limit_as_redis() {
+        assert_eq!(
+            parse("SINTERCARD 2 a b LIMIT 3 LIMIT 0"),
+            Ok(SetCommand::InterCard {
+                keys: vec![b("a"), b("b")],
+                limit: 0
+            })
+        );
+        for (line, text) in [
+            ("SINTERCARD 0 a", "ERR numkeys should be greater than 0"),
+            ("SINTERCARD x a", "ERR numkeys should be greater than 0"),
+            (
+                "SINTERCARD 3 a b",
+                "ERR Number of keys can't be greater than number of args",
+            ),
+            ("SINTERCARD 1 a LIMIT -1", "ERR LIMIT can't be negative"),
+            ("SINTERCARD 1 a LIMIT x", "ERR LIMIT can't be negative"),
+            ("SINTERCARD 1 a LIMIT", "ERR syntax error"),
+            ("SINTERCARD 1 a b", "ERR syntax error"),
+            (
+                "SINTERCARD 1",
+                "ERR wrong number of arguments for 'sintercard' command",
+            ),
+        ] {
+            assert_eq!(parse(line), Err(text.to_string()), "{line}");
+        }
+    }
+
+    #[test]
+    fn counts_of_spop_and_srandmember_have_their_own_ranges_and_texts() {
+        assert_eq!(
+            parse("SPOP k 3"),
+            Ok(SetCommand::Pop {
+                key: b("k"),
+                count: Some(3)
+            })
+        );
+        assert_eq!(
+            parse("SRANDMEMBER k -3"),
+            Ok(SetCommand::RandMember {
+                key: b("k"),
+                count: Some(-3)
+            })
+        );
+        for (line, text) in [
+            ("SPOP k -1", "ERR value is out of range, must be positive"),
+            ("SPOP k x", "ERR value is out of range, must be positive"),
+            ("SPOP k 1 2", "ERR syntax error"),
+            (
+                "SRANDMEMBER k x",
+                "ERR value is not an integer or out of range",
+            ),
+            (
+                "SRANDMEMBER k -9223372036854775808",
+                "ERR value is out of range, value must between -9223372036854775807 and \
+                 9223372036854775807",
+            ),
+            ("SRANDMEMBER k 1 2", "ERR syntax error"),
+        ] {
+            assert_eq!(parse(line), Err(text.to_string()), "{line}");
+        }
+    }
+
+    #[test]
+    fn sscan_refuses_a_bad_cursor_at_once_but_keeps_an_option_error_for_later() {
+        assert_eq!(parse("SSCAN k x COUNT 0"), Err("ERR invalid cursor".into()));
+        assert_eq!(
+            parse("SSCAN k 0 COUNT 0 MATCH a"),
+            Ok(SetCommand::Scan {
+                key: b("k"),
+                cursor: 0,
+                options: Err(CommandError::Syntax)
+            })
+        );
+        assert_eq!(
+            parse("SSCAN k 5 match a* COUNT 2 count 3"),
+            Ok(SetCommand::Scan {
+                key: b("k"),
+                cursor: 5,
+                options: Ok(ScanOptions {
+                    pattern: Some(b("a*")),
+                    count: 3
+                })
+            })
+        );
+        for line in ["SSCAN k 0 TYPE set", "SSCAN k 0 MATCH", "SSCAN k 0 FOO bar"] {
+            assert!(
+                matches!(
+                    parse(line),
+                    Ok(SetCommand::Scan {
+                        options: Err(CommandError::Syntax),
+                        ..
+                    })
+                ),
+                "{line}"
+            );
+        }
+    }
+}
