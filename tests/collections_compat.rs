@@ -50,3 +50,9 @@ family!(
     list_commands_answer_as_redis_resp3,
     "list"
 );
+
+family!(
+    set_commands_answer_as_redis_resp2,
+    set_commands_answer_as_redis_resp3,
+    "set"
+);

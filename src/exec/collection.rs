@@ -93,19 +93,16 @@ impl Edit {
     }
 
     /// Live elements.
-    #[allow(dead_code, reason = "the set and list families use it as they land")]
     pub fn len(&self) -> usize {
         self.collection.live_count()
     }
 
     /// Whether no element is live.
-    #[allow(dead_code, reason = "the set and list families use it as they land")]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The version this command writes with (list positions are made from it).
-    #[allow(dead_code, reason = "the list family uses it as it lands")]
     pub fn version(&self) -> Version {
         self.version
     }

@@ -188,6 +188,26 @@ pub enum CommandError {
     #[error("ERR index out of range")]
     IndexOutOfRange,
     // ----- list end
+    // ----- set
+    /// An integer outside the range a command allows (`SRANDMEMBER key -9223372036854775808`).
+    #[error("ERR value is out of range, value must between {min} and {max}")]
+    OutOfRange {
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+    },
+    /// A `numkeys` argument larger than the arguments after it.
+    #[error("ERR Number of keys can't be greater than number of args")]
+    NumKeysOverArgs,
+    /// A `LIMIT` (`SINTERCARD`) that is negative or not an integer.
+    #[error("ERR LIMIT can't be negative")]
+    LimitNegative,
+    /// `SRANDMEMBER key -count` asking for more picks than one reply may hold (executor; a
+    /// ringcache limit: Redis builds the reply however long, which can exhaust its memory).
+    #[error("ERR count is out of range, at most {0} members may repeat in one reply")]
+    TooManyPicks(u64),
+    // ----- set end
     /// A bad `CONSISTENCY` level.
     #[error(transparent)]
     Level(#[from] LevelError),

@@ -18,7 +18,7 @@ use super::args::{ArgCursor, CommandError, error_text, is, parse_i64};
 use super::{Command, Expire, ExpireCondition, ExpiryTime, Scan, TimeUnit};
 
 /// Redis's default `SCAN` count.
-const SCAN_COUNT_DEFAULT: usize = 10;
+pub(super) const SCAN_COUNT_DEFAULT: usize = 10;
 
 /// See `strings::UNIX_MS_HORIZON`: the clock is assumed to be before 2^42 ms after 1970.
 const UNIX_MS_HORIZON: i64 = 1 << 42;

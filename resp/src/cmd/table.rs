@@ -22,7 +22,7 @@
 
 use bytes::Bytes;
 
-use super::args::{ArgCursor, CommandError, is, unknown_command};
+use super::args::{ArgCursor, CommandError, is, parse_i64, unknown_command};
 // `list`, `set`, `zset` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
 use super::{Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, zset};
@@ -109,8 +109,8 @@ impl Flags {
     pub const NO_AUTH: Flags = Flags(1 << 8);
     /// Not allowed in `MULTI`.
     pub const NO_MULTI: Flags = Flags(1 << 9);
-    /// Its keys are found by reading the command (`LMPOP numkeys key ...`): see
-    /// [`KeyRange::counted`].
+    /// Its keys are found by reading its arguments (a `numkeys` count): see
+    /// [`KeyRange::numkeys_at`].
     pub const MOVABLE_KEYS: Flags = Flags(1 << 10);
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: Flags = Flags(1 << 11);
@@ -172,9 +172,12 @@ impl std::fmt::Debug for Flags {
 
 /// Where a command's keys are, as Redis's legacy `first_key`, `last_key` and `step`:
 /// positions count the name as 0; a negative `last` counts from the end (-1: the last
-/// argument); `first` 0 means none there. A command whose keys follow a count
-/// (`LMPOP numkeys key ...`, Redis's `movablekeys`) also has `numkeys_at`: `COMMAND INFO`
-/// shows only the legacy range, as Redis's does.
+/// argument); `first` 0 means no keys in the range.
+///
+/// Commands with "movable keys" (`SINTERCARD numkeys key ...`, `ZUNIONSTORE dest numkeys
+/// key ...`, `LMPOP numkeys key ...`) also have keys after a count: `numkeys_at` is that
+/// count's position (0 for none). `COMMAND INFO` shows only the legacy range, as Redis
+/// does (`0 0 0` for `SINTERCARD`); [`KeyRange::keys`] yields both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRange {
     /// Position of the first key, 0 for none.
@@ -183,7 +186,7 @@ pub struct KeyRange {
     pub last: i32,
     /// Distance between two keys.
     pub step: i32,
-    /// Position of a key count that the keys follow, 0 for none.
+    /// Position of a `numkeys` argument followed by that many keys, 0 for none.
     pub numkeys_at: i32,
 }
 
@@ -206,8 +209,7 @@ impl KeyRange {
         }
     }
 
-    /// Keys that follow a count at position `at` (`LMPOP numkeys key ...`: 1), with no legacy
-    /// range (Redis's `COMMAND INFO` shows 0, 0, 0).
+    /// The keys `numkeys key ...` at position `at` and nowhere else (`SINTERCARD`).
     pub const fn counted(at: i32) -> KeyRange {
         KeyRange {
             numkeys_at: at,
@@ -215,16 +217,32 @@ impl KeyRange {
         }
     }
 
-    /// Whether the command names keys (and so takes a level and goes to their replicas).
+    /// Whether the command names any key (in its range or after a count).
     pub const fn has_keys(self) -> bool {
         self.first > 0 || self.numkeys_at > 0
     }
 
-    /// The keys among `args` (the whole request, name first), in order, repeats kept.
-    /// Positions past the end are skipped, so a short request yields fewer keys, never a
-    /// panic; a count that is not an integer from 1 to what follows it yields no counted
-    /// keys (the command's parser refuses it).
+    /// The keys among `args` (the whole request, name first), in order, repeats kept: the
+    /// range's, then those after the count. Positions past the end are skipped and a count
+    /// that is not a positive integer names no key, so a bad request yields fewer keys,
+    /// never a panic (the parser then refuses it).
     pub fn keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
+        self.range_keys(args).chain(self.counted_keys(args))
+    }
+
+    /// The keys after the `numkeys` count; none when the count is not an integer from 1 to
+    /// the number of arguments after it (the parser refuses such a request).
+    fn counted_keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
+        let at = usize::try_from(self.numkeys_at).unwrap_or(0);
+        let after = args.len().saturating_sub(at + 1);
+        let count = match args.get(at).filter(|_| at > 0).map(|raw| parse_i64(raw)) {
+            Some(Ok(n)) if n > 0 => usize::try_from(n).ok().filter(|&n| n <= after),
+            _ => None,
+        };
+        args.iter().skip(at + 1).take(count.unwrap_or(0))
+    }
+
+    fn range_keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
         let argc = args.len() as i64;
         let first = i64::from(self.first);
         let last = match self.last {
@@ -233,27 +251,9 @@ impl KeyRange {
         };
         let (first, last) = if first == 0 { (1, 0) } else { (first, last) };
         let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        let legacy = (first..=last)
+        (first..=last)
             .step_by(step)
-            .filter_map(move |i| args.get(usize::try_from(i).ok()?));
-        legacy.chain(self.counted_keys(args).iter())
-    }
-
-    /// The keys after the count at `numkeys_at`, empty when there is none or it is bad.
-    fn counted_keys(self, args: &[Bytes]) -> &[Bytes] {
-        let Ok(at) = usize::try_from(self.numkeys_at) else {
-            return &[];
-        };
-        if at == 0 {
-            return &[];
-        }
-        let after = args.get(at + 1..).unwrap_or_default();
-        let count = args
-            .get(at)
-            .and_then(|raw| crate::parser::string2ll(raw))
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n <= after.len());
-        count.map_or(&[], |n| &after[..n])
+            .filter_map(move |i| args.get(usize::try_from(i).ok()?))
     }
 }
 
@@ -539,6 +539,43 @@ pub const TABLE: &[Spec] = {
             "Returns one or more random fields from a hash.", hash::hrandfield),
         // ----- hash end
         // ----- set
+        row("sadd", -3, WDF, Key::ONE, SE, "1.0.0",
+            "Adds one or more members to a set. Creates the key if it doesn't exist.", set::sadd),
+        row("srem", -3, WF, Key::ONE, SE, "1.0.0", "Removes one or more members from a set. \
+             Deletes the set if the last member was removed.", set::srem),
+        row("smembers", 2, R, Key::ONE, SE, "1.0.0", "Returns all members of a set.",
+            set::smembers),
+        row("sismember", 3, RF, Key::ONE, SE, "1.0.0",
+            "Determines whether a member belongs to a set.", set::sismember),
+        row("smismember", -3, RF, Key::ONE, SE, "6.2.0",
+            "Determines whether multiple members belong to a set.", set::smismember),
+        row("scard", 2, RF, Key::ONE, SE, "1.0.0", "Returns the number of members in a set.",
+            set::scard),
+        row("spop", -2, WF, Key::ONE, SE, "1.0.0", "Returns one or more random members from a \
+             set after removing them. Deletes the set if the last member was popped.",
+            set::spop),
+        row("srandmember", -2, R, Key::ONE, SE, "1.0.0",
+            "Get one or multiple random members from a set", set::srandmember),
+        row("smove", 4, WF, Key::new(1, 2, 1), SE, "1.0.0",
+            "Moves a member from one set to another.", set::smove),
+        row("sscan", -3, R, Key::ONE, SE, "2.8.0", "Iterates over members of a set.",
+            set::sscan),
+        row("sinter", -2, R, Key::ALL, SE, "1.0.0", "Returns the intersect of multiple sets.",
+            set::sinter),
+        // Redis's legacy range is 0 0 0: the keys follow numkeys.
+        row("sintercard", -3, Flags::of(&[R, Flags::MOVABLE_KEYS]), Key::counted(1), SE,
+            "7.0.0", "Returns the number of members of the intersect of multiple sets.",
+            set::sintercard),
+        row("sinterstore", -3, WD, Key::ALL, SE, "1.0.0",
+            "Stores the intersect of multiple sets in a key.", set::sinterstore),
+        row("sunion", -2, R, Key::ALL, SE, "1.0.0", "Returns the union of multiple sets.",
+            set::sunion),
+        row("sunionstore", -3, WD, Key::ALL, SE, "1.0.0",
+            "Stores the union of multiple sets in a key.", set::sunionstore),
+        row("sdiff", -2, R, Key::ALL, SE, "1.0.0", "Returns the difference of multiple sets.",
+            set::sdiff),
+        row("sdiffstore", -3, WD, Key::ALL, SE, "1.0.0",
+            "Stores the difference of multiple sets in a key.", set::sdiffstore),
         // ----- set end
         // ----- sorted set
         // ----- sorted set end
