@@ -139,6 +139,54 @@ pub enum CommandError {
     /// A HyperLogLog whose sparse registers do not add up (executor).
     #[error("INVALIDOBJ Corrupted HLL object detected")]
     CorruptHyperLogLog,
+    /// A score range bound that is not a float (`ZCOUNT`, `ZRANGE ... BYSCORE`).
+    #[error("ERR min or max is not a float")]
+    MinMaxNotFloat,
+    /// A lex range bound that does not start with `[` or `(` and is not `-` or `+`.
+    #[error("ERR min or max not valid string range item")]
+    MinMaxNotLex,
+    /// `ZADD ... NX XX`.
+    #[error("ERR XX and NX options at the same time are not compatible")]
+    ZAddNxXx,
+    /// `ZADD` with two of `GT`, `LT`, `NX`.
+    #[error("ERR GT, LT, and/or NX options at the same time are not compatible")]
+    ZAddGtLtNx,
+    /// `ZADD ... INCR` with more than one score-member pair.
+    #[error("ERR INCR option supports a single increment-element pair")]
+    ZAddIncrPairs,
+    /// `ZINCRBY` or `ZADD INCR` adding `-inf` to `inf` (executor).
+    #[error("ERR resulting score is not a number (NaN)")]
+    ScoreNaN,
+    /// `ZRANGE` (rank) with `LIMIT`.
+    #[error(
+        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+    )]
+    LimitWithoutBy,
+    /// `ZRANGE ... BYLEX WITHSCORES`.
+    #[error("ERR syntax error, WITHSCORES not supported in combination with BYLEX")]
+    WithScoresByLex,
+    /// A count that must not be negative (`ZPOPMIN key -1`).
+    #[error("ERR value is out of range, must be positive")]
+    NotPositive,
+    /// `ZRANDMEMBER key -9223372036854775808`: Redis 7.0's text for a count out of
+    /// `-LONG_MAX..=LONG_MAX`.
+    #[error(
+        "ERR value is out of range, value must between -9223372036854775807 and \
+         9223372036854775807"
+    )]
+    CountOutOfRange,
+    /// `ZRANDMEMBER key count WITHSCORES` with a count beyond ±`LONG_MAX / 2`.
+    #[error("ERR value is out of range")]
+    ValueOutOfRange,
+    /// `ZUNION 0 ...`: holds the command's name.
+    #[error("ERR at least 1 input key is needed for '{0}' command")]
+    NoInputKey(&'static str),
+    /// `ZUNION ... WEIGHTS x` with a weight that is not a float.
+    #[error("ERR weight value is not a float")]
+    WeightNotFloat,
+    /// `ZINTERCARD ... LIMIT -1` (or a limit that is not an integer).
+    #[error("ERR LIMIT can't be negative")]
+    LimitNegative,
     /// A bad `CONSISTENCY` level.
     #[error(transparent)]
     Level(#[from] LevelError),

@@ -231,7 +231,7 @@ pub(super) fn scan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
 /// C's `strtoul(s, &end, 10)` as Redis checks it: no leading blank, the whole (NUL-ended)
 /// string used, no overflow; an optional sign, `-n` wrapping around as in C; no digits at
 /// all is 0 only for the empty string.
-fn parse_cursor(raw: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(raw: &[u8]) -> Option<u64> {
     let raw = match memchr::memchr(0, raw) {
         Some(nul) => &raw[..nul],
         None => raw,

@@ -23,7 +23,7 @@
 use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, is, unknown_command};
-// `list`, `set`, `zset` and their short family names are used as their rows arrive.
+// `list`, `set` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
 use super::{Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, zset};
 use crate::level::{Level, LevelError};
@@ -111,9 +111,13 @@ impl Flags {
     pub const NO_MULTI: Flags = Flags(1 << 9);
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: Flags = Flags(1 << 10);
+    /// Some keys are found from the arguments (a `numkeys` count), not only from the
+    /// first/last/step positions: see [`KeyRange::numkeys_at`].
+    pub const MOVABLE_KEYS: Flags = Flags(1 << 11);
 
-    /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 11] = [
+    /// Each flag with its Redis name, in Redis's order (`movablekeys` comes between
+    /// `no_multi` and `allow_busy`, though its bit came later).
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -124,6 +128,7 @@ impl Flags {
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::NO_MULTI, "no_multi"),
+        (Flags::MOVABLE_KEYS, "movablekeys"),
         (Flags::ALLOW_BUSY, "allow_busy"),
     ];
 
@@ -168,7 +173,10 @@ impl std::fmt::Debug for Flags {
 
 /// Where a command's keys are, as Redis's legacy `first_key`, `last_key` and `step`:
 /// positions count the name as 0; a negative `last` counts from the end (-1: the last
-/// argument); `first` 0 means no keys.
+/// argument); `first` 0 means no keys. A command with movable keys (`ZUNIONSTORE dest
+/// numkeys key ...`) also names a `numkeys` argument, after which come that many keys:
+/// `COMMAND INFO` shows only the legacy range (as Redis, with the `movablekeys` flag), and
+/// [`KeyRange::keys`] lists both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyRange {
     /// Position of the first key, 0 for none.
@@ -177,6 +185,8 @@ pub struct KeyRange {
     pub last: i32,
     /// Distance between two keys.
     pub step: i32,
+    /// Position of a `numkeys` argument followed by that many keys; 0 for none.
+    pub numkeys_at: i32,
 }
 
 impl KeyRange {
@@ -190,12 +200,30 @@ impl KeyRange {
     pub const PAIRS: KeyRange = KeyRange::new(1, -1, 2);
 
     const fn new(first: i32, last: i32, step: i32) -> KeyRange {
-        KeyRange { first, last, step }
+        KeyRange {
+            first,
+            last,
+            step,
+            numkeys_at: 0,
+        }
+    }
+
+    /// These keys, and after the argument at `at` (a `numkeys` count) that many more.
+    pub const fn numkeys(self, at: i32) -> KeyRange {
+        KeyRange {
+            numkeys_at: at,
+            ..self
+        }
+    }
+
+    /// Whether the command names no key at all.
+    pub const fn is_none(self) -> bool {
+        self.first == 0 && self.numkeys_at == 0
     }
 
     /// The keys among `args` (the whole request, name first), in order, repeats kept.
     /// Positions past the end are skipped, so a short request yields fewer keys, never a
-    /// panic.
+    /// panic; a `numkeys` that is not a count (the parser refuses the request) yields none.
     pub fn keys(self, args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
         let argc = args.len() as i64;
         let first = i64::from(self.first);
@@ -205,9 +233,27 @@ impl KeyRange {
         };
         let (first, last) = if first == 0 { (1, 0) } else { (first, last) };
         let step = usize::try_from(self.step.max(1)).unwrap_or(1);
-        (first..=last)
+        let ranged = (first..=last)
             .step_by(step)
-            .filter_map(move |i| args.get(usize::try_from(i).ok()?))
+            .filter_map(move |i| args.get(usize::try_from(i).ok()?));
+        ranged.chain(self.counted(args).iter())
+    }
+
+    /// The keys after the `numkeys` argument, as many as it says and the request holds.
+    fn counted(self, args: &[Bytes]) -> &[Bytes] {
+        let Ok(at) = usize::try_from(self.numkeys_at) else {
+            return &[];
+        };
+        if at == 0 {
+            return &[];
+        }
+        let count = args
+            .get(at)
+            .and_then(|n| crate::parser::string2ll(n))
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        let rest = args.get(at + 1..).unwrap_or(&[]);
+        &rest[..count.min(rest.len())]
     }
 }
 
@@ -248,7 +294,7 @@ impl Spec {
     /// The level the command takes: a command with keys writes them if it has the `write`
     /// flag and reads them otherwise; one without keys takes none.
     pub const fn access(&self) -> Access {
-        if self.keys.first == 0 {
+        if self.keys.is_none() {
             Access::None
         } else if self.flags.contains(Flags::WRITE) {
             Access::Write
@@ -295,6 +341,10 @@ const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::of(&[Flags::READONLY, Flags::FAST]);
 const LSF: Flags = Flags::of(&[Flags::LOADING, Flags::STALE, Flags::FAST]);
 const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
+/// Reads keys given after a `numkeys` count (`ZUNION`).
+const RMK: Flags = Flags::of(&[Flags::READONLY, Flags::MOVABLE_KEYS]);
+/// Writes keys given after a `numkeys` count (`ZUNIONSTORE`).
+const WDMK: Flags = Flags::of(&[Flags::WRITE, Flags::DENYOOM, Flags::MOVABLE_KEYS]);
 /// `HELLO`, `AUTH`, `QUIT`, `RESET`: allowed before authentication.
 const HANDSHAKE: Flags = Flags::of(&[
     Flags::NOSCRIPT,
@@ -472,6 +522,85 @@ pub const TABLE: &[Spec] = {
         // ----- set
         // ----- set end
         // ----- sorted set
+        row("zadd", -4, WDF, Key::ONE, ZS, "1.2.0",
+            "Add one or more members to a sorted set, or update its score if it already \
+             exists", zset::zadd),
+        row("zrem", -3, WF, Key::ONE, ZS, "1.2.0",
+            "Remove one or more members from a sorted set", zset::zrem),
+        row("zscore", 3, RF, Key::ONE, ZS, "1.2.0",
+            "Get the score associated with the given member in a sorted set", zset::zscore),
+        row("zmscore", -3, RF, Key::ONE, ZS, "6.2.0",
+            "Get the score associated with the given members in a sorted set", zset::zmscore),
+        row("zincrby", 4, WDF, Key::ONE, ZS, "1.2.0",
+            "Increment the score of a member in a sorted set", zset::zincrby),
+        row("zcard", 2, RF, Key::ONE, ZS, "1.2.0", "Get the number of members in a sorted set",
+            zset::zcard),
+        row("zcount", 4, RF, Key::ONE, ZS, "2.0.0",
+            "Count the members in a sorted set with scores within the given values",
+            zset::zcount),
+        row("zlexcount", 4, RF, Key::ONE, ZS, "2.8.9",
+            "Count the number of members in a sorted set between a given lexicographical \
+             range", zset::zlexcount),
+        row("zrange", -4, R, Key::ONE, ZS, "1.2.0", "Return a range of members in a sorted set",
+            zset::zrange),
+        row("zrangestore", -5, WD, Key::new(1, 2, 1), ZS, "6.2.0",
+            "Store a range of members from sorted set into another key", zset::zrangestore),
+        row("zrangebyscore", -4, R, Key::ONE, ZS, "1.0.5",
+            "Return a range of members in a sorted set, by score", zset::zrangebyscore),
+        row("zrevrangebyscore", -4, R, Key::ONE, ZS, "2.2.0",
+            "Return a range of members in a sorted set, by score, with scores ordered from \
+             high to low", zset::zrevrangebyscore),
+        row("zrangebylex", -4, R, Key::ONE, ZS, "2.8.9",
+            "Return a range of members in a sorted set, by lexicographical range",
+            zset::zrangebylex),
+        row("zrevrangebylex", -4, R, Key::ONE, ZS, "2.8.9",
+            "Return a range of members in a sorted set, by lexicographical range, ordered \
+             from higher to lower strings.", zset::zrevrangebylex),
+        row("zrevrange", -4, R, Key::ONE, ZS, "1.2.0",
+            "Return a range of members in a sorted set, by index, with scores ordered from \
+             high to low", zset::zrevrange),
+        row("zrank", 3, RF, Key::ONE, ZS, "2.0.0",
+            "Determine the index of a member in a sorted set", zset::zrank),
+        row("zrevrank", 3, RF, Key::ONE, ZS, "2.0.0",
+            "Determine the index of a member in a sorted set, with scores ordered from high \
+             to low", zset::zrevrank),
+        row("zpopmin", -2, WF, Key::ONE, ZS, "5.0.0",
+            "Remove and return members with the lowest scores in a sorted set", zset::zpopmin),
+        row("zpopmax", -2, WF, Key::ONE, ZS, "5.0.0",
+            "Remove and return members with the highest scores in a sorted set",
+            zset::zpopmax),
+        row("zrandmember", -2, R, Key::ONE, ZS, "6.2.0",
+            "Get one or multiple random elements from a sorted set", zset::zrandmember),
+        row("zremrangebyrank", 4, W, Key::ONE, ZS, "2.0.0",
+            "Remove all members in a sorted set within the given indexes",
+            zset::zremrangebyrank),
+        row("zremrangebyscore", 4, W, Key::ONE, ZS, "1.2.0",
+            "Remove all members in a sorted set within the given scores",
+            zset::zremrangebyscore),
+        row("zremrangebylex", 4, W, Key::ONE, ZS, "2.8.9",
+            "Remove all members in a sorted set between the given lexicographical range",
+            zset::zremrangebylex),
+        // Movable keys: the sources follow `numkeys` (legacy range as Redis's, see KeyRange).
+        row("zunion", -3, RMK, Key::NONE.numkeys(1), ZS, "6.2.0", "Add multiple sorted sets",
+            zset::zunion),
+        row("zunionstore", -4, WDMK, Key::ONE.numkeys(2), ZS, "2.0.0",
+            "Add multiple sorted sets and store the resulting sorted set in a new key",
+            zset::zunionstore),
+        row("zinter", -3, RMK, Key::NONE.numkeys(1), ZS, "6.2.0",
+            "Intersect multiple sorted sets", zset::zinter),
+        row("zinterstore", -4, WDMK, Key::ONE.numkeys(2), ZS, "2.0.0",
+            "Intersect multiple sorted sets and store the resulting sorted set in a new key",
+            zset::zinterstore),
+        row("zintercard", -3, RMK, Key::NONE.numkeys(1), ZS, "7.0.0",
+            "Intersect multiple sorted sets and return the cardinality of the result",
+            zset::zintercard),
+        row("zdiff", -3, RMK, Key::NONE.numkeys(1), ZS, "6.2.0", "Subtract multiple sorted sets",
+            zset::zdiff),
+        row("zdiffstore", -4, WDMK, Key::ONE.numkeys(2), ZS, "6.2.0",
+            "Subtract multiple sorted sets and store the resulting sorted set in a new key",
+            zset::zdiffstore),
+        row("zscan", -3, R, Key::ONE, ZS, "2.8.0",
+            "Incrementally iterate sorted sets elements and associated scores", zset::zscan),
         // ----- sorted set end
         // ----- list
         // ----- list end

@@ -177,18 +177,20 @@ fn flags_are_listed_in_redis_order_whatever_order_they_were_given_in() {
 #[test]
 fn only_key_commands_take_a_level_and_write_flags_make_writes() {
     for spec in TABLE {
-        let expected = match (spec.keys.first, spec.flags.contains(Flags::WRITE)) {
-            (0, _) => Access::None,
+        let expected = match (spec.keys.is_none(), spec.flags.contains(Flags::WRITE)) {
+            (true, _) => Access::None,
             (_, true) => Access::Write,
             (_, false) => Access::Read,
         };
         assert_eq!(spec.access(), expected, "{}", spec.name);
         assert!(
-            spec.keys.first == 0
-                || matches!(
-                    spec.family,
-                    Family::Strings | Family::Keyspace | Family::HyperLogLog
-                ),
+            spec.keys.is_none() || !matches!(spec.family, Family::Connection | Family::Server),
+            "{}",
+            spec.name
+        );
+        assert_eq!(
+            spec.flags.contains(Flags::MOVABLE_KEYS),
+            spec.keys.numkeys_at > 0,
             "{}",
             spec.name
         );
@@ -1196,4 +1198,25 @@ fn keys_are_listed_in_order_for_every_shape_of_command() {
     assert_eq!(keys("MGET x y z").len(), 3);
     assert_eq!(keys("GET a CONSISTENCY ONE"), [b("a")]);
     assert_eq!(keys("MSET a 1 b 2 CONSISTENCY ALL"), [b("a"), b("b")]);
+    // Movable keys: the ones after numkeys, and only as many as it says.
+    assert_eq!(
+        keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"),
+        [b("d"), b("a"), b("b")]
+    );
+    assert_eq!(keys("ZINTER 1 a WITHSCORES"), [b("a")]);
+    assert_eq!(keys("ZRANGESTORE d s 0 -1"), [b("d"), b("s")]);
+    assert_eq!(
+        KeyRange::NONE
+            .numkeys(1)
+            .keys(&[b("zunion"), b("5"), b("a")])
+            .collect::<Vec<_>>(),
+        [&b("a")]
+    );
+    assert!(
+        KeyRange::NONE
+            .numkeys(1)
+            .keys(&[b("zunion"), b("x"), b("a")])
+            .next()
+            .is_none()
+    );
 }
