@@ -15,7 +15,8 @@
 //! Protocol differences handled here:
 //! - `Nil` is `$-1` in RESP2 and `_` in RESP3; `NilArray` is `*-1` in RESP2 and `_` in RESP3
 //!   (nested in an aggregate, RESP2 has only redis-protocol's `$-1`).
-//! - `Map` is a flat array in RESP2; `Set` is an array in RESP2.
+//! - `Map` is a flat array in RESP2; `Set` is an array in RESP2; `Pairs` is a flat array in
+//!   RESP2 and an array of pairs in RESP3.
 //! - `Double` is a bulk string in RESP2 and a `,` double in RESP3, both formatted as Redis 7.0
 //!   (`%.17g`, [`format_double_g17`]: `0.1` is `0.10000000000000001`; `inf`, `-inf`, `nan`).
 //!   redis-protocol's own RESP3 double is its shortest round-trip form, which Redis 7.2 writes
@@ -64,6 +65,10 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map: `%n` in RESP3, a flat array of key, value, key, value in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// Ordered pairs (a member and its score): a flat array in RESP2, an array of
+    /// two-element arrays in RESP3, as Redis answers `WITHSCORES` (a map would lose the
+    /// order).
+    Pairs(Vec<(Reply, Reply)>),
     /// A set: `~n` in RESP3, an array in RESP2.
     Set(Vec<Reply>),
     /// A double: `,x` in RESP3, a bulk string in RESP2 (formatted as Redis does).
@@ -102,9 +107,19 @@ impl Reply {
             (Reply::NilArray, Protocol::Resp2) => out.extend_from_slice(b"*-1\r\n"),
             (Reply::Nil | Reply::NilArray, Protocol::Resp3) => out.extend_from_slice(b"_\r\n"),
             (Reply::Double(f), Protocol::Resp2) => bulk(out, format_double_g17(*f).as_bytes()),
-            (Reply::Double(f), Protocol::Resp3) => line(out, b',', format_double_g17(*f).as_bytes()),
+            (Reply::Double(f), Protocol::Resp3) => {
+                line(out, b',', format_double_g17(*f).as_bytes())
+            }
             (Reply::Array(items), Protocol::Resp3) => aggregate(out, b'*', items, protocol),
             (Reply::Set(items), Protocol::Resp3) => aggregate(out, b'~', items, protocol),
+            (Reply::Pairs(pairs), Protocol::Resp3) => {
+                header(out, b'*', pairs.len());
+                for (first, second) in pairs {
+                    header(out, b'*', 2);
+                    first.encode(protocol, out);
+                    second.encode(protocol, out);
+                }
+            }
             (Reply::Map(pairs), Protocol::Resp3) => {
                 header(out, b'%', pairs.len());
                 for (key, value) in pairs {
@@ -151,7 +166,7 @@ impl Reply {
             Reply::Array(items) | Reply::Set(items) => {
                 Frame2::Array(items.iter().map(Reply::to_resp2).collect())
             }
-            Reply::Map(pairs) => Frame2::Array(
+            Reply::Map(pairs) | Reply::Pairs(pairs) => Frame2::Array(
                 pairs
                     .iter()
                     .flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()])
@@ -203,6 +218,16 @@ impl Reply {
             },
             Reply::Set(items) => Frame3::Set {
                 data: items.iter().map(Reply::to_resp3).collect::<FrameSet<_>>(),
+                attributes: None,
+            },
+            Reply::Pairs(pairs) => Frame3::Array {
+                data: pairs
+                    .iter()
+                    .map(|(a, b)| Frame3::Array {
+                        data: vec![a.to_resp3(), b.to_resp3()],
+                        attributes: None,
+                    })
+                    .collect(),
                 attributes: None,
             },
             Reply::Map(pairs) => Frame3::Map {
@@ -345,6 +370,19 @@ mod tests {
     }
 
     #[test]
+    fn pairs_are_flat_in_resp2_and_nested_in_resp3() {
+        both(
+            Reply::Pairs(vec![
+                (Reply::Bulk(Bytes::from_static(b"a")), Reply::Double(1.0)),
+                (Reply::Bulk(Bytes::from_static(b"b")), Reply::Double(2.5)),
+            ]),
+            "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$3\r\n2.5\r\n",
+            "*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n",
+        );
+        both(Reply::Pairs(vec![]), "*0\r\n", "*0\r\n");
+    }
+
+    #[test]
     fn verbatim_is_txt_in_resp3_and_bulk_in_resp2() {
         both(
             Reply::Verbatim(Bytes::from_static(b"# Server")),
@@ -397,7 +435,9 @@ mod tests {
         match reply {
             Reply::Double(_) => true,
             Reply::Array(items) | Reply::Set(items) => items.iter().any(has_double),
-            Reply::Map(pairs) => pairs.iter().any(|(k, v)| has_double(k) || has_double(v)),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
+                pairs.iter().any(|(k, v)| has_double(k) || has_double(v))
+            }
             _ => false,
         }
     }
@@ -433,7 +473,8 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Reply::Array),
                 proptest::collection::vec(key(), 0..6).prop_map(Reply::Set),
-                proptest::collection::vec((key(), inner), 0..4).prop_map(Reply::Map),
+                proptest::collection::vec((key(), inner.clone()), 0..4).prop_map(Reply::Map),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Reply::Pairs),
             ]
         })
     }

@@ -326,7 +326,10 @@ pub async fn execute_clustered(
         Err(reply) => Some(reply),
         Ok((request, now_ms)) => {
             let touch = touches(session);
-            let outcome = if clustered::is_key_command(request.spec) {
+            // A command whose keys all follow a `numkeys` count (ZUNION) has no legacy key
+            // range, but names keys all the same.
+            let names_keys = !request.spec.keys.is_none();
+            let outcome = if clustered::is_key_command(request.spec) || names_keys {
                 clustered::execute(node, cluster, session, request, keys, now_ms, touch).await
             } else if clustered::is_keyspace_command(&request.command) {
                 clustered::execute_keyspace(node, cluster, request.command, now_ms).await

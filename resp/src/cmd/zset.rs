@@ -440,7 +440,12 @@ fn add(cur: &mut ArgCursor, key: Bytes, mut flags: AddFlags) -> Result<Command, 
     if flags.nx && flags.xx {
         return Err(CommandError::ZAddNxXx);
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if [flags.gt, flags.lt, flags.nx]
+        .iter()
+        .filter(|&&set| set)
+        .count()
+        > 1
+    {
         return Err(CommandError::ZAddGtLtNx);
     }
     if flags.incr && pairs.len() > 2 {
@@ -748,7 +753,8 @@ pub(super) fn zrandmember(cur: &mut ArgCursor) -> Result<Command, CommandError> 
         Some(_) => return Err(CommandError::Syntax),
         None => false,
     };
-    if withscores && !(-RANDMEMBER_WITHSCORES_COUNT_MAX..=RANDMEMBER_WITHSCORES_COUNT_MAX).contains(&count)
+    if withscores
+        && !(-RANDMEMBER_WITHSCORES_COUNT_MAX..=RANDMEMBER_WITHSCORES_COUNT_MAX).contains(&count)
     {
         return Err(CommandError::ValueOutOfRange);
     }
