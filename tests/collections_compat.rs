@@ -4,7 +4,8 @@
 //!
 //! Element order: ringcache keeps a hash's fields and a set's members in byte order, Redis
 //! in insertion or hash-table order (neither documented), so whole-collection replies of
-//! hashes and sets are compared `@sorted` (docs/redis-compatibility.md).
+//! hashes and sets are compared `@sorted` (docs/redis-compatibility.md). Sorted sets are in
+//! Redis's order (score, then member bytes), so their replies compare exactly.
 
 mod common;
 
@@ -43,4 +44,10 @@ family!(
     hash_commands_answer_as_redis_resp2,
     hash_commands_answer_as_redis_resp3,
     "hash"
+);
+
+family!(
+    zset_commands_answer_as_redis_resp2,
+    zset_commands_answer_as_redis_resp3,
+    "zset"
 );

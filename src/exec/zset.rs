@@ -510,7 +510,8 @@ fn store(
 }
 
 /// `ZRANDMEMBER key count`: with a negative count, that many members drawn with repeats;
-/// else that many distinct members, the whole set in order when it has no more.
+/// else that many distinct members; the whole set when it has no more, from the highest
+/// rank down (Redis's `zuiNext` walks a sorted set from its tail).
 ///
 /// # Errors
 /// A negative count beyond [`ZRANDMEMBER_REPEATS_MAX`].
@@ -530,7 +531,7 @@ fn random_members(members: &[Scored], count: i64) -> Result<Vec<Scored>, ExecErr
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     if count >= members.len() {
-        return Ok(members.to_vec());
+        return Ok(members.iter().rev().cloned().collect());
     }
     Ok(index::sample(&mut rng, members.len(), count)
         .into_iter()
@@ -1065,7 +1066,8 @@ mod tests {
             assert_eq!(got.len(), 10);
         }
         assert_eq!(members(run(&node, &mut s, "ZRANDMEMBER k -100")).len(), 100);
-        assert_eq!(members(run(&node, &mut s, "ZRANDMEMBER k 100")).len(), 50);
+        let all = members(run(&node, &mut s, "ZRANDMEMBER k 100"));
+        assert_eq!((all.len(), &all[0][..], &all[49][..]), (50, "m49", "m0"));
         assert_eq!(
             run(&node, &mut s, "ZRANDMEMBER k -99999999999"),
             Reply::error("ERR value is out of range")
