@@ -162,8 +162,11 @@ pub fn execute(
                     None => Reply::Nil,
                     Some(zset) => {
                         let members = sorted(&zset)?;
-                        let at = rand::rng().random_range(0..members.len());
-                        Reply::Bulk(members[at].0.clone())
+                        match members.len() {
+                            // A live key has a member; a corrupt one answers as none.
+                            0 => Reply::Nil,
+                            len => Reply::Bulk(members[rand::rng().random_range(0..len)].0.clone()),
+                        }
                     }
                 },
                 Some(count) => {
