@@ -4,7 +4,8 @@
 //!
 //! Element order: ringcache keeps a hash's fields and a set's members in byte order, Redis
 //! in insertion or hash-table order (neither documented), so whole-collection replies of
-//! hashes and sets are compared `@sorted` (docs/redis-compatibility.md).
+//! hashes and sets are compared `@sorted` (docs/redis-compatibility.md). Sorted sets are in
+//! Redis's order (score, then member bytes), so their replies compare exactly.
 
 mod common;
 
@@ -55,4 +56,10 @@ family!(
     set_commands_answer_as_redis_resp2,
     set_commands_answer_as_redis_resp3,
     "set"
+);
+
+family!(
+    zset_commands_answer_as_redis_resp2,
+    zset_commands_answer_as_redis_resp3,
+    "zset"
 );

@@ -2,7 +2,8 @@
  * INCRBYFLOAT as Redis 7.0 computes it: in C `long double` (x87 80-bit on x86-64),
  * read with `strtold` and printed with `%.17Lf`. Ported from Redis 7.0's util.c
  * (string2ld, ld2string with LD_STR_HUMAN) and t_string.c (incrbyfloatCommand,
- * getLongDoubleFromObject, createStringObjectFromLongDouble).
+ * getLongDoubleFromObject, createStringObjectFromLongDouble). Also C's `strtod`, which
+ * Redis reads sorted set scores and ranges with.
  *
  * Called from resp/src/float.rs; no allocation, no global state besides errno.
  */
@@ -113,4 +114,18 @@ int ringcache_incrbyfloat(const char *cur, size_t cur_len, const char *incr, siz
     if (l == 0) return 3;
     *out_len = l;
     return 0;
+}
+
+/* C's strtod of the NUL-terminated `s`, as Redis 7.0 reads a double (util.c string2d,
+ * t_zset.c zslParseRange): the value, the bytes it used in *used, and in *erange whether
+ * errno was ERANGE (overflow, or underflow). The caller applies Redis's checks. */
+double ringcache_strtod(const char *s, size_t *used, int *erange) {
+    char *eptr;
+    double value;
+
+    errno = 0;
+    value = strtod(s, &eptr);
+    *used = (size_t)(eptr - s);
+    *erange = errno == ERANGE;
+    return value;
 }

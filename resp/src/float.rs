@@ -4,7 +4,10 @@
 //! - [`check_float`]: Redis's `strtold`-based check of a float argument.
 //! - [`format_double`]: `INCRBYFLOAT`'s printing (Redis's `ld2string(.., LD_STR_HUMAN)`:
 //!   `%.17Lf` with trailing zeros removed) of a double.
-//! - [`format_double_g17`]: a double reply in RESP2 (Redis 7.0's `%.17g`).
+//! - [`format_double_g17`]: a double reply (Redis 7.0's `%.17g`, in RESP2 and RESP3).
+//! - [`parse_double`], [`parse_range_double`], [`format_double_d2string`]: sorted set scores
+//!   as Redis 7.0 reads them (`string2d`, `zslParseRange`, both over C's `strtod`) and keeps
+//!   them as text in a small sorted set (`d2string`, what `ZSCAN` shows).
 //!
 //! Redis computes `INCRBYFLOAT` in C `long double` (x87 80-bit, 64-bit mantissa, on x86-64)
 //! and prints 17 decimals, so `10.5 + 0.1` shows as `10.6` but `1000.1` as
@@ -33,6 +36,7 @@ mod ffi {
             out_cap: usize,
             out_len: *mut usize,
         ) -> c_int;
+        fn ringcache_strtod(s: *const c_char, used: *mut usize, erange: *mut c_int) -> f64;
         fn ringcache_incrbyfloat(
             cur: *const c_char,
             cur_len: usize,
@@ -63,6 +67,22 @@ mod ffi {
             ringcache_format_double_human(value, out.as_mut_ptr().cast(), out.len(), &mut len)
         };
         (status == 0 && len < out.len()).then_some(len)
+    }
+
+    /// C's `strtod` of `s` read as a C string, so up to its first NUL byte: the value, how
+    /// many bytes it used, and whether `errno` was `ERANGE` (overflow or underflow).
+    pub(super) fn strtod(s: &[u8]) -> (f64, usize, bool) {
+        let end = memchr::memchr(0, s).unwrap_or(s.len());
+        let mut text = Vec::with_capacity(end + 1);
+        text.extend_from_slice(&s[..end]);
+        text.push(0);
+        let mut used = 0usize;
+        let mut erange: c_int = 0;
+        // SAFETY: `text` is NUL-terminated and the C function reads no further than that
+        // NUL; it writes one `usize` to `used` and one `int` to `erange`, live locals, and
+        // keeps no pointer.
+        let value = unsafe { ringcache_strtod(text.as_ptr().cast(), &mut used, &mut erange) };
+        (value, used, erange != 0)
     }
 
     /// Redis's `INCRBYFLOAT` of `incr` on `current` (`None`: no key), its text into `out`:
@@ -112,8 +132,8 @@ pub fn format_double(f: f64) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
-/// C's `%.17g`, as Redis 7.0 writes a double reply (`ZSCORE` and the like) in RESP2:
-/// 17 significant digits, exponent form below 1e-4 and from 1e17, trailing zeros removed;
+/// C's `%.17g`, as Redis 7.0 writes a double reply (`ZSCORE` and the like) in RESP2 and
+/// RESP3 (`addReplyDouble`): 17 significant digits, exponent form below 1e-4 and from 1e17, trailing zeros removed;
 /// `inf`, `-inf`, `nan`.
 pub fn format_double_g17(f: f64) -> String {
     const PRECISION: i32 = 17;
@@ -134,6 +154,46 @@ pub fn format_double_g17(f: f64) -> String {
         let decimals = (PRECISION - 1 - exp).max(0) as usize;
         trim_fraction(&format!("{f:.decimals$}")).to_string()
     }
+}
+
+/// Redis 7.0's `d2string`: the text a small (listpack) sorted set keeps a score as, which
+/// `ZSCAN` answers: an integral value within ±2^62 (`double2ll`) as an integer (so `-0` is
+/// `0` and `1e17` is `100000000000000000`), anything else as [`format_double_g17`].
+pub fn format_double_d2string(f: f64) -> String {
+    // (double)(LLONG_MAX / 2): 2^62.
+    const INTEGRAL_MAX: f64 = (i64::MAX / 2) as f64;
+    if (-INTEGRAL_MAX..=INTEGRAL_MAX).contains(&f) && (f as i64) as f64 == f {
+        return itoa::Buffer::new().format(f as i64).to_string();
+    }
+    format_double_g17(f)
+}
+
+/// A double argument as Redis 7.0's `string2d` reads it (`ZADD` scores, `ZINCRBY`,
+/// `WEIGHTS`): C's `strtod` must use the whole string, which is not empty, does not start
+/// with a blank and holds no NUL; overflow to ±inf and underflow to zero are refused (a
+/// subnormal result is taken), and so is NaN. `inf`, `-infinity` and hexadecimal `0x1p3`
+/// are floats.
+pub fn parse_double(raw: &[u8]) -> Option<f64> {
+    if raw.first().is_none_or(|&b| is_c_space(b)) {
+        return None;
+    }
+    let (value, used, erange) = ffi::strtod(raw);
+    let out_of_range = erange && (value.is_infinite() || value == 0.0);
+    (used == raw.len() && !out_of_range && !value.is_nan()).then_some(value)
+}
+
+/// One bound of a score range as Redis 7.0's `zslParseRange` reads it, after its `(`: C's
+/// `strtod` must stop at the end of the C string (the first NUL, so `1\0junk` is 1), which
+/// lets through leading blanks, the empty string (0) and overflow (±inf); NaN is refused.
+pub fn parse_range_double(raw: &[u8]) -> Option<f64> {
+    let end = memchr::memchr(0, raw).unwrap_or(raw.len());
+    let (value, used, _) = ffi::strtod(raw);
+    (used == end && !value.is_nan()).then_some(value)
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn trim_fraction(s: &str) -> &str {
@@ -310,5 +370,59 @@ mod tests {
         assert_eq!(format_double_g17(-2.5e300), "-2.5000000000000001e+300");
         assert_eq!(format_double_g17(0.0), "0");
         assert_eq!(format_double_g17(f64::NEG_INFINITY), "-inf");
+    }
+
+    // Expected values below were captured from redis-server 7.0.15 (ZADD, ZCOUNT, ZSCAN).
+
+    #[test]
+    fn scores_are_read_like_string2d() {
+        assert_eq!(parse_double(b"1.5"), Some(1.5));
+        assert_eq!(parse_double(b"0x1p3"), Some(8.0));
+        assert_eq!(parse_double(b"0x10"), Some(16.0));
+        assert_eq!(parse_double(b"1."), Some(1.0));
+        assert_eq!(parse_double(b".5"), Some(0.5));
+        assert_eq!(parse_double(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_double(b"-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_double(b"4e-320"), Some(4e-320));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"1e400",
+            b"-1e400",
+            b"1e-400",
+            b"nan",
+            b"1\0",
+            b"abc",
+            b"1e",
+        ] {
+            assert_eq!(parse_double(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn range_bounds_are_read_like_zsl_parse_range() {
+        assert_eq!(parse_range_double(b""), Some(0.0));
+        assert_eq!(parse_range_double(b" 1"), Some(1.0));
+        assert_eq!(parse_range_double(b"1\0abc"), Some(1.0));
+        assert_eq!(parse_range_double(b"1e400"), Some(f64::INFINITY));
+        assert_eq!(parse_range_double(b"1e-400"), Some(0.0));
+        assert_eq!(parse_range_double(b"-inf"), Some(f64::NEG_INFINITY));
+        for bad in [&b"1 "[..], b"nan", b"a", b"[1"] {
+            assert_eq!(parse_range_double(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn d2string_prints_integral_scores_as_integers_up_to_two_to_the_62() {
+        assert_eq!(format_double_d2string(-0.0), "0");
+        assert_eq!(format_double_d2string(1.5), "1.5");
+        assert_eq!(format_double_d2string(1e17), "100000000000000000");
+        assert_eq!(format_double_d2string(4e18), "4000000000000000000");
+        assert_eq!(format_double_d2string(-4e18), "-4000000000000000000");
+        assert_eq!(format_double_d2string(5e18), "5e+18");
+        assert_eq!(format_double_d2string(-5e18), "-5e+18");
+        assert_eq!(format_double_d2string(f64::INFINITY), "inf");
+        assert_eq!(format_double_d2string(0.1), "0.10000000000000001");
     }
 }

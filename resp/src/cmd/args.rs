@@ -208,6 +208,40 @@ pub enum CommandError {
     #[error("ERR count is out of range, at most {0} members may repeat in one reply")]
     TooManyPicks(u64),
     // ----- set end
+    // ----- sorted set
+    /// A score range bound that is not a float (`ZCOUNT`, `ZRANGE ... BYSCORE`).
+    #[error("ERR min or max is not a float")]
+    MinMaxNotFloat,
+    /// A lex range bound that does not start with `[` or `(` and is not `-` or `+`.
+    #[error("ERR min or max not valid string range item")]
+    MinMaxNotLex,
+    /// `ZADD ... NX XX`.
+    #[error("ERR XX and NX options at the same time are not compatible")]
+    ZAddNxXx,
+    /// `ZADD` with two of `GT`, `LT`, `NX`.
+    #[error("ERR GT, LT, and/or NX options at the same time are not compatible")]
+    ZAddGtLtNx,
+    /// `ZADD ... INCR` with more than one score-member pair.
+    #[error("ERR INCR option supports a single increment-element pair")]
+    ZAddIncrPairs,
+    /// `ZINCRBY` or `ZADD INCR` adding `-inf` to `inf` (executor).
+    #[error("ERR resulting score is not a number (NaN)")]
+    ScoreNaN,
+    /// `ZRANGE` (rank) with `LIMIT`.
+    #[error(
+        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+    )]
+    LimitWithoutBy,
+    /// `ZRANGE ... BYLEX WITHSCORES`.
+    #[error("ERR syntax error, WITHSCORES not supported in combination with BYLEX")]
+    WithScoresByLex,
+    /// `ZUNION 0 ...`: holds the command's name.
+    #[error("ERR at least 1 input key is needed for '{0}' command")]
+    NoInputKey(&'static str),
+    /// `ZUNION ... WEIGHTS x` with a weight that is not a float.
+    #[error("ERR weight value is not a float")]
+    WeightNotFloat,
+    // ----- sorted set end
     /// A bad `CONSISTENCY` level.
     #[error(transparent)]
     Level(#[from] LevelError),

@@ -222,6 +222,20 @@ impl KeyRange {
         self.first > 0 || self.numkeys_at > 0
     }
 
+    /// Whether the command names no key at all.
+    pub const fn is_none(self) -> bool {
+        !self.has_keys()
+    }
+
+    /// These keys, and after the argument at `at` (a `numkeys` count) that many more
+    /// (`ZUNIONSTORE dest numkeys key ...`: `Key::ONE.numkeys(2)`).
+    pub const fn numkeys(self, at: i32) -> KeyRange {
+        KeyRange {
+            numkeys_at: at,
+            ..self
+        }
+    }
+
     /// The keys among `args` (the whole request, name first), in order, repeats kept: the
     /// range's, then those after the count. Positions past the end are skipped and a count
     /// that is not a positive integer names no key, so a bad request yields fewer keys,
@@ -341,6 +355,10 @@ const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::of(&[Flags::READONLY, Flags::FAST]);
 const LSF: Flags = Flags::of(&[Flags::LOADING, Flags::STALE, Flags::FAST]);
 const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
+/// Reads keys given after a `numkeys` count (`ZUNION`).
+const RMK: Flags = Flags::of(&[Flags::READONLY, Flags::MOVABLE_KEYS]);
+/// Writes keys given after a `numkeys` count (`ZUNIONSTORE`).
+const WDMK: Flags = Flags::of(&[Flags::WRITE, Flags::DENYOOM, Flags::MOVABLE_KEYS]);
 /// `HELLO`, `AUTH`, `QUIT`, `RESET`: allowed before authentication.
 const HANDSHAKE: Flags = Flags::of(&[
     Flags::NOSCRIPT,
@@ -578,6 +596,85 @@ pub const TABLE: &[Spec] = {
             "Stores the difference of multiple sets in a key.", set::sdiffstore),
         // ----- set end
         // ----- sorted set
+        row("zadd", -4, WDF, Key::ONE, ZS, "1.2.0",
+            "Add one or more members to a sorted set, or update its score if it already \
+             exists", zset::zadd),
+        row("zrem", -3, WF, Key::ONE, ZS, "1.2.0",
+            "Remove one or more members from a sorted set", zset::zrem),
+        row("zscore", 3, RF, Key::ONE, ZS, "1.2.0",
+            "Get the score associated with the given member in a sorted set", zset::zscore),
+        row("zmscore", -3, RF, Key::ONE, ZS, "6.2.0",
+            "Get the score associated with the given members in a sorted set", zset::zmscore),
+        row("zincrby", 4, WDF, Key::ONE, ZS, "1.2.0",
+            "Increment the score of a member in a sorted set", zset::zincrby),
+        row("zcard", 2, RF, Key::ONE, ZS, "1.2.0", "Get the number of members in a sorted set",
+            zset::zcard),
+        row("zcount", 4, RF, Key::ONE, ZS, "2.0.0",
+            "Count the members in a sorted set with scores within the given values",
+            zset::zcount),
+        row("zlexcount", 4, RF, Key::ONE, ZS, "2.8.9",
+            "Count the number of members in a sorted set between a given lexicographical \
+             range", zset::zlexcount),
+        row("zrange", -4, R, Key::ONE, ZS, "1.2.0", "Return a range of members in a sorted set",
+            zset::zrange),
+        row("zrangestore", -5, WD, Key::new(1, 2, 1), ZS, "6.2.0",
+            "Store a range of members from sorted set into another key", zset::zrangestore),
+        row("zrangebyscore", -4, R, Key::ONE, ZS, "1.0.5",
+            "Return a range of members in a sorted set, by score", zset::zrangebyscore),
+        row("zrevrangebyscore", -4, R, Key::ONE, ZS, "2.2.0",
+            "Return a range of members in a sorted set, by score, with scores ordered from \
+             high to low", zset::zrevrangebyscore),
+        row("zrangebylex", -4, R, Key::ONE, ZS, "2.8.9",
+            "Return a range of members in a sorted set, by lexicographical range",
+            zset::zrangebylex),
+        row("zrevrangebylex", -4, R, Key::ONE, ZS, "2.8.9",
+            "Return a range of members in a sorted set, by lexicographical range, ordered \
+             from higher to lower strings.", zset::zrevrangebylex),
+        row("zrevrange", -4, R, Key::ONE, ZS, "1.2.0",
+            "Return a range of members in a sorted set, by index, with scores ordered from \
+             high to low", zset::zrevrange),
+        row("zrank", 3, RF, Key::ONE, ZS, "2.0.0",
+            "Determine the index of a member in a sorted set", zset::zrank),
+        row("zrevrank", 3, RF, Key::ONE, ZS, "2.0.0",
+            "Determine the index of a member in a sorted set, with scores ordered from high \
+             to low", zset::zrevrank),
+        row("zpopmin", -2, WF, Key::ONE, ZS, "5.0.0",
+            "Remove and return members with the lowest scores in a sorted set", zset::zpopmin),
+        row("zpopmax", -2, WF, Key::ONE, ZS, "5.0.0",
+            "Remove and return members with the highest scores in a sorted set",
+            zset::zpopmax),
+        row("zrandmember", -2, R, Key::ONE, ZS, "6.2.0",
+            "Get one or multiple random elements from a sorted set", zset::zrandmember),
+        row("zremrangebyrank", 4, W, Key::ONE, ZS, "2.0.0",
+            "Remove all members in a sorted set within the given indexes",
+            zset::zremrangebyrank),
+        row("zremrangebyscore", 4, W, Key::ONE, ZS, "1.2.0",
+            "Remove all members in a sorted set within the given scores",
+            zset::zremrangebyscore),
+        row("zremrangebylex", 4, W, Key::ONE, ZS, "2.8.9",
+            "Remove all members in a sorted set between the given lexicographical range",
+            zset::zremrangebylex),
+        // Movable keys: the sources follow `numkeys` (legacy range as Redis's, see KeyRange).
+        row("zunion", -3, RMK, Key::NONE.numkeys(1), ZS, "6.2.0", "Add multiple sorted sets",
+            zset::zunion),
+        row("zunionstore", -4, WDMK, Key::ONE.numkeys(2), ZS, "2.0.0",
+            "Add multiple sorted sets and store the resulting sorted set in a new key",
+            zset::zunionstore),
+        row("zinter", -3, RMK, Key::NONE.numkeys(1), ZS, "6.2.0",
+            "Intersect multiple sorted sets", zset::zinter),
+        row("zinterstore", -4, WDMK, Key::ONE.numkeys(2), ZS, "2.0.0",
+            "Intersect multiple sorted sets and store the resulting sorted set in a new key",
+            zset::zinterstore),
+        row("zintercard", -3, RMK, Key::NONE.numkeys(1), ZS, "7.0.0",
+            "Intersect multiple sorted sets and return the cardinality of the result",
+            zset::zintercard),
+        row("zdiff", -3, RMK, Key::NONE.numkeys(1), ZS, "6.2.0", "Subtract multiple sorted sets",
+            zset::zdiff),
+        row("zdiffstore", -4, WDMK, Key::ONE.numkeys(2), ZS, "6.2.0",
+            "Subtract multiple sorted sets and store the resulting sorted set in a new key",
+            zset::zdiffstore),
+        row("zscan", -3, R, Key::ONE, ZS, "2.8.0",
+            "Incrementally iterate sorted sets elements and associated scores", zset::zscan),
         // ----- sorted set end
         // ----- list
         row("lpush", -3, WDF, Key::ONE, LI, "1.0.0",

@@ -1199,4 +1199,26 @@ fn keys_are_listed_in_order_for_every_shape_of_command() {
     assert_eq!(keys("MGET x y z").len(), 3);
     assert_eq!(keys("GET a CONSISTENCY ONE"), [b("a")]);
     assert_eq!(keys("MSET a 1 b 2 CONSISTENCY ALL"), [b("a"), b("b")]);
+    // Movable keys: the ones after numkeys, and only as many as it says.
+    assert_eq!(
+        keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"),
+        [b("d"), b("a"), b("b")]
+    );
+    assert_eq!(keys("ZINTER 1 a WITHSCORES"), [b("a")]);
+    assert_eq!(keys("ZRANGESTORE d s 0 -1"), [b("d"), b("s")]);
+    // A count past the arguments names no key (the parser refuses the request).
+    assert!(
+        KeyRange::NONE
+            .numkeys(1)
+            .keys(&[b("zunion"), b("5"), b("a")])
+            .next()
+            .is_none()
+    );
+    assert!(
+        KeyRange::NONE
+            .numkeys(1)
+            .keys(&[b("zunion"), b("x"), b("a")])
+            .next()
+            .is_none()
+    );
 }
