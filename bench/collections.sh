@@ -20,6 +20,7 @@ readonly REQUESTS=${REQUESTS:-100000}
 readonly RANDOM_KEYS=${RANDOM_KEYS:-1000}
 readonly BIG_FIELDS=${BIG_FIELDS:-100000}
 readonly TESTS=${TESTS:-lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600}
+readonly CLI_TIMEOUT_S=5
 readonly READY_TIMEOUT_S=30
 readonly BENCH_TIMEOUT_S=600
 

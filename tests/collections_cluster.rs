@@ -51,12 +51,15 @@ fn strings(reply: &Val) -> BTreeSet<String> {
         .collect()
 }
 
-/// Writer `w`'s commands: `HSET` of its own fields and `SADD` of its own members, one
-/// element per command so that the three writers' requests interleave on the shared keys.
+/// Writer `w`'s commands: a push of its own items, `HSET` of its own fields and `SADD` of
+/// its own members, one element per command so that the three writers' requests interleave on the shared keys.
 fn writer_commands(w: usize) -> Vec<Vec<String>> {
     (0..ELEMENTS_PER_WRITER)
         .flat_map(|j| {
+            // Writer 0 pushes on the left, the others on the right.
+            let push = if w == 0 { "LPUSH" } else { "RPUSH" };
             [
+                command(&[push, "shared:l", &format!("w{w}-i{j}")]),
                 command(&["HSET", "shared:h", &format!("w{w}-f{j}"), &format!("v{j}")]),
                 command(&[
                     "SADD",
@@ -127,6 +130,39 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
         members,
         "node 0 alone lacks members"
     );
+    // Every pushed item is in the list once, and each writer's items in its push order
+    // (reversed for the left pushes).
+    let list: Vec<String> = alone
+        .cmd(&["LRANGE", "shared:l", "0", "-1", "CONSISTENCY", "ONE"])
+        .items()
+        .expect("LRANGE answers an array")
+        .iter()
+        .map(|v| v.text().expect("an item"))
+        .collect();
+    assert_eq!(list.len(), 3 * ELEMENTS_PER_WRITER, "items lost or doubled");
+    for w in 0..3 {
+        let mine: Vec<&String> = list
+            .iter()
+            .filter(|i| i.starts_with(&format!("w{w}-")))
+            .collect();
+        let mut want: Vec<String> = (0..ELEMENTS_PER_WRITER)
+            .map(|j| format!("w{w}-i{j}"))
+            .collect();
+        if w == 0 {
+            want.reverse();
+        }
+        assert_eq!(
+            mine,
+            want.iter().collect::<Vec<_>>(),
+            "writer {w}'s items out of order"
+        );
+    }
+    // The left pushes all come before the right pushes.
+    let first_right = list
+        .iter()
+        .position(|i| !i.starts_with("w0-"))
+        .expect("right pushes");
+    assert!(list[first_right..].iter().all(|i| !i.starts_with("w0-")));
 }
 
 #[test]
