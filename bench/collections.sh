@@ -18,7 +18,7 @@ readonly RING=${RING:-${CARGO_TARGET_DIR:-target}/release/ringcache}
 readonly STORAGE=${STORAGE:-memory}
 readonly REQUESTS=${REQUESTS:-100000}
 readonly RANDOM_KEYS=${RANDOM_KEYS:-1000}
-readonly BIG_FIELDS=${BIG_FIELDS:-100000}
+readonly BIG_FIELDS=${BIG_FIELDS:-10000}
 readonly TESTS=${TESTS:-lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600}
 readonly CLI_TIMEOUT_S=5
 readonly READY_TIMEOUT_S=30
@@ -58,18 +58,19 @@ stop() {
 suite() { # port pipeline
   timeout "$BENCH_TIMEOUT_S" redis-benchmark -p "$1" -n "$REQUESTS" -P "$2" -c 50 \
     -r "$RANDOM_KEYS" -q -t "$TESTS" 2>/dev/null | tr '\r' '\n' |
-    sed -n 's/^\([A-Z_0-9 ()]*\): \([0-9.]*\) requests per second.*/\1=\2/p' |
-    sed 's/ (first 100 elements)//; s/ (first 600 elements)//' | tr ' ' '_' | tr '\n' ' '
+    sed -n 's/^\([A-Za-z_0-9 ()]*\): \([0-9.]*\) requests per second.*/\1=\2/p' |
+    sed 's/ (needed to benchmark LRANGE)/_prefill/; s/ (first \([0-9]*\) elements)/_\1/' |
+    tr ' ' '_' | tr '\n' ' '
 }
 
-# HSET of random fields into one hash first filled with $1 fields: requests per second.
+# HSET of existing fields (overwrites: the hash keeps its size) of one hash first filled with
+# $2 fields: requests per second. redis-benchmark writes __rand_int__ as 12 digits.
 hset_into() { # port fields
-  local port=$1 fields=$2 i
-  for ((i = 0; i < fields; i += 1000)); do
-    seq "$i" $((i + 999)) | awk -v n="$fields" '$1 < n {printf "HSET big f%d v\n", $1}'
-  done | redis-cli -p "$port" --pipe >/dev/null
-  timeout "$BENCH_TIMEOUT_S" redis-benchmark -p "$port" -n 20000 -P 1 -c 10 -r 1000000 -q \
-    HSET big __rand_int__ v 2>/dev/null | tr '\r' '\n' |
+  local port=$1 fields=$2
+  seq 0 $((fields - 1)) | awk '{printf "HSET big f%012d v\n", $1}' |
+    redis-cli -p "$port" --pipe >/dev/null
+  timeout "$BENCH_TIMEOUT_S" redis-benchmark -p "$port" -n 20000 -P 1 -c 10 -r "$fields" -q \
+    HSET big f__rand_int__ v 2>/dev/null | tr '\r' '\n' |
     sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1
 }
 
