@@ -320,10 +320,18 @@ mod tests {
         assert_eq!(ms("-0.0005"), Ok(0));
         assert_eq!(ms("9.2e15"), Ok(9_200_000_000_000_000_000));
         for negative in ["-1", "-inf", "inf", "1e400", "9.3e15"] {
-            assert_eq!(ms(negative), Err(CommandError::TimeoutNegative), "{negative}");
+            assert_eq!(
+                ms(negative),
+                Err(CommandError::TimeoutNegative),
+                "{negative}"
+            );
         }
         for not_float in ["abc", "", " 1", "1 ", "nan", "1e5000", "1e-5000"] {
-            assert_eq!(ms(not_float), Err(CommandError::TimeoutNotFloat), "{not_float:?}");
+            assert_eq!(
+                ms(not_float),
+                Err(CommandError::TimeoutNotFloat),
+                "{not_float:?}"
+            );
         }
     }
 

@@ -629,7 +629,10 @@ mod tests {
         let negative = Err("ERR timeout is negative".to_string());
         assert_eq!(parse("BRPOP a abc"), not_float);
         assert_eq!(parse("BLPOP a inf"), negative);
-        assert_eq!(parse("BLMOVE s d UP LEFT abc"), Err("ERR syntax error".into()));
+        assert_eq!(
+            parse("BLMOVE s d UP LEFT abc"),
+            Err("ERR syntax error".into())
+        );
         assert_eq!(parse("BLMOVE s d LEFT LEFT -1"), negative);
         // BLMPOP reads what follows its timeout first.
         assert_eq!(
