@@ -232,31 +232,37 @@ async fn wait_blocked(
     }
     let mut shutdown = node.shutdown.subscribe();
     let query_buffer_bytes_max = node.config.read().query_buffer_bytes_max as usize;
-    let wait = blocked.wait(node, session);
-    tokio::pin!(wait);
-    let stream = &*stream;
-    loop {
-        let reading = input.len() < query_buffer_bytes_max;
-        tokio::select! {
-            reply = &mut wait => return Ok(reply),
-            _ = client.killed() => return Err(End::Killed),
-            _ = shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
-            ready = stream.readable(), if reading => {
-                if let Err(e) = ready {
-                    return Err(End::Io(e));
-                }
-                input.reserve(READ_CHUNK_BYTES);
-                match socket::read_available(stream, input) {
-                    Ok(0) => return Err(End::ClientClosed),
-                    Ok(n) => {
-                        node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+    let served = {
+        let wait = blocked.wait(node, session);
+        tokio::pin!(wait);
+        let stream = &*stream;
+        loop {
+            let reading = input.len() < query_buffer_bytes_max;
+            tokio::select! {
+                reply = &mut wait => break reply,
+                _ = client.killed() => return Err(End::Killed),
+                _ = shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
+                ready = stream.readable(), if reading => {
+                    if let Err(e) = ready {
+                        return Err(End::Io(e));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(End::Io(e)),
+                    input.reserve(READ_CHUNK_BYTES);
+                    match socket::read_available(stream, input) {
+                        Ok(0) => return Err(End::ClientClosed),
+                        Ok(n) => {
+                            node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(End::Io(e)),
+                    }
                 }
             }
         }
-    }
+    };
+    // The reply may acknowledge a pop made for this connection by a writer (or a retry)
+    // since the flush above: it waits for durability like any write's.
+    session.wrote = true;
+    Ok(served)
 }
 
 async fn write_out(
