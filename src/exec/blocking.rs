@@ -53,8 +53,6 @@ const SERVE_ROUNDS_MAX: usize = 1024;
 pub struct Blocked {
     /// When the wait ends with the timeout reply; `None`: never (timeout 0).
     deadline: Option<Instant>,
-    /// What the command answers at the deadline: the null array, or null for `BLMOVE`.
-    timeout_reply: Reply,
     wait: Wait,
 }
 
@@ -84,17 +82,11 @@ pub(super) fn blocking_command(request: &Request) -> Option<&ListCommand> {
     }
 }
 
-/// Whether a blocking command's outcome is "nothing to pop": the reply its timeout gives.
+/// Whether a blocking command's outcome is "nothing to pop": the null array, which the
+/// executor answers then and the timeout answers (Redis 7.0 answers every blocked list
+/// command's timeout with the null array, `BLMOVE`'s too: `*-1` in RESP2, `_` in RESP3).
 pub(super) fn found_nothing(outcome: &Outcome) -> bool {
-    matches!(outcome, Ok(Reply::Nil | Reply::NilArray))
-}
-
-/// The reply at the deadline: null for `BLMOVE` (as `LMOVE`), the null array for the pops.
-fn timeout_reply(command: &ListCommand) -> Reply {
-    match command {
-        ListCommand::BMove { .. } => Reply::Nil,
-        _ => Reply::NilArray,
-    }
+    matches!(outcome, Ok(Reply::NilArray))
 }
 
 /// The deadline of a timeout in milliseconds from `start`; `None` for 0 (forever) or one
@@ -132,7 +124,6 @@ pub(super) fn run_single(
     let (sender, reply) = oneshot::channel();
     let keys = command.blocking_keys().to_vec();
     let timeout_ms = command.timeout_ms().unwrap_or(0);
-    let timeout_reply = timeout_reply(&command);
     let registration = registry.register(
         &mut waiters,
         session.client.clone(),
@@ -142,7 +133,6 @@ pub(super) fn run_single(
     );
     session.blocked = Some(Blocked {
         deadline: deadline(started, timeout_ms),
-        timeout_reply,
         wait: Wait::Served {
             registration,
             reply,
@@ -177,7 +167,6 @@ pub(super) fn block_clustered(
     );
     session.blocked = Some(Blocked {
         deadline: deadline(started, timeout_ms),
-        timeout_reply: timeout_reply(command),
         wait: Wait::Retry {
             _registration: registration,
             woken,
@@ -191,7 +180,7 @@ pub(super) fn block_clustered(
 
 impl Blocked {
     /// Waits until the command has its reply: served by a writer (single node), found by a
-    /// retry through the coordinator (cluster), or the timeout reply at the deadline.
+    /// retry through the coordinator (cluster), or the null array at the deadline.
     ///
     /// Cancel-safe: dropped before it ends (the client was killed or left), the waiter is
     /// unregistered with `self`, and an element a writer popped for it meanwhile is lost with
@@ -214,17 +203,15 @@ impl Blocked {
                     served = &mut *reply => {
                         // A sender dropped unsent would mean the waiter was removed without
                         // a reply, which only `registration` does: answer as at the deadline.
-                        return served.unwrap_or_else(|_| self.timeout_reply.clone());
+                        return served.unwrap_or_else(|_| Reply::NilArray);
                     }
                     _ = &mut at_deadline => {}
                 }
                 if registration.cancel() {
-                    return self.timeout_reply.clone();
+                    return Reply::NilArray;
                 }
                 // Served at the deadline: the reply was sent before the waiter was removed.
-                reply
-                    .try_recv()
-                    .unwrap_or_else(|_| self.timeout_reply.clone())
+                reply.try_recv().unwrap_or_else(|_| Reply::NilArray)
             }
             Wait::Retry {
                 woken,
@@ -238,7 +225,7 @@ impl Blocked {
                 tokio::select! {
                     _ = woken.notified() => {}
                     _ = poll => {}
-                    _ = &mut at_deadline => return self.timeout_reply.clone(),
+                    _ = &mut at_deadline => return Reply::NilArray,
                 }
                 let outcome = clustered::execute(
                     node,
@@ -410,7 +397,7 @@ mod tests {
         for (line, expected) in [
             ("BLPOP k 0.05", Reply::NilArray),
             ("BLMPOP 0.05 1 k LEFT", Reply::NilArray),
-            ("BLMOVE k d LEFT LEFT 0.05", Reply::Nil),
+            ("BLMOVE k d LEFT LEFT 0.05", Reply::NilArray),
         ] {
             let mut s = block(&node, line);
             let mut blocked = s.blocked.take().unwrap();

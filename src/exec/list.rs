@@ -55,8 +55,8 @@
 //!
 //! # Blocking commands
 //! `BLPOP`/`BRPOP`, `BLMPOP` and `BLMOVE` run here as their non-blocking forms (`LMPOP` over
-//! their keys, `LMOVE`) and answer the null reply their timeout answers when there is
-//! nothing to pop; `super::blocking` then blocks the connection. A write that can fill an
+//! their keys, `LMOVE`) and answer the null array, what their timeout answers, when there
+//! is nothing to pop; `super::blocking` then blocks the connection. A write that can fill an
 //! empty list (a push, `LMOVE`'s destination) signals its key to the blocked clients
 //! registry (`crate::blocked`); [`serve_blocked`] is what a writer runs for a connection
 //! blocked on a key it filled. `LINSERT`, `LSET` and the removals never signal: they change
@@ -308,7 +308,8 @@ pub fn execute(
             ..
         } => match move_one(node, records, &source, &destination, from, to, now_ms)? {
             Some(item) => Reply::Bulk(item),
-            None => Reply::Nil,
+            // What Redis answers a blocked `BLMOVE` at its timeout (unlike `LMOVE`'s null).
+            None => Reply::NilArray,
         },
     })
 }

@@ -184,7 +184,7 @@ pub enum ListCommand {
         timeout_ms: u64,
     },
     /// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`: `LMOVE`, blocking while
-    /// `source` is empty.
+    /// `source` is empty; its timeout answers the null array (not `LMOVE`'s null), as Redis.
     BMove {
         /// The list popped from, the only key waited on.
         source: Bytes,
