@@ -63,15 +63,19 @@ enum Wait {
         registration: Registration,
         reply: oneshot::Receiver<Reply>,
     },
-    /// Cluster: the connection retries `request` through the coordinator.
-    Retry {
-        _registration: Registration,
-        woken: Arc<Notify>,
-        cluster: Arc<Cluster>,
-        request: Request,
-        keys: Vec<Bytes>,
-        touch: bool,
-    },
+    /// Cluster: the connection retries its request through the coordinator (boxed: a
+    /// request is large, and every session holds an `Option<Blocked>`).
+    Retry(Box<Retry>),
+}
+
+#[derive(Debug)]
+struct Retry {
+    _registration: Registration,
+    woken: Arc<Notify>,
+    cluster: Arc<Cluster>,
+    request: Request,
+    keys: Vec<Bytes>,
+    touch: bool,
 }
 
 /// The blocking list command of `request`, if it is one.
@@ -167,14 +171,14 @@ pub(super) fn block_clustered(
     );
     session.blocked = Some(Blocked {
         deadline: deadline(started, timeout_ms),
-        wait: Wait::Retry {
+        wait: Wait::Retry(Box::new(Retry {
             _registration: registration,
             woken,
             cluster: cluster.clone(),
             request,
             keys,
             touch,
-        },
+        })),
     });
 }
 
@@ -213,19 +217,22 @@ impl Blocked {
                 // Served at the deadline: the reply was sent before the waiter was removed.
                 reply.try_recv().unwrap_or_else(|_| Reply::NilArray)
             }
-            Wait::Retry {
-                woken,
-                cluster,
-                request,
-                keys,
-                touch,
-                ..
-            } => loop {
+            Wait::Retry(retry) => loop {
+                let Retry {
+                    woken,
+                    cluster,
+                    request,
+                    keys,
+                    touch,
+                    ..
+                } = &**retry;
                 let poll = tokio::time::sleep(Duration::from_millis(BLOCKING_POLL_MS));
                 tokio::select! {
+                    // The deadline first: no retry (which might pop) once it has passed.
+                    biased;
+                    _ = &mut at_deadline => return Reply::NilArray,
                     _ = woken.notified() => {}
                     _ = poll => {}
-                    _ = &mut at_deadline => return Reply::NilArray,
                 }
                 let outcome = clustered::execute(
                     node,
@@ -308,7 +315,7 @@ mod tests {
     fn served(s: &mut Session) -> Option<Reply> {
         match &mut s.blocked.as_mut()?.wait {
             Wait::Served { reply, .. } => reply.try_recv().ok(),
-            Wait::Retry { .. } => None,
+            Wait::Retry(_) => None,
         }
     }
 
