@@ -188,3 +188,27 @@ impl Clients {
         all
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(client: &ClientHandle) -> String {
+        let line = client.describe();
+        let flags = line.split(' ').find_map(|f| f.strip_prefix("flags="));
+        flags.unwrap().to_string()
+    }
+
+    #[test]
+    fn client_flags_are_redis_s_letters_and_n_only_when_there_is_none() {
+        let clients = Clients::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let client = clients.register(addr, addr, 10).unwrap();
+        assert_eq!(flags(&client), "N");
+        client.no_touch.store(true, Relaxed);
+        assert_eq!(flags(&client), "T");
+        client.blocked.store(true, Relaxed);
+        client.no_evict.store(true, Relaxed);
+        assert_eq!(flags(&client), "beT");
+    }
+}
