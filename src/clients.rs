@@ -1,5 +1,5 @@
 //! The registry of connected clients, for `CLIENT LIST`, `CLIENT KILL`, `maxclients` and
-//! `INFO clients`.
+//! `INFO clients`; the blocked ones are also in [`Clients::blocked`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use ringcache_resp::cmd::TABLE;
+
+use crate::blocked::BlockedClients;
 
 /// What a client told about itself; changed rarely, so behind a mutex.
 #[derive(Debug, Default, Clone)]
@@ -47,6 +49,8 @@ pub struct ClientHandle {
     pub no_evict: AtomicBool,
     /// `CLIENT NO-TOUCH`.
     pub no_touch: AtomicBool,
+    /// Blocked in `BLPOP` and the like (flag `b`); kept by [`BlockedClients`].
+    pub blocked: AtomicBool,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -88,12 +92,19 @@ impl ClientHandle {
         let cmd = TABLE
             .get(self.last_command.load(Relaxed))
             .map_or("NULL", |c| c.name);
-        let mut flags = String::from("N");
+        // Redis's letters in its order; `N` only when there is none.
+        let mut flags = String::new();
+        if self.blocked.load(Relaxed) {
+            flags.push('b');
+        }
         if self.no_evict.load(Relaxed) {
             flags.push('e');
         }
         if self.no_touch.load(Relaxed) {
             flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
         }
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 \
@@ -121,6 +132,8 @@ pub struct Clients {
     next_id: AtomicU64,
     connected: AtomicUsize,
     map: Mutex<AHashMap<u64, Arc<ClientHandle>>>,
+    /// The clients blocked in `BLPOP` and the like, and the keys to serve them from.
+    pub blocked: Arc<BlockedClients>,
 }
 
 impl Clients {
@@ -147,6 +160,7 @@ impl Clients {
             resp: AtomicUsize::new(2),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         });
@@ -172,5 +186,29 @@ impl Clients {
         let mut all: Vec<_> = self.map.lock().values().cloned().collect();
         all.sort_by_key(|c| c.id);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(client: &ClientHandle) -> String {
+        let line = client.describe();
+        let flags = line.split(' ').find_map(|f| f.strip_prefix("flags="));
+        flags.unwrap().to_string()
+    }
+
+    #[test]
+    fn client_flags_are_redis_s_letters_and_n_only_when_there_is_none() {
+        let clients = Clients::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let client = clients.register(addr, addr, 10).unwrap();
+        assert_eq!(flags(&client), "N");
+        client.no_touch.store(true, Relaxed);
+        assert_eq!(flags(&client), "T");
+        client.blocked.store(true, Relaxed);
+        client.no_evict.store(true, Relaxed);
+        assert_eq!(flags(&client), "beT");
     }
 }

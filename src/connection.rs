@@ -4,6 +4,10 @@
 //! The read buffer is only allocated once the socket is readable, so ten thousand idle
 //! clients cost little memory. A protocol error or an oversized request answers an error
 //! and closes this connection only.
+//!
+//! A blocking command that found nothing (`BLPOP`) leaves the connection waiting
+//! ([`wait_blocked`]): the replies before it are written, the commands after it wait, and
+//! a kill, the server's shutdown or the client closing ends the wait.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::clients::ClientHandle;
+use crate::exec::blocking::Blocked;
 use crate::exec::{self, After, Session};
 use crate::node::Node;
 use crate::socket;
@@ -180,10 +185,16 @@ async fn execute_buffered(
                 });
             }
         };
-        let reply = match &node.cluster {
+        let mut reply = match &node.cluster {
             None => exec::execute(node, session, args),
             Some(cluster) => exec::execute_clustered(node, cluster, session, args).await,
         };
+        if let Some(blocked) = session.blocked.take() {
+            match wait_blocked(node, session, blocked, input, output, stream).await {
+                Ok(served) => reply = Some(served),
+                Err(end) => return Some(end),
+            }
+        }
         if let Some(reply) = reply {
             reply.encode(session.protocol, output);
         }
@@ -198,6 +209,60 @@ async fn execute_buffered(
             return Some(end);
         }
     }
+}
+
+/// Waits while the connection is blocked in a command (`BLPOP`), after writing the replies
+/// before it: the command's reply when it comes, or why the connection ends (killed, the
+/// server stopping, the client closing or failing). Meanwhile what the client sends is read
+/// into `input` (up to the query buffer limit; then reading pauses) to be executed after
+/// the reply, and so that its closing is seen as Redis sees it. The idle timeout does not
+/// apply: the command has its own.
+async fn wait_blocked(
+    node: &Arc<Node>,
+    session: &mut Session,
+    mut blocked: Blocked,
+    input: &mut BytesMut,
+    output: &mut BytesMut,
+    stream: &mut TcpStream,
+) -> Result<ringcache_resp::Reply, End> {
+    flush(node, session, stream, output).await?;
+    let client = session.client.clone();
+    if client.is_killed() {
+        return Err(End::Killed);
+    }
+    let mut shutdown = node.shutdown.subscribe();
+    let query_buffer_bytes_max = node.config.read().query_buffer_bytes_max as usize;
+    let served = {
+        let wait = blocked.wait(node, session);
+        tokio::pin!(wait);
+        let stream = &*stream;
+        loop {
+            let reading = input.len() < query_buffer_bytes_max;
+            tokio::select! {
+                reply = &mut wait => break reply,
+                _ = client.killed() => return Err(End::Killed),
+                _ = shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
+                ready = stream.readable(), if reading => {
+                    if let Err(e) = ready {
+                        return Err(End::Io(e));
+                    }
+                    input.reserve(READ_CHUNK_BYTES);
+                    match socket::read_available(stream, input) {
+                        Ok(0) => return Err(End::ClientClosed),
+                        Ok(n) => {
+                            node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(End::Io(e)),
+                    }
+                }
+            }
+        }
+    };
+    // The reply may acknowledge a pop made for this connection by a writer (or a retry)
+    // since the flush above: it waits for durability like any write's.
+    session.wrote = true;
+    Ok(served)
 }
 
 async fn write_out(

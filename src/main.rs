@@ -5,13 +5,15 @@
 //! - [`server`] and [`connection`]: the listener and one task per client (decode, execute,
 //!   reply, pipelined).
 //! - [`exec`]: command execution against the node's store.
-//! - [`node`], [`clients`], [`stats`]: shared state, the client registry and counters.
+//! - [`node`], [`clients`], [`stats`]: shared state, the client registry and counters;
+//!   [`blocked`]: the clients blocked in `BLPOP` and the like, and who serves them.
 //! - [`durability`]: group commit under `appendfsync always`.
 //! - [`cluster`]: the cluster at run time, in layers (its module map): links, the replica
 //!   path, gossip, the coordinator's driver, hinted handoff, streaming, repair.
 //! - [`metrics`]: the Prometheus exporter; [`expiry`]: the active expiry sweep.
 //! - [`clock`]: the wall clock; [`socket`]: socket reads of one `recv` per batch.
 
+mod blocked;
 mod clients;
 mod clock;
 mod cluster;

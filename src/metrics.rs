@@ -195,6 +195,7 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     counter!("ringcache_net_input_bytes_total").absolute(s.net_input_bytes.load(Relaxed));
     counter!("ringcache_net_output_bytes_total").absolute(s.net_output_bytes.load(Relaxed));
     gauge!("ringcache_connected_clients").set(node.clients.connected() as f64);
+    gauge!("ringcache_blocked_clients").set(node.clients.blocked.count() as f64);
     let store = node.store.stats();
     gauge!("ringcache_keys").set(store.keys as f64);
     gauge!("ringcache_keys_with_expiry").set(store.keys_with_expiry as f64);

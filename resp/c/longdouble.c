@@ -84,6 +84,25 @@ int ringcache_is_long_double(const char *s, size_t len) {
     return rc_string2ld(s, len, NULL);
 }
 
+/* Redis 7.0 timeout.c getTimeoutFromObjectOrReply(.., UNIT_SECONDS) up to, not including,
+ * adding the current time: the timeout in milliseconds, ceil(seconds * 1000) in long double.
+ * Returns 0 ok (*ms set; 0 means no timeout), 1 not a float, 2 negative.
+ *
+ * Redis casts the product to long long without a range check: out of range the cast is
+ * undefined in C, and x86-64 yields LLONG_MIN (the "integer indefinite" value), so `inf` and
+ * `1e400` are "negative" there. The same outcome is written here without the undefined cast.
+ * A product in (-1, 0] rounds up to 0: no timeout, as in Redis (`-0.0005` blocks forever). */
+int ringcache_timeout_ms(const char *s, size_t len, long long *ms) {
+    long double seconds, scaled;
+
+    if (!rc_string2ld(s, len, &seconds)) return 1;
+    scaled = ceill(seconds * 1000.0L);
+    if (!(scaled >= -9223372036854775808.0L && scaled < 9223372036854775808.0L)) return 2;
+    if (scaled < 0) return 2;
+    *ms = (long long)scaled;
+    return 0;
+}
+
 /* ld2string(.., LD_STR_HUMAN) of a double widened to long double.
  * 0 ok (*out_len set, out NUL-terminated); 3 when out_cap is too small. */
 int ringcache_format_double_human(double value, char *out, size_t out_cap, size_t *out_len) {

@@ -2,6 +2,7 @@
 //!
 //! - [`incr_by_float_text`]: `INCRBYFLOAT` (read, add, print), exactly as Redis 7.0 does it.
 //! - [`check_float`]: Redis's `strtold`-based check of a float argument.
+//! - [`parse_timeout_ms`]: a blocking command's timeout in seconds (`BLPOP`), as Redis reads it.
 //! - [`format_double`]: `INCRBYFLOAT`'s printing (Redis's `ld2string(.., LD_STR_HUMAN)`:
 //!   `%.17Lf` with trailing zeros removed) of a double.
 //! - [`format_double_g17`]: a double reply (Redis 7.0's `%.17g`, in RESP2 and RESP3).
@@ -30,6 +31,7 @@ mod ffi {
 
     unsafe extern "C" {
         fn ringcache_is_long_double(s: *const c_char, len: usize) -> c_int;
+        fn ringcache_timeout_ms(s: *const c_char, len: usize, ms: *mut i64) -> c_int;
         fn ringcache_format_double_human(
             value: f64,
             out: *mut c_char,
@@ -54,6 +56,20 @@ mod ffi {
         // them into its own buffer, and only when the length is below that buffer's size);
         // it keeps no pointer.
         unsafe { ringcache_is_long_double(s.as_ptr().cast(), s.len()) != 0 }
+    }
+
+    /// Redis's `getTimeoutFromObjectOrReply(.., UNIT_SECONDS)` of `s`, without the current
+    /// time added: `Ok(milliseconds)` or `Err(status)` (1 not a float, 2 negative).
+    pub(super) fn timeout_ms(s: &[u8]) -> Result<i64, c_int> {
+        let mut ms = 0i64;
+        // SAFETY: the C function reads exactly `s.len()` bytes from `s.as_ptr()` (copying
+        // them into its own buffer, and only when the length is below that buffer's size);
+        // it writes one `long long` (an `i64` on the targets built for) to `ms`, a live
+        // local, and keeps no pointer.
+        match unsafe { ringcache_timeout_ms(s.as_ptr().cast(), s.len(), &mut ms) } {
+            0 => Ok(ms),
+            status => Err(status),
+        }
     }
 
     /// `ld2string(.., LD_STR_HUMAN)` of `value` into `out`: the length written, or `None`
@@ -219,6 +235,23 @@ pub fn check_float(raw: &[u8]) -> Result<(), CommandError> {
     }
 }
 
+/// A blocking command's timeout (`BLPOP key ... timeout`), given in seconds as a float, in
+/// milliseconds as Redis 7.0 reads it: [`check_float`]'s rules, then `ceil(seconds * 1000)`
+/// in `long double`; `0` means no timeout. `0.0001` is 1 ms; `-0.0005` rounds up to 0 (no
+/// timeout), as in Redis.
+///
+/// # Errors
+/// [`CommandError::TimeoutNotFloat`]; [`CommandError::TimeoutNegative`] below 0, and for
+/// values beyond Redis's `long long` milliseconds (`inf`, `1e400`), which Redis reports as
+/// negative too.
+pub fn parse_timeout_ms(raw: &[u8]) -> Result<u64, CommandError> {
+    match ffi::timeout_ms(raw) {
+        Ok(ms) => u64::try_from(ms).map_err(|_| CommandError::TimeoutNegative),
+        Err(1) => Err(CommandError::TimeoutNotFloat),
+        Err(_) => Err(CommandError::TimeoutNegative),
+    }
+}
+
 /// `INCRBYFLOAT`: the new value's text for `current` (`None` when the key does not exist,
 /// counted as 0) plus `delta`, as Redis 7.0 computes it in `long double` and prints it with
 /// `ld2string(.., LD_STR_HUMAN)` (see [`format_double`]). `current` is checked before `delta`.
@@ -272,6 +305,35 @@ mod tests {
     const TWO_E308: &str = "199999999999999999993371759311691291321120199694831134415594095989843469737676123744200253843777078640893494450108026446304269499187921167194841628860392837535918200039206381557326219209014213335878306791577877829121087126122536729803237260434173178506889763247582601711514636284849020905456510092687857156096";
 
     // Every expected reply below was captured from redis-server 7.0.15 (x86-64).
+
+    #[test]
+    fn timeouts_read_as_redis_7_0_reads_them() {
+        let ms = |raw: &str| parse_timeout_ms(raw.as_bytes());
+        assert_eq!(ms("0"), Ok(0));
+        assert_eq!(ms("1"), Ok(1000));
+        assert_eq!(ms("0.2"), Ok(200));
+        // Rounded up: a tiny timeout still times out rather than blocking forever.
+        assert_eq!(ms("0.0001"), Ok(1));
+        assert_eq!(ms("1e-320"), Ok(1));
+        assert_eq!(ms("0x10"), Ok(16_000));
+        // Above -1 ms the product rounds up to 0: no timeout (redis-server blocks too).
+        assert_eq!(ms("-0.0005"), Ok(0));
+        assert_eq!(ms("9.2e15"), Ok(9_200_000_000_000_000_000));
+        for negative in ["-1", "-inf", "inf", "1e400", "9.3e15"] {
+            assert_eq!(
+                ms(negative),
+                Err(CommandError::TimeoutNegative),
+                "{negative}"
+            );
+        }
+        for not_float in ["abc", "", " 1", "1 ", "nan", "1e5000", "1e-5000"] {
+            assert_eq!(
+                ms(not_float),
+                Err(CommandError::TimeoutNotFloat),
+                "{not_float:?}"
+            );
+        }
+    }
 
     #[test]
     fn long_double_noise_is_redis_s() {

@@ -115,7 +115,7 @@ fn info_server(node: &Node, out: &mut String) {
 fn info_clients(node: &Node, out: &mut String) {
     line!(out, "connected_clients:{}", node.clients.connected());
     line!(out, "maxclients:{}", node.config.read().maxclients);
-    line!(out, "blocked_clients:0");
+    line!(out, "blocked_clients:{}", node.clients.blocked.count());
 }
 
 /// Resident set size from /proc, 0 where it cannot be read.

@@ -53,6 +53,15 @@
 //! both locks throughout), as with the other multi-key commands here. `LMPOP` checks its
 //! keys in order, then pops from the first non-empty one.
 //!
+//! # Blocking commands
+//! `BLPOP`/`BRPOP`, `BLMPOP` and `BLMOVE` run here as their non-blocking forms (`LMPOP` over
+//! their keys, `LMOVE`) and answer the null array, what their timeout answers, when there
+//! is nothing to pop; `super::blocking` then blocks the connection. A write that can fill an
+//! empty list (a push, `LMOVE`'s destination) signals its key to the blocked clients
+//! registry (`crate::blocked`); [`serve_blocked`] is what a writer runs for a connection
+//! blocked on a key it filled. `LINSERT`, `LSET` and the removals never signal: they change
+//! only a list that has elements, and nobody waits on such a list.
+//!
 //! # Costs
 //! A command works on the decoded collection (`collection::live`/`update`: O(n) to decode, and
 //! a write re-encodes); `LLEN` reads the length from the record's header without decoding;
@@ -109,6 +118,9 @@ pub fn execute(
                 push(edit, end, &elements);
                 Ok(before + elements.len())
             })?;
+            if len > 0 {
+                node.clients.blocked.signal(&key);
+            }
             Reply::Integer(len as i64)
         }
         ListCommand::Pop { key, end, count } => {
@@ -269,27 +281,110 @@ pub fn execute(
             Some(item) => Reply::Bulk(item),
             None => Reply::Nil,
         },
-        ListCommand::MPop { keys, end, count } => {
-            for key in &keys {
-                if length(records.peek(key, now_ms).as_ref(), now_ms)? == 0 {
-                    continue;
-                }
-                let popped = collection::update(node, records, key, LIST, now_ms, |edit| {
-                    Ok(pop(edit, end, count))
-                })?;
-                if popped.is_empty() {
-                    // Emptied by another client since the check: try the next key.
-                    continue;
-                }
-                let items = popped.into_iter().map(Reply::Bulk).collect();
-                return Ok(Reply::Array(vec![
-                    Reply::Bulk(key.clone()),
-                    Reply::Array(items),
-                ]));
+        ListCommand::MPop { keys, end, count }
+        | ListCommand::BMPop {
+            keys, end, count, ..
+        } => match first_pop(node, records, &keys, end, count, now_ms)? {
+            Some((key, popped)) => Reply::Array(vec![
+                Reply::Bulk(key),
+                Reply::Array(popped.into_iter().map(Reply::Bulk).collect()),
+            ]),
+            None => Reply::NilArray,
+        },
+        ListCommand::BPop { keys, end, .. } => {
+            match first_pop(node, records, &keys, end, 1, now_ms)? {
+                Some((key, popped)) => match popped.into_iter().next() {
+                    Some(item) => Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(item)]),
+                    None => Reply::NilArray,
+                },
+                None => Reply::NilArray,
             }
-            Reply::NilArray
         }
+        ListCommand::BMove {
+            source,
+            destination,
+            from,
+            to,
+            ..
+        } => match move_one(node, records, &source, &destination, from, to, now_ms)? {
+            Some(item) => Reply::Bulk(item),
+            // What Redis answers a blocked `BLMOVE` at its timeout (unlike `LMOVE`'s null).
+            None => Reply::NilArray,
+        },
     })
+}
+
+/// `LMPOP`'s walk: checks `keys` in order (`WRONGTYPE` for another type met first) and pops
+/// up to `count` elements from `end` of the first non-empty list; that key and its elements,
+/// or `None` when every list is empty.
+fn first_pop(
+    node: &Node,
+    records: &dyn Records,
+    keys: &[Bytes],
+    end: ListEnd,
+    count: u64,
+    now_ms: u64,
+) -> Result<Option<(Bytes, Vec<Bytes>)>, ExecError> {
+    for key in keys {
+        if length(records.peek(key, now_ms).as_ref(), now_ms)? == 0 {
+            continue;
+        }
+        let popped = collection::update(node, records, key, LIST, now_ms, |edit| {
+            Ok(pop(edit, end, count))
+        })?;
+        if popped.is_empty() {
+            // Emptied by another client since the check: try the next key.
+            continue;
+        }
+        return Ok(Some((key.clone(), popped)));
+    }
+    Ok(None)
+}
+
+/// Serves a connection blocked in `command` from `key`, which a write has filled (single
+/// node): Redis's `serveClientBlockedOnList`, which pops from that key whatever the
+/// command's other keys hold. `BLPOP`/`BRPOP` answer `[key, element]`, `BLMPOP` `[key,
+/// [elements]]`, `BLMOVE` the element moved (or `WRONGTYPE` for a destination of another
+/// type, nothing popped: the connection is unblocked with the error, as in Redis).
+///
+/// `None` when `key` holds no list with elements now (emptied again, or another type): the
+/// connection keeps waiting.
+pub fn serve_blocked(
+    node: &Node,
+    records: &dyn Records,
+    command: &ListCommand,
+    key: &Bytes,
+    now_ms: u64,
+) -> Option<Outcome> {
+    if !matches!(length(records.peek(key, now_ms).as_ref(), now_ms), Ok(1..)) {
+        return None;
+    }
+    let keys = std::slice::from_ref(key);
+    let outcome = match command {
+        ListCommand::BPop { end, .. } => {
+            first_pop(node, records, keys, *end, 1, now_ms).map(|popped| {
+                let (key, popped) = popped?;
+                let item = popped.into_iter().next()?;
+                Some(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(item)]))
+            })
+        }
+        ListCommand::BMPop { end, count, .. } => {
+            first_pop(node, records, keys, *end, *count, now_ms).map(|popped| {
+                let (key, popped) = popped?;
+                let items = popped.into_iter().map(Reply::Bulk).collect();
+                Some(Reply::Array(vec![Reply::Bulk(key), Reply::Array(items)]))
+            })
+        }
+        ListCommand::BMove {
+            destination,
+            from,
+            to,
+            ..
+        } => move_one(node, records, key, destination, *from, *to, now_ms)
+            .map(|moved| moved.map(Reply::Bulk)),
+        _ => return None,
+    };
+    outcome.transpose()
 }
 
 /// The key's record, counted as a keyspace hit or miss as Redis's read lookups are.
@@ -535,6 +630,7 @@ fn move_one(
             Ok(Some(item))
         });
     }
+    let blocked = &node.clients.blocked;
     if length(records.peek(source, now_ms).as_ref(), now_ms)? == 0 {
         return Ok(None);
     }
@@ -556,8 +652,11 @@ fn move_one(
             push(edit, from, std::slice::from_ref(&item));
             Ok(())
         })?;
+        // A connection may have blocked on the source while it was empty.
+        blocked.signal(source);
         return Err(e);
     }
+    blocked.signal(destination);
     Ok(Some(item))
 }
 

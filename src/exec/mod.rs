@@ -11,6 +11,8 @@
 //! - [`hyperloglog`]: PFADD, PFCOUNT, PFMERGE, over [`hll`], Redis's HLL string format.
 //! - [`hash`], [`set`], [`zset`], [`list`]: the collection families, over [`collection`]
 //!   (a key's cells, read with `WRONGTYPE` checks and edited at one version).
+//! - [`blocking`]: `BLPOP` and the other blocking list commands: how a connection that
+//!   found nothing waits, and how writes serve (single node) or wake (cluster) it.
 //! - [`clustered`]: key commands through the coordinator, on a node in a cluster.
 //! - [`ring`]: RING and INFO's `# Cluster`.
 //!
@@ -20,6 +22,7 @@
 //! slot are read from it. Adding a command is a row there plus an arm in the family's
 //! `execute` here.
 
+pub mod blocking;
 pub mod clustered;
 pub mod collection;
 pub mod command;
@@ -137,6 +140,9 @@ pub struct Session {
     pub after: After,
     /// Whether a write command ran since the connection last waited for durability.
     pub wrote: bool,
+    /// Set, instead of a reply, by a blocking command that found nothing: the connection
+    /// waits with it ([`blocking::Blocked::wait`]) before it reads another command.
+    pub blocked: Option<blocking::Blocked>,
 }
 
 impl Session {
@@ -150,6 +156,7 @@ impl Session {
             write_level: None,
             after: After::Continue,
             wrote: false,
+            blocked: None,
         }
     }
 }
@@ -159,11 +166,13 @@ fn now_ms_signed(now_ms: u64) -> i64 {
     i64::try_from(now_ms).unwrap_or(i64::MAX)
 }
 
-/// Executes one request given as its raw arguments; `None` means no reply is sent.
+/// Executes one request given as its raw arguments; `None` means no reply is sent: the
+/// server stops, or the command blocked ([`Session::blocked`] is set).
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
     let reply = run(node, session, entry, args);
     end(node, entry, started, &reply);
+    blocking::after_command(node);
     reply
 }
 
@@ -204,6 +213,11 @@ fn run(
         Err(reply) => return Some(reply),
     };
     let touch = touches(session);
+    if let Some(command) = blocking::blocking_command(&request) {
+        let command = command.clone();
+        let outcome = blocking::run_single(node, session, command, now_ms, touch)?;
+        return finish(session, outcome);
+    }
     let reply = dispatch(node, &node.store, session, request, now_ms, touch);
     finish(session, reply)
 }
@@ -313,7 +327,8 @@ fn finish(session: &Session, reply: Outcome) -> Option<Reply> {
 }
 
 /// As [`execute`], on a node in a cluster: key commands go through the coordinator to each
-/// key's replicas ([`clustered`]); the rest run on this node.
+/// key's replicas ([`clustered`]); the rest run on this node. A blocking command that found
+/// nothing sets [`Session::blocked`] and answers `None`, to retry through the coordinator.
 pub async fn execute_clustered(
     node: &Arc<Node>,
     cluster: &Arc<Cluster>,
@@ -326,7 +341,22 @@ pub async fn execute_clustered(
         Err(reply) => Some(reply),
         Ok((request, now_ms)) => {
             let touch = touches(session);
-            let outcome = if clustered::is_key_command(request.spec) {
+            let outcome = if let Some(retry) = blocking::blocking_command(&request)
+                .is_some()
+                .then(|| (request.clone(), keys.clone()))
+            {
+                let outcome =
+                    clustered::execute(node, cluster, session, request, keys, now_ms, touch).await;
+                if blocking::found_nothing(&outcome) {
+                    let (request, keys) = retry;
+                    blocking::block_clustered(
+                        node, cluster, session, request, keys, started, touch,
+                    );
+                    end(node, entry, started, &None);
+                    return None;
+                }
+                outcome
+            } else if clustered::is_key_command(request.spec) {
                 clustered::execute(node, cluster, session, request, keys, now_ms, touch).await
             } else if clustered::is_keyspace_command(&request.command) {
                 clustered::execute_keyspace(node, cluster, request.command, now_ms).await
@@ -339,6 +369,7 @@ pub async fn execute_clustered(
         }
     };
     end(node, entry, started, &reply);
+    blocking::after_command(node);
     reply
 }
 

@@ -187,6 +187,13 @@ pub enum CommandError {
     /// `LSET` of an index past either end (executor).
     #[error("ERR index out of range")]
     IndexOutOfRange,
+    /// A blocking command's timeout (`BLPOP`) that is not a float Redis's `strtold` reads.
+    #[error("ERR timeout is not a float or out of range")]
+    TimeoutNotFloat,
+    /// A blocking command's timeout that is negative (or too large for Redis's `long long`
+    /// milliseconds: `inf`, `1e400`, which Redis reports as negative too).
+    #[error("ERR timeout is negative")]
+    TimeoutNegative,
     // ----- list end
     // ----- set
     /// An integer outside the range a command allows (`SRANDMEMBER key -9223372036854775808`).

@@ -15,7 +15,15 @@
 //! LMOVE source destination LEFT|RIGHT LEFT|RIGHT
 //! RPOPLPUSH source destination
 //! LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
+//! BLPOP key [key ...] timeout            BRPOP key [key ...] timeout
+//! BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
+//! BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
 //! ```
+//!
+//! A blocking command's `timeout` is in seconds, a float (`0`: wait forever), read as Redis
+//! reads it ([`crate::float::parse_timeout_ms`]) into milliseconds. `BLPOP`/`BRPOP` read it
+//! before their keys, `BLMOVE` after its two ends, `BLMPOP` after its count, keys, end and
+//! `COUNT`: so when two arguments are wrong, the error is the one Redis answers.
 //!
 //! Errors come in Redis 7.0's order: what the parser finds (syntax, integers, `RANK 0`) before
 //! the key is looked at, except `LINDEX` and `LSET`, whose index Redis reads only after the
@@ -26,6 +34,7 @@ use bytes::Bytes;
 
 use super::Command;
 use super::args::{ArgCursor, CommandError, is, parse_i64};
+use crate::float::parse_timeout_ms;
 
 /// An end of a list: `LEFT` is the head (index 0), `RIGHT` the tail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +161,65 @@ pub enum ListCommand {
         /// At most this many elements (at least 1).
         count: u64,
     },
+    /// `BLPOP key [key ...] timeout`, `BRPOP ...`: pops one element from the first
+    /// non-empty list and answers `[key, element]`; the null array when there is none (then
+    /// the connection blocks, see `src/exec/blocking.rs`).
+    BPop {
+        /// The keys, in the order they are tried (repeats kept, as given).
+        keys: Vec<Bytes>,
+        /// Which end.
+        end: ListEnd,
+        /// How long to block, in milliseconds; 0 is forever.
+        timeout_ms: u64,
+    },
+    /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`: `LMPOP`, blocking.
+    BMPop {
+        /// The keys, in the order they are tried.
+        keys: Vec<Bytes>,
+        /// Which end.
+        end: ListEnd,
+        /// At most this many elements (at least 1).
+        count: u64,
+        /// How long to block, in milliseconds; 0 is forever.
+        timeout_ms: u64,
+    },
+    /// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`: `LMOVE`, blocking while
+    /// `source` is empty; its timeout answers the null array (not `LMOVE`'s null), as Redis.
+    BMove {
+        /// The list popped from, the only key waited on.
+        source: Bytes,
+        /// The list pushed onto.
+        destination: Bytes,
+        /// The end of `source`.
+        from: ListEnd,
+        /// The end of `destination`.
+        to: ListEnd,
+        /// How long to block, in milliseconds; 0 is forever.
+        timeout_ms: u64,
+    },
+}
+
+impl ListCommand {
+    /// A blocking command's timeout in milliseconds (0: forever); `None` for a command that
+    /// never blocks.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            ListCommand::BPop { timeout_ms, .. }
+            | ListCommand::BMPop { timeout_ms, .. }
+            | ListCommand::BMove { timeout_ms, .. } => Some(*timeout_ms),
+            _ => None,
+        }
+    }
+
+    /// The keys a blocking command waits on, in its order, repeats kept (`BLMOVE` waits on
+    /// its source only); none for a command that never blocks.
+    pub fn blocking_keys(&self) -> &[Bytes] {
+        match self {
+            ListCommand::BPop { keys, .. } | ListCommand::BMPop { keys, .. } => keys,
+            ListCommand::BMove { source, .. } => std::slice::from_ref(source),
+            _ => &[],
+        }
+    }
 }
 
 fn list(command: ListCommand) -> Result<Command, CommandError> {
@@ -381,6 +449,13 @@ pub(super) fn rpoplpush(cur: &mut ArgCursor) -> Result<Command, CommandError> {
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`: `numkeys` must be ≥ 1 and leave
 /// room for the keys and the end (else a syntax error, as Redis); `COUNT` at most once.
 pub(super) fn lmpop(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let (keys, end, count) = mpop_arguments(cur)?;
+    list(ListCommand::MPop { keys, end, count })
+}
+
+/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]` of `LMPOP` and `BLMPOP`: the keys, the
+/// end and the count (1 when not given).
+fn mpop_arguments(cur: &mut ArgCursor) -> Result<(Vec<Bytes>, ListEnd, u64), CommandError> {
     let numkeys = at_least(&cur.required()?, 1, CommandError::NumKeysNotPositive)?;
     // The keys and then the end must follow.
     if numkeys >= cur.remaining() as u64 {
@@ -397,10 +472,64 @@ pub(super) fn lmpop(cur: &mut ArgCursor) -> Result<Command, CommandError> {
             return Err(CommandError::Syntax);
         }
     }
-    list(ListCommand::MPop {
+    Ok((keys, end, count.unwrap_or(1)))
+}
+
+/// `BLPOP`/`BRPOP key [key ...] timeout`: the timeout, the last argument, is read first.
+fn blocking_pop(cur: &mut ArgCursor, end: ListEnd) -> Result<Command, CommandError> {
+    let mut keys = cur.rest();
+    // Arity: at least one key and the timeout.
+    let timeout = keys.pop().ok_or(CommandError::WrongArity(cur.name()))?;
+    let timeout_ms = parse_timeout_ms(&timeout)?;
+    list(ListCommand::BPop {
         keys,
         end,
-        count: count.unwrap_or(1),
+        timeout_ms,
+    })
+}
+
+/// # Format
+/// `BLPOP key [key ...] timeout`
+pub(super) fn blpop(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    blocking_pop(cur, ListEnd::Left)
+}
+
+/// # Format
+/// `BRPOP key [key ...] timeout`
+pub(super) fn brpop(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    blocking_pop(cur, ListEnd::Right)
+}
+
+/// # Format
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`: the ends are read before the
+/// timeout.
+pub(super) fn blmove(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let source = cur.required()?;
+    let destination = cur.required()?;
+    let from = end_of(&cur.required()?)?;
+    let to = end_of(&cur.required()?)?;
+    let timeout_ms = parse_timeout_ms(&cur.required()?)?;
+    list(ListCommand::BMove {
+        source,
+        destination,
+        from,
+        to,
+        timeout_ms,
+    })
+}
+
+/// # Format
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`: what follows the timeout
+/// is `LMPOP`'s, read before the timeout.
+pub(super) fn blmpop(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let timeout = cur.required()?;
+    let (keys, end, count) = mpop_arguments(cur)?;
+    let timeout_ms = parse_timeout_ms(&timeout)?;
+    list(ListCommand::BMPop {
+        keys,
+        end,
+        count,
+        timeout_ms,
     })
 }
 
@@ -468,6 +597,58 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn blocking_commands_name_their_keys_and_read_the_timeout_in_redis_s_order() {
+        let (command, keys) = parse("BLPOP a b 0.25 CONSISTENCY one").unwrap();
+        assert_eq!(keys, words("a b"));
+        assert_eq!(
+            command,
+            ListCommand::BPop {
+                keys: words("a b"),
+                end: ListEnd::Left,
+                timeout_ms: 250
+            }
+        );
+        assert_eq!(command.timeout_ms(), Some(250));
+        assert_eq!(command.blocking_keys(), &words("a b")[..]);
+        let (command, keys) = parse("BLMPOP 0 2 a b RIGHT COUNT 3").unwrap();
+        assert_eq!(keys, words("a b"));
+        assert_eq!(command.timeout_ms(), Some(0));
+        let (command, keys) = parse("BLMOVE s d LEFT RIGHT 1").unwrap();
+        assert_eq!(keys, words("s d"));
+        assert_eq!(command.blocking_keys(), &words("s")[..]);
+        assert_eq!(parse("LMOVE s d LEFT RIGHT").unwrap().0.timeout_ms(), None);
+        for name in ["blpop", "brpop", "blmove", "blmpop"] {
+            let spec = lookup(name.as_bytes()).unwrap().spec;
+            assert_eq!(spec.access(), Access::Write, "{name}");
+            assert!(spec.flags.contains(crate::cmd::Flags::BLOCKING), "{name}");
+        }
+        let not_float = Err("ERR timeout is not a float or out of range".to_string());
+        let negative = Err("ERR timeout is negative".to_string());
+        assert_eq!(parse("BRPOP a abc"), not_float);
+        assert_eq!(parse("BLPOP a inf"), negative);
+        assert_eq!(
+            parse("BLMOVE s d UP LEFT abc"),
+            Err("ERR syntax error".into())
+        );
+        assert_eq!(parse("BLMOVE s d LEFT LEFT -1"), negative);
+        // BLMPOP reads what follows its timeout first.
+        assert_eq!(
+            parse("BLMPOP abc 0 k LEFT"),
+            Err("ERR numkeys should be greater than 0".into())
+        );
+        assert_eq!(parse("BLMPOP abc 1 k UP"), Err("ERR syntax error".into()));
+        assert_eq!(
+            parse("BLMPOP -1 1 k LEFT COUNT 0"),
+            Err("ERR count should be greater than 0".into())
+        );
+        assert_eq!(parse("BLMPOP abc 1 k LEFT"), not_float);
+        assert_eq!(
+            parse("BLPOP k"),
+            Err("ERR wrong number of arguments for 'blpop' command".into())
+        );
     }
 
     #[test]

@@ -99,29 +99,32 @@ impl Flags {
     pub const ADMIN: Flags = Flags(1 << 3);
     /// Not allowed in scripts.
     pub const NOSCRIPT: Flags = Flags(1 << 4);
+    /// May block the connection until a key changes or a timeout (`BLPOP`).
+    pub const BLOCKING: Flags = Flags(1 << 5);
     /// Allowed while loading the data.
-    pub const LOADING: Flags = Flags(1 << 5);
+    pub const LOADING: Flags = Flags(1 << 6);
     /// Allowed on a replica with stale data.
-    pub const STALE: Flags = Flags(1 << 6);
+    pub const STALE: Flags = Flags(1 << 7);
     /// Constant or logarithmic time.
-    pub const FAST: Flags = Flags(1 << 7);
+    pub const FAST: Flags = Flags(1 << 8);
     /// Allowed before authentication.
-    pub const NO_AUTH: Flags = Flags(1 << 8);
+    pub const NO_AUTH: Flags = Flags(1 << 9);
     /// Not allowed in `MULTI`.
-    pub const NO_MULTI: Flags = Flags(1 << 9);
+    pub const NO_MULTI: Flags = Flags(1 << 10);
     /// Its keys are found by reading its arguments (a `numkeys` count): see
     /// [`KeyRange::numkeys_at`].
-    pub const MOVABLE_KEYS: Flags = Flags(1 << 10);
+    pub const MOVABLE_KEYS: Flags = Flags(1 << 11);
     /// Allowed while a script is busy.
-    pub const ALLOW_BUSY: Flags = Flags(1 << 11);
+    pub const ALLOW_BUSY: Flags = Flags(1 << 12);
 
     /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 12] = [
+    const NAMES: [(Flags, &'static str); 13] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
         (Flags::ADMIN, "admin"),
         (Flags::NOSCRIPT, "noscript"),
+        (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
         (Flags::FAST, "fast"),
@@ -359,6 +362,8 @@ const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
 const RMK: Flags = Flags::of(&[Flags::READONLY, Flags::MOVABLE_KEYS]);
 /// Writes keys given after a `numkeys` count (`ZUNIONSTORE`).
 const WDMK: Flags = Flags::of(&[Flags::WRITE, Flags::DENYOOM, Flags::MOVABLE_KEYS]);
+/// `BLPOP`, `BRPOP`: writes, and may block the connection.
+const BLOCKING_WRITE: Flags = Flags::of(&[Flags::WRITE, Flags::NOSCRIPT, Flags::BLOCKING]);
 /// `HELLO`, `AUTH`, `QUIT`, `RESET`: allowed before authentication.
 const HANDSHAKE: Flags = Flags::of(&[
     Flags::NOSCRIPT,
@@ -710,6 +715,20 @@ pub const TABLE: &[Spec] = {
             list::rpoplpush),
         row("lmpop", -4, Flags::of(&[Flags::WRITE, Flags::MOVABLE_KEYS]), Key::counted(1), LI,
             "7.0.0", "Pop elements from a list", list::lmpop),
+        // Blocking forms: a connection that finds nothing waits (src/exec/blocking.rs).
+        row("blpop", -3, BLOCKING_WRITE, Key::new(1, -2, 1), LI, "2.0.0",
+            "Remove and get the first element in a list, or block until one is available",
+            list::blpop),
+        row("brpop", -3, BLOCKING_WRITE, Key::new(1, -2, 1), LI, "2.0.0",
+            "Remove and get the last element in a list, or block until one is available",
+            list::brpop),
+        row("blmove", 6, Flags::of(&[WD, Flags::NOSCRIPT, Flags::BLOCKING]), Key::new(1, 2, 1),
+            LI, "6.2.0",
+            "Pop an element from a list, push it to another list and return it; or block \
+             until one is available", list::blmove),
+        row("blmpop", -5, Flags::of(&[Flags::WRITE, Flags::BLOCKING, Flags::MOVABLE_KEYS]),
+            Key::counted(2), LI, "7.0.0",
+            "Pop elements from a list, or block until one is available", list::blmpop),
         // ----- list end
     ]
 };
