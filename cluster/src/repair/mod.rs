@@ -19,7 +19,7 @@ use bytes::Bytes;
 use ringcache_storage::aae::{
     MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of, record_digest,
 };
-use ringcache_storage::{Record, Store, TombstoneHorizon, key_token};
+use ringcache_storage::{Collection, Record, Store, TombstoneHorizon, Version, key_token};
 use twox_hash::XxHash3_64;
 
 use crate::protocol::Message;
@@ -502,36 +502,64 @@ pub fn directions(
 }
 
 /// What a [`Message::VersionsReply`] says of a record: its versions, and for a collection
-/// a digest of its cells (8 bytes), since replicas can hold different cells under one
-/// header version (one missed an older element write); other values go empty.
+/// a digest of its cells (8 bytes) then its clear version (hlc 8, node 4), since replicas can
+/// hold different cells under one header version (one missed an older element write) and
+/// a shadowed write (an older `DEL`) still raises a collection's clear version; other values
+/// go empty.
 pub fn versions_header(record: &Record) -> Record {
-    let value = record
-        .value
-        .as_ref()
-        .map(|value| match record.kind.is_collection() {
-            true => Bytes::copy_from_slice(&XxHash3_64::oneshot(value).to_le_bytes()),
-            false => Bytes::new(),
-        });
+    let value = record.value.as_ref().map(|value| {
+        if !record.kind.is_collection() {
+            return Bytes::new();
+        }
+        let clear = Collection::decode(value).map_or(Version::ZERO, |c| c.clear);
+        let mut header = Vec::with_capacity(COLLECTION_HEADER_BYTES);
+        header.extend_from_slice(&XxHash3_64::oneshot(value).to_le_bytes());
+        header.extend_from_slice(&clear.hlc.to_le_bytes());
+        header.extend_from_slice(&clear.node.to_le_bytes());
+        Bytes::from(header)
+    });
     Record {
         value,
         ..record.clone()
     }
 }
 
+/// Bytes of a collection's [`versions_header`] value: digest, clear version.
+const COLLECTION_HEADER_BYTES: usize = 8 + 8 + 4;
+
+/// The clear version a collection's [`versions_header`] carries.
+fn header_clear(header: &Record) -> Option<Version> {
+    let value = header
+        .value
+        .as_ref()
+        .filter(|v| header.kind.is_collection() && v.len() == COLLECTION_HEADER_BYTES)?;
+    Some(Version {
+        hlc: u64::from_le_bytes(value[8..16].try_into().expect("8 bytes")),
+        node: u32::from_le_bytes(value[16..20].try_into().expect("4 bytes")),
+    })
+}
+
 /// Whether `a` (a [`versions_header`]) has a cell newer than `b`'s, or the live value `b`
-/// dropped on expiry, or cells `b` lacks: two collections of one header version whose cells
-/// differ go both ways, and each side merges the other's.
+/// dropped on expiry, or something a collection `b` lacks: collections of one type whose
+/// cells differ go both ways whatever their header versions (an older header can still hold
+/// an element write the newer missed), and a record of another type (a `DEL`, a `SET`)
+/// newer than `b`'s clear version raises it when merged, even if it lost to `b`'s header.
 fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
-    let same_header = a.value_version == b.value_version;
+    let collections_differ = a.kind.is_collection()
+        && a.kind == b.kind
+        && a.value.is_some()
+        && b.value.is_some()
+        && a.value != b.value;
+    let shadows = (a.kind != b.kind || a.value.is_none())
+        && header_clear(b).is_some_and(|clear| a.value_version > clear);
     a.value_version > b.value_version
         || a.expiry_version > b.expiry_version
-        || (same_header && a.value.is_some() && b.value.is_none() && a.is_live(now_ms))
-        || (same_header
-            && a.kind.is_collection()
-            && a.kind == b.kind
+        || (a.value_version == b.value_version
             && a.value.is_some()
-            && b.value.is_some()
-            && a.value != b.value)
+            && b.value.is_none()
+            && a.is_live(now_ms))
+        || collections_differ
+        || shadows
 }
 
 /// Bytes of a key and its value, as the answers' byte bounds count them.

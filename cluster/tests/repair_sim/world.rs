@@ -60,6 +60,10 @@ pub struct SessionLog {
     pub outcome: Option<(RepairStats, bool)>,
     /// Records it changed, on either side, as the harness saw the merges.
     pub changes: u64,
+    /// Collections it pushed that changed nothing: their cells differed, so repair moves them
+    /// both ways, and the peer that already held all of the initiator's keeps its record (a
+    /// pull that changes nothing is not counted as pulled).
+    pub idle: u64,
 }
 
 struct Running {
@@ -302,6 +306,7 @@ impl World {
                 spans,
                 outcome: None,
                 changes: 0,
+                idle: 0,
             });
             match session.next_request(&self.nodes[i].store, self.now_ms) {
                 Some(message) => {
@@ -381,6 +386,8 @@ impl World {
                             if changed {
                                 *self.changes.entry((key.clone(), to)).or_default() += 1;
                                 self.sessions[log].changes += 1;
+                            } else if record.kind.is_collection() {
+                                self.sessions[log].idle += 1;
                             }
                         }
                         Message::WriteAck
@@ -462,6 +469,7 @@ impl World {
             store,
             *now_ms,
             &mut |key: &Bytes, record: &Record| {
+                // A pull that changes nothing is not counted as pulled (`Taken::Unchanged`).
                 let changed = store.merge(key, record).expect("merge");
                 if changed {
                     *changes.entry((key.clone(), to)).or_default() += 1;
