@@ -44,7 +44,6 @@ pub async fn run(node: Arc<Node>) {
                     now_ms.saturating_sub(TOMBSTONE_GRACE.as_millis() as u64),
                 ),
             };
-            *node.horizon.write() = horizon.clone();
         }
         steps = steps.wrapping_add(1);
         // The store counts what it reclaims (INFO's expired_keys).

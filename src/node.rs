@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use ringcache_cluster::HybridClock;
-use ringcache_storage::{Store, TombstoneHorizon};
+use ringcache_storage::Store;
 use tokio::sync::watch;
 
 use crate::clients::Clients;
@@ -42,9 +42,6 @@ pub struct Node {
     /// `--peer-port`). Fixed when the node is opened: a node never joins or leaves a
     /// cluster while it runs.
     pub cluster: Option<Arc<Cluster>>,
-    /// The last tombstone horizon the expiry sweep computed: collection writes drop removed
-    /// elements older than it (see `exec::collection`). Starts empty (drops nothing).
-    pub horizon: RwLock<TombstoneHorizon>,
 }
 
 impl Node {
@@ -75,7 +72,6 @@ impl Node {
             run_id,
             shutdown: watch::Sender::new(false),
             cluster: cluster.map(Arc::new),
-            horizon: RwLock::new(TombstoneHorizon::default()),
         }
     }
 

@@ -157,12 +157,8 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
             "writer {w}'s items out of order"
         );
     }
-    // The left pushes all come before the right pushes.
-    let first_right = list
-        .iter()
-        .position(|i| !i.starts_with("w0-"))
-        .expect("right pushes");
-    assert!(list[first_right..].iter().all(|i| !i.starts_with("w0-")));
+    // (Left and right pushes made while the list was empty, or seen empty by a stale read,
+    // may interleave: each lands next to the end its coordinator saw.)
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use ringcache_resp::CommandError;
-use ringcache_storage::{Collection, DataType, Record, Update, Version, key_token};
+use ringcache_storage::{Collection, DataType, Record, Update, Version};
 
 use super::{ExecError, Records};
 use crate::node::Node;
@@ -127,32 +127,55 @@ pub fn update<T>(
 ) -> Result<T, ExecError> {
     let mut outcome = None;
     records.update(key, now_ms, &mut |current| {
-        let (write, result) = edit(node, key, current, kind, now_ms, &mut change);
+        let (write, result) = edit(node, current, kind, now_ms, &mut change);
         outcome = Some(result);
         write.map_or(Update::Keep, Update::Put)
     })?;
     outcome.expect("update runs the closure")
 }
 
-/// Drops the cells of removed elements that no replica can still contradict, so that a
-/// collection used as a queue does not grow by one removed cell per pop: on a single node
-/// all of them (no other copy exists); in a cluster those older than the tombstone horizon
-/// of the key's range (every replica was repaired since), as the sweep drops tombstones.
-fn drop_old_removals(node: &Node, key: &[u8], collection: &mut Collection) {
+/// On a single node, drops the cells of removed elements as they are written over: no other
+/// copy exists that an older add could come from, so a collection used as a queue does not
+/// grow by one removed cell per pop. In a cluster each replica drops them itself in the
+/// expiry sweep, once the tombstone horizon passed them (`Store::expire_step`).
+fn drop_old_removals(node: &Node, collection: &mut Collection) {
     if node.cluster.is_none() {
         collection.drop_removed(|_| true);
-        return;
     }
-    let before_ms = node.horizon.read().before_ms(key_token(key));
-    if before_ms > 0 {
-        collection.drop_removed(|version| version.unix_ms() < before_ms);
+}
+
+/// The collection a write starts from when the key holds no live `kind` collection:
+/// - an emptied collection of that type (not expired): its cells and clear version, so
+///   that an add of another element a replica holds and this read missed is not killed;
+/// - an expired record: cleared up to its expiry time as well as its version, so that an
+///   element written before it expired (which this read may have missed) stays dead;
+/// - anything else (a tombstone, a dead value of another type): cleared to its version;
+/// - no record: empty.
+fn recreated(current: Option<&Record>, kind: DataType, now_ms: u64) -> Collection {
+    let Some(record) = current else {
+        return Collection::default();
+    };
+    let expired_at = record.expiry_ms.filter(|&at| at <= now_ms);
+    if expired_at.is_none()
+        && record.kind == kind
+        && let Some(Ok(emptied)) = record.value.as_ref().map(Collection::decode)
+    {
+        return emptied;
     }
+    let mut clear = record.value_version;
+    if let Some(at) = expired_at {
+        let before_expiry = Version {
+            hlc: (at << Version::LOGICAL_BITS).saturating_sub(1),
+            node: u32::MAX,
+        };
+        clear = clear.max(before_expiry);
+    }
+    Collection::cleared_at(clear)
 }
 
 /// One attempt of [`update`]: the record to write, if any, and the command's result.
 fn edit<T>(
     node: &Node,
-    key: &[u8],
     current: Option<&Record>,
     kind: DataType,
     now_ms: u64,
@@ -165,10 +188,7 @@ fn edit<T>(
     let version = node.clock.next(now_ms);
     let (collection, expiry) = match (existing, current) {
         (Some(collection), Some(record)) => (collection, (record.expiry_ms, record.expiry_version)),
-        _ => {
-            let clear = current.map_or(Version::ZERO, |r| r.value_version);
-            (Collection::cleared_at(clear), (None, version))
-        }
+        _ => (recreated(current, kind, now_ms), (None, version)),
     };
     let mut edit = Edit {
         collection,
@@ -179,7 +199,7 @@ fn edit<T>(
     if result.is_err() || !edit.changed {
         return (None, result);
     }
-    drop_old_removals(node, key, &mut edit.collection);
+    drop_old_removals(node, &mut edit.collection);
     let encoded = edit.collection.encode();
     if encoded.len() > COLLECTION_BYTES_MAX {
         return (None, Err(CommandError::CollectionTooLarge.into()));
@@ -264,6 +284,48 @@ mod tests {
         run(&node, &mut s, "HSET h d 4");
         assert_eq!(run(&node, &mut s, "HGET h c"), Reply::Nil);
         assert_eq!(run(&node, &mut s, "HLEN h"), Reply::Integer(1));
+    }
+
+    fn version_at(ms: u64) -> Version {
+        Version {
+            hlc: ms << Version::LOGICAL_BITS,
+            node: 1,
+        }
+    }
+
+    #[test]
+    fn a_write_to_an_emptied_collection_keeps_its_cells_and_clear_version() {
+        // Emptied by a removal at 20 ms: a replica may still send an add of another element
+        // from 15 ms that this read missed; the write must not kill it.
+        let mut cells = Collection::cleared_at(version_at(5));
+        cells.put(Bytes::from_static(b"a"), None, version_at(20));
+        let emptied = Record::new(cells.encode(), None, version_at(20)).with_kind(DataType::Hash);
+        let start = recreated(Some(&emptied), DataType::Hash, 1_000);
+        assert_eq!(start.clear, version_at(5));
+        assert_eq!(start.cells.len(), 1);
+        // Of another type, it shadows up to its version.
+        assert_eq!(
+            recreated(Some(&emptied), DataType::Set, 1_000).clear,
+            version_at(20)
+        );
+    }
+
+    #[test]
+    fn a_write_to_an_expired_collection_clears_everything_written_before_it_expired() {
+        let mut cells = Collection::default();
+        cells.put(
+            Bytes::from_static(b"a"),
+            Some(Bytes::from_static(b"1")),
+            version_at(10),
+        );
+        let expired =
+            Record::new(cells.encode(), Some(50), version_at(10)).with_kind(DataType::Hash);
+        let start = recreated(Some(&expired), DataType::Hash, 60);
+        assert!(start.cells.is_empty());
+        // A cell at 40 ms (before the expiry) that this read missed stays dead; one at 50 ms
+        // (written after it) lives.
+        assert!(start.clear >= version_at(40));
+        assert!(start.clear < version_at(50));
     }
 
     #[test]

@@ -190,10 +190,11 @@ impl Collection {
         if at.u8()? != FORMAT {
             return Err(CorruptCollection);
         }
-        let _live = at.u32()?;
+        let live = at.u32()?;
         let clear = at.version()?;
         let count = at.u32()? as usize;
         let mut cells = BTreeMap::new();
+        let mut previous: Option<Bytes> = None;
         for _ in 0..count {
             let element = at.bytes()?;
             let version = at.version()?;
@@ -202,13 +203,51 @@ impl Collection {
                 1 => Some(at.bytes()?),
                 _ => return Err(CorruptCollection),
             };
+            // Canonical only: elements in strictly increasing order, every cell above the
+            // clear version. A peer's bytes are stored as they came, and digests compare
+            // bytes, so anything else would keep replicas apart for ever.
+            if previous.as_ref().is_some_and(|p| *p >= element) || version <= clear {
+                return Err(CorruptCollection);
+            }
+            previous = Some(element.clone());
             cells.insert(element, Cell { version, value });
         }
-        if at.at != bytes.len() {
+        let collection = Collection { clear, cells };
+        if at.at != bytes.len() || live as usize != collection.live_count() {
             return Err(CorruptCollection);
         }
-        Ok(Collection { clear, cells })
+        Ok(collection)
     }
+}
+
+/// Whether an encoded collection holds removed-element cells, read from its header.
+pub fn has_removed(encoded: &[u8]) -> bool {
+    let cells = encoded
+        .get(17..21)
+        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    cells > live_count(encoded)
+}
+
+/// A collection's record without the removed-element cells older than `before_ms` (unix ms),
+/// or `None` when it has none: what the expiry sweep writes once the tombstone horizon has
+/// passed them, so that every replica eventually drops them and a queue does not grow by a
+/// cell per pop.
+pub fn without_old_removals(record: &Record, before_ms: u64) -> Option<Record> {
+    let body = record
+        .value
+        .as_ref()
+        .filter(|_| record.kind.is_collection())?;
+    if !has_removed(body) {
+        return None;
+    }
+    let mut collection = Collection::decode(body).ok()?;
+    if collection.drop_removed(|version| version.unix_ms() < before_ms) == 0 {
+        return None;
+    }
+    Some(Record {
+        value: Some(collection.encode()),
+        ..record.clone()
+    })
 }
 
 /// How many live elements an encoded collection holds, read from its header without
@@ -308,10 +347,13 @@ fn merge_whole(mine: &mut Record, other: &Record) -> bool {
         (mine.clone(), other.value_version)
     };
     let mut value = winner.value.clone();
+    // A loser at the winner's own version is the same write without its value (reclaimed
+    // on expiry): it shadows nothing.
     if winner.kind.is_collection()
         && let Some(body) = &value
         && let Ok(mut collection) = Collection::decode(body)
         && loser_version > collection.clear
+        && loser_version < winner.value_version
     {
         collection.clear_to(loser_version);
         value = Some(collection.encode());
@@ -393,6 +435,72 @@ mod tests {
         assert!(!removed.merge(&hash_record(4, 0, &[("a", Some("x"), 4)])));
         assert!(fields(&removed).is_empty());
         assert_eq!(live_count(removed.value.as_ref().unwrap()), 0);
+    }
+
+    #[test]
+    fn the_same_write_reclaimed_on_expiry_shadows_none_of_its_cells() {
+        // An expired collection some sweep emptied of its value, at the header's version.
+        let full = hash_record(5, 0, &[("a", Some("1"), 3), ("b", Some("2"), 5)]);
+        let reclaimed = Record {
+            value: None,
+            ..full.clone()
+        };
+        let mut merged = full.clone();
+        assert!(!merged.merge(&reclaimed));
+        assert_eq!(merged, full);
+        let mut other_way = reclaimed;
+        assert!(other_way.merge(&full));
+        assert_eq!(other_way, full);
+    }
+
+    #[test]
+    fn removed_cells_past_the_horizon_go_and_newer_ones_stay() {
+        let at_ms = |ms: u64| v(ms << Version::LOGICAL_BITS);
+        let mut cells = Collection::default();
+        cells.put(Bytes::from_static(b"a"), None, at_ms(3));
+        cells.put(Bytes::from_static(b"b"), None, at_ms(8));
+        cells.put(
+            Bytes::from_static(b"c"),
+            Some(Bytes::from_static(b"x")),
+            at_ms(9),
+        );
+        let record = Record::new(cells.encode(), None, at_ms(9)).with_kind(DataType::Hash);
+        assert!(has_removed(record.value.as_ref().unwrap()));
+        let smaller = without_old_removals(&record, 5).unwrap();
+        let kept = of_record(&smaller, DataType::Hash).unwrap();
+        assert_eq!(
+            kept.cells.keys().collect::<Vec<_>>(),
+            [&Bytes::from_static(b"b"), &Bytes::from_static(b"c")]
+        );
+        assert_eq!(smaller.value_version, record.value_version);
+        let all_gone = without_old_removals(&smaller, 100).unwrap();
+        assert!(!has_removed(all_gone.value.as_ref().unwrap()));
+        assert!(without_old_removals(&all_gone, 100).is_none());
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        let mut out = BytesMut::new();
+        // Two cells out of order.
+        out.put_u8(FORMAT);
+        out.put_u32_le(2);
+        out.put_u64_le(0);
+        out.put_u32_le(0);
+        out.put_u32_le(2);
+        for element in [b"b", b"a"] {
+            out.put_u32_le(1);
+            out.put_slice(element);
+            out.put_u64_le(5);
+            out.put_u32_le(1);
+            out.put_u8(1);
+            out.put_u32_le(0);
+        }
+        assert!(Collection::decode(&out.freeze()).is_err());
+        // A live count that lies.
+        let good = hash_record(1, 0, &[("a", Some("1"), 1)]).value.unwrap();
+        let mut lying = good.to_vec();
+        lying[1] = 7;
+        assert!(Collection::decode(&Bytes::from(lying)).is_err());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use parking_lot::Mutex;
 
 use crate::aae::record_digest;
 use crate::clock::wall_clock_ms;
+use crate::collection;
 use crate::eviction::{
     EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, evictable, splitmix64,
 };
@@ -582,11 +583,18 @@ impl Store for MemoryStore {
         let next = self.walk(cursor, count, &mut |shard, from| {
             let mut expired = Vec::new();
             let mut dead = Vec::new();
+            let mut collected = Vec::new();
             let mut visited = 0;
             for entry in shard.table.iter().filter(|e| e.token >= from) {
                 visited += 1;
                 let record = &entry.record;
-                if record.holds_value() && !record.is_live(now_ms) {
+                let before_ms = horizon.before_ms(entry.token);
+                if let Some(smaller) = collection::without_old_removals(record, before_ms) {
+                    collected.push((entry.token, entry.key.to_bytes(), smaller));
+                }
+                // A collection is never reclaimed (its digest covers its cells): the
+                // horizon drops it whole once it expired or emptied long enough ago.
+                if record.holds_value() && !record.is_live(now_ms) && !record.kind.is_collection() {
                     expired.push((entry.token, entry.key.to_bytes(), record.clone()));
                 } else if horizon.allows_drop(entry.token, record) {
                     dead.push((entry.token, entry.key.to_bytes()));
@@ -607,6 +615,9 @@ impl Store for MemoryStore {
                     false,
                 );
                 stats.expired += 1;
+            }
+            for (token, key, smaller) in collected {
+                shard.put(merkle, token, &key, smaller, now_ms, false);
             }
             for (token, key) in dead {
                 shard.remove(merkle, token, &key);

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use ringcache_storage::aae::{
     MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of, record_digest,
 };
+use ringcache_storage::collection::live_count;
 use ringcache_storage::{Collection, Record, Store, TombstoneHorizon, Version, key_token};
 use twox_hash::XxHash3_64;
 
@@ -501,11 +502,12 @@ pub fn directions(
     }
 }
 
-/// What a [`Message::VersionsReply`] says of a record: its versions, and for a collection
-/// a digest of its cells (8 bytes) then its clear version (hlc 8, node 4), since replicas can
-/// hold different cells under one header version (one missed an older element write) and
-/// a shadowed write (an older `DEL`) still raises a collection's clear version; other values
-/// go empty.
+/// What a [`Message::VersionsReply`] says of a record: its versions, and for a collection a
+/// summary of its cells, since replicas can hold different cells under one header version
+/// (one missed an older element write) and a shadowed write (an older `DEL`) still raises a
+/// collection's clear version; other values go empty. The summary keeps the encoding's live
+/// count where the encoding has it, so [`Record::holds_value`] reads it the same:
+/// `u8 0xff | u32 live cells | u64 xxh3 of the encoding | u64 clear hlc | u32 clear node`.
 pub fn versions_header(record: &Record) -> Record {
     let value = record.value.as_ref().map(|value| {
         if !record.kind.is_collection() {
@@ -513,6 +515,8 @@ pub fn versions_header(record: &Record) -> Record {
         }
         let clear = Collection::decode(value).map_or(Version::ZERO, |c| c.clear);
         let mut header = Vec::with_capacity(COLLECTION_HEADER_BYTES);
+        header.push(0xff);
+        header.extend_from_slice(&live_count(value).to_le_bytes());
         header.extend_from_slice(&XxHash3_64::oneshot(value).to_le_bytes());
         header.extend_from_slice(&clear.hlc.to_le_bytes());
         header.extend_from_slice(&clear.node.to_le_bytes());
@@ -524,8 +528,8 @@ pub fn versions_header(record: &Record) -> Record {
     }
 }
 
-/// Bytes of a collection's [`versions_header`] value: digest, clear version.
-const COLLECTION_HEADER_BYTES: usize = 8 + 8 + 4;
+/// Bytes of a collection's [`versions_header`] value.
+const COLLECTION_HEADER_BYTES: usize = 1 + 4 + 8 + 8 + 4;
 
 /// The clear version a collection's [`versions_header`] carries.
 fn header_clear(header: &Record) -> Option<Version> {
@@ -534,8 +538,8 @@ fn header_clear(header: &Record) -> Option<Version> {
         .as_ref()
         .filter(|v| header.kind.is_collection() && v.len() == COLLECTION_HEADER_BYTES)?;
     Some(Version {
-        hlc: u64::from_le_bytes(value[8..16].try_into().expect("8 bytes")),
-        node: u32::from_le_bytes(value[16..20].try_into().expect("4 bytes")),
+        hlc: u64::from_le_bytes(value[13..21].try_into().expect("8 bytes")),
+        node: u32::from_le_bytes(value[21..25].try_into().expect("4 bytes")),
     })
 }
 
@@ -550,7 +554,9 @@ fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
         && a.value.is_some()
         && b.value.is_some()
         && a.value != b.value;
+    // (At `b`'s own version, `a` is the same write reclaimed on expiry: nothing to shadow.)
     let shadows = (a.kind != b.kind || a.value.is_none())
+        && a.value_version != b.value_version
         && header_clear(b).is_some_and(|clear| a.value_version > clear);
     a.value_version > b.value_version
         || a.expiry_version > b.expiry_version

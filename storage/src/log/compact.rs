@@ -118,9 +118,12 @@ impl Inner {
             let segments = self.segments.read();
             let current = Inner::find(&segments, &mut shard.table, token, &key).map(|e| *e);
             let referenced = current.is_some_and(|e| e.segment == input.id && e.offset() == here);
+            // A collection keeps its value, expired or emptied: its digest covers its cells,
+            // and its removed cells and clear version must outlive the compaction.
             let tombstone_like = record.value.is_none()
-                || !record.is_live(now_ms)
-                || current.is_some_and(|e| referenced && e.reclaimed());
+                || (!record.kind.is_collection()
+                    && (!record.is_live(now_ms)
+                        || current.is_some_and(|e| referenced && e.reclaimed())));
             if tombstone_like {
                 // Kept as a tombstone with the same versions: the same Merkle digest.
                 record = Record {

@@ -22,6 +22,7 @@ use super::segment::Segment;
 use super::snapshot::{self, SNAPSHOT_NAME};
 use super::types::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
 use crate::clock::wall_clock_ms;
+use crate::collection;
 use crate::eviction::splitmix64;
 use crate::record::Record;
 use crate::shard::{SHARDS, shard_of, shard_start};
@@ -469,6 +470,7 @@ impl Store for LogStore {
         }
         let mut stats = ExpireStats::default();
         let inner = &self.inner;
+        let mut collected = Vec::new();
         let next = inner.walk(cursor, count, &mut |shard, from| {
             let segments = inner.segments.read();
             let mut visited = 0;
@@ -490,8 +492,13 @@ impl Store for LogStore {
                 if found.record.holds_value() && !found.record.kind.is_collection() {
                     continue;
                 }
-                // Only a tombstone's (or a dead collection's) key is hashed: the keydir keeps only part of the token.
+                // Only a tombstone's or a collection's key is hashed: the keydir keeps only
+                // part of the token.
                 let token = key_token(&key);
+                let before_ms = horizon.before_ms(token);
+                if collection::without_old_removals(&found.record, before_ms).is_some() {
+                    collected.push((key.clone(), before_ms));
+                }
                 if horizon.allows_drop(token, &found.record) {
                     dead.push((*entry, token, found.record));
                 }
@@ -507,6 +514,15 @@ impl Store for LogStore {
             stats.sampled += visited;
             visited
         });
+        // Removed-element cells past the horizon go, the record rewritten at its versions
+        // (recovery takes the later of two equal-version collection records).
+        for (key, before_ms) in collected {
+            let _ = self.update(&key, now_ms, &mut |current| {
+                current
+                    .and_then(|record| collection::without_old_removals(record, before_ms))
+                    .map_or(Update::Keep, Update::Put)
+            });
+        }
         (stats, next)
     }
 
