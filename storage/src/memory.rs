@@ -592,9 +592,10 @@ impl Store for MemoryStore {
                 if let Some(smaller) = collection::without_old_removals(record, before_ms) {
                     collected.push((entry.token, entry.key.to_bytes(), smaller));
                 }
-                // A collection is never reclaimed (its digest covers its cells): the
-                // horizon drops it whole once it expired or emptied long enough ago.
-                if record.holds_value() && !record.is_live(now_ms) && !record.kind.is_collection() {
+                // An expired value (a collection too: the write below moves its leaf) becomes
+                // a tombstone at its versions; merged with a copy that still holds it, the
+                // copy's value wins back if a newer expiry cell made it live again.
+                if record.holds_value() && !record.is_live(now_ms) {
                     expired.push((entry.token, entry.key.to_bytes(), record.clone()));
                 } else if horizon.allows_drop(entry.token, record) {
                     dead.push((entry.token, entry.key.to_bytes()));
@@ -602,7 +603,8 @@ impl Store for MemoryStore {
             }
             for (token, key, record) in expired {
                 // The tombstone keeps both cells' versions, so an older write arriving later
-                // cannot bring the expired value back (and the key's leaf does not change).
+                // cannot bring the expired value back (a string's leaf does not change; a
+                // collection's moves with the put).
                 shard.put(
                     merkle,
                     token,

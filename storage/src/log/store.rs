@@ -471,6 +471,7 @@ impl Store for LogStore {
         let mut stats = ExpireStats::default();
         let inner = &self.inner;
         let mut collected = Vec::new();
+        let mut expired_collections = Vec::new();
         let next = inner.walk(cursor, count, &mut |shard, from| {
             let segments = inner.segments.read();
             let mut visited = 0;
@@ -490,6 +491,12 @@ impl Store for LogStore {
                     continue;
                 }
                 if found.record.holds_value() && !found.record.kind.is_collection() {
+                    continue;
+                }
+                // An expired collection is not reclaimed in place (its digest covers its
+                // cells): it is rewritten as a tombstone below, which moves its leaf.
+                if found.record.holds_value() && !found.record.is_live(now_ms) {
+                    expired_collections.push(key.clone());
                     continue;
                 }
                 // Only a tombstone's or a collection's key is hashed: the keydir keeps only
@@ -514,6 +521,27 @@ impl Store for LogStore {
             stats.sampled += visited;
             visited
         });
+        for key in expired_collections {
+            let mut reclaimed = false;
+            let written = self.update(&key, now_ms, &mut |current| {
+                let expired = current
+                    .filter(|r| r.kind.is_collection() && r.holds_value() && !r.is_live(now_ms));
+                reclaimed = expired.is_some();
+                expired.map_or(Update::Keep, |r| {
+                    Update::Put(Record {
+                        value: None,
+                        ..r.clone()
+                    })
+                })
+            });
+            if reclaimed && written.is_ok() {
+                stats.expired += 1;
+                self.inner
+                    .lock_shard(shard_of(key_token(&key)))
+                    .stats
+                    .expired += 1;
+            }
+        }
         // Removed-element cells past the horizon go, the record rewritten at its versions
         // (recovery takes the later of two equal-version collection records).
         for (key, before_ms) in collected {
