@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use rand::Rng;
-use ringcache_resp::cmd::{ElementScan, HashCommand};
+use ringcache_resp::cmd::{HashCommand, ScanOptions};
 use ringcache_resp::float::incr_by_float_text;
 use ringcache_resp::glob::glob_match;
 use ringcache_resp::parser::string2ll;
@@ -133,9 +133,14 @@ pub fn execute(
                 })?;
             Reply::Bulk(text)
         }
-        HashCommand::Scan { key, scan } => {
+        HashCommand::Scan {
+            key,
+            cursor,
+            options,
+        } => {
+            // Redis answers a missing key and WRONGTYPE before it reads the options.
             let hash = read(records, &key, HASH, now_ms, touch)?;
-            scan_reply(hash.as_ref(), scan)?
+            scan_reply(hash.as_ref(), cursor, options)?
         }
         HashCommand::RandField {
             key,
@@ -154,20 +159,19 @@ pub const SCAN_WHOLE_MAX: usize = 128;
 
 /// An `HSCAN` reply: the cursor is the number of fields already returned in field order, so
 /// a field present for the whole scan is returned once; small hashes come whole.
-fn scan_reply(hash: Option<&Collection>, scan: ElementScan) -> Result<Reply, CommandError> {
+fn scan_reply(
+    hash: Option<&Collection>,
+    cursor: u64,
+    options: Result<ScanOptions, CommandError>,
+) -> Result<Reply, CommandError> {
     let Some(hash) = hash else {
         return Ok(Reply::Array(vec![bulk("0"), Reply::Array(Vec::new())]));
     };
-    if let Some(e) = scan.error {
-        return Err(e);
-    }
+    let scan = options?;
     let live = hash.live_count();
     let (skip, take) = match live <= SCAN_WHOLE_MAX {
         true => (0, live),
-        false => (
-            usize::try_from(scan.cursor).unwrap_or(usize::MAX),
-            scan.count,
-        ),
+        false => (usize::try_from(cursor).unwrap_or(usize::MAX), scan.count),
     };
     let mut items = Vec::new();
     for (field, value) in hash.live().skip(skip).take(take) {

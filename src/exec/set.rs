@@ -20,8 +20,9 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use rand::Rng;
+use ringcache_resp::cmd::ScanOptions;
 use ringcache_resp::cmd::SetCommand;
-use ringcache_resp::cmd::set::{ScanOptions, SetOp};
+use ringcache_resp::cmd::set::SetOp;
 use ringcache_resp::glob::glob_match;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};

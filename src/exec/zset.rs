@@ -26,9 +26,9 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::seq::index;
 use ringcache_resp::Reply;
+use ringcache_resp::cmd::ScanOptions;
 use ringcache_resp::cmd::zset::{
-    AddFlags, Aggregate, Combine, CombineOptions, LexRange, RangeBy, RangeQuery, ScanOptions,
-    ScoreRange, SetOp,
+    AddFlags, Aggregate, Combine, CombineOptions, LexRange, RangeBy, RangeQuery, ScoreRange, SetOp,
 };
 use ringcache_resp::cmd::{CommandError, SortedSetCommand};
 use ringcache_resp::float::format_double_d2string;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::Command;
 use super::args::{ArgCursor, CommandError, is, parse_i64};
-use super::keyspace::parse_cursor;
+use super::keyspace::{ScanOptions, parse_cursor, scan_options};
 use crate::float::check_float;
 
 /// A hash command.
@@ -110,8 +110,10 @@ pub enum HashCommand {
     Scan {
         /// The key.
         key: Bytes,
-        /// The scan's options.
-        scan: ElementScan,
+        /// Where to resume: the number of fields already returned, in field order.
+        cursor: u64,
+        /// The options, or their error, which Redis answers only for an existing hash.
+        options: Result<ScanOptions, CommandError>,
     },
     /// `HRANDFIELD key [count [WITHVALUES]]`
     RandField {
@@ -122,58 +124,6 @@ pub enum HashCommand {
         /// `WITHVALUES`
         with_values: bool,
     },
-}
-
-/// The options of `HSCAN`, `SSCAN`, `ZSCAN`. Redis parses the cursor before looking the key
-/// up but the options after, so an option error of a missing key is never seen:
-/// `options` keeps it for the executor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ElementScan {
-    /// Where to resume: the number of elements already returned, in element order.
-    pub cursor: u64,
-    /// `MATCH pattern`
-    pub pattern: Option<Bytes>,
-    /// `COUNT count`, default 10.
-    pub count: usize,
-    /// An option error to answer if the key exists.
-    pub error: Option<CommandError>,
-}
-
-/// Parses `cursor [MATCH pattern] [COUNT count]` of an element scan.
-///
-/// # Errors
-/// `ERR invalid cursor`; option errors go into [`ElementScan::error`].
-pub(super) fn element_scan(cur: &mut ArgCursor) -> Result<ElementScan, CommandError> {
-    let cursor = parse_cursor(&cur.required()?).ok_or(CommandError::InvalidCursor)?;
-    let mut scan = ElementScan {
-        cursor,
-        pattern: None,
-        count: 10,
-        error: None,
-    };
-    let options = cur.rest();
-    let mut options = options.chunks(2);
-    for pair in options.by_ref() {
-        let [option, value] = pair else {
-            scan.error = Some(CommandError::Syntax);
-            break;
-        };
-        if is(option, "count") {
-            match parse_i64(value) {
-                Ok(count) if count >= 1 => scan.count = count as usize,
-                Ok(_) => scan.error = Some(CommandError::Syntax),
-                Err(e) => scan.error = Some(e),
-            }
-        } else if is(option, "match") {
-            scan.pattern = Some(value.clone());
-        } else {
-            scan.error = Some(CommandError::Syntax);
-        }
-        if scan.error.is_some() {
-            break;
-        }
-    }
-    Ok(scan)
 }
 
 fn hash(command: HashCommand) -> Result<Command, CommandError> {
@@ -304,8 +254,15 @@ fn is_infinite(text: &[u8]) -> bool {
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`
 pub(super) fn hscan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let key = cur.required()?;
-    let scan = element_scan(cur)?;
-    hash(HashCommand::Scan { key, scan })
+    let cursor = parse_cursor(&cur.required()?).ok_or(CommandError::InvalidCursor)?;
+    let options = scan_options(cur);
+    // An error leaves arguments unread; they belong to the deferred error.
+    cur.skip_rest();
+    hash(HashCommand::Scan {
+        key,
+        cursor,
+        options,
+    })
 }
 
 /// # Format

@@ -257,3 +257,43 @@ pub(super) fn parse_cursor(raw: &[u8]) -> Option<u64> {
         value
     })
 }
+
+/// The options of an element scan: `HSCAN`, `SSCAN`, `ZSCAN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// `MATCH pattern`; `None` matches everything.
+    pub pattern: Option<Bytes>,
+    /// `COUNT count`: about how many elements one call visits (default 10).
+    pub count: usize,
+}
+
+/// The `[MATCH pattern] [COUNT count]` options of an element scan, as Redis 7.0's
+/// `scanGenericCommand` reads them.
+///
+/// # Errors
+/// `ERR syntax error` for an unknown word, a word without its value or a count below 1;
+/// `ERR value is not an integer or out of range` for a count that is not one.
+pub(super) fn scan_options(cur: &mut ArgCursor) -> Result<ScanOptions, CommandError> {
+    let mut options = ScanOptions {
+        pattern: None,
+        count: SCAN_COUNT_DEFAULT,
+    };
+    while let Some(word) = cur.next() {
+        if cur.remaining() == 0 {
+            return Err(CommandError::Syntax);
+        }
+        let value = cur.required()?;
+        if is(&word, "count") {
+            let count = parse_i64(&value)?;
+            if count < 1 {
+                return Err(CommandError::Syntax);
+            }
+            options.count = usize::try_from(count).unwrap_or(usize::MAX);
+        } else if is(&word, "match") {
+            options.pattern = Some(value);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(options)
+}

@@ -44,11 +44,8 @@ use bytes::Bytes;
 
 use super::Command;
 use super::args::{ArgCursor, CommandError, is, parse_i64};
-use super::keyspace::parse_cursor;
+use super::keyspace::{ScanOptions, parse_cursor, scan_options};
 use crate::float::{parse_double, parse_range_double};
-
-/// Redis's default `COUNT` of `ZSCAN`.
-pub const ZSCAN_COUNT_DEFAULT: usize = 10;
 
 /// `LONG_MAX / 2`: the largest `ZRANDMEMBER` count allowed with `WITHSCORES`.
 const RANDMEMBER_WITHSCORES_COUNT_MAX: i64 = i64::MAX / 2;
@@ -373,15 +370,6 @@ pub struct CombineOptions {
     pub withscores: bool,
     /// `ZINTERCARD ... LIMIT n`: stop counting at n; 0 is no limit.
     pub limit: u64,
-}
-
-/// The options of `ZSCAN`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanOptions {
-    /// `MATCH pattern` (members only).
-    pub pattern: Option<Bytes>,
-    /// `COUNT count` (≥ 1).
-    pub count: usize,
 }
 
 fn zset(command: SortedSetCommand) -> Result<Command, CommandError> {
@@ -932,36 +920,12 @@ fn combine_options(
 pub(super) fn zscan(cur: &mut ArgCursor) -> Result<Command, CommandError> {
     let key = cur.required()?;
     let cursor = parse_cursor(&cur.required()?).ok_or(CommandError::InvalidCursor)?;
-    let options = scan_options(&cur.rest());
+    let options = scan_options(cur);
+    // An error leaves arguments unread; they belong to the deferred error.
+    cur.skip_rest();
     zset(SortedSetCommand::Scan {
         key,
         cursor,
         options,
     })
-}
-
-fn scan_options(options: &[Bytes]) -> Result<ScanOptions, CommandError> {
-    let mut parsed = ScanOptions {
-        pattern: None,
-        count: ZSCAN_COUNT_DEFAULT,
-    };
-    let mut at = 0;
-    while let Some(word) = options.get(at) {
-        let Some(value) = options.get(at + 1) else {
-            return Err(CommandError::Syntax);
-        };
-        if is(word, "count") {
-            let count = parse_i64(value)?;
-            if count < 1 {
-                return Err(CommandError::Syntax);
-            }
-            parsed.count = usize::try_from(count).unwrap_or(usize::MAX);
-        } else if is(word, "match") {
-            parsed.pattern = Some(value.clone());
-        } else {
-            return Err(CommandError::Syntax);
-        }
-        at += 2;
-    }
-    Ok(parsed)
 }
