@@ -214,6 +214,50 @@ fn edit<T>(
     (Some(record), result)
 }
 
+/// Most elements one call of an element scan (`HSCAN`, `SSCAN`, `ZSCAN`) returns, whatever
+/// its `COUNT`: a reply is built whole.
+pub const SCAN_COUNT_MAX: usize = 100_000;
+
+/// One page of an element scan of a large collection: its elements in the order of
+/// [`scan_position`] from `cursor`, about `count` at a time (never splitting elements of one
+/// position, so none is skipped), and the cursor to resume at (0 at the end). An element
+/// present from the first call to the last is returned at least once whatever is added or
+/// removed in between, as Redis promises; an index into the element order would skip one
+/// when an earlier element goes.
+pub fn scan_page<T>(
+    elements: impl Iterator<Item = (Bytes, T)>,
+    cursor: u64,
+    count: usize,
+) -> (u64, Vec<(Bytes, T)>) {
+    let mut ahead: Vec<(u64, Bytes, T)> = elements
+        .map(|(element, item)| (scan_position(&element), element, item))
+        .filter(|(at, _, _)| *at >= cursor)
+        .collect();
+    ahead.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut end = count.clamp(1, SCAN_COUNT_MAX).min(ahead.len());
+    while end < ahead.len() && end > 0 && ahead[end].0 == ahead[end - 1].0 {
+        end += 1;
+    }
+    let next = ahead.get(end).map_or(0, |(at, _, _)| *at);
+    ahead.truncate(end);
+    (
+        next,
+        ahead.into_iter().map(|(_, e, item)| (e, item)).collect(),
+    )
+}
+
+/// Where an element sits in a scan of a large collection: FNV-1a 64 of its bytes, halved and
+/// plus one so that it is never 0 (the cursor that ends a scan). Fixed, so that every node of
+/// a cluster and every restart agree on it.
+pub fn scan_position(element: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in element {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash >> 1) + 1
+}
+
 /// The record a coordinator sends for a collection written at the record's version: the
 /// clear version and the cells this write changed, not the whole collection.
 pub fn delta(record: &Record) -> Record {

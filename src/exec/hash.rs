@@ -157,8 +157,8 @@ pub fn execute(
 /// scans a small (listpack) hash, set or sorted set whole whatever the `COUNT`.
 pub const SCAN_WHOLE_MAX: usize = 128;
 
-/// An `HSCAN` reply: the cursor is the number of fields already returned in field order, so
-/// a field present for the whole scan is returned once; small hashes come whole.
+/// An `HSCAN` reply: a small hash whole with cursor 0 (as Redis answers a listpack hash), a
+/// larger one a page at a time ([`collection::scan_page`]).
 fn scan_reply(
     hash: Option<&Collection>,
     cursor: u64,
@@ -168,26 +168,22 @@ fn scan_reply(
         return Ok(Reply::Array(vec![bulk("0"), Reply::Array(Vec::new())]));
     };
     let scan = options?;
-    let live = hash.live_count();
-    let (skip, take) = match live <= SCAN_WHOLE_MAX {
-        true => (0, live),
-        false => (usize::try_from(cursor).unwrap_or(usize::MAX), scan.count),
+    let fields = hash.live().map(|(f, v)| (f.clone(), v.clone()));
+    let (next, page) = match hash.live_count() <= SCAN_WHOLE_MAX {
+        true => (0, fields.collect()),
+        false => collection::scan_page(fields, cursor, scan.count),
     };
-    let mut items = Vec::new();
-    for (field, value) in hash.live().skip(skip).take(take) {
-        if scan
-            .pattern
-            .as_ref()
-            .is_none_or(|p| glob_match(p, field, false))
-        {
-            items.push(Reply::Bulk(field.clone()));
-            items.push(Reply::Bulk(value.clone()));
-        }
-    }
-    let next = skip.saturating_add(take);
-    let cursor = if next >= live { 0 } else { next };
+    let items = page
+        .into_iter()
+        .filter(|(field, _)| {
+            scan.pattern
+                .as_ref()
+                .is_none_or(|p| glob_match(p, field, false))
+        })
+        .flat_map(|(field, value)| [Reply::Bulk(field), Reply::Bulk(value)])
+        .collect();
     Ok(Reply::Array(vec![
-        Reply::Bulk(Bytes::from(cursor.to_string())),
+        Reply::Bulk(Bytes::from(next.to_string())),
         Reply::Array(items),
     ]))
 }

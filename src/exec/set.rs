@@ -43,9 +43,6 @@ pub const SSCAN_WHOLE_MAX: usize = 128;
 /// as Redis 7.0 does for an intset (`set-max-intset-entries` default).
 pub const SSCAN_WHOLE_INTEGERS_MAX: usize = 512;
 
-/// Most members one `SSCAN` call visits, whatever `COUNT` says (as `SCAN`'s bound).
-const SSCAN_COUNT_MAX: usize = 100_000;
-
 /// Most members `SRANDMEMBER key -count` returns: a reply is built whole before it is sent,
 /// and a count of `-i64::MAX` would otherwise try to allocate it.
 pub const SRANDMEMBER_PICKS_MAX: u64 = 1_000_000;
@@ -382,9 +379,8 @@ fn scan_reply(next: u64, found: Vec<Bytes>) -> Reply {
 
 /// One `SSCAN` call: the next cursor (0 at the end) and the matching members visited.
 ///
-/// A small set (see the module docs) is returned whole. A larger one is visited in the
-/// order of [`scan_position`], `COUNT` members at a time (never splitting members of one
-/// position, so none is skipped); the cursor is the position to resume at.
+/// A small set (see the module docs) is returned whole; a larger one a page at a time
+/// ([`collection::scan_page`]).
 fn scan(set: &Collection, cursor: u64, options: &ScanOptions) -> (u64, Vec<Bytes>) {
     let matches = |m: &Bytes| {
         options
@@ -397,36 +393,14 @@ fn scan(set: &Collection, cursor: u64, options: &ScanOptions) -> (u64, Vec<Bytes
     if len <= SSCAN_WHOLE_MAX || (len <= SSCAN_WHOLE_INTEGERS_MAX && integers()) {
         return (0, members(set).filter(|m| matches(m)).cloned().collect());
     }
-    let mut ahead: Vec<(u64, &Bytes)> = members(set)
-        .map(|m| (scan_position(m), m))
-        .filter(|(at, _)| *at >= cursor)
-        .collect();
-    ahead.sort_unstable();
-    let count = options.count.clamp(1, SSCAN_COUNT_MAX);
-    let mut end = count.min(ahead.len());
-    while end < ahead.len() && end > 0 && ahead[end].0 == ahead[end - 1].0 {
-        end += 1;
-    }
-    let next = ahead.get(end).map_or(0, |(at, _)| *at);
-    let found = ahead[..end]
-        .iter()
-        .map(|(_, m)| *m)
+    let visited = members(set).map(|m| (m.clone(), ()));
+    let (next, page) = collection::scan_page(visited, cursor, options.count);
+    let found = page
+        .into_iter()
+        .map(|(m, ())| m)
         .filter(|m| matches(m))
-        .cloned()
         .collect();
     (next, found)
-}
-
-/// Where a member sits in a scan of a large set: FNV-1a 64 of its bytes, halved and plus
-/// one so that it is never 0 (the cursor that ends a scan). Fixed, so that every node of a
-/// cluster and every restart agree on it.
-fn scan_position(member: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in member {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash >> 1) + 1
 }
 
 #[cfg(test)]

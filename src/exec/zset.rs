@@ -33,7 +33,7 @@ use ringcache_resp::cmd::zset::{
 use ringcache_resp::cmd::{CommandError, SortedSetCommand};
 use ringcache_resp::float::format_double_d2string;
 use ringcache_resp::glob::glob_match;
-use ringcache_storage::{Collection, DataType, Record, Update, key_token};
+use ringcache_storage::{Collection, DataType, Record, Update};
 
 use super::collection::{self, Edit};
 use super::{ExecError, Outcome, Records};
@@ -720,7 +720,7 @@ fn empty_scan() -> Reply {
 
 /// `ZSCAN`. A sorted set of at most [`ZSCAN_ONE_REPLY_MAX`] members is answered whole, in
 /// score order, with cursor 0 (Redis's listpack case). A larger one is walked in the order
-/// of its members' xxh3 hashes (the same on every node): the cursor is the hash to resume
+/// of its members' scan positions (`collection::scan_page`, the same on every node): the cursor is the position to resume
 /// at, each call takes about `count` members (never splitting members of one hash), so a
 /// member present for the whole walk is returned at least once, whatever is added or
 /// removed meanwhile. Scores are written as Redis's listpack keeps them (`d2string`).
@@ -749,21 +749,9 @@ fn scan(zset: &Collection, cursor: u64, options: &ScanOptions) -> Outcome {
             Reply::Array(items),
         ]));
     }
-    let mut hashed: Vec<(u64, Scored)> = members
+    let (next, page) = collection::scan_page(members.into_iter(), cursor, options.count);
+    let items = page
         .into_iter()
-        .map(|m| (key_token(&m.0), m))
-        .filter(|(hash, _)| *hash >= cursor)
-        .collect();
-    hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));
-    let mut end = options.count.min(hashed.len());
-    while end < hashed.len() && end > 0 && hashed[end].0 == hashed[end - 1].0 {
-        end += 1;
-    }
-    let next = hashed.get(end).map_or(0, |(hash, _)| *hash);
-    hashed.truncate(end);
-    let items = hashed
-        .into_iter()
-        .map(|(_, m)| m)
         .filter(|(m, _)| matches(m))
         .flat_map(item)
         .collect();
