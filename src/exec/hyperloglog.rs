@@ -128,6 +128,13 @@ fn merge_keys(
     let mut dense = false;
     for key in keys {
         let record = read(records, key, now_ms, touch);
+        // A collection is Redis's generic WRONGTYPE (`checkType`), not the HLL check's.
+        if record
+            .as_ref()
+            .is_some_and(|r| r.kind.is_collection() && r.is_live(now_ms))
+        {
+            return Err(CommandError::WrongType);
+        }
         if let Some(value) = live(record.as_ref(), now_ms) {
             dense |= merge_value(max, value)?;
         }
