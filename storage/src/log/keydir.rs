@@ -129,9 +129,11 @@ pub(super) struct Kind {
 impl Kind {
     pub fn of(header: &RecordHeader, reclaimed: bool) -> Kind {
         let tombstone = header.is_keyless() || reclaimed;
+        // An emptied collection is no key, but its removed cells still take their bytes.
+        let valueless = header.is_tombstone() || reclaimed;
         Kind {
             key_len: header.key_len as usize,
-            value_len: if tombstone {
+            value_len: if valueless {
                 0
             } else {
                 header.value_len as usize
