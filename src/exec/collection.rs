@@ -214,6 +214,60 @@ fn edit<T>(
     (Some(record), result)
 }
 
+/// Writes `elements` (element, payload) at `key` as a new collection of type `kind` in one
+/// write, whatever the key held before, as Redis's `setKey` for the `STORE` commands: no
+/// expiry; an empty `elements` deletes the key (a tombstone when it was live, as `DEL`).
+///
+/// The new collection's clear version is the old record's version, which is at least every
+/// cell's it holds (a cell is written with its record's version), so every old element is
+/// dead on every replica whatever order they see the writes in, and only the new cells and
+/// the clear version travel ([`delta`]). One write replaces a string, a collection of
+/// another type or one of this type alike, so it needs no tombstone first. Used by every
+/// `STORE` command (`SINTERSTORE`, `ZUNIONSTORE`, `ZRANGESTORE`, ...).
+///
+/// # Errors
+/// [`CommandError::CollectionTooLarge`], or the store refused the write (nothing written).
+pub fn replace(
+    node: &Node,
+    records: &dyn Records,
+    key: &[u8],
+    kind: DataType,
+    elements: Vec<(Bytes, Bytes)>,
+    now_ms: u64,
+) -> Result<(), ExecError> {
+    let mut too_large = false;
+    records.update(key, now_ms, &mut |current| {
+        if elements.is_empty() {
+            return match current.is_some_and(|r| r.is_live(now_ms)) {
+                true => Update::Put(Record::tombstone(node.clock.next(now_ms))),
+                false => Update::Keep,
+            };
+        }
+        let version = node.clock.next(now_ms);
+        let clear = current.map_or(Version::ZERO, |r| r.value_version);
+        let mut collection = Collection::cleared_at(clear);
+        for (element, payload) in &elements {
+            collection.put(element.clone(), Some(payload.clone()), version);
+        }
+        let encoded = collection.encode();
+        too_large = encoded.len() > COLLECTION_BYTES_MAX;
+        if too_large {
+            return Update::Keep;
+        }
+        Update::Put(Record {
+            kind,
+            value: Some(encoded),
+            value_version: version,
+            expiry_ms: None,
+            expiry_version: version,
+        })
+    })?;
+    match too_large {
+        true => Err(CommandError::CollectionTooLarge.into()),
+        false => Ok(()),
+    }
+}
+
 /// Most elements one call of an element scan (`HSCAN`, `SSCAN`, `ZSCAN`) returns, whatever
 /// its `COUNT`: a reply is built whole.
 pub const SCAN_COUNT_MAX: usize = 100_000;

@@ -26,7 +26,7 @@ use ringcache_resp::cmd::set::SetOp;
 use ringcache_resp::glob::glob_match;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
-use ringcache_storage::{Collection, DataType, Record, StoreError, Update, Version};
+use ringcache_storage::{Collection, DataType};
 
 use super::collection::{self, read};
 use super::{ExecError, Outcome, Records};
@@ -136,7 +136,7 @@ pub fn execute(
                 .map(|m| (m, Bytes::new()))
                 .collect();
             let size = result.len();
-            replace(node, records, &destination, SET, result, now_ms)?;
+            collection::replace(node, records, &destination, SET, result, now_ms)?;
             Reply::Integer(size as i64)
         }
         SetCommand::InterCard { keys, limit } => {
@@ -216,52 +216,6 @@ fn combine(op: SetOp, sets: &[Option<Collection>]) -> Vec<Bytes> {
                 .collect()
         }
     }
-}
-
-/// Writes `elements` (element, payload) at `key` as a new collection of type `kind` in one
-/// write, whatever the key held before, as Redis's `setKey` for the `STORE` commands: no
-/// expiry; an empty `elements` deletes the key (a tombstone when it was live, as `DEL`).
-///
-/// The new collection's clear version is the old record's version, which is at least every
-/// cell's it holds (a cell is written with its record's version), so every old element is
-/// dead on every replica whatever order they see the writes in, and only the new cells and
-/// the clear version travel (`collection::delta`). One write replaces a string, a
-/// collection of another type or one of this type alike, so it needs no tombstone first;
-/// the other collection families' `STORE` commands (`ZUNIONSTORE`, `ZRANGESTORE`, ...) can
-/// share it.
-///
-/// # Errors
-/// The store refused the write (nothing was written).
-pub fn replace(
-    node: &Node,
-    records: &dyn Records,
-    key: &[u8],
-    kind: DataType,
-    elements: Vec<(Bytes, Bytes)>,
-    now_ms: u64,
-) -> Result<(), StoreError> {
-    records.update(key, now_ms, &mut |current| {
-        if elements.is_empty() {
-            return match current.is_some_and(|r| r.is_live(now_ms)) {
-                true => Update::Put(Record::tombstone(node.clock.next(now_ms))),
-                false => Update::Keep,
-            };
-        }
-        let version = node.clock.next(now_ms);
-        let clear = current.map_or(Version::ZERO, |r| r.value_version);
-        let mut collection = Collection::cleared_at(clear);
-        for (element, payload) in &elements {
-            collection.put(element.clone(), Some(payload.clone()), version);
-        }
-        Update::Put(Record {
-            kind,
-            value: Some(collection.encode()),
-            value_version: version,
-            expiry_ms: None,
-            expiry_version: version,
-        })
-    })?;
-    Ok(())
 }
 
 /// `count` distinct members picked uniformly at random (all of them when there are no

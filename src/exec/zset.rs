@@ -33,7 +33,7 @@ use ringcache_resp::cmd::zset::{
 use ringcache_resp::cmd::{CommandError, SortedSetCommand};
 use ringcache_resp::float::format_double_d2string;
 use ringcache_resp::glob::glob_match;
-use ringcache_storage::{Collection, DataType, Record, Update};
+use ringcache_storage::{Collection, DataType};
 
 use super::collection::{self, Edit};
 use super::{ExecError, Outcome, Records};
@@ -476,13 +476,11 @@ fn range(
     }
 }
 
-/// Writes `members` as the sorted set at `dest` as Redis's `setKey` does: whatever `dest`
-/// held, of any type, is replaced (a tombstone first, so none of its cells survive) and the
-/// key has no expiry afterwards; an empty result only deletes `dest`. Returns the members
-/// stored.
+/// Writes `members` as the sorted set at `dest` as Redis's `setKey` does
+/// ([`collection::replace`]); returns the members stored.
 ///
 /// # Errors
-/// The store's.
+/// As [`collection::replace`].
 fn store(
     node: &Node,
     records: &dyn Records,
@@ -490,25 +488,11 @@ fn store(
     now_ms: u64,
     members: &[Scored],
 ) -> Result<usize, ExecError> {
-    records.update(dest, now_ms, &mut |current| {
-        if current.is_some_and(|r| r.is_live(now_ms)) {
-            Update::Put(Record::tombstone(node.clock.next(now_ms)))
-        } else {
-            Update::Keep
-        }
-    })?;
-    if members.is_empty() {
-        return Ok(0);
-    }
-    collection::update(node, records, dest, ZSET, now_ms, |edit| {
-        // A cell at or below the clear version (the tombstone's) would be dropped: the
-        // clock only moves forward, so this write is newer.
-        debug_assert!(edit.version() > edit.collection.clear);
-        for (member, score) in members {
-            edit.put(member.clone(), encode_score(*score));
-        }
-        Ok(())
-    })?;
+    let cells = members
+        .iter()
+        .map(|(member, score)| (member.clone(), encode_score(*score)))
+        .collect();
+    collection::replace(node, records, dest, ZSET, cells, now_ms)?;
     Ok(members.len())
 }
 
