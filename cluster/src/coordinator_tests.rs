@@ -684,21 +684,21 @@ fn read_repair_sends_the_cell_wise_merge() {
     // A holds the newer value, B the newer expiry: both lack something.
     let held_by_a = Record {
         kind: Default::default(),
-        value: Some(Bytes::from_static(b"new")),
+        value: Some(ringcache_storage::Value::Bytes(Bytes::from_static(b"new"))),
         value_version: version(9),
         expiry_ms: Some(1),
         expiry_version: version(2),
     };
     let held_by_b = Record {
         kind: Default::default(),
-        value: Some(Bytes::from_static(b"old")),
+        value: Some(ringcache_storage::Value::Bytes(Bytes::from_static(b"old"))),
         value_version: version(3),
         expiry_ms: None,
         expiry_version: version(8),
     };
     let merged = Record {
         kind: Default::default(),
-        value: Some(Bytes::from_static(b"new")),
+        value: Some(ringcache_storage::Value::Bytes(Bytes::from_static(b"new"))),
         value_version: version(9),
         expiry_ms: None,
         expiry_version: version(8),

@@ -190,9 +190,8 @@ fn cells(record: Option<&Record>) -> (Version, Version) {
 /// older element write): a digest of its encoding, 0 for anything else.
 fn body(record: Option<&Record>) -> u64 {
     record
-        .filter(|r| r.kind.is_collection())
-        .and_then(|r| r.value.as_ref())
-        .map_or(0, |v| twox_hash::XxHash3_64::oneshot(v))
+        .and_then(Record::cells)
+        .map_or(0, |c| twox_hash::XxHash3_64::oneshot(&c.encode()))
 }
 
 /// What names a record's content: its versions, and a collection's cells.
@@ -205,8 +204,8 @@ fn content(record: Option<&Record>) -> (Version, Version, u64) {
 /// never reclaimed on expiry: all of its cells).
 fn observed(record: &Record, now_ms: u64) -> (Version, Version, Option<u64>, Option<Bytes>) {
     let value = match record.kind.is_collection() {
-        true => record.value.clone(),
-        false => record.live_value(now_ms).cloned(),
+        true => record.value.as_ref().map(|v| v.to_bytes()),
+        false => record.live_bytes(now_ms).cloned(),
     };
     (
         record.value_version,
@@ -250,7 +249,7 @@ fn hash_delta(rng: &mut Rng, op: usize, version: Version) -> Record {
         let value = (!rng.chance(300)).then(|| Bytes::from(format!("v{op}")));
         cells.put(field, value, version);
     }
-    Record::new(cells.encode(), None, version).with_kind(DataType::Hash)
+    Record::collection(DataType::Hash, cells, None, version)
 }
 
 struct Sim {

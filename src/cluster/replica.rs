@@ -29,7 +29,7 @@ use ringcache_cluster::HybridClock;
 use ringcache_cluster::hlc::too_far_ahead;
 use ringcache_cluster::protocol::message::STREAM_KEYS_MAX;
 use ringcache_cluster::transfer::in_ranges;
-use ringcache_storage::{Collection, DataType, Record, Store, Version, key_token};
+use ringcache_storage::{DataType, Record, Store, Value, Version, key_token};
 
 use super::error::ReplicaError;
 use super::stats::ClusterStats;
@@ -184,17 +184,18 @@ impl Replica {
         if flushed == 0 || !record.kind.is_collection() {
             return None;
         }
-        let mut collection = Collection::decode(record.value.as_ref()?).ok()?;
+        let collection = record.cells()?;
         let flush = Version {
             hlc: flushed,
             node: u32::MAX,
         };
-        if collection.clear >= flush {
+        if collection.clear() >= flush {
             return None;
         }
+        let mut collection = collection.clone();
         collection.clear_to(flush);
         Some(Record {
-            value: Some(collection.encode()),
+            value: Some(Value::Cells(Arc::new(collection))),
             ..record.clone()
         })
     }

@@ -89,7 +89,12 @@ fn alive(view: &View, node: NodeId) -> bool {
 }
 
 fn record_bytes(key: &Bytes, record: &Record) -> u64 {
-    (key.len() + record.value.as_ref().map_or(0, Bytes::len) + 32) as u64
+    (key.len()
+        + record
+            .value
+            .as_ref()
+            .map_or(0, ringcache_storage::Value::encoded_len)
+        + 32) as u64
 }
 
 /// The streaming task of a node: its own join first if it is joining, then, on every ring

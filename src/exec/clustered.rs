@@ -232,7 +232,7 @@ impl Records for Overlay {
                 let key = Bytes::copy_from_slice(key);
                 records.insert(key.clone(), Some(record.clone()));
                 // A collection's replicas get the cells this write changed, not all of them.
-                let sent = super::collection::delta(&record);
+                let sent = super::collection::delta(current.as_ref(), &record);
                 self.written.lock().push((key, sent));
                 Ok(Some(record))
             }

@@ -6,10 +6,19 @@
 //! [`Collection`] of live and removed cells and edits it through an [`Edit`], which stamps
 //! every cell it writes with the command's version; on a cluster the coordinator sends only
 //! those cells (see `clustered::Overlay`), so a write costs its elements, not the collection.
+//!
+//! # Costs
+//! A stored collection's cells are a persistent map: reading one is a pointer copy, an edit
+//! copies only the paths to the cells it writes, the new record shares everything else with
+//! the old, and [`delta`] finds the changed cells by skipping the shared parts. So a write of
+//! one element into a collection of n costs O(log n) here and in the memory engine; the log
+//! engine still writes and reads a collection's whole encoding (docs/storage.md).
 
 use bytes::Bytes;
 use ringcache_resp::CommandError;
-use ringcache_storage::{Collection, DataType, Record, Update, Version};
+use std::sync::Arc;
+
+use ringcache_storage::{Collection, DataType, Record, Update, Value, Version};
 
 use super::{ExecError, Records};
 use crate::node::Node;
@@ -52,10 +61,11 @@ pub fn live(
     if record.kind != kind {
         return Err(CommandError::WrongType.into());
     }
-    let body = record.value.as_ref().expect("a live record has a value");
-    Collection::decode(body)
+    record
+        .cells()
+        .cloned()
         .map(Some)
-        .map_err(|_| CommandError::CorruptCollection.into())
+        .ok_or_else(|| CommandError::CorruptCollection.into())
 }
 
 /// A collection being changed by one command: every cell written carries its version.
@@ -65,6 +75,9 @@ pub struct Edit {
     pub collection: Collection,
     version: Version,
     changed: bool,
+    /// Whether a removed element's cell is forgotten rather than kept (a single node: see
+    /// [`drop_old_removals`]).
+    forget_removed: bool,
 }
 
 impl Edit {
@@ -73,10 +86,15 @@ impl Edit {
         self.collection.get(element)
     }
 
-    /// Writes `element` with `value`; whether it was not live before.
+    /// Writes `element` with `value`; whether it was not live before. Both are copied: they
+    /// are usually slices of a request's buffer, which the stored cell would keep alive.
     pub fn put(&mut self, element: Bytes, value: Bytes) -> bool {
         let added = self.get(&element).is_none();
-        self.collection.put(element, Some(value), self.version);
+        self.collection.put(
+            Bytes::copy_from_slice(&element),
+            Some(Bytes::copy_from_slice(&value)),
+            self.version,
+        );
         self.changed = true;
         added
     }
@@ -86,8 +104,13 @@ impl Edit {
         if self.get(element).is_none() {
             return false;
         }
-        let element = Bytes::copy_from_slice(element);
-        self.collection.put(element, None, self.version);
+        match self.forget_removed {
+            true => self.collection.forget(element),
+            false => {
+                let element = Bytes::copy_from_slice(element);
+                self.collection.put(element, None, self.version);
+            }
+        }
         self.changed = true;
         true
     }
@@ -134,10 +157,11 @@ pub fn update<T>(
     outcome.expect("update runs the closure")
 }
 
-/// On a single node, drops the cells of removed elements as they are written over: no other
-/// copy exists that an older add could come from, so a collection used as a queue does not
-/// grow by one removed cell per pop. In a cluster each replica drops them itself in the
-/// expiry sweep, once the tombstone horizon passed them (`Store::expire_step`).
+/// On a single node, drops the cells of removed elements: no other copy exists that an older
+/// add could come from, so a collection used as a queue does not grow by one removed cell per
+/// pop. [`Edit::remove`] forgets the cells it removes; this drops any a store kept from
+/// before (it held a cluster's data), once. In a cluster each replica drops them itself in
+/// the expiry sweep, once the tombstone horizon passed them (`Store::expire_step`).
 fn drop_old_removals(node: &Node, collection: &mut Collection) {
     if node.cluster.is_none() {
         collection.drop_removed(|_| true);
@@ -158,9 +182,9 @@ fn recreated(current: Option<&Record>, kind: DataType, now_ms: u64) -> Collectio
     let expired_at = record.expiry_ms.filter(|&at| at <= now_ms);
     if expired_at.is_none()
         && record.kind == kind
-        && let Some(Ok(emptied)) = record.value.as_ref().map(Collection::decode)
+        && let Some(emptied) = record.cells()
     {
-        return emptied;
+        return emptied.clone();
     }
     let mut clear = record.value_version;
     if let Some(at) = expired_at {
@@ -194,19 +218,19 @@ fn edit<T>(
         collection,
         version,
         changed: false,
+        forget_removed: node.cluster.is_none(),
     };
     let result = change(&mut edit);
     if result.is_err() || !edit.changed {
         return (None, result);
     }
     drop_old_removals(node, &mut edit.collection);
-    let encoded = edit.collection.encode();
-    if encoded.len() > COLLECTION_BYTES_MAX {
+    if edit.collection.encoded_len() > COLLECTION_BYTES_MAX {
         return (None, Err(CommandError::CollectionTooLarge.into()));
     }
     let record = Record {
         kind,
-        value: Some(encoded),
+        value: Some(Value::Cells(Arc::new(edit.collection))),
         value_version: version,
         expiry_ms: expiry.0,
         expiry_version: expiry.1,
@@ -247,20 +271,17 @@ pub fn replace(
         let clear = current.map_or(Version::ZERO, |r| r.value_version);
         let mut collection = Collection::cleared_at(clear);
         for (element, payload) in &elements {
-            collection.put(element.clone(), Some(payload.clone()), version);
+            collection.put(
+                Bytes::copy_from_slice(element),
+                Some(Bytes::copy_from_slice(payload)),
+                version,
+            );
         }
-        let encoded = collection.encode();
-        too_large = encoded.len() > COLLECTION_BYTES_MAX;
+        too_large = collection.encoded_len() > COLLECTION_BYTES_MAX;
         if too_large {
             return Update::Keep;
         }
-        Update::Put(Record {
-            kind,
-            value: Some(encoded),
-            value_version: version,
-            expiry_ms: None,
-            expiry_version: version,
-        })
+        Update::Put(Record::collection(kind, collection, None, version))
     })?;
     match too_large {
         true => Err(CommandError::CollectionTooLarge.into()),
@@ -312,22 +333,24 @@ pub fn scan_position(element: &[u8]) -> u64 {
     (hash >> 1) + 1
 }
 
-/// The record a coordinator sends for a collection written at the record's version: the
-/// clear version and the cells this write changed, not the whole collection.
-pub fn delta(record: &Record) -> Record {
-    let Some(body) = record
-        .value
-        .as_ref()
-        .filter(|_| record.kind.is_collection())
-    else {
-        return record.clone();
+/// The record a coordinator sends for a collection it wrote over `before`: the clear
+/// version and the cells the write changed, not the whole collection. A write starts from a
+/// copy of `before`'s cells, so the unchanged parts are shared and skipped:
+/// O(changed × log n).
+pub fn delta(before: Option<&Record>, after: &Record) -> Record {
+    let Some(cells) = after.cells() else {
+        return after.clone();
     };
-    match Collection::decode(body) {
-        Ok(collection) => Record {
-            value: Some(collection.delta(record.value_version).encode()),
-            ..record.clone()
-        },
-        Err(_) => record.clone(),
+    let changed = match before
+        .filter(|b| b.kind == after.kind)
+        .and_then(Record::cells)
+    {
+        Some(old) => cells.changed_since(old),
+        None => cells.clone(),
+    };
+    Record {
+        value: Some(Value::Cells(Arc::new(changed))),
+        ..after.clone()
     }
 }
 
@@ -353,18 +376,19 @@ mod tests {
         .unwrap();
         let record = node.store.get(b"h", 1_000).unwrap();
         assert_eq!(record.value_version, version);
-        let hash = Collection::decode(record.value.as_ref().unwrap()).unwrap();
-        assert!(hash.cells.values().all(|cell| cell.version == version));
+        let hash = record.cells().unwrap().clone();
+        assert!(hash.cells().values().all(|cell| cell.version == version));
         // The delta of that write is all of it; a later write's delta is only its cells.
-        assert_eq!(delta(&record), record);
+        assert_eq!(delta(None, &record), record);
+        let before = record;
         update(&node, records, b"h", DataType::Hash, 1_001, |edit| {
             Ok(edit.put(Bytes::from_static(b"c"), Bytes::from_static(b"3")))
         })
         .unwrap();
         let record = node.store.get(b"h", 1_001).unwrap();
-        let sent = Collection::decode(delta(&record).value.as_ref().unwrap()).unwrap();
+        let sent = delta(Some(&before), &record);
         assert_eq!(
-            sent.cells.keys().collect::<Vec<_>>(),
+            sent.cells().unwrap().cells().keys().collect::<Vec<_>>(),
             [&Bytes::from_static(b"c")]
         );
     }
@@ -397,13 +421,13 @@ mod tests {
         // from 15 ms that this read missed; the write must not kill it.
         let mut cells = Collection::cleared_at(version_at(5));
         cells.put(Bytes::from_static(b"a"), None, version_at(20));
-        let emptied = Record::new(cells.encode(), None, version_at(20)).with_kind(DataType::Hash);
+        let emptied = Record::collection(DataType::Hash, cells, None, version_at(20));
         let start = recreated(Some(&emptied), DataType::Hash, 1_000);
-        assert_eq!(start.clear, version_at(5));
-        assert_eq!(start.cells.len(), 1);
+        assert_eq!(start.clear(), version_at(5));
+        assert_eq!(start.cells().len(), 1);
         // Of another type, it shadows up to its version.
         assert_eq!(
-            recreated(Some(&emptied), DataType::Set, 1_000).clear,
+            recreated(Some(&emptied), DataType::Set, 1_000).clear(),
             version_at(20)
         );
     }
@@ -416,14 +440,13 @@ mod tests {
             Some(Bytes::from_static(b"1")),
             version_at(10),
         );
-        let expired =
-            Record::new(cells.encode(), Some(50), version_at(10)).with_kind(DataType::Hash);
+        let expired = Record::collection(DataType::Hash, cells, Some(50), version_at(10));
         let start = recreated(Some(&expired), DataType::Hash, 60);
-        assert!(start.cells.is_empty());
+        assert!(start.cells().is_empty());
         // A cell at 40 ms (before the expiry) that this read missed stays dead; one at 50 ms
         // (written after it) lives.
-        assert!(start.clear >= version_at(40));
-        assert!(start.clear < version_at(50));
+        assert!(start.clear() >= version_at(40));
+        assert!(start.clear() < version_at(50));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use ringcache_resp::cmd::{Command, Expire, ExpireCondition, Scan, TimeUnit};
 use ringcache_resp::glob::glob_match;
 use ringcache_storage::{Record, StoreError, Update};
 
-use super::strings::{exists, live};
+use super::strings::exists;
 use super::{Outcome, Records, now_ms_signed};
 use crate::node::Node;
 
@@ -31,7 +31,7 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
         // TOUCH is a read that counts as an access, even in CLIENT NO-TOUCH mode (as Redis).
         Command::Touch(keys) => Reply::Integer(
             keys.iter()
-                .filter(|key| live(records.get(key, now_ms).as_ref(), now_ms).is_some())
+                .filter(|key| records.get(key, now_ms).is_some_and(|r| r.is_live(now_ms)))
                 .count() as i64,
         ),
         Command::Type(key) => Reply::Simple(
@@ -115,7 +115,7 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
 fn delete(node: &Node, records: &dyn Records, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
     let mut deleted = false;
     records.update(key, now_ms, &mut |current| {
-        deleted = live(current, now_ms).is_some();
+        deleted = current.is_some_and(|r| r.is_live(now_ms));
         if deleted {
             Update::Put(Record::tombstone(node.clock.next(now_ms)))
         } else {

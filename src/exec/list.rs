@@ -433,15 +433,12 @@ fn length(record: Option<&Record>, now_ms: u64) -> Result<usize, ExecError> {
     if record.kind != LIST {
         return Err(CommandError::WrongType.into());
     }
-    let body = record.value.as_deref().unwrap_or_default();
-    Ok(ringcache_storage::collection::live_count(body) as usize)
+    Ok(record.cells().map_or(0, Collection::live_count))
 }
 
 /// The live cells, position and item, in list order (from either end: `.rev()`).
 fn live(list: &Collection) -> impl DoubleEndedIterator<Item = (&Bytes, &Bytes)> {
-    list.cells
-        .iter()
-        .filter_map(|(position, cell)| Some((position, cell.value.as_ref()?)))
+    list.live()
 }
 
 /// Redis's `LRANGE`/`LTRIM` range over `len` elements: negative indices count from the end,
@@ -831,7 +828,7 @@ mod tests {
             list.put(p.clone(), Some(item(n)), v(2));
         }
         assert_eq!(items(&list), [5, 4, 1, 2, 3]);
-        assert!(list.cells.keys().all(|p| p.last() == Some(&POSITION_END)));
+        assert!(list.cells().keys().all(|p| p.last() == Some(&POSITION_END)));
     }
 
     #[test]
@@ -902,7 +899,7 @@ mod tests {
         expected.extend(&before_last);
         expected.push(1_000_000);
         assert_eq!(items(&list), expected);
-        let longest = list.cells.keys().map(Bytes::len).max().unwrap();
+        let longest = list.cells().keys().map(Bytes::len).max().unwrap();
         assert!(longest <= 140, "positions grew to {longest} bytes");
     }
 
@@ -989,7 +986,7 @@ mod tests {
                     Op::Push(left, n) => {
                         let end = if left { ListEnd::Left } else { ListEnd::Right };
                         for p in push_positions(&list, end, n, version) {
-                            prop_assert!(!list.cells.contains_key(&p));
+                            prop_assert!(!list.cells().contains_key(&p));
                             list.put(p, Some(item(next)), version);
                             match end {
                                 ListEnd::Left => model.insert(0, next),
@@ -1002,7 +999,7 @@ mod tests {
                         let at = at % model.len();
                         let (lo, hi) = neighbours(&list, &item(model[at]), after).unwrap();
                         let p = make(&between(lo.as_deref(), hi.as_deref()), version, 0);
-                        prop_assert!(!list.cells.contains_key(&p));
+                        prop_assert!(!list.cells().contains_key(&p));
                         list.put(p, Some(item(next)), version);
                         model.insert(if after { at + 1 } else { at }, next);
                         next += 1;
@@ -1017,7 +1014,7 @@ mod tests {
                 }
                 prop_assert_eq!(items(&list), model.clone());
             }
-            prop_assert!(list.cells.keys().all(|p| p.last() == Some(&POSITION_END)));
+            prop_assert!(list.cells().keys().all(|p| p.last() == Some(&POSITION_END)));
         }
     }
 
@@ -1058,7 +1055,8 @@ mod tests {
             collection::live(Some(&record), LIST, 0)
                 .unwrap()
                 .unwrap()
-                .cells
+                .cells()
+                .clone()
         };
         let before = cells(&node);
         assert_eq!(run(&node, &mut s, "LSET l 1 B"), Reply::Ok);

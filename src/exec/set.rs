@@ -440,7 +440,7 @@ mod tests {
         for (mut mine, theirs) in [(before.clone(), after.clone()), (after, before)] {
             mine.merge(&theirs);
             let set = ringcache_storage::collection::of_record(&mine, SET).unwrap();
-            let live: Vec<_> = members(&set).cloned().collect();
+            let live: Vec<_> = members(set).cloned().collect();
             assert_eq!(live, [Bytes::from_static(b"new")]);
         }
     }

@@ -9,7 +9,7 @@ use ringcache_resp::cmd::{Command, GetExExpiry, Set, SetCondition, SetExpiry};
 use ringcache_resp::float::incr_by_float_text;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
-use ringcache_storage::{Record, StoreError, Update, Version};
+use ringcache_storage::{Record, StoreError, Update, Value, Version};
 
 use super::{ExecError, Outcome, Records, lookup_reply, now_ms_signed};
 use crate::node::Node;
@@ -146,9 +146,9 @@ pub(super) fn string(record: Option<&Record>, now_ms: u64) -> Result<Option<&Byt
     }
 }
 
-/// The live value of a record at `now_ms` (a string's bytes or a collection's encoding).
+/// The live string of a record at `now_ms` (`None` for a collection too).
 pub(super) fn live(record: Option<&Record>, now_ms: u64) -> Option<&Bytes> {
-    record.and_then(|r| r.live_value(now_ms))
+    record.and_then(|r| r.live_bytes(now_ms))
 }
 
 /// The stored record of `key`, read as an access for eviction if `touch`.
@@ -183,7 +183,7 @@ fn with_value(
         SetExpiry::Keep => match current.filter(|r| r.is_live(now_ms)) {
             Some(record) => Record {
                 kind: Default::default(),
-                value: Some(value),
+                value: Some(Value::Bytes(value)),
                 value_version: version,
                 expiry_ms: record.expiry_ms,
                 expiry_version: record.expiry_version,
@@ -232,10 +232,11 @@ fn execute_set(node: &Node, records: &dyn Records, set: Set, now_ms: u64) -> Out
             return Update::Keep;
         }
         old = live(current, now_ms).cloned();
+        let exists = current.is_some_and(|r| r.is_live(now_ms));
         let allowed = match condition {
             None => true,
-            Some(SetCondition::IfAbsent) => old.is_none(),
-            Some(SetCondition::IfPresent) => old.is_some(),
+            Some(SetCondition::IfAbsent) => !exists,
+            Some(SetCondition::IfPresent) => exists,
         };
         written = allowed;
         if !allowed {

@@ -36,12 +36,10 @@ pub fn record_digest(token: u64, record: &Record) -> u64 {
     bytes[16..24].copy_from_slice(&record.expiry_version.hlc.to_le_bytes());
     let mut digest = XxHash3_64::oneshot_with_seed(token, &bytes);
     // A collection's cells change without its versions (a replica that missed an older
-    // element write has the same header), so its digest covers them; the encoding is
-    // canonical, so equal states hash equal.
-    if record.kind.is_collection()
-        && let Some(value) = &record.value
-    {
-        digest ^= XxHash3_64::oneshot_with_seed(token ^ 1, value);
+    // element write has the same header), so its digest covers them, through the digest
+    // the collection keeps cell by cell (equal states, equal digests).
+    if let Some(collection) = record.cells() {
+        digest ^= XxHash3_64::oneshot_with_seed(token ^ 1, &collection.digest().to_le_bytes());
     }
     // Never 0, so that a record always changes its leaf.
     digest | 1

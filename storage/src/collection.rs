@@ -26,11 +26,12 @@
 //!                             u8 present | (if present) u32 payload length | payload
 //! ```
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use twox_hash::XxHash3_64;
 
-use crate::record::{DataType, Record, Version};
+use crate::record::{DataType, Record, Value, Version};
 
 /// The first byte of every encoded collection.
 const FORMAT: u8 = 1;
@@ -47,31 +48,79 @@ pub struct Cell {
     pub value: Option<Bytes>,
 }
 
-/// A decoded collection: the clear version and the cells above it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The cells of a collection, element → cell, in element order.
+///
+/// A persistent B-tree: a clone is O(1) and shares every node, a change copies only its
+/// path. Why: a command reads the stored collection, edits a copy and stores it back, and
+/// a replica merges a few cells into a large one; with a plain map each of those copied (or
+/// re-encoded) the whole collection, so `HSET` into a 100,000-field hash cost 100,000 fields.
+pub type Cells = imbl::OrdMap<Bytes, Cell>;
+
+/// A decoded collection: the clear version and the cells above it, with the figures every
+/// write needs (live count, encoded size, digest) kept up to date cell by cell so that none
+/// of them walks the collection.
+#[derive(Debug, Clone, Default)]
 pub struct Collection {
     /// Cells at or below this version are dead.
-    pub clear: Version,
+    clear: Version,
     /// Every cell above `clear`, removed elements included.
-    pub cells: BTreeMap<Bytes, Cell>,
+    cells: Cells,
+    /// How many cells hold a payload.
+    live: usize,
+    /// Bytes the cells take in [`Collection::encode`]'s output.
+    cell_bytes: usize,
+    /// Wrapping sum of [`cell_digest`] over the cells: equal cells, equal digest.
+    cells_digest: u64,
 }
+
+impl PartialEq for Collection {
+    fn eq(&self, other: &Collection) -> bool {
+        self.clear == other.clear && self.cells == other.cells
+    }
+}
+
+impl Eq for Collection {}
 
 /// What was wrong with bytes that should have been an encoded collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt collection encoding")]
 pub struct CorruptCollection;
 
+/// Bytes one cell takes in the encoding.
+fn cell_bytes(element: &[u8], cell: &Cell) -> usize {
+    4 + element.len() + 13 + cell.value.as_ref().map_or(0, |v| 4 + v.len())
+}
+
+/// One cell's share of [`Collection::digest`]: its element, version and whether it is live
+/// (one version is one write, so the payload follows from them).
+fn cell_digest(element: &[u8], cell: &Cell) -> u64 {
+    let seed = cell.version.hlc.rotate_left(17)
+        ^ u64::from(cell.version.node).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ u64::from(cell.value.is_some());
+    XxHash3_64::oneshot_with_seed(seed, element)
+}
+
 impl Collection {
     /// An empty collection whose elements at or below `clear` are dead.
     pub fn cleared_at(clear: Version) -> Collection {
         Collection {
             clear,
-            cells: BTreeMap::new(),
+            ..Collection::default()
         }
     }
 
-    /// The live elements and their payloads, in element order.
-    pub fn live(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+    /// Cells at or below this version are dead.
+    pub fn clear(&self) -> Version {
+        self.clear
+    }
+
+    /// Every cell above the clear version, removed elements included, in element order.
+    pub fn cells(&self) -> &Cells {
+        &self.cells
+    }
+
+    /// The live elements and their payloads, in element order (from either end).
+    pub fn live(&self) -> impl DoubleEndedIterator<Item = (&Bytes, &Bytes)> {
         self.cells
             .iter()
             .filter_map(|(element, cell)| Some((element, cell.value.as_ref()?)))
@@ -79,7 +128,28 @@ impl Collection {
 
     /// How many elements are live.
     pub fn live_count(&self) -> usize {
-        self.cells.values().filter(|c| c.value.is_some()).count()
+        self.live
+    }
+
+    /// Whether some cell is a removed element's.
+    pub fn has_removed(&self) -> bool {
+        self.cells.len() > self.live
+    }
+
+    /// The length of [`Collection::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_BYTES + self.cell_bytes
+    }
+
+    /// A digest of the whole state (clear version and every cell), kept up to date by every
+    /// change: what anti-entropy and repair compare instead of the encoding.
+    pub fn digest(&self) -> u64 {
+        let clear = self
+            .clear
+            .hlc
+            .wrapping_mul(0xff51_afd7_ed55_8ccd)
+            .wrapping_add(u64::from(self.clear.node));
+        self.cells_digest ^ clear.rotate_left(29)
     }
 
     /// The payload of `element` if it is live.
@@ -87,10 +157,43 @@ impl Collection {
         self.cells.get(element)?.value.as_ref()
     }
 
-    /// Writes `element` (or removes it, `value` `None`) at `version`.
+    /// Writes `element` (or removes it, `value` `None`) at `version`, unless `version` is at
+    /// or below the clear version.
     pub fn put(&mut self, element: Bytes, value: Option<Bytes>, version: Version) {
         if version > self.clear {
-            self.cells.insert(element, Cell { version, value });
+            self.set_cell(element, Cell { version, value });
+        }
+    }
+
+    /// Forgets `element`'s cell altogether (no removed cell is kept): on a single node,
+    /// where no older copy of the element can arrive later.
+    pub fn forget(&mut self, element: &[u8]) {
+        if let Some(old) = self.cells.remove(element) {
+            self.count(element, &old, false);
+        }
+    }
+
+    /// Stores `cell` for `element`, keeping the figures.
+    fn set_cell(&mut self, element: Bytes, cell: Cell) {
+        self.count(&element, &cell, true);
+        if let Some(old) = self.cells.insert(element.clone(), cell) {
+            self.count(&element, &old, false);
+        }
+    }
+
+    /// Adds (or takes away) one cell's share of the kept figures.
+    fn count(&mut self, element: &[u8], cell: &Cell, add: bool) {
+        let live = usize::from(cell.value.is_some());
+        let bytes = cell_bytes(element, cell);
+        let digest = cell_digest(element, cell);
+        if add {
+            self.live += live;
+            self.cell_bytes += bytes;
+            self.cells_digest = self.cells_digest.wrapping_add(digest);
+        } else {
+            self.live -= live;
+            self.cell_bytes -= bytes;
+            self.cells_digest = self.cells_digest.wrapping_sub(digest);
         }
     }
 
@@ -98,11 +201,26 @@ impl Collection {
     pub fn clear_to(&mut self, clear: Version) {
         if clear > self.clear {
             self.clear = clear;
-            self.cells.retain(|_, cell| cell.version > clear);
+            self.retain(|cell| cell.version > clear);
         }
     }
 
-    /// Merges `other` in cell by cell; whether anything changed.
+    /// Keeps only the cells `keep` accepts; how many went.
+    fn retain(&mut self, keep: impl Fn(&Cell) -> bool) -> usize {
+        let doomed: Vec<Bytes> = self
+            .cells
+            .iter()
+            .filter(|(_, cell)| !keep(cell))
+            .map(|(element, _)| element.clone())
+            .collect();
+        for element in &doomed {
+            self.forget(element);
+        }
+        doomed.len()
+    }
+
+    /// Merges `other` in cell by cell; whether anything changed. Costs `other`'s cells, not
+    /// this collection's (unless `other` raises the clear version).
     pub fn merge(&mut self, other: &Collection) -> bool {
         let mut changed = false;
         if other.clear > self.clear {
@@ -113,53 +231,52 @@ impl Collection {
             if cell.version <= self.clear {
                 continue;
             }
-            match self.cells.get_mut(element) {
-                Some(mine) if mine.version >= cell.version => {}
-                Some(mine) => {
-                    *mine = cell.clone();
-                    changed = true;
-                }
-                None => {
-                    self.cells.insert(element.clone(), cell.clone());
-                    changed = true;
-                }
+            if self
+                .cells
+                .get(element)
+                .is_some_and(|mine| mine.version >= cell.version)
+            {
+                continue;
+            }
+            self.set_cell(element.clone(), cell.clone());
+            changed = true;
+        }
+        changed
+    }
+
+    /// The clear version and the cells that differ from `before`'s (added or rewritten;
+    /// a cell `before` has and this lacks is not named). Made by editing a copy of `before`,
+    /// the two share every untouched part of their maps, which the walk skips: it costs the
+    /// changed cells, not the collection.
+    pub fn changed_since(&self, before: &Collection) -> Collection {
+        let mut changed = Collection::cleared_at(self.clear);
+        for item in before.cells.diff(&self.cells) {
+            match item {
+                imbl::ordmap::DiffItem::Add(element, cell)
+                | imbl::ordmap::DiffItem::Update {
+                    new: (element, cell),
+                    ..
+                } => changed.set_cell(element.clone(), cell.clone()),
+                imbl::ordmap::DiffItem::Remove(..) => {}
             }
         }
         changed
     }
 
-    /// What a write at `version` changed: the clear version and the cells it wrote.
-    pub fn delta(&self, version: Version) -> Collection {
-        Collection {
-            clear: self.clear,
-            cells: self
-                .cells
-                .iter()
-                .filter(|(_, cell)| cell.version == version)
-                .map(|(e, c)| (e.clone(), c.clone()))
-                .collect(),
-        }
-    }
-
     /// Drops removed-element cells that `droppable` allows (old enough that no replica can
     /// still hold an older add of the element; see the tombstone horizon); how many went.
     pub fn drop_removed(&mut self, droppable: impl Fn(Version) -> bool) -> usize {
-        let before = self.cells.len();
-        self.cells
-            .retain(|_, cell| cell.value.is_some() || !droppable(cell.version));
-        before - self.cells.len()
+        if !self.has_removed() {
+            return 0;
+        }
+        self.retain(|cell| cell.value.is_some() || !droppable(cell.version))
     }
 
     /// The canonical encoding (module docs).
     pub fn encode(&self) -> Bytes {
-        let payload: usize = self
-            .cells
-            .iter()
-            .map(|(e, c)| 4 + e.len() + 13 + c.value.as_ref().map_or(0, |v| 4 + v.len()))
-            .sum();
-        let mut out = BytesMut::with_capacity(HEADER_BYTES + payload);
+        let mut out = BytesMut::with_capacity(self.encoded_len());
         out.put_u8(FORMAT);
-        out.put_u32_le(self.live_count() as u32);
+        out.put_u32_le(self.live as u32);
         out.put_u64_le(self.clear.hlc);
         out.put_u32_le(self.clear.node);
         out.put_u32_le(self.cells.len() as u32);
@@ -180,12 +297,15 @@ impl Collection {
         out.freeze()
     }
 
-    /// Decodes [`Collection::encode`]'s bytes; elements and payloads share `bytes`.
+    /// Decodes [`Collection::encode`]'s bytes. Elements and payloads share one copy of
+    /// them: `bytes` is often a slice of something larger (a peer frame, a mapped segment)
+    /// that a stored collection must not keep alive.
     ///
     /// # Errors
     /// When the bytes are not a well-formed encoding (every length is checked against what
     /// is left, so garbage never reads out of bounds).
     pub fn decode(bytes: &Bytes) -> Result<Collection, CorruptCollection> {
+        let bytes = &Bytes::copy_from_slice(bytes);
         let mut at = Reader { bytes, at: 0 };
         if at.u8()? != FORMAT {
             return Err(CorruptCollection);
@@ -193,7 +313,7 @@ impl Collection {
         let live = at.u32()?;
         let clear = at.version()?;
         let count = at.u32()? as usize;
-        let mut cells = BTreeMap::new();
+        let mut collection = Collection::cleared_at(clear);
         let mut previous: Option<Bytes> = None;
         for _ in 0..count {
             let element = at.bytes()?;
@@ -210,22 +330,68 @@ impl Collection {
                 return Err(CorruptCollection);
             }
             previous = Some(element.clone());
-            cells.insert(element, Cell { version, value });
+            collection.set_cell(element, Cell { version, value });
         }
-        let collection = Collection { clear, cells };
-        if at.at != bytes.len() || live as usize != collection.live_count() {
+        if at.at != bytes.len() || live as usize != collection.live {
             return Err(CorruptCollection);
         }
         Ok(collection)
     }
 }
 
-/// Whether an encoded collection holds removed-element cells, read from its header.
-pub fn has_removed(encoded: &[u8]) -> bool {
-    let cells = encoded
-        .get(17..21)
-        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-    cells > live_count(encoded)
+/// A collection reduced to what tells two replicas' cells apart: its live count, its
+/// digest and its clear version. Repair's version lists carry it in place of the cells.
+///
+/// Encoding: `u8 0xff | u32 live | u64 digest | u64 clear hlc | u32 clear node`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Live elements.
+    pub live: u32,
+    /// [`Collection::digest`].
+    pub digest: u64,
+    /// [`Collection::clear`].
+    pub clear: Version,
+}
+
+impl Summary {
+    /// Bytes of the encoding.
+    pub const BYTES: usize = 1 + 4 + 8 + 8 + 4;
+
+    /// The summary of `collection`.
+    pub fn of(collection: &Collection) -> Summary {
+        Summary {
+            live: u32::try_from(collection.live_count()).unwrap_or(u32::MAX),
+            digest: collection.digest(),
+            clear: collection.clear(),
+        }
+    }
+
+    /// The encoding (type docs).
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(Summary::BYTES);
+        out.put_u8(0xff);
+        out.put_u32_le(self.live);
+        out.put_u64_le(self.digest);
+        out.put_u64_le(self.clear.hlc);
+        out.put_u32_le(self.clear.node);
+        out.freeze()
+    }
+
+    /// Decodes [`Summary::encode`]'s bytes.
+    ///
+    /// # Errors
+    /// Bytes of another length or first byte.
+    pub fn decode(bytes: &Bytes) -> Result<Summary, CorruptCollection> {
+        let mut at = Reader { bytes, at: 0 };
+        if bytes.len() != Summary::BYTES || at.u8()? != 0xff {
+            return Err(CorruptCollection);
+        }
+        Ok(Summary {
+            live: at.u32()?,
+            digest: at.u64()?,
+            clear: at.version()?,
+        })
+    }
 }
 
 /// A collection's record without the removed-element cells older than `before_ms` (unix ms),
@@ -233,29 +399,14 @@ pub fn has_removed(encoded: &[u8]) -> bool {
 /// passed them, so that every replica eventually drops them and a queue does not grow by a
 /// cell per pop.
 pub fn without_old_removals(record: &Record, before_ms: u64) -> Option<Record> {
-    let body = record
-        .value
-        .as_ref()
-        .filter(|_| record.kind.is_collection())?;
-    if !has_removed(body) {
-        return None;
-    }
-    let mut collection = Collection::decode(body).ok()?;
+    let mut collection = record.cells().filter(|c| c.has_removed())?.clone();
     if collection.drop_removed(|version| version.unix_ms() < before_ms) == 0 {
         return None;
     }
     Some(Record {
-        value: Some(collection.encode()),
+        value: Some(Value::Cells(Arc::new(collection))),
         ..record.clone()
     })
-}
-
-/// How many live elements an encoded collection holds, read from its header without
-/// decoding it (0 for bytes too short to be one).
-pub fn live_count(encoded: &[u8]) -> u32 {
-    encoded
-        .get(1..5)
-        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
 }
 
 /// A bounds-checked reader over an encoded collection.
@@ -299,34 +450,24 @@ impl Reader<'_> {
     }
 }
 
-/// The collection a record holds, if it holds one of type `kind` (a record of another type,
-/// a tombstone or a corrupt encoding reads as none).
-pub fn of_record(record: &Record, kind: DataType) -> Option<Collection> {
-    if record.kind != kind {
-        return None;
-    }
-    Collection::decode(record.value.as_ref()?).ok()
+/// The collection a record holds, if it holds one of type `kind` (a record of another type
+/// or a tombstone reads as none).
+pub fn of_record(record: &Record, kind: DataType) -> Option<&Collection> {
+    record.cells().filter(|_| record.kind == kind)
 }
 
 /// Merges the value cells of two records of which at least one is a collection (see the
 /// module docs): the newer header decides the type; cells of the same type merge one by one;
 /// whatever the winner shadows raises its clear version. Returns whether `mine` changed.
 pub(crate) fn merge_value(mine: &mut Record, other: &Record) -> bool {
-    let both_bodies = mine.kind == other.kind && mine.value.is_some() && other.value.is_some();
-    if both_bodies {
-        let (Ok(mut merged), Ok(theirs)) = (
-            Collection::decode(mine.value.as_ref().expect("checked")),
-            Collection::decode(other.value.as_ref().expect("checked")),
-        ) else {
-            return merge_whole(mine, other);
-        };
-        let mut changed = merged.merge(&theirs);
+    if mine.kind == other.kind
+        && let Some(theirs) = other.cells()
+        && let Some(Value::Cells(merged)) = &mut mine.value
+    {
+        let mut changed = Arc::make_mut(merged).merge(theirs);
         if other.value_version > mine.value_version {
             mine.value_version = other.value_version;
             changed = true;
-        }
-        if changed {
-            mine.value = Some(merged.encode());
         }
         return changed;
     }
@@ -347,18 +488,17 @@ fn merge_whole(mine: &mut Record, other: &Record) -> bool {
         (mine.clone(), other.value_version)
     };
     let mut value = winner.value.clone();
+    let mut cleared = false;
     // A loser at the winner's own version is the same write without its value (reclaimed
     // on expiry): it shadows nothing.
-    if winner.kind.is_collection()
-        && let Some(body) = &value
-        && let Ok(mut collection) = Collection::decode(body)
+    if let Some(Value::Cells(collection)) = &mut value
         && loser_version > collection.clear
         && loser_version < winner.value_version
     {
-        collection.clear_to(loser_version);
-        value = Some(collection.encode());
+        Arc::make_mut(collection).clear_to(loser_version);
+        cleared = true;
     }
-    let changed = value != mine.value || winner.kind != mine.kind || other_wins;
+    let changed = other_wins || cleared;
     mine.value_version = winner.value_version;
     mine.kind = winner.kind;
     mine.value = value;
@@ -383,10 +523,7 @@ mod tests {
                 v(*ver),
             );
         }
-        Record {
-            kind: DataType::Hash,
-            ..Record::new(c.encode(), None, v(version))
-        }
+        Record::collection(DataType::Hash, c, None, v(version))
     }
 
     fn fields(record: &Record) -> Vec<(String, String)> {
@@ -434,7 +571,7 @@ mod tests {
         let mut removed = hash_record(9, 0, &[("a", None, 9)]);
         assert!(!removed.merge(&hash_record(4, 0, &[("a", Some("x"), 4)])));
         assert!(fields(&removed).is_empty());
-        assert_eq!(live_count(removed.value.as_ref().unwrap()), 0);
+        assert_eq!(removed.cells().unwrap().live_count(), 0);
     }
 
     #[test]
@@ -464,8 +601,8 @@ mod tests {
             Some(Bytes::from_static(b"x")),
             at_ms(9),
         );
-        let record = Record::new(cells.encode(), None, at_ms(9)).with_kind(DataType::Hash);
-        assert!(has_removed(record.value.as_ref().unwrap()));
+        let record = Record::collection(DataType::Hash, cells, None, at_ms(9));
+        assert!(record.cells().unwrap().has_removed());
         let smaller = without_old_removals(&record, 5).unwrap();
         let kept = of_record(&smaller, DataType::Hash).unwrap();
         assert_eq!(
@@ -474,7 +611,7 @@ mod tests {
         );
         assert_eq!(smaller.value_version, record.value_version);
         let all_gone = without_old_removals(&smaller, 100).unwrap();
-        assert!(!has_removed(all_gone.value.as_ref().unwrap()));
+        assert!(!all_gone.cells().unwrap().has_removed());
         assert!(without_old_removals(&all_gone, 100).is_none());
     }
 
@@ -497,7 +634,7 @@ mod tests {
         }
         assert!(Collection::decode(&out.freeze()).is_err());
         // A live count that lies.
-        let good = hash_record(1, 0, &[("a", Some("1"), 1)]).value.unwrap();
+        let good = hash_record(1, 0, &[("a", Some("1"), 1)]).value_bytes();
         let mut lying = good.to_vec();
         lying[1] = 7;
         assert!(Collection::decode(&Bytes::from(lying)).is_err());
@@ -505,7 +642,7 @@ mod tests {
 
     #[test]
     fn corrupt_bytes_decode_to_an_error_not_a_panic() {
-        let good = hash_record(1, 0, &[("a", Some("1"), 1)]).value.unwrap();
+        let good = hash_record(1, 0, &[("a", Some("1"), 1)]).value_bytes();
         for cut in 0..good.len() {
             assert!(Collection::decode(&good.slice(..cut)).is_err());
         }
@@ -543,17 +680,15 @@ mod tests {
                 } else {
                     DataType::Set
                 };
-                Record {
+                Record::collection(
                     kind,
-                    ..Record::new(
-                        c.encode(),
-                        None,
-                        Version {
-                            hlc: version,
-                            node: 2,
-                        },
-                    )
-                }
+                    c,
+                    None,
+                    Version {
+                        hlc: version,
+                        node: 2,
+                    },
+                )
             })
     }
 

@@ -434,7 +434,7 @@ impl Hints {
         record: &Record,
         stored_ms: u64,
     ) -> Result<(), HintError> {
-        let value: &[u8] = record.value.as_deref().unwrap_or(&[]);
+        let value = record.value_bytes();
         if key.len() > HINT_KEY_BYTES_MAX || value.len() > HINT_VALUE_BYTES_MAX {
             return Err(HintError::TooLarge {
                 key_bytes: key.len(),
@@ -444,7 +444,7 @@ impl Hints {
         let header = HintHeader::encode(key, record, stored_ms);
         let log = self.target(target);
         let mut state = log.state.lock();
-        state.append(&header, key, value, &self.options)
+        state.append(&header, key, &value, &self.options)
     }
 
     /// Targets that have pending hints, in order.

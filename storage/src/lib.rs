@@ -31,7 +31,7 @@ mod shard_guard;
 pub mod token;
 
 pub use aae::{MerkleLeaves, TombstoneHorizon};
-pub use collection::{Cell, Collection};
+pub use collection::{Cell, Collection, Summary};
 pub use error::StoreError;
 pub use eviction::{EvictedKey, EvictionPolicy};
 pub use hints::{
@@ -40,7 +40,7 @@ pub use hints::{
 };
 pub use log::{FsyncPolicy, LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 pub use memory::MemoryStore;
-pub use record::{DataType, Record, Version};
+pub use record::{DataType, Record, Value, Version};
 pub use token::key_token;
 
 use bytes::Bytes;
@@ -505,7 +505,7 @@ pub(crate) mod testing {
             } => {
                 let record = Record {
                     kind: Default::default(),
-                    value: byte.map(value),
+                    value: byte.map(|b| crate::record::Value::Bytes(value(b))),
                     value_version: version(value_ms, step, node),
                     expiry_ms,
                     expiry_version: version(expiry_version_ms, step, node),
@@ -529,7 +529,7 @@ pub(crate) mod testing {
                         at,
                     );
                 }
-                let record = Record::new(cells.encode(), None, at).with_kind(DataType::Hash);
+                let record = Record::collection(DataType::Hash, cells, None, at);
                 let _ = store.merge(&[*key], &record);
             }
             &StoreOp::Get { key, now_ms } => {

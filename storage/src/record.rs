@@ -5,7 +5,11 @@
 //! expiry cell; `DEL` writes a tombstone into the value cell. Expiry is absolute unix time in
 //! milliseconds, so every replica expires a key at the same moment.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+
+use crate::collection::{Collection, CorruptCollection, Summary};
 
 /// The version of a cell: a hybrid logical clock reading, then the writing node as the
 /// tie-break. Totally ordered; a node never issues the same version twice.
@@ -84,14 +88,86 @@ impl DataType {
     }
 }
 
+/// What a value cell holds: a string's bytes or a collection's cells.
+///
+/// Collections are held decoded (their cells a persistent map) rather than as encoded bytes,
+/// so that reading one is a clone of a pointer and writing one element costs that element;
+/// the codecs (log, hints, peer frames) encode them at their boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A string's bytes.
+    Bytes(Bytes),
+    /// A collection (hash, set, sorted set, list); its type is [`Record::kind`]. Behind an
+    /// `Arc` so that a record of a string stays as small as before (an entry is 144 bytes).
+    Cells(Arc<Collection>),
+    /// What repair's version lists carry in place of a collection's cells: enough to tell
+    /// whether two replicas' cells differ, never stored.
+    Summary(Box<Summary>),
+}
+
+impl Value {
+    /// The value as the codecs write it: a string's bytes, a collection's encoding.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Value::Bytes(bytes) => bytes.clone(),
+            Value::Cells(collection) => collection.encode(),
+            Value::Summary(summary) => summary.encode(),
+        }
+    }
+
+    /// The length of [`Value::to_bytes`], without encoding.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Value::Bytes(bytes) => bytes.len(),
+            Value::Cells(collection) => collection.encoded_len(),
+            Value::Summary(_) => Summary::BYTES,
+        }
+    }
+
+    /// The value of type `kind` whose codec bytes are `bytes`.
+    ///
+    /// # Errors
+    /// A collection type whose bytes are not a canonical encoding.
+    pub fn decode(kind: DataType, bytes: Bytes) -> Result<Value, CorruptCollection> {
+        match kind.is_collection() {
+            true => Collection::decode(&bytes).map(|c| Value::Cells(Arc::new(c))),
+            false => Ok(Value::Bytes(bytes)),
+        }
+    }
+
+    /// The string's bytes, `None` for a collection.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            Value::Bytes(bytes) => Some(bytes),
+            Value::Cells(_) | Value::Summary(_) => None,
+        }
+    }
+
+    /// The collection, `None` for a string.
+    pub fn cells(&self) -> Option<&Collection> {
+        match self {
+            Value::Bytes(_) | Value::Summary(_) => None,
+            Value::Cells(collection) => Some(collection.as_ref()),
+        }
+    }
+}
+
+/// The value of type `kind` read from a codec whose checksum passed: a collection whose bytes
+/// still do not decode (a bug, never seen) reads as an empty collection, which shadows
+/// nothing its version does not, rather than as a tombstone that could hide other
+/// replicas' elements or a panic.
+pub fn decoded(kind: DataType, bytes: Bytes) -> Value {
+    Value::decode(kind, bytes).unwrap_or_else(|_| Value::Cells(Arc::default()))
+}
+
 /// One key's state. A cell never written has version [`Version::ZERO`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
-    /// The value's type: a string's bytes, or an encoded collection (see
-    /// [`crate::collection`]). Part of the value cell: it changes only with it.
+    /// The value's type: a string's bytes, or a collection (see [`crate::collection`]).
+    /// Part of the value cell: it changes only with it.
     pub kind: DataType,
     /// The value, or `None` for a tombstone (deleted, expired, or never written).
-    pub value: Option<Bytes>,
+    pub value: Option<Value>,
     /// Version of the value cell.
     pub value_version: Version,
     /// Absolute expiry in unix milliseconds, `None` for none.
@@ -105,7 +181,7 @@ impl Record {
     pub fn new(value: Bytes, expiry_ms: Option<u64>, version: Version) -> Record {
         Record {
             kind: DataType::String,
-            value: Some(value),
+            value: Some(Value::Bytes(value)),
             value_version: version,
             expiry_ms,
             expiry_version: version,
@@ -123,19 +199,52 @@ impl Record {
         }
     }
 
-    /// This record with its value cell holding a collection of type `kind`.
-    pub fn with_kind(self, kind: DataType) -> Record {
-        Record { kind, ..self }
+    /// A record holding `collection` of type `kind` with `expiry_ms`, both cells at
+    /// `version`.
+    pub fn collection(
+        kind: DataType,
+        collection: Collection,
+        expiry_ms: Option<u64>,
+        version: Version,
+    ) -> Record {
+        Record {
+            kind,
+            value: Some(Value::Cells(Arc::new(collection))),
+            value_version: version,
+            expiry_ms,
+            expiry_version: version,
+        }
+    }
+
+    /// What the codecs write for the value cell: a string's bytes, a collection's
+    /// encoding, nothing for a tombstone.
+    pub fn value_bytes(&self) -> Bytes {
+        self.value.as_ref().map_or_else(Bytes::new, Value::to_bytes)
+    }
+
+    /// The string's bytes, whether live or not; `None` for a tombstone or a collection.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        self.value.as_ref()?.bytes()
+    }
+
+    /// The collection, whether live or not; `None` for a tombstone or a string.
+    pub fn cells(&self) -> Option<&Collection> {
+        self.value.as_ref()?.cells()
     }
 
     /// The value if the key exists at `now_ms`: not deleted, not expired, and not a
     /// collection whose every element was removed (Redis deletes a key with its last
     /// element).
-    pub fn live_value(&self, now_ms: u64) -> Option<&Bytes> {
+    pub fn live_value(&self, now_ms: u64) -> Option<&Value> {
         match self.expiry_ms {
             Some(at) if at <= now_ms => None,
             _ => self.value.as_ref().filter(|_| self.holds_value()),
         }
+    }
+
+    /// The string's bytes if the key exists at `now_ms` and holds a string.
+    pub fn live_bytes(&self, now_ms: u64) -> Option<&Bytes> {
+        self.live_value(now_ms)?.bytes()
     }
 
     /// Whether the value cell holds something a key exists by, expiry aside: a string, or
@@ -144,7 +253,9 @@ impl Record {
     pub fn holds_value(&self) -> bool {
         match &self.value {
             None => false,
-            Some(value) => !self.kind.is_collection() || crate::collection::live_count(value) > 0,
+            Some(Value::Bytes(_)) => true,
+            Some(Value::Cells(collection)) => collection.live_count() > 0,
+            Some(Value::Summary(summary)) => summary.live > 0,
         }
     }
 
@@ -200,13 +311,13 @@ mod tests {
         let mut mine = Record::new(Bytes::from_static(b"a"), Some(100), v(5));
         let theirs = Record {
             kind: Default::default(),
-            value: Some(Bytes::from_static(b"b")),
+            value: Some(Value::Bytes(Bytes::from_static(b"b"))),
             value_version: v(4),
             expiry_ms: None,
             expiry_version: v(6),
         };
         assert!(mine.merge(&theirs));
-        assert_eq!(mine.value.as_deref(), Some(&b"a"[..]));
+        assert_eq!(mine.bytes().map(|b| &b[..]), Some(&b"a"[..]));
         assert_eq!(mine.expiry_ms, None);
         assert_eq!(mine.version(), v(6));
     }

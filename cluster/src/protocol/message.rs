@@ -44,7 +44,7 @@
 //! without `HAS_VALUE` is a tombstone.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use ringcache_storage::{Collection, DataType, Record, Version};
+use ringcache_storage::{DataType, Record, Summary, Value, Version};
 
 use super::ProtocolError;
 use super::frame::{Frame, PEER_KEY_BYTES_MAX, PEER_VALUE_BYTES_MAX, put_header};
@@ -781,8 +781,8 @@ fn record_bytes(record: &Record) -> Result<usize, ProtocolError> {
         bytes += 8;
     }
     if let Some(value) = &record.value {
-        check("value", value.len(), PEER_VALUE_BYTES_MAX)?;
-        bytes += 4 + value.len();
+        check("value", value.encoded_len(), PEER_VALUE_BYTES_MAX)?;
+        bytes += 4 + value.encoded_len();
     }
     Ok(bytes)
 }
@@ -827,7 +827,7 @@ fn put_record(record: &Record, out: &mut BytesMut) {
         out.put_u64_le(expiry_ms);
     }
     if let Some(value) = &record.value {
-        put_bytes32(value, out);
+        put_bytes32(&value.to_bytes(), out);
     }
 }
 
@@ -971,14 +971,17 @@ impl Reader {
             None
         };
         // A collection must decode: a peer never makes a replica store garbage it would
-        // then fail to read. (A repair's version list carries a digest in its place.)
-        if data_type.is_collection()
-            && message_kind != kind::VERSIONS_REPLY
-            && let Some(body) = &value
-            && Collection::decode(body).is_err()
-        {
-            return Err(malformed("collection encoding"));
-        }
+        // then fail to read. (A repair's version list carries a summary in its place.)
+        let value = match value {
+            Some(bytes) if data_type.is_collection() && message_kind == kind::VERSIONS_REPLY => {
+                let summary = Summary::decode(&bytes).map_err(|_| malformed("summary"))?;
+                Some(Value::Summary(Box::new(summary)))
+            }
+            Some(bytes) => Some(
+                Value::decode(data_type, bytes).map_err(|_| malformed("collection encoding"))?,
+            ),
+            None => None,
+        };
         Ok(Record {
             kind: data_type,
             value,

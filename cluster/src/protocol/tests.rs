@@ -29,7 +29,7 @@ fn record() -> impl Strategy<Value = Record> {
     )
         .prop_map(|(value, value_version, expiry_ms, expiry_version)| Record {
             kind: Default::default(),
-            value: value.map(Bytes::from),
+            value: value.map(|v| ringcache_storage::Value::Bytes(Bytes::from(v))),
             value_version,
             expiry_ms,
             expiry_version,
@@ -193,7 +193,7 @@ fn a_decoded_value_is_a_slice_of_the_frame_not_a_copy() {
     let Message::Write { record, .. } = Message::decode(&frame).unwrap() else {
         panic!("not a write");
     };
-    let value = record.value.unwrap();
+    let value = record.bytes().unwrap().clone();
     let payload = frame.payload.as_ptr_range();
     assert!(payload.contains(&value.as_ptr()));
 }

@@ -19,9 +19,7 @@ use bytes::Bytes;
 use ringcache_storage::aae::{
     MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of, record_digest,
 };
-use ringcache_storage::collection::live_count;
-use ringcache_storage::{Collection, Record, Store, TombstoneHorizon, Version, key_token};
-use twox_hash::XxHash3_64;
+use ringcache_storage::{Record, Store, Summary, TombstoneHorizon, Value, key_token};
 
 use crate::protocol::Message;
 use crate::protocol::message::{
@@ -503,24 +501,15 @@ pub fn directions(
 }
 
 /// What a [`Message::VersionsReply`] says of a record: its versions, and for a collection a
-/// summary of its cells, since replicas can hold different cells under one header version
-/// (one missed an older element write) and a shadowed write (an older `DEL`) still raises a
-/// collection's clear version; other values go empty. The summary keeps the encoding's live
-/// count where the encoding has it, so [`Record::holds_value`] reads it the same:
-/// `u8 0xff | u32 live cells | u64 xxh3 of the encoding | u64 clear hlc | u32 clear node`.
+/// [`Summary`] of its cells, since replicas can hold different cells under one header
+/// version (one missed an older element write) and a shadowed write (an older `DEL`) still
+/// raises a collection's clear version; other values go empty. The summary keeps the live
+/// count, so [`Record::holds_value`] reads it the same.
 pub fn versions_header(record: &Record) -> Record {
-    let value = record.value.as_ref().map(|value| {
-        if !record.kind.is_collection() {
-            return Bytes::new();
-        }
-        let clear = Collection::decode(value).map_or(Version::ZERO, |c| c.clear);
-        let mut header = Vec::with_capacity(COLLECTION_HEADER_BYTES);
-        header.push(0xff);
-        header.extend_from_slice(&live_count(value).to_le_bytes());
-        header.extend_from_slice(&XxHash3_64::oneshot(value).to_le_bytes());
-        header.extend_from_slice(&clear.hlc.to_le_bytes());
-        header.extend_from_slice(&clear.node.to_le_bytes());
-        Bytes::from(header)
+    let value = record.value.as_ref().map(|value| match value {
+        Value::Cells(collection) => Value::Summary(Box::new(Summary::of(collection))),
+        Value::Summary(summary) => Value::Summary(summary.clone()),
+        Value::Bytes(_) => Value::Bytes(Bytes::new()),
     });
     Record {
         value,
@@ -528,19 +517,12 @@ pub fn versions_header(record: &Record) -> Record {
     }
 }
 
-/// Bytes of a collection's [`versions_header`] value.
-const COLLECTION_HEADER_BYTES: usize = 1 + 4 + 8 + 8 + 4;
-
-/// The clear version a collection's [`versions_header`] carries.
-fn header_clear(header: &Record) -> Option<Version> {
-    let value = header
-        .value
-        .as_ref()
-        .filter(|v| header.kind.is_collection() && v.len() == COLLECTION_HEADER_BYTES)?;
-    Some(Version {
-        hlc: u64::from_le_bytes(value[13..21].try_into().expect("8 bytes")),
-        node: u32::from_le_bytes(value[21..25].try_into().expect("4 bytes")),
-    })
+/// The summary of a collection's [`versions_header`].
+fn summary(header: &Record) -> Option<&Summary> {
+    match header.value.as_ref()? {
+        Value::Summary(summary) => Some(summary),
+        _ => None,
+    }
 }
 
 /// Whether `a` (a [`versions_header`]) has a cell newer than `b`'s, or the live value `b`
@@ -549,15 +531,14 @@ fn header_clear(header: &Record) -> Option<Version> {
 /// an element write the newer missed), and a record of another type (a `DEL`, a `SET`)
 /// newer than `b`'s clear version raises it when merged, even if it lost to `b`'s header.
 fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
-    let collections_differ = a.kind.is_collection()
-        && a.kind == b.kind
-        && a.value.is_some()
-        && b.value.is_some()
-        && a.value != b.value;
+    let collections_differ = a.kind == b.kind
+        && summary(a)
+            .zip(summary(b))
+            .is_some_and(|(a, b)| a.digest != b.digest || a.clear != b.clear);
     // (At `b`'s own version, `a` is the same write reclaimed on expiry: nothing to shadow.)
     let shadows = (a.kind != b.kind || a.value.is_none())
         && a.value_version != b.value_version
-        && header_clear(b).is_some_and(|clear| a.value_version > clear);
+        && summary(b).is_some_and(|b| a.value_version > b.clear);
     a.value_version > b.value_version
         || a.expiry_version > b.expiry_version
         || (a.value_version == b.value_version
@@ -570,11 +551,11 @@ fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
 
 /// Bytes of a key and its value, as the answers' byte bounds count them.
 fn stored_bytes(key: &Bytes, record: &Record) -> usize {
-    key.len() + record.value.as_ref().map_or(0, Bytes::len)
+    key.len() + record.value.as_ref().map_or(0, Value::encoded_len)
 }
 
 fn record_bytes(key: &Bytes, record: &Record) -> u64 {
-    (4 + key.len() + 25 + 8 + record.value.as_ref().map_or(0, |v| 4 + v.len())) as u64
+    (4 + key.len() + 25 + 8 + record.value.as_ref().map_or(0, |v| 4 + v.encoded_len())) as u64
 }
 
 fn payload_bytes(message: &Message) -> u64 {

@@ -76,8 +76,8 @@ fn only_the_differing_keys_move_each_way_newest_version_winning() {
     assert_eq!(stats.keys_pushed, 100);
     assert_eq!(stats.keys_pulled, 100);
     assert!(same(&a, &b));
-    assert_eq!(record(&b, "k0").unwrap().value.unwrap(), "new-on-a");
-    assert_eq!(record(&a, "k100").unwrap().value.unwrap(), "new-on-b");
+    assert_eq!(record(&b, "k0").unwrap().bytes().unwrap(), "new-on-a");
+    assert_eq!(record(&a, "k100").unwrap().bytes().unwrap(), "new-on-b");
     assert!(record(&a, "k200").unwrap().value.is_none());
     // About one key per differing leaf is compared, not the whole store.
     assert!(stats.keys_compared < 400, "{stats:?}");

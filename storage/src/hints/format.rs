@@ -13,7 +13,7 @@ use crate::log::format::{
     FLAG_EMPTY, FLAG_EXPIRY, FLAG_TOMBSTONE, KIND_MASK, RECORD_HEADER_BYTES, RECORD_MAGIC,
     RecordHeader, record_flags, u32_at, u64_at,
 };
-use crate::record::Record;
+use crate::record::{Record, decoded};
 
 /// The segment magic.
 pub(super) const SEGMENT_MAGIC: [u8; 8] = *b"RINGHNT\0";
@@ -130,7 +130,7 @@ impl HintHeader {
     /// # Panics
     /// If the key or value is longer than the limits (the caller checks first).
     pub fn encode(key: &[u8], record: &Record, stored_ms: u64) -> [u8; HINT_HEADER_BYTES] {
-        let value: &[u8] = record.value.as_deref().unwrap_or(&[]);
+        let value = record.value_bytes();
         assert!(key.len() <= HINT_KEY_BYTES_MAX && value.len() <= HINT_VALUE_BYTES_MAX);
         let key_len = u32::try_from(key.len()).expect("key length checked");
         let value_len = u32::try_from(value.len()).expect("value length checked");
@@ -147,7 +147,7 @@ impl HintHeader {
         put(&mut out, 40, &record.expiry_ms.unwrap_or(0).to_le_bytes());
         put(&mut out, 48, &stored_ms.to_le_bytes());
         let crc = crc32c::crc32c(&out[4..]);
-        let crc = crc32c::crc32c_append(crc32c::crc32c_append(crc, key), value);
+        let crc = crc32c::crc32c_append(crc32c::crc32c_append(crc, key), &value);
         put(&mut out, 0, &crc.to_le_bytes());
         out
     }
@@ -183,7 +183,7 @@ impl HintHeader {
     fn record(&self, value: Bytes) -> Record {
         Record {
             kind: self.fields.kind(),
-            value: (!self.fields.is_tombstone()).then_some(value),
+            value: (!self.fields.is_tombstone()).then(|| decoded(self.fields.kind(), value)),
             value_version: self.fields.value_version,
             expiry_ms: self.fields.expiry_ms,
             expiry_version: self.fields.expiry_version,
@@ -314,7 +314,7 @@ mod tests {
     fn a_hint_header_round_trips_and_carries_stored_ms() {
         let record = Record {
             kind: Default::default(),
-            value: Some(Bytes::from_static(b"value")),
+            value: Some(crate::record::Value::Bytes(Bytes::from_static(b"value"))),
             value_version: Version { hlc: 7, node: 3 },
             expiry_ms: Some(99),
             expiry_version: Version { hlc: 8, node: 4 },

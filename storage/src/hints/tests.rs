@@ -109,7 +109,9 @@ fn hints_come_back_in_append_order_with_their_exact_records() {
         Record::new(Bytes::from_static(b"plain"), None, v(5)),
         Record {
             kind: Default::default(),
-            value: Some(Bytes::from_static(b"with expiry")),
+            value: Some(crate::record::Value::Bytes(Bytes::from_static(
+                b"with expiry",
+            ))),
             value_version: v(6),
             expiry_ms: Some(123_456),
             expiry_version: Version { hlc: 9, node: 7 },

@@ -51,8 +51,7 @@ fn put(store: &LogStore, key: &[u8], value: &[u8], version: u64) {
 fn value(store: &LogStore, key: &[u8]) -> Option<Vec<u8>> {
     store
         .peek(key, T0)
-        .and_then(|r| r.value)
-        .map(|b| b.to_vec())
+        .and_then(|r| r.bytes().map(|b| b.to_vec()))
 }
 
 /// Evicts `n` keys and returns their names.
@@ -483,7 +482,7 @@ fn crash_after_evictions(seed: u64, policy: FsyncPolicy, discards: bool) {
                 let record = store.peek(&[k], T0);
                 let got = record
                     .as_ref()
-                    .and_then(|r| r.value.as_ref())
+                    .and_then(|r| r.bytes())
                     .map(|b| u64::from_le_bytes(b[..].try_into().unwrap()));
                 let key = model.entry(k).or_default();
                 let allowed = if key.possible.is_empty() {

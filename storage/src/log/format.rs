@@ -67,7 +67,7 @@
 
 use bytes::Bytes;
 
-use crate::record::{DataType, Record, Version};
+use crate::record::{DataType, Record, Version, decoded};
 
 /// Bytes of the segment header.
 pub const HEADER_BYTES: usize = 64;
@@ -210,7 +210,7 @@ pub fn record_bytes(key_len: usize, value_len: usize) -> usize {
 /// # Panics
 /// If the key or value is 4 GiB or larger (the store checks before).
 pub fn encode_record(key: &[u8], record: &Record, out: &mut Vec<u8>) {
-    let value: &[u8] = record.value.as_deref().unwrap_or(&[]);
+    let value = record.value_bytes();
     let key_len = u32::try_from(key.len()).expect("key length checked by the store");
     let value_len = u32::try_from(value.len()).expect("value length checked by the store");
     let flags = record_flags(record);
@@ -227,7 +227,7 @@ pub fn encode_record(key: &[u8], record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.expiry_version.hlc.to_le_bytes());
     out.extend_from_slice(&record.expiry_ms.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(key);
-    out.extend_from_slice(value);
+    out.extend_from_slice(&value);
     let crc = crc32c::crc32c(&out[4..]);
     out[0..4].copy_from_slice(&crc.to_le_bytes());
     out.resize(align_up(out.len()), 0);
@@ -364,8 +364,12 @@ pub fn read_record(map: &Bytes, at: usize, header: &RecordHeader) -> (Bytes, Rec
     let key_at = at + RECORD_HEADER_BYTES;
     let value_at = key_at + header.key_len as usize;
     let key = map.slice(key_at..value_at);
-    let value =
-        (!header.is_tombstone()).then(|| map.slice(value_at..value_at + header.value_len as usize));
+    let value = (!header.is_tombstone()).then(|| {
+        decoded(
+            header.kind(),
+            map.slice(value_at..value_at + header.value_len as usize),
+        )
+    });
     (
         key,
         Record {
@@ -391,7 +395,7 @@ mod tests {
     fn a_record_round_trips_through_its_encoding() {
         let record = Record {
             kind: Default::default(),
-            value: Some(Bytes::from_static(b"value")),
+            value: Some(crate::record::Value::Bytes(Bytes::from_static(b"value"))),
             value_version: Version { hlc: 7, node: 3 },
             expiry_ms: Some(99),
             expiry_version: Version { hlc: 8, node: 4 },
@@ -409,7 +413,7 @@ mod tests {
     fn an_evicted_record_keeps_the_versions_and_drops_the_value() {
         let record = Record {
             kind: Default::default(),
-            value: Some(Bytes::from_static(b"value")),
+            value: Some(crate::record::Value::Bytes(Bytes::from_static(b"value"))),
             value_version: Version { hlc: 7, node: 3 },
             expiry_ms: Some(99),
             expiry_version: Version { hlc: 8, node: 4 },

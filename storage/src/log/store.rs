@@ -24,7 +24,7 @@ use super::types::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
 use crate::clock::wall_clock_ms;
 use crate::collection;
 use crate::eviction::splitmix64;
-use crate::record::Record;
+use crate::record::{Record, Value};
 use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::token::key_token;
 use crate::{
@@ -123,7 +123,7 @@ impl Inner {
         now_ms: u64,
         touch: bool,
     ) -> Result<(), StoreError> {
-        let value_len = record.value.as_ref().map_or(0, Bytes::len);
+        let value_len = record.value.as_ref().map_or(0, Value::encoded_len);
         if u32::try_from(key.len()).is_err()
             || u32::try_from(value_len).is_err()
             || HEADER_BYTES as u64 + format::record_bytes(key.len(), value_len) as u64

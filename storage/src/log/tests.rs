@@ -41,7 +41,9 @@ fn delete(store: &LogStore, key: &[u8], version: u64) -> Result<(), StoreError> 
 }
 
 fn value(store: &LogStore, key: &[u8]) -> Option<Vec<u8>> {
-    store.get(key, 0).and_then(|r| r.value).map(|b| b.to_vec())
+    store
+        .get(key, 0)
+        .and_then(|r| r.bytes().map(|b| b.to_vec()))
 }
 
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -61,7 +63,7 @@ fn a_written_value_is_read_back_zero_copy_from_the_map() {
     assert_eq!(report.keys, 0);
     put(&store, b"k", b"hello", 1).unwrap();
     let record = store.get(b"k", 0).unwrap();
-    assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(record.bytes().map(|b| &b[..]), Some(&b"hello"[..]));
     assert_eq!(record.value_version, v(1));
     assert_eq!(store.stats().keys, 1);
 }
@@ -168,7 +170,7 @@ fn clear_removes_every_record_for_good() {
         for i in 0..100u64 {
             put(&store, format!("k{i}").as_bytes(), &[1; 50], i + 1).unwrap();
         }
-        let held = store.get(b"k1", 0).unwrap().value.unwrap();
+        let held = store.get(b"k1", 0).unwrap().bytes().unwrap().clone();
         store.clear().unwrap();
         assert_eq!(store.stats().keys, 0);
         // A value handed out before still reads: its file goes when the last Bytes does.
@@ -289,7 +291,11 @@ fn recovered(dir: &Path, written: &[(Vec<u8>, Vec<u8>)]) -> (RecoveryReport, usi
     let mut intact = 0;
     for (key, value) in written {
         if let Some(record) = store.get(key, 0) {
-            assert_eq!(record.value.as_deref(), Some(&value[..]), "invented value");
+            assert_eq!(
+                record.bytes().map(|b| &b[..]),
+                Some(&value[..]),
+                "invented value"
+            );
             intact += 1;
         }
     }
@@ -609,7 +615,7 @@ proptest! {
                     backend.crash(torn).unwrap();
                     (store, backend) = open_store();
                     for k in 0u8..24 {
-                        let got = store.get(&[k], 2).and_then(|r| r.value).map(|b| b[0]);
+                        let got = store.get(&[k], 2).and_then(|r| r.bytes().map(|b| b[0]));
                         let allowed = possible.get(&k).cloned().unwrap_or_else(|| vec![None]);
                         prop_assert!(allowed.contains(&got), "key {} is {:?}, allowed {:?}", k, got, allowed);
                         match got {
@@ -623,7 +629,7 @@ proptest! {
             }
         }
         for k in 0u8..24 {
-            let got = store.get(&[k], 2).and_then(|r| r.value).map(|b| b[0]);
+            let got = store.get(&[k], 2).and_then(|r| r.bytes().map(|b| b[0]));
             prop_assert_eq!(got, model.get(&k).copied().flatten());
         }
     }
@@ -841,7 +847,7 @@ fn a_collection_merged_under_an_unchanged_header_version_keeps_every_cell_across
             Some(Bytes::from_static(b"v")),
             version(at),
         );
-        Record::new(cells.encode(), None, version(at)).with_kind(DataType::Hash)
+        Record::collection(DataType::Hash, cells, None, version(at))
     };
     {
         let (store, _) = LogStore::open(dir.path(), options(FsyncPolicy::Always)).unwrap();
@@ -854,7 +860,7 @@ fn a_collection_merged_under_an_unchanged_header_version_keeps_every_cell_across
         let (store, _) = LogStore::open(dir.path(), options(FsyncPolicy::Always)).unwrap();
         let record = store.get(b"h", 0).unwrap();
         assert_eq!(record.value_version, version(20));
-        let cells = Collection::decode(record.value.as_ref().unwrap()).unwrap();
+        let cells = record.cells().unwrap().clone();
         assert_eq!(cells.live_count(), 2, "after restart {round}");
         assert!(crate::testing::leaves_are_exact(&store));
         if round == 0 {
