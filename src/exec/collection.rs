@@ -18,7 +18,7 @@ use bytes::Bytes;
 use ringcache_resp::CommandError;
 use std::sync::Arc;
 
-use ringcache_storage::{Collection, DataType, Record, Update, Value, Version};
+use ringcache_storage::{Cell, Collection, DataType, Record, Update, Value, Version};
 
 use super::{ExecError, Records};
 use crate::node::Node;
@@ -55,6 +55,16 @@ pub fn live(
     kind: DataType,
     now_ms: u64,
 ) -> Result<Option<Collection>, ExecError> {
+    Ok(live_ref(record, kind, now_ms)?.cloned())
+}
+
+/// As [`live`], without copying (a copy shares the cells, so an edit made while it lives
+/// copies what it writes).
+fn live_ref(
+    record: Option<&Record>,
+    kind: DataType,
+    now_ms: u64,
+) -> Result<Option<&Collection>, ExecError> {
     let Some(record) = record.filter(|r| r.is_live(now_ms)) else {
         return Ok(None);
     };
@@ -63,24 +73,26 @@ pub fn live(
     }
     record
         .cells()
-        .cloned()
         .map(Some)
         .ok_or_else(|| CommandError::CorruptCollection.into())
 }
 
-/// A collection being changed by one command: every cell written carries its version.
+/// A collection being changed by one command: every cell written carries its version, and
+/// the cell it replaced is kept until the command succeeds, so that a failed command (an
+/// error after a write, or a collection grown past its cap) is undone in place.
 #[derive(Debug)]
-pub struct Edit {
+pub struct Edit<'a> {
     /// The collection as it is now (removed cells included).
-    pub collection: Collection,
+    pub collection: &'a mut Collection,
     version: Version,
-    changed: bool,
+    /// The cells written over, oldest first: what undoing puts back.
+    undo: Vec<(Bytes, Option<Cell>)>,
     /// Whether a removed element's cell is forgotten rather than kept (a single node: see
     /// [`drop_old_removals`]).
     forget_removed: bool,
 }
 
-impl Edit {
+impl Edit<'_> {
     /// The live payload of `element`.
     pub fn get(&self, element: &[u8]) -> Option<&Bytes> {
         self.collection.get(element)
@@ -89,13 +101,14 @@ impl Edit {
     /// Writes `element` with `value`; whether it was not live before. Both are copied: they
     /// are usually slices of a request's buffer, which the stored cell would keep alive.
     pub fn put(&mut self, element: Bytes, value: Bytes) -> bool {
-        let added = self.get(&element).is_none();
-        self.collection.put(
-            Bytes::copy_from_slice(&element),
+        let element = Bytes::copy_from_slice(&element);
+        let old = self.collection.put(
+            element.clone(),
             Some(Bytes::copy_from_slice(&value)),
             self.version,
         );
-        self.changed = true;
+        let added = old.as_ref().is_none_or(|cell| cell.value.is_none());
+        self.undo.push((element, old));
         added
     }
 
@@ -104,14 +117,12 @@ impl Edit {
         if self.get(element).is_none() {
             return false;
         }
-        match self.forget_removed {
-            true => self.collection.forget(element),
-            false => {
-                let element = Bytes::copy_from_slice(element);
-                self.collection.put(element, None, self.version);
-            }
-        }
-        self.changed = true;
+        let element = Bytes::copy_from_slice(element);
+        let old = match self.forget_removed {
+            true => self.collection.forget(&element),
+            false => self.collection.put(element.clone(), None, self.version),
+        };
+        self.undo.push((element, old));
         true
     }
 
@@ -129,6 +140,18 @@ impl Edit {
     pub fn version(&self) -> Version {
         self.version
     }
+
+    /// Whether a cell was written.
+    fn changed(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    /// Puts back every cell written, newest first.
+    fn undo(self) {
+        for (element, cell) in self.undo.into_iter().rev() {
+            self.collection.restore(element, cell);
+        }
+    }
 }
 
 /// Runs `change` on the live collection of type `kind` at `key` (empty when the key does
@@ -137,6 +160,9 @@ impl Edit {
 /// emptied key's cells stay dead) and no expiry; an existing one keeps its expiry. When the
 /// last element goes the record stays, its removed cells reading as no key, so that an add
 /// of another element through another node is not lost with it.
+///
+/// The store lends the record to the edit ([`Records::update_in_place`]): on a single node
+/// the cells are changed where they are stored, in O(log n) per element.
 ///
 /// # Errors
 /// `WRONGTYPE`, `change`'s error (nothing written), or the store's.
@@ -149,10 +175,10 @@ pub fn update<T>(
     mut change: impl FnMut(&mut Edit) -> Result<T, ExecError>,
 ) -> Result<T, ExecError> {
     let mut outcome = None;
-    records.update(key, now_ms, &mut |current| {
-        let (write, result) = edit(node, current, kind, now_ms, &mut change);
+    records.update_in_place(key, now_ms, &mut |record| {
+        let (changed, result) = edit(node, record, kind, now_ms, &mut change);
         outcome = Some(result);
-        write.map_or(Update::Keep, Update::Put)
+        changed
     })?;
     outcome.expect("update runs the closure")
 }
@@ -197,45 +223,66 @@ fn recreated(current: Option<&Record>, kind: DataType, now_ms: u64) -> Collectio
     Collection::cleared_at(clear)
 }
 
-/// One attempt of [`update`]: the record to write, if any, and the command's result.
+/// One attempt of [`update`] on the key's record, in place: whether it changed the record,
+/// and the command's result.
 fn edit<T>(
     node: &Node,
-    current: Option<&Record>,
+    record: &mut Record,
     kind: DataType,
     now_ms: u64,
     change: &mut impl FnMut(&mut Edit) -> Result<T, ExecError>,
-) -> (Option<Record>, Result<T, ExecError>) {
-    let existing = match live(current, kind, now_ms) {
-        Ok(existing) => existing,
-        Err(e) => return (None, Err(e)),
+) -> (bool, Result<T, ExecError>) {
+    let existing = match live_ref(Some(record), kind, now_ms) {
+        Ok(existing) => existing.is_some(),
+        Err(e) => return (false, Err(e)),
     };
     let version = node.clock.next(now_ms);
-    let (collection, expiry) = match (existing, current) {
-        (Some(collection), Some(record)) => (collection, (record.expiry_ms, record.expiry_version)),
-        _ => (recreated(current, kind, now_ms), (None, version)),
+    if !existing {
+        // A new collection, written over whatever was there only if the command wrote.
+        let mut fresh =
+            Record::collection(kind, recreated(Some(record), kind, now_ms), None, version);
+        let (changed, result) = edit_cells(node, &mut fresh, version, change);
+        if changed {
+            *record = fresh;
+        }
+        return (changed, result);
+    }
+    let (changed, result) = edit_cells(node, record, version, change);
+    if changed {
+        record.value_version = version;
+    }
+    (changed, result)
+}
+
+/// Runs `change` on the cells of `record` (a collection), stamping what it writes with
+/// `version`; whether a cell changed. Undoes everything when `change` fails or the
+/// collection would pass its cap.
+fn edit_cells<T>(
+    node: &Node,
+    record: &mut Record,
+    version: Version,
+    change: &mut impl FnMut(&mut Edit) -> Result<T, ExecError>,
+) -> (bool, Result<T, ExecError>) {
+    let Some(Value::Cells(cells)) = &mut record.value else {
+        return (false, Err(CommandError::CorruptCollection.into()));
     };
     let mut edit = Edit {
-        collection,
+        collection: Arc::make_mut(cells),
         version,
-        changed: false,
+        undo: Vec::new(),
         forget_removed: node.cluster.is_none(),
     };
     let result = change(&mut edit);
-    if result.is_err() || !edit.changed {
-        return (None, result);
+    if result.is_err() || !edit.changed() {
+        edit.undo();
+        return (false, result);
     }
-    drop_old_removals(node, &mut edit.collection);
     if edit.collection.encoded_len() > COLLECTION_BYTES_MAX {
-        return (None, Err(CommandError::CollectionTooLarge.into()));
+        edit.undo();
+        return (false, Err(CommandError::CollectionTooLarge.into()));
     }
-    let record = Record {
-        kind,
-        value: Some(Value::Cells(Arc::new(edit.collection))),
-        value_version: version,
-        expiry_ms: expiry.0,
-        expiry_version: expiry.1,
-    };
-    (Some(record), result)
+    drop_old_removals(node, edit.collection);
+    (true, result)
 }
 
 /// Writes `elements` (element, payload) at `key` as a new collection of type `kind` in one

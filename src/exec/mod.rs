@@ -88,6 +88,28 @@ pub trait Records {
         now_ms: u64,
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Result<Option<Record>, StoreError>;
+
+    /// As [`Store::update_in_place`]: `edit` changes the key's record where it is kept (a
+    /// missing key reads as `Record::default()`) and says whether it did. The default edits
+    /// a copy through [`Records::update`] (a coordinator's overlay, which must see the
+    /// record before and after to send only the changed cells).
+    ///
+    /// # Errors
+    /// The store refused the write.
+    fn update_in_place(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        self.update(key, now_ms, &mut |current| {
+            let mut record = current.cloned().unwrap_or_default();
+            match edit(&mut record) {
+                true => Update::Put(record),
+                false => Update::Keep,
+            }
+        })
+    }
 }
 
 impl Records for Arc<dyn Store> {
@@ -106,6 +128,15 @@ impl Records for Arc<dyn Store> {
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Result<Option<Record>, StoreError> {
         Store::update(self.as_ref(), key, now_ms, decide)
+    }
+
+    fn update_in_place(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        Store::update_in_place(self.as_ref(), key, now_ms, edit)
     }
 }
 

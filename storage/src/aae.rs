@@ -101,6 +101,14 @@ impl MerkleLeaves {
         }
     }
 
+    /// Replaces a record whose digest was `old` by one whose digest is `new` (see
+    /// [`record_digest`]): for a record changed where it is stored.
+    pub fn swap(&self, token: u64, old: u64, new: u64) {
+        if old != new {
+            self.leaves[leaf_of(token) as usize].fetch_xor(old ^ new, Ordering::Relaxed);
+        }
+    }
+
     /// The XOR of leaves `first..=last`: the digest of every record in those leaves.
     pub fn span_digest(&self, first: u32, last: u32) -> u64 {
         let last = (last as usize).min(MERKLE_LEAVES - 1);

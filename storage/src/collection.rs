@@ -158,27 +158,41 @@ impl Collection {
     }
 
     /// Writes `element` (or removes it, `value` `None`) at `version`, unless `version` is at
-    /// or below the clear version.
-    pub fn put(&mut self, element: Bytes, value: Option<Bytes>, version: Version) {
+    /// or below the clear version; the cell it replaced.
+    pub fn put(&mut self, element: Bytes, value: Option<Bytes>, version: Version) -> Option<Cell> {
         if version > self.clear {
-            self.set_cell(element, Cell { version, value });
+            return self.set_cell(element, Cell { version, value });
         }
+        None
     }
 
     /// Forgets `element`'s cell altogether (no removed cell is kept): on a single node,
-    /// where no older copy of the element can arrive later.
-    pub fn forget(&mut self, element: &[u8]) {
-        if let Some(old) = self.cells.remove(element) {
-            self.count(element, &old, false);
+    /// where no older copy of the element can arrive later. Returns the cell.
+    pub fn forget(&mut self, element: &[u8]) -> Option<Cell> {
+        let old = self.cells.remove(element)?;
+        self.count(element, &old, false);
+        Some(old)
+    }
+
+    /// Puts back the cell `element` had (`None`: none), as [`Collection::put`] or
+    /// [`Collection::forget`] returned it: how a failed edit is undone.
+    pub fn restore(&mut self, element: Bytes, cell: Option<Cell>) {
+        match cell {
+            Some(cell) => {
+                self.set_cell(element, cell);
+            }
+            None => {
+                self.forget(&element);
+            }
         }
     }
 
-    /// Stores `cell` for `element`, keeping the figures.
-    fn set_cell(&mut self, element: Bytes, cell: Cell) {
+    /// Stores `cell` for `element`, keeping the figures; the cell it replaced.
+    fn set_cell(&mut self, element: Bytes, cell: Cell) -> Option<Cell> {
         self.count(&element, &cell, true);
-        if let Some(old) = self.cells.insert(element.clone(), cell) {
-            self.count(&element, &old, false);
-        }
+        let old = self.cells.insert(element.clone(), cell)?;
+        self.count(&element, &old, false);
+        Some(old)
     }
 
     /// Adds (or takes away) one cell's share of the kept figures.
@@ -256,7 +270,9 @@ impl Collection {
                 | imbl::ordmap::DiffItem::Update {
                     new: (element, cell),
                     ..
-                } => changed.set_cell(element.clone(), cell.clone()),
+                } => {
+                    changed.set_cell(element.clone(), cell.clone());
+                }
                 imbl::ordmap::DiffItem::Remove(..) => {}
             }
         }

@@ -114,6 +114,29 @@ pub trait Store: Send + Sync + 'static {
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Result<Option<Record>, StoreError>;
 
+    /// As [`Store::update`], but `edit` changes the key's record where it is stored and says
+    /// whether it did; a missing key reads as `Record::default()` (a tombstone at version
+    /// zero, which every read treats as no key). What `edit` leaves must be a record
+    /// `decide` could have put. Why: a collection's cells can then be edited without copying
+    /// them. The default runs `edit` on a copy through [`Store::update`].
+    ///
+    /// # Errors
+    /// As [`Store::update`].
+    fn update_in_place(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        self.update(key, now_ms, &mut |current| {
+            let mut record = current.cloned().unwrap_or_default();
+            match edit(&mut record) {
+                true => Update::Put(record),
+                false => Update::Keep,
+            }
+        })
+    }
+
     /// Merges a record written elsewhere cell by cell: each cell keeps the higher version.
     /// Returns whether anything changed.
     ///

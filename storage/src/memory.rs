@@ -253,6 +253,50 @@ impl Shard {
         }
     }
 
+    /// Changes `key`'s record where it is stored through `change` (a missing key is given
+    /// as `Record::default()`), which says whether it changed it; keeps the counts, the
+    /// Merkle leaves and the access statistics as [`Shard::put`] does. Why in place: the
+    /// record's collection (behind an `Arc` only this entry holds, unless a reader still has
+    /// a copy) is then edited where it is, where a copy would copy every node on the path to
+    /// each cell written.
+    fn modify(
+        &mut self,
+        merkle: &MerkleLeaves,
+        token: u64,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+        change: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> bool {
+        let Shard { table, stats, rng } = self;
+        let Some(entry) = table.find_mut(token, |e| e.token == token && e.key.as_slice() == key)
+        else {
+            let mut record = Record::default();
+            if !change(&mut record) {
+                return false;
+            }
+            self.put(merkle, token, key, record, now_ms, touch);
+            return true;
+        };
+        let before = record_digest(token, &entry.record);
+        let had_value = entry.record.value.is_some();
+        account(stats, key, &entry.record, -1);
+        let changed = change(&mut entry.record);
+        if changed {
+            if let Some(value) = entry.record.value.take() {
+                entry.record.value = Some(owned(value));
+            }
+            merkle.swap(token, before, record_digest(token, &entry.record));
+            if !had_value {
+                entry.access = KeyAccess::new(now_ms);
+            } else if touch {
+                entry.access.touch(now_ms, splitmix64(rng));
+            }
+        }
+        account(stats, key, &entry.record, 1);
+        changed
+    }
+
     /// Removes `key`'s record outright, tombstone or value (expired or not), and takes it
     /// out of `merkle`; returns whether there was one.
     fn remove(&mut self, merkle: &MerkleLeaves, token: u64, key: &[u8]) -> bool {
@@ -506,15 +550,27 @@ impl Store for MemoryStore {
         })
     }
 
+    fn update_in_place(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let token = key_token(key);
+        let mut shard = self.shard(token);
+        // The lookup reclaims an expired value and counts the access, as `update`'s does.
+        shard.find_live(token, key, now_ms, true);
+        shard.modify(&self.merkle, token, key, now_ms, false, edit);
+        Ok(shard.find(token, key).cloned())
+    }
+
     fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
         let token = key_token(key);
         let mut shard = self.shard(token);
-        let mut merged = shard.find(token, key).cloned().unwrap_or_default();
-        if !merged.merge(incoming) {
-            return Ok(false);
-        }
-        shard.put(&self.merkle, token, key, merged, wall_clock_ms(), true);
-        Ok(true)
+        let changed = shard.modify(&self.merkle, token, key, wall_clock_ms(), true, &mut |r| {
+            r.merge(incoming)
+        });
+        Ok(changed)
     }
 
     fn scan(
