@@ -185,7 +185,7 @@ pub fn execute(
                 }
                 let index = index.ok_or(CommandError::NotInteger)?;
                 let (position, _) =
-                    nth(&edit.collection, index, len).ok_or(CommandError::IndexOutOfRange)?;
+                    nth(edit.collection, index, len).ok_or(CommandError::IndexOutOfRange)?;
                 let position = position.clone();
                 edit.put(position, element.clone());
                 Ok(())
@@ -204,10 +204,10 @@ pub fn execute(
                 };
                 let matching = |(_, item): &(&Bytes, &Bytes)| **item == element;
                 let positions: Vec<Bytes> = if count >= 0 {
-                    let found = live(&edit.collection).filter(matching).take(limit);
+                    let found = live(edit.collection).filter(matching).take(limit);
                     found.map(|(p, _)| p.clone()).collect()
                 } else {
-                    let found = live(&edit.collection).rev().filter(matching).take(limit);
+                    let found = live(edit.collection).rev().filter(matching).take(limit);
                     found.map(|(p, _)| p.clone()).collect()
                 };
                 for position in &positions {
@@ -221,7 +221,7 @@ pub fn execute(
             collection::update(node, records, &key, LIST, now_ms, |edit| {
                 let len = edit.len();
                 let (first, last) = span(start, stop, len).unwrap_or((len, len));
-                let outside: Vec<Bytes> = live(&edit.collection)
+                let outside: Vec<Bytes> = live(edit.collection)
                     .enumerate()
                     .filter(|(i, _)| *i < first || *i > last)
                     .map(|(_, (p, _))| p.clone())
@@ -244,7 +244,7 @@ pub fn execute(
                 if len == 0 {
                     return Ok(0);
                 }
-                let Some((lo, hi)) = neighbours(&edit.collection, &pivot, after) else {
+                let Some((lo, hi)) = neighbours(edit.collection, &pivot, after) else {
                     return Ok(-1);
                 };
                 let position = make(&between(lo.as_deref(), hi.as_deref()), edit.version(), 0);
@@ -473,11 +473,11 @@ fn nth(list: &Collection, index: i64, len: usize) -> Option<(&Bytes, &Bytes)> {
 fn pop(edit: &mut Edit, end: ListEnd, count: u64) -> Vec<Bytes> {
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     let taken: Vec<(Bytes, Bytes)> = match end {
-        ListEnd::Left => live(&edit.collection)
+        ListEnd::Left => live(edit.collection)
             .take(count)
             .map(|(p, item)| (p.clone(), item.clone()))
             .collect(),
-        ListEnd::Right => live(&edit.collection)
+        ListEnd::Right => live(edit.collection)
             .rev()
             .take(count)
             .map(|(p, item)| (p.clone(), item.clone()))
@@ -494,7 +494,7 @@ fn pop(edit: &mut Edit, end: ListEnd, count: u64) -> Vec<Bytes> {
 
 /// Writes `elements` at `end`, as `LPUSH`/`RPUSH` do (module docs).
 fn push(edit: &mut Edit, end: ListEnd, elements: &[Bytes]) {
-    let positions = push_positions(&edit.collection, end, elements.len(), edit.version());
+    let positions = push_positions(edit.collection, end, elements.len(), edit.version());
     for (position, element) in positions.into_iter().zip(elements) {
         edit.put(position, element.clone());
     }

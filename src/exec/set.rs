@@ -243,7 +243,7 @@ fn pop(
         if wanted == 0 || edit.is_empty() {
             return Ok(Vec::new());
         }
-        let all: Vec<Bytes> = members(&edit.collection).cloned().collect();
+        let all: Vec<Bytes> = members(edit.collection).cloned().collect();
         let picked = pick_distinct(&all, wanted);
         for member in &picked {
             edit.remove(member);

@@ -178,7 +178,7 @@ pub fn execute(
         }
         SortedSetCommand::RemRange { key, by } => {
             let removed = collection::update(node, records, &key, ZSET, now_ms, |edit| {
-                let members = sorted(&edit.collection)?;
+                let members = sorted(edit.collection)?;
                 let chosen = select(&members, &by, false, 0, -1);
                 Ok(chosen
                     .iter()
@@ -295,7 +295,7 @@ fn pop(edit: &mut Edit, max: bool, count: u64) -> Result<Vec<Scored>, ExecError>
         return Ok(Vec::new());
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX).min(edit.len());
-    let members = sorted(&edit.collection)?;
+    let members = sorted(edit.collection)?;
     let popped: Vec<Scored> = if max {
         members.into_iter().rev().take(count).collect()
     } else {
