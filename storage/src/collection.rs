@@ -279,6 +279,33 @@ impl Collection {
         changed
     }
 
+    /// What a log delta of this state over `before` holds: the clear version, the cells that
+    /// differ from `before`'s, and, as a removed cell at `version` (the write's), every
+    /// element `before` held live above this clear version that this state forgot (a
+    /// single node drops a removed element's cell at once; the log must still say it went,
+    /// or replaying the log would bring it back). Costs the changes, as
+    /// [`Collection::changed_since`] does.
+    pub fn delta_since(&self, before: &Collection, version: Version) -> Collection {
+        let mut delta = Collection::cleared_at(self.clear);
+        for item in before.cells.diff(&self.cells) {
+            match item {
+                imbl::ordmap::DiffItem::Add(element, cell)
+                | imbl::ordmap::DiffItem::Update {
+                    new: (element, cell),
+                    ..
+                } => {
+                    delta.set_cell(element.clone(), cell.clone());
+                }
+                imbl::ordmap::DiffItem::Remove(element, cell) => {
+                    if cell.value.is_some() && cell.version > self.clear {
+                        delta.put(element.clone(), None, version);
+                    }
+                }
+            }
+        }
+        delta
+    }
+
     /// Drops removed-element cells that `droppable` allows (old enough that no replica can
     /// still hold an older add of the element; see the tombstone horizon); how many went.
     pub fn drop_removed(&mut self, droppable: impl Fn(Version) -> bool) -> usize {

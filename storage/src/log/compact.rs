@@ -27,11 +27,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::chain;
 use super::format::{self, HEADER_BYTES, SegmentHeader};
 use super::inner::Inner;
 use super::keydir::{Entry, Kind, account, entry_hash, tag_of, token_hash};
 use super::segment::{Segment, segment_name};
 use super::types::LogError;
+use crate::clock::wall_clock_ms;
 use crate::record::Record;
 use crate::shard::shard_of;
 use crate::token::key_token;
@@ -114,6 +116,10 @@ impl Inner {
             }
             let (key, mut record) = format::read_record(&input.map, here, &header);
             let token = key_token(&key);
+            if chain::continues(&header) && !self.keeps_link(input, here, &header, &key)? {
+                throttle(started, (at - HEADER_BYTES) as u64, bytes_per_s);
+                continue;
+            }
             let mut shard = self.lock_shard(shard_of(token));
             let segments = self.segments.read();
             let current = Inner::find(&segments, &mut shard.table, token, &key).map(|e| *e);
@@ -259,6 +265,45 @@ impl Inner {
     }
 
     /// Takes a compacted segment out of the store; `replaced_by_bytes` is its output's size.
+    /// For a collection record (full or delta) at `here` of `input`: whether compaction
+    /// goes on with it as with any record (a collection that is its key's whole state,
+    /// referenced, or a dead one the usual rules drop). A link of a chain of deltas is never
+    /// moved (a delta out of order would merge into the wrong state): the key's state is
+    /// written whole at the head of the log instead, and the link is dead (`false`).
+    ///
+    /// # Errors
+    /// Writing the new base failed.
+    fn keeps_link(
+        &self,
+        input: &Arc<Segment>,
+        here: usize,
+        header: &format::RecordHeader,
+        key: &[u8],
+    ) -> Result<bool, LogError> {
+        let token = key_token(key);
+        let in_chain = {
+            let mut shard = self.lock_shard(shard_of(token));
+            let segments = self.segments.read();
+            let Some(entry) = Inner::find(&segments, &mut shard.table, token, key).map(|e| *e)
+            else {
+                return Ok(!header.is_delta());
+            };
+            let (links, _, _) = chain::links_of(&segments, entry);
+            let lone_base = links.len() == 1 && !header.is_delta();
+            if lone_base || !links.contains(&(input.id, here as u32)) {
+                // Its key's whole state, or not in the chain: the usual rules (a delta out
+                // of the chain is dead, and is dropped as a shadowed value is).
+                return Ok(!header.is_delta());
+            }
+            true
+        };
+        if in_chain {
+            self.rebase(key, wall_clock_ms())
+                .map_err(|e| LogError::io("re-basing a chain")(std::io::Error::other(e)))?;
+        }
+        Ok(false)
+    }
+
     fn retire(&self, input: &Arc<Segment>, replaced_by_bytes: u64) -> Result<(), LogError> {
         self.segments.write().remove(&input.id);
         input

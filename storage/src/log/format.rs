@@ -34,7 +34,9 @@
 //!      4    4 key_len
 //!      8    4 value_len         0 for a tombstone
 //!     12    2 flags             bit 0: tombstone (no value), bit 1: has expiry,
-//!                               bit 2: evicted (with bit 0; see below)
+//!                               bit 2: evicted (with bit 0; see below), bit 3: an
+//!                               emptied collection, bit 4: a collection delta (below),
+//!                               bits 8..12: the value's type
 //!     14    2 record magic      0x5243 ("RC"), to find the next record after corruption
 //!     16    8 value version hlc
 //!     24    4 value version node
@@ -46,6 +48,12 @@
 //!
 //! A record holds a key's whole state (both cells and their versions), so the newest record
 //! of a key by version is the key's state (compaction moves old records into newer files).
+//!
+//! A **delta** record (flags bit 4) is the exception: a collection's header (versions,
+//! expiry, type and emptiness as the whole collection has them) with only the cells one
+//! write changed (a forgotten element as a removed cell) and the clear version. A key's
+//! state is then a *chain*: the record before the first delta, merged with each delta in
+//! log order. See `chain.rs` for how the store keeps, compacts and snapshots chains.
 //!
 //! An **evicted** record (flags bit 2, with bit 0) says "this node evicted (or discarded,
 //! when the key's range moved away) the key's record with exactly these versions" (the
@@ -67,6 +75,7 @@
 
 use bytes::Bytes;
 
+use crate::collection::Collection;
 use crate::record::{DataType, Record, Version, decoded};
 
 /// Bytes of the segment header.
@@ -98,6 +107,9 @@ pub const FLAG_EVICTED: u16 = 4;
 /// Flag: the value is a collection with no live element, which counts as no key (see
 /// [`Record::holds_value`]); kept in the header so that counting reads no value.
 pub const FLAG_EMPTY: u16 = 8;
+/// Flag: the value is a collection delta: merged into the key's state, not replacing it
+/// (see the module docs).
+pub const FLAG_DELTA: u16 = 16;
 /// Where the value's [`DataType`] number sits in the flags (bits 8..12; 0 is a string, so
 /// records written before collections existed read unchanged).
 pub const KIND_SHIFT: u16 = 8;
@@ -210,10 +222,23 @@ pub fn record_bytes(key_len: usize, value_len: usize) -> usize {
 /// # Panics
 /// If the key or value is 4 GiB or larger (the store checks before).
 pub fn encode_record(key: &[u8], record: &Record, out: &mut Vec<u8>) {
-    let value = record.value_bytes();
+    encode_with(key, record, record.value_bytes(), 0, out);
+}
+
+/// Encodes the delta record of `key` (see the module docs): the header of `state`, the
+/// collection the key holds after the write, with the cells of `delta` as its value.
+///
+/// # Panics
+/// As [`encode_record`].
+pub fn encode_delta(key: &[u8], state: &Record, delta: &Collection, out: &mut Vec<u8>) {
+    encode_with(key, state, delta.encode(), FLAG_DELTA, out);
+}
+
+/// Encodes `key` and `record`'s header with `value` as the value and `extra` flags.
+fn encode_with(key: &[u8], record: &Record, value: Bytes, extra: u16, out: &mut Vec<u8>) {
     let key_len = u32::try_from(key.len()).expect("key length checked by the store");
     let value_len = u32::try_from(value.len()).expect("value length checked by the store");
-    let flags = record_flags(record);
+    let flags = record_flags(record) | extra;
     out.clear();
     out.reserve(record_bytes(key.len(), value.len()));
     out.extend_from_slice(&[0u8; 4]);
@@ -319,6 +344,11 @@ impl RecordHeader {
         }
     }
 
+    /// Whether the record is a collection delta (see the module docs).
+    pub fn is_delta(&self) -> bool {
+        self.flags & FLAG_DELTA != 0
+    }
+
     /// Whether the record marks an eviction (see the module docs).
     pub fn is_evicted(&self) -> bool {
         self.flags & FLAG_EVICTED != 0
@@ -351,6 +381,7 @@ pub fn check_record(segment: &[u8], at: usize, end: usize) -> Option<RecordHeade
     if stop > end
         || (header.is_tombstone() && header.value_len != 0)
         || (header.is_evicted() && !header.is_tombstone())
+        || (header.is_delta() && (header.is_tombstone() || !header.kind().is_collection()))
     {
         return None;
     }

@@ -141,6 +141,11 @@ impl Inner {
         let segment = segments.get(&entry.segment)?;
         let header = segment.header_at(entry.offset())?;
         let (key, mut record) = format::read_record(&segment.map, entry.offset(), &header);
+        if super::chain::continues(&header)
+            && let Some(state) = super::chain::state_at(segment, entry.offset())
+        {
+            record = state;
+        }
         if entry.reclaimed() {
             record.value = None;
         }
@@ -364,6 +369,7 @@ impl Inner {
     /// It needs no `Inner` (an associated function, as [`Inner::load`] is): only the segment
     /// table and the shard's counts, which the caller holds locked.
     pub fn forget(segments: &Segments, stats: &mut StoreStats, old: Entry) {
+        super::chain::forget_links(segments, old);
         if let Some(segment) = segments.get(&old.segment)
             && let Some(header) = segment.header_at(old.offset())
         {

@@ -31,6 +31,7 @@
 //! compaction and the measured keydir overhead per key.
 
 pub mod backend;
+mod chain;
 mod compact;
 mod evict;
 pub mod format;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::backend::StorageBackend;
+use super::chain::{self, Chain};
 use super::format::{self, FORMAT_VERSION, HEADER_BYTES, HeaderProblem, RECORD_ALIGN};
 use super::inner::{Inner, SyncState, Writer};
 use super::keydir::{
@@ -16,10 +17,11 @@ use super::keydir::{
 use super::segment::{Segment, Segments, parse_segment_name};
 use super::snapshot;
 use super::types::{LogError, LogOptions, RecoveryReport, SEGMENT_BYTES_MIN};
-use crate::MerkleLeaves;
 use crate::clock::wall_clock_ms;
+use crate::record::Record;
 use crate::shard::shard_of;
 use crate::token::key_token;
+use crate::{MerkleLeaves, StoreStats};
 
 /// Recovers the store kept by `backend`: the state of a store ready to take writes, its
 /// background thread not started yet.
@@ -245,11 +247,25 @@ fn apply(
                 .0
                 .merkle_record(current.offset())
                 .unwrap_or_else(|| header_record(&old.1));
+            if header.is_delta() {
+                merge_delta(
+                    segment,
+                    offset,
+                    header,
+                    table,
+                    current,
+                    stats,
+                    merkle,
+                    &old_digest,
+                );
+                return;
+            }
             if header.is_evicted() {
                 if old.1.versions() > header.versions() {
                     return;
                 }
                 let gone = *current;
+                chain::forget_links(table, gone);
                 account(stats, Kind::of(&old.1, gone.reclaimed()), false);
                 old.0
                     .live_bytes
@@ -269,6 +285,7 @@ fn apply(
                 return;
             }
             account(stats, Kind::of(&old.1, current.reclaimed()), false);
+            chain::forget_links(table, *current);
             old.0
                 .live_bytes
                 .fetch_sub(old.1.bytes() as u64, Ordering::Relaxed);
@@ -284,6 +301,22 @@ fn apply(
             );
         }
         None if header.is_evicted() => return,
+        None if header.is_delta() => {
+            let (_, delta) = format::read_record(&segment.map, offset, header);
+            let mut state = Record::default();
+            state.merge(&delta);
+            keydir.insert_unique(token_hash(token), entry, entry_hash);
+            merkle.toggle(token, &state);
+            chain::keep(
+                table,
+                Chain {
+                    record: state,
+                    links: vec![chain::position(entry)],
+                    base_bytes: size,
+                    delta_bytes: 0,
+                },
+            );
+        }
         None => {
             keydir.insert_unique(token_hash(token), entry, entry_hash);
             merkle.toggle(
@@ -296,6 +329,69 @@ fn apply(
     }
     account(stats, Kind::of(header, false), true);
     segment.live_bytes.fetch_add(size, Ordering::Relaxed);
+}
+
+/// Applies the delta at `offset` of `segment` to the key whose record `current` is: merges
+/// it into the key's state and makes it the chain's latest link (see `chain.rs`). A record
+/// that is not a collection of the delta's type is no link: its bytes go dead.
+#[allow(clippy::too_many_arguments)]
+fn merge_delta(
+    segment: &Segment,
+    offset: usize,
+    header: &format::RecordHeader,
+    table: &Segments,
+    current: &mut Entry,
+    stats: &mut StoreStats,
+    merkle: &MerkleLeaves,
+    old_digest: &Record,
+) {
+    let size = header.bytes() as u64;
+    let (mut links, base_bytes, delta_bytes) = chain::links_of(table, *current);
+    let mut state = Inner::load(table, *current)
+        .map(|(_, found)| found.record)
+        .unwrap_or_default();
+    if state.kind != header.kind() {
+        links.clear();
+    }
+    let (_, delta) = format::read_record(&segment.map, offset, header);
+    state.merge(&delta);
+    if let Some(old) = table.get(&current.segment)
+        && let Some(old_header) = old.header_at(current.offset())
+    {
+        account(stats, Kind::of(&old_header, current.reclaimed()), false);
+        if links.is_empty() {
+            chain::forget_links(table, *current);
+            old.live_bytes
+                .fetch_sub(old_header.bytes() as u64, Ordering::Relaxed);
+        }
+        old.chains.lock().remove(&(current.offset() as u32));
+    }
+    *current = Entry {
+        segment: segment.id,
+        slot: offset as u32,
+        ..*current
+    };
+    merkle.replace(
+        key_token(segment.key_at(offset)),
+        Some(old_digest),
+        Some(&state),
+    );
+    let (base_bytes, delta_bytes) = match links.is_empty() {
+        true => (size, 0),
+        false => (base_bytes, delta_bytes + size),
+    };
+    links.push(chain::position(*current));
+    account(stats, Kind::of(header, false), true);
+    segment.live_bytes.fetch_add(size, Ordering::Relaxed);
+    chain::keep(
+        table,
+        Chain {
+            record: state,
+            links,
+            base_bytes,
+            delta_bytes,
+        },
+    );
 }
 
 /// Finds the next valid record at or after `from`, at a multiple of [`RECORD_ALIGN`].

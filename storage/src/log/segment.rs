@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::record::Record;
 
 use super::backend::SegmentFile;
+use super::chain::Chain;
 use super::format::{self, HEADER_BYTES, RecordHeader};
 
 /// One segment file: its map, how far it is written, and how much of it is live.
@@ -27,6 +29,9 @@ pub(super) struct Segment {
     pub sealed: AtomicBool,
     /// Every byte appended is durable.
     pub synced: AtomicBool,
+    /// The chains whose latest link is a delta in this segment, by that link's offset (see
+    /// `chain.rs`).
+    pub chains: Mutex<HashMap<u32, Chain>>,
 }
 
 impl Segment {
@@ -40,6 +45,7 @@ impl Segment {
             live_bytes: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
             synced: AtomicBool::new(false),
+            chains: Mutex::default(),
         }
     }
 
@@ -61,6 +67,11 @@ impl Segment {
     /// can be read there.
     pub fn merkle_record(&self, offset: usize) -> Option<Record> {
         let header = self.header_at(offset)?;
+        if super::chain::continues(&header)
+            && let Some(state) = super::chain::state_at(self, offset)
+        {
+            return Some(state);
+        }
         if header.kind().is_collection() && !header.is_tombstone() {
             let end = offset + header.unpadded_bytes();
             if end <= self.map.len() {

@@ -160,6 +160,22 @@ pub(super) fn load(
     Some(covered)
 }
 
+/// The seq of the oldest segment holding the first link of a chain of deltas (`u64::MAX`
+/// when there is none).
+fn first_chain_seq(segments: &Segments) -> u64 {
+    let mut first = u64::MAX;
+    for segment in segments.values() {
+        for kept in segment.chains.lock().values() {
+            if kept.links.len() > 1
+                && let Some(start) = segments.get(&kept.links[0].0)
+            {
+                first = first.min(start.seq);
+            }
+        }
+    }
+    first
+}
+
 /// Writes a keydir snapshot covering the sealed segments of `table` (fsynced first), with
 /// the entries of `shards` into them. The caller keeps compaction and
 /// other snapshots out meanwhile (the maintenance lock).
@@ -173,9 +189,12 @@ pub(super) fn write(
 ) -> Result<(), LogError> {
     let covered: Vec<Arc<Segment>> = {
         let segments = table.read();
+        // Only segments older than every chain of deltas (see `chain.rs`): recovery must
+        // replay a chain's links in order, which it does only for the segments it scans.
+        let chains_from = first_chain_seq(&segments);
         let mut covered: Vec<_> = segments
             .values()
-            .filter(|s| s.sealed.load(Ordering::Acquire))
+            .filter(|s| s.sealed.load(Ordering::Acquire) && s.seq < chains_from)
             .cloned()
             .collect();
         covered.sort_by_key(|s| s.id);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::backend::{FileBackend, StorageBackend};
+use super::chain::{self, Chain};
 use super::evict;
 use super::format::{self, HEADER_BYTES, RecordHeader};
 use super::inner::{Found, Inner};
@@ -159,7 +160,10 @@ impl Inner {
                     .get(&slot.segment)
                     .and_then(|s| s.merkle_record(slot.offset()));
                 let had_value = !slot.reclaimed()
-                    && Self::load(&segments, *slot).is_some_and(|(_, f)| f.record.value.is_some());
+                    && segments
+                        .get(&slot.segment)
+                        .and_then(|s| s.header_at(slot.offset()))
+                        .is_some_and(|h| !h.is_tombstone());
                 if had_value {
                     entry.access = if touch {
                         evict::touch(slot.access, now_ms, splitmix64(rng))
@@ -178,6 +182,186 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Writes `after`, the key's state after a change of `before` (the state `find_live`
+    /// read under the same lock): as a delta that extends the key's chain when both are
+    /// collections of one type and the chain may grow, else whole (a new base) through
+    /// [`Inner::write`]. Either way the state is kept decoded at the new record, so the next
+    /// read or write of the collection decodes nothing (see `chain.rs`).
+    ///
+    /// # Errors
+    /// As [`Inner::write`].
+    #[allow(clippy::too_many_arguments)]
+    fn write_changed(
+        &self,
+        shard: &mut Shard,
+        token: u64,
+        key: &[u8],
+        before: &Record,
+        after: &Record,
+        now_ms: u64,
+        touch: bool,
+    ) -> Result<(), StoreError> {
+        let (current, links, base_bytes, delta_bytes) = {
+            let segments = self.segments.read();
+            match Self::find(&segments, &mut shard.table, token, key) {
+                Some(entry) => {
+                    let entry = *entry;
+                    let (links, base, deltas) = chain::links_of(&segments, entry);
+                    (Some(entry), links, base, deltas)
+                }
+                None => (None, Vec::new(), 0, 0),
+            }
+        };
+        let chained = match (before.cells(), after.cells(), current) {
+            (Some(old), Some(new), Some(current))
+                if before.kind == after.kind
+                    && !links.is_empty()
+                    && !chain::needs_base(links.len(), base_bytes, delta_bytes) =>
+            {
+                Some((current, new.delta_since(old, after.value_version)))
+            }
+            _ => None,
+        };
+        let Some((current, delta)) = chained else {
+            self.write(shard, token, key, after, now_ms, touch)?;
+            self.keep_base(shard, token, key, after);
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        format::encode_delta(key, after, &delta, &mut bytes);
+        let (segment, offset, position) = self.append(&bytes)?;
+        if self.fsync_policy() == FsyncPolicy::Always && !self.options.deferred_acknowledgement {
+            self.wait_durable(position)?;
+        }
+        let header = RecordHeader::parse(&bytes).expect("just encoded");
+        segment
+            .live_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let segments = self.segments.read();
+        let Shard { table, stats, rng } = shard;
+        let Some(slot) = Self::find(&segments, table, token, key) else {
+            return Ok(());
+        };
+        debug_assert_eq!(*slot, current, "the key's record changed under its lock");
+        let old_state = segments
+            .get(&slot.segment)
+            .and_then(|s| s.merkle_record(slot.offset()));
+        let new = Entry {
+            tag: tag_of(token),
+            segment: segment.id,
+            slot: offset as u32,
+            access: match touch {
+                true => evict::touch(slot.access, now_ms, splitmix64(rng)),
+                false => slot.access,
+            },
+        };
+        let old = std::mem::replace(slot, new);
+        // The old link stays live, in the chain: only the keydir's counts move.
+        if let Some(old_header) = segments
+            .get(&old.segment)
+            .and_then(|s| s.header_at(old.offset()))
+        {
+            account(stats, Kind::of(&old_header, old.reclaimed()), false);
+        }
+        account(stats, Kind::of(&header, false), true);
+        if let Some(old_segment) = segments.get(&old.segment) {
+            old_segment.chains.lock().remove(&(old.offset() as u32));
+        }
+        let mut links = links;
+        links.push((segment.id, offset as u32));
+        chain::keep(
+            &segments,
+            Chain {
+                record: after.clone(),
+                links,
+                base_bytes,
+                delta_bytes: delta_bytes + bytes.len() as u64,
+            },
+        );
+        self.merkle.replace(token, old_state.as_ref(), Some(after));
+        Ok(())
+    }
+
+    /// Writes the state of `key` whole (a new base at the head of the log) if its latest
+    /// record is part of a chain of deltas, so that every older link goes dead: what
+    /// compaction does instead of moving a link, and a snapshot before covering one.
+    ///
+    /// # Errors
+    /// As [`Inner::write`].
+    pub(super) fn rebase(&self, key: &[u8], now_ms: u64) -> Result<(), StoreError> {
+        let token = key_token(key);
+        let mut shard = self.lock_shard(shard_of(token));
+        let state = {
+            let segments = self.segments.read();
+            let Some(entry) = Self::find(&segments, &mut shard.table, token, key).map(|e| *e)
+            else {
+                return Ok(());
+            };
+            let (links, _, _) = chain::links_of(&segments, entry);
+            let lone_base = links.len() == 1
+                && segments
+                    .get(&entry.segment)
+                    .and_then(|s| s.header_at(entry.offset()))
+                    .is_some_and(|h| !h.is_delta());
+            if links.is_empty() || lone_base {
+                return Ok(());
+            }
+            match Self::load(&segments, entry) {
+                Some((_, found)) => found.record,
+                None => return Ok(()),
+            }
+        };
+        self.write(&mut shard, token, key, &state, now_ms, false)?;
+        self.keep_base(&mut shard, token, key, &state);
+        Ok(())
+    }
+
+    /// The keys whose chain of deltas has a link in a sealed segment.
+    fn chains_in_sealed_segments(&self) -> Vec<Bytes> {
+        let segments = self.segments.read();
+        let mut keys = Vec::new();
+        for segment in segments.values() {
+            for (&offset, kept) in segment.chains.lock().iter() {
+                let sealed = |&(id, _): &chain::Position| {
+                    segments
+                        .get(&id)
+                        .is_some_and(|s| s.sealed.load(Ordering::Acquire))
+                };
+                if kept.links.len() > 1 && kept.links.iter().any(sealed) {
+                    keys.push(Bytes::copy_from_slice(segment.key_at(offset as usize)));
+                }
+            }
+        }
+        keys
+    }
+
+    /// Keeps `state`, just written whole for `key`, decoded at its record as a chain of one
+    /// link, so that the next element write does not decode it again.
+    fn keep_base(&self, shard: &mut Shard, token: u64, key: &[u8], state: &Record) {
+        if state.cells().is_none() {
+            return;
+        }
+        let segments = self.segments.read();
+        let Some(entry) = Self::find(&segments, &mut shard.table, token, key).map(|e| *e) else {
+            return;
+        };
+        let Some(header) = segments
+            .get(&entry.segment)
+            .and_then(|s| s.header_at(entry.offset()))
+        else {
+            return;
+        };
+        chain::keep(
+            &segments,
+            Chain {
+                record: state.clone(),
+                links: vec![chain::position(entry)],
+                base_bytes: header.bytes() as u64,
+                delta_bytes: 0,
+            },
+        );
     }
 
     /// Walks shards from the one holding `cursor` until about `count` records were handed
@@ -257,6 +441,12 @@ impl Inner {
     /// Writes a keydir snapshot covering the sealed segments (fsynced first).
     pub fn write_snapshot(&self) -> Result<(), LogError> {
         let _maintenance = self.maintenance.lock();
+        // A snapshot covers no part of a chain: chains reaching into sealed segments are
+        // re-based first (their links go dead), so the snapshot can cover those segments.
+        for key in self.chains_in_sealed_segments() {
+            self.rebase(&key, wall_clock_ms())
+                .map_err(|e| LogError::io("re-basing a chain")(std::io::Error::other(e)))?;
+        }
         snapshot::write(&*self.backend, &self.segments, &self.shards)?;
         self.snapshots.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -331,6 +521,29 @@ impl Store for LogStore {
         }
     }
 
+    fn update_in_place(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let token = key_token(key);
+        let mut shard = self.inner.lock_shard(shard_of(token));
+        // A write looks the key up as an access, as `update` does.
+        let before = self
+            .inner
+            .find_live(&mut shard, token, key, now_ms, true)
+            .map(|found| found.record);
+        let mut after = before.clone().unwrap_or_default();
+        if !edit(&mut after) {
+            return Ok(before);
+        }
+        let before = before.unwrap_or_default();
+        self.inner
+            .write_changed(&mut shard, token, key, &before, &after, now_ms, false)?;
+        Ok(Some(after))
+    }
+
     fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
         let token = key_token(key);
         let mut shard = self.inner.lock_shard(shard_of(token));
@@ -340,13 +553,14 @@ impl Store for LogStore {
                 .and_then(|entry| Inner::load(&segments, *entry))
                 .map(|(_, found)| found.record)
         };
-        let mut merged = current.unwrap_or_default();
+        let before = current.unwrap_or_default();
+        let mut merged = before.clone();
         if !merged.merge(incoming) {
             return Ok(false);
         }
         let now_ms = wall_clock_ms();
         self.inner
-            .write(&mut shard, token, key, &merged, now_ms, true)?;
+            .write_changed(&mut shard, token, key, &before, &merged, now_ms, true)?;
         Ok(true)
     }
 

@@ -1,0 +1,135 @@
+//! Collection chains: how the log keeps a collection written one element at a time.
+//!
+//! Writing a collection's whole encoding for every element write would cost the collection
+//! per write, in time and in log bytes (a 10,000-field hash wrote 200 KB per `HSET`). So a
+//! write of a collection whose current record is a collection of the same type appends a
+//! **delta** (format docs): the new header and the changed cells. The key's state is a
+//! **chain**: its links are the record the chain starts from (a full record, the *base*, or
+//! a first delta over a record of another type) and the deltas after it, in log order;
+//! replaying them (the first replaces, each delta merges) gives the state.
+//!
+//! The engine keeps, for the key's latest link when it is a delta, a [`Chain`] in that
+//! link's segment ([`Segment::chains`]): the state, decoded, and every link's position.
+//! `Inner::load` answers from it, so a read of a chained collection costs no decoding, and
+//! an element write costs its cells (the persistent map shares the rest).
+//!
+//! What keeps a chain correct:
+//! - **Liveness.** Every link is live (its bytes count in its segment's `live_bytes`) until
+//!   the chain is replaced by a record that is not a delta; then all links are forgotten
+//!   together ([`forget_links`]).
+//! - **Re-basing.** A full record of the state, appended at the head of the log, replaces a
+//!   chain: when its deltas outgrow its base ([`needs_base`]), when compaction meets one of
+//!   its links (a link is never copied: a delta moved out of order would merge into the
+//!   wrong state), and before a snapshot, for chains with links in sealed segments.
+//! - **Recovery** replays records in log order: a delta merges into the key's current state
+//!   and extends its chain; anything else replaces it as before.
+//! - **Snapshots** cover only sealed segments older than every chain's first link, so a
+//!   snapshot never names part of a chain (recovery scans the rest in order).
+
+use std::sync::atomic::Ordering;
+
+use crate::record::Record;
+
+use super::format::RecordHeader;
+use super::keydir::Entry;
+use super::segment::{Segment, Segments};
+
+/// Where a record is: segment id and offset.
+pub(super) type Position = (u32, u32);
+
+/// Deltas may add up to this many bytes, or the base's size if larger, before a write
+/// re-bases the chain: a chain costs at most about twice its state in log bytes and in
+/// recovery reading.
+pub(super) const CHAIN_DELTA_BYTES_MIN: u64 = 64 * 1024;
+
+/// Most links a chain has before a write re-bases it: bounds the positions kept per key.
+pub(super) const CHAIN_LINKS_MAX: usize = 1024;
+
+/// A key's chain, kept at its latest link.
+#[derive(Debug, Clone)]
+pub(super) struct Chain {
+    /// The state the links replay to.
+    pub record: Record,
+    /// Every link, first to latest.
+    pub links: Vec<Position>,
+    /// Bytes of the first link.
+    pub base_bytes: u64,
+    /// Bytes of the links after the first.
+    pub delta_bytes: u64,
+}
+
+/// The position of `entry`.
+pub(super) fn position(entry: Entry) -> Position {
+    (entry.segment, entry.offset() as u32)
+}
+
+/// The chain the key whose latest record `entry` is: its links, first to latest, with the
+/// bytes of the first and of the rest. A full collection is a chain of one link; anything
+/// else (a string, a tombstone, nothing readable) starts none (empty).
+pub(super) fn links_of(segments: &Segments, entry: Entry) -> (Vec<Position>, u64, u64) {
+    let Some(segment) = segments.get(&entry.segment) else {
+        return (Vec::new(), 0, 0);
+    };
+    let Some(header) = segment.header_at(entry.offset()) else {
+        return (Vec::new(), 0, 0);
+    };
+    if continues(&header)
+        && let Some(chain) = segment.chains.lock().get(&(entry.offset() as u32))
+    {
+        return (chain.links.clone(), chain.base_bytes, chain.delta_bytes);
+    }
+    if header.kind().is_collection() && !header.is_tombstone() && !entry.reclaimed() {
+        return (vec![position(entry)], header.bytes() as u64, 0);
+    }
+    (Vec::new(), 0, 0)
+}
+
+/// Whether a chain with these figures should be re-based rather than grow.
+pub(super) fn needs_base(links: usize, base_bytes: u64, delta_bytes: u64) -> bool {
+    links >= CHAIN_LINKS_MAX || delta_bytes > base_bytes.max(CHAIN_DELTA_BYTES_MIN)
+}
+
+/// The decoded state kept at the delta at `offset` of `segment`, if the segment keeps one.
+pub(super) fn state_at(segment: &Segment, offset: usize) -> Option<Record> {
+    let chains = segment.chains.lock();
+    Some(chains.get(&(offset as u32))?.record.clone())
+}
+
+/// Takes every link of the chain ending at `latest` but `latest` itself out of its segment's
+/// live bytes, and drops the chain kept there: the key's state no longer needs them.
+/// (`latest` is forgotten by the caller, as any replaced record is.)
+pub(super) fn forget_links(segments: &Segments, latest: Entry) {
+    let Some(segment) = segments.get(&latest.segment) else {
+        return;
+    };
+    let Some(chain) = segment.chains.lock().remove(&(latest.offset() as u32)) else {
+        return;
+    };
+    for &(id, offset) in &chain.links {
+        if (id, offset) == position(latest) {
+            continue;
+        }
+        if let Some(link) = segments.get(&id)
+            && let Some(header) = link.header_at(offset as usize)
+        {
+            let _ = link
+                .live_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(header.bytes() as u64))
+                });
+        }
+    }
+}
+
+/// Whether the header is a link a chain can continue from: a full collection or a delta.
+pub(super) fn continues(header: &RecordHeader) -> bool {
+    header.kind().is_collection() && !header.is_tombstone()
+}
+
+/// Keeps `chain` at its latest link, in that link's segment.
+pub(super) fn keep(segments: &Segments, chain: Chain) {
+    let &(id, offset) = chain.links.last().expect("a chain has a link");
+    if let Some(segment) = segments.get(&id) {
+        segment.chains.lock().insert(offset, chain);
+    }
+}
