@@ -42,8 +42,9 @@ pub(super) type Position = (u32, u32);
 /// recovery reading.
 pub(super) const CHAIN_DELTA_BYTES_MIN: u64 = 64 * 1024;
 
-/// Most links a chain has before a write re-bases it: bounds the positions kept per key.
-pub(super) const CHAIN_LINKS_MAX: usize = 1024;
+/// Most links a chain has before a write re-bases it: bounds the positions kept per key
+/// (8 bytes each; the byte bound above usually comes first, a delta being 60 bytes or more).
+pub(super) const CHAIN_LINKS_MAX: usize = 1 << 20;
 
 /// A key's chain, kept at its latest link.
 #[derive(Debug, Clone)]
@@ -82,6 +83,30 @@ pub(super) fn links_of(segments: &Segments, entry: Entry) -> (Vec<Position>, u64
         return (vec![position(entry)], header.bytes() as u64, 0);
     }
     (Vec::new(), 0, 0)
+}
+
+/// Takes the chain of the key whose latest record `entry` is out of the segment keeping it,
+/// for a writer that extends it and keeps it again at its new latest link; `true` with it
+/// when it was kept (to be put back if the write fails). A full collection kept as no
+/// chain gives a chain of one link whose `record` is a placeholder (the writer has the
+/// state). `None` when the record starts no chain (see [`links_of`]).
+pub(super) fn take(segments: &Segments, entry: Entry) -> Option<(Chain, bool)> {
+    let segment = segments.get(&entry.segment)?;
+    let header = segment.header_at(entry.offset())?;
+    if !continues(&header) || entry.reclaimed() {
+        return None;
+    }
+    if let Some(kept) = segment.chains.lock().remove(&(entry.offset() as u32)) {
+        return Some((kept, true));
+    }
+    let links = vec![position(entry)];
+    let made_up = Chain {
+        record: Record::default(),
+        links,
+        base_bytes: header.bytes() as u64,
+        delta_bytes: 0,
+    };
+    Some((made_up, false))
 }
 
 /// Whether a chain with these figures should be re-based rather than grow.

@@ -114,12 +114,13 @@ impl Inner {
                 throttle(started, (at - HEADER_BYTES) as u64, bytes_per_s);
                 continue;
             }
-            let (key, mut record) = format::read_record(&input.map, here, &header);
-            let token = key_token(&key);
-            if chain::continues(&header) && !self.keeps_link(input, here, &header, &key)? {
+            // Decided before the value is decoded: a dead collection costs nothing here.
+            if chain::continues(&header) && !self.keeps_link(input, here, &header)? {
                 throttle(started, (at - HEADER_BYTES) as u64, bytes_per_s);
                 continue;
             }
+            let (key, mut record) = format::read_record(&input.map, here, &header);
+            let token = key_token(&key);
             let mut shard = self.lock_shard(shard_of(token));
             let segments = self.segments.read();
             let current = Inner::find(&segments, &mut shard.table, token, &key).map(|e| *e);
@@ -278,29 +279,28 @@ impl Inner {
         input: &Arc<Segment>,
         here: usize,
         header: &format::RecordHeader,
-        key: &[u8],
     ) -> Result<bool, LogError> {
+        let key = input.key_at(here);
         let token = key_token(key);
-        let in_chain = {
+        {
             let mut shard = self.lock_shard(shard_of(token));
             let segments = self.segments.read();
             let Some(entry) = Inner::find(&segments, &mut shard.table, token, key).map(|e| *e)
             else {
-                return Ok(!header.is_delta());
+                // No state of its key: dead, as a value that is not referenced is.
+                return Ok(false);
             };
             let (links, _, _) = chain::links_of(&segments, entry);
-            let lone_base = links.len() == 1 && !header.is_delta();
-            if lone_base || !links.contains(&(input.id, here as u32)) {
-                // Its key's whole state, or not in the chain: the usual rules (a delta out
-                // of the chain is dead, and is dropped as a shadowed value is).
-                return Ok(!header.is_delta());
+            if !links.contains(&(input.id, here as u32)) {
+                return Ok(false);
             }
-            true
-        };
-        if in_chain {
-            self.rebase(key, wall_clock_ms())
-                .map_err(|e| LogError::io("re-basing a chain")(std::io::Error::other(e)))?;
+            if links.len() == 1 && !header.is_delta() {
+                // Its key's whole state, referenced: moved as any record is.
+                return Ok(true);
+            }
         }
+        self.rebase(key, wall_clock_ms())
+            .map_err(|e| LogError::io("re-basing a chain")(std::io::Error::other(e)))?;
         Ok(false)
     }
 

@@ -346,11 +346,19 @@ fn merge_delta(
     old_digest: &Record,
 ) {
     let size = header.bytes() as u64;
-    let (mut links, base_bytes, delta_bytes) = chain::links_of(table, *current);
-    let mut state = Inner::load(table, *current)
-        .map(|(_, found)| found.record)
-        .unwrap_or_default();
+    // Taken, not copied: a chain may have thousands of links.
+    let load = || {
+        Inner::load(table, *current)
+            .map(|(_, found)| found.record)
+            .unwrap_or_default()
+    };
+    let (mut state, mut links, base_bytes, delta_bytes) = match chain::take(table, *current) {
+        Some((kept, true)) => (kept.record, kept.links, kept.base_bytes, kept.delta_bytes),
+        Some((made_up, false)) => (load(), made_up.links, made_up.base_bytes, 0),
+        None => (load(), Vec::new(), 0, 0),
+    };
     if state.kind != header.kind() {
+        // (Only after a corrupt record was skipped: a delta follows its own type.)
         links.clear();
     }
     let (_, delta) = format::read_record(&segment.map, offset, header);
@@ -360,11 +368,9 @@ fn merge_delta(
     {
         account(stats, Kind::of(&old_header, current.reclaimed()), false);
         if links.is_empty() {
-            chain::forget_links(table, *current);
             old.live_bytes
                 .fetch_sub(old_header.bytes() as u64, Ordering::Relaxed);
         }
-        old.chains.lock().remove(&(current.offset() as u32));
     }
     *current = Entry {
         segment: segment.id,

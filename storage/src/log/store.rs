@@ -203,38 +203,57 @@ impl Inner {
         now_ms: u64,
         touch: bool,
     ) -> Result<(), StoreError> {
-        let (current, links, base_bytes, delta_bytes) = {
+        // The chain is taken out while the delta is written (its links are not copied: a
+        // chain may have thousands) and put back if the write fails.
+        let (current, taken) = {
             let segments = self.segments.read();
             match Self::find(&segments, &mut shard.table, token, key) {
-                Some(entry) => {
-                    let entry = *entry;
-                    let (links, base, deltas) = chain::links_of(&segments, entry);
-                    (Some(entry), links, base, deltas)
-                }
-                None => (None, Vec::new(), 0, 0),
+                Some(entry) => (Some(*entry), chain::take(&segments, *entry)),
+                None => (None, None),
             }
         };
-        let chained = match (before.cells(), after.cells(), current) {
-            (Some(old), Some(new), Some(current))
+        let put_back = |taken: Option<(Chain, bool)>| {
+            if let Some((kept, true)) = taken {
+                chain::keep(&self.segments.read(), kept);
+            }
+        };
+        let chained = match (before.cells(), after.cells(), current, &taken) {
+            (Some(old), Some(new), Some(current), Some((kept, _)))
                 if before.kind == after.kind
-                    && !links.is_empty()
-                    && !chain::needs_base(links.len(), base_bytes, delta_bytes) =>
+                    && !chain::needs_base(kept.links.len(), kept.base_bytes, kept.delta_bytes) =>
             {
                 Some((current, new.delta_since(old, after.value_version)))
             }
             _ => None,
         };
         let Some((current, delta)) = chained else {
+            put_back(taken);
             self.write(shard, token, key, after, now_ms, touch)?;
             self.keep_base(shard, token, key, after);
             return Ok(());
         };
         let mut bytes = Vec::new();
         format::encode_delta(key, after, &delta, &mut bytes);
-        let (segment, offset, position) = self.append(&bytes)?;
-        if self.fsync_policy() == FsyncPolicy::Always && !self.options.deferred_acknowledgement {
-            self.wait_durable(position)?;
-        }
+        let appended = self.append(&bytes).and_then(|(segment, offset, position)| {
+            if self.fsync_policy() == FsyncPolicy::Always && !self.options.deferred_acknowledgement
+            {
+                self.wait_durable(position)?;
+            }
+            Ok((segment, offset))
+        });
+        let (segment, offset) = match appended {
+            Ok(at) => at,
+            Err(error) => {
+                put_back(taken);
+                return Err(error);
+            }
+        };
+        let Chain {
+            mut links,
+            base_bytes,
+            delta_bytes,
+            ..
+        } = taken.expect("chained").0;
         let header = RecordHeader::parse(&bytes).expect("just encoded");
         segment
             .live_bytes
@@ -245,9 +264,6 @@ impl Inner {
             return Ok(());
         };
         debug_assert_eq!(*slot, current, "the key's record changed under its lock");
-        let old_state = segments
-            .get(&slot.segment)
-            .and_then(|s| s.merkle_record(slot.offset()));
         let new = Entry {
             tag: tag_of(token),
             segment: segment.id,
@@ -266,10 +282,6 @@ impl Inner {
             account(stats, Kind::of(&old_header, old.reclaimed()), false);
         }
         account(stats, Kind::of(&header, false), true);
-        if let Some(old_segment) = segments.get(&old.segment) {
-            old_segment.chains.lock().remove(&(old.offset() as u32));
-        }
-        let mut links = links;
         links.push((segment.id, offset as u32));
         chain::keep(
             &segments,
@@ -280,7 +292,9 @@ impl Inner {
                 delta_bytes: delta_bytes + bytes.len() as u64,
             },
         );
-        self.merkle.replace(token, old_state.as_ref(), Some(after));
+        // `before` is the state the leaves hold for the key (the chain it was read from is
+        // taken out, so it cannot be read again from there).
+        self.merkle.replace(token, Some(before), Some(after));
         Ok(())
     }
 
