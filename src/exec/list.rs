@@ -63,10 +63,9 @@
 //! only a list that has elements, and nobody waits on such a list.
 //!
 //! # Costs
-//! A command works on the decoded collection (`collection::live`/`update`: O(n) to decode, and
-//! a write re-encodes); `LLEN` reads the length from the record's header without decoding;
-//! `LRANGE` and `LINDEX` are one pass over the cells from the nearer end, allocating only the
-//! reply.
+//! A command works on the collection's persistent map (`collection::live`/`update`): a push
+//! or pop is O(log n), `LLEN` O(1); `LRANGE` and `LINDEX` are one pass over the cells from
+//! the nearer end, allocating only the reply.
 
 use bytes::Bytes;
 use ringcache_resp::cmd::ListCommand;
@@ -404,11 +403,10 @@ fn lookup(
     record
 }
 
-/// The list at `key` and its length (from the record's header), `None` when the key does
-/// not exist.
+/// The list at `key` and its length, `None` when the key does not exist.
 ///
 /// # Errors
-/// `WRONGTYPE`, or a collection that does not decode.
+/// `WRONGTYPE`.
 fn read(
     node: &Node,
     records: &dyn Records,
@@ -421,8 +419,8 @@ fn read(
     Ok(collection::live(record.as_ref(), LIST, now_ms)?.map(|list| (list, len)))
 }
 
-/// How many elements the list in `record` holds, read from the collection's header without
-/// decoding it; 0 when the key does not exist.
+/// How many elements the list in `record` holds (kept by the collection, O(1)); 0 when the
+/// key does not exist.
 ///
 /// # Errors
 /// `WRONGTYPE` when the key holds another type.
