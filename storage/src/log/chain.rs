@@ -53,10 +53,63 @@ pub(super) struct Chain {
     pub record: Record,
     /// Every link, first to latest.
     pub links: Vec<Position>,
-    /// Bytes of the first link.
+    /// Bytes of the first link when it is a full record (0 when it is a delta).
     pub base_bytes: u64,
-    /// Bytes of the links after the first.
+    /// Bytes of the deltas.
     pub delta_bytes: u64,
+    /// The segments the links are in, each once, oldest first (few: a chain is re-based
+    /// before it spans much of the log).
+    pub spans: Vec<u32>,
+}
+
+impl Chain {
+    /// A chain of one full record at `at`.
+    pub fn base(record: Record, at: Position, bytes: u64) -> Chain {
+        Chain {
+            record,
+            links: vec![at],
+            base_bytes: bytes,
+            delta_bytes: 0,
+            spans: vec![at.0],
+        }
+    }
+
+    /// A chain that starts with the delta at `at` (recovery, when the record before it was
+    /// of another type).
+    pub fn from_delta(record: Record, at: Position, bytes: u64) -> Chain {
+        Chain {
+            delta_bytes: bytes,
+            base_bytes: 0,
+            ..Chain::base(record, at, 0)
+        }
+    }
+
+    /// Extends the chain with the delta at `at`, whose state is `record`.
+    pub fn push(&mut self, record: Record, at: Position, bytes: u64) {
+        self.record = record;
+        self.links.push(at);
+        self.delta_bytes += bytes;
+        if self.spans.last() != Some(&at.0) {
+            self.spans.push(at.0);
+        }
+    }
+
+    /// Whether the chain holds a delta: then no snapshot may cover any of its links, and
+    /// compaction never moves one.
+    pub fn has_deltas(&self) -> bool {
+        self.delta_bytes > 0
+    }
+
+    /// Whether a link is in a segment being compacted: then a writer writes the state whole
+    /// instead of extending the chain, so that compaction, which decided about the link
+    /// earlier, never loses a link it did not see (see `compact.rs`).
+    pub fn touches_compacting(&self, segments: &Segments) -> bool {
+        self.spans.iter().any(|id| {
+            segments
+                .get(id)
+                .is_some_and(|s| s.compacting.load(Ordering::Acquire))
+        })
+    }
 }
 
 /// The position of `entry`.
@@ -99,13 +152,7 @@ pub(super) fn take(segments: &Segments, entry: Entry) -> Option<(Chain, bool)> {
     if let Some(kept) = segment.chains.lock().remove(&(entry.offset() as u32)) {
         return Some((kept, true));
     }
-    let links = vec![position(entry)];
-    let made_up = Chain {
-        record: Record::default(),
-        links,
-        base_bytes: header.bytes() as u64,
-        delta_bytes: 0,
-    };
+    let made_up = Chain::base(Record::default(), position(entry), header.bytes() as u64);
     Some((made_up, false))
 }
 
@@ -130,8 +177,13 @@ pub(super) fn forget_links(segments: &Segments, latest: Entry) {
     let Some(chain) = segment.chains.lock().remove(&(latest.offset() as u32)) else {
         return;
     };
-    for &(id, offset) in &chain.links {
-        if (id, offset) == position(latest) {
+    forget_positions(segments, &chain.links, position(latest));
+}
+
+/// Takes the records at `links`, but `except`, out of their segments' live bytes.
+pub(super) fn forget_positions(segments: &Segments, links: &[Position], except: Position) {
+    for &(id, offset) in links {
+        if (id, offset) == except {
             continue;
         }
         if let Some(link) = segments.get(&id)

@@ -69,7 +69,16 @@ impl Inner {
             if self.is_poisoned() {
                 break;
             }
-            self.compact_segment(&segment, now_ms, bytes_per_s)?;
+            // Set before the first decision about a record, under no lock: a writer that
+            // extends a chain takes the key's shard lock, as `keeps_link` does, so either it
+            // extended the chain before `keeps_link` looked (which then re-bases it) or it
+            // sees the flag and writes the state whole.
+            segment.compacting.store(true, Ordering::SeqCst);
+            let compacted = self.compact_segment(&segment, now_ms, bytes_per_s);
+            if compacted.is_err() {
+                segment.compacting.store(false, Ordering::SeqCst);
+            }
+            compacted?;
             done += 1;
         }
         Ok(done)

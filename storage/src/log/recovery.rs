@@ -309,12 +309,7 @@ fn apply(
             merkle.toggle(token, &state);
             chain::keep(
                 table,
-                Chain {
-                    record: state,
-                    links: vec![chain::position(entry)],
-                    base_bytes: size,
-                    delta_bytes: 0,
-                },
+                Chain::from_delta(state, chain::position(entry), size),
             );
         }
         None => {
@@ -346,28 +341,50 @@ fn merge_delta(
     old_digest: &Record,
 ) {
     let size = header.bytes() as u64;
+    let at = (segment.id, offset as u32);
     // Taken, not copied: a chain may have thousands of links.
-    let load = || {
-        Inner::load(table, *current)
-            .map(|(_, found)| found.record)
-            .unwrap_or_default()
+    let taken = match chain::take(table, *current) {
+        Some((kept, true)) => Some(kept),
+        Some((made_up, false)) => Some(Chain {
+            record: Inner::load(table, *current)
+                .map(|(_, found)| found.record)
+                .unwrap_or_default(),
+            ..made_up
+        }),
+        None => None,
     };
-    let (mut state, mut links, base_bytes, delta_bytes) = match chain::take(table, *current) {
-        Some((kept, true)) => (kept.record, kept.links, kept.base_bytes, kept.delta_bytes),
-        Some((made_up, false)) => (load(), made_up.links, made_up.base_bytes, 0),
-        None => (load(), Vec::new(), 0, 0),
-    };
-    if state.kind != header.kind() {
-        // (Only after a corrupt record was skipped: a delta follows its own type.)
-        links.clear();
-    }
     let (_, delta) = format::read_record(&segment.map, offset, header);
-    state.merge(&delta);
+    let (chain, replaced) = match taken {
+        Some(mut chain) if chain.record.kind == header.kind() => {
+            let mut state = std::mem::take(&mut chain.record);
+            state.merge(&delta);
+            chain.push(state, at, size);
+            (chain, None)
+        }
+        // (A delta follows its own type: this is after a corrupt record was skipped.)
+        Some(other) => {
+            let mut state = other.record.clone();
+            state.merge(&delta);
+            (Chain::from_delta(state, at, size), Some(other))
+        }
+        None => {
+            let mut state = Inner::load(table, *current)
+                .map(|(_, found)| found.record)
+                .unwrap_or_default();
+            state.merge(&delta);
+            (Chain::from_delta(state, at, size), None)
+        }
+    };
     if let Some(old) = table.get(&current.segment)
         && let Some(old_header) = old.header_at(current.offset())
     {
         account(stats, Kind::of(&old_header, current.reclaimed()), false);
-        if links.is_empty() {
+        if chain.links.len() == 1 {
+            // The record before is no link of the new chain: its bytes, and those of the
+            // chain it ended, are dead.
+            if let Some(ended) = replaced {
+                chain::forget_positions(table, &ended.links, chain::position(*current));
+            }
             old.live_bytes
                 .fetch_sub(old_header.bytes() as u64, Ordering::Relaxed);
         }
@@ -380,24 +397,11 @@ fn merge_delta(
     merkle.replace(
         key_token(segment.key_at(offset)),
         Some(old_digest),
-        Some(&state),
+        Some(&chain.record),
     );
-    let (base_bytes, delta_bytes) = match links.is_empty() {
-        true => (size, 0),
-        false => (base_bytes, delta_bytes + size),
-    };
-    links.push(chain::position(*current));
     account(stats, Kind::of(header, false), true);
     segment.live_bytes.fetch_add(size, Ordering::Relaxed);
-    chain::keep(
-        table,
-        Chain {
-            record: state,
-            links,
-            base_bytes,
-            delta_bytes,
-        },
-    );
+    chain::keep(table, chain);
 }
 
 /// Finds the next valid record at or after `from`, at a multiple of [`RECORD_ALIGN`].

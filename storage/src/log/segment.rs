@@ -29,6 +29,9 @@ pub(super) struct Segment {
     pub sealed: AtomicBool,
     /// Every byte appended is durable.
     pub synced: AtomicBool,
+    /// Compaction is deciding about its records: writers write a chain whole rather than
+    /// extend one with a link here (see `Chain::touches_compacting`).
+    pub compacting: AtomicBool,
     /// The chains whose latest link is a delta in this segment, by that link's offset (see
     /// `chain.rs`).
     pub chains: Mutex<HashMap<u32, Chain>>,
@@ -45,6 +48,7 @@ impl Segment {
             live_bytes: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
             synced: AtomicBool::new(false),
+            compacting: AtomicBool::new(false),
             chains: Mutex::default(),
         }
     }

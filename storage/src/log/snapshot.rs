@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 use parking_lot::{Mutex, RwLock};
 
 use super::backend::StorageBackend;
+use super::chain;
 use super::format::HEADER_BYTES;
 use super::keydir::{
     Entry, Kind, SLOT_RECLAIMED, Shard, account, entry_hash, header_record, tag_of, token_hash,
@@ -127,6 +128,7 @@ pub(super) fn load(
         if end > segment.map.len()
             || (header.key_len, header.value_len) != (key_len, value_len)
             || header.is_evicted()
+            || header.is_delta()
             || key_token(segment.key_at(entry.offset())) != token
         {
             return None;
@@ -166,7 +168,7 @@ fn first_chain_seq(segments: &Segments) -> u64 {
     let mut first = u64::MAX;
     for segment in segments.values() {
         for kept in segment.chains.lock().values() {
-            if kept.links.len() > 1
+            if kept.has_deltas()
                 && let Some(start) = segments.get(&kept.links[0].0)
             {
                 first = first.min(start.seq);
@@ -177,8 +179,10 @@ fn first_chain_seq(segments: &Segments) -> u64 {
 }
 
 /// Writes a keydir snapshot covering the sealed segments of `table` (fsynced first), with
-/// the entries of `shards` into them. The caller keeps compaction and
-/// other snapshots out meanwhile (the maintenance lock).
+/// the entries of `shards` into them; `false` when it was not written because a chain of
+/// deltas reached into a covered segment meanwhile (a writer extended a chain whose base
+/// was there: the next snapshot, after re-basing, covers it). The caller keeps compaction
+/// and other snapshots out meanwhile (the maintenance lock).
 ///
 /// # Errors
 /// An I/O error; the previous snapshot stays in place.
@@ -186,7 +190,7 @@ pub(super) fn write(
     backend: &dyn StorageBackend,
     table: &RwLock<Segments>,
     shards: &[Mutex<Shard>],
-) -> Result<(), LogError> {
+) -> Result<bool, LogError> {
     let covered: Vec<Arc<Segment>> = {
         let segments = table.read();
         // Only segments older than every chain of deltas (see `chain.rs`): recovery must
@@ -226,6 +230,11 @@ pub(super) fn write(
         let shard = shard.lock();
         let segments = table.read();
         for entry in shard.table.iter() {
+            // Checked under the shard's lock, which a writer holds while it extends a chain.
+            let (links, _, delta_bytes) = chain::links_of(&segments, *entry);
+            if delta_bytes > 0 && links.iter().any(|(id, _)| ids.contains(id)) {
+                return Ok(false);
+            }
             if !ids.contains(&entry.segment) {
                 continue;
             }
@@ -256,5 +265,5 @@ pub(super) fn write(
         .and_then(|()| file.sync_data())
         .and_then(|()| backend.rename(SNAPSHOT_TMP, SNAPSHOT_NAME))
         .map_err(LogError::io("writing the snapshot"))?;
-    Ok(())
+    Ok(true)
 }

@@ -217,10 +217,13 @@ impl Inner {
                 chain::keep(&self.segments.read(), kept);
             }
         };
+        let extends = |kept: &Chain| {
+            !chain::needs_base(kept.links.len(), kept.base_bytes, kept.delta_bytes)
+                && !kept.touches_compacting(&self.segments.read())
+        };
         let chained = match (before.cells(), after.cells(), current, &taken) {
             (Some(old), Some(new), Some(current), Some((kept, _)))
-                if before.kind == after.kind
-                    && !chain::needs_base(kept.links.len(), kept.base_bytes, kept.delta_bytes) =>
+                if before.kind == after.kind && extends(kept) =>
             {
                 Some((current, new.delta_since(old, after.value_version)))
             }
@@ -248,12 +251,7 @@ impl Inner {
                 return Err(error);
             }
         };
-        let Chain {
-            mut links,
-            base_bytes,
-            delta_bytes,
-            ..
-        } = taken.expect("chained").0;
+        let mut extended = taken.expect("chained").0;
         let header = RecordHeader::parse(&bytes).expect("just encoded");
         segment
             .live_bytes
@@ -282,16 +280,12 @@ impl Inner {
             account(stats, Kind::of(&old_header, old.reclaimed()), false);
         }
         account(stats, Kind::of(&header, false), true);
-        links.push((segment.id, offset as u32));
-        chain::keep(
-            &segments,
-            Chain {
-                record: after.clone(),
-                links,
-                base_bytes,
-                delta_bytes: delta_bytes + bytes.len() as u64,
-            },
+        extended.push(
+            after.clone(),
+            (segment.id, offset as u32),
+            bytes.len() as u64,
         );
+        chain::keep(&segments, extended);
         // `before` is the state the leaves hold for the key (the chain it was read from is
         // taken out, so it cannot be read again from there).
         self.merkle.replace(token, Some(before), Some(after));
@@ -343,7 +337,7 @@ impl Inner {
                         .get(&id)
                         .is_some_and(|s| s.sealed.load(Ordering::Acquire))
                 };
-                if kept.links.len() > 1 && kept.links.iter().any(sealed) {
+                if kept.has_deltas() && kept.links.iter().any(sealed) {
                     keys.push(Bytes::copy_from_slice(segment.key_at(offset as usize)));
                 }
             }
@@ -369,12 +363,7 @@ impl Inner {
         };
         chain::keep(
             &segments,
-            Chain {
-                record: state.clone(),
-                links: vec![chain::position(entry)],
-                base_bytes: header.bytes() as u64,
-                delta_bytes: 0,
-            },
+            Chain::base(state.clone(), chain::position(entry), header.bytes() as u64),
         );
     }
 
@@ -461,8 +450,9 @@ impl Inner {
             self.rebase(&key, wall_clock_ms())
                 .map_err(|e| LogError::io("re-basing a chain")(std::io::Error::other(e)))?;
         }
-        snapshot::write(&*self.backend, &self.segments, &self.shards)?;
-        self.snapshots.fetch_add(1, Ordering::Relaxed);
+        if snapshot::write(&*self.backend, &self.segments, &self.shards)? {
+            self.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
