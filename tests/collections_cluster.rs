@@ -115,6 +115,15 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
         let got = strings(&conn.cmd(&["HKEYS", "shared:h", "CONSISTENCY", "ALL"]));
         assert_eq!(got.len(), fields.len(), "HKEYS at ALL through node {i}");
         assert_eq!(got, fields);
+        // The container commands route by their subcommand's key through any node.
+        assert_eq!(
+            conn.cmd(&["OBJECT", "ENCODING", "shared:h"]),
+            Val::Bulk(b"hashtable".to_vec()),
+            "OBJECT ENCODING through node {i} (600 fields)"
+        );
+        assert!(matches!(conn.cmd(&["MEMORY", "USAGE", "shared:h"]), Val::Int(n) if n > 0));
+        assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "nokey"]), Val::NullBulk);
+        assert!(matches!(conn.cmd(&["OBJECT", "HELP"]), Val::Array(_)));
     }
     cluster.kill(1);
     cluster.kill(2);

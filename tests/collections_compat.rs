@@ -63,3 +63,9 @@ family!(
     zset_commands_answer_as_redis_resp3,
     "zset"
 );
+
+family!(
+    object_and_memory_answer_as_redis_resp2,
+    object_and_memory_answer_as_redis_resp3,
+    "object"
+);

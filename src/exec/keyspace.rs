@@ -23,6 +23,7 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
             }
             Reply::Integer(deleted)
         }
+        Command::Object(object) => return super::introspect::object(node, records, object, now_ms),
         Command::Exists(keys) => Reply::Integer(
             keys.iter()
                 .filter(|key| exists(records, key, now_ms))

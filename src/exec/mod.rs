@@ -32,6 +32,7 @@ pub mod hash;
 pub mod hll;
 pub mod hyperloglog;
 pub mod info;
+pub mod introspect;
 pub mod keyspace;
 pub mod list;
 pub mod ring;
@@ -89,6 +90,12 @@ pub trait Records {
         decide: &mut dyn FnMut(Option<&Record>) -> Update,
     ) -> Result<Option<Record>, StoreError>;
 
+    /// As [`Store::key_use`]: the key's access statistics, `None` when not kept here.
+    fn key_use(&self, key: &[u8], now_ms: u64) -> Option<ringcache_storage::KeyUse> {
+        let _ = (key, now_ms);
+        None
+    }
+
     /// As [`Store::update_in_place`]: `edit` changes the key's record where it is kept (a
     /// missing key reads as `Record::default()`) and says whether it did. The default edits
     /// a copy through [`Records::update`] (a coordinator's overlay, which must see the
@@ -137,6 +144,10 @@ impl Records for Arc<dyn Store> {
         edit: &mut dyn FnMut(&mut Record) -> bool,
     ) -> Result<Option<Record>, StoreError> {
         Store::update_in_place(self.as_ref(), key, now_ms, edit)
+    }
+
+    fn key_use(&self, key: &[u8], now_ms: u64) -> Option<ringcache_storage::KeyUse> {
+        Store::key_use(self.as_ref(), key, now_ms)
     }
 }
 
@@ -312,7 +323,10 @@ fn dispatch(
     let command = request.command;
     let reply = match request.spec.family {
         Family::Connection => Ok(connection::execute(node, session, command)),
-        Family::Server => server::execute(node, session, command, now_ms),
+        Family::Server => match command {
+            Command::Memory(memory) => introspect::memory(node, records, memory, now_ms),
+            other => server::execute(node, session, other, now_ms),
+        },
         Family::Strings => strings::execute(node, records, command, now_ms, touch),
         Family::Keyspace => keyspace::execute(node, records, command, now_ms),
         Family::HyperLogLog => hyperloglog::execute(node, records, command, now_ms, touch),
@@ -387,7 +401,7 @@ pub async fn execute_clustered(
                     return None;
                 }
                 outcome
-            } else if clustered::is_key_command(request.spec) {
+            } else if clustered::is_key_command(request.spec) && !keys.is_empty() {
                 clustered::execute(node, cluster, session, request, keys, now_ms, touch).await
             } else if clustered::is_keyspace_command(&request.command) {
                 clustered::execute_keyspace(node, cluster, request.command, now_ms).await

@@ -66,6 +66,16 @@ pub struct ExpireStats {
     pub tombstones_dropped: usize,
 }
 
+/// How a key has been used, as eviction tracks it: what `OBJECT IDLETIME` and `OBJECT FREQ`
+/// read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUse {
+    /// Milliseconds since the last access (one-second resolution, as Redis's LRU clock).
+    pub idle_ms: u64,
+    /// Redis's logarithmic LFU counter, decayed to now.
+    pub frequency: u8,
+}
+
 /// Sizes reported by `INFO` and the metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -135,6 +145,13 @@ pub trait Store: Send + Sync + 'static {
                 false => Update::Keep,
             }
         })
+    }
+
+    /// How `key` has been used (its access statistics), `None` when the store holds no
+    /// record for it or keeps no statistics. Not an access itself.
+    fn key_use(&self, key: &[u8], now_ms: u64) -> Option<KeyUse> {
+        let _ = (key, now_ms);
+        None
     }
 
     /// Merges a record written elsewhere cell by cell: each cell keeps the higher version.

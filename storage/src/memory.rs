@@ -40,7 +40,9 @@ use crate::record::{Record, Value};
 use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::shard_guard::Counted;
 use crate::token::key_token;
-use crate::{ExpireStats, MerkleLeaves, Store, StoreError, StoreStats, TombstoneHorizon, Update};
+use crate::{
+    ExpireStats, KeyUse, MerkleLeaves, Store, StoreError, StoreStats, TombstoneHorizon, Update,
+};
 
 /// Estimated bookkeeping bytes per key beyond its key and value bytes (the table slot with
 /// token, key handle, record and access statistics, the key's and value's allocation
@@ -562,6 +564,20 @@ impl Store for MemoryStore {
         shard.find_live(token, key, now_ms, true);
         shard.modify(&self.merkle, token, key, now_ms, false, edit);
         Ok(shard.find(token, key).cloned())
+    }
+
+    fn key_use(&self, key: &[u8], now_ms: u64) -> Option<KeyUse> {
+        let token = key_token(key);
+        let shard = self.shard(token);
+        let entry = shard
+            .table
+            .find(token, |e| e.token == token && e.key.as_slice() == key)?;
+        Some(KeyUse {
+            idle_ms: entry.access.idle_ms(now_ms),
+            frequency: entry
+                .access
+                .lfu_counter(crate::eviction::lfu_minutes(now_ms)),
+        })
     }
 
     fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {

@@ -1,6 +1,6 @@
 //! Keyspace commands: `DEL`, `UNLINK`, `EXISTS`, `TYPE`, `TOUCH`, `EXPIRE`, `PEXPIRE`,
 //! `EXPIREAT`, `PEXPIREAT`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `PERSIST`, `KEYS`,
-//! `SCAN`, `RANDOMKEY`.
+//! `SCAN`, `RANDOMKEY`, `OBJECT`.
 //!
 //! # Format
 //! ```text
@@ -10,11 +10,13 @@
 //! EXPIREAT key unix-s [NX|XX|GT|LT] PEXPIREAT key unix-ms [NX|XX|GT|LT]
 //! TTL key   PTTL key   EXPIRETIME key   PEXPIRETIME key
 //! SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+//! OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key   OBJECT HELP
 //! ```
 
 use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, error_text, is, parse_i64};
+use super::connection::subcommand;
 use super::{Command, Expire, ExpireCondition, ExpiryTime, Scan, TimeUnit};
 
 /// Redis's default `SCAN` count.
@@ -296,4 +298,45 @@ pub(super) fn scan_options(cur: &mut ArgCursor) -> Result<ScanOptions, CommandEr
         }
     }
     Ok(options)
+}
+
+/// An `OBJECT` subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectCommand {
+    /// `OBJECT ENCODING key`
+    Encoding(Bytes),
+    /// `OBJECT FREQ key`
+    Freq(Bytes),
+    /// `OBJECT IDLETIME key`
+    IdleTime(Bytes),
+    /// `OBJECT REFCOUNT key`
+    RefCount(Bytes),
+    /// `OBJECT HELP`
+    Help,
+}
+
+const OBJECT_SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("encoding", "object|encoding", 3),
+    ("freq", "object|freq", 3),
+    ("idletime", "object|idletime", 3),
+    ("refcount", "object|refcount", 3),
+    ("help", "object|help", 2),
+];
+
+/// # Format
+/// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`.
+pub(super) fn object(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let sub = cur.required()?;
+    let name = subcommand("OBJECT", OBJECT_SUBCOMMANDS, &sub, cur.argc())?;
+    if name == "help" {
+        return Ok(Command::Object(ObjectCommand::Help));
+    }
+    let key = cur.required()?;
+    Ok(Command::Object(match name {
+        "encoding" => ObjectCommand::Encoding(key),
+        "freq" => ObjectCommand::Freq(key),
+        "idletime" => ObjectCommand::IdleTime(key),
+        "refcount" => ObjectCommand::RefCount(key),
+        other => unreachable!("object subcommand {other}"),
+    }))
 }

@@ -30,8 +30,9 @@ mod args;
 mod table;
 pub use args::{CommandError, STRING_BYTES_MAX, parse_i64, unknown_command};
 pub use hash::HashCommand;
-pub use keyspace::ScanOptions;
+pub use keyspace::{ObjectCommand, ScanOptions};
 pub use list::ListCommand;
+pub use server::MemoryCommand;
 pub use set::SetCommand;
 pub use table::{Access, Entry, Family, Flags, KeyRange, Request, Spec, TABLE, lookup};
 pub use zset::SortedSetCommand;
@@ -171,6 +172,10 @@ pub enum Command {
     Exists(Vec<Bytes>),
     /// `TYPE key`
     Type(Bytes),
+    /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`.
+    Object(ObjectCommand),
+    /// `MEMORY USAGE key [SAMPLES count]`, `MEMORY DOCTOR|MALLOC-STATS|PURGE|HELP`.
+    Memory(MemoryCommand),
     /// `TOUCH key [key ...]`
     Touch(Vec<Bytes>),
     /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` with `NX|XX|GT|LT`.

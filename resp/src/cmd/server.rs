@@ -1,5 +1,5 @@
 //! Server commands: `COMMAND`, `INFO`, `CONFIG`, `DBSIZE`, `FLUSHALL`, `FLUSHDB`, `TIME`,
-//! `SHUTDOWN`.
+//! `SHUTDOWN`, `MEMORY`.
 //!
 //! # Format
 //! ```text
@@ -8,10 +8,13 @@
 //! CONFIG GET pattern [pattern ...] | SET parameter value [parameter value ...] | RESETSTAT
 //! FLUSHALL [ASYNC|SYNC]  FLUSHDB [ASYNC|SYNC]
 //! SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]
+//! MEMORY USAGE key [SAMPLES count] | DOCTOR | MALLOC-STATS | PURGE | HELP
 //! RING NODES | INFO | REPLICAS key
 //! ```
 
-use super::args::{ArgCursor, CommandError, is};
+use bytes::Bytes;
+
+use super::args::{ArgCursor, CommandError, is, parse_i64};
 use super::connection::subcommand;
 use super::{Command, CommandInfoCommand, FlushMode, RepairTarget, RingCommand};
 
@@ -151,4 +154,61 @@ pub(super) fn shutdown(cur: &mut ArgCursor) -> Result<Command, CommandError> {
         return Err(CommandError::Syntax);
     }
     Ok(Command::Shutdown { abort })
+}
+
+/// A `MEMORY` subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryCommand {
+    /// `MEMORY USAGE key [SAMPLES count]`; the sample count is accepted and not used (the
+    /// size is computed, not sampled).
+    Usage(Bytes),
+    /// `MEMORY DOCTOR`
+    Doctor,
+    /// `MEMORY MALLOC-STATS`
+    MallocStats,
+    /// `MEMORY PURGE`
+    Purge,
+    /// `MEMORY HELP`
+    Help,
+}
+
+const MEMORY_SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("usage", "memory|usage", -3),
+    ("doctor", "memory|doctor", 2),
+    ("malloc-stats", "memory|malloc-stats", 2),
+    ("purge", "memory|purge", 2),
+    ("help", "memory|help", 2),
+];
+
+/// # Format
+/// ```text
+/// MEMORY USAGE key [SAMPLES count]     (count a non-negative integer; anything else is
+///                                       `ERR syntax error`, a non-integer count Redis's
+///                                       integer error)
+/// MEMORY DOCTOR | MALLOC-STATS | PURGE | HELP
+/// ```
+pub(super) fn memory(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let sub = cur.required()?;
+    Ok(Command::Memory(
+        match subcommand("MEMORY", MEMORY_SUBCOMMANDS, &sub, cur.argc())? {
+            "usage" => {
+                let key = cur.required()?;
+                while let Some(option) = cur.next() {
+                    if !is(&option, "samples") {
+                        return Err(CommandError::Syntax);
+                    }
+                    let count = cur.next().ok_or(CommandError::Syntax)?;
+                    if parse_i64(&count)? < 0 {
+                        return Err(CommandError::Syntax);
+                    }
+                }
+                MemoryCommand::Usage(key)
+            }
+            "doctor" => MemoryCommand::Doctor,
+            "malloc-stats" => MemoryCommand::MallocStats,
+            "purge" => MemoryCommand::Purge,
+            "help" => MemoryCommand::Help,
+            other => unreachable!("memory subcommand {other}"),
+        },
+    ))
 }

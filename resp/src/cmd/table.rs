@@ -202,6 +202,9 @@ impl KeyRange {
     pub const ALL: KeyRange = KeyRange::new(1, -1, 1);
     /// Key-value pairs (`MSET`).
     pub const PAIRS: KeyRange = KeyRange::new(1, -1, 2);
+    /// The key after a container's subcommand (`OBJECT ENCODING key`); none when the
+    /// subcommand takes none (`OBJECT HELP`: position 2 is past the arguments).
+    pub const SUBCOMMAND_KEY: KeyRange = KeyRange::new(2, 2, 1);
 
     const fn new(first: i32, last: i32, step: i32) -> KeyRange {
         KeyRange {
@@ -287,8 +290,12 @@ pub struct Spec {
     pub arity: i32,
     /// Redis's flags.
     pub flags: Flags,
-    /// Where the keys are.
+    /// Where the keys are, as `COMMAND INFO` reports them.
     pub keys: KeyRange,
+    /// Where the keys are for routing and the level: [`Spec::keys`], except for a container
+    /// whose subcommands name a key (`OBJECT ENCODING key`, `MEMORY USAGE key`), which Redis
+    /// reports only in the subcommands' rows.
+    pub route: KeyRange,
     /// Who parses and executes it; its Redis group.
     pub family: Family,
     /// The Redis version that introduced it, for `COMMAND DOCS` (`ringcache` for ours).
@@ -308,10 +315,15 @@ impl PartialEq for Spec {
 impl Eq for Spec {}
 
 impl Spec {
+    /// This row with keys for routing at `route` (see [`Spec::route`]).
+    const fn routed(self, route: KeyRange) -> Spec {
+        Spec { route, ..self }
+    }
+
     /// The level the command takes: a command with keys writes them if it has the `write`
     /// flag and reads them otherwise; one without keys takes none.
     pub const fn access(&self) -> Access {
-        if !self.keys.has_keys() {
+        if !self.route.has_keys() {
             Access::None
         } else if self.flags.contains(Flags::WRITE) {
             Access::Write
@@ -343,6 +355,7 @@ const fn row(
         arity,
         flags,
         keys,
+        route: keys,
         family,
         since,
         summary,
@@ -485,6 +498,12 @@ pub const TABLE: &[Spec] = {
             keyspace::exists),
         row("type", 2, RF, Key::ONE, K, "1.0.0",
             "Determines the type of value stored at a key.", keyspace::type_),
+        row("object", -2, Flags::NONE, Key::NONE, K, "2.2.3",
+            "A container for object introspection commands.", keyspace::object)
+        .routed(Key::SUBCOMMAND_KEY),
+        row("memory", -2, Flags::NONE, Key::NONE, S, "4.0.0",
+            "A container for memory diagnostics commands.", server::memory)
+        .routed(Key::SUBCOMMAND_KEY),
         row("touch", -2, RF, Key::ALL, K, "3.2.1",
             "Returns the number of existing keys out of those specified after updating the \
              time they were last accessed.", keyspace::touch),
@@ -948,7 +967,7 @@ impl Request {
         };
         check_arity(spec.name, spec.arity, args.len())?;
         if let Some(keys) = keys {
-            keys.extend(spec.keys.keys(&args).cloned());
+            keys.extend(spec.route.keys(&args).cloned());
         }
         let mut cur = ArgCursor::new(args, spec);
         let command = (spec.parse)(&mut cur)?;

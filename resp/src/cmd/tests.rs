@@ -175,9 +175,26 @@ fn flags_are_listed_in_redis_order_whatever_order_they_were_given_in() {
 }
 
 #[test]
+fn containers_route_by_their_subcommand_s_key_and_report_none() {
+    for name in ["object", "memory"] {
+        let spec = TABLE.iter().find(|s| s.name == name).unwrap();
+        assert!(
+            !spec.keys.has_keys(),
+            "{name} reports no keys, as Redis's container"
+        );
+        let args = |line: &str| -> Vec<Bytes> {
+            line.split(' ').map(|a| Bytes::from(a.to_owned())).collect()
+        };
+        let key_of = |line: &str| spec.route.keys(&args(line)).cloned().collect::<Vec<_>>();
+        assert_eq!(key_of("object encoding k"), [Bytes::from("k")]);
+        assert!(key_of("object help").is_empty());
+    }
+}
+
+#[test]
 fn only_key_commands_take_a_level_and_write_flags_make_writes() {
     for spec in TABLE {
-        let expected = match (spec.keys.has_keys(), spec.flags.contains(Flags::WRITE)) {
+        let expected = match (spec.route.has_keys(), spec.flags.contains(Flags::WRITE)) {
             (false, _) => Access::None,
             (true, true) => Access::Write,
             (true, false) => Access::Read,

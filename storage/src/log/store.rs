@@ -29,7 +29,7 @@ use crate::record::{Record, Value};
 use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::token::key_token;
 use crate::{
-    EvictedKey, EvictionPolicy, ExpireStats, MerkleLeaves, Store, StoreError, StoreStats,
+    EvictedKey, EvictionPolicy, ExpireStats, KeyUse, MerkleLeaves, Store, StoreError, StoreStats,
     TombstoneHorizon, Update,
 };
 
@@ -546,6 +546,17 @@ impl Store for LogStore {
         self.inner
             .write_changed(&mut shard, token, key, &before, &after, now_ms, false)?;
         Ok(Some(after))
+    }
+
+    fn key_use(&self, key: &[u8], now_ms: u64) -> Option<KeyUse> {
+        let token = key_token(key);
+        let mut shard = self.inner.lock_shard(shard_of(token));
+        let segments = self.inner.segments.read();
+        let entry = Inner::find(&segments, &mut shard.table, token, key)?;
+        Some(KeyUse {
+            idle_ms: evict::idle_ms(entry.access, now_ms),
+            frequency: evict::counter(entry.access, now_ms),
+        })
     }
 
     fn merge(&self, key: &[u8], incoming: &Record) -> Result<bool, StoreError> {
