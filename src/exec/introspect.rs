@@ -123,7 +123,7 @@ pub fn memory(node: &Node, records: &dyn Records, command: MemoryCommand, now_ms
 
 /// A `HELP` reply: one status line each.
 fn help(lines: &[&'static str]) -> Reply {
-    Reply::Array(lines.iter().map(|l| Reply::Simple((*l).into())).collect())
+    Reply::Array(lines.iter().map(|l| Reply::Simple(l)).collect())
 }
 
 /// `MEMORY DOCTOR`: Redis's answer for an instance too small to judge (under 5 MB), and
