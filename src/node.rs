@@ -42,6 +42,10 @@ pub struct Node {
     /// `--peer-port`). Fixed when the node is opened: a node never joins or leaves a
     /// cluster while it runs.
     pub cluster: Option<Arc<Cluster>>,
+    /// The transaction gate: every command on a single node holds it shared while it runs,
+    /// `EXEC` alone while it runs its queue, so nothing interleaves with a transaction
+    /// (`exec::transaction`).
+    pub transactions: parking_lot::RwLock<()>,
 }
 
 impl Node {
@@ -72,6 +76,7 @@ impl Node {
             run_id,
             shutdown: watch::Sender::new(false),
             cluster: cluster.map(Arc::new),
+            transactions: parking_lot::RwLock::new(()),
         }
     }
 

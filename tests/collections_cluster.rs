@@ -125,6 +125,23 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
         assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "nokey"]), Val::NullBulk);
         assert!(matches!(conn.cmd(&["OBJECT", "HELP"]), Val::Array(_)));
     }
+    // A transaction runs through the coordinator command by command (not isolated there,
+    // so WATCH is refused): what a client library's transactional pipeline needs.
+    let mut conn = cluster.conn(1);
+    let queued = Val::Simple(b"QUEUED".to_vec());
+    assert_eq!(conn.cmd(&["MULTI"]), Val::Simple(b"OK".to_vec()));
+    assert_eq!(conn.cmd(&["SET", "tx:a", "1"]), queued);
+    assert_eq!(conn.cmd(&["INCRBY", "tx:a", "41"]), queued);
+    assert_eq!(conn.cmd(&["HSET", "tx:h", "f", "v"]), queued);
+    assert_eq!(
+        conn.cmd(&["EXEC"]),
+        Val::Array(vec![Val::Simple(b"OK".to_vec()), Val::Int(42), Val::Int(1)])
+    );
+    assert_eq!(
+        cluster.conn(2).cmd(&["GET", "tx:a", "CONSISTENCY", "ALL"]),
+        Val::Bulk(b"42".to_vec())
+    );
+    assert!(matches!(conn.cmd(&["WATCH", "tx:a"]), Val::Error(_)));
     cluster.kill(1);
     cluster.kill(2);
     cluster.wait_field(0, "members_up", "1", DOWN_SEEN_TIMEOUT);

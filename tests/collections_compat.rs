@@ -69,3 +69,9 @@ family!(
     object_and_memory_answer_as_redis_resp3,
     "object"
 );
+
+family!(
+    transactions_answer_as_redis_resp2,
+    transactions_answer_as_redis_resp3,
+    "transaction"
+);

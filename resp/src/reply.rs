@@ -110,7 +110,9 @@ impl Reply {
             (Reply::Double(f), Protocol::Resp3) => {
                 line(out, b',', format_double_g17(*f).as_bytes())
             }
-            (Reply::Array(items), Protocol::Resp3) => aggregate(out, b'*', items, protocol),
+            // Both protocols by hand: a nested `NilArray` (a transaction's `BLPOP` slot) is
+            // `*-1` in RESP2, which redis-protocol's frames cannot say (their null is `$-1`).
+            (Reply::Array(items), _) => aggregate(out, b'*', items, protocol),
             (Reply::Pairs(pairs), Protocol::Resp3) => {
                 header(out, b'*', pairs.len());
                 for (first, second) in pairs {

@@ -44,6 +44,9 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Reply {
             *session.client.names.lock() = Default::default();
             session.client.no_evict.store(false, Relaxed);
             session.client.no_touch.store(false, Relaxed);
+            // As Redis's RESET: the transaction is discarded and the keys unwatched.
+            session.transaction = None;
+            session.watched.clear();
             Reply::Simple("RESET")
         }
         Command::Client(client) => execute_client(node, session, client),

@@ -39,6 +39,7 @@ pub mod ring;
 pub mod server;
 pub mod set;
 pub mod strings;
+pub mod transaction;
 pub mod zset;
 
 use std::sync::Arc;
@@ -185,6 +186,12 @@ pub struct Session {
     /// Set, instead of a reply, by a blocking command that found nothing: the connection
     /// waits with it ([`blocking::Blocked::wait`]) before it reads another command.
     pub blocked: Option<blocking::Blocked>,
+    /// The transaction being queued, between `MULTI` and `EXEC` or `DISCARD`.
+    pub transaction: Option<transaction::Transaction>,
+    /// The keys under `WATCH`.
+    pub watched: Vec<transaction::Watched>,
+    /// `EXEC` is running the queue: a blocking command answers as its non-blocking form.
+    pub in_exec: bool,
 }
 
 impl Session {
@@ -199,6 +206,9 @@ impl Session {
             after: After::Continue,
             wrote: false,
             blocked: None,
+            transaction: None,
+            watched: Vec::new(),
+            in_exec: false,
         }
     }
 }
@@ -212,10 +222,86 @@ fn now_ms_signed(now_ms: u64) -> i64 {
 /// server stops, or the command blocked ([`Session::blocked`] is set).
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
-    let reply = run(node, session, entry, args);
+    if let Some(reply) = transaction::queue(session, entry, &args) {
+        return queued(node, entry, started, reply);
+    }
+    let reply = if transaction::is_exec(entry) {
+        exec_single(node, session, entry, args)
+    } else {
+        // Shared: only a transaction's EXEC holds the gate alone (see `transaction`).
+        let _gate = node.transactions.read();
+        let reply = run(node, session, entry, args);
+        end(node, entry, started, &reply);
+        blocking::after_command(node);
+        return reply;
+    };
     end(node, entry, started, &reply);
     blocking::after_command(node);
     reply
+}
+
+/// `EXEC` on a cluster: the queued commands run one after another through the coordinator,
+/// each at its own level; nothing holds other clients off in between (see `transaction`).
+async fn exec_clustered(
+    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+) -> Option<Reply> {
+    if let Err(reply) = prepare(node, session, entry, args, None) {
+        return Some(transaction::refused_exec(session, reply));
+    }
+    let mut queue = Vec::new();
+    let refused = transaction::exec(node, session, |_, args| {
+        queue.push(args);
+        Reply::Nil
+    });
+    if !matches!(refused, Reply::Array(_)) {
+        return Some(refused);
+    }
+    session.in_exec = true;
+    let mut replies = Vec::with_capacity(queue.len());
+    for args in queue {
+        let reply = Box::pin(execute_clustered(node, cluster, session, args)).await;
+        replies.push(reply.unwrap_or(Reply::Nil));
+    }
+    session.in_exec = false;
+    Some(Reply::Array(replies))
+}
+
+/// The reply to a command met while a transaction is open: `+QUEUED` (the command is
+/// counted when `EXEC` runs it) or the error that refused it (counted now, as Redis counts a
+/// rejected call).
+fn queued(node: &Node, entry: Option<Entry>, started: Instant, reply: Reply) -> Option<Reply> {
+    let reply = Some(reply);
+    if matches!(reply, Some(Reply::Error(_))) {
+        end(node, entry, started, &reply);
+    }
+    reply
+}
+
+/// `EXEC` on a single node: the queue runs holding the transaction gate alone, so no other
+/// client's command runs in between.
+fn exec_single(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+) -> Option<Reply> {
+    if let Err(reply) = prepare(node, session, entry, args, None) {
+        return Some(transaction::refused_exec(session, reply));
+    }
+    let _gate = node.transactions.write();
+    session.in_exec = true;
+    let reply = transaction::exec(node, session, |session, args| {
+        let (entry, started) = begin(session, &args);
+        let reply = run(node, session, entry, args);
+        end(node, entry, started, &reply);
+        reply.unwrap_or(Reply::Nil)
+    });
+    session.in_exec = false;
+    Some(reply)
 }
 
 /// Looks the command up (the only lookup of its name), notes it as the client's last
@@ -255,7 +341,7 @@ fn run(
         Err(reply) => return Some(reply),
     };
     let touch = touches(session);
-    if let Some(command) = blocking::blocking_command(&request) {
+    if let Some(command) = blocking::blocking_command(&request).filter(|_| !session.in_exec) {
         let command = command.clone();
         let outcome = blocking::run_single(node, session, command, now_ms, touch)?;
         return finish(session, outcome);
@@ -333,6 +419,7 @@ fn dispatch(
         Family::Hash | Family::Set | Family::SortedSet | Family::List => {
             collections(node, records, command, now_ms, touch)
         }
+        Family::Transactions => transaction::execute(node, session, command),
     };
     if let Err(ExecError::Store(e)) = &reply {
         match e {
@@ -381,13 +468,21 @@ pub async fn execute_clustered(
     args: Vec<Bytes>,
 ) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
+    if let Some(reply) = transaction::queue(session, entry, &args) {
+        return queued(node, entry, started, reply);
+    }
+    if transaction::is_exec(entry) {
+        let reply = exec_clustered(node, cluster, session, entry, args).await;
+        end(node, entry, started, &reply);
+        return reply;
+    }
     let mut keys = Vec::new();
     let reply = match prepare(node, session, entry, args, Some(&mut keys)) {
         Err(reply) => Some(reply),
         Ok((request, now_ms)) => {
             let touch = touches(session);
             let outcome = if let Some(retry) = blocking::blocking_command(&request)
-                .is_some()
+                .is_some_and(|_| !session.in_exec)
                 .then(|| (request.clone(), keys.clone()))
             {
                 let outcome =

@@ -24,6 +24,7 @@ pub mod list;
 pub mod server;
 pub mod set;
 pub mod strings;
+pub mod transaction;
 pub mod zset;
 
 mod args;
@@ -172,6 +173,18 @@ pub enum Command {
     Exists(Vec<Bytes>),
     /// `TYPE key`
     Type(Bytes),
+
+    // ----- transactions (cmd/transaction.rs)
+    /// `MULTI`
+    Multi,
+    /// `EXEC`
+    Exec,
+    /// `DISCARD`
+    Discard,
+    /// `WATCH key [key ...]`
+    Watch(Vec<Bytes>),
+    /// `UNWATCH`
+    Unwatch,
     /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`.
     Object(ObjectCommand),
     /// `MEMORY USAGE key [SAMPLES count]`, `MEMORY DOCTOR|MALLOC-STATS|PURGE|HELP`.

@@ -25,7 +25,9 @@ use bytes::Bytes;
 use super::args::{ArgCursor, CommandError, is, parse_i64, unknown_command};
 // `list`, `set`, `zset` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
-use super::{Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, zset};
+use super::{
+    Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, transaction, zset,
+};
 use crate::level::{Level, LevelError};
 
 /// Whether a command reads keys, writes keys, or neither; chooses the default level.
@@ -61,6 +63,8 @@ pub enum Family {
     SortedSet,
     /// Lists (cmd/list.rs).
     List,
+    /// `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH` (cmd/transaction.rs).
+    Transactions,
 }
 
 impl Family {
@@ -76,6 +80,7 @@ impl Family {
             Family::Set => "set",
             Family::SortedSet => "sorted_set",
             Family::List => "list",
+            Family::Transactions => "transactions",
         }
     }
 }
@@ -116,9 +121,11 @@ impl Flags {
     pub const MOVABLE_KEYS: Flags = Flags(1 << 11);
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: Flags = Flags(1 << 12);
+    /// Not logged in the slow log (`EXEC`: its commands are).
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 13);
 
     /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 13] = [
+    const NAMES: [(Flags, &'static str); 14] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -127,6 +134,7 @@ impl Flags {
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
+        (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::NO_MULTI, "no_multi"),
@@ -371,6 +379,8 @@ const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::of(&[Flags::READONLY, Flags::FAST]);
 const LSF: Flags = Flags::of(&[Flags::LOADING, Flags::STALE, Flags::FAST]);
 const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
+/// `MULTI`, `DISCARD`, `WATCH`, `UNWATCH`: Redis's flags.
+const TX_FLAGS: Flags = Flags::of(&[Flags::NOSCRIPT, LSF, Flags::ALLOW_BUSY]);
 /// Reads keys given after a `numkeys` count (`ZUNION`).
 const RMK: Flags = Flags::of(&[Flags::READONLY, Flags::MOVABLE_KEYS]);
 /// Writes keys given after a `numkeys` count (`ZUNIONSTORE`).
@@ -393,7 +403,7 @@ const HANDSHAKE: Flags = Flags::of(&[
 pub const TABLE: &[Spec] = {
     use Family::{Connection as C, HyperLogLog as H, Keyspace as K, Server as S, Strings as T};
     #[allow(unused_imports)]
-    use Family::{Hash as HA, List as LI, Set as SE, SortedSet as ZS};
+    use Family::{Hash as HA, List as LI, Set as SE, SortedSet as ZS, Transactions as TX};
     use KeyRange as Key;
     &[
         // ----- connection
@@ -415,6 +425,18 @@ pub const TABLE: &[Spec] = {
         row("consistency", -1, Flags::of(&[Flags::NOSCRIPT, LSF]), Key::NONE, C, "ringcache",
             "Shows or sets the connection's default read and write consistency levels.",
             connection::consistency),
+        // ----- transactions
+        row("multi", 1, TX_FLAGS, Key::NONE, TX, "1.2.0", "Starts a transaction.",
+            transaction::multi),
+        row("exec", 1, Flags::of(&[Flags::NOSCRIPT, LS, Flags::SKIP_SLOWLOG]), Key::NONE, TX,
+            "1.2.0", "Executes all commands in a transaction.", transaction::exec),
+        row("discard", 1, TX_FLAGS, Key::NONE, TX, "2.0.0", "Discards a transaction.",
+            transaction::discard),
+        row("watch", -2, TX_FLAGS, Key::ALL, TX, "2.2.0",
+            "Monitors changes to keys to determine the execution of a transaction.",
+            transaction::watch),
+        row("unwatch", 1, TX_FLAGS, Key::NONE, TX, "2.2.0",
+            "Forgets about watched keys of a transaction.", transaction::unwatch),
         // ----- server
         row("command", -1, LS, Key::NONE, S, "2.8.13",
             "Returns detailed information about all commands.", server::command),

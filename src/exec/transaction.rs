@@ -1,0 +1,207 @@
+//! `MULTI`/`EXEC`/`DISCARD` and `WATCH`/`UNWATCH`, as Redis 7.0 runs them.
+//!
+//! - After `MULTI` every command but `EXEC`, `DISCARD`, `MULTI`, `WATCH`, `QUIT` and `RESET` is
+//!   queued (`+QUEUED`) once Redis's queue-time checks pass: authentication, a known command,
+//!   its arity (and a container's subcommand), the `no_multi` flag, the queue's bounds. A
+//!   failed check answers its error and dooms the transaction: `EXEC` then answers
+//!   `EXECABORT` and runs nothing. Other errors (syntax, `WRONGTYPE`) are found when `EXEC`
+//!   runs the command and fill its slot of the reply, as in Redis.
+//! - `WATCH` notes each key's versions (value and expiry cells) and whether it is live; `EXEC`
+//!   answers the null array and runs nothing if any watched key has other versions now (it was
+//!   written, deleted, flushed) or went from live to expired. `EXEC`, `DISCARD` and `UNWATCH`
+//!   forget the watched keys.
+//! - **Single node:** `EXEC` runs the queue holding the node's transaction gate exclusively;
+//!   every other command holds it shared while it runs (`super::execute`), so no other
+//!   client's command interleaves with a transaction, and a watch check and the queue it
+//!   guards see the same data.
+//! - **Cluster:** `EXEC` runs the queued commands one after another through the coordinator,
+//!   each at its level, and `WATCH` is refused: nothing isolates a transaction from other
+//!   clients there yet (docs/consistency.md says what a user gets).
+
+use bytes::Bytes;
+use ringcache_resp::Reply;
+use ringcache_resp::cmd::{Command, Entry, Flags, Request, unknown_command};
+use ringcache_storage::Version;
+
+use super::{Outcome, Session};
+use crate::node::{Node, unix_now_ms};
+
+/// Most commands one transaction queues; past it the command is refused and the transaction
+/// doomed (Redis bounds a queue only by the client's query and output buffers).
+pub const TRANSACTION_COMMANDS_MAX: usize = 100_000;
+
+/// Most argument bytes one transaction queues, for the same reason: the queue is memory a
+/// client holds on the server until `EXEC`.
+pub const TRANSACTION_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// A transaction being queued (between `MULTI` and `EXEC`/`DISCARD`).
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// The queued commands' arguments, in order.
+    queued: Vec<Vec<Bytes>>,
+    /// Bytes of every queued argument.
+    bytes: usize,
+    /// A command was refused while queuing: `EXEC` answers `EXECABORT`.
+    doomed: bool,
+}
+
+/// A key under `WATCH`: what it was when watched.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    key: Bytes,
+    /// The value and expiry cells' versions, `None` when there was no record.
+    versions: Option<(Version, Version)>,
+    /// Whether the key existed (not deleted, not expired).
+    live: bool,
+}
+
+/// What the connection does with a command while a transaction is open: `None` runs it
+/// (the commands that act on the transaction itself), `Some(reply)` is the reply to queuing
+/// it (`+QUEUED`, or the error that refused and doomed the transaction).
+pub fn queue(session: &mut Session, entry: Option<Entry>, args: &[Bytes]) -> Option<Reply> {
+    let transaction = session.transaction.as_mut()?;
+    if let Some(entry) = entry
+        && matches!(
+            entry.spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
+        return None;
+    }
+    let refused = match entry {
+        None => Some(Reply::error(unknown_command(args))),
+        Some(_) if !session.authenticated => Some(Reply::error("NOAUTH Authentication required.")),
+        Some(entry) => match Request::lookup_error(entry, args) {
+            Some(error) => Some(Reply::error(error)),
+            None if entry.spec.flags.contains(Flags::NO_MULTI) => {
+                Some(Reply::error("ERR Command not allowed inside a transaction"))
+            }
+            None => None,
+        },
+    };
+    let bytes: usize = args.iter().map(Bytes::len).sum();
+    let refused = refused.or_else(|| {
+        let full = transaction.queued.len() >= TRANSACTION_COMMANDS_MAX
+            || transaction.bytes + bytes > TRANSACTION_BYTES_MAX;
+        full.then(|| {
+            Reply::error(format!(
+                "ERR transaction too large: at most {TRANSACTION_COMMANDS_MAX} commands and \
+                 {TRANSACTION_BYTES_MAX} bytes of arguments are queued"
+            ))
+        })
+    });
+    if let Some(error) = refused {
+        transaction.doomed = true;
+        return Some(error);
+    }
+    transaction.bytes += bytes;
+    transaction.queued.push(args.to_vec());
+    Some(Reply::Simple("QUEUED"))
+}
+
+/// `MULTI`, `DISCARD`, `WATCH`, `UNWATCH` (`EXEC` is [`exec`], which needs the runner).
+pub fn execute(node: &Node, session: &mut Session, command: Command) -> Outcome {
+    Ok(match command {
+        Command::Multi if session.transaction.is_some() => {
+            Reply::error("ERR MULTI calls can not be nested")
+        }
+        Command::Multi => {
+            session.transaction = Some(Transaction::default());
+            Reply::Ok
+        }
+        Command::Discard => match session.transaction.take() {
+            Some(_) => {
+                session.watched.clear();
+                Reply::Ok
+            }
+            None => Reply::error("ERR DISCARD without MULTI"),
+        },
+        Command::Watch(_) if session.transaction.is_some() => {
+            Reply::error("ERR WATCH inside MULTI is not allowed")
+        }
+        Command::Watch(_) if node.cluster.is_some() => Reply::error(
+            "ERR WATCH is not supported on a cluster yet: a transaction there is not isolated \
+             (docs/consistency.md)",
+        ),
+        Command::Watch(keys) => {
+            let now_ms = unix_now_ms();
+            for key in keys {
+                let watched = watch(node, key, now_ms);
+                session.watched.push(watched);
+            }
+            Reply::Ok
+        }
+        Command::Unwatch => {
+            session.watched.clear();
+            Reply::Ok
+        }
+        _ => super::misrouted("transaction"),
+    })
+}
+
+/// What `key` is now, for `WATCH`.
+fn watch(node: &Node, key: Bytes, now_ms: u64) -> Watched {
+    let record = node.store.peek(&key, now_ms);
+    Watched {
+        versions: record.as_ref().map(|r| (r.value_version, r.expiry_version)),
+        live: record.is_some_and(|r| r.is_live(now_ms)),
+        key,
+    }
+}
+
+/// Whether a watched key changed since `WATCH`: other versions, or expired meanwhile.
+fn changed(node: &Node, watched: &Watched, now_ms: u64) -> bool {
+    let now = watch(node, watched.key.clone(), now_ms);
+    now.versions != watched.versions || (watched.live && !now.live)
+}
+
+/// `EXEC`: takes the transaction (and the watched keys) off the session and, unless it is
+/// missing, doomed or a watched key changed, runs each queued command with `run` and answers
+/// their replies in order. The caller holds what makes the run atomic (the node's gate on a
+/// single node).
+pub fn exec(
+    node: &Node,
+    session: &mut Session,
+    mut run: impl FnMut(&mut Session, Vec<Bytes>) -> Reply,
+) -> Reply {
+    let Some(transaction) = session.transaction.take() else {
+        return Reply::error("ERR EXEC without MULTI");
+    };
+    let watched = std::mem::take(&mut session.watched);
+    if transaction.doomed {
+        return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+    }
+    let now_ms = unix_now_ms();
+    if watched.iter().any(|w| changed(node, w, now_ms)) {
+        return Reply::NilArray;
+    }
+    Reply::Array(
+        transaction
+            .queued
+            .into_iter()
+            .map(|args| run(session, args))
+            .collect(),
+    )
+}
+
+/// The reply to an `EXEC` refused before it ran (wrong arity, not authenticated): Redis
+/// discards the transaction, if any, and answers `EXECABORT` with the reason, in or out of
+/// `MULTI`.
+pub fn refused_exec(session: &mut Session, refusal: Reply) -> Reply {
+    session.transaction = None;
+    session.watched.clear();
+    match refusal {
+        Reply::Error(text) => {
+            let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+            Reply::error(format!(
+                "EXECABORT Transaction discarded because of: {reason}"
+            ))
+        }
+        other => other,
+    }
+}
+
+/// Whether `entry` is `EXEC`.
+pub fn is_exec(entry: Option<Entry>) -> bool {
+    entry.is_some_and(|e| e.spec.name == "exec")
+}
