@@ -125,8 +125,8 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
         assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "nokey"]), Val::NullBulk);
         assert!(matches!(conn.cmd(&["OBJECT", "HELP"]), Val::Array(_)));
     }
-    // A transaction runs through the coordinator command by command (not isolated there,
-    // so WATCH is refused): what a client library's transactional pipeline needs.
+    // A transaction runs through the coordinator command by command: what a client
+    // library's transactional pipeline needs.
     let mut conn = cluster.conn(1);
     let queued = Val::Simple(b"QUEUED".to_vec());
     assert_eq!(conn.cmd(&["MULTI"]), Val::Simple(b"OK".to_vec()));
@@ -141,7 +141,28 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
         cluster.conn(2).cmd(&["GET", "tx:a", "CONSISTENCY", "ALL"]),
         Val::Bulk(b"42".to_vec())
     );
-    assert!(matches!(conn.cmd(&["WATCH", "tx:a"]), Val::Error(_)));
+    // WATCH through one coordinator sees a write through another: EXEC reads the watched
+    // keys again at the read level (QUORUM) and compares versions.
+    let ok = Val::Simple(b"OK".to_vec());
+    assert_eq!(conn.cmd(&["WATCH", "tx:a"]), ok);
+    assert_eq!(
+        cluster
+            .conn(2)
+            .cmd(&["SET", "tx:a", "other", "CONSISTENCY", "QUORUM"]),
+        ok
+    );
+    assert_eq!(conn.cmd(&["MULTI"]), ok);
+    assert_eq!(conn.cmd(&["SET", "tx:a", "mine"]), queued);
+    assert_eq!(conn.cmd(&["EXEC"]), Val::NullArray);
+    assert_eq!(
+        conn.cmd(&["GET", "tx:a", "CONSISTENCY", "ALL"]),
+        Val::Bulk(b"other".to_vec())
+    );
+    // Unchanged: EXEC runs.
+    assert_eq!(conn.cmd(&["WATCH", "tx:a"]), ok);
+    assert_eq!(conn.cmd(&["MULTI"]), ok);
+    assert_eq!(conn.cmd(&["SET", "tx:a", "mine"]), queued);
+    assert_eq!(conn.cmd(&["EXEC"]), Val::Array(vec![ok.clone()]));
     cluster.kill(1);
     cluster.kill(2);
     cluster.wait_field(0, "members_up", "1", DOWN_SEEN_TIMEOUT);

@@ -95,7 +95,8 @@ pub async fn execute(
             cluster.check_writable(&key_refs, level)?;
         }
     }
-    let _serialized = match write && !blind {
+    // (A transaction's EXEC holds the locks of all its keys already.)
+    let _serialized = match write && !blind && !session.in_exec {
         true => cluster.lock_keys(&key_refs).await,
         false => Vec::new(),
     };
@@ -125,6 +126,53 @@ pub async fn execute(
         write_all(cluster, written, level).await?;
     }
     Ok(reply)
+}
+
+/// Before a transaction runs on a cluster: the seeds are reached and, for every write command
+/// queued (`requests`, each with its keys), the clock is in bounds and every key's replicas
+/// can meet the command's level now. Any failure fails the whole `EXEC`, nothing run.
+///
+/// # Errors
+/// The first refusal.
+pub fn check_transaction(
+    node: &Node,
+    cluster: &Arc<Cluster>,
+    session: &Session,
+    requests: &[(Request, Vec<Bytes>)],
+) -> Result<(), ExecError> {
+    cluster.check_seeds()?;
+    for (request, keys) in requests {
+        if request.spec.access() != Access::Write || keys.is_empty() {
+            continue;
+        }
+        cluster.check_clock()?;
+        let level = level_of(node, session, request, true);
+        let key_refs: Vec<&Bytes> = keys.iter().collect();
+        cluster.check_writable(&key_refs, level)?;
+    }
+    Ok(())
+}
+
+/// The records of `keys` read at the connection's read level: what `WATCH` notes and
+/// `EXEC` reads again on a cluster.
+///
+/// # Errors
+/// The read could not meet the level.
+pub async fn read_watched(
+    node: &Node,
+    cluster: &Arc<Cluster>,
+    session: &Session,
+    keys: &[Bytes],
+) -> Result<Vec<Option<Record>>, ExecError> {
+    let level = session
+        .read_level
+        .unwrap_or_else(|| node.config.read().read_level);
+    let level = if level == Level::Any {
+        Level::One
+    } else {
+        level
+    };
+    Ok(read_all(cluster, keys, level).await?)
 }
 
 /// Reads every key at `level`, concurrently; the merged records in the keys' order.

@@ -240,8 +240,9 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
     reply
 }
 
-/// `EXEC` on a cluster: the queued commands run one after another through the coordinator,
-/// each at its own level; nothing holds other clients off in between (see `transaction`).
+/// `EXEC` on a cluster (see `transaction`): checks every queued write's level first, holds
+/// this coordinator's locks of all the queue's keys, compares the watched keys' versions read
+/// again at the read level, then runs the queue in order through the coordinator.
 async fn exec_clustered(
     node: &Arc<Node>,
     cluster: &Arc<Cluster>,
@@ -252,13 +253,42 @@ async fn exec_clustered(
     if let Err(reply) = prepare(node, session, entry, args, None) {
         return Some(transaction::refused_exec(session, reply));
     }
-    let mut queue = Vec::new();
-    let refused = transaction::exec(node, session, |_, args| {
-        queue.push(args);
-        Reply::Nil
-    });
-    if !matches!(refused, Reply::Array(_)) {
-        return Some(refused);
+    let (queue, watched) = match transaction::take(session) {
+        Ok(taken) => taken,
+        Err(reply) => return Some(reply),
+    };
+    // Parsed only to find keys and levels here; each runs (and is parsed again, reporting
+    // its own errors in its slot) below.
+    let planned: Vec<(Request, Vec<Bytes>)> = queue
+        .iter()
+        .filter_map(|args| {
+            let entry = lookup(args.first()?)?;
+            let mut keys = Vec::new();
+            let request = Request::parse_with_keys(entry, args.clone(), &mut keys).ok()?;
+            Some((request, keys))
+        })
+        .collect();
+    if let Err(e) = clustered::check_transaction(node, cluster, session, &planned) {
+        return Some(Reply::error(e));
+    }
+    let mut all_keys: Vec<Bytes> = planned.into_iter().flat_map(|(_, keys)| keys).collect();
+    all_keys.extend(watched.iter().map(|w| w.key().clone()));
+    let key_refs: Vec<&Bytes> = all_keys.iter().collect();
+    let _serialized = cluster.lock_keys(&key_refs).await;
+    if !watched.is_empty() {
+        let keys: Vec<Bytes> = watched.iter().map(|w| w.key().clone()).collect();
+        let records = match clustered::read_watched(node, cluster, session, &keys).await {
+            Ok(records) => records,
+            Err(e) => return Some(Reply::error(e)),
+        };
+        let now_ms = unix_now_ms();
+        if watched
+            .iter()
+            .zip(&records)
+            .any(|(w, record)| w.changed(record.as_ref(), now_ms))
+        {
+            return Some(Reply::NilArray);
+        }
     }
     session.in_exec = true;
     let mut replies = Vec::with_capacity(queue.len());
@@ -268,6 +298,32 @@ async fn exec_clustered(
     }
     session.in_exec = false;
     Some(Reply::Array(replies))
+}
+
+/// `WATCH` on a cluster, outside `MULTI`: the keys' records read through the coordinator at
+/// the connection's read level, to compare with at `EXEC`.
+async fn watch_clustered(
+    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+) -> Option<Reply> {
+    let mut keys = Vec::new();
+    if let Err(reply) = prepare(node, session, entry, args, Some(&mut keys)) {
+        return Some(reply);
+    }
+    match clustered::read_watched(node, cluster, session, &keys).await {
+        Ok(records) => {
+            let now_ms = unix_now_ms();
+            for (key, record) in keys.into_iter().zip(records) {
+                let watched = transaction::Watched::new(key, record.as_ref(), now_ms);
+                session.watched.push(watched);
+            }
+            Some(Reply::Ok)
+        }
+        Err(e) => Some(Reply::error(e)),
+    }
 }
 
 /// The reply to a command met while a transaction is open: `+QUEUED` (the command is
@@ -473,6 +529,11 @@ pub async fn execute_clustered(
     }
     if transaction::is_exec(entry) {
         let reply = exec_clustered(node, cluster, session, entry, args).await;
+        end(node, entry, started, &reply);
+        return reply;
+    }
+    if entry.is_some_and(|e| e.spec.name == "watch") && session.transaction.is_none() {
+        let reply = watch_clustered(node, cluster, session, entry, args).await;
         end(node, entry, started, &reply);
         return reply;
     }

@@ -14,14 +14,17 @@
 //!   every other command holds it shared while it runs (`super::execute`), so no other
 //!   client's command interleaves with a transaction, and a watch check and the queue it
 //!   guards see the same data.
-//! - **Cluster:** `EXEC` runs the queued commands one after another through the coordinator,
-//!   each at its level, and `WATCH` is refused: nothing isolates a transaction from other
-//!   clients there yet (docs/consistency.md says what a user gets).
+//! - **Cluster:** `EXEC` first checks that every queued write can meet its level (fail whole,
+//!   nothing run), takes this coordinator's locks of every key the queue names (in one global
+//!   order: no deadlock), reads the watched keys again at the read level and compares their
+//!   versions with those `WATCH` read, then runs the queue in order, each command through the
+//!   coordinator at its level. Clients of this coordinator that write those keys wait; clients
+//!   of other coordinators do not (docs/consistency.md says exactly what that gives).
 
 use bytes::Bytes;
 use ringcache_resp::Reply;
 use ringcache_resp::cmd::{Command, Entry, Flags, Request, unknown_command};
-use ringcache_storage::Version;
+use ringcache_storage::{Record, Version};
 
 use super::{Outcome, Session};
 use crate::node::{Node, unix_now_ms};
@@ -119,15 +122,15 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Outcome 
         Command::Watch(_) if session.transaction.is_some() => {
             Reply::error("ERR WATCH inside MULTI is not allowed")
         }
-        Command::Watch(_) if node.cluster.is_some() => Reply::error(
-            "ERR WATCH is not supported on a cluster yet: a transaction there is not isolated \
-             (docs/consistency.md)",
-        ),
         Command::Watch(keys) => {
+            // (On a cluster `super::execute_clustered` reads the keys through the
+            // coordinator instead.)
             let now_ms = unix_now_ms();
             for key in keys {
-                let watched = watch(node, key, now_ms);
-                session.watched.push(watched);
+                let record = node.store.peek(&key, now_ms);
+                session
+                    .watched
+                    .push(Watched::new(key, record.as_ref(), now_ms));
             }
             Reply::Ok
         }
@@ -139,49 +142,62 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Outcome 
     })
 }
 
-/// What `key` is now, for `WATCH`.
-fn watch(node: &Node, key: Bytes, now_ms: u64) -> Watched {
-    let record = node.store.peek(&key, now_ms);
-    Watched {
-        versions: record.as_ref().map(|r| (r.value_version, r.expiry_version)),
-        live: record.is_some_and(|r| r.is_live(now_ms)),
-        key,
+impl Watched {
+    /// `key` as `record` (what a read found, `None` for nothing) shows it at `now_ms`.
+    pub fn new(key: Bytes, record: Option<&Record>, now_ms: u64) -> Watched {
+        Watched {
+            versions: record.map(|r| (r.value_version, r.expiry_version)),
+            live: record.is_some_and(|r| r.is_live(now_ms)),
+            key,
+        }
+    }
+
+    /// The watched key.
+    pub fn key(&self) -> &Bytes {
+        &self.key
+    }
+
+    /// Whether the key, as `record` shows it now, changed since `WATCH`: other versions, or
+    /// expired meanwhile.
+    pub fn changed(&self, record: Option<&Record>, now_ms: u64) -> bool {
+        let now = Watched::new(self.key.clone(), record, now_ms);
+        now.versions != self.versions || (self.live && !now.live)
     }
 }
 
-/// Whether a watched key changed since `WATCH`: other versions, or expired meanwhile.
-fn changed(node: &Node, watched: &Watched, now_ms: u64) -> bool {
-    let now = watch(node, watched.key.clone(), now_ms);
-    now.versions != watched.versions || (watched.live && !now.live)
+/// `EXEC`'s queue and watched keys, taken off the session; the reply instead when there is
+/// no transaction (`EXEC without MULTI`) or it is doomed (`EXECABORT`). Either way the
+/// session leaves the transaction and forgets its watched keys.
+pub fn take(session: &mut Session) -> Result<(Vec<Vec<Bytes>>, Vec<Watched>), Reply> {
+    let Some(transaction) = session.transaction.take() else {
+        return Err(Reply::error("ERR EXEC without MULTI"));
+    };
+    let watched = std::mem::take(&mut session.watched);
+    if transaction.doomed {
+        return Err(Reply::error(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    Ok((transaction.queued, watched))
 }
 
-/// `EXEC`: takes the transaction (and the watched keys) off the session and, unless it is
-/// missing, doomed or a watched key changed, runs each queued command with `run` and answers
-/// their replies in order. The caller holds what makes the run atomic (the node's gate on a
-/// single node).
+/// `EXEC` on a single node: unless a watched key changed, runs each queued command with
+/// `run` and answers their replies in order. The caller holds the node's gate alone.
 pub fn exec(
     node: &Node,
     session: &mut Session,
     mut run: impl FnMut(&mut Session, Vec<Bytes>) -> Reply,
 ) -> Reply {
-    let Some(transaction) = session.transaction.take() else {
-        return Reply::error("ERR EXEC without MULTI");
+    let (queued, watched) = match take(session) {
+        Ok(taken) => taken,
+        Err(reply) => return reply,
     };
-    let watched = std::mem::take(&mut session.watched);
-    if transaction.doomed {
-        return Reply::error("EXECABORT Transaction discarded because of previous errors.");
-    }
     let now_ms = unix_now_ms();
-    if watched.iter().any(|w| changed(node, w, now_ms)) {
+    let changed = |w: &Watched| w.changed(node.store.peek(w.key(), now_ms).as_ref(), now_ms);
+    if watched.iter().any(changed) {
         return Reply::NilArray;
     }
-    Reply::Array(
-        transaction
-            .queued
-            .into_iter()
-            .map(|args| run(session, args))
-            .collect(),
-    )
+    Reply::Array(queued.into_iter().map(|args| run(session, args)).collect())
 }
 
 /// The reply to an `EXEC` refused before it ran (wrong arity, not authenticated): Redis
