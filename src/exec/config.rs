@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ringcache_resp::glob::glob_match;
 use ringcache_resp::{CommandError, Level, LevelError, Reply};
 
-use super::bulk;
+use super::{bulk, introspect};
 use crate::config::{AppendFsync, Config, ConfigError, StorageEngine, ValueError, parse_memory};
 use crate::node::Node;
 
@@ -195,6 +195,59 @@ const PARAMETERS: &[Parameter] = &[
             c.appendfsync = AppendFsync::parse(v)?;
             Ok(())
         }),
+    },
+    // The thresholds of Redis's compact encodings: what `OBJECT ENCODING` answers by (and
+    // the HLL sparse limit), Redis's defaults, fixed here (docs/redis-compatibility.md).
+    // Redis lists the old `ziplist` names too.
+    Parameter {
+        name: "hash-max-listpack-entries",
+        get: |_| introspect::HASH_LISTPACK_ENTRIES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "hash-max-ziplist-entries",
+        get: |_| introspect::HASH_LISTPACK_ENTRIES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "hash-max-listpack-value",
+        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "hash-max-ziplist-value",
+        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "zset-max-listpack-entries",
+        get: |_| introspect::ZSET_LISTPACK_ENTRIES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "zset-max-ziplist-entries",
+        get: |_| introspect::ZSET_LISTPACK_ENTRIES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "zset-max-listpack-value",
+        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "zset-max-ziplist-value",
+        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "set-max-intset-entries",
+        get: |_| introspect::INTSET_ENTRIES_MAX.to_string(),
+        set: None,
+    },
+    Parameter {
+        name: "hll-sparse-max-bytes",
+        get: |_| super::hll::SPARSE_BYTES_MAX.to_string(),
+        set: None,
     },
     Parameter {
         name: "save",

@@ -18,13 +18,13 @@ use super::{Outcome, Records};
 use crate::node::Node;
 
 /// Redis's `hash-max-listpack-entries` default.
-const HASH_LISTPACK_ENTRIES_MAX: usize = 512;
+pub const HASH_LISTPACK_ENTRIES_MAX: usize = 512;
 /// Redis's `zset-max-listpack-entries` default.
-const ZSET_LISTPACK_ENTRIES_MAX: usize = 128;
+pub const ZSET_LISTPACK_ENTRIES_MAX: usize = 128;
 /// Redis's `hash-max-listpack-value` and `zset-max-listpack-value` defaults (bytes).
-const LISTPACK_VALUE_BYTES_MAX: usize = 64;
+pub const LISTPACK_VALUE_BYTES_MAX: usize = 64;
 /// Redis's `set-max-intset-entries` default.
-const INTSET_ENTRIES_MAX: usize = 512;
+pub const INTSET_ENTRIES_MAX: usize = 512;
 /// The longest string Redis keeps `embstr` (`OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 const EMBSTR_BYTES_MAX: usize = 44;
 /// Integers Redis shares between keys (`OBJ_SHARED_INTEGERS`): their refcount is
