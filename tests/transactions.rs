@@ -144,3 +144,37 @@ fn watch_aborts_exec_when_another_client_writes_the_key() {
     assert_eq!(a.cmd(&["SET", "e", "2"]), Val::Simple(b"QUEUED".to_vec()));
     assert_eq!(a.cmd(&["EXEC"]), Val::NullArray);
 }
+
+#[test]
+fn a_write_refused_for_memory_dooms_the_transaction() {
+    // Over maxmemory with nothing to evict: the write is refused when queued, as Redis
+    // refuses it, and EXEC runs nothing.
+    let server = Ringcache::start(&[
+        "--maxmemory",
+        "1mb",
+        "--maxmemory-policy",
+        "noeviction",
+        "--storage",
+        "memory",
+    ]);
+    let mut con = server.conn();
+    let value = "x".repeat(10_000);
+    let mut refused = false;
+    for i in 0..1_000 {
+        if let Val::Error(text) = con.cmd(&["SET", &format!("fill{i}"), &value]) {
+            assert!(
+                text.starts_with(b"OOM"),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "1 MB never filled");
+    assert_eq!(con.cmd(&["MULTI"]), Val::Simple(b"OK".to_vec()));
+    assert!(matches!(con.cmd(&["SET", "more", "1"]), Val::Error(t) if t.starts_with(b"OOM")));
+    assert_eq!(con.cmd(&["GET", "fill0"]), Val::Simple(b"QUEUED".to_vec()));
+    assert!(matches!(con.cmd(&["EXEC"]), Val::Error(t) if t.starts_with(b"EXECABORT")));
+    assert_eq!(con.cmd(&["EXISTS", "more"]), Val::Int(0));
+}

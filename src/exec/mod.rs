@@ -192,6 +192,8 @@ pub struct Session {
     pub watched: Vec<transaction::Watched>,
     /// `EXEC` is running the queue: a blocking command answers as its non-blocking form.
     pub in_exec: bool,
+    /// While `EXEC` runs: the time every queued command runs at.
+    pub exec_now_ms: Option<u64>,
 }
 
 impl Session {
@@ -209,6 +211,7 @@ impl Session {
             transaction: None,
             watched: Vec::new(),
             in_exec: false,
+            exec_now_ms: None,
         }
     }
 }
@@ -222,19 +225,17 @@ fn now_ms_signed(now_ms: u64) -> i64 {
 /// server stops, or the command blocked ([`Session::blocked`] is set).
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
-    if let Some(reply) = transaction::queue(session, entry, &args) {
+    if let Some(reply) = transaction::queue(node, session, entry, &args) {
         return queued(node, entry, started, reply);
     }
-    let reply = if transaction::is_exec(entry) {
-        exec_single(node, session, entry, args)
-    } else {
-        // Shared: only a transaction's EXEC holds the gate alone (see `transaction`).
-        let _gate = node.transactions.read();
-        let reply = run(node, session, entry, args);
+    if transaction::is_exec(entry) {
+        let reply = exec_single(node, session, entry, args);
         end(node, entry, started, &reply);
-        blocking::after_command(node);
         return reply;
-    };
+    }
+    // Shared: only a transaction's EXEC holds the gate alone (see `transaction`).
+    let _gate = node.transactions.read();
+    let reply = run(node, session, entry, args);
     end(node, entry, started, &reply);
     blocking::after_command(node);
     reply
@@ -250,7 +251,7 @@ async fn exec_clustered(
     entry: Option<Entry>,
     args: Vec<Bytes>,
 ) -> Option<Reply> {
-    if let Err(reply) = prepare(node, session, entry, args, None) {
+    if let Err(reply) = prepare_exec(node, session, entry, args) {
         return Some(transaction::refused_exec(session, reply));
     }
     let (queue, watched) = match transaction::take(session) {
@@ -291,12 +292,14 @@ async fn exec_clustered(
         }
     }
     session.in_exec = true;
+    session.exec_now_ms = Some(unix_now_ms());
     let mut replies = Vec::with_capacity(queue.len());
     for args in queue {
         let reply = Box::pin(execute_clustered(node, cluster, session, args)).await;
         replies.push(reply.unwrap_or(Reply::Nil));
     }
     session.in_exec = false;
+    session.exec_now_ms = None;
     Some(Reply::Array(replies))
 }
 
@@ -345,11 +348,12 @@ fn exec_single(
     entry: Option<Entry>,
     args: Vec<Bytes>,
 ) -> Option<Reply> {
-    if let Err(reply) = prepare(node, session, entry, args, None) {
+    if let Err(reply) = prepare_exec(node, session, entry, args) {
         return Some(transaction::refused_exec(session, reply));
     }
     let _gate = node.transactions.write();
     session.in_exec = true;
+    session.exec_now_ms = Some(unix_now_ms());
     let reply = transaction::exec(node, session, |session, args| {
         let (entry, started) = begin(session, &args);
         let reply = run(node, session, entry, args);
@@ -357,7 +361,27 @@ fn exec_single(
         reply.unwrap_or(Reply::Nil)
     });
     session.in_exec = false;
+    session.exec_now_ms = None;
+    // Waiters on keys the transaction filled are served before another command runs (the
+    // gate is still held), as Redis serves them when EXEC ends.
+    blocking::after_command(node);
     Some(reply)
+}
+
+/// `EXEC`'s own checks before it runs: those of any command and, when the queue holds a
+/// command that may add memory, room under `maxmemory` made once for all of them
+/// (Redis refuses such an `EXEC` with `OOM` rather than fail it half way).
+fn prepare_exec(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+) -> Result<(), Reply> {
+    prepare(node, session, entry, args, None)?;
+    if transaction::may_add_memory(session) {
+        make_room(node, unix_now_ms())?;
+    }
+    Ok(())
 }
 
 /// Looks the command up (the only lookup of its name), notes it as the client's last
@@ -436,6 +460,11 @@ fn prepare(
     .map_err(Reply::error)?;
     if request.spec.access() == Access::Write {
         session.wrote = true;
+    }
+    // Inside EXEC the time is the transaction's (a key does not expire between two of its
+    // commands) and room was made once, before it ran, as Redis does.
+    if let Some(now_ms) = session.exec_now_ms {
+        return Ok((request, now_ms));
     }
     let now_ms = unix_now_ms();
     if request.spec.flags.contains(Flags::DENYOOM) {
@@ -524,7 +553,7 @@ pub async fn execute_clustered(
     args: Vec<Bytes>,
 ) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
-    if let Some(reply) = transaction::queue(session, entry, &args) {
+    if let Some(reply) = transaction::queue(node, session, entry, &args) {
         return queued(node, entry, started, reply);
     }
     if transaction::is_exec(entry) {
@@ -557,7 +586,10 @@ pub async fn execute_clustered(
                     return None;
                 }
                 outcome
-            } else if clustered::is_key_command(request.spec) && !keys.is_empty() {
+            } else if clustered::is_key_command(request.spec)
+                && !keys.is_empty()
+                && request.spec.family != Family::Transactions
+            {
                 clustered::execute(node, cluster, session, request, keys, now_ms, touch).await
             } else if clustered::is_keyspace_command(&request.command) {
                 clustered::execute_keyspace(node, cluster, request.command, now_ms).await

@@ -46,6 +46,8 @@ pub struct Transaction {
     bytes: usize,
     /// A command was refused while queuing: `EXEC` answers `EXECABORT`.
     doomed: bool,
+    /// A queued command may add memory (`denyoom`): `EXEC` makes room first.
+    may_add_memory: bool,
 }
 
 /// A key under `WATCH`: what it was when watched.
@@ -61,7 +63,12 @@ pub struct Watched {
 /// What the connection does with a command while a transaction is open: `None` runs it
 /// (the commands that act on the transaction itself), `Some(reply)` is the reply to queuing
 /// it (`+QUEUED`, or the error that refused and doomed the transaction).
-pub fn queue(session: &mut Session, entry: Option<Entry>, args: &[Bytes]) -> Option<Reply> {
+pub fn queue(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: &[Bytes],
+) -> Option<Reply> {
     let transaction = session.transaction.as_mut()?;
     if let Some(entry) = entry
         && matches!(
@@ -69,6 +76,14 @@ pub fn queue(session: &mut Session, entry: Option<Entry>, args: &[Bytes]) -> Opt
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         )
     {
+        // Run, not queued; but their own arity errors doom the transaction, as any other
+        // command's (EXEC's answer to its own is `refused_exec`'s).
+        if entry.spec.name != "exec"
+            && let Some(error) = Request::lookup_error(entry, args)
+        {
+            transaction.doomed = true;
+            return Some(Reply::error(error));
+        }
         return None;
     }
     let refused = match entry {
@@ -78,6 +93,10 @@ pub fn queue(session: &mut Session, entry: Option<Entry>, args: &[Bytes]) -> Opt
             Some(error) => Some(Reply::error(error)),
             None if entry.spec.flags.contains(Flags::NO_MULTI) => {
                 Some(Reply::error("ERR Command not allowed inside a transaction"))
+            }
+            // Over maxmemory with nothing to evict, as Redis refuses it before queuing.
+            None if entry.spec.flags.contains(Flags::DENYOOM) => {
+                super::make_room(node, unix_now_ms()).err()
             }
             None => None,
         },
@@ -98,7 +117,11 @@ pub fn queue(session: &mut Session, entry: Option<Entry>, args: &[Bytes]) -> Opt
         return Some(error);
     }
     transaction.bytes += bytes;
-    transaction.queued.push(args.to_vec());
+    transaction.may_add_memory |= entry.is_some_and(|e| e.spec.flags.contains(Flags::DENYOOM));
+    // Copied: the arguments are slices of the connection's read buffer, which queued slices
+    // would keep whole (16 KiB a command sent alone), past the bound counted here.
+    let owned = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+    transaction.queued.push(owned);
     Some(Reply::Simple("QUEUED"))
 }
 
@@ -215,6 +238,14 @@ pub fn refused_exec(session: &mut Session, refusal: Reply) -> Reply {
         }
         other => other,
     }
+}
+
+/// Whether the open transaction queued a command that may add memory.
+pub fn may_add_memory(session: &Session) -> bool {
+    session
+        .transaction
+        .as_ref()
+        .is_some_and(|t| t.may_add_memory)
 }
 
 /// Whether `entry` is `EXEC`.
