@@ -133,13 +133,18 @@ fn watch_aborts_exec_when_another_client_writes_the_key() {
         a.cmd(&["EXEC"]),
         Val::Array(vec![Val::Simple(b"OK".to_vec())])
     );
-    // An expiry meanwhile counts as a change, as in Redis 7.0.
+    // An expiry meanwhile counts as a change, as in Redis 7.0. (Two seconds of life, so
+    // that even a slow machine watches it alive; checked.)
     assert_eq!(
-        a.cmd(&["SET", "e", "1", "PX", "150"]),
+        a.cmd(&["SET", "e", "1", "PX", "2000"]),
         Val::Simple(b"OK".to_vec())
     );
     assert_eq!(a.cmd(&["WATCH", "e"]), Val::Simple(b"OK".to_vec()));
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(a.cmd(&["PTTL", "e"]), Val::Int(ms) if ms > 0),
+        "watched alive"
+    );
+    std::thread::sleep(Duration::from_millis(2_300));
     assert_eq!(a.cmd(&["MULTI"]), Val::Simple(b"OK".to_vec()));
     assert_eq!(a.cmd(&["SET", "e", "2"]), Val::Simple(b"QUEUED".to_vec()));
     assert_eq!(a.cmd(&["EXEC"]), Val::NullArray);
