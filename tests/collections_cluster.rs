@@ -68,6 +68,13 @@ fn writer_commands(w: usize) -> Vec<Vec<String>> {
                     "CONSISTENCY",
                     "QUORUM",
                 ]),
+                command(&[
+                    "PFADD",
+                    "shared:hll",
+                    &format!("w{w}-e{j}"),
+                    "CONSISTENCY",
+                    "ONE",
+                ]),
             ]
         })
         .collect()
@@ -108,6 +115,25 @@ fn element_writes_through_three_nodes_at_once_all_survive_on_every_replica() {
         );
     }
     let (fields, members) = all_written();
+    // PFADDs through three nodes at once all count: the registers merge (a CRDT), so the
+    // HLL equals one built from every element in a single command.
+    let everything: Vec<String> = (0..3)
+        .flat_map(|w| (0..ELEMENTS_PER_WRITER).map(move |j| format!("w{w}-e{j}")))
+        .collect();
+    let mut reference = vec!["PFADD", "ref:hll"];
+    reference.extend(everything.iter().map(String::as_str));
+    let mut conn = cluster.conn(0);
+    assert_eq!(conn.cmd(&reference), Val::Int(1));
+    let expected = conn.cmd(&["PFCOUNT", "ref:hll", "CONSISTENCY", "ALL"]);
+    for i in 0..3 {
+        assert_eq!(
+            cluster
+                .conn(i)
+                .cmd(&["PFCOUNT", "shared:hll", "CONSISTENCY", "ALL"]),
+            expected,
+            "PFCOUNT through node {i}"
+        );
+    }
     // Every node, alone: kill the other two one at a time and read at ONE, so each node's
     // own copy answers.
     for i in 0..3 {

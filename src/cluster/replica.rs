@@ -218,7 +218,7 @@ impl Replica {
         let next = self
             .store
             .scan(from, count.max(1), now_ms, &mut |key, record| {
-                if record.is_live(now_ms) && kind.is_none_or(|k| k == record.kind) {
+                if record.is_live(now_ms) && kind.is_none_or(|k| k.name() == record.kind.name()) {
                     keys.push(key.clone());
                 }
             });

@@ -246,7 +246,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "hll-sparse-max-bytes",
-        get: |_| super::hll::SPARSE_BYTES_MAX.to_string(),
+        get: |_| ringcache_storage::hll::SPARSE_BYTES_MAX.to_string(),
         set: None,
     },
     Parameter {

@@ -1,28 +1,45 @@
 //! The HyperLogLog commands, with Redis 7.0's semantics (`pfaddCommand`, `pfcountCommand`,
-//! `pfmergeCommand`); the value's format and arithmetic are in [`super::hll`].
+//! `pfmergeCommand`); the value's format and arithmetic are in [`ringcache_storage::hll`].
 //!
 //! An HLL is a string value, so every write is a read-modify-write of the key's string under
 //! its lock in the store, like `APPEND` ([`super::strings`]): the key's expiry is kept.
 //! `PFCOUNT` of one key stores the cardinality it computed in the value's header, as Redis
 //! does; in a cluster the coordinator does not write a read command's changes back, so
 //! there the cache is left as it was (docs/consistency.md).
+//!
+//! `PFADD` and `PFMERGE` write the value as [`DataType::HyperLogLog`]: a string to every
+//! command, but two such writes merge register by register on a replica, so `PFADD`s
+//! through different nodes at the same time all count (docs/consistency.md).
 
 use bytes::Bytes;
 use ringcache_resp::cmd::Command;
 use ringcache_resp::{CommandError, Reply};
 
-use super::hll::{self, Encoding, HllError, Registers};
-use super::strings::{live, read, rewrite_value};
+use ringcache_storage::DataType;
+use ringcache_storage::hll::{self, Encoding, HllError, Registers};
+
+use super::strings::{live, read, rewrite_typed_value};
 use super::{Outcome, Records};
 use crate::node::Node;
 
-impl From<HllError> for CommandError {
-    fn from(e: HllError) -> CommandError {
-        match e {
-            HllError::NotHll => CommandError::NotHyperLogLog,
-            HllError::Corrupt => CommandError::CorruptHyperLogLog,
-        }
+/// Redis's errors for a value that is not an HLL (`WRONGTYPE ... not a valid HyperLogLog`)
+/// or a corrupt one (`INVALIDOBJ`).
+fn hll_error(e: HllError) -> CommandError {
+    match e {
+        HllError::NotHll => CommandError::NotHyperLogLog,
+        HllError::Corrupt => CommandError::CorruptHyperLogLog,
     }
+}
+
+/// `rewrite_value` for an HLL: a value written is a [`DataType::HyperLogLog`].
+fn rewrite_value(
+    node: &Node,
+    records: &dyn Records,
+    key: &[u8],
+    now_ms: u64,
+    change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
+) -> Result<Option<Bytes>, super::ExecError> {
+    rewrite_typed_value(node, records, key, now_ms, DataType::HyperLogLog, change)
 }
 
 /// Executes a HyperLogLog command. `touch` says whether reads count as accesses for
@@ -66,7 +83,7 @@ fn pfadd(
         let (mut value, mut updated) = match old {
             None => (hll::new_sparse(), true),
             Some(old) => {
-                hll::check(old)?;
+                hll::check(old).map_err(hll_error)?;
                 if !elements.iter().any(|e| hll::dense_would_change(old, e)) {
                     outcome = Ok(false);
                     return Ok(None);
@@ -91,7 +108,7 @@ fn pfadd(
         hll::invalidate_cache(&mut value);
         Ok(Some(Bytes::from(value)))
     })?;
-    let updated = outcome.map_err(CommandError::from)?;
+    let updated = outcome.map_err(hll_error)?;
     Ok(Reply::Integer(i64::from(updated)))
 }
 
@@ -102,12 +119,12 @@ fn pfcount_one(node: &Node, records: &dyn Records, key: &[u8], now_ms: u64) -> O
         let Some(old) = old else {
             return Ok(None);
         };
-        hll::check(old)?;
+        hll::check(old).map_err(hll_error)?;
         if let Some(cached) = hll::cached_count(old) {
             card = cached;
             return Ok(None);
         }
-        card = hll::count(old)?;
+        card = hll::count(old).map_err(hll_error)?;
         let mut value = old.to_vec();
         hll::set_cached_count(&mut value, card);
         Ok(Some(Bytes::from(value)))
@@ -136,7 +153,7 @@ fn merge_keys(
             return Err(CommandError::WrongType);
         }
         if let Some(value) = live(record.as_ref(), now_ms) {
-            dense |= merge_value(max, value)?;
+            dense |= merge_value(max, value).map_err(hll_error)?;
         }
     }
     Ok(dense)
@@ -167,7 +184,7 @@ fn pfmerge(
         // sources' reads and this one is merged too. Redis checks it first, as argument 1.
         let mut max = hll::empty_registers();
         let mut dense = match old {
-            Some(old) => merge_value(&mut max, old)?,
+            Some(old) => merge_value(&mut max, old).map_err(hll_error)?,
             None => false,
         };
         dense |= sources_dense.clone()?;
@@ -179,7 +196,7 @@ fn pfmerge(
             None => hll::new_sparse(),
         };
         if dense {
-            hll::to_dense(&mut value)?;
+            hll::to_dense(&mut value).map_err(hll_error)?;
         }
         for (index, &m) in max.iter().enumerate().filter(|(_, m)| **m != 0) {
             // Cannot fail: the destination's opcodes were just walked by the merge.

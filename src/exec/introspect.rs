@@ -159,7 +159,7 @@ fn encoding(record: &Record) -> &'static str {
         DataType::ZSet if listpack(cells, ZSET_LISTPACK_ENTRIES_MAX, false) => "listpack",
         DataType::ZSet => "skiplist",
         DataType::List => "quicklist",
-        DataType::String => "raw",
+        DataType::String | DataType::HyperLogLog => "raw",
     }
 }
 

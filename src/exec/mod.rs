@@ -29,7 +29,6 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod hash;
-pub mod hll;
 pub mod hyperloglog;
 pub mod info;
 pub mod introspect;

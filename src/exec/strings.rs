@@ -9,7 +9,7 @@ use ringcache_resp::cmd::{Command, GetExExpiry, Set, SetCondition, SetExpiry};
 use ringcache_resp::float::incr_by_float_text;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
-use ringcache_storage::{Record, StoreError, Update, Value, Version};
+use ringcache_storage::{DataType, Record, StoreError, Update, Value, Version};
 
 use super::{ExecError, Outcome, Records, lookup_reply, now_ms_signed};
 use crate::node::Node;
@@ -315,6 +315,18 @@ pub(super) fn rewrite_value(
     records: &dyn Records,
     key: &[u8],
     now_ms: u64,
+    change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
+) -> Result<Option<Bytes>, ExecError> {
+    rewrite_typed_value(node, records, key, now_ms, DataType::String, change)
+}
+
+/// As [`rewrite_value`], the value written as `kind` (a string or a HyperLogLog).
+pub(super) fn rewrite_typed_value(
+    node: &Node,
+    records: &dyn Records,
+    key: &[u8],
+    now_ms: u64,
+    kind: DataType,
     mut change: impl FnMut(Option<&Bytes>) -> Result<Option<Bytes>, CommandError>,
 ) -> Result<Option<Bytes>, ExecError> {
     let mut outcome = Ok(None);
@@ -338,7 +350,9 @@ pub(super) fn rewrite_value(
             Ok(Some(new)) => {
                 outcome = Ok(Some(new.clone()));
                 let version = node.clock.next(now_ms);
-                Update::Put(with_value(current, new, SetExpiry::Keep, version, now_ms))
+                Update::Put(
+                    with_value(current, new, SetExpiry::Keep, version, now_ms).with_kind(kind),
+                )
             }
         }
     })?;

@@ -41,6 +41,12 @@ pub fn record_digest(token: u64, record: &Record) -> u64 {
     if let Some(collection) = record.cells() {
         digest ^= XxHash3_64::oneshot_with_seed(token ^ 1, &collection.digest().to_le_bytes());
     }
+    // A HyperLogLog's registers merge without a newer version too (see `Record::merge`).
+    if record.kind == crate::record::DataType::HyperLogLog
+        && let Some(bytes) = record.bytes()
+    {
+        digest ^= XxHash3_64::oneshot_with_seed(token ^ 2, bytes);
+    }
     // Never 0, so that a record always changes its leaf.
     digest | 1
 }

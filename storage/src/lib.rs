@@ -23,6 +23,7 @@ pub mod collection;
 pub mod error;
 pub mod eviction;
 pub mod hints;
+pub mod hll;
 pub mod log;
 pub mod memory;
 pub mod record;

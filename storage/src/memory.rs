@@ -170,7 +170,7 @@ fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
 /// expiry, and the sweep drops it once the tombstone horizon allows.
 fn reclaim_if_expired(stats: &mut StoreStats, entry: &mut Entry, now_ms: u64) -> bool {
     if entry.record.value.is_none()
-        || entry.record.kind.is_collection()
+        || entry.record.kind.digests_value()
         || entry.record.is_live(now_ms)
     {
         return false;

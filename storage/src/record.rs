@@ -49,27 +49,39 @@ pub enum DataType {
     ZSet = 3,
     /// A list: position cells holding an item.
     List = 4,
+    /// A HyperLogLog: a string to every command (`TYPE` says `string`), whose writes by
+    /// `PFADD`/`PFMERGE` merge register by register (see [`Record::merge`]).
+    HyperLogLog = 5,
 }
 
 impl DataType {
     /// Every type, by its number.
-    const ALL: [DataType; 5] = [
+    const ALL: [DataType; 6] = [
         DataType::String,
         DataType::Hash,
         DataType::Set,
         DataType::ZSet,
         DataType::List,
+        DataType::HyperLogLog,
     ];
 
     /// Whether the value is a [`Collection`](crate::collection::Collection) of cells.
     pub fn is_collection(self) -> bool {
+        !matches!(self, DataType::String | DataType::HyperLogLog)
+    }
+
+    /// Whether a value of this type merges without a newer version (a collection's cells, a
+    /// HyperLogLog's registers), so that its Merkle digest covers the value, not only the
+    /// versions: such a value is never reclaimed in place on expiry (that would change the
+    /// digest); the expiry sweep rewrites it as a tombstone.
+    pub fn digests_value(self) -> bool {
         self != DataType::String
     }
 
     /// Redis's name, as `TYPE` answers.
     pub fn name(self) -> &'static str {
         match self {
-            DataType::String => "string",
+            DataType::String | DataType::HyperLogLog => "string",
             DataType::Hash => "hash",
             DataType::Set => "set",
             DataType::ZSet => "zset",
@@ -222,6 +234,11 @@ impl Record {
         self.value.as_ref().map_or_else(Bytes::new, Value::to_bytes)
     }
 
+    /// This record with its type set to `kind` (a string's bytes written as a HyperLogLog).
+    pub fn with_kind(self, kind: DataType) -> Record {
+        Record { kind, ..self }
+    }
+
     /// The string's bytes, whether live or not; `None` for a tombstone or a collection.
     pub fn bytes(&self) -> Option<&Bytes> {
         self.value.as_ref()?.bytes()
@@ -280,12 +297,15 @@ impl Record {
         let mut changed = false;
         if self.kind.is_collection() || other.kind.is_collection() {
             changed = crate::collection::merge_value(self, other);
+        } else if let Some(merged) = self.merged_hyperloglog(other) {
+            changed = merged;
         } else if other.value_version > self.value_version
             || (other.value_version == self.value_version
                 && self.value.is_none()
                 && other.value.is_some())
         {
             self.value = other.value.clone();
+            self.kind = other.kind;
             self.value_version = other.value_version;
             changed = true;
         }
@@ -298,9 +318,74 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Two writes of one HyperLogLog (both `PFADD`/`PFMERGE` values) merge register by
+    /// register, the newer version kept: a CRDT, so concurrent adds through different nodes
+    /// all count. `None` when the value cells are not both HyperLogLogs (or one does not
+    /// decode): the caller merges last-writer-wins.
+    fn merged_hyperloglog(&mut self, other: &Record) -> Option<bool> {
+        if self.kind != DataType::HyperLogLog || other.kind != DataType::HyperLogLog {
+            return None;
+        }
+        let merged = crate::hll::merge_values(self.bytes()?, other.bytes()?)?;
+        let changed = self.bytes().is_none_or(|mine| mine[..] != merged[..])
+            || other.value_version > self.value_version;
+        self.value = Some(Value::Bytes(Bytes::from(merged)));
+        self.value_version = self.value_version.max(other.value_version);
+        Some(changed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hyperloglog(version: u64, elements: &[&str]) -> Record {
+        let mut value = crate::hll::new_sparse();
+        for element in elements {
+            crate::hll::add(&mut value, element.as_bytes()).unwrap();
+        }
+        Record::new(Bytes::from(value), None, v(version)).with_kind(DataType::HyperLogLog)
+    }
+
+    fn count(record: &Record) -> u64 {
+        crate::hll::count(record.bytes().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn hyperloglog_writes_merge_register_by_register_in_any_order() {
+        // PFADDs through three nodes at once: each replica sees them in its own order.
+        let (a, b, c) = (
+            hyperloglog(5, &["a", "b"]),
+            hyperloglog(6, &["c"]),
+            hyperloglog(7, &["d", "e", "a"]),
+        );
+        let all = hyperloglog(7, &["a", "b", "c", "d", "e"]);
+        let orders = [[&a, &b, &c], [&c, &b, &a], [&b, &c, &a]];
+        let merged: Vec<Record> = orders
+            .iter()
+            .map(|order| {
+                let mut m = order[0].clone();
+                m.merge(order[1]);
+                m.merge(order[2]);
+                m
+            })
+            .collect();
+        assert!(
+            merged.iter().all(|m| m == &merged[0]),
+            "same bytes in every order"
+        );
+        assert_eq!(merged[0].value_version, v(7));
+        assert_eq!(count(&merged[0]), count(&all));
+        assert_eq!(count(&merged[0]), 5);
+        // Merging again changes nothing.
+        let mut again = merged[0].clone();
+        assert!(!again.merge(&b));
+        // A SET of another value (a string) still wins or loses by version.
+        let mut overwritten = merged[0].clone();
+        assert!(overwritten.merge(&Record::new(Bytes::from_static(b"x"), None, v(9))));
+        assert_eq!(overwritten.kind, DataType::String);
+    }
 
     fn v(hlc: u64) -> Version {
         Version { hlc, node: 1 }

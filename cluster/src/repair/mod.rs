@@ -19,7 +19,7 @@ use bytes::Bytes;
 use ringcache_storage::aae::{
     MERKLE_LEAVES, leaf_first_token, leaf_last_token, leaf_of, record_digest,
 };
-use ringcache_storage::{Record, Store, Summary, TombstoneHorizon, Value, key_token};
+use ringcache_storage::{DataType, Record, Store, Summary, TombstoneHorizon, Value, key_token};
 
 use crate::protocol::Message;
 use crate::protocol::message::{
@@ -509,6 +509,12 @@ pub fn versions_header(record: &Record) -> Record {
     let value = record.value.as_ref().map(|value| match value {
         Value::Cells(collection) => Value::Summary(Box::new(Summary::of(collection))),
         Value::Summary(summary) => Value::Summary(summary.clone()),
+        // A HyperLogLog's registers merge under one version too: its digest says whether
+        // two replicas' registers differ.
+        Value::Bytes(bytes) if record.kind == DataType::HyperLogLog => {
+            let digest = twox_hash::XxHash3_64::oneshot(bytes);
+            Value::Bytes(Bytes::copy_from_slice(&digest.to_le_bytes()))
+        }
         Value::Bytes(_) => Value::Bytes(Bytes::new()),
     });
     Record {
@@ -535,6 +541,9 @@ fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
         && summary(a)
             .zip(summary(b))
             .is_some_and(|(a, b)| a.digest != b.digest || a.clear != b.clear);
+    let registers_differ = a.kind == DataType::HyperLogLog
+        && b.kind == DataType::HyperLogLog
+        && a.bytes().zip(b.bytes()).is_some_and(|(a, b)| a != b);
     // (At `b`'s own version, `a` is the same write reclaimed on expiry: nothing to shadow.)
     let shadows = (a.kind != b.kind || a.value.is_none())
         && a.value_version != b.value_version
@@ -546,6 +555,7 @@ fn newer(a: &Record, b: &Record, now_ms: u64) -> bool {
             && b.value.is_none()
             && a.is_live(now_ms))
         || collections_differ
+        || registers_differ
         || shadows
 }
 

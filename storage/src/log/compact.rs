@@ -137,7 +137,7 @@ impl Inner {
             // A collection keeps its value, expired or emptied: its digest covers its cells,
             // and its removed cells and clear version must outlive the compaction.
             let tombstone_like = record.value.is_none()
-                || (!record.kind.is_collection()
+                || (!record.kind.digests_value()
                     && (!record.is_live(now_ms)
                         || current.is_some_and(|e| referenced && e.reclaimed())));
             if tombstone_like {

@@ -173,7 +173,7 @@ impl Inner {
         // A collection is left as it is (its digest covers its cells): reads judge it dead
         // by its expiry, and the sweep or compaction drops it under the horizon.
         if found.record.value.is_none()
-            || found.record.kind.is_collection()
+            || found.record.kind.digests_value()
             || found.record.is_live(now_ms)
         {
             return false;

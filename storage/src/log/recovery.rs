@@ -278,7 +278,7 @@ fn apply(
             }
             // Equal versions: a collection record written later holds more cells (a merge
             // adds cells without a newer header), so the later one in log order wins.
-            let later_wins = header.kind().is_collection() && header.versions() == old.1.versions();
+            let later_wins = header.kind().digests_value() && header.versions() == old.1.versions();
             if header.versions() < old.1.versions()
                 || (header.versions() == old.1.versions() && !later_wins)
             {

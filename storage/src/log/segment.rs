@@ -76,7 +76,7 @@ impl Segment {
         {
             return Some(state);
         }
-        if header.kind().is_collection() && !header.is_tombstone() {
+        if header.kind().digests_value() && !header.is_tombstone() {
             let end = offset + header.unpadded_bytes();
             if end <= self.map.len() {
                 return Some(format::read_record(&self.map, offset, &header).1);

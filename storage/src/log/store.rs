@@ -719,7 +719,7 @@ impl Store for LogStore {
                     stats.expired += 1;
                     continue;
                 }
-                if found.record.holds_value() && !found.record.kind.is_collection() {
+                if found.record.holds_value() && !found.record.kind.digests_value() {
                     continue;
                 }
                 // An expired collection is not reclaimed in place (its digest covers its
@@ -754,7 +754,7 @@ impl Store for LogStore {
             let mut reclaimed = false;
             let written = self.update(&key, now_ms, &mut |current| {
                 let expired = current
-                    .filter(|r| r.kind.is_collection() && r.holds_value() && !r.is_live(now_ms));
+                    .filter(|r| r.kind.digests_value() && r.holds_value() && !r.is_live(now_ms));
                 reclaimed = expired.is_some();
                 expired.map_or(Update::Keep, |r| {
                     Update::Put(Record {

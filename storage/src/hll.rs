@@ -1,6 +1,6 @@
 //! HyperLogLog values, byte for byte as Redis 7.0 stores them (`src/hyperloglog.c`): the
 //! encodings, the hash, the estimator and the merge. No I/O; the commands are in
-//! [`super::hyperloglog`].
+//! the main crate's `exec::hyperloglog`.
 //!
 //! An HLL is an ordinary string value, so `GET`, `TYPE`, `APPEND` and replication see plain
 //! bytes. Redis's representation is kept exactly so that the bytes (and so the counts) are
@@ -529,6 +529,31 @@ pub fn merge_into(max: &mut Registers, hll: &[u8]) -> Result<(), HllError> {
             }
         }
     }
+}
+
+/// The HLL whose registers are the maximum of `a`'s and `b`'s, in the canonical encoding
+/// ([`encode_canonical`]); `None` when either is not a well-formed HLL. How replicas merge
+/// two writes of one HyperLogLog (`crate::record`): commutative, associative and idempotent
+/// on registers, and equal registers give equal bytes.
+pub fn merge_values(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
+    let mut max = empty_registers();
+    merge_into(&mut max, a).ok()?;
+    merge_into(&mut max, b).ok()?;
+    Some(encode_canonical(&max))
+}
+
+/// The one encoding a merge gives `registers`: a fresh sparse HLL with each register set in
+/// index order (promoted to dense where Redis would promote it), its cache marked invalid.
+/// Writes of one command keep Redis's own bytes; only merged values are re-encoded.
+pub fn encode_canonical(registers: &Registers) -> Vec<u8> {
+    let mut hll = new_sparse();
+    for (index, &value) in registers.iter().enumerate() {
+        if value > 0 {
+            set_register(&mut hll, index, value).expect("a fresh HLL is well formed");
+        }
+    }
+    invalidate_cache(&mut hll);
+    hll
 }
 
 /// Redis's `hllCount` of a checked HLL, ignoring the cache.
