@@ -352,6 +352,41 @@ mod tests {
         crate::hll::count(record.bytes().unwrap()).unwrap()
     }
 
+    fn arb_hyperloglog() -> impl proptest::strategy::Strategy<Value = Record> {
+        use proptest::prelude::*;
+        (
+            1u64..30,
+            proptest::collection::vec((0usize..200, 1u8..40), 0..6),
+        )
+            .prop_map(|(version, registers)| {
+                // One version is one write: its registers follow from it and the draw.
+                let mut max = crate::hll::empty_registers();
+                for (index, value) in registers {
+                    max[index] = max[index].max(value);
+                }
+                max[version as usize] = 1;
+                let bytes = crate::hll::encode_canonical(&max);
+                Record::new(Bytes::from(bytes), None, v(version)).with_kind(DataType::HyperLogLog)
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hyperloglog_merge_is_commutative_associative_and_idempotent(
+            a in arb_hyperloglog(), b in arb_hyperloglog(), c in arb_hyperloglog()
+        ) {
+            // (Writes of one version are one write: skip draws that give one version two
+            // values.)
+            proptest::prop_assume!(a.value_version != b.value_version || a == b);
+            proptest::prop_assume!(b.value_version != c.value_version || b == c);
+            proptest::prop_assume!(a.value_version != c.value_version || a == c);
+            let merged = |x: &Record, y: &Record| { let mut m = x.clone(); m.merge(y); m };
+            proptest::prop_assert_eq!(merged(&a, &b), merged(&b, &a));
+            proptest::prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+            proptest::prop_assert_eq!(merged(&a, &a), a.clone());
+        }
+    }
+
     #[test]
     fn hyperloglog_writes_merge_register_by_register_in_any_order() {
         // PFADDs through three nodes at once: each replica sees them in its own order.
