@@ -542,18 +542,85 @@ pub fn merge_values(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
     Some(encode_canonical(&max))
 }
 
-/// The one encoding a merge gives `registers`: a fresh sparse HLL with each register set in
-/// index order (promoted to dense where Redis would promote it), its cache marked invalid.
-/// Writes of one command keep Redis's own bytes; only merged values are re-encoded.
+/// The one encoding a merge gives `registers`, in one pass: sparse (each run of equal
+/// registers as the fewest opcodes) when every register fits a sparse VAL and the result
+/// fits [`SPARSE_BYTES_MAX`], else dense; the cache marked invalid. Writes of one command
+/// keep Redis's own bytes; only merged values are re-encoded.
 pub fn encode_canonical(registers: &Registers) -> Vec<u8> {
-    let mut hll = new_sparse();
-    for (index, &value) in registers.iter().enumerate() {
-        if value > 0 {
-            set_register(&mut hll, index, value).expect("a fresh HLL is well formed");
+    let mut hll = sparse_of(registers).unwrap_or_else(|| {
+        let mut dense = vec![0u8; DENSE_BYTES];
+        dense[..4].copy_from_slice(b"HYLL");
+        dense[4] = ENCODING_DENSE;
+        for (index, &value) in registers.iter().enumerate().filter(|(_, v)| **v > 0) {
+            dense_put(&mut dense[HEADER_BYTES..], index, value.min(REGISTER_MAX));
         }
-    }
+        dense
+    });
     invalidate_cache(&mut hll);
     hll
+}
+
+/// The sparse encoding of `registers`, `None` when a register is too large for it or it
+/// would be longer than [`SPARSE_BYTES_MAX`].
+fn sparse_of(registers: &Registers) -> Option<Vec<u8>> {
+    if registers.iter().any(|&v| v > SPARSE_VAL_MAX_VALUE) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(HEADER_BYTES + 64);
+    out.extend_from_slice(b"HYLL");
+    out.push(ENCODING_SPARSE);
+    out.extend_from_slice(&[0; 11]);
+    let mut at = 0;
+    while at < REGISTERS {
+        let value = registers[at];
+        let run = registers[at..].iter().take_while(|&&v| v == value).count();
+        if value == 0 {
+            let mut left = run;
+            while left > 0 {
+                let len = left.min(SPARSE_XZERO_MAX_LEN);
+                push_zeros(&mut out, len);
+                left -= len;
+            }
+        } else {
+            let mut left = run;
+            while left > 0 {
+                let len = left.min(SPARSE_VAL_MAX_LEN);
+                out.push(val_byte(value, len));
+                left -= len;
+            }
+        }
+        if out.len() > SPARSE_BYTES_MAX {
+            return None;
+        }
+        at += run;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    #[test]
+    fn the_canonical_encoding_holds_the_registers_it_was_given() {
+        for registers in [
+            vec![(0usize, 1u8), (1, 1), (2, 1), (3, 1), (4, 1), (9000, 32)],
+            vec![(16383, 5)],
+            vec![(7, 40)],
+            (0..2000).map(|i| (i * 8, (i % 30 + 1) as u8)).collect(),
+        ] {
+            let mut max = empty_registers();
+            for (index, value) in registers {
+                max[index] = value;
+            }
+            let hll = encode_canonical(&max);
+            let mut back = empty_registers();
+            merge_into(&mut back, &hll).unwrap();
+            assert_eq!(back[..], max[..]);
+            assert_eq!(cached_count(&hll), None, "cache invalid");
+            assert_eq!(count(&hll).unwrap(), count_registers(&max));
+        }
+    }
 }
 
 /// Redis's `hllCount` of a checked HLL, ignoring the cache.
