@@ -110,11 +110,7 @@ pub trait Records {
         edit: &mut dyn FnMut(&mut Record) -> bool,
     ) -> Result<Option<Record>, StoreError> {
         self.update(key, now_ms, &mut |current| {
-            let mut record = current.cloned().unwrap_or_default();
-            match edit(&mut record) {
-                true => Update::Put(record),
-                false => Update::Keep,
-            }
+            ringcache_storage::edit_copy(current, edit)
         })
     }
 }

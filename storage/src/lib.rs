@@ -56,6 +56,17 @@ pub enum Update {
     Put(Record),
 }
 
+/// An in-place edit run on a copy, as an [`Update`]: `edit` gets the current record (or
+/// `Record::default()`) and the copy is put if it changed it. What `update_in_place` does
+/// where the record cannot be lent.
+pub fn edit_copy(current: Option<&Record>, edit: &mut dyn FnMut(&mut Record) -> bool) -> Update {
+    let mut record = current.cloned().unwrap_or_default();
+    match edit(&mut record) {
+        true => Update::Put(record),
+        false => Update::Keep,
+    }
+}
+
 /// Counts from one pass of active expiry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpireStats {
@@ -139,13 +150,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         edit: &mut dyn FnMut(&mut Record) -> bool,
     ) -> Result<Option<Record>, StoreError> {
-        self.update(key, now_ms, &mut |current| {
-            let mut record = current.cloned().unwrap_or_default();
-            match edit(&mut record) {
-                true => Update::Put(record),
-                false => Update::Keep,
-            }
-        })
+        self.update(key, now_ms, &mut |current| edit_copy(current, edit))
     }
 
     /// How `key` has been used (its access statistics), `None` when the store holds no
