@@ -22,32 +22,12 @@ readonly READY_TIMEOUT_S=30
 tmp=$(mktemp -d)
 server=""
 cleanup() {
-  [[ -z $server ]] || { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; } || true
+  stop_one_quietly
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 source bench/lib.sh
-
-start() { # redis|ringcache: starts the server, sets $server and $port
-  local dir
-  port=$(free_port)
-  dir=$(mktemp -d -p "$tmp")
-  case $1 in
-    redis) redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-      --dir "$dir" --daemonize no >"$tmp/server.log" 2>&1 & ;;
-    ringcache) "$RING" --bind 127.0.0.1 --port "$port" --metrics-port 0 --threads 1 \
-      --storage "$STORAGE" --data-dir "$dir" >"$tmp/server.log" 2>&1 & ;;
-  esac
-  server=$!
-  wait_ready "$port"
-}
-
-stop() {
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  server=""
-}
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$server/status"; }
 
@@ -63,7 +43,7 @@ commands() { # hash|set|zset
 for family in hash set zset; do
   line="$family of $ELEMENTS:"
   for side in redis ringcache; do
-    start "$side"
+    start_one "$side"
     before=$(rss_kb)
     commands "$family" | cli -p "$port" --pipe >/dev/null
     case $family in
@@ -73,7 +53,7 @@ for family in hash set zset; do
     esac
     sleep 1
     after=$(rss_kb)
-    stop
+    stop_one
     line+=" $side $(((after - before) * 1024 / ELEMENTS)) B/element ($held held)"
   done
   echo "$line"

@@ -27,32 +27,12 @@ readonly BENCH_TIMEOUT_S=600
 tmp=$(mktemp -d)
 server=""
 cleanup() {
-  [[ -z $server ]] || { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; } || true
+  stop_one_quietly
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 source bench/lib.sh
-
-start() { # redis|ringcache: starts the server, sets $server and $port
-  local dir
-  port=$(free_port)
-  dir=$(mktemp -d -p "$tmp")
-  case $1 in
-    redis) redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-      --dir "$dir" --daemonize no >"$tmp/server.log" 2>&1 & ;;
-    ringcache) "$RING" --bind 127.0.0.1 --port "$port" --metrics-port 0 --threads 1 \
-      --storage "$STORAGE" --data-dir "$dir" >"$tmp/server.log" 2>&1 & ;;
-  esac
-  server=$!
-  wait_ready "$port"
-}
-
-stop() {
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  server=""
-}
 
 # redis-benchmark's -q lines ("LPUSH: 12345.67 requests per second, p50=...") as "LPUSH=12345".
 suite() { # port pipeline
@@ -77,16 +57,16 @@ hset_into() { # port fields
 for round in ${ROUNDS:-1 2 3}; do
   for side in redis ringcache; do
     for pipeline in ${PIPELINES:-1 16}; do
-      start "$side"
+      start_one "$side"
       echo "round $round $side ($STORAGE) -P $pipeline: $(suite "$port" "$pipeline")"
-      stop
+      stop_one
     done
-    start "$side"
+    start_one "$side"
     small=$(hset_into "$port" 10)
-    stop
-    start "$side"
+    stop_one
+    start_one "$side"
     big=$(hset_into "$port" "$BIG_FIELDS")
-    stop
+    stop_one
     echo "round $round $side ($STORAGE) HSET into 10 fields: $small, into $BIG_FIELDS: $big"
   done
 done

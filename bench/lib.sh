@@ -63,3 +63,31 @@ cluster_ports() {
   seeds=$(printf '127.0.0.1:%s,' "${peer_ports[@]}")
   seeds=${seeds%,}
 }
+
+# One server for the side-by-side scripts: `start_one redis|ringcache` starts redis-server
+# without persistence or one ringcache node (`--threads 1`, `--storage $STORAGE`, ringcache
+# from $RING) in a fresh directory under $tmp, sets $server and $port, and waits until it
+# answers; `stop_one` stops it; `stop_one_quietly` is for the EXIT trap.
+start_one() {
+  local dir
+  port=$(free_port)
+  dir=$(mktemp -d -p "$tmp")
+  case $1 in
+    redis) redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$dir" --daemonize no >"$tmp/server.log" 2>&1 & ;;
+    ringcache) "$RING" --bind 127.0.0.1 --port "$port" --metrics-port 0 --threads 1 \
+      --storage "$STORAGE" --data-dir "$dir" >"$tmp/server.log" 2>&1 & ;;
+  esac
+  server=$!
+  wait_ready "$port"
+}
+
+stop_one() {
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  server=""
+}
+
+stop_one_quietly() {
+  [[ -z ${server:-} ]] || { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; } || true
+}
