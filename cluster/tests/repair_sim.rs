@@ -247,7 +247,7 @@ fn hash_delta(rng: &mut Rng, op: usize, version: Version) -> Record {
     for _ in 0..rng.between(1, 3) {
         let field = Bytes::from(format!("f{}", rng.below(6)));
         let value = (!rng.chance(300)).then(|| Bytes::from(format!("v{op}")));
-        cells.put(field, value, version);
+        cells.put(&field, value.as_deref(), version);
     }
     Record::collection(DataType::Hash, cells, None, version)
 }

@@ -85,30 +85,38 @@ pub struct Edit<'a> {
     /// The collection as it is now (removed cells included).
     pub collection: &'a mut Collection,
     version: Version,
-    /// The cells written over, oldest first: what undoing puts back.
-    undo: Vec<(Bytes, Option<Cell>)>,
+    /// What undoes each cell written, oldest first.
+    undo: Vec<Undo>,
     /// Whether a removed element's cell is forgotten rather than kept (a single node: see
     /// [`drop_old_removals`]).
     forget_removed: bool,
 }
 
+/// How to undo one cell written by an [`Edit`].
+#[derive(Debug)]
+enum Undo {
+    /// Put this cell back (the one written over).
+    Restore(Cell),
+    /// Forget the element of this cell (the one written, where there was none).
+    Forget(Cell),
+}
+
 impl Edit<'_> {
     /// The live payload of `element`.
-    pub fn get(&self, element: &[u8]) -> Option<&Bytes> {
+    pub fn get(&self, element: &[u8]) -> Option<&[u8]> {
         self.collection.get(element)
     }
 
-    /// Writes `element` with `value`; whether it was not live before. Both are copied: they
-    /// are usually slices of a request's buffer, which the stored cell would keep alive.
-    pub fn put(&mut self, element: Bytes, value: Bytes) -> bool {
-        let element = Bytes::copy_from_slice(&element);
-        let old = self.collection.put(
-            element.clone(),
-            Some(Bytes::copy_from_slice(&value)),
-            self.version,
-        );
-        let added = old.as_ref().is_none_or(|cell| cell.value.is_none());
-        self.undo.push((element, old));
+    /// Writes `element` with `value` (both copied into the cell); whether it was not live
+    /// before.
+    pub fn put(&mut self, element: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> bool {
+        let cell = Cell::new(element.as_ref(), self.version, Some(value.as_ref()));
+        let old = self.collection.put_cell(cell.clone());
+        let added = old.as_ref().is_none_or(|cell| !cell.is_live());
+        self.undo.push(match old {
+            Some(old) => Undo::Restore(old),
+            None => Undo::Forget(cell),
+        });
         added
     }
 
@@ -117,12 +125,12 @@ impl Edit<'_> {
         if self.get(element).is_none() {
             return false;
         }
-        let element = Bytes::copy_from_slice(element);
         let old = match self.forget_removed {
-            true => self.collection.forget(&element),
-            false => self.collection.put(element.clone(), None, self.version),
+            true => self.collection.forget(element),
+            false => self.collection.put(element, None, self.version),
         };
-        self.undo.push((element, old));
+        self.undo
+            .push(Undo::Restore(old.expect("a live element has a cell")));
         true
     }
 
@@ -148,8 +156,13 @@ impl Edit<'_> {
 
     /// Puts back every cell written, newest first.
     fn undo(self) {
-        for (element, cell) in self.undo.into_iter().rev() {
-            self.collection.restore(element, cell);
+        for undo in self.undo.into_iter().rev() {
+            match undo {
+                Undo::Restore(cell) => self.collection.put_back(cell),
+                Undo::Forget(cell) => {
+                    self.collection.forget(cell.element());
+                }
+            }
         }
     }
 }
@@ -318,11 +331,7 @@ pub fn replace(
         let clear = current.map_or(Version::ZERO, |r| r.value_version);
         let mut collection = Collection::cleared_at(clear);
         for (element, payload) in &elements {
-            collection.put(
-                Bytes::copy_from_slice(element),
-                Some(Bytes::copy_from_slice(payload)),
-                version,
-            );
+            collection.put(element, Some(payload), version);
         }
         too_large = collection.encoded_len() > COLLECTION_BYTES_MAX;
         if too_large {
@@ -424,7 +433,7 @@ mod tests {
         let record = node.store.get(b"h", 1_000).unwrap();
         assert_eq!(record.value_version, version);
         let hash = record.cells().unwrap().clone();
-        assert!(hash.cells().values().all(|cell| cell.version == version));
+        assert!(hash.cells().all(|cell| cell.version() == version));
         // The delta of that write is all of it; a later write's delta is only its cells.
         assert_eq!(delta(None, &record), record);
         let before = record;
@@ -435,8 +444,12 @@ mod tests {
         let record = node.store.get(b"h", 1_001).unwrap();
         let sent = delta(Some(&before), &record);
         assert_eq!(
-            sent.cells().unwrap().cells().keys().collect::<Vec<_>>(),
-            [&Bytes::from_static(b"c")]
+            sent.cells()
+                .unwrap()
+                .cells()
+                .map(Cell::element)
+                .collect::<Vec<_>>(),
+            [b"c"]
         );
     }
 
@@ -467,11 +480,11 @@ mod tests {
         // Emptied by a removal at 20 ms: a replica may still send an add of another element
         // from 15 ms that this read missed; the write must not kill it.
         let mut cells = Collection::cleared_at(version_at(5));
-        cells.put(Bytes::from_static(b"a"), None, version_at(20));
+        cells.put(b"a", None, version_at(20));
         let emptied = Record::collection(DataType::Hash, cells, None, version_at(20));
         let start = recreated(Some(&emptied), DataType::Hash, 1_000);
         assert_eq!(start.clear(), version_at(5));
-        assert_eq!(start.cells().len(), 1);
+        assert_eq!(start.cell_count(), 1);
         // Of another type, it shadows up to its version.
         assert_eq!(
             recreated(Some(&emptied), DataType::Set, 1_000).clear(),
@@ -482,14 +495,10 @@ mod tests {
     #[test]
     fn a_write_to_an_expired_collection_clears_everything_written_before_it_expired() {
         let mut cells = Collection::default();
-        cells.put(
-            Bytes::from_static(b"a"),
-            Some(Bytes::from_static(b"1")),
-            version_at(10),
-        );
+        cells.put(b"a", Some(b"1"), version_at(10));
         let expired = Record::collection(DataType::Hash, cells, Some(50), version_at(10));
         let start = recreated(Some(&expired), DataType::Hash, 60);
-        assert!(start.cells().is_empty());
+        assert_eq!(start.cell_count(), 0);
         // A cell at 40 ms (before the expiry) that this read missed stays dead; one at 50 ms
         // (written after it) lives.
         assert!(start.clear() >= version_at(40));

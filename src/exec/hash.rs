@@ -11,7 +11,7 @@ use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Collection, DataType};
 
 use super::collection::{self, read};
-use super::{Outcome, Records};
+use super::{Outcome, Records, copied_bulk};
 use crate::node::Node;
 
 const HASH: DataType = DataType::Hash;
@@ -37,7 +37,7 @@ pub fn execute(
         HashCommand::Get { key, field } => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
             let value = hash.as_ref().and_then(|h| h.get(&field));
-            super::lookup_reply(node, value)
+            super::lookup_reply(node, value.map(Bytes::copy_from_slice).as_ref())
         }
         HashCommand::Del { key, fields } => {
             let removed = collection::update(node, records, &key, HASH, now_ms, |edit| {
@@ -54,7 +54,7 @@ pub fn execute(
             Reply::Map(
                 hash.iter()
                     .flat_map(|h| h.live())
-                    .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                    .map(|(f, v)| (copied_bulk(f), copied_bulk(v)))
                     .collect(),
             )
         }
@@ -66,11 +66,11 @@ pub fn execute(
         }
         HashCommand::MGet { key, fields } => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
-            let value = |f: &Bytes| hash.as_ref().and_then(|h| h.get(f)).cloned();
+            let value = |f: &Bytes| hash.as_ref().and_then(|h| h.get(f));
             Reply::Array(
                 fields
                     .iter()
-                    .map(|f| value(f).map_or(Reply::Nil, Reply::Bulk))
+                    .map(|f| value(f).map_or(Reply::Nil, copied_bulk))
                     .collect(),
             )
         }
@@ -92,18 +92,18 @@ pub fn execute(
             let len = hash
                 .as_ref()
                 .and_then(|h| h.get(&field))
-                .map_or(0, Bytes::len);
+                .map_or(0, <[u8]>::len);
             Reply::Integer(len as i64)
         }
         HashCommand::Keys(key) => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
-            let keys = hash.iter().flat_map(|h| h.live()).map(|(f, _)| f.clone());
-            Reply::Array(keys.map(Reply::Bulk).collect())
+            let keys = hash.iter().flat_map(|h| h.live()).map(|(f, _)| f);
+            Reply::Array(keys.map(copied_bulk).collect())
         }
         HashCommand::Vals(key) => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
-            let values = hash.iter().flat_map(|h| h.live()).map(|(_, v)| v.clone());
-            Reply::Array(values.map(Reply::Bulk).collect())
+            let values = hash.iter().flat_map(|h| h.live()).map(|(_, v)| v);
+            Reply::Array(values.map(copied_bulk).collect())
         }
         HashCommand::IncrBy { key, field, delta } => {
             let sum = collection::update(node, records, &key, HASH, now_ms, |edit| {
@@ -120,17 +120,15 @@ pub fn execute(
             Reply::Integer(sum)
         }
         HashCommand::IncrByFloat { key, field, delta } => {
-            let text =
-                collection::update(node, records, &key, HASH, now_ms, |edit| {
-                    // The increment was checked when parsed: a float error is the field's.
-                    let text = incr_by_float_text(edit.get(&field).map(|v| &v[..]), &delta)
-                        .map_err(|e| match e {
-                            CommandError::NotFloat => CommandError::HashValueNotFloat,
-                            e => e,
-                        })?;
-                    edit.put(field.clone(), text.clone());
-                    Ok(text)
+            let text = collection::update(node, records, &key, HASH, now_ms, |edit| {
+                // The increment was checked when parsed: a float error is the field's.
+                let text = incr_by_float_text(edit.get(&field), &delta).map_err(|e| match e {
+                    CommandError::NotFloat => CommandError::HashValueNotFloat,
+                    e => e,
                 })?;
+                edit.put(field.clone(), text.clone());
+                Ok(text)
+            })?;
             Reply::Bulk(text)
         }
         HashCommand::Scan {
@@ -168,7 +166,9 @@ fn scan_reply(
         return Ok(Reply::Array(vec![bulk("0"), Reply::Array(Vec::new())]));
     };
     let scan = options?;
-    let fields = hash.live().map(|(f, v)| (f.clone(), v.clone()));
+    let fields = hash
+        .live()
+        .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)));
     let (next, page) = match hash.live_count() <= SCAN_WHOLE_MAX {
         true => (0, fields.collect()),
         false => collection::scan_page(fields, cursor, scan.count),
@@ -192,15 +192,15 @@ fn scan_reply(
 /// a negative count that many picks with repeats; `WITHVALUES` pairs each with its value
 /// (a pair array each in RESP3, as Redis).
 fn random_fields(hash: Option<&Collection>, count: Option<i64>, with_values: bool) -> Reply {
-    let fields: Vec<(&Bytes, &Bytes)> = hash.iter().flat_map(|h| h.live()).collect();
+    let fields: Vec<(&[u8], &[u8])> = hash.iter().flat_map(|h| h.live()).collect();
     let mut rng = rand::rng();
     let Some(count) = count else {
         return match fields.is_empty() {
             true => Reply::Nil,
-            false => Reply::Bulk(fields[rng.random_range(0..fields.len())].0.clone()),
+            false => copied_bulk(fields[rng.random_range(0..fields.len())].0),
         };
     };
-    let picks: Vec<(&Bytes, &Bytes)> = if count < 0 {
+    let picks: Vec<(&[u8], &[u8])> = if count < 0 {
         if fields.is_empty() {
             Vec::new()
         } else {
@@ -221,15 +221,10 @@ fn random_fields(hash: Option<&Collection>, count: Option<i64>, with_values: boo
         true => Reply::Pairs(
             picks
                 .into_iter()
-                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                .map(|(f, v)| (copied_bulk(f), copied_bulk(v)))
                 .collect(),
         ),
-        false => Reply::Array(
-            picks
-                .into_iter()
-                .map(|(f, _)| Reply::Bulk(f.clone()))
-                .collect(),
-        ),
+        false => Reply::Array(picks.into_iter().map(|(f, _)| copied_bulk(f)).collect()),
     }
 }
 

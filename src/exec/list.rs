@@ -71,10 +71,10 @@ use bytes::Bytes;
 use ringcache_resp::cmd::ListCommand;
 use ringcache_resp::cmd::list::ListEnd;
 use ringcache_resp::{CommandError, Reply};
-use ringcache_storage::{Collection, DataType, Record, Version};
+use ringcache_storage::{Cell, Collection, DataType, Record, Version};
 
 use super::collection::{self, Edit};
-use super::{ExecError, Outcome, Records};
+use super::{ExecError, Outcome, Records, copied_bulk};
 use crate::node::Node;
 
 const LIST: DataType = DataType::List;
@@ -154,10 +154,10 @@ pub fn execute(
             // One pass from the nearer end.
             if first <= len - 1 - last {
                 let live = live(&list).skip(first).take(count);
-                items.extend(live.map(|(_, item)| Reply::Bulk(item.clone())));
+                items.extend(live.map(|(_, item)| copied_bulk(item)));
             } else {
                 let live = live(&list).rev().skip(len - 1 - last).take(count);
-                items.extend(live.map(|(_, item)| Reply::Bulk(item.clone())));
+                items.extend(live.map(|(_, item)| copied_bulk(item)));
                 items.reverse();
             }
             Reply::Array(items)
@@ -168,7 +168,7 @@ pub fn execute(
             };
             let index = index.ok_or(CommandError::NotInteger)?;
             match nth(&list, index, len) {
-                Some((_, item)) => Reply::Bulk(item.clone()),
+                Some((_, item)) => copied_bulk(item),
                 None => Reply::Nil,
             }
         }
@@ -185,7 +185,7 @@ pub fn execute(
                 let index = index.ok_or(CommandError::NotInteger)?;
                 let (position, _) =
                     nth(edit.collection, index, len).ok_or(CommandError::IndexOutOfRange)?;
-                let position = position.clone();
+                let position = Bytes::copy_from_slice(position);
                 edit.put(position, element.clone());
                 Ok(())
             })?;
@@ -201,13 +201,13 @@ pub fn execute(
                     0 => usize::MAX,
                     n => usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX),
                 };
-                let matching = |(_, item): &(&Bytes, &Bytes)| **item == element;
+                let matching = |(_, item): &(&[u8], &[u8])| **item == element;
                 let positions: Vec<Bytes> = if count >= 0 {
                     let found = live(edit.collection).filter(matching).take(limit);
-                    found.map(|(p, _)| p.clone()).collect()
+                    found.map(|(p, _)| Bytes::copy_from_slice(p)).collect()
                 } else {
                     let found = live(edit.collection).rev().filter(matching).take(limit);
-                    found.map(|(p, _)| p.clone()).collect()
+                    found.map(|(p, _)| Bytes::copy_from_slice(p)).collect()
                 };
                 for position in &positions {
                     edit.remove(position);
@@ -223,7 +223,7 @@ pub fn execute(
                 let outside: Vec<Bytes> = live(edit.collection)
                     .enumerate()
                     .filter(|(i, _)| *i < first || *i > last)
-                    .map(|(_, (p, _))| p.clone())
+                    .map(|(_, (p, _))| Bytes::copy_from_slice(p))
                     .collect();
                 for position in &outside {
                     edit.remove(position);
@@ -435,7 +435,7 @@ fn length(record: Option<&Record>, now_ms: u64) -> Result<usize, ExecError> {
 }
 
 /// The live cells, position and item, in list order (from either end: `.rev()`).
-fn live(list: &Collection) -> impl DoubleEndedIterator<Item = (&Bytes, &Bytes)> {
+fn live(list: &Collection) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> {
     list.live()
 }
 
@@ -453,7 +453,7 @@ fn span(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 
 /// The live cell at `index` (negative counts from the end) of a list of `len`, walked to
 /// from the nearer end.
-fn nth(list: &Collection, index: i64, len: usize) -> Option<(&Bytes, &Bytes)> {
+fn nth(list: &Collection, index: i64, len: usize) -> Option<(&[u8], &[u8])> {
     let len_i = i64::try_from(len).ok()?;
     let index = if index < 0 { index + len_i } else { index };
     if !(0..len_i).contains(&index) {
@@ -470,22 +470,22 @@ fn nth(list: &Collection, index: i64, len: usize) -> Option<(&Bytes, &Bytes)> {
 /// Removes up to `count` elements from `end`; they come in the order popped.
 fn pop(edit: &mut Edit, end: ListEnd, count: u64) -> Vec<Bytes> {
     let count = usize::try_from(count).unwrap_or(usize::MAX);
-    let taken: Vec<(Bytes, Bytes)> = match end {
-        ListEnd::Left => live(edit.collection)
-            .take(count)
-            .map(|(p, item)| (p.clone(), item.clone()))
-            .collect(),
-        ListEnd::Right => live(edit.collection)
+    // Cells are shared, not copied: taking them costs a reference count each.
+    let taken: Vec<Cell> = match end {
+        ListEnd::Left => edit.collection.live_cells().take(count).cloned().collect(),
+        ListEnd::Right => edit
+            .collection
+            .live_cells()
             .rev()
             .take(count)
-            .map(|(p, item)| (p.clone(), item.clone()))
+            .cloned()
             .collect(),
     };
     taken
         .into_iter()
-        .map(|(position, item)| {
-            edit.remove(&position);
-            item
+        .map(|cell| {
+            edit.remove(cell.element());
+            Bytes::copy_from_slice(cell.payload().unwrap_or_default())
         })
         .collect()
 }
@@ -505,7 +505,7 @@ fn push_positions(list: &Collection, end: ListEnd, count: usize, version: Versio
         ListEnd::Left => live(list).next(),
         ListEnd::Right => live(list).next_back(),
     }
-    .map(|(position, _)| position.clone());
+    .map(|(position, _)| Bytes::copy_from_slice(position));
     let mut positions = Vec::with_capacity(count);
     // Bounded by `count`: each run writes up to `RUN_MAX` positions.
     while positions.len() < count {
@@ -541,11 +541,14 @@ fn neighbours(
     for (position, item) in cells.by_ref() {
         if item == pivot {
             return Some(match after {
-                true => (Some(position.clone()), cells.next().map(|(p, _)| p.clone())),
-                false => (previous, Some(position.clone())),
+                true => (
+                    Some(Bytes::copy_from_slice(position)),
+                    cells.next().map(|(p, _)| Bytes::copy_from_slice(p)),
+                ),
+                false => (previous, Some(Bytes::copy_from_slice(position))),
             });
         }
-        previous = Some(position.clone());
+        previous = Some(Bytes::copy_from_slice(position));
     }
     None
 }
@@ -581,7 +584,7 @@ fn positions_of(
         0 => usize::MAX,
         n => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    let matches = |(_, (_, item)): &(usize, (&Bytes, &Bytes))| **item == element;
+    let matches = |(_, (_, item)): &(usize, (&[u8], &[u8]))| *item == element;
     if rank > 0 {
         live(list)
             .enumerate()
@@ -818,15 +821,18 @@ mod tests {
         let right = push_positions(&list, ListEnd::Right, 3, v(1));
         assert!(right.iter().all(|p| coordinate(p) == Some(0)));
         for (p, n) in right.iter().zip(1..) {
-            list.put(p.clone(), Some(item(n)), v(1));
+            list.put(p, Some(&item(n)), v(1));
         }
         let left = push_positions(&list, ListEnd::Left, 2, v(2));
         assert!(left.iter().all(|p| coordinate(p) == Some(-STEP)));
         for (p, n) in left.iter().zip(4..) {
-            list.put(p.clone(), Some(item(n)), v(2));
+            list.put(p, Some(&item(n)), v(2));
         }
         assert_eq!(items(&list), [5, 4, 1, 2, 3]);
-        assert!(list.cells().keys().all(|p| p.last() == Some(&POSITION_END)));
+        assert!(
+            list.cells()
+                .all(|c| c.element().last() == Some(&POSITION_END))
+        );
     }
 
     #[test]
@@ -849,22 +855,22 @@ mod tests {
     fn pushes_at_a_saturated_coordinate_still_go_past_the_end() {
         let mut list = Collection::default();
         list.put(
-            make(&coordinate_bytes(i64::MAX), v(1), 0),
-            Some(item(1)),
+            &make(&coordinate_bytes(i64::MAX), v(1), 0),
+            Some(&item(1)),
             v(1),
         );
         list.put(
-            make(&coordinate_bytes(i64::MIN), v(1), 0),
-            Some(item(0)),
+            &make(&coordinate_bytes(i64::MIN), v(1), 0),
+            Some(&item(0)),
             v(1),
         );
         for (hlc, n) in (2..6).zip(2..) {
             let p = &push_positions(&list, ListEnd::Right, 1, v(hlc))[0];
             assert_eq!(coordinate(p), Some(i64::MAX));
-            list.put(p.clone(), Some(item(n)), v(hlc));
+            list.put(p, Some(&item(n)), v(hlc));
             let p = &push_positions(&list, ListEnd::Left, 1, v(hlc))[0];
             assert_eq!(coordinate(p), Some(i64::MIN));
-            list.put(p.clone(), Some(item(100 + n)), v(hlc));
+            list.put(p, Some(&item(100 + n)), v(hlc));
         }
         assert_eq!(items(&list), [105, 104, 103, 102, 0, 1, 2, 3, 4, 5]);
     }
@@ -877,19 +883,19 @@ mod tests {
         let mut list = Collection::default();
         let base = push_positions(&list, ListEnd::Right, 2, v(1));
         for (p, n) in base.iter().zip([0, 1_000_000]) {
-            list.put(p.clone(), Some(item(n)), v(1));
+            list.put(p, Some(&item(n)), v(1));
         }
         let (mut after_first, mut before_last) = (Vec::new(), Vec::new());
         for hlc in 2..502u64 {
-            let first = live(&list).next().unwrap().0.clone();
+            let first = Bytes::copy_from_slice(live(&list).next().unwrap().0);
             let (lo, hi) = neighbours(&list, &item(0), true).unwrap();
             assert_eq!(lo.as_ref(), Some(&first));
             let p = make(&between(lo.as_deref(), hi.as_deref()), v(hlc), 0);
-            list.put(p, Some(item(hlc as u32)), v(hlc));
+            list.put(&p, Some(&item(hlc as u32)), v(hlc));
             after_first.insert(0, hlc as u32);
             let (lo, hi) = neighbours(&list, &item(1_000_000), false).unwrap();
             let p = make(&between(lo.as_deref(), hi.as_deref()), v(hlc), 1);
-            list.put(p, Some(item(10_000 + hlc as u32)), v(hlc));
+            list.put(&p, Some(&item(10_000 + hlc as u32)), v(hlc));
             before_last.push(10_000 + hlc as u32);
         }
         let mut expected = vec![0];
@@ -897,7 +903,7 @@ mod tests {
         expected.extend(&before_last);
         expected.push(1_000_000);
         assert_eq!(items(&list), expected);
-        let longest = list.cells().keys().map(Bytes::len).max().unwrap();
+        let longest = list.cells().map(|c| c.element().len()).max().unwrap();
         assert!(longest <= 140, "positions grew to {longest} bytes");
     }
 
@@ -974,7 +980,7 @@ mod tests {
             let mut model: Vec<u32> = Vec::new();
             let mut next = 0u32;
             if let Some(c) = seed {
-                list.put(make(&coordinate_bytes(c), v(1), 0), Some(item(next)), v(1));
+                list.put(&make(&coordinate_bytes(c), v(1), 0), Some(&item(next)), v(1));
                 model.push(next);
                 next += 1;
             }
@@ -984,8 +990,8 @@ mod tests {
                     Op::Push(left, n) => {
                         let end = if left { ListEnd::Left } else { ListEnd::Right };
                         for p in push_positions(&list, end, n, version) {
-                            prop_assert!(!list.cells().contains_key(&p));
-                            list.put(p, Some(item(next)), version);
+                            prop_assert!(list.cell(&p).is_none());
+                            list.put(&p, Some(&item(next)), version);
                             match end {
                                 ListEnd::Left => model.insert(0, next),
                                 ListEnd::Right => model.push(next),
@@ -997,22 +1003,22 @@ mod tests {
                         let at = at % model.len();
                         let (lo, hi) = neighbours(&list, &item(model[at]), after).unwrap();
                         let p = make(&between(lo.as_deref(), hi.as_deref()), version, 0);
-                        prop_assert!(!list.cells().contains_key(&p));
-                        list.put(p, Some(item(next)), version);
+                        prop_assert!(list.cell(&p).is_none());
+                        list.put(&p, Some(&item(next)), version);
                         model.insert(if after { at + 1 } else { at }, next);
                         next += 1;
                     }
                     Op::Remove(at) if !model.is_empty() => {
                         let gone = model.remove(at % model.len());
-                        let (p, _) = live(&list).find(|(_, i)| **i == item(gone)).unwrap();
-                        let p = p.clone();
-                        list.put(p, None, version);
+                        let (p, _) = live(&list).find(|(_, i)| *i == item(gone)).unwrap();
+                        let p = p.to_vec();
+                        list.put(&p, None, version);
                     }
                     Op::Insert(..) | Op::Remove(_) => {}
                 }
                 prop_assert_eq!(items(&list), model.clone());
             }
-            prop_assert!(list.cells().keys().all(|p| p.last() == Some(&POSITION_END)));
+            prop_assert!(list.cells().all(|c| c.element().last() == Some(&POSITION_END)));
         }
     }
 
@@ -1054,20 +1060,21 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .cells()
-                .clone()
+                .map(|c| (c.element().to_vec(), c.is_live()))
+                .collect::<Vec<_>>()
         };
         let before = cells(&node);
+        let positions = |cells: &[(Vec<u8>, bool)]| -> Vec<Vec<u8>> {
+            cells.iter().map(|c| c.0.clone()).collect()
+        };
         assert_eq!(run(&node, &mut s, "LSET l 1 B"), Reply::Ok);
         let after = cells(&node);
-        assert_eq!(
-            before.keys().collect::<Vec<_>>(),
-            after.keys().collect::<Vec<_>>()
-        );
+        assert_eq!(positions(&before), positions(&after));
         assert_eq!(run(&node, &mut s, "LPOP l"), bulk("a"));
         // No other replica can hold the popped item: its removed cell goes at once.
         let popped = cells(&node);
         assert_eq!(popped.len(), 2);
-        assert!(popped.values().all(|c| c.value.is_some()));
+        assert!(popped.iter().all(|(_, live)| *live));
         assert_eq!(run(&node, &mut s, "LRANGE l 0 -1"), bulks(&["B", "c"]));
     }
 

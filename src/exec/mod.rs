@@ -668,6 +668,12 @@ fn lookup_reply(node: &Node, value: Option<&Bytes>) -> Reply {
     value.map_or(Reply::Nil, |v| Reply::Bulk(v.clone()))
 }
 
+/// A bulk string reply of a copy of `bytes` (a collection's cell, which a reply must not
+/// hold on to).
+fn copied_bulk(bytes: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(bytes))
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! A node and session for command tests without sockets.

@@ -152,12 +152,12 @@ pub fn execute(
 }
 
 /// The live members of a set, in byte order.
-fn members(set: &Collection) -> impl Iterator<Item = &Bytes> {
+fn members(set: &Collection) -> impl Iterator<Item = &[u8]> {
     set.live().map(|(member, _)| member)
 }
 
-fn bulk(member: &Bytes) -> Reply {
-    Reply::Bulk(member.clone())
+fn bulk(member: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(member))
 }
 
 fn is_member(set: Option<&Collection>, member: &[u8]) -> i64 {
@@ -179,7 +179,7 @@ fn read_all(
 
 /// The members of every set, in byte order: the smallest set's members that all the others
 /// have; nothing when a set is missing.
-fn intersection(sets: &[Option<Collection>]) -> impl Iterator<Item = &Bytes> {
+fn intersection(sets: &[Option<Collection>]) -> impl Iterator<Item = &[u8]> {
     let present: Option<Vec<&Collection>> = sets.iter().map(Option::as_ref).collect();
     let present = present.unwrap_or_default();
     let smallest = present
@@ -197,14 +197,14 @@ fn intersection(sets: &[Option<Collection>]) -> impl Iterator<Item = &Bytes> {
 /// `SINTER`, `SUNION` or `SDIFF` of `sets`, in byte order.
 fn combine(op: SetOp, sets: &[Option<Collection>]) -> Vec<Bytes> {
     match op {
-        SetOp::Inter => intersection(sets).cloned().collect(),
+        SetOp::Inter => intersection(sets).map(Bytes::copy_from_slice).collect(),
         SetOp::Union => sets
             .iter()
             .flatten()
             .flat_map(members)
-            .cloned()
-            .collect::<BTreeSet<Bytes>>()
+            .collect::<BTreeSet<&[u8]>>()
             .into_iter()
+            .map(Bytes::copy_from_slice)
             .collect(),
         SetOp::Diff => {
             let Some(Some(first)) = sets.first() else {
@@ -212,7 +212,7 @@ fn combine(op: SetOp, sets: &[Option<Collection>]) -> Vec<Bytes> {
             };
             members(first)
                 .filter(|m| sets[1..].iter().flatten().all(|s| s.get(m).is_none()))
-                .cloned()
+                .map(Bytes::copy_from_slice)
                 .collect()
         }
     }
@@ -243,7 +243,9 @@ fn pop(
         if wanted == 0 || edit.is_empty() {
             return Ok(Vec::new());
         }
-        let all: Vec<Bytes> = members(edit.collection).cloned().collect();
+        let all: Vec<Bytes> = members(edit.collection)
+            .map(Bytes::copy_from_slice)
+            .collect();
         let picked = pick_distinct(&all, wanted);
         for member in &picked {
             edit.remove(member);
@@ -261,7 +263,11 @@ fn pop(
 /// # Errors
 /// [`CommandError::TooManyPicks`] for a negative count beyond [`SRANDMEMBER_PICKS_MAX`].
 fn rand_member(set: Option<&Collection>, count: Option<i64>) -> Result<Reply, ExecError> {
-    let all: Vec<Bytes> = set.iter().flat_map(|s| members(s)).cloned().collect();
+    let all: Vec<Bytes> = set
+        .iter()
+        .flat_map(|s| members(s))
+        .map(Bytes::copy_from_slice)
+        .collect();
     let Some(count) = count else {
         return Ok(pick_distinct(&all, 1)
             .into_iter()
@@ -336,7 +342,7 @@ fn scan_reply(next: u64, found: Vec<Bytes>) -> Reply {
 /// A small set (see the module docs) is returned whole; a larger one a page at a time
 /// ([`collection::scan_page`]).
 fn scan(set: &Collection, cursor: u64, options: &ScanOptions) -> (u64, Vec<Bytes>) {
-    let matches = |m: &Bytes| {
+    let matches = |m: &[u8]| {
         options
             .pattern
             .as_ref()
@@ -345,9 +351,15 @@ fn scan(set: &Collection, cursor: u64, options: &ScanOptions) -> (u64, Vec<Bytes
     let len = set.live_count();
     let integers = || members(set).all(|m| string2ll(m).is_some());
     if len <= SSCAN_WHOLE_MAX || (len <= SSCAN_WHOLE_INTEGERS_MAX && integers()) {
-        return (0, members(set).filter(|m| matches(m)).cloned().collect());
+        return (
+            0,
+            members(set)
+                .filter(|m| matches(m))
+                .map(Bytes::copy_from_slice)
+                .collect(),
+        );
     }
-    let visited = members(set).map(|m| (m.clone(), ()));
+    let visited = members(set).map(|m| (Bytes::copy_from_slice(m), ()));
     let (next, page) = collection::scan_page(visited, cursor, options.count);
     let found = page
         .into_iter()
@@ -440,7 +452,7 @@ mod tests {
         for (mut mine, theirs) in [(before.clone(), after.clone()), (after, before)] {
             mine.merge(&theirs);
             let set = ringcache_storage::collection::of_record(&mine, SET).unwrap();
-            let live: Vec<_> = members(set).cloned().collect();
+            let live: Vec<_> = members(set).map(Bytes::copy_from_slice).collect();
             assert_eq!(live, [Bytes::from_static(b"new")]);
         }
     }

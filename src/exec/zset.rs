@@ -233,7 +233,7 @@ fn by_score(a_score: f64, a: &[u8], b_score: f64, b: &[u8]) -> Ordering {
 pub fn sorted(zset: &Collection) -> Result<Vec<Scored>, ExecError> {
     let mut members = zset
         .live()
-        .map(|(member, payload)| Ok((member.clone(), decode_score(payload)?)))
+        .map(|(member, payload)| Ok((Bytes::copy_from_slice(member), decode_score(payload)?)))
         .collect::<Result<Vec<Scored>, ExecError>>()?;
     // `live` is in member order, so a stable sort by score leaves equal scores by member.
     members.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal));
@@ -551,7 +551,7 @@ fn source(
         .live()
         .map(|(member, payload)| {
             let score = if is_set { 1.0 } else { decode_score(payload)? };
-            Ok((member.clone(), score))
+            Ok((Bytes::copy_from_slice(member), score))
         })
         .collect()
 }

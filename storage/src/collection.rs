@@ -26,9 +26,13 @@
 //!                             u8 present | (if present) u32 payload length | payload
 //! ```
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use imbl::ordmap::DiffItem;
+use triomphe::ThinArc;
 use twox_hash::XxHash3_64;
 
 use crate::record::{DataType, Record, Value, Version};
@@ -38,23 +42,165 @@ const FORMAT: u8 = 1;
 /// Bytes before the first cell.
 const HEADER_BYTES: usize = 1 + 4 + 8 + 4 + 4;
 
-/// One element's cell: the newest write of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cell {
-    /// The write that set it.
-    pub version: Version,
-    /// The element's payload (a field's value, a member's score, a list item); `None` when
-    /// the element was removed. A set member's payload is empty.
-    pub value: Option<Bytes>,
+/// One element's cell, in **one** allocation behind a thin pointer: the element, the write
+/// that set it, and its payload (a field's value, a member's score, a list item; none when the
+/// element was removed, kept so that an older add of it arriving later stays dead).
+///
+/// Why one allocation: a cell of an element `Bytes`, a version and a payload `Option<Bytes>`
+/// took 80 bytes of B-tree leaf plus two heap blocks, 3.2× Redis's bytes per hash field. A
+/// thin pointer takes 8 bytes of leaf; the block holds a 32-byte header and the bytes.
+/// Cloning a cell shares the block (a reference count), as the persistent B-tree's path
+/// copies do.
+///
+/// Cells order and compare **by element only** (what the B-tree keys on, and what
+/// `Borrow<[u8]>` lookups need); [`Cell::same_write`] compares the whole cell.
+#[derive(Clone)]
+pub struct Cell(ThinArc<CellHeader, u8>);
+
+/// What a cell's block holds before its bytes (element, then payload).
+#[derive(Clone, Copy)]
+struct CellHeader {
+    hlc: u64,
+    node: u32,
+    /// The element's length, with [`REMOVED`] set when the cell holds no payload.
+    element_len: u32,
 }
 
-/// The cells of a collection, element → cell, in element order.
-///
-/// A persistent B-tree: a clone is O(1) and shares every node, a change copies only its
-/// path. Why: a command reads the stored collection, edits a copy and stores it back, and
-/// a replica merges a few cells into a large one; with a plain map each of those copied (or
-/// re-encoded) the whole collection, so `HSET` into a 100,000-field hash cost 100,000 fields.
-pub type Cells = imbl::OrdMap<Bytes, Cell>;
+/// The bit of [`CellHeader::element_len`] that marks a removed element. Elements are far
+/// below 2 GiB (the protocol caps an argument at 512 MB).
+const REMOVED: u32 = 1 << 31;
+
+/// Payloads up to this many bytes are joined to their element on the stack; longer ones go
+/// through one temporary buffer.
+const STACK_JOIN_BYTES: usize = 256;
+
+impl Cell {
+    /// The cell of `element` written at `version` with `payload` (`None`: removed).
+    ///
+    /// # Panics
+    /// When `element` is 2 GiB or longer (the protocol's argument cap is far below).
+    pub fn new(element: &[u8], version: Version, payload: Option<&[u8]>) -> Cell {
+        let element_len = u32::try_from(element.len())
+            .ok()
+            .filter(|len| len & REMOVED == 0)
+            .expect("an element under 2 GiB");
+        let header = CellHeader {
+            hlc: version.hlc,
+            node: version.node,
+            element_len: element_len | if payload.is_none() { REMOVED } else { 0 },
+        };
+        let Some(payload) = payload.filter(|p| !p.is_empty()) else {
+            return Cell(ThinArc::from_header_and_slice(header, element));
+        };
+        let total = element.len() + payload.len();
+        if total <= STACK_JOIN_BYTES {
+            let mut joined = [0u8; STACK_JOIN_BYTES];
+            joined[..element.len()].copy_from_slice(element);
+            joined[element.len()..total].copy_from_slice(payload);
+            return Cell(ThinArc::from_header_and_slice(header, &joined[..total]));
+        }
+        Cell(ThinArc::from_header_and_slice(
+            header,
+            &[element, payload].concat(),
+        ))
+    }
+
+    /// The element.
+    pub fn element(&self) -> &[u8] {
+        &self.0.slice[..self.element_len()]
+    }
+
+    /// The write that set this cell.
+    pub fn version(&self) -> Version {
+        let header = &self.0.header.header;
+        Version {
+            hlc: header.hlc,
+            node: header.node,
+        }
+    }
+
+    /// The payload; `None` when the element was removed.
+    pub fn payload(&self) -> Option<&[u8]> {
+        match self.is_live() {
+            true => Some(&self.0.slice[self.element_len()..]),
+            false => None,
+        }
+    }
+
+    /// Whether the element is present (not removed).
+    pub fn is_live(&self) -> bool {
+        self.0.header.header.element_len & REMOVED == 0
+    }
+
+    /// Whether `other` is the same write of the same element: the same block, or the same
+    /// element, version and payload.
+    pub fn same_write(&self, other: &Cell) -> bool {
+        std::ptr::eq(&*self.0, &*other.0)
+            || (self.version() == other.version()
+                && self.element() == other.element()
+                && self.payload() == other.payload())
+    }
+
+    fn element_len(&self) -> usize {
+        (self.0.header.header.element_len & !REMOVED) as usize
+    }
+}
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Cell) -> bool {
+        self.element() == other.element()
+    }
+}
+
+impl Eq for Cell {}
+
+impl PartialOrd for Cell {
+    fn partial_cmp(&self, other: &Cell) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Cell {
+    fn cmp(&self, other: &Cell) -> Ordering {
+        self.element().cmp(other.element())
+    }
+}
+
+impl Borrow<[u8]> for Cell {
+    fn borrow(&self) -> &[u8] {
+        self.element()
+    }
+}
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cell")
+            .field("element", &Bytes::copy_from_slice(self.element()))
+            .field("version", &self.version())
+            .field("payload", &self.payload().map(Bytes::copy_from_slice))
+            .finish()
+    }
+}
+
+/// The B-tree's value slot: nothing, and never equal to another. imbl's `diff` skips the
+/// subtrees two maps share and compares the values of same-key pairs it meets elsewhere;
+/// as the key is the whole cell, an always-unequal value makes it report every such pair,
+/// and [`Collection::changed_since`] compares the cells itself ([`Cell::same_write`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unshared;
+
+impl PartialEq for Unshared {
+    fn eq(&self, _: &Unshared) -> bool {
+        false
+    }
+}
+
+/// The cells of a collection, in element order. A persistent B-tree: a clone is O(1) and
+/// shares every node, a change copies only its path. Why: a command reads the stored
+/// collection, edits a copy and stores it back, and a replica merges a few cells into a
+/// large one; with a plain map each of those copied (or re-encoded) the whole collection,
+/// so `HSET` into a 100,000-field hash cost 100,000 fields.
+type Cells = imbl::OrdMap<Cell, Unshared>;
 
 /// A decoded collection: the clear version and the cells above it, with the figures every
 /// write needs (live count, encoded size, digest) kept up to date cell by cell so that none
@@ -75,7 +221,12 @@ pub struct Collection {
 
 impl PartialEq for Collection {
     fn eq(&self, other: &Collection) -> bool {
-        self.clear == other.clear && self.cells == other.cells
+        self.clear == other.clear
+            && self.cells.len() == other.cells.len()
+            && self
+                .cells()
+                .zip(other.cells())
+                .all(|(mine, theirs)| mine.same_write(theirs))
     }
 }
 
@@ -87,17 +238,18 @@ impl Eq for Collection {}
 pub struct CorruptCollection;
 
 /// Bytes one cell takes in the encoding.
-fn cell_bytes(element: &[u8], cell: &Cell) -> usize {
-    4 + element.len() + 13 + cell.value.as_ref().map_or(0, |v| 4 + v.len())
+fn cell_bytes(cell: &Cell) -> usize {
+    4 + cell.element().len() + 13 + cell.payload().map_or(0, |v| 4 + v.len())
 }
 
 /// One cell's share of [`Collection::digest`]: its element, version and whether it is live
 /// (one version is one write, so the payload follows from them).
-fn cell_digest(element: &[u8], cell: &Cell) -> u64 {
-    let seed = cell.version.hlc.rotate_left(17)
-        ^ u64::from(cell.version.node).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ u64::from(cell.value.is_some());
-    XxHash3_64::oneshot_with_seed(seed, element)
+fn cell_digest(cell: &Cell) -> u64 {
+    let version = cell.version();
+    let seed = version.hlc.rotate_left(17)
+        ^ u64::from(version.node).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ u64::from(cell.is_live());
+    XxHash3_64::oneshot_with_seed(seed, cell.element())
 }
 
 impl Collection {
@@ -114,16 +266,31 @@ impl Collection {
         self.clear
     }
 
-    /// Every cell above the clear version, removed elements included, in element order.
-    pub fn cells(&self) -> &Cells {
-        &self.cells
+    /// Every cell above the clear version, removed elements included, in element order
+    /// (from either end).
+    pub fn cells(&self) -> impl DoubleEndedIterator<Item = &Cell> {
+        self.cells.keys()
+    }
+
+    /// How many cells there are, removed elements included.
+    pub fn cell_count(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// `element`'s cell, live or removed.
+    pub fn cell(&self, element: &[u8]) -> Option<&Cell> {
+        self.cells.get_key_value(element).map(|(cell, _)| cell)
     }
 
     /// The live elements and their payloads, in element order (from either end).
-    pub fn live(&self) -> impl DoubleEndedIterator<Item = (&Bytes, &Bytes)> {
-        self.cells
-            .iter()
-            .filter_map(|(element, cell)| Some((element, cell.value.as_ref()?)))
+    pub fn live(&self) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> {
+        self.live_cells()
+            .map(|cell| (cell.element(), cell.payload().unwrap_or_default()))
+    }
+
+    /// The live elements' cells, in element order (from either end).
+    pub fn live_cells(&self) -> impl DoubleEndedIterator<Item = &Cell> {
+        self.cells.keys().filter(|cell| cell.is_live())
     }
 
     /// How many elements are live.
@@ -153,53 +320,58 @@ impl Collection {
     }
 
     /// The payload of `element` if it is live.
-    pub fn get(&self, element: &[u8]) -> Option<&Bytes> {
-        self.cells.get(element)?.value.as_ref()
+    pub fn get(&self, element: &[u8]) -> Option<&[u8]> {
+        self.cell(element)?.payload()
     }
 
     /// Writes `element` (or removes it, `value` `None`) at `version`, unless `version` is at
     /// or below the clear version; the cell it replaced.
-    pub fn put(&mut self, element: Bytes, value: Option<Bytes>, version: Version) -> Option<Cell> {
+    pub fn put(&mut self, element: &[u8], value: Option<&[u8]>, version: Version) -> Option<Cell> {
         if version > self.clear {
-            return self.set_cell(element, Cell { version, value });
+            return self.insert(Cell::new(element, version, value));
         }
         None
+    }
+
+    /// Stores `cell` unless its version is at or below the clear version; the cell it
+    /// replaced.
+    pub fn put_cell(&mut self, cell: Cell) -> Option<Cell> {
+        match cell.version() > self.clear {
+            true => self.insert(cell),
+            false => None,
+        }
     }
 
     /// Forgets `element`'s cell altogether (no removed cell is kept): on a single node,
     /// where no older copy of the element can arrive later. Returns the cell.
     pub fn forget(&mut self, element: &[u8]) -> Option<Cell> {
-        let old = self.cells.remove(element)?;
-        self.count(element, &old, false);
+        let (old, _) = self.cells.remove_with_key(element)?;
+        self.count(&old, false);
         Some(old)
     }
 
-    /// Puts back the cell `element` had (`None`: none), as [`Collection::put`] or
-    /// [`Collection::forget`] returned it: how a failed edit is undone.
-    pub fn restore(&mut self, element: Bytes, cell: Option<Cell>) {
-        match cell {
-            Some(cell) => {
-                self.set_cell(element, cell);
-            }
-            None => {
-                self.forget(&element);
-            }
+    /// Puts `cell` back as it was before an edit wrote over it, whatever the clear version:
+    /// how a failed edit is undone (with [`Collection::forget`] for an element it added).
+    pub fn put_back(&mut self, cell: Cell) {
+        self.insert(cell);
+    }
+
+    /// Stores `cell`, keeping the figures; the cell it replaced.
+    fn insert(&mut self, cell: Cell) -> Option<Cell> {
+        self.count(&cell, true);
+        let (old, _) = self.cells.remove_with_key(cell.element()).unzip();
+        self.cells.insert(cell, Unshared);
+        if let Some(old) = &old {
+            self.count(old, false);
         }
-    }
-
-    /// Stores `cell` for `element`, keeping the figures; the cell it replaced.
-    fn set_cell(&mut self, element: Bytes, cell: Cell) -> Option<Cell> {
-        self.count(&element, &cell, true);
-        let old = self.cells.insert(element.clone(), cell)?;
-        self.count(&element, &old, false);
-        Some(old)
+        old
     }
 
     /// Adds (or takes away) one cell's share of the kept figures.
-    fn count(&mut self, element: &[u8], cell: &Cell, add: bool) {
-        let live = usize::from(cell.value.is_some());
-        let bytes = cell_bytes(element, cell);
-        let digest = cell_digest(element, cell);
+    fn count(&mut self, cell: &Cell, add: bool) {
+        let live = usize::from(cell.is_live());
+        let bytes = cell_bytes(cell);
+        let digest = cell_digest(cell);
         if add {
             self.live += live;
             self.cell_bytes += bytes;
@@ -215,20 +387,15 @@ impl Collection {
     pub fn clear_to(&mut self, clear: Version) {
         if clear > self.clear {
             self.clear = clear;
-            self.retain(|cell| cell.version > clear);
+            self.retain(|cell| cell.version() > clear);
         }
     }
 
     /// Keeps only the cells `keep` accepts; how many went.
     fn retain(&mut self, keep: impl Fn(&Cell) -> bool) -> usize {
-        let doomed: Vec<Bytes> = self
-            .cells
-            .iter()
-            .filter(|(_, cell)| !keep(cell))
-            .map(|(element, _)| element.clone())
-            .collect();
-        for element in &doomed {
-            self.forget(element);
+        let doomed: Vec<Cell> = self.cells().filter(|cell| !keep(cell)).cloned().collect();
+        for cell in &doomed {
+            self.forget(cell.element());
         }
         doomed.len()
     }
@@ -241,39 +408,49 @@ impl Collection {
             self.clear_to(other.clear);
             changed = true;
         }
-        for (element, cell) in &other.cells {
-            if cell.version <= self.clear {
+        for cell in other.cells() {
+            if cell.version() <= self.clear {
                 continue;
             }
             if self
-                .cells
-                .get(element)
-                .is_some_and(|mine| mine.version >= cell.version)
+                .cell(cell.element())
+                .is_some_and(|mine| mine.version() >= cell.version())
             {
                 continue;
             }
-            self.set_cell(element.clone(), cell.clone());
+            self.insert(cell.clone());
             changed = true;
         }
         changed
     }
 
+    /// The cells of this state that `before` lacks or holds from another write, with a
+    /// pair of cells of the same element (`None` for the first: `before` lacks it) and, as
+    /// `(cell, None)`, every cell `before` has and this state lacks. Made by editing a copy
+    /// of `before`, the two share every untouched part of their maps, which the walk skips:
+    /// it costs the changed leaves, not the collection.
+    fn diff<'a>(&'a self, before: &'a Collection) -> impl Iterator<Item = CellChange<'a>> {
+        before
+            .cells
+            .diff(&self.cells)
+            .filter_map(|item| match item {
+                DiffItem::Add(cell, _) => Some(CellChange::Written(cell)),
+                DiffItem::Update {
+                    old: (old, _),
+                    new: (cell, _),
+                } => (!old.same_write(cell)).then_some(CellChange::Written(cell)),
+                DiffItem::Remove(cell, _) => Some(CellChange::Gone(cell)),
+            })
+    }
+
     /// The clear version and the cells that differ from `before`'s (added or rewritten;
-    /// a cell `before` has and this lacks is not named). Made by editing a copy of `before`,
-    /// the two share every untouched part of their maps, which the walk skips: it costs the
-    /// changed cells, not the collection.
+    /// a cell `before` has and this lacks is not named): costs the changes, see
+    /// [`Collection::diff`].
     pub fn changed_since(&self, before: &Collection) -> Collection {
         let mut changed = Collection::cleared_at(self.clear);
-        for item in before.cells.diff(&self.cells) {
-            match item {
-                imbl::ordmap::DiffItem::Add(element, cell)
-                | imbl::ordmap::DiffItem::Update {
-                    new: (element, cell),
-                    ..
-                } => {
-                    changed.set_cell(element.clone(), cell.clone());
-                }
-                imbl::ordmap::DiffItem::Remove(..) => {}
+        for change in self.diff(before) {
+            if let CellChange::Written(cell) = change {
+                changed.insert(cell.clone());
             }
         }
         changed
@@ -287,18 +464,14 @@ impl Collection {
     /// [`Collection::changed_since`] does.
     pub fn delta_since(&self, before: &Collection, version: Version) -> Collection {
         let mut delta = Collection::cleared_at(self.clear);
-        for item in before.cells.diff(&self.cells) {
-            match item {
-                imbl::ordmap::DiffItem::Add(element, cell)
-                | imbl::ordmap::DiffItem::Update {
-                    new: (element, cell),
-                    ..
-                } => {
-                    delta.set_cell(element.clone(), cell.clone());
+        for change in self.diff(before) {
+            match change {
+                CellChange::Written(cell) => {
+                    delta.insert(cell.clone());
                 }
-                imbl::ordmap::DiffItem::Remove(element, cell) => {
-                    if cell.value.is_some() && cell.version > self.clear {
-                        delta.put(element.clone(), None, version);
+                CellChange::Gone(cell) => {
+                    if cell.is_live() && cell.version() > self.clear {
+                        delta.put(cell.element(), None, version);
                     }
                 }
             }
@@ -312,7 +485,7 @@ impl Collection {
         if !self.has_removed() {
             return 0;
         }
-        self.retain(|cell| cell.value.is_some() || !droppable(cell.version))
+        self.retain(|cell| cell.is_live() || !droppable(cell.version()))
     }
 
     /// The canonical encoding (module docs).
@@ -323,12 +496,14 @@ impl Collection {
         out.put_u64_le(self.clear.hlc);
         out.put_u32_le(self.clear.node);
         out.put_u32_le(self.cells.len() as u32);
-        for (element, cell) in &self.cells {
+        for cell in self.cells() {
+            let element = cell.element();
+            let version = cell.version();
             out.put_u32_le(element.len() as u32);
             out.put_slice(element);
-            out.put_u64_le(cell.version.hlc);
-            out.put_u32_le(cell.version.node);
-            match &cell.value {
+            out.put_u64_le(version.hlc);
+            out.put_u32_le(version.node);
+            match cell.payload() {
                 Some(value) => {
                     out.put_u8(1);
                     out.put_u32_le(value.len() as u32);
@@ -340,15 +515,14 @@ impl Collection {
         out.freeze()
     }
 
-    /// Decodes [`Collection::encode`]'s bytes. Elements and payloads share one copy of
-    /// them: `bytes` is often a slice of something larger (a peer frame, a mapped segment)
-    /// that a stored collection must not keep alive.
+    /// Decodes [`Collection::encode`]'s bytes into cells of their own (`bytes` is often a
+    /// slice of something larger, a peer frame or a mapped segment, that a stored
+    /// collection must not keep alive).
     ///
     /// # Errors
     /// When the bytes are not a well-formed encoding (every length is checked against what
     /// is left, so garbage never reads out of bounds).
     pub fn decode(bytes: &Bytes) -> Result<Collection, CorruptCollection> {
-        let bytes = &Bytes::copy_from_slice(bytes);
         let mut at = Reader { bytes, at: 0 };
         if at.u8()? != FORMAT {
             return Err(CorruptCollection);
@@ -357,7 +531,7 @@ impl Collection {
         let clear = at.version()?;
         let count = at.u32()? as usize;
         let mut collection = Collection::cleared_at(clear);
-        let mut previous: Option<Bytes> = None;
+        let mut previous: Option<&[u8]> = None;
         for _ in 0..count {
             let element = at.bytes()?;
             let version = at.version()?;
@@ -369,17 +543,25 @@ impl Collection {
             // Canonical only: elements in strictly increasing order, every cell above the
             // clear version. A peer's bytes are stored as they came, and digests compare
             // bytes, so anything else would keep replicas apart for ever.
-            if previous.as_ref().is_some_and(|p| *p >= element) || version <= clear {
+            if previous.is_some_and(|p| p >= element) || version <= clear {
                 return Err(CorruptCollection);
             }
-            previous = Some(element.clone());
-            collection.set_cell(element, Cell { version, value });
+            previous = Some(element);
+            collection.insert(Cell::new(element, version, value));
         }
         if at.at != bytes.len() || live as usize != collection.live {
             return Err(CorruptCollection);
         }
         Ok(collection)
     }
+}
+
+/// One difference [`Collection::diff`] finds.
+enum CellChange<'a> {
+    /// A cell this state has from a write `before` lacks.
+    Written(&'a Cell),
+    /// A cell `before` has for an element this state lacks.
+    Gone(&'a Cell),
 }
 
 /// A collection reduced to what tells two replicas' cells apart: its live count, its
@@ -458,10 +640,11 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], CorruptCollection> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptCollection> {
         let end = self.at.checked_add(n).ok_or(CorruptCollection)?;
-        let slice = self.bytes.get(self.at..end).ok_or(CorruptCollection)?;
+        let bytes: &'a [u8] = self.bytes;
+        let slice = bytes.get(self.at..end).ok_or(CorruptCollection)?;
         self.at = end;
         Ok(slice)
     }
@@ -485,11 +668,9 @@ impl Reader<'_> {
         })
     }
 
-    fn bytes(&mut self) -> Result<Bytes, CorruptCollection> {
+    fn bytes(&mut self) -> Result<&'a [u8], CorruptCollection> {
         let len = self.u32()? as usize;
-        let start = self.at;
-        self.take(len)?;
-        Ok(self.bytes.slice(start..start + len))
+        self.take(len)
     }
 }
 
@@ -560,11 +741,7 @@ mod tests {
     fn hash_record(version: u64, clear: u64, cells: &[(&str, Option<&str>, u64)]) -> Record {
         let mut c = Collection::cleared_at(v(clear));
         for (e, val, ver) in cells {
-            c.put(
-                Bytes::copy_from_slice(e.as_bytes()),
-                val.map(|x| Bytes::copy_from_slice(x.as_bytes())),
-                v(*ver),
-            );
+            c.put(e.as_bytes(), val.map(str::as_bytes), v(*ver));
         }
         Record::collection(DataType::Hash, c, None, v(version))
     }
@@ -637,20 +814,16 @@ mod tests {
     fn removed_cells_past_the_horizon_go_and_newer_ones_stay() {
         let at_ms = |ms: u64| v(ms << Version::LOGICAL_BITS);
         let mut cells = Collection::default();
-        cells.put(Bytes::from_static(b"a"), None, at_ms(3));
-        cells.put(Bytes::from_static(b"b"), None, at_ms(8));
-        cells.put(
-            Bytes::from_static(b"c"),
-            Some(Bytes::from_static(b"x")),
-            at_ms(9),
-        );
+        cells.put(b"a", None, at_ms(3));
+        cells.put(b"b", None, at_ms(8));
+        cells.put(b"c", Some(b"x"), at_ms(9));
         let record = Record::collection(DataType::Hash, cells, None, at_ms(9));
         assert!(record.cells().unwrap().has_removed());
         let smaller = without_old_removals(&record, 5).unwrap();
         let kept = of_record(&smaller, DataType::Hash).unwrap();
         assert_eq!(
-            kept.cells.keys().collect::<Vec<_>>(),
-            [&Bytes::from_static(b"b"), &Bytes::from_static(b"c")]
+            kept.cells().map(Cell::element).collect::<Vec<_>>(),
+            [b"b", b"c"]
         );
         assert_eq!(smaller.value_version, record.value_version);
         let all_gone = without_old_removals(&smaller, 100).unwrap();
@@ -713,9 +886,8 @@ mod tests {
                     // A cell is never newer than its header, and one write (one version)
                     // writes one thing to an element.
                     let ver = ver.min(version);
-                    let value =
-                        ((ver + u64::from(e)) % 3 != 0).then(|| Bytes::from(vec![e, ver as u8]));
-                    c.put(Bytes::from(vec![b'a' + e]), value, v(ver));
+                    let value = ((ver + u64::from(e)) % 3 != 0).then_some([e, ver as u8]);
+                    c.put(&[b'a' + e], value.as_ref().map(|x| &x[..]), v(ver));
                 }
                 // One version is one write: its header's type is fixed by the version.
                 let kind = if version % 2 == 0 {

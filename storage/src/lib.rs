@@ -569,11 +569,8 @@ pub(crate) mod testing {
                 let clear = version((*clear_ms).min(ms.saturating_sub(1)), 0, 0);
                 let mut cells = Collection::cleared_at(clear);
                 for &(element, present) in elements {
-                    cells.put(
-                        Bytes::from(vec![element]),
-                        present.then(|| value(element)),
-                        at,
-                    );
+                    let payload = present.then(|| value(element));
+                    cells.put(&[element], payload.as_deref(), at);
                 }
                 let record = Record::collection(DataType::Hash, cells, None, at);
                 let _ = store.merge(&[*key], &record);

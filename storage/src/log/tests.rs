@@ -843,11 +843,7 @@ fn a_collection_merged_under_an_unchanged_header_version_keeps_every_cell_across
     let version = |hlc| Version { hlc, node: 1 };
     let delta = |element: &'static [u8], at: u64| {
         let mut cells = Collection::default();
-        cells.put(
-            Bytes::from_static(element),
-            Some(Bytes::from_static(b"v")),
-            version(at),
-        );
+        cells.put(element, Some(b"v"), version(at));
         Record::collection(DataType::Hash, cells, None, version(at))
     };
     {
@@ -944,10 +940,10 @@ proptest! {
                             Some(c) if record.kind == DataType::Hash => c.clone(),
                             _ => Collection::cleared_at(record.value_version),
                         };
-                        let element = Bytes::from(vec![e]);
+                        let element = [e];
                         match x {
                             Some(x) => {
-                                cells.put(element, Some(Bytes::from(vec![x])), v(version));
+                                cells.put(&element, Some(&[x]), v(version));
                             }
                             None => {
                                 cells.forget(&element);
@@ -969,7 +965,8 @@ proptest! {
                 }
                 CellOp::Merge(k, e, x) => {
                     let mut cells = Collection::default();
-                    cells.put(Bytes::from(vec![e]), x.map(|x| Bytes::from(vec![x])), v(version));
+                    let payload = x.map(|x| [x]);
+                    cells.put(&[e], payload.as_ref().map(|x| &x[..]), v(version));
                     let record = Record::collection(DataType::Hash, cells, None, v(version));
                     store.merge(&[b'h', k], &record).unwrap();
                     let fields = model.entry(k).or_default();
@@ -1018,11 +1015,7 @@ fn an_element_write_into_a_large_hash_appends_a_small_record() {
     let (store, _) = LogStore::open(dir.path(), options).unwrap();
     let mut cells = Collection::default();
     for i in 0..10_000u32 {
-        cells.put(
-            Bytes::from(format!("field{i}")),
-            Some(Bytes::from_static(b"value")),
-            v(1),
-        );
+        cells.put(format!("field{i}").as_bytes(), Some(b"value"), v(1));
     }
     let hash = Record::collection(DataType::Hash, cells, None, v(1));
     store
@@ -1034,11 +1027,7 @@ fn an_element_write_into_a_large_hash_appends_a_small_record() {
         store
             .update_in_place(b"h", 0, &mut |record| {
                 let mut cells = record.cells().unwrap().clone();
-                cells.put(
-                    Bytes::from_static(b"field7"),
-                    Some(Bytes::from(round.to_string())),
-                    v(2 + round),
-                );
+                cells.put(b"field7", Some(round.to_string().as_bytes()), v(2 + round));
                 record.value = Some(crate::record::Value::Cells(Arc::new(cells)));
                 record.value_version = v(2 + round);
                 true
@@ -1051,7 +1040,7 @@ fn an_element_write_into_a_large_hash_appends_a_small_record() {
     assert!(per_write < 512, "{per_write} bytes per element write");
     assert_eq!(
         store.get(b"h", 0).unwrap().cells().unwrap().get(b"field7"),
-        Some(&Bytes::from_static(b"99"))
+        Some(&b"99"[..])
     );
 }
 
@@ -1099,10 +1088,10 @@ fn chains_survive_compaction_and_snapshots_running_beside_the_writers() {
                     Some(c) => c.clone(),
                     None => Collection::cleared_at(record.value_version),
                 };
-                let element = Bytes::from(vec![e]);
+                let element = [e];
                 match value {
                     Some(x) => {
-                        cells.put(element, Some(Bytes::from(vec![x])), version);
+                        cells.put(&element, Some(&[x]), version);
                     }
                     None => {
                         cells.forget(&element);
@@ -1144,11 +1133,7 @@ fn a_write_never_extends_a_chain_into_a_segment_being_compacted() {
     let (store, _) = LogStore::open(dir.path(), options(FsyncPolicy::No)).unwrap();
     let hash = |version: u64, field: u8| {
         let mut cells = Collection::default();
-        cells.put(
-            Bytes::from(vec![field]),
-            Some(Bytes::from_static(b"x")),
-            v(version),
-        );
+        cells.put(&[field], Some(b"x"), v(version));
         Record::collection(DataType::Hash, cells, None, v(version))
     };
     let latest_is_delta = |store: &LogStore| {
@@ -1189,7 +1174,7 @@ fn fields_of_key(store: &LogStore, key: &[u8]) -> Vec<Bytes> {
         .get(key, 2)
         .and_then(|r| {
             r.cells()
-                .map(|c| c.live().map(|(e, _)| e.clone()).collect())
+                .map(|c| c.live().map(|(e, _)| Bytes::copy_from_slice(e)).collect())
         })
         .unwrap_or_default()
 }
