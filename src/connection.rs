@@ -120,6 +120,9 @@ async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>)
             &mut stream,
         )
         .await;
+        if !output.is_empty() {
+            tokio::task::yield_now().await;
+        }
         if let Err(end) = flush(node, &mut session, &mut stream, &mut output).await {
             return end;
         }
