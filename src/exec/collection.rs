@@ -276,11 +276,16 @@ fn edit_cells<T>(
     version: Version,
     change: &mut impl FnMut(&mut Edit) -> Result<T, ExecError>,
 ) -> (bool, Result<T, ExecError>) {
+    let kind = record.kind;
     let Some(Value::Cells(cells)) = &mut record.value else {
         return (false, Err(CommandError::CorruptCollection.into()));
     };
+    let collection = Arc::make_mut(cells);
+    if kind == DataType::ZSet {
+        collection.index_scores();
+    }
     let mut edit = Edit {
-        collection: Arc::make_mut(cells),
+        collection,
         version,
         undo: Vec::new(),
         forget_removed: node.cluster.is_none(),

@@ -33,7 +33,7 @@ use ringcache_resp::cmd::zset::{
 use ringcache_resp::cmd::{CommandError, SortedSetCommand};
 use ringcache_resp::float::format_double_d2string;
 use ringcache_resp::glob::glob_match;
-use ringcache_storage::{Collection, DataType};
+use ringcache_storage::{Cell, Collection, DataType};
 
 use super::collection::{self, Edit};
 use super::{ExecError, Outcome, Records};
@@ -126,11 +126,19 @@ pub fn execute(
                 return Ok(Reply::Nil);
             };
             let score = decode_score(payload)?;
-            let members = sorted(&zset)?;
-            // Members before this one: lower scores, or equal scores and lower bytes.
-            let rank = members.partition_point(|(m, s)| by_score(*s, m, score, &member).is_lt());
+            // Members before this one: lower scores, or equal scores and lower bytes. The
+            // index is walked from the low end to the member: it costs the rank, not a sort
+            // of the set.
+            let rank = match ordered(&zset) {
+                Some(mut ordered) => ordered
+                    .position(|cell| cell.element() == &member[..])
+                    .ok_or(CommandError::CorruptCollection)?,
+                None => {
+                    sorted(&zset)?.partition_point(|(m, s)| by_score(*s, m, score, &member).is_lt())
+                }
+            };
             let rank = if reverse {
-                members.len() - 1 - rank
+                zset.live_count() - 1 - rank
             } else {
                 rank
             };
@@ -231,6 +239,9 @@ fn by_score(a_score: f64, a: &[u8], b_score: f64, b: &[u8]) -> Ordering {
 /// # Errors
 /// A payload that is not a score.
 pub fn sorted(zset: &Collection) -> Result<Vec<Scored>, ExecError> {
+    if let Some(ordered) = ordered(zset) {
+        return ordered.map(scored).collect();
+    }
     let mut members = zset
         .live()
         .map(|(member, payload)| Ok((Bytes::copy_from_slice(member), decode_score(payload)?)))
@@ -238,6 +249,25 @@ pub fn sorted(zset: &Collection) -> Result<Vec<Scored>, ExecError> {
     // `live` is in member order, so a stable sort by score leaves equal scores by member.
     members.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal));
     Ok(members)
+}
+
+/// The live members in Redis's order from the sorted set's score index, without sorting or
+/// copying; `None` when the collection keeps no index or the index misses a member (a
+/// payload that is not a score: [`sorted`] reports it).
+fn ordered(zset: &Collection) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
+    match zset.scored_count() == Some(zset.live_count()) {
+        true => zset.by_score(),
+        false => None,
+    }
+}
+
+/// An indexed member as a reply's pair: a copy of the member and its score.
+fn scored(cell: &Cell) -> Result<Scored, ExecError> {
+    let payload = cell.payload().ok_or(CommandError::CorruptCollection)?;
+    Ok((
+        Bytes::copy_from_slice(cell.element()),
+        decode_score(payload)?,
+    ))
 }
 
 fn sorted_or_empty(zset: Option<Collection>) -> Result<Vec<Scored>, ExecError> {
@@ -295,11 +325,20 @@ fn pop(edit: &mut Edit, max: bool, count: u64) -> Result<Vec<Scored>, ExecError>
         return Ok(Vec::new());
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX).min(edit.len());
-    let members = sorted(edit.collection)?;
-    let popped: Vec<Scored> = if max {
-        members.into_iter().rev().take(count).collect()
-    } else {
-        members.into_iter().take(count).collect()
+    let popped: Vec<Scored> = match ordered(edit.collection) {
+        Some(ordered) if max => ordered
+            .rev()
+            .take(count)
+            .map(scored)
+            .collect::<Result<_, _>>()?,
+        Some(ordered) => ordered.take(count).map(scored).collect::<Result<_, _>>()?,
+        None => {
+            let members = sorted(edit.collection)?;
+            match max {
+                true => members.into_iter().rev().take(count).collect(),
+                false => members.into_iter().take(count).collect(),
+            }
+        }
     };
     for (member, _) in &popped {
         edit.remove(member);
@@ -463,11 +502,31 @@ fn range(
         withscores,
     } = query;
     let zset = collection::read(records, &key, ZSET, now_ms, touch)?;
-    let members = sorted_or_empty(zset)?;
-    let chosen: Vec<Scored> = select(&members, &by, reverse, offset, limit)
-        .into_iter()
-        .map(|at| members[at].clone())
-        .collect();
+    let chosen = match (&by, zset.as_ref().and_then(|z| Some((z, ordered(z)?)))) {
+        // A rank window walks the index from its end: it costs the window, not the set.
+        (RangeBy::Rank { start, stop }, Some((zset, ordered))) => {
+            match rank_range(zset.live_count(), *start, *stop) {
+                None => Vec::new(),
+                Some((start, stop)) => {
+                    let window = |ordered: &mut dyn Iterator<Item = &Cell>| {
+                        let window = ordered.skip(start).take(stop - start + 1);
+                        window.map(scored).collect::<Result<Vec<Scored>, _>>()
+                    };
+                    match reverse {
+                        true => window(&mut ordered.rev()),
+                        false => window(&mut { ordered }),
+                    }?
+                }
+            }
+        }
+        _ => {
+            let members = zset.as_ref().map_or(Ok(Vec::new()), sorted)?;
+            select(&members, &by, reverse, offset, limit)
+                .into_iter()
+                .map(|at| members[at].clone())
+                .collect()
+        }
+    };
     match dest {
         Some(dest) => Ok(Reply::Integer(
             store(node, records, &dest, now_ms, &chosen)? as i64,

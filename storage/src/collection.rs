@@ -202,6 +202,63 @@ impl PartialEq for Unshared {
 /// so `HSET` into a 100,000-field hash cost 100,000 fields.
 type Cells = imbl::OrdMap<Cell, Unshared>;
 
+/// A sorted set's live members in Redis's order (score, then member bytes): the index that
+/// lets `ZPOPMIN`, `ZRANGE 0 9` and the like walk from an end instead of sorting every
+/// member. Its entries share the cells' blocks (16 bytes of leaf each).
+type ScoreIndex = imbl::OrdSet<ScoreEntry>;
+
+/// One member in a [`ScoreIndex`].
+#[derive(Debug, Clone)]
+struct ScoreEntry {
+    /// The score as a u64 whose order is the scores' ([`score_order`]).
+    order: u64,
+    cell: Cell,
+}
+
+impl ScoreEntry {
+    /// The entry of a live cell whose payload is a score (8 bytes, big-endian bits, as the
+    /// sorted-set commands write it); none for any other cell.
+    fn of(cell: &Cell) -> Option<ScoreEntry> {
+        let bits: [u8; 8] = cell.payload()?.try_into().ok()?;
+        Some(ScoreEntry {
+            order: score_order(f64::from_bits(u64::from_be_bytes(bits))),
+            cell: cell.clone(),
+        })
+    }
+}
+
+impl PartialEq for ScoreEntry {
+    fn eq(&self, other: &ScoreEntry) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ScoreEntry {}
+
+impl PartialOrd for ScoreEntry {
+    fn partial_cmp(&self, other: &ScoreEntry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ScoreEntry {
+    fn cmp(&self, other: &ScoreEntry) -> Ordering {
+        self.order
+            .cmp(&other.order)
+            .then_with(|| self.cell.element().cmp(other.cell.element()))
+    }
+}
+
+/// A u64 that orders as `score` does among scores (no NaN: a sorted set never holds one;
+/// `-0` is stored as `0`): the sign bit flipped for positives, every bit for negatives.
+fn score_order(score: f64) -> u64 {
+    let bits = score.to_bits();
+    match bits >> 63 {
+        0 => bits | 1 << 63,
+        _ => !bits,
+    }
+}
+
 /// A decoded collection: the clear version and the cells above it, with the figures every
 /// write needs (live count, encoded size, digest) kept up to date cell by cell so that none
 /// of them walks the collection.
@@ -217,6 +274,9 @@ pub struct Collection {
     cell_bytes: usize,
     /// Wrapping sum of [`cell_digest`] over the cells: equal cells, equal digest.
     cells_digest: u64,
+    /// A sorted set's members by score, once [`Collection::index_scores`] asked for it;
+    /// kept by every change after.
+    by_score: Option<ScoreIndex>,
 }
 
 impl PartialEq for Collection {
@@ -347,6 +407,9 @@ impl Collection {
     pub fn forget(&mut self, element: &[u8]) -> Option<Cell> {
         let (old, _) = self.cells.remove_with_key(element)?;
         self.count(&old, false);
+        if let Some((index, entry)) = self.by_score.as_mut().zip(ScoreEntry::of(&old)) {
+            index.remove(&entry);
+        }
         Some(old)
     }
 
@@ -371,11 +434,40 @@ impl Collection {
             true => None,
             false => self.cell(cell.element()).cloned(),
         };
+        if let Some(index) = &mut self.by_score {
+            if let Some(entry) = old.as_ref().and_then(ScoreEntry::of) {
+                index.remove(&entry);
+            }
+            if let Some(entry) = ScoreEntry::of(&cell) {
+                index.insert(entry);
+            }
+        }
         self.cells.insert(cell, Unshared);
         if let Some(old) = &old {
             self.count(old, false);
         }
         old
+    }
+
+    /// Keeps a [`ScoreIndex`] of this collection from now on (a sorted set's; building it
+    /// costs the collection once).
+    pub fn index_scores(&mut self) {
+        if self.by_score.is_none() {
+            self.by_score = Some(self.live_cells().filter_map(ScoreEntry::of).collect());
+        }
+    }
+
+    /// The live members whose payload is a score, in Redis's sorted-set order (score, then
+    /// member bytes), from either end; `None` when no index is kept
+    /// ([`Collection::index_scores`]).
+    pub fn by_score(&self) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
+        Some(self.by_score.as_ref()?.iter().map(|entry| &entry.cell))
+    }
+
+    /// How many members [`Collection::by_score`] walks (fewer than the live count when a
+    /// payload is not a score: a corrupt sorted set).
+    pub fn scored_count(&self) -> Option<usize> {
+        Some(self.by_score.as_ref()?.len())
     }
 
     /// Adds (or takes away) one cell's share of the kept figures.
@@ -972,6 +1064,42 @@ mod tests {
             let ab = merged(&a, &b);
             let mut again = ab.clone();
             prop_assert!(!again.merge(&b));
+        }
+
+        /// The score index walks exactly the live scored members, in (score, member) order,
+        /// whatever mix of writes, removals, merges and clears made the collection.
+        #[test]
+        fn the_score_index_follows_every_change(
+            ops in proptest::collection::vec((0u8..4, 0u8..12, -3i8..4, 1u64..40), 1..80)
+        ) {
+            let mut zset = Collection::default();
+            zset.index_scores();
+            for (op, member, score, version) in ops {
+                let member = [b'm', member];
+                let payload = (f64::from(score) * 0.5 + 0.0).to_bits().to_be_bytes();
+                match op {
+                    0 => { zset.put(&member, Some(&payload), v(version)); }
+                    1 => { zset.forget(&member); }
+                    2 => {
+                        let mut other = Collection::default();
+                        other.put(&member, (score > 0).then_some(&payload[..]), v(version));
+                        zset.merge(&other);
+                    }
+                    _ => zset.clear_to(v(version / 4)),
+                }
+                let score_of = |c: &Cell| {
+                    f64::from_bits(u64::from_be_bytes(c.payload().unwrap().try_into().unwrap()))
+                };
+                let mut expected: Vec<(f64, Vec<u8>)> =
+                    zset.live_cells().map(|c| (score_of(c), c.element().to_vec())).collect();
+                expected.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                let walked: Vec<(f64, Vec<u8>)> = zset
+                    .by_score()
+                    .unwrap()
+                    .map(|c| (score_of(c), c.element().to_vec()))
+                    .collect();
+                prop_assert_eq!(walked, expected);
+            }
         }
     }
 }

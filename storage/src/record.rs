@@ -142,7 +142,12 @@ impl Value {
     /// A collection type whose bytes are not a canonical encoding.
     pub fn decode(kind: DataType, bytes: Bytes) -> Result<Value, CorruptCollection> {
         match kind.is_collection() {
-            true => Collection::decode(&bytes).map(|c| Value::Cells(Arc::new(c))),
+            true => Collection::decode(&bytes).map(|mut c| {
+                if kind == DataType::ZSet {
+                    c.index_scores();
+                }
+                Value::Cells(Arc::new(c))
+            }),
             false => Ok(Value::Bytes(bytes)),
         }
     }
@@ -215,10 +220,13 @@ impl Record {
     /// `version`.
     pub fn collection(
         kind: DataType,
-        collection: Collection,
+        mut collection: Collection,
         expiry_ms: Option<u64>,
         version: Version,
     ) -> Record {
+        if kind == DataType::ZSet {
+            collection.index_scores();
+        }
         Record {
             kind,
             value: Some(Value::Cells(Arc::new(collection))),
