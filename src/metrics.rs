@@ -160,6 +160,7 @@ fn publish_membership(cluster: &Cluster) {
     let st = &cluster.streaming;
     counter!("ringcache_stream_bytes_total").absolute(st.bytes.load(Relaxed));
     counter!("ringcache_stream_records_total").absolute(st.records.load(Relaxed));
+    counter!("ringcache_stream_elements_total").absolute(st.elements.load(Relaxed));
     counter!("ringcache_stream_ranges_done_total").absolute(st.ranges_done.load(Relaxed));
     gauge!("ringcache_stream_ranges_pending").set(st.ranges_pending.load(Relaxed) as f64);
     counter!("ringcache_stream_records_discarded_total")

@@ -84,6 +84,9 @@ pub struct StreamStats {
     pub records: AtomicU64,
     /// Records received that were new here (not already held at that version).
     pub records_new: AtomicU64,
+    /// Live elements of the collections (hash fields, set members, ...) in the records
+    /// received: how a join's share of collections is counted element by element.
+    pub elements: AtomicU64,
     /// Ranges finished.
     pub ranges_done: AtomicU64,
     /// Ranges planned and not finished.

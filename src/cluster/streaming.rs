@@ -315,9 +315,11 @@ async fn pull_batch(
         _ => return Err(StreamError::Unexpected(pull.source)),
     };
     let mut bytes = 0;
+    let mut elements = 0;
     let now = unix_now_ms();
     for (key, record) in &records {
         bytes += record_bytes(key, record);
+        elements += record.cells().map_or(0, |c| c.live_count() as u64);
         match cluster.replica.apply(key, record, now, Source::Stream)? {
             Applied::Changed => {
                 cluster.streaming.records_new.fetch_add(1, Relaxed);
@@ -330,6 +332,7 @@ async fn pull_batch(
         .records
         .fetch_add(records.len() as u64, Relaxed);
     cluster.streaming.bytes.fetch_add(bytes, Relaxed);
+    cluster.streaming.elements.fetch_add(elements, Relaxed);
     pull.cursor = cursor;
     pull.done = cursor == 0;
     throttle.consumed(bytes).await;

@@ -218,6 +218,7 @@ pub fn info_lines(node: &Node) -> String {
         ("stream_bytes", streaming.bytes.load(Relaxed)),
         ("stream_records", streaming.records.load(Relaxed)),
         ("stream_records_new", streaming.records_new.load(Relaxed)),
+        ("stream_elements", streaming.elements.load(Relaxed)),
         ("stream_ranges_done", streaming.ranges_done.load(Relaxed)),
         (
             "stream_ranges_pending",

@@ -20,13 +20,14 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use rand::Rng;
+use rand::seq::SliceRandom;
 use ringcache_resp::cmd::ScanOptions;
 use ringcache_resp::cmd::SetCommand;
 use ringcache_resp::cmd::set::SetOp;
 use ringcache_resp::glob::glob_match;
 use ringcache_resp::parser::string2ll;
 use ringcache_resp::{CommandError, Reply};
-use ringcache_storage::{Collection, DataType};
+use ringcache_storage::{Cell, Collection, DataType};
 
 use super::collection::{self, read};
 use super::{ExecError, Outcome, Records};
@@ -230,6 +231,30 @@ fn pick_distinct(all: &[Bytes], count: usize) -> Vec<Bytes> {
         .collect()
 }
 
+/// `count` distinct live cells of `set` picked uniformly at random (all of them when there
+/// are no more), in random order: one walk that shares the picked cells and copies nothing
+/// else (`SPOP` of one member from a large set used to copy every member).
+fn pick_cells(set: &Collection, count: usize) -> Vec<Cell> {
+    let len = set.live_count();
+    let mut rng = rand::rng();
+    let mut picked: Vec<Cell> = match count >= len {
+        true => set.live_cells().cloned().collect(),
+        false => {
+            let mut at = rand::seq::index::sample(&mut rng, len, count).into_vec();
+            at.sort_unstable();
+            let mut wanted = at.into_iter().peekable();
+            set.live_cells()
+                .enumerate()
+                .filter(|(i, _)| wanted.next_if_eq(i).is_some())
+                .map(|(_, cell)| cell.clone())
+                .take(count)
+                .collect()
+        }
+    };
+    picked.shuffle(&mut rng);
+    picked
+}
+
 /// `SPOP key [count]`: removes the members it answers with.
 fn pop(
     node: &Node,
@@ -243,14 +268,14 @@ fn pop(
         if wanted == 0 || edit.is_empty() {
             return Ok(Vec::new());
         }
-        let all: Vec<Bytes> = members(edit.collection)
-            .map(Bytes::copy_from_slice)
-            .collect();
-        let picked = pick_distinct(&all, wanted);
-        for member in &picked {
-            edit.remove(member);
+        let picked = pick_cells(edit.collection, wanted);
+        for cell in &picked {
+            edit.remove(cell.element());
         }
-        Ok(picked)
+        Ok(picked
+            .iter()
+            .map(|cell| Bytes::copy_from_slice(cell.element()))
+            .collect())
     })?;
     Ok(match count {
         None => popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
@@ -468,6 +493,25 @@ mod tests {
         assert_eq!(run(&node, &mut s, "EXISTS k"), Reply::Integer(0));
         assert_eq!(run(&node, &mut s, "SPOP k"), Reply::Nil);
         assert_eq!(run(&node, &mut s, "SPOP k 3"), Reply::Set(Vec::new()));
+    }
+
+    #[test]
+    fn spop_takes_distinct_members_and_reaches_every_member() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "SADD k a b c d e f g h i j");
+        let popped = sorted(run(&node, &mut s, "SPOP k 3"));
+        assert_eq!(popped.len(), 3);
+        assert!(popped.windows(2).all(|w| w[0] != w[1]));
+        assert_eq!(run(&node, &mut s, "SCARD k"), Reply::Integer(7));
+        let mut seen = BTreeSet::new();
+        for _ in 0..200 {
+            run(&node, &mut s, "SADD f a b c d");
+            if let Reply::Bulk(member) = run(&node, &mut s, "SPOP f") {
+                seen.insert(member);
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 
     #[test]
