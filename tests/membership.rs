@@ -25,6 +25,11 @@ const NODE_ARGS: &[&str] = &["--threads", "1"];
 
 /// Keys written before the first join, so that each join has data to move.
 const PRELOAD_KEYS: usize = 20_000;
+/// Hashes written before the joins, [`HASH_FIELDS`] fields each: a join must stream them
+/// element by element like any record (`stream_elements`).
+const PRELOAD_HASHES: usize = 200;
+/// Fields of each preloaded hash.
+const HASH_FIELDS: usize = 25;
 /// Commands pipelined in one batch when preloading or reading back.
 const BATCH: usize = 500;
 /// One write in this many creates a new key; the others overwrite an existing one.
@@ -348,6 +353,76 @@ impl Drop for Writer {
 
 /// `Ok` once every running node lists exactly `n` members, all up, `normal` and `alive`,
 /// `none_of` not among them: a check for [`Cluster::wait_until`].
+fn hash_key(index: usize) -> String {
+    format!("join-hash:{index}")
+}
+
+/// Writes [`PRELOAD_HASHES`] hashes of [`HASH_FIELDS`] fields at QUORUM through node 0.
+fn preload_hashes(cluster: &Cluster) {
+    let mut conn = cluster.conn(0);
+    let mut out = Vec::new();
+    for h in 0..PRELOAD_HASHES {
+        let key = hash_key(h);
+        let mut args = vec!["HSET".to_string(), key];
+        for f in 0..HASH_FIELDS {
+            args.extend([format!("f{f}"), format!("v{h}.{f}")]);
+        }
+        args.extend(["CONSISTENCY".to_string(), "QUORUM".to_string()]);
+        out.extend(encode_command(&args));
+    }
+    conn.send(&out);
+    for h in 0..PRELOAD_HASHES {
+        let reply = conn.read_reply();
+        assert_eq!(
+            reply,
+            Val::Int(HASH_FIELDS as i64),
+            "preloading {} at QUORUM answered {reply}",
+            hash_key(h)
+        );
+    }
+}
+
+/// The fields of the preloaded hashes that node `id` replicates, as `RING REPLICAS` (asked
+/// of node `asked`) places them.
+fn hash_fields_replicated_by(cluster: &Cluster, asked: usize, id: &str) -> u64 {
+    let mut conn = cluster.conn(asked);
+    let mut fields = 0;
+    for h in 0..PRELOAD_HASHES {
+        let reply = conn.cmd(&["RING", "REPLICAS", &hash_key(h)]);
+        let entries = reply
+            .items()
+            .unwrap_or_else(|| panic!("RING REPLICAS: {reply}"));
+        let holds = entries.iter().any(|entry| {
+            entry.pairs().is_some_and(|p| {
+                p.iter().any(|(k, v)| {
+                    k.text().as_deref() == Some("node") && v.text().as_deref() == Some(id)
+                })
+            })
+        });
+        if holds {
+            fields += HASH_FIELDS as u64;
+        }
+    }
+    fields
+}
+
+/// Reads every preloaded hash back at QUORUM through `port`: the hashes whose field count
+/// or a field is not what was written.
+fn hashes_not_read_back(port: u16) -> Vec<String> {
+    let mut conn = RespConn::connect(port);
+    (0..PRELOAD_HASHES)
+        .filter(|&h| {
+            let key = hash_key(h);
+            let len = conn.cmd(&["HLEN", &key, "CONSISTENCY", "QUORUM"]);
+            let last = format!("f{}", HASH_FIELDS - 1);
+            let value = conn.cmd(&["HGET", &key, &last, "CONSISTENCY", "QUORUM"]);
+            len != Val::Int(HASH_FIELDS as i64)
+                || value.text() != Some(format!("v{h}.{}", HASH_FIELDS - 1))
+        })
+        .map(hash_key)
+        .collect()
+}
+
 fn members_settled(c: &Cluster, n: usize, none_of: Option<&str>) -> Result<(), String> {
     let n = n.to_string();
     for field in ["members", "members_up", "members_normal"] {
@@ -437,6 +512,18 @@ fn join_one(cluster: &mut Cluster, writer: &Writer, nodes_after: usize) -> usize
          {keys} keys x {REPLICATION_FACTOR} replicas is {expected:.0} (ratio {ratio:.3}, \
          allowed 1 +/- {STREAM_SHARE_TOLERANCE})"
     );
+    // Collections come element by element: every field of every hash it now replicates
+    // (nothing writes the hashes during the joins), and no more than a retried batch adds.
+    let elements = cluster.info_number(i, "stream_elements");
+    let share = hash_fields_replicated_by(cluster, i, &id);
+    println!(
+        "join of node {i}: stream_elements {elements}, its share of the {PRELOAD_HASHES} \
+         hashes x {HASH_FIELDS} fields {share}"
+    );
+    assert!(
+        share > 0 && elements >= share && elements as f64 <= share as f64 * 1.25,
+        "node {i} streamed {elements} hash fields; it replicates {share}"
+    );
     i
 }
 
@@ -514,8 +601,9 @@ fn nodes_join_and_leave_under_writes_and_every_quorum_write_survives() {
     let mut cluster = Cluster::start(3, NODE_ARGS);
     let started = Instant::now();
     preload(&cluster);
+    preload_hashes(&cluster);
     println!(
-        "preloaded {PRELOAD_KEYS} keys at QUORUM in {:.1}s",
+        "preloaded {PRELOAD_KEYS} keys and {PRELOAD_HASHES} hashes at QUORUM in {:.1}s",
         started.elapsed().as_secs_f64()
     );
 
@@ -699,6 +787,14 @@ fn nodes_join_and_leave_under_writes_and_every_quorum_write_survives() {
         lost.len(),
         log.acked.len(),
         lost[..lost.len().min(10)].join("\n  "),
+        cluster.describe()
+    );
+    // The hashes went through two joins, a decommission and a forget with the strings.
+    let hashes_lost = hashes_not_read_back(ports[0]);
+    assert!(
+        hashes_lost.is_empty(),
+        "hashes that do not read back whole at QUORUM after the joins and leaves: {:?}\n{}",
+        &hashes_lost[..hashes_lost.len().min(10)],
         cluster.describe()
     );
     println!(
