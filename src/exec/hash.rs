@@ -11,7 +11,7 @@ use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Collection, DataType};
 
 use super::collection::{self, read};
-use super::{Outcome, Records, copied_bulk};
+use super::{Outcome, Records, copied_bulk, copied_bulks};
 use crate::node::Node;
 
 const HASH: DataType = DataType::Hash;
@@ -51,12 +51,9 @@ pub fn execute(
         }
         HashCommand::GetAll(key) => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
-            Reply::Map(
-                hash.iter()
-                    .flat_map(|h| h.live())
-                    .map(|(f, v)| (copied_bulk(f), copied_bulk(v)))
-                    .collect(),
-            )
+            let flat = hash.iter().flat_map(|h| h.live()).flat_map(|(f, v)| [f, v]);
+            let mut flat = copied_bulks(flat).into_iter();
+            Reply::Map(std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect())
         }
         HashCommand::SetNx { key, field, value } => {
             let added = collection::update(node, records, &key, HASH, now_ms, |edit| {
@@ -98,12 +95,12 @@ pub fn execute(
         HashCommand::Keys(key) => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
             let keys = hash.iter().flat_map(|h| h.live()).map(|(f, _)| f);
-            Reply::Array(keys.map(copied_bulk).collect())
+            Reply::Array(copied_bulks(keys))
         }
         HashCommand::Vals(key) => {
             let hash = read(records, &key, HASH, now_ms, touch)?;
             let values = hash.iter().flat_map(|h| h.live()).map(|(_, v)| v);
-            Reply::Array(values.map(copied_bulk).collect())
+            Reply::Array(copied_bulks(values))
         }
         HashCommand::IncrBy { key, field, delta } => {
             let sum = collection::update(node, records, &key, HASH, now_ms, |edit| {

@@ -74,7 +74,7 @@ use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Cell, Collection, DataType, Record, Version};
 
 use super::collection::{self, Edit};
-use super::{ExecError, Outcome, Records, copied_bulk};
+use super::{ExecError, Outcome, Records, copied_bulk, copied_bulks};
 use crate::node::Node;
 
 const LIST: DataType = DataType::List;
@@ -154,13 +154,13 @@ pub fn execute(
             // One pass from the nearer end.
             if first <= len - 1 - last {
                 let live = live(&list).skip(first).take(count);
-                items.extend(live.map(|(_, item)| copied_bulk(item)));
+                items.extend(live.map(|(_, item)| item));
             } else {
                 let live = live(&list).rev().skip(len - 1 - last).take(count);
-                items.extend(live.map(|(_, item)| copied_bulk(item)));
+                items.extend(live.map(|(_, item)| item));
                 items.reverse();
             }
-            Reply::Array(items)
+            Reply::Array(copied_bulks(items))
         }
         ListCommand::Index { key, index } => {
             let Some((list, len)) = read(node, records, &key, now_ms, touch)? else {

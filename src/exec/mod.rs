@@ -44,7 +44,7 @@ pub mod zset;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ringcache_resp::cmd::{Access, Command, Entry, Family, Flags, TABLE, lookup, unknown_command};
 use ringcache_resp::{CommandError, Level, Protocol, Reply, Request};
 use ringcache_storage::{Record, Store, StoreError, Update};
@@ -672,6 +672,25 @@ fn lookup_reply(node: &Node, value: Option<&Bytes>) -> Reply {
 /// hold on to).
 fn copied_bulk(bytes: &[u8]) -> Reply {
     Reply::Bulk(Bytes::copy_from_slice(bytes))
+}
+
+/// Bulk string replies of copies of `items`, all cut from one buffer: one allocation for a
+/// whole `LRANGE` or `HGETALL` instead of one per element.
+fn copied_bulks<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Vec<Reply> {
+    let items: Vec<&[u8]> = items.into_iter().collect();
+    let mut buffer = BytesMut::with_capacity(items.iter().map(|i| i.len()).sum());
+    for item in &items {
+        buffer.extend_from_slice(item);
+    }
+    let buffer = buffer.freeze();
+    let mut at = 0;
+    items
+        .iter()
+        .map(|item| {
+            at += item.len();
+            Reply::Bulk(buffer.slice(at - item.len()..at))
+        })
+        .collect()
 }
 
 #[cfg(test)]

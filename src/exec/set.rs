@@ -75,7 +75,7 @@ pub fn execute(
         }
         SetCommand::Members(key) => {
             let set = read(records, &key, SET, now_ms, touch)?;
-            Reply::Set(set.iter().flat_map(members).map(bulk).collect())
+            Reply::Set(super::copied_bulks(set.iter().flat_map(members)))
         }
         SetCommand::Card(key) => {
             let set = read(records, &key, SET, now_ms, touch)?;
@@ -155,10 +155,6 @@ pub fn execute(
 /// The live members of a set, in byte order.
 fn members(set: &Collection) -> impl Iterator<Item = &[u8]> {
     set.live().map(|(member, _)| member)
-}
-
-fn bulk(member: &[u8]) -> Reply {
-    Reply::Bulk(Bytes::copy_from_slice(member))
 }
 
 fn is_member(set: Option<&Collection>, member: &[u8]) -> i64 {
