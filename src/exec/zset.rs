@@ -106,8 +106,18 @@ pub fn execute(
             Reply::Integer(read(&key)?.map_or(0, |z| z.live_count()) as i64)
         }
         SortedSetCommand::Count { key, range } => {
-            let members = sorted_or_empty(read(&key)?)?;
-            Reply::Integer(walk(&members, &Bounds::Score(&range), false, 0, -1).len() as i64)
+            let zset = read(&key)?;
+            let count = match zset
+                .as_ref()
+                .and_then(|z| in_score_range(z, &range, false, 0, -1))
+            {
+                Some(cells) => cells.count(),
+                None => {
+                    let members = zset.as_ref().map_or(Ok(Vec::new()), sorted)?;
+                    walk(&members, &Bounds::Score(&range), false, 0, -1).len()
+                }
+            };
+            Reply::Integer(count as i64)
         }
         SortedSetCommand::LexCount { key, range } => {
             let members = sorted_or_empty(read(&key)?)?;
@@ -255,10 +265,55 @@ pub fn sorted(zset: &Collection) -> Result<Vec<Scored>, ExecError> {
 /// copying; `None` when the collection keeps no index or the index misses a member (a
 /// payload that is not a score: [`sorted`] reports it).
 fn ordered(zset: &Collection) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
-    match zset.scored_count() == Some(zset.live_count()) {
+    match indexed(zset) {
         true => zset.by_score(),
         false => None,
     }
+}
+
+/// Whether `zset` keeps a score index holding every live member.
+fn indexed(zset: &Collection) -> bool {
+    zset.scored_count() == Some(zset.live_count())
+}
+
+/// The members a score range selects, from the score index, as [`walk`] selects them from a
+/// sorted copy (Redis's listpack walk): from the first member in range at the end the walk
+/// starts from, skip `offset` (negative: everything), take up to `limit` (negative: no
+/// limit) while they stay in range. `None` when the set keeps no complete index.
+fn in_score_range<'a>(
+    zset: &'a Collection,
+    range: &'a ScoreRange,
+    reverse: bool,
+    offset: i64,
+    limit: i64,
+) -> Option<Box<dyn Iterator<Item = &'a Cell> + 'a>> {
+    // Only a complete index answers (else the caller sorts, which reports a bad payload).
+    if !indexed(zset) {
+        return None;
+    }
+    let score = |cell: &Cell| cell.payload().and_then(|p| decode_score(p).ok());
+    let bounds = Bounds::Score(range);
+    let (Ok(offset), false) = (usize::try_from(offset), bounds.is_empty()) else {
+        return Some(Box::new(std::iter::empty()));
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Some(match reverse {
+        false => Box::new(
+            zset.by_score_from(range.min)?
+                .skip_while(move |c| score(c).is_some_and(|s| !range.gte_min(s)))
+                .skip(offset)
+                .take(limit)
+                .take_while(move |c| score(c).is_some_and(|s| range.lte_max(s))),
+        ),
+        true => Box::new(
+            zset.by_score_to(range.max)?
+                .rev()
+                .skip_while(move |c| score(c).is_some_and(|s| !range.lte_max(s)))
+                .skip(offset)
+                .take(limit)
+                .take_while(move |c| score(c).is_some_and(|s| range.gte_min(s))),
+        ),
+    })
 }
 
 /// An indexed member as a reply's pair: a copy of the member and its score.
@@ -503,6 +558,13 @@ fn range(
     } = query;
     let zset = collection::read(records, &key, ZSET, now_ms, touch)?;
     let chosen = match (&by, zset.as_ref().and_then(|z| Some((z, ordered(z)?)))) {
+        // A score range seeks its start in the index: it costs the members it walks.
+        (RangeBy::Score(range), Some((zset, _))) => {
+            in_score_range(zset, range, reverse, offset, limit)
+                .expect("an indexed sorted set")
+                .map(scored)
+                .collect::<Result<Vec<Scored>, _>>()?
+        }
         // A rank window walks the index from its end: it costs the window, not the set.
         (RangeBy::Rank { start, stop }, Some((zset, ordered))) => {
             match rank_range(zset.live_count(), *start, *stop) {

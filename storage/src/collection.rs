@@ -227,6 +227,17 @@ impl ScoreEntry {
     }
 }
 
+impl ScoreEntry {
+    /// An entry that orders before every member with score order `order` (its element is
+    /// empty, the least): where a seek starts.
+    fn probe(order: u64) -> ScoreEntry {
+        ScoreEntry {
+            order,
+            cell: Cell::new(b"", Version::ZERO, None),
+        }
+    }
+}
+
 impl PartialEq for ScoreEntry {
     fn eq(&self, other: &ScoreEntry) -> bool {
         self.cmp(other) == Ordering::Equal
@@ -252,7 +263,8 @@ impl Ord for ScoreEntry {
 /// A u64 that orders as `score` does among scores (no NaN: a sorted set never holds one;
 /// `-0` is stored as `0`): the sign bit flipped for positives, every bit for negatives.
 fn score_order(score: f64) -> u64 {
-    let bits = score.to_bits();
+    // -0 + 0 is +0: the two zeros order as one.
+    let bits = (score + 0.0).to_bits();
     match bits >> 63 {
         0 => bits | 1 << 63,
         _ => !bits,
@@ -462,6 +474,25 @@ impl Collection {
     /// ([`Collection::index_scores`]).
     pub fn by_score(&self) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
         Some(self.by_score.as_ref()?.iter().map(|entry| &entry.cell))
+    }
+
+    /// As [`Collection::by_score`], from the first member whose score is at or above
+    /// `score`: a seek, not a walk from the low end.
+    pub fn by_score_from(&self, score: f64) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
+        let index = self.by_score.as_ref()?;
+        let from = ScoreEntry::probe(score_order(score));
+        Some(index.range(from..).map(|entry| &entry.cell))
+    }
+
+    /// As [`Collection::by_score`], up to the last member whose score is at or below `score`
+    /// (walk it from the high end with `.rev()`).
+    pub fn by_score_to(&self, score: f64) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
+        let index = self.by_score.as_ref()?;
+        let cells = match score_order(score).checked_add(1) {
+            Some(next) => index.range(..ScoreEntry::probe(next)),
+            None => index.range(..),
+        };
+        Some(cells.map(|entry| &entry.cell))
     }
 
     /// How many members [`Collection::by_score`] walks (fewer than the live count when a
