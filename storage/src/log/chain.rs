@@ -138,6 +138,26 @@ pub(super) fn links_of(segments: &Segments, entry: Entry) -> (Vec<Position>, u64
     (Vec::new(), 0, 0)
 }
 
+/// Whether the record at `at` is a link of the chain (or lone collection record) whose
+/// latest record is `entry`: `None` when it is not (a dead record), else whether it is the
+/// only link. Copies nothing and looks at the links only when the chain spans `at`'s
+/// segment: compaction asks it of every collection record of a segment, and a copy of a
+/// chain's links per record cost O(links²) for a list popped and pushed while compacted.
+pub(super) fn holds_link(segments: &Segments, entry: Entry, at: Position) -> Option<bool> {
+    let segment = segments.get(&entry.segment)?;
+    let header = segment.header_at(entry.offset())?;
+    if continues(&header)
+        && let Some(chain) = segment.chains.lock().get(&(entry.offset() as u32))
+    {
+        let linked = chain.spans.contains(&at.0) && chain.links.contains(&at);
+        return linked.then_some(chain.links.len() == 1);
+    }
+    if header.kind().is_collection() && !header.is_tombstone() && !entry.reclaimed() {
+        return (position(entry) == at).then_some(true);
+    }
+    None
+}
+
 /// Takes the chain of the key whose latest record `entry` is out of the segment keeping it,
 /// for a writer that extends it and keeps it again at its new latest link; `true` with it
 /// when it was kept (to be put back if the write fails). A full collection kept as no

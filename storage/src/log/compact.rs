@@ -299,11 +299,10 @@ impl Inner {
                 // No state of its key: dead, as a value that is not referenced is.
                 return Ok(false);
             };
-            let (links, _, _) = chain::links_of(&segments, entry);
-            if !links.contains(&(input.id, here as u32)) {
+            let Some(alone) = chain::holds_link(&segments, entry, (input.id, here as u32)) else {
                 return Ok(false);
-            }
-            if links.len() == 1 && !header.is_delta() {
+            };
+            if alone && !header.is_delta() {
                 // Its key's whole state, referenced: moved as any record is.
                 return Ok(true);
             }
