@@ -13,8 +13,9 @@
 //!   0.5% of replica operations fail (a store error); a request to a crashed node is
 //!   refused (the round sees a failure), one across a partition vanishes. Crashes lose a
 //!   node's rounds, never its store or hints. Partitions split the nodes in two for a while.
-//! - Clients write (`SET`, `DEL`, `EXPIRE`) and read 20 keys at random levels through
-//!   random nodes. Hints are replayed every 100 ms to targets seen up.
+//! - Clients write (`SET`, `DEL`, `EXPIRE`, and `HSET`/`HDEL` of one or two of four fields,
+//!   sent as the cells they write) and read 20 keys at random levels through random nodes.
+//!   Hints are replayed every 100 ms to targets seen up.
 //!
 //! The invariants:
 //! - A read returns no cell older than one promised before it started by a write
@@ -29,6 +30,10 @@
 //!   holds every write whose round finished (acknowledged or not: the replicas that missed
 //!   it got hints). After a read of every key at `ALL`, every replica of a key holds the
 //!   same record, which holds every write acknowledged at any level; no other node holds it.
+//! - "Holds a write" of a hash write means each field it wrote, element by element: the same
+//!   cell or a newer one, or a clear version above it (a later `DEL` or `SET`). A hash never
+//!   comes back: the converged record kills every field older than an acknowledged `DEL` or
+//!   `SET`, and every field cell a read returns was written as such by a client.
 //!
 //! Hints of one key for one target merge into one record (the newest cells), so a node's
 //! hints are bounded by keys × nodes. The HLC survives a crash, as if recovered from disk.

@@ -24,6 +24,31 @@ fn cells(record: Option<&Record>) -> (Version, Version) {
     })
 }
 
+/// Whether `held` keeps every element cell of `written` (a hash write): the same cell or a
+/// newer one, or a clear version at or above it, or a newer record of another type that
+/// shadows the whole key. Anything but a collection write is kept by its versions alone.
+fn holds_cells(held: Option<&Record>, written: Option<&Record>) -> bool {
+    let Some(written_cells) = written.and_then(Record::cells) else {
+        return true;
+    };
+    let kind = written.map(|w| w.kind);
+    written_cells.cells().all(|cell| {
+        let version = cell.version();
+        match held {
+            None => false,
+            Some(held) => match held.cells().filter(|_| Some(held.kind) == kind) {
+                Some(cells) => {
+                    cells.clear() >= version
+                        || cells
+                            .cell(cell.element())
+                            .is_some_and(|c| c.version() >= version)
+                }
+                None => held.value_version > version,
+            },
+        }
+    })
+}
+
 /// A client operation.
 #[derive(Debug)]
 struct Op {
@@ -251,14 +276,13 @@ impl Checker {
         if let Some(record) = record {
             self.check_issued(record);
         }
-        let (value_version, expiry_version) = cells(record);
         let mut promised = false;
         for floor in &self.floors[read.key] {
             let overlaps = floor.replicas + read.need.required > self.n;
             if floor.step < read.start_step && overlaps {
                 promised = true;
                 assert!(
-                    value_version >= floor.value_version && expiry_version >= floor.expiry_version,
+                    self.keeps(floor, record),
                     "seed {}: read op {op} of key {} at {} returned {record:?}, older than \
                      op {} ({}) promised to {} replicas before the read started: {floor:?}",
                     self.seed,
@@ -271,6 +295,15 @@ impl Checker {
             }
         }
         self.outcomes.reads_checked += u64::from(promised);
+    }
+
+    /// Whether `held` keeps what `floor` promises: its cell versions or newer, and, for a
+    /// hash write, each element it wrote ([`holds_cells`]).
+    fn keeps(&self, floor: &Floor, held: Option<&Record>) -> bool {
+        let (value_version, expiry_version) = cells(held);
+        value_version >= floor.value_version
+            && expiry_version >= floor.expiry_version
+            && holds_cells(held, self.ops[floor.op].write.as_ref())
     }
 
     /// What op `op` was, for a failure message.
@@ -286,10 +319,14 @@ impl Checker {
     pub fn check_issued(&self, record: &Record) {
         if record.value_version != Version::ZERO {
             let written = self.issued.get(&record.value_version);
+            // A collection's header is the newest write of that type; its cells are
+            // checked one by one below.
+            let same = |w: &Record| match (w.cells(), record.cells()) {
+                (Some(_), Some(_)) => w.kind == record.kind,
+                _ => w.value == record.value,
+            };
             assert!(
-                written.is_some_and(
-                    |w| w.value_version == record.value_version && w.value == record.value
-                ),
+                written.is_some_and(|w| w.value_version == record.value_version && same(w)),
                 "seed {}: value cell {record:?} was never written as such: {written:?}",
                 self.seed
             );
@@ -310,6 +347,19 @@ impl Checker {
                 self.seed
             );
         }
+        for cell in record.cells().into_iter().flat_map(|c| c.cells()) {
+            let written = self
+                .issued
+                .get(&cell.version())
+                .and_then(|w| w.cells()?.cell(cell.element()));
+            assert!(
+                written.is_some_and(|w| w.same_write(cell))
+                    && !self.refused.contains(&cell.version()),
+                "seed {}: element cell {cell:?} of {record:?} was never written as such \
+                 (or was refused): {written:?}",
+                self.seed
+            );
+        }
     }
 
     /// The converged record of `key` holds every write acknowledged at any level.
@@ -317,15 +367,30 @@ impl Checker {
         if let Some(record) = record {
             self.check_issued(record);
         }
-        let (value_version, expiry_version) = cells(record);
         for floor in &self.floors[key] {
             assert!(
-                value_version >= floor.value_version && expiry_version >= floor.expiry_version,
+                self.keeps(floor, record),
                 "seed {}: key {key} converged to {record:?}, which lost op {} ({})",
                 self.seed,
                 floor.op,
                 self.describe(floor.op),
             );
+            // A deleted (or overwritten) hash never comes back: an acknowledged DEL or SET
+            // kills every element written before it, whatever arrives later.
+            let shadowing = self.ops[floor.op]
+                .write
+                .as_ref()
+                .filter(|w| w.cells().is_none() && w.value_version != Version::ZERO);
+            if let (Some(shadowing), Some(cells)) = (shadowing, record.and_then(Record::cells)) {
+                assert!(
+                    cells.clear() >= shadowing.value_version,
+                    "seed {}: key {key} converged to {record:?}: elements older than op {} \
+                     ({}) came back",
+                    self.seed,
+                    floor.op,
+                    self.describe(floor.op),
+                );
+            }
         }
     }
 
@@ -345,7 +410,9 @@ impl Checker {
             for (i, held) in replicas_of(key).iter().enumerate() {
                 let (value_held, expiry_held) = cells(held.as_ref());
                 assert!(
-                    value_held >= value_version && expiry_held >= expiry_version,
+                    value_held >= value_version
+                        && expiry_held >= expiry_version
+                        && holds_cells(held.as_ref(), written),
                     "seed {}: replica {i} of key {key} holds {held:?} after the hints drained, \
                      without op {op} ({written:?}) whose round finished",
                     self.seed
@@ -391,7 +458,9 @@ impl Checker {
                 }
                 let (value_held, expiry_held) = cells(held.as_ref());
                 assert!(
-                    value_held >= value_version && expiry_held >= expiry_version,
+                    value_held >= value_version
+                        && expiry_held >= expiry_version
+                        && holds_cells(held.as_ref(), written),
                     "seed {}: final replica {node} of key {key} holds {held:?} after the hints \
                      drained, without op {op} ({written:?}) which was sent to it",
                     self.seed
@@ -407,10 +476,7 @@ impl Checker {
         for floor in &self.floors[key] {
             let holding = held
                 .iter()
-                .filter(|record| {
-                    let (value, expiry) = cells(record.as_ref());
-                    value >= floor.value_version && expiry >= floor.expiry_version
-                })
+                .filter(|record| self.keeps(floor, record.as_ref()))
                 .count();
             assert!(
                 holding >= floor.replicas,

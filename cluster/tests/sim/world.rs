@@ -8,7 +8,7 @@ use bytes::Bytes;
 use ringcache_cluster::{
     Effect, Need, NodeId, ReadRound, Ring, Target, View as Placement, WriteRound,
 };
-use ringcache_storage::{Record, Version, key_token};
+use ringcache_storage::{Collection, DataType, Record, Version, key_token};
 
 use super::check::{Checker, need};
 use super::node::{InFlight, Key, Node, RequestId, Round, Status, View, member};
@@ -39,6 +39,13 @@ const SETTLE_MS_MAX: u64 = 30_000;
 /// Rounds of `ALL` reads at the end, for keys whose read failed (lost messages): at 10%
 /// loss, a read at `ALL` of 5 replicas fails about 2 times in 3.
 const FINAL_READ_ATTEMPTS_MAX: usize = 100;
+/// Writes that are an `HSET`/`HDEL` rather than a string write, per thousand.
+const HASH_WRITES_PER_1000: u64 = 300;
+/// Fields a simulated hash writes among: few, so that writes through different
+/// coordinators meet on one field.
+const HASH_FIELDS: u64 = 4;
+/// Field writes that remove the field (`HDEL`), per thousand.
+const HASH_REMOVALS_PER_1000: u64 = 250;
 /// The client's mix of levels (repeated entries weigh more).
 const WRITE_LEVELS: [&str; 7] = ["ONE", "TWO", "QUORUM", "QUORUM", "QUORUM", "ALL", "ANY"];
 const READ_LEVELS: [&str; 5] = ["ONE", "QUORUM", "QUORUM", "QUORUM", "ALL"];
@@ -410,8 +417,24 @@ impl World {
     }
 
     /// A new record for `key` at `version`: mostly a `SET`, sometimes a `DEL`, sometimes an
-    /// `EXPIRE` (the expiry cell alone, far in the future so nothing expires in a run).
+    /// `EXPIRE` (the expiry cell alone, far in the future so nothing expires in a run),
+    /// sometimes an `HSET`/`HDEL` of one or two of a few fields (the cells it writes: a
+    /// coordinator sends only those, and replicas merge them cell by cell).
     fn new_record(&mut self, key: Key, version: Version) -> Record {
+        if self.rng.chance(HASH_WRITES_PER_1000) {
+            let mut cells = Collection::default();
+            for _ in 0..self.rng.between(1, 2) {
+                let field = format!("f{}", self.rng.below(HASH_FIELDS));
+                let value = format!("{key}.{field}@{}.{}", version.hlc, version.node);
+                let removed = self.rng.chance(HASH_REMOVALS_PER_1000);
+                cells.put(
+                    field.as_bytes(),
+                    (!removed).then_some(value.as_bytes()),
+                    version,
+                );
+            }
+            return Record::collection(DataType::Hash, cells, None, version);
+        }
         match self.rng.below(20) {
             0..=2 => Record::tombstone(version),
             3..=4 => Record {
