@@ -78,7 +78,8 @@ impl Cell {
     /// The cell of `element` written at `version` with `payload` (`None`: removed).
     ///
     /// # Panics
-    /// When `element` is 2 GiB or longer (the protocol's argument cap is far below).
+    /// When `element` is 2 GiB or longer (the protocol caps an argument far below, and
+    /// [`Collection::decode`] refuses such an element).
     pub fn new(element: &[u8], version: Version, payload: Option<&[u8]>) -> Cell {
         let element_len = u32::try_from(element.len())
             .ok()
@@ -677,7 +678,10 @@ impl Collection {
             // Canonical only: elements in strictly increasing order, every cell above the
             // clear version. A peer's bytes are stored as they came, and digests compare
             // bytes, so anything else would keep replicas apart for ever.
-            if previous.is_some_and(|p| p >= element) || version <= clear {
+            if previous.is_some_and(|p| p >= element)
+                || version <= clear
+                || element.len() >= REMOVED as usize
+            {
                 return Err(CorruptCollection);
             }
             previous = Some(element);
