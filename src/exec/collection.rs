@@ -129,8 +129,11 @@ impl Edit<'_> {
             true => self.collection.forget(element),
             false => self.collection.put(element, None, self.version),
         };
-        self.undo
-            .push(Undo::Restore(old.expect("a live element has a cell")));
+        // A live element has a cell, and the command's version is above the clear version
+        // (the clock observes every record); without one there is nothing to undo.
+        if let Some(old) = old {
+            self.undo.push(Undo::Restore(old));
+        }
         true
     }
 
@@ -402,13 +405,18 @@ pub fn delta(before: Option<&Record>, after: &Record) -> Record {
     let Some(cells) = after.cells() else {
         return after.clone();
     };
-    let changed = match before
+    let mut changed = match before
         .filter(|b| b.kind == after.kind)
         .and_then(Record::cells)
     {
         Some(old) => cells.changed_since(old),
         None => cells.clone(),
     };
+    if after.kind == DataType::ZSet {
+        // A replica may store this record as it is (a new key): with its index, so that
+        // reads there need not sort (it holds the changed cells only: cheap).
+        changed.index_scores();
+    }
     Record {
         value: Some(Value::Cells(Arc::new(changed))),
         ..after.clone()

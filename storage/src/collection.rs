@@ -54,6 +54,11 @@ const HEADER_BYTES: usize = 1 + 4 + 8 + 4 + 4;
 ///
 /// Cells order and compare **by element only** (what the B-tree keys on, and what
 /// `Borrow<[u8]>` lookups need); [`Cell::same_write`] compares the whole cell.
+///
+/// imbl's B+ tree copies some keys into its branches as separators and does not refresh
+/// them when the leaf's key is replaced or removed: such a separator keeps an old block
+/// (its element and payload) alive until the branch is rebuilt, at most about one block
+/// per leaf of 64 cells, not counted by [`Collection::encoded_len`].
 #[derive(Clone)]
 pub struct Cell(ThinArc<CellHeader, u8>);
 
@@ -290,6 +295,67 @@ pub struct Collection {
     /// A sorted set's members by score, once [`Collection::index_scores`] asked for it;
     /// kept by every change after.
     by_score: Option<ScoreIndex>,
+    /// The changes since [`Collection::start_journal`], while one is kept.
+    journal: Option<Box<Journal>>,
+}
+
+/// The changes of an edit made where a collection is stored (the log engine's): each cell
+/// change with the cell it replaced, and the clear version before, so that the edit can be
+/// written as a delta without a copy of the state to diff against, and undone if writing
+/// it fails.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    /// In order: a cell naming the element changed (the one written, or the one forgotten)
+    /// and the element's cell before that change (`None`: it had none).
+    changes: Vec<(Cell, Option<Cell>)>,
+    /// The clear version before the first change.
+    clear: Version,
+}
+
+impl Journal {
+    /// What a log delta of `after` (the journaled collection now) holds, as
+    /// [`Collection::delta_since`] of the state before the edit: the clear version, each
+    /// touched element's cell if it differs from before, and a removed cell at `version` for
+    /// each element that was live above the new clear version and is gone.
+    pub fn delta(&self, after: &Collection, version: Version) -> Collection {
+        let mut delta = Collection::cleared_at(after.clear);
+        // Each element's cell before its first change.
+        let mut firsts: std::collections::BTreeMap<&[u8], (&Cell, &Option<Cell>)> =
+            std::collections::BTreeMap::new();
+        for (named, before) in &self.changes {
+            firsts.entry(named.element()).or_insert((named, before));
+        }
+        for (named, before) in firsts.into_values() {
+            match after.cell(named.element()) {
+                Some(now) if before.as_ref().is_some_and(|b| b.same_write(now)) => {}
+                Some(now) => {
+                    delta.insert(now.clone());
+                }
+                None => {
+                    if before
+                        .as_ref()
+                        .is_some_and(|b| b.is_live() && b.version() > after.clear)
+                    {
+                        delta.put(named.element(), None, version);
+                    }
+                }
+            }
+        }
+        delta
+    }
+
+    /// Puts `collection` back as it was when the journal started.
+    pub fn undo(self, collection: &mut Collection) {
+        for (named, before) in self.changes.into_iter().rev() {
+            match before {
+                Some(cell) => collection.put_back(cell),
+                None => {
+                    collection.forget(named.element());
+                }
+            }
+        }
+        collection.clear = self.clear;
+    }
 }
 
 impl PartialEq for Collection {
@@ -423,7 +489,23 @@ impl Collection {
         if let Some((index, entry)) = self.by_score.as_mut().zip(ScoreEntry::of(&old)) {
             index.remove(&entry);
         }
+        if let Some(journal) = &mut self.journal {
+            journal.changes.push((old.clone(), Some(old.clone())));
+        }
         Some(old)
+    }
+
+    /// Journals every change from now on ([`Journal`]), replacing a journal kept before.
+    pub fn start_journal(&mut self) {
+        self.journal = Some(Box::new(Journal {
+            changes: Vec::new(),
+            clear: self.clear,
+        }));
+    }
+
+    /// The journal kept since [`Collection::start_journal`], which stops it.
+    pub fn take_journal(&mut self) -> Option<Journal> {
+        self.journal.take().map(|journal| *journal)
     }
 
     /// Puts `cell` back as it was before an edit wrote over it, whatever the clear version:
@@ -454,6 +536,9 @@ impl Collection {
             if let Some(entry) = ScoreEntry::of(&cell) {
                 index.insert(entry);
             }
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.changes.push((cell.clone(), old.clone()));
         }
         self.cells.insert(cell, Unshared);
         if let Some(old) = &old {
@@ -860,6 +945,13 @@ fn merge_whole(mine: &mut Record, other: &Record) -> bool {
         Arc::make_mut(collection).clear_to(loser_version);
         cleared = true;
     }
+    // A sorted set stored from another record keeps its score index (no-op when it has one).
+    if winner.kind == DataType::ZSet
+        && let Some(Value::Cells(collection)) = &mut value
+        && collection.scored_count().is_none()
+    {
+        Arc::make_mut(collection).index_scores();
+    }
     let changed = other_wins || cleared;
     mine.value_version = winner.value_version;
     mine.kind = winner.kind;
@@ -1099,6 +1191,46 @@ mod tests {
             let ab = merged(&a, &b);
             let mut again = ab.clone();
             prop_assert!(!again.merge(&b));
+        }
+
+        /// An edit journaled in place gives the delta a diff against a copy gives, and its
+        /// undo puts back the state before it, figures included.
+        #[test]
+        fn a_journal_gives_the_diffs_delta_and_undoes_the_edit(
+            start in proptest::collection::vec((0u8..10, proptest::option::of(0u8..3), 1u64..20), 0..12),
+            edits in proptest::collection::vec((0u8..4, 0u8..10, 0u8..3), 1..12),
+            clear in 0u64..25,
+        ) {
+            let mut state = Collection::cleared_at(v(clear / 2));
+            for (e, payload, version) in start {
+                state.put(&[e], payload.map(|p| [p]).as_ref().map(|p| &p[..]), v(version));
+            }
+            let before = state.clone();
+            state.start_journal();
+            let version = v(30);
+            for (op, e, p) in edits {
+                match op {
+                    0 | 1 => { state.put(&[e], Some(&[p]), version); }
+                    2 => { state.forget(&[e]); }
+                    _ => state.clear_to(v(clear)),
+                }
+            }
+            let journal = state.take_journal().unwrap();
+            let named = |c: &Collection| -> Vec<(Vec<u8>, Version, Option<Vec<u8>>)> {
+                c.cells()
+                    .map(|c| (c.element().to_vec(), c.version(), c.payload().map(<[u8]>::to_vec)))
+                    .collect()
+            };
+            let delta = journal.delta(&state, version);
+            let diffed = state.delta_since(&before, version);
+            prop_assert_eq!(named(&delta), named(&diffed));
+            prop_assert_eq!(delta.clear(), diffed.clear());
+            journal.undo(&mut state);
+            prop_assert_eq!(&state, &before);
+            prop_assert_eq!(
+                (state.live_count(), state.encoded_len(), state.digest()),
+                (before.live_count(), before.encoded_len(), before.digest())
+            );
         }
 
         /// The score index walks exactly the live scored members, in (score, member) order,

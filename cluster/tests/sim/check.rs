@@ -69,7 +69,7 @@ struct Op {
 
 /// What an acknowledged write, or a read that repaired its read set, promises: `replicas`
 /// replicas hold these cell versions or newer from `step` on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Floor {
     op: usize,
     step: u64,
@@ -77,6 +77,9 @@ struct Floor {
     replicas: usize,
     value_version: Version,
     expiry_version: Version,
+    /// For a read that repaired its read set: the record it returned, whose hash fields it
+    /// promises too (a write's are its own record's).
+    returned: Option<Record>,
 }
 
 /// Counts of outcomes, for the summary.
@@ -223,22 +226,24 @@ impl Checker {
                 );
                 self.outcomes.writes_ok += 1;
                 let replicas = if need.hints_count { 0 } else { need.required };
-                Some((replicas, cells(Some(written))))
+                Some((replicas, cells(Some(written)), None))
             }
             None => {
                 self.outcomes.reads_ok += 1;
                 self.check_read(op, record);
                 // A repaired read set holds the merged record: a promise like a write's.
-                need.blocking_repair.then(|| (need.required, cells(record)))
+                need.blocking_repair
+                    .then(|| (need.required, cells(record), record.cloned()))
             }
         };
-        if let Some((replicas, (value_version, expiry_version))) = promise {
+        if let Some((replicas, (value_version, expiry_version), returned)) = promise {
             self.floors[key].push(Floor {
                 op,
                 step,
                 replicas,
                 value_version,
                 expiry_version,
+                returned,
             });
         }
     }
@@ -304,6 +309,7 @@ impl Checker {
         value_version >= floor.value_version
             && expiry_version >= floor.expiry_version
             && holds_cells(held, self.ops[floor.op].write.as_ref())
+            && holds_cells(held, floor.returned.as_ref())
     }
 
     /// What op `op` was, for a failure message.

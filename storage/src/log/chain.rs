@@ -187,6 +187,27 @@ pub(super) fn state_at(segment: &Segment, offset: usize) -> Option<Record> {
     Some(chains.get(&(offset as u32))?.record.clone())
 }
 
+/// Takes the decoded state kept with the chain whose latest record is `entry`, leaving an
+/// empty record in its place until [`set_record`] puts one back or the chain is extended or
+/// replaced: so that a writer holds the state once and edits it where it is (see
+/// `LogStore::update_in_place`). `None` when no state is kept there.
+pub(super) fn take_record(segments: &Segments, entry: Entry) -> Option<Record> {
+    let segment = segments.get(&entry.segment)?;
+    let mut chains = segment.chains.lock();
+    let chain = chains.get_mut(&(entry.offset() as u32))?;
+    Some(std::mem::take(&mut chain.record))
+}
+
+/// Puts `record` back as the state kept with the chain whose latest record is `entry` (after
+/// [`take_record`]).
+pub(super) fn set_record(segments: &Segments, entry: Entry, record: Record) {
+    if let Some(segment) = segments.get(&entry.segment)
+        && let Some(chain) = segment.chains.lock().get_mut(&(entry.offset() as u32))
+    {
+        chain.record = record;
+    }
+}
+
 /// Takes every link of the chain ending at `latest` but `latest` itself out of its segment's
 /// live bytes, and drops the chain kept there: the key's state no longer needs them.
 /// (`latest` is forgotten by the caller, as any replaced record is.)

@@ -22,10 +22,11 @@ use super::recovery;
 use super::segment::Segment;
 use super::snapshot::{self, SNAPSHOT_NAME};
 use super::types::{FsyncPolicy, LogError, LogOptions, LogStats, RecoveryReport};
+use crate::aae::record_digest;
 use crate::clock::wall_clock_ms;
-use crate::collection;
+use crate::collection::{self, Collection, Journal};
 use crate::eviction::splitmix64;
-use crate::record::{Record, Value};
+use crate::record::{DataType, Record, Value, Version};
 use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::token::key_token;
 use crate::{
@@ -89,6 +90,41 @@ impl LogStore {
     }
 }
 
+/// What [`Inner::write_changed`] knows of the key's state before the change.
+enum Before<'a> {
+    /// A copy of it: the delta is a diff of the two states.
+    Copy(&'a Record),
+    /// Its type and Merkle digest: the change was made where the state is kept, and its
+    /// journal gives the delta (`None`: the change replaced the state, written whole).
+    Journaled {
+        kind: DataType,
+        digest: u64,
+        journal: Option<&'a Journal>,
+    },
+}
+
+impl Before<'_> {
+    /// The type of the collection before, `None` when it was not one (or the delta cannot
+    /// be told).
+    fn kind(&self) -> Option<DataType> {
+        match self {
+            Before::Copy(before) => before.cells().map(|_| before.kind),
+            Before::Journaled { kind, journal, .. } => journal.map(|_| *kind),
+        }
+    }
+
+    /// The delta of `after` (a collection written at `version`) over the state before.
+    fn delta(&self, after: &Collection, version: Version) -> Collection {
+        match self {
+            Before::Copy(before) => {
+                let before = before.cells().expect("a collection before");
+                after.delta_since(before, version)
+            }
+            Before::Journaled { journal, .. } => journal.expect("a journal").delta(after, version),
+        }
+    }
+}
+
 impl Inner {
     /// The key's record, its expired value reclaimed first. With `touch`, a live value
     /// counts as accessed for eviction.
@@ -124,6 +160,22 @@ impl Inner {
         now_ms: u64,
         touch: bool,
     ) -> Result<(), StoreError> {
+        self.write_over(shard, token, key, record, now_ms, touch, None)
+    }
+
+    /// As [`Inner::write`]; `old_digest` is the Merkle digest of the record it replaces when
+    /// that record is no longer where the keydir points (its state was edited in place).
+    #[allow(clippy::too_many_arguments)]
+    fn write_over(
+        &self,
+        shard: &mut Shard,
+        token: u64,
+        key: &[u8],
+        record: &Record,
+        now_ms: u64,
+        touch: bool,
+        old_digest: Option<u64>,
+    ) -> Result<(), StoreError> {
         let value_len = record.value.as_ref().map_or(0, Value::encoded_len);
         if u32::try_from(key.len()).is_err()
             || u32::try_from(value_len).is_err()
@@ -156,9 +208,12 @@ impl Inner {
         let Shard { table, stats, rng } = shard;
         match Self::find(&segments, table, token, key) {
             Some(slot) => {
-                let old_record = segments
-                    .get(&slot.segment)
-                    .and_then(|s| s.merkle_record(slot.offset()));
+                let old_record = match old_digest {
+                    Some(_) => None,
+                    None => segments
+                        .get(&slot.segment)
+                        .and_then(|s| s.merkle_record(slot.offset())),
+                };
                 let had_value = !slot.reclaimed()
                     && segments
                         .get(&slot.segment)
@@ -173,8 +228,12 @@ impl Inner {
                 }
                 let old = std::mem::replace(slot, entry);
                 Self::forget(&segments, stats, old);
-                self.merkle
-                    .replace(token, old_record.as_ref(), Some(record));
+                match old_digest {
+                    Some(old) => self.merkle.swap(token, old, record_digest(token, record)),
+                    None => self
+                        .merkle
+                        .replace(token, old_record.as_ref(), Some(record)),
+                }
             }
             None => {
                 table.insert_unique(token_hash(token), entry, entry_hash);
@@ -198,7 +257,7 @@ impl Inner {
         shard: &mut Shard,
         token: u64,
         key: &[u8],
-        before: &Record,
+        before: Before,
         after: &Record,
         now_ms: u64,
         touch: bool,
@@ -221,17 +280,21 @@ impl Inner {
             !chain::needs_base(kept.links.len(), kept.base_bytes, kept.delta_bytes)
                 && !kept.touches_compacting(&self.segments.read())
         };
-        let chained = match (before.cells(), after.cells(), current, &taken) {
-            (Some(old), Some(new), Some(current), Some((kept, _)))
-                if before.kind == after.kind && extends(kept) =>
+        let chained = match (before.kind(), after.cells(), current, &taken) {
+            (Some(kind), Some(new), Some(current), Some((kept, _)))
+                if kind == after.kind && extends(kept) =>
             {
-                Some((current, new.delta_since(old, after.value_version)))
+                Some((current, before.delta(new, after.value_version)))
             }
             _ => None,
         };
         let Some((current, delta)) = chained else {
             put_back(taken);
-            self.write(shard, token, key, after, now_ms, touch)?;
+            let old_digest = match &before {
+                Before::Copy(_) => None,
+                Before::Journaled { digest, .. } => Some(*digest),
+            };
+            self.write_over(shard, token, key, after, now_ms, touch, old_digest)?;
             self.keep_base(shard, token, key, after);
             return Ok(());
         };
@@ -288,8 +351,109 @@ impl Inner {
         chain::keep(&segments, extended);
         // `before` is the state the leaves hold for the key (the chain it was read from is
         // taken out, so it cannot be read again from there).
-        self.merkle.replace(token, Some(before), Some(after));
+        match before {
+            Before::Copy(before) => self.merkle.replace(token, Some(before), Some(after)),
+            Before::Journaled { digest, .. } => {
+                self.merkle.swap(token, digest, record_digest(token, after));
+            }
+        }
         Ok(())
+    }
+
+    /// [`LogStore::update_in_place`] of a live collection: the edit runs on the state kept
+    /// with the key's chain, where it is (no copy of the path to each changed cell, no diff
+    /// of two states), journaling what it changes; the journal gives the delta, and undoes
+    /// the edit if writing it fails. Falls back to editing a copy when the state is shared
+    /// (a reader holds it).
+    fn edit_in_place(
+        &self,
+        shard: &mut Shard,
+        token: u64,
+        key: &[u8],
+        found: Record,
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let Some(entry) = Self::find(&self.segments.read(), &mut shard.table, token, key).copied()
+        else {
+            return Ok(Some(found));
+        };
+        let kept = chain::take_record(&self.segments.read(), entry);
+        let had_kept = kept.is_some();
+        let mut state = match kept {
+            Some(kept) => {
+                drop(found);
+                kept
+            }
+            None => found,
+        };
+        let put_back = |state: &Record| {
+            if had_kept {
+                chain::set_record(&self.segments.read(), entry, state.clone());
+            }
+        };
+        let digest = record_digest(token, &state);
+        let header = (
+            state.kind,
+            state.value_version,
+            state.expiry_ms,
+            state.expiry_version,
+        );
+        let journaled = match &mut state.value {
+            Some(Value::Cells(cells)) => Arc::get_mut(cells).map(Collection::start_journal),
+            _ => None,
+        };
+        if journaled.is_none() {
+            put_back(&state);
+            let before = state.clone();
+            if !edit(&mut state) {
+                return Ok(Some(before));
+            }
+            self.write_changed(
+                shard,
+                token,
+                key,
+                Before::Copy(&before),
+                &state,
+                now_ms,
+                false,
+            )?;
+            return Ok(Some(state));
+        }
+        let changed = edit(&mut state);
+        let journal = match &mut state.value {
+            Some(Value::Cells(cells)) => Arc::get_mut(cells).and_then(Collection::take_journal),
+            _ => None,
+        };
+        if !changed {
+            // The edit undid itself in place (a failed command): the state is as it was.
+            put_back(&state);
+            return Ok(Some(state));
+        }
+        // A live collection is edited where it is, so the journal is there; a record the
+        // edit replaced whole is written whole.
+        debug_assert!(journal.is_some(), "an edit replaced a live collection");
+        let before = Before::Journaled {
+            kind: header.0,
+            digest,
+            journal: journal.as_ref(),
+        };
+        match self.write_changed(shard, token, key, before, &state, now_ms, false) {
+            Ok(()) => Ok(Some(state)),
+            Err(error) => {
+                if let (Some(journal), Some(Value::Cells(cells))) = (journal, &mut state.value) {
+                    journal.undo(Arc::make_mut(cells));
+                }
+                (
+                    state.kind,
+                    state.value_version,
+                    state.expiry_ms,
+                    state.expiry_version,
+                ) = header;
+                put_back(&state);
+                Err(error)
+            }
+        }
     }
 
     /// Writes the state of `key` whole (a new base at the head of the log) if its latest
@@ -538,13 +702,29 @@ impl Store for LogStore {
             .inner
             .find_live(&mut shard, token, key, now_ms, true)
             .map(|found| found.record);
+        if let Some(found) = before
+            .clone()
+            .filter(|r| r.cells().is_some() && r.is_live(now_ms))
+        {
+            drop(before);
+            return self
+                .inner
+                .edit_in_place(&mut shard, token, key, found, now_ms, edit);
+        }
         let mut after = before.clone().unwrap_or_default();
         if !edit(&mut after) {
             return Ok(before);
         }
         let before = before.unwrap_or_default();
-        self.inner
-            .write_changed(&mut shard, token, key, &before, &after, now_ms, false)?;
+        self.inner.write_changed(
+            &mut shard,
+            token,
+            key,
+            Before::Copy(&before),
+            &after,
+            now_ms,
+            false,
+        )?;
         Ok(Some(after))
     }
 
@@ -574,8 +754,15 @@ impl Store for LogStore {
             return Ok(false);
         }
         let now_ms = wall_clock_ms();
-        self.inner
-            .write_changed(&mut shard, token, key, &before, &merged, now_ms, true)?;
+        self.inner.write_changed(
+            &mut shard,
+            token,
+            key,
+            Before::Copy(&before),
+            &merged,
+            now_ms,
+            true,
+        )?;
         Ok(true)
     }
 

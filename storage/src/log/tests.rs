@@ -1178,3 +1178,63 @@ fn fields_of_key(store: &LogStore, key: &[u8]) -> Vec<Bytes> {
         })
         .unwrap_or_default()
 }
+
+/// An element write edits the chain's state where it is kept: when appending its delta
+/// fails, the edit is undone, and reads see the collection as it was, not a write that was
+/// never acknowledged.
+#[test]
+fn a_failed_element_write_leaves_the_collection_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(FaultBackend::new(dir.path()).unwrap());
+    let (store, _) = LogStore::open_with(backend.clone(), options(FsyncPolicy::No)).unwrap();
+    let mut hash = Collection::default();
+    for field in [&b"a"[..], b"b"] {
+        hash.put(field, Some(b"1"), v(1));
+    }
+    let record = Record::collection(DataType::Hash, hash, None, v(1));
+    store
+        .update(b"h", 0, &mut |_| Update::Put(record.clone()))
+        .unwrap();
+    // As a command does: edit the stored cells in place, stamp the header.
+    let write = |store: &LogStore, field: &'static [u8], version: u64| {
+        store.update_in_place(b"h", 0, &mut |record| {
+            let Some(crate::record::Value::Cells(cells)) = &mut record.value else {
+                panic!("a hash");
+            };
+            let cells = Arc::make_mut(cells);
+            cells.put(field, Some(b"2"), v(version));
+            cells.forget(b"a");
+            record.value_version = v(version);
+            true
+        })
+    };
+    write(&store, b"c", 2).unwrap();
+    let fields = |store: &LogStore| -> Vec<Vec<u8>> {
+        let record = store.get(b"h", 0).unwrap();
+        record
+            .cells()
+            .unwrap()
+            .live()
+            .map(|(f, _)| f.to_vec())
+            .collect()
+    };
+    assert_eq!(fields(&store), [b"b".to_vec(), b"c".to_vec()]);
+    // Held as bytes, not as the record: a held record shares the state, and the write
+    // would edit a copy instead.
+    let encoded = |store: &LogStore| {
+        let record = store.get(b"h", 0).unwrap();
+        (
+            record.value.as_ref().unwrap().to_bytes(),
+            record.value_version,
+        )
+    };
+    let before = encoded(&store);
+    backend.fail_after(Some(0));
+    assert!(matches!(write(&store, b"d", 3), Err(StoreError::Write(_))));
+    assert_eq!(
+        encoded(&store),
+        before,
+        "the failed write's cells or header stayed"
+    );
+    assert_eq!(fields(&store), [b"b".to_vec(), b"c".to_vec()]);
+}
