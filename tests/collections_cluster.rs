@@ -346,6 +346,12 @@ fn repair_finds_a_replica_that_missed_a_field_under_the_same_header_version() {
         Some(&1),
         "RING REPAIR ALL: {reply}"
     );
+    // The hash moves whole (three fields) and merges the one node 2 missed.
+    assert_eq!(
+        figures.get("elements_pulled"),
+        Some(&3),
+        "RING REPAIR ALL: {reply}"
+    );
 
     cluster.kill(0);
     cluster.kill(1);

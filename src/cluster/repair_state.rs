@@ -38,6 +38,8 @@ pub struct RepairStats {
     pub keys_compared: AtomicU64,
     /// Records pulled from peers that changed this store.
     pub keys_pulled: AtomicU64,
+    /// Live elements of the collections among them.
+    pub elements_pulled: AtomicU64,
     /// Records this node pushed to peers.
     pub keys_pushed: AtomicU64,
     /// Records peers pushed here that changed this store.
@@ -67,6 +69,7 @@ impl RepairStats {
             (&self.leaves_differing, s.leaves_differing),
             (&self.keys_compared, s.keys_compared),
             (&self.keys_pulled, s.keys_pulled),
+            (&self.elements_pulled, s.elements_pulled),
             (&self.keys_pushed, s.keys_pushed),
             (&self.bytes, s.bytes),
         ] {
@@ -76,7 +79,7 @@ impl RepairStats {
 
     /// Each counter with its name (after `repair_` in INFO, `ringcache_repair_` in the
     /// metrics).
-    pub fn named(&self) -> [(&'static str, u64); 13] {
+    pub fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("rounds", self.rounds.load(Relaxed)),
             ("rounds_incomplete", self.rounds_incomplete.load(Relaxed)),
@@ -85,6 +88,7 @@ impl RepairStats {
             ("leaves_differing", self.leaves_differing.load(Relaxed)),
             ("keys_compared", self.keys_compared.load(Relaxed)),
             ("keys_pulled", self.keys_pulled.load(Relaxed)),
+            ("elements_pulled", self.elements_pulled.load(Relaxed)),
             ("keys_pushed", self.keys_pushed.load(Relaxed)),
             ("keys_received", self.keys_received.load(Relaxed)),
             (
@@ -129,12 +133,13 @@ impl RoundReport {
     pub fn line(&self) -> String {
         let s = &self.stats;
         format!(
-            "ranges={} repaired={} leaves_differing={} keys_compared={} keys_pulled={} keys_pushed={} keys_refused={} bytes={} ms={}",
+            "ranges={} repaired={} leaves_differing={} keys_compared={} keys_pulled={} elements_pulled={} keys_pushed={} keys_refused={} bytes={} ms={}",
             self.ranges,
             self.repaired,
             s.leaves_differing,
             s.keys_compared,
             s.keys_pulled,
+            s.elements_pulled,
             s.keys_pushed,
             s.keys_refused,
             s.bytes,

@@ -138,6 +138,9 @@ pub struct RepairStats {
     pub keys_compared: u64,
     /// Records taken from the peer that changed this node's store.
     pub keys_pulled: u64,
+    /// Live elements (hash fields, set and sorted-set members, list items) of the
+    /// collections among them: a collection moves whole and merges cell by cell.
+    pub elements_pulled: u64,
     /// Records sent to the peer because this node had them newer.
     pub keys_pushed: u64,
     /// Records pulled but refused by the store's owner (see [`Session::on_reply`]).
@@ -153,6 +156,7 @@ impl RepairStats {
         self.leaves_differing += other.leaves_differing;
         self.keys_compared += other.keys_compared;
         self.keys_pulled += other.keys_pulled;
+        self.elements_pulled += other.elements_pulled;
         self.keys_pushed += other.keys_pushed;
         self.keys_refused += other.keys_refused;
         self.bytes += other.bytes;
@@ -376,7 +380,11 @@ impl Session {
                     }
                     self.stats.bytes += record_bytes(key, record);
                     match apply(key, record) {
-                        Taken::Changed => self.stats.keys_pulled += 1,
+                        Taken::Changed => {
+                            self.stats.keys_pulled += 1;
+                            self.stats.elements_pulled +=
+                                record.cells().map_or(0, |c| c.live_count() as u64);
+                        }
                         Taken::Unchanged => {}
                         Taken::Refused => self.stats.keys_refused += 1,
                         Taken::Failed => return Err(SessionError::StoreFailed),
