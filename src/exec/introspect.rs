@@ -93,7 +93,7 @@ pub fn memory(node: &Node, records: &dyn Records, command: MemoryCommand, now_ms
     Ok(match command {
         MemoryCommand::Usage(key) => match records.peek(&key, now_ms) {
             Some(record) if record.is_live(now_ms) => {
-                let value = record.value.as_ref().map_or(0, |v| v.encoded_len());
+                let value = record.value.as_ref().map_or(0, |v| v.memory_bytes());
                 Reply::Integer((key.len() + value + ENTRY_BYTES) as i64)
             }
             _ => Reply::Nil,

@@ -136,7 +136,7 @@ struct Shard {
 
 /// Bytes a record takes in `used_bytes`.
 fn entry_bytes(key: &[u8], record: &Record) -> usize {
-    key.len() + record.value.as_ref().map_or(0, Value::encoded_len) + ENTRY_OVERHEAD_BYTES
+    key.len() + record.value.as_ref().map_or(0, Value::memory_bytes) + ENTRY_OVERHEAD_BYTES
 }
 
 /// Adds (`sign` > 0) or removes one record's share of the shard's counts.

@@ -127,6 +127,15 @@ impl Value {
         }
     }
 
+    /// An estimate of the memory the value takes held (see [`Collection::memory_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            Value::Bytes(bytes) => bytes.len(),
+            Value::Cells(collection) => collection.memory_bytes(),
+            Value::Summary(_) => Summary::BYTES,
+        }
+    }
+
     /// The length of [`Value::to_bytes`], without encoding.
     pub fn encoded_len(&self) -> usize {
         match self {
