@@ -56,6 +56,15 @@ impl Need {
             blocking_repair: required > replicas / 2,
         }
     }
+
+    /// Whether a stored hint counts as an acknowledgement: for a write at `ANY` on a
+    /// coordinator that keeps hints, unless that node is leaving the cluster. The hints a
+    /// leaving node cannot deliver before it stops leave with it, so a write acknowledged by
+    /// such a hint alone would be lost (the membership simulator found one); on a leaving
+    /// node `ANY` needs a replica, as `ONE` does.
+    pub fn hints_count(at_any: bool, keeps_hints: bool, leaving: bool) -> bool {
+        at_any && keeps_hints && !leaving
+    }
 }
 
 /// One replica of the key as the caller's liveness view sees it.

@@ -436,7 +436,8 @@ impl Cluster {
 
     /// What a round at `level` over `replicas` needs to reply.
     pub fn need(&self, level: Level, replicas: usize) -> Need {
-        let hints_count = level == Level::Any && self.hints.is_some();
+        let leaving = self.status() == Status::Leaving;
+        let hints_count = Need::hints_count(level == Level::Any, self.hints.is_some(), leaving);
         Need::new(
             level.name(),
             level.required(replicas),

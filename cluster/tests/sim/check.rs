@@ -13,8 +13,15 @@ use super::node::Key;
 /// ([`Level::required`], [`Need::new`]); hints count at `ANY` (every simulated node keeps
 /// them).
 pub fn need(level: &'static str, n: usize) -> Need {
+    need_on(level, n, false)
+}
+
+/// As [`need`], for a coordinator that is `leaving` the cluster or not (its hints do not
+/// count then: [`Need::hints_count`]).
+pub fn need_on(level: &'static str, n: usize, leaving: bool) -> Need {
     let parsed = Level::parse(level.as_bytes()).expect("a level name");
-    Need::new(level, parsed.required(n), n, parsed == Level::Any)
+    let hints_count = Need::hints_count(parsed == Level::Any, true, leaving);
+    Need::new(level, parsed.required(n), n, hints_count)
 }
 
 /// The cell versions of a record, `ZERO` for a cell never written or no record.

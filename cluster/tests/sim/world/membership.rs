@@ -476,6 +476,14 @@ impl World {
             .is_some_and(|h| self.now_ms < h.until_ms)
     }
 
+    /// Whether node `node` is leaving (decommissioning and up): the runtime's status
+    /// `leaving`, under which its own hints do not count at `ANY` ([`Need::hints_count`]).
+    pub(super) fn is_leaving(&self, node: usize) -> bool {
+        self.membership.as_ref().is_some_and(|m| {
+            m.leaver == Some(node) && matches!(m.leave, Leave::Settling | Leave::Pushing { .. })
+        })
+    }
+
     fn m(&mut self) -> &mut Membership {
         self.membership
             .as_mut()
