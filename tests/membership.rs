@@ -1308,7 +1308,7 @@ fn a_join_killed_in_the_middle_resumes_where_it_stopped() {
             cluster.describe()
         )
     });
-    // `pull <source> <cursor> <done> <fallbacks> <ranges>` per source.
+    // `pull <source> <cursor> <done> <ranges>` per source.
     let cursors: Vec<String> = kept
         .lines()
         .map(|l| {

@@ -132,8 +132,6 @@ pub struct Pull {
     pub source: NodeId,
     /// Sorted, not overlapping.
     pub ranges: Ranges,
-    /// Other replicas of these ranges, asked instead if the source dies.
-    pub fallback: Vec<NodeId>,
     /// Where the walk resumes (0 at the start).
     pub cursor: u64,
     /// The walk is complete.
@@ -142,6 +140,13 @@ pub struct Pull {
 
 /// A joining node's pulls: which stores it walks for which ranges, and how far each walk
 /// got (kept in the data dir, so a join resumes after a crash).
+///
+/// A range is pulled from every replica that loses it, and only from those (Cassandra's
+/// consistent range movement): each loser held every write acknowledged with it, and the
+/// old replicas that stay keep the rest, so a write acknowledged at any level, even `ONE`
+/// on the loser alone, is on the new replicas afterwards. A walk has no fallback: pulling
+/// the range from another replica instead could miss a write the loser alone acknowledged,
+/// so a join waits for a loser that is down (or for it to be forgotten).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// The walks, in the order they run.
@@ -149,70 +154,67 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Pulls for the ranges `local` gains: each from its loser if there is one and it is up,
-    /// else from every old replica up (so a quorum-acknowledged write is found). A range none of whose replicas
-    /// looks up is pulled from all of them: each walk waits for its source or fails over,
-    /// where leaving the range out would let the join finish without it.
-    pub fn gains(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
-        // One walk per source, whatever the ranges: every walk reads the source's whole
-        // store. Its fallback is every other replica of any of its ranges (one that is not a
-        // replica of a range simply has nothing in it).
-        let mut by_source: BTreeMap<NodeId, (Ranges, Vec<NodeId>)> = BTreeMap::new();
-        for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
-            let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
+    /// A joining node's plan, or `None` while a source it needs looks down: the one decision
+    /// the runtime and the simulator both make.
+    pub fn for_join(
+        moved: &[Moved],
+        local: NodeId,
+        is_up: impl Fn(NodeId) -> bool,
+    ) -> Option<Plan> {
+        let plan = Plan::gains(moved, local);
+        plan.pulls.iter().all(|p| is_up(p.source)).then_some(plan)
+    }
+
+    /// Pulls for the ranges `local` gains: each from every replica that loses it, or from
+    /// every old replica when none does (a ring of fewer than `n` members grows, and all of
+    /// them stay).
+    pub fn gains(moved: &[Moved], local: NodeId) -> Plan {
+        Plan::from_sources(moved, local, |m| {
             let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
-            // One loser up: it held every write a quorum acknowledged with it, and the
-            // others stay. Otherwise (it is down, or several nodes join at once and two
-            // replicas drop out) every live old replica, so that no acknowledged write is
-            // missed.
-            let mut sources: Vec<NodeId> = match losers.as_slice() {
-                [loser] if is_up(*loser) => vec![*loser],
-                _ => others.iter().copied().filter(|&n| is_up(n)).collect(),
-            };
-            if sources.is_empty() {
-                sources.clone_from(&others);
+            if losers.is_empty() {
+                m.old.iter().copied().filter(|&n| n != local).collect()
+            } else {
+                losers
             }
-            for source in sources {
-                let (ranges, fallback) = by_source.entry(source).or_default();
-                ranges.push((m.first, m.last));
-                fallback.extend(others.iter().copied().filter(|&n| n != source));
-                fallback.sort_unstable();
-                fallback.dedup();
+        })
+    }
+
+    /// Pulls for the ranges `local` gains when the members `gone` were forgotten (their
+    /// data went with them): each from every other old replica, so that a write one of them
+    /// alone acknowledged is found.
+    pub fn takeover(moved: &[Moved], local: NodeId, gone: &[NodeId]) -> Plan {
+        Plan::from_sources(moved, local, |m| {
+            m.old
+                .iter()
+                .copied()
+                .filter(|n| *n != local && !gone.contains(n))
+                .collect()
+        })
+    }
+
+    /// One walk per source, whatever the ranges: every walk reads the source's whole store.
+    fn from_sources(
+        moved: &[Moved],
+        local: NodeId,
+        sources: impl Fn(&Moved) -> Vec<NodeId>,
+    ) -> Plan {
+        let mut by_source: BTreeMap<NodeId, Ranges> = BTreeMap::new();
+        for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
+            for source in sources(m) {
+                by_source.entry(source).or_default().push((m.first, m.last));
             }
         }
         Plan {
             pulls: by_source
                 .into_iter()
-                .map(|(source, (ranges, fallback))| Pull {
+                .map(|(source, ranges)| Pull {
                     source,
                     ranges,
-                    fallback,
                     cursor: 0,
                     done: false,
                 })
                 .collect(),
         }
-    }
-
-    /// Whether a join can be planned now without missing an acknowledged write: for every
-    /// range `local` gains, its single loser is up, or a majority of its old replicas is up
-    /// (a quorum write was acknowledged by a majority, so one of those is among them). With
-    /// fewer, the writes only the down ones acknowledged would not be streamed: wait.
-    pub fn can_plan(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> bool {
-        moved
-            .iter()
-            .filter(|m| m.gainers().contains(&local))
-            .all(|m| {
-                let losers: Vec<NodeId> = m.losers().into_iter().filter(|&n| n != local).collect();
-                if let [loser] = losers.as_slice()
-                    && is_up(*loser)
-                {
-                    return true;
-                }
-                let old: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
-                let up = old.iter().filter(|&&n| is_up(n)).count();
-                up > old.len() / 2
-            })
     }
 
     /// Ranges whose walk is not complete.
@@ -224,51 +226,15 @@ impl Plan {
             .sum()
     }
 
-    /// The source of walk `index` is dead: the walk ends, and each of its fallbacks but
-    /// `local` walks the same ranges from the start instead (each, because one of them alone
-    /// may lack a write that the dead source and another acknowledged). Returns how many
-    /// walks were added.
-    /// A walk without fallbacks stays as it is, to be retried until its source is back
-    /// (or the caller gives it up, when the source is no longer a member).
-    pub fn fail_over(&mut self, index: usize, local: NodeId) -> usize {
-        let dead = self.pulls[index].clone();
-        if dead.fallback.iter().all(|&n| n == local) {
-            return 0;
-        }
-        self.pulls[index].done = true;
-        let mut added = 0;
-        for fallback in dead.fallback.iter().copied().filter(|&n| n != local) {
-            self.pulls.push(Pull {
-                source: fallback,
-                ranges: dead.ranges.clone(),
-                fallback: Vec::new(),
-                cursor: 0,
-                done: false,
-            });
-            added += 1;
-        }
-        added
-    }
-
     /// The plan as text, one walk a line, for the data dir.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         for pull in &self.pulls {
-            let ids = |ids: &[NodeId]| {
-                ids.iter()
-                    .map(NodeId::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
             text.push_str(&format!(
-                "pull {} {} {} {} {}\n",
+                "pull {} {} {} {}\n",
                 pull.source,
                 pull.cursor,
                 u8::from(pull.done),
-                match ids(&pull.fallback).as_str() {
-                    "" => "-".to_string(),
-                    list => list.to_string(),
-                },
                 pull.ranges
                     .iter()
                     .map(|(f, l)| format!("{f:x}-{l:x}"))
@@ -284,15 +250,8 @@ impl Plan {
         let mut pulls = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
-            let ["pull", source, cursor, done, fallback, ranges] = fields.as_slice() else {
+            let ["pull", source, cursor, done, ranges] = fields.as_slice() else {
                 return None;
-            };
-            let fallback = match *fallback {
-                "-" => Vec::new(),
-                list => list
-                    .split(',')
-                    .map(|id| id.parse().ok())
-                    .collect::<Option<_>>()?,
             };
             let ranges = ranges
                 .split(',')
@@ -309,7 +268,6 @@ impl Plan {
                 source: source.parse().ok()?,
                 cursor: cursor.parse().ok()?,
                 done: *done == "1",
-                fallback,
                 ranges,
             });
         }
@@ -383,86 +341,117 @@ mod tests {
                 Pull {
                     source: NodeId::new(0xab),
                     ranges: vec![(0, 0xff), (0x1000, u64::MAX)],
-                    fallback: vec![NodeId::new(1), NodeId::new(2)],
                     cursor: 77,
                     done: false,
                 },
                 Pull {
                     source: NodeId::new(3),
                     ranges: vec![(5, 6)],
-                    fallback: Vec::new(),
                     cursor: 0,
                     done: true,
                 },
             ],
         };
         assert_eq!(Plan::decode(&plan.encode()), Some(plan));
-        assert_eq!(Plan::decode("pull x 1 0 - 1-2\n"), None);
+        assert_eq!(Plan::decode("pull x 1 0 1-2\n"), None);
+        // The format before walks lost their fallbacks: planned again.
+        assert_eq!(Plan::decode("pull 3 0 0 - 1-2\n"), None);
         assert_eq!(Plan::decode("something else\n"), None);
     }
 
+    fn walked(plan: &Plan) -> u128 {
+        plan.pulls
+            .iter()
+            .flat_map(|p| p.ranges.iter())
+            .map(|(f, l)| u128::from(l - f) + 1)
+            .sum()
+    }
+
     #[test]
-    fn a_join_pulls_from_the_loser_when_up_else_from_every_other_replica() {
+    fn a_join_pulls_each_range_from_its_loser_and_waits_while_one_is_down() {
         let old = Ring::new(ids(1..6), 32);
         let new = Ring::new(ids(1..7), 32);
         let joiner = NodeId::new(6);
         let moved = moved_ranges(&old, &new, 3);
-        let plan = Plan::gains(&moved, joiner, |_| true);
-        let walked: u128 = plan
-            .pulls
-            .iter()
-            .flat_map(|p| p.ranges.iter())
-            .map(|(f, l)| u128::from(l - f) + 1)
-            .sum();
+        let plan = Plan::for_join(&moved, joiner, |_| true).expect("every loser up");
         let gained: u128 = moved.iter().map(Moved::width).sum();
-        assert_eq!(walked, gained, "each range from exactly one source");
-        let down = NodeId::new(3);
-        let mut plan = Plan::gains(&moved, joiner, |n| n != down);
-        assert!(plan.pulls.iter().all(|p| p.source != down));
-        let from_two: u128 = plan
-            .pulls
-            .iter()
-            .flat_map(|p| p.ranges.iter())
-            .map(|(f, l)| u128::from(l - f) + 1)
-            .sum();
-        assert!(
-            from_two > gained,
-            "ranges node 3 loses come from both other replicas"
+        assert_eq!(walked(&plan), gained, "each range from exactly one source");
+        for pull in &plan.pulls {
+            for &(first, last) in &pull.ranges {
+                let m = moved.iter().find(|m| m.first == first && m.last == last);
+                assert_eq!(m.map(Moved::losers), Some(vec![pull.source]));
+            }
+        }
+        // A loser down: another replica may lack a write only it acknowledged.
+        assert_eq!(
+            Plan::for_join(&moved, joiner, |n| n != NodeId::new(3)),
+            None
         );
-        let first = plan.pulls[0].clone();
-        let added = plan.fail_over(0, joiner);
-        assert!(plan.pulls[0].done);
-        assert_eq!(added, first.fallback.len());
     }
 
     #[test]
-    fn a_join_that_sees_no_replica_up_still_plans_every_range_it_gains() {
-        let old = Ring::new(ids(1..4), 16);
-        let new = Ring::new(ids(1..5), 16);
-        let joiner = NodeId::new(4);
+    fn two_joining_nodes_pull_a_range_from_both_its_losers() {
+        let old = Ring::new(ids(1..6), 32);
+        let new = Ring::new(ids(1..8), 32);
+        let joiner = NodeId::new(6);
         let moved = moved_ranges(&old, &new, 3);
-        let plan = Plan::gains(&moved, joiner, |_| false);
-        for m in moved.iter().filter(|m| m.gainers().contains(&joiner)) {
-            let covered = plan
+        let plan = Plan::gains(&moved, joiner);
+        let two = moved
+            .iter()
+            .find(|m| m.gainers().contains(&joiner) && m.losers().len() == 2)
+            .expect("a range two nodes take from two losers");
+        let sources: Vec<NodeId> = plan
+            .pulls
+            .iter()
+            .filter(|p| p.ranges.contains(&(two.first, two.last)))
+            .map(|p| p.source)
+            .collect();
+        let mut losers = two.losers();
+        losers.sort_unstable();
+        assert_eq!(sources, losers);
+    }
+
+    #[test]
+    fn a_ring_smaller_than_n_grows_by_pulling_from_every_old_replica() {
+        let old = Ring::new(ids(1..3), 16);
+        let new = Ring::new(ids(1..4), 16);
+        let joiner = NodeId::new(3);
+        let moved = moved_ranges(&old, &new, 3);
+        let plan = Plan::gains(&moved, joiner);
+        let sources: Vec<NodeId> = plan.pulls.iter().map(|p| p.source).collect();
+        assert_eq!(sources, ids(1..3));
+        assert_eq!(
+            walked(&plan),
+            2 * moved.iter().map(Moved::width).sum::<u128>()
+        );
+    }
+
+    #[test]
+    fn a_forgotten_members_ranges_come_from_every_other_old_replica() {
+        let old = Ring::new(ids(1..6), 16);
+        let new = Ring::new(ids(2..6), 16);
+        let moved = moved_ranges(&old, &new, 3);
+        let gone = [NodeId::new(1)];
+        let local = NodeId::new(4);
+        let plan = Plan::takeover(&moved, local, &gone);
+        assert!(!plan.pulls.is_empty());
+        for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
+            let sources: Vec<NodeId> = plan
                 .pulls
                 .iter()
-                .any(|p| p.ranges.contains(&(m.first, m.last)));
-            assert!(covered, "{m:?} is in no pull of {plan:?}");
+                .filter(|p| p.ranges.contains(&(m.first, m.last)))
+                .map(|p| p.source)
+                .collect();
+            let others: Vec<NodeId> = m
+                .old
+                .iter()
+                .copied()
+                .filter(|n| *n != local && !gone.contains(n))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            assert_eq!(sources, others, "{m:?}");
         }
-    }
-
-    #[test]
-    fn a_join_waits_while_a_majority_of_a_ranges_old_replicas_is_down() {
-        let old = Ring::new(ids(1..6), 32);
-        let new = Ring::new(ids(1..7), 32);
-        let joiner = NodeId::new(6);
-        let moved = moved_ranges(&old, &new, 3);
-        assert!(Plan::can_plan(&moved, joiner, |_| true));
-        // One node down: every range keeps its loser up, or two of three old replicas.
-        assert!(Plan::can_plan(&moved, joiner, |n| n != NodeId::new(2)));
-        // Two down: some range the joiner gains lost its loser and one more.
-        let two_down = |n: NodeId| n != NodeId::new(2) && n != NodeId::new(3);
-        assert!(!Plan::can_plan(&moved, joiner, two_down));
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! once the ring is settled.
 //!
 //! Which ranges move is [`ringcache_cluster::transfer::moved_ranges`] between the ring now
-//! and the ring after. A joining node pulls each range from the replica that loses it: that
-//! replica held every write a quorum acknowledged with it, so nothing acknowledged is lost
-//! (reading from any other replica could miss a write acknowledged by the loser and one
-//! more). If that replica is dead, it pulls from every other live replica of the range.
+//! and the ring after. A joining node pulls each range from every replica that loses it
+//! (Cassandra's consistent range movement): a loser held every write acknowledged with it,
+//! and the replicas that stay keep the rest, so nothing acknowledged at any level is lost.
+//! Pulling from another replica instead could miss a write the loser alone acknowledged (at
+//! `ONE`), so the join waits while a loser is down, until it is back or forgotten.
 //! The plan and each source's cursor are kept in `data_dir/stream`, so a join resumes after a
 //! crash where it stopped.
 
@@ -143,15 +144,14 @@ async fn join(cluster: &Cluster) {
             _ => {
                 let moved = moved_ranges(&view.ring, &future, cluster.config.replication_factor);
                 let is_up = |n| alive(&view, n) && cluster.is_up(n, unix_now_ms());
-                if !Plan::can_plan(&moved, cluster.local, is_up) {
+                let Some(plan) = Plan::for_join(&moved, cluster.local, is_up) else {
                     tracing::warn!(
-                        "joining: waiting, too many old replicas of some range are down to \
-                         stream it without missing writes"
+                        "joining: waiting, a replica that loses a range to this node is down \
+                         (it may hold writes no other replica has); bring it back or forget it"
                     );
                     tokio::time::sleep(RETRY_DELAY).await;
                     continue;
-                }
-                let plan = Plan::gains(&moved, cluster.local, is_up);
+                };
                 save_plan(future.members(), &plan, &stream_file);
                 tracing::info!(
                     pulls = plan.pulls.len(),
@@ -226,8 +226,7 @@ async fn wait_for_turn(cluster: &Cluster) {
 /// Runs every pull of `plan` to its end, keeping progress (with the future ring it was
 /// planned against) in the data dir if given, while `go_on` holds; true when every pull
 /// finished.
-/// A source that fails is retried; once gossip holds it dead, its ranges are pulled from
-/// each of its fallbacks instead.
+/// A source that fails is retried until it answers or is no longer a member.
 async fn pull_all(
     cluster: &Cluster,
     mut plan: Plan,
@@ -268,21 +267,12 @@ async fn pull_all(
                 tracing::debug!(%source, error = %e, "stream pull failed");
                 let view = cluster.view();
                 if !view.members.contains_key(&source) {
-                    // Left or forgotten: it will not come back, and its fallbacks (if any
-                    // were left) were walked already.
+                    // Left or forgotten: it will not come back, and what it alone held went
+                    // with it.
                     tracing::warn!(%source, "stream source is gone; its walk is given up");
                     plan.pulls[i].done = true;
                     let ranges = plan.pulls[i].ranges.len() as u64;
                     cluster.streaming.ranges_pending.fetch_sub(ranges, Relaxed);
-                } else if !alive(&view, source) {
-                    let ranges = plan.pulls[i].ranges.len() as u64;
-                    let added = plan.fail_over(i, cluster.local) as u64;
-                    if added > 0 {
-                        tracing::warn!(%source, "stream source is dead; pulling from the other replicas");
-                        let pending = &cluster.streaming.ranges_pending;
-                        pending.fetch_add(ranges * added, Relaxed);
-                        pending.fetch_sub(ranges, Relaxed);
-                    }
                 }
                 if let Some((dir, ring)) = kept {
                     save_plan(ring, &plan, dir);
@@ -377,7 +367,8 @@ async fn follow_ring(cluster: &Arc<Cluster>) {
 }
 
 /// When owners disappear without having left (`RING FORGET`), the nodes that become
-/// replicas of their ranges pull those ranges from every other live replica.
+/// replicas of their ranges pull those ranges from every other old replica (one down is
+/// waited for: a write it alone acknowledged is on no other node).
 async fn take_over_forgotten(cluster: &Cluster, before: &View, after: &View) {
     let forgotten: Vec<NodeId> = before
         .ring
@@ -398,13 +389,7 @@ async fn take_over_forgotten(cluster: &Cluster, before: &View, after: &View) {
         return;
     }
     let moved = moved_ranges(&before.ring, &after.ring, cluster.config.replication_factor);
-    let mut plan = Plan::gains(&moved, cluster.local, |n| {
-        alive(after, n) && cluster.is_up(n, unix_now_ms())
-    });
-    for pull in &mut plan.pulls {
-        pull.fallback.retain(|n| !forgotten.contains(n));
-    }
-    plan.pulls.retain(|p| !forgotten.contains(&p.source));
+    let plan = Plan::takeover(&moved, cluster.local, &forgotten);
     if plan.pulls.is_empty() {
         return;
     }

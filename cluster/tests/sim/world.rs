@@ -421,10 +421,7 @@ impl World {
     /// sometimes an `HSET`/`HDEL` of one or two of a few fields (the cells it writes: a
     /// coordinator sends only those, and replicas merge them cell by cell).
     fn new_record(&mut self, key: Key, version: Version) -> Record {
-        // Hash writes in the membership simulation are not on yet: a read there returned a
-        // hash without the removed-field cell of a QUORUM HDEL (seed 14032341109278534460),
-        // not yet explained.
-        if self.membership.is_none() && self.rng.chance(HASH_WRITES_PER_1000) {
+        if self.rng.chance(HASH_WRITES_PER_1000) {
             let mut cells = Collection::default();
             for _ in 0..self.rng.between(1, 2) {
                 let field = format!("f{}", self.rng.below(HASH_FIELDS));

@@ -16,7 +16,7 @@
 //!   level; reads use the ring now only.
 //! - Each joining node waits for its turn (it is in the future ring of its view, no member
 //!   is Leaving), waits the settle, then plans `moved_ranges(ring, future)` with
-//!   [`Plan::gains`] and keeps the plan with the members of the future ring it was made for.
+//!   [`Plan::for_join`] (waiting while a source looks down) and keeps the plan with the members of the future ring it was made for.
 //!   Before each batch it checks that its view's future ring is still that one; if not
 //!   (another node began to join), it drops the plan and starts over from its turn. After a
 //!   restart it waits for its turn and the settle again, and resumes the kept plan only if
@@ -25,8 +25,8 @@
 //! - A source answers a `StreamRead` by walking [`STREAM_BATCH_KEYS`] keys of its store from
 //!   the cursor, returning the records (tombstones included) whose token is in the ranges.
 //!   The joining node merges them and keeps the plan after every batch (a string standing
-//!   for `data_dir/stream`, which survives a crash). A pull not answered in time is retried;
-//!   if its source looks down then, [`Plan::fail_over`].
+//!   for `data_dir/stream`, which survives a crash). A pull not answered in time is retried
+//!   until its source answers.
 //! - Decommission (once every join is done: the runtime refuses it while one is under way)
 //!   pushes the leaving node's records of each moved range to its gainer, batch by batch,
 //!   each batch tried [`PUSH_ATTEMPTS`] times; after that the decommission is abandoned (the
@@ -43,7 +43,7 @@
 //!
 //! [`Plan`]: ringcache_cluster::transfer::Plan
 //! [`Plan::gains`]: ringcache_cluster::transfer::Plan::gains
-//! [`Plan::fail_over`]: ringcache_cluster::transfer::Plan::fail_over
+//! [`Plan::for_join`]: ringcache_cluster::transfer::Plan::for_join
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -129,12 +129,11 @@ pub enum PendingRule {
 /// Which old replicas a joining node pulls a range from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceRule {
-    /// [`Plan::gains`]: the one loser if it is up, else (it is down, or two joining nodes
-    /// replace two old replicas) every live old replica.
+    /// [`Plan::gains`]: every loser of each range (every old replica when it has none).
     ///
     /// [`Plan::gains`]: ringcache_cluster::transfer::Plan::gains
     Gains,
-    /// A loser up even when there are several (a broken rule: a write acknowledged by the
+    /// One loser even when there are several (a broken rule: a write acknowledged by the
     /// other loser and the replica that stays is on one final replica only).
     SingleLoserOnly,
 }
@@ -185,6 +184,8 @@ pub struct MembershipStats {
     /// Plans made from scratch, and their walks.
     pub plans: u64,
     pub pulls_planned: usize,
+    /// Plans put off because a source looked down.
+    pub plan_waits: u64,
     /// Ranges planned whose old replicas lose two or more of their nodes (two joining nodes
     /// replace two of them).
     pub ranges_two_losers: u64,
@@ -204,11 +205,8 @@ pub struct MembershipStats {
     pub joiner_down_ms_max: u64,
     /// Writes started with a pending replica their coordinator sees down.
     pub writes_pending_down: u64,
-    /// Directed crashes of a stream source, and walks failed over.
+    /// Directed crashes of a stream source (the joining node waits for it).
     pub sources_crashed: u64,
-    pub fail_overs: u64,
-    /// Walks failed over with no fallback left: they end with their ranges not walked.
-    pub fail_overs_to_nothing: u64,
     /// Pull requests that failed (timed out).
     pub pull_failures: usize,
     /// When the last joining node turned Normal and the leaving one Left (virtual ms).
@@ -433,33 +431,23 @@ fn ring_of(members: impl IntoIterator<Item = NodeId>) -> Ring {
 }
 
 /// `SIM_BREAK=single-loser-only`: [`Plan::gains`] as if a range never had several losers:
-/// each range from a loser up if there is one, else from every live old replica.
-fn plan_from_one_loser(moved: &[Moved], local: NodeId, is_up: impl Fn(NodeId) -> bool) -> Plan {
-    let mut by_source: BTreeMap<NodeId, (Ranges, Vec<NodeId>)> = BTreeMap::new();
+/// each range from its first loser only (or every old replica when it has none).
+fn plan_from_one_loser(moved: &[Moved], local: NodeId) -> Plan {
+    let mut by_source: BTreeMap<NodeId, Ranges> = BTreeMap::new();
     for m in moved.iter().filter(|m| m.gainers().contains(&local)) {
-        let others: Vec<NodeId> = m.old.iter().copied().filter(|&n| n != local).collect();
-        let loser_up = m.losers().into_iter().find(|&n| n != local && is_up(n));
-        let mut sources: Vec<NodeId> = match loser_up {
+        let sources: Vec<NodeId> = match m.losers().into_iter().find(|&n| n != local) {
             Some(loser) => vec![loser],
-            None => others.iter().copied().filter(|&n| is_up(n)).collect(),
+            None => m.old.iter().copied().filter(|&n| n != local).collect(),
         };
-        if sources.is_empty() {
-            sources.clone_from(&others);
-        }
         for source in sources {
-            let (ranges, fallback) = by_source.entry(source).or_default();
-            ranges.push((m.first, m.last));
-            fallback.extend(others.iter().copied().filter(|&n| n != source));
-            fallback.sort_unstable();
-            fallback.dedup();
+            by_source.entry(source).or_default().push((m.first, m.last));
         }
     }
     let pulls = by_source
         .into_iter()
-        .map(|(source, (ranges, fallback))| Pull {
+        .map(|(source, ranges)| Pull {
             source,
             ranges,
-            fallback,
             cursor: 0,
             done: false,
         })
@@ -1003,8 +991,17 @@ impl World {
                     .count() as u64;
                 let is_up = |id| n.sees_up[self.index_of(id)];
                 let plan = match rule {
-                    SourceRule::Gains => Plan::gains(&moved, n.id, is_up),
-                    SourceRule::SingleLoserOnly => plan_from_one_loser(&moved, n.id, is_up),
+                    SourceRule::Gains => Plan::for_join(&moved, n.id, is_up),
+                    SourceRule::SingleLoserOnly => Some(plan_from_one_loser(&moved, n.id))
+                        .filter(|plan| plan.pulls.iter().all(|p| is_up(p.source))),
+                };
+                // A source looks down: wait and plan again, as the runtime does.
+                let Some(plan) = plan else {
+                    self.m().stats.plan_waits += 1;
+                    let event = Event::PlanJoin { joiner, generation };
+                    self.queue
+                        .push(self.now_ms + RETRY_MS, WorldEvent::Membership(event));
+                    return;
                 };
                 if self.trace_key.is_some() {
                     eprintln!(
@@ -1157,15 +1154,14 @@ impl World {
         self.pull_next(joiner);
     }
 
-    /// A pull was not answered: retry it later, from the fallbacks if its source looks down.
+    /// A pull was not answered: retry it later (a source that is down is waited for).
     fn pull_timeout(&mut self, joiner: usize, request: u64) {
         let seed = self.cfg.seed;
         let m = self.m();
         let j = &mut m.joiners[joiner];
-        let (node, generation) = (j.node, j.generation);
+        let generation = j.generation;
         let Join::Pulling {
             plan,
-            index,
             request: in_flight,
             ..
         } = &mut j.join
@@ -1181,28 +1177,6 @@ impl World {
             m.stats.pull_failures < PULL_FAILURES_MAX,
             "seed {seed}: the join is stuck: {plan:?}"
         );
-        let source = plan.pulls[*index].source;
-        let local = self.nodes[node].id;
-        if !self.nodes[node].sees_up[self.index_of(source)] {
-            let m = self.m();
-            let Join::Pulling {
-                plan,
-                planned,
-                index,
-                ..
-            } = &mut m.joiners[joiner].join
-            else {
-                unreachable!("pulling");
-            };
-            if plan.fail_over(*index, local) == 0 {
-                // A walk with no fallback ends with its ranges not walked (see the report of
-                // `Plan::fail_over`): counted, so a run shows how often.
-                m.stats.fail_overs_to_nothing += 1;
-            }
-            let kept = (planned.clone(), plan.encode());
-            m.stats.fail_overs += 1;
-            self.nodes[node].plan_file = Some(kept);
-        }
         let event = Event::PullRetry { joiner, generation };
         self.queue
             .push(self.now_ms + RETRY_MS, WorldEvent::Membership(event));
