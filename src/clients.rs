@@ -51,6 +51,8 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     /// Blocked in `BLPOP` and the like (flag `b`); kept by [`BlockedClients`].
     pub blocked: AtomicBool,
+    /// Channels and patterns it is subscribed to (`sub=`, `psub=`; flag `P`).
+    pub subscriptions: Mutex<(usize, usize)>,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -94,6 +96,10 @@ impl ClientHandle {
             .map_or("NULL", |c| c.name);
         // Redis's letters in its order; `N` only when there is none.
         let mut flags = String::new();
+        let (sub, psub) = *self.subscriptions.lock();
+        if sub + psub > 0 {
+            flags.push('P');
+        }
         if self.blocked.load(Relaxed) {
             flags.push('b');
         }
@@ -107,7 +113,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={} psub={} \
              ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 \
              oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} \
              lib-ver={}",
@@ -118,6 +124,8 @@ impl ClientHandle {
             age,
             idle_ms / 1000,
             flags,
+            sub,
+            psub,
             cmd,
             self.resp.load(Relaxed),
             text(&names.lib_name),
@@ -161,6 +169,7 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            subscriptions: Mutex::new((0, 0)),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         });

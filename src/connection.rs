@@ -60,7 +60,9 @@ fn parse_limits(node: &Node) -> ParseLimits {
 /// Serves one client until it leaves, errs, is killed or the server shuts down.
 pub async fn serve(node: Arc<Node>, stream: TcpStream, client: Arc<ClientHandle>) {
     let id = client.id;
-    let end = run(&node, stream, client).await;
+    let mut session = Session::new(&node, client.clone());
+    let end = run(&node, stream, &mut session).await;
+    exec::pubsub::unsubscribe_all(&node, &mut session);
     match &end {
         End::ProtocolError | End::QueryBufferFull => {
             node.stats.protocol_errors.fetch_add(1, Relaxed);
@@ -72,33 +74,66 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, client: Arc<ClientHandle>
     node.clients.unregister(id);
 }
 
-async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>) -> End {
-    let mut session = Session::new(node, client.clone());
+/// What woke a waiting connection.
+enum Wake {
+    Readable,
+    Stopping,
+    /// Pub/sub messages are queued for it.
+    Messages,
+}
+
+async fn run(node: &Arc<Node>, mut stream: TcpStream, session: &mut Session) -> End {
+    let client = session.client.clone();
     let mut parser = RequestParser::new(parse_limits(node));
     let mut shutdown = node.shutdown.subscribe();
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
     let mut stopping = false;
     loop {
-        let idle_s = node.config.read().timeout_s;
+        // As Redis, a subscriber is never idle: it waits for messages.
+        let idle_s = match session.subscriptions.count() {
+            0 => node.config.read().timeout_s,
+            _ => 0,
+        };
         let idle = async {
             match idle_s {
                 0 => std::future::pending().await,
                 s => tokio::time::sleep(Duration::from_secs(s)).await,
             }
         };
+        let messages = async {
+            match session.subscriptions.subscriber() {
+                Some(subscriber) => subscriber.ready().await,
+                None => std::future::pending().await,
+            }
+        };
+        let wake = tokio::select! {
+            ready = stream.readable() => match ready {
+                Ok(()) => Wake::Readable,
+                Err(e) => return End::Io(e),
+            },
+            _ = shutdown.wait_for(|stop| *stop) => Wake::Stopping,
+            _ = client.killed() => return End::Killed,
+            _ = idle => return End::IdleTimeout,
+            () = messages => Wake::Messages,
+        };
+        if matches!(wake, Wake::Messages) {
+            exec::pubsub::write_messages(session, &mut output);
+            // A subscriber that stopped reading is killed when its queue passes its bound
+            // (`crate::pubsub`), while this write waits for room in the socket.
+            tokio::select! {
+                written = write_out(node, &mut stream, &mut output) => {
+                    if let Err(e) = written {
+                        return End::Io(e);
+                    }
+                }
+                _ = client.killed() => return End::Killed,
+            }
+            continue;
+        }
         // Once the server stops, what the client had already sent is read and answered
         // without waiting, until nothing is left.
-        stopping = stopping
-            || tokio::select! {
-                ready = stream.readable() => match ready {
-                    Ok(()) => false,
-                    Err(e) => return End::Io(e),
-                },
-                _ = shutdown.wait_for(|stop| *stop) => true,
-                _ = client.killed() => return End::Killed,
-                _ = idle => return End::IdleTimeout,
-            };
+        stopping = stopping || matches!(wake, Wake::Stopping);
         input.reserve(READ_CHUNK_BYTES);
         let read = match stopping {
             // The runtime may hold this socket as not readable while bytes wait in it.
@@ -117,7 +152,7 @@ async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>)
         client.mark_active();
         let end = execute_buffered(
             node,
-            &mut session,
+            session,
             &mut parser,
             &mut input,
             &mut output,
@@ -130,7 +165,7 @@ async fn run(node: &Arc<Node>, mut stream: TcpStream, client: Arc<ClientHandle>)
         if !output.is_empty() && output.len() <= CLUSTERED_REPLY_BYTES_MAX {
             tokio::task::yield_now().await;
         }
-        if let Err(end) = flush(node, &mut session, &mut stream, &mut output).await {
+        if let Err(end) = flush(node, session, &mut stream, &mut output).await {
             return end;
         }
         if let Some(end) = end {
@@ -205,6 +240,8 @@ async fn execute_buffered(
                 Err(end) => return Some(end),
             }
         }
+        // Messages published meanwhile (to itself, too) go before the reply, as in Redis.
+        exec::pubsub::write_messages(session, output);
         if let Some(reply) = reply {
             reply.encode(session.protocol, output);
         }

@@ -24,6 +24,7 @@ mod exec;
 mod expiry;
 mod metrics;
 mod node;
+mod pubsub;
 mod server;
 mod socket;
 mod stats;
@@ -137,6 +138,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             cluster: cluster.clone(),
             durability: node.durability.clone(),
             config: node.config.clone(),
+            pubsub: node.pubsub.clone(),
         };
         tokio::spawn(cluster::server::listen(server, listener, shutdown.clone()));
         let socket = tokio::net::UdpSocket::from_std(socket).context("gossip socket")?;

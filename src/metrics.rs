@@ -103,6 +103,8 @@ fn publish_cluster(
     counter!("ringcache_handshakes_refused_total").absolute(s.handshakes_refused.load(Relaxed));
     counter!("ringcache_peer_frames_rejected_total").absolute(s.peer_frames_rejected.load(Relaxed));
     counter!("ringcache_clock_skew_refusals_total").absolute(s.clock_skew_refusals.load(Relaxed));
+    counter!("ringcache_publish_sent_total").absolute(s.publish_sent.load(Relaxed));
+    counter!("ringcache_publish_unsent_total").absolute(s.publish_unsent.load(Relaxed));
     let (pending, bytes) = cluster.hints_pending();
     gauge!("ringcache_hints_pending").set(pending as f64);
     gauge!("ringcache_hints_pending_bytes").set(bytes as f64);
@@ -193,6 +195,13 @@ fn publish_once(node: &Node, published_latency: &mut [[u64; LATENCY_BUCKETS]]) {
     counter!("ringcache_keyspace_hits_total").absolute(s.keyspace_hits.load(Relaxed));
     counter!("ringcache_keyspace_misses_total").absolute(s.keyspace_misses.load(Relaxed));
     counter!("ringcache_evicted_keys_total").absolute(s.evicted_keys.load(Relaxed));
+    let p = &node.pubsub.stats;
+    counter!("ringcache_pubsub_published_total").absolute(p.published.load(Relaxed));
+    counter!("ringcache_pubsub_received_from_peers_total")
+        .absolute(p.received_from_peers.load(Relaxed));
+    counter!("ringcache_pubsub_delivered_total").absolute(p.delivered.load(Relaxed));
+    counter!("ringcache_pubsub_slow_subscribers_disconnected_total")
+        .absolute(p.slow_subscribers_disconnected.load(Relaxed));
     counter!("ringcache_net_input_bytes_total").absolute(s.net_input_bytes.load(Relaxed));
     counter!("ringcache_net_output_bytes_total").absolute(s.net_output_bytes.load(Relaxed));
     gauge!("ringcache_connected_clients").set(node.clients.connected() as f64);

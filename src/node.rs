@@ -14,6 +14,7 @@ use crate::clients::Clients;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
+use crate::pubsub::PubSub;
 use crate::stats::Stats;
 
 pub use crate::clock::unix_now_ms;
@@ -46,6 +47,9 @@ pub struct Node {
     /// `EXEC` alone while it runs its queue, so nothing interleaves with a transaction
     /// (`exec::transaction`).
     pub transactions: parking_lot::RwLock<()>,
+    /// Who listens to which channels; shared with the peer server, which delivers the
+    /// messages published on other nodes.
+    pub pubsub: Arc<PubSub>,
 }
 
 impl Node {
@@ -77,6 +81,7 @@ impl Node {
             shutdown: watch::Sender::new(false),
             cluster: cluster.map(Arc::new),
             transactions: parking_lot::RwLock::new(()),
+            pubsub: Arc::new(PubSub::default()),
         }
     }
 

@@ -75,6 +75,12 @@ pub enum Reply {
     Double(f64),
     /// Text: a verbatim string `=len\r\ntxt:...` in RESP3, a bulk string in RESP2.
     Verbatim(Bytes),
+    /// Out-of-band data (a pub/sub message, a subscription's confirmation): `>n` in RESP3,
+    /// an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one command, sent one after the other (`SUBSCRIBE a b` confirms
+    /// each channel with its own reply). Never inside another reply.
+    Several(Vec<Reply>),
 }
 
 impl Reply {
@@ -113,6 +119,13 @@ impl Reply {
             // Both protocols by hand: a nested `NilArray` (a transaction's `BLPOP` slot) is
             // `*-1` in RESP2, which redis-protocol's frames cannot say (their null is `$-1`).
             (Reply::Array(items), _) => aggregate(out, b'*', items, protocol),
+            (Reply::Push(items), Protocol::Resp2) => aggregate(out, b'*', items, protocol),
+            (Reply::Push(items), Protocol::Resp3) => aggregate(out, b'>', items, protocol),
+            (Reply::Several(replies), _) => {
+                for reply in replies {
+                    reply.encode(protocol, out);
+                }
+            }
             (Reply::Pairs(pairs), Protocol::Resp3) => {
                 header(out, b'*', pairs.len());
                 for (first, second) in pairs {
@@ -157,9 +170,10 @@ impl Reply {
             Reply::Bulk(data) | Reply::Verbatim(data) => Frame2::BulkString(data.clone()),
             Reply::Nil | Reply::NilArray => Frame2::Null,
             Reply::Double(f) => Frame2::BulkString(Bytes::from(format_double_g17(*f))),
-            Reply::Array(items) | Reply::Set(items) => {
-                Frame2::Array(items.iter().map(Reply::to_resp2).collect())
-            }
+            Reply::Array(items)
+            | Reply::Set(items)
+            | Reply::Push(items)
+            | Reply::Several(items) => Frame2::Array(items.iter().map(Reply::to_resp2).collect()),
             Reply::Map(pairs) | Reply::Pairs(pairs) => Frame2::Array(
                 pairs
                     .iter()
@@ -206,7 +220,11 @@ impl Reply {
                 format: VerbatimStringFormat::Text,
                 attributes: None,
             },
-            Reply::Array(items) => Frame3::Array {
+            Reply::Array(items) | Reply::Several(items) => Frame3::Array {
+                data: items.iter().map(Reply::to_resp3).collect(),
+                attributes: None,
+            },
+            Reply::Push(items) => Frame3::Push {
                 data: items.iter().map(Reply::to_resp3).collect(),
                 attributes: None,
             },

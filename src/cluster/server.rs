@@ -45,6 +45,8 @@ pub struct Server {
     pub durability: Arc<Durability>,
     /// The node's configuration.
     pub config: Arc<RwLock<Config>>,
+    /// The node's subscribers, for messages published on other nodes.
+    pub pubsub: Arc<crate::pubsub::PubSub>,
 }
 
 /// Accepts peer connections until shutdown.
@@ -161,6 +163,12 @@ fn answer(server: &Server, frame: &Frame, wrote: &mut bool) -> Option<Message> {
         Message::Read { key } => Message::ReadReply {
             record: replica.read(&key, now),
         },
+        Message::Publish { channel, payload } => {
+            let stats = &server.pubsub.stats;
+            stats.received_from_peers.fetch_add(1, Relaxed);
+            server.pubsub.deliver(&channel, &payload);
+            Message::WriteAck
+        }
         Message::Write { key, record } => {
             *wrote = true;
             answer_write(cluster, &key, &record)

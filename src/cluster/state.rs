@@ -27,7 +27,7 @@ use ringcache_storage::{Record, Store, key_token};
 use tokio::sync::Notify;
 
 use super::error::{ClusterRefusal, LinkError, RequestError};
-use super::link::{DOWN_AFTER_MS, Links, Response};
+use super::link::{DOWN_AFTER_MS, Inbox, Links, Response};
 use super::persist;
 use super::repair_state::RepairState;
 use super::replica::Replica;
@@ -102,6 +102,26 @@ fn version_node(local: NodeId) -> u32 {
 }
 
 impl Cluster {
+    /// Sends a message published on this node to every other member, without waiting for
+    /// them: at most once (a member without a link up, or whose link queue is full, misses
+    /// it, counted in `publish_unsent`), and in no order across publishers.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) {
+        let message = Message::Publish {
+            channel: channel.clone(),
+            payload: payload.clone(),
+        };
+        // Nobody reads the acknowledgements: dropping each request forgets its answer.
+        let inbox = Inbox::new();
+        let view = self.view();
+        for &peer in view.members.keys().filter(|&&n| n != self.local) {
+            let counter = match self.links.send(peer, &message, &inbox) {
+                Ok(_request) => &self.stats.publish_sent,
+                Err(_) => &self.stats.publish_unsent,
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Opens the cluster state kept under `data_dir`: node id, member table, hints, flush
     /// time; this node's record starts at a higher incarnation than the one it kept, so its
     /// restart overrides any verdict of death. The replica side works on `store`, with a

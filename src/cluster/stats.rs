@@ -60,6 +60,10 @@ pub struct ClusterStats {
     pub peer_frames_rejected: AtomicU64,
     /// Writes refused for clock skew: by this node as a coordinator, and by its replica.
     pub clock_skew_refusals: AtomicU64,
+    /// Pub/sub messages sent to other members, and those not sent (no link to the member,
+    /// or its queue full: delivery is at most once).
+    pub publish_sent: AtomicU64,
+    pub publish_unsent: AtomicU64,
 }
 
 /// Index into [`RoundStats::outcomes`].

@@ -17,9 +17,17 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 /// Executes a connection command.
 pub fn execute(node: &Node, session: &mut Session, command: Command) -> Reply {
     match command {
-        Command::Ping(None) => match session.protocol {
-            Protocol::Resp2 | Protocol::Resp3 => Reply::Simple("PONG"),
-        },
+        // A RESP2 connection with a subscription answers PING as Redis does there: an
+        // array of "pong" and the message (empty without one).
+        Command::Ping(message)
+            if session.protocol == Protocol::Resp2 && session.subscriptions.count() > 0 =>
+        {
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(b"pong")),
+                Reply::Bulk(message.unwrap_or_default()),
+            ])
+        }
+        Command::Ping(None) => Reply::Simple("PONG"),
         Command::Ping(Some(message)) | Command::Echo(message) => Reply::Bulk(message),
         Command::Hello(hello) => execute_hello(node, session, hello),
         Command::Auth { username, password } => match check_password(node, username, &password) {
@@ -47,6 +55,7 @@ pub fn execute(node: &Node, session: &mut Session, command: Command) -> Reply {
             // As Redis's RESET: the transaction is discarded and the keys unwatched.
             session.transaction = None;
             session.watched.clear();
+            super::pubsub::unsubscribe_all(node, session);
             Reply::Simple("RESET")
         }
         Command::Client(client) => execute_client(node, session, client),

@@ -204,6 +204,9 @@ fn info_stats(node: &Node, out: &mut String) {
     line!(out, "evicted_keys:{}", s.evicted_keys.load(Relaxed));
     line!(out, "keyspace_hits:{}", s.keyspace_hits.load(Relaxed));
     line!(out, "keyspace_misses:{}", s.keyspace_misses.load(Relaxed));
+    line!(out, "pubsub_channels:{}", node.pubsub.channels(None).len());
+    line!(out, "pubsub_patterns:{}", node.pubsub.pattern_count());
+    line!(out, "pubsubshard_channels:0");
     line!(out, "total_error_replies:{errors}");
     line!(out, "protocol_errors:{}", s.protocol_errors.load(Relaxed));
 }

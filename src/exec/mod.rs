@@ -34,6 +34,7 @@ pub mod info;
 pub mod introspect;
 pub mod keyspace;
 pub mod list;
+pub mod pubsub;
 pub mod ring;
 pub mod server;
 pub mod set;
@@ -189,6 +190,8 @@ pub struct Session {
     pub in_exec: bool,
     /// While `EXEC` runs: the time every queued command runs at.
     pub exec_now_ms: Option<u64>,
+    /// The channels and patterns it listens to.
+    pub subscriptions: pubsub::Subscriptions,
 }
 
 impl Session {
@@ -207,6 +210,7 @@ impl Session {
             watched: Vec::new(),
             in_exec: false,
             exec_now_ms: None,
+            subscriptions: pubsub::Subscriptions::default(),
         }
     }
 }
@@ -448,6 +452,9 @@ fn prepare(
     let Some(entry) = entry else {
         return Err(Reply::error(unknown_command(&args)));
     };
+    if let Some(refused) = pubsub::refused_while_subscribed(session, entry, &args) {
+        return Err(Request::lookup_error(entry, &args).map_or(refused, Reply::error));
+    }
     let request = match keys {
         None => Request::parse_as(entry, args),
         Some(keys) => Request::parse_with_keys(entry, args, keys),
@@ -500,6 +507,10 @@ fn dispatch(
             collections(node, records, command, now_ms, touch)
         }
         Family::Transactions => transaction::execute(node, session, command),
+        Family::PubSub => match command {
+            Command::PubSub(command) => Ok(pubsub::execute(node, session, command)),
+            _ => Ok(misrouted("pub/sub")),
+        },
     };
     if let Err(ExecError::Store(e)) = &reply {
         match e {
@@ -590,6 +601,9 @@ pub async fn execute_clustered(
                 clustered::execute_keyspace(node, cluster, request.command, now_ms).await
             } else if let Command::Ring(sub) = request.command {
                 Ok(ring::execute(node, cluster, sub).await)
+            } else if let Some((channel, payload)) = pubsub::published(&request) {
+                cluster.publish(&channel, &payload);
+                dispatch(node, &node.store, session, request, now_ms, touch)
             } else {
                 dispatch(node, &node.store, session, request, now_ms, touch)
             };

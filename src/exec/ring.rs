@@ -247,6 +247,8 @@ pub fn info_lines(node: &Node) -> String {
         ("hints_replayed", stats.hints_replayed.load(Relaxed)),
         ("hints_dropped", stats.hints_dropped.load(Relaxed)),
         ("read_repairs", stats.read_repairs.load(Relaxed)),
+        ("publish_sent", stats.publish_sent.load(Relaxed)),
+        ("publish_unsent", stats.publish_unsent.load(Relaxed)),
     ] {
         line(format!("{name}:{value}"));
     }

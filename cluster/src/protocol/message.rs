@@ -35,6 +35,9 @@
 //!            answered with WRITE_ACK; replicas: a hash of the range's sorted replicas)
 //! SPAN_DIGESTS n:u32 n × (first:u64 last:u64)              (n <= VERSION_SPANS_MAX; answered with
 //!            DIGESTS_REPLY, one digest per span)
+//! PUBLISH    channel_len:u32 channel[channel_len] payload_len:u32 payload[payload_len]
+//!            (channel <= PEER_KEY_BYTES_MAX, payload <= PEER_VALUE_BYTES_MAX; answered with
+//!            WRITE_ACK)
 //!
 //! record     flags:u8 value_hlc:u64 value_node:u32 expiry_hlc:u64 expiry_node:u32
 //!            [expiry_ms:u64 if flags & HAS_EXPIRY] [value_len:u32 value[value_len] if flags & HAS_VALUE]
@@ -103,10 +106,12 @@ pub mod kind {
     pub const REPAIR_DONE: u8 = 25;
     /// [`Message::SpanDigests`](super::Message::SpanDigests).
     pub const SPAN_DIGESTS: u8 = 26;
+    /// [`Message::Publish`](super::Message::Publish).
+    pub const PUBLISH: u8 = 27;
 
     /// Whether `kind` is a kind this protocol version knows.
     pub fn is_known(kind: u8) -> bool {
-        (HELLO..=SPAN_DIGESTS).contains(&kind)
+        (HELLO..=PUBLISH).contains(&kind)
     }
 }
 
@@ -322,6 +327,14 @@ pub enum Message {
         /// Token spans `first..=last`, sorted and disjoint, at most [`VERSION_SPANS_MAX`].
         spans: Vec<(u64, u64)>,
     },
+    /// Pub/sub: a message published on the sender, for the receiver's subscribers; answered
+    /// with [`Message::WriteAck`], which the sender does not wait for.
+    Publish {
+        /// The channel.
+        channel: Bytes,
+        /// The message.
+        payload: Bytes,
+    },
 }
 
 impl Message {
@@ -354,6 +367,7 @@ impl Message {
             Message::RepairWrite { .. } => kind::REPAIR_WRITE,
             Message::RepairDone { .. } => kind::REPAIR_DONE,
             Message::SpanDigests { .. } => kind::SPAN_DIGESTS,
+            Message::Publish { .. } => kind::PUBLISH,
         }
     }
 
@@ -378,6 +392,10 @@ impl Message {
                 out.put_u64_le(*echoed_ms);
             }
             Message::Read { key } => put_bytes32(key, out),
+            Message::Publish { channel, payload } => {
+                put_bytes32(channel, out);
+                put_bytes32(payload, out);
+            }
             Message::ReadReply { record } => match record {
                 None => out.put_u8(0),
                 Some(record) => {
@@ -493,6 +511,11 @@ impl Message {
                 check("key", key.len(), PEER_KEY_BYTES_MAX)?;
                 4 + key.len()
             }
+            Message::Publish { channel, payload } => {
+                check("channel", channel.len(), PEER_KEY_BYTES_MAX)?;
+                check("payload", payload.len(), PEER_VALUE_BYTES_MAX)?;
+                8 + channel.len() + payload.len()
+            }
             Message::ReadReply { record } => {
                 1 + match record {
                     None => 0,
@@ -606,6 +629,10 @@ impl Message {
             },
             kind::READ => Message::Read {
                 key: reader.bytes32("key", PEER_KEY_BYTES_MAX)?,
+            },
+            kind::PUBLISH => Message::Publish {
+                channel: reader.bytes32("channel", PEER_KEY_BYTES_MAX)?,
+                payload: reader.bytes32("payload", PEER_VALUE_BYTES_MAX)?,
             },
             kind::READ_REPLY => {
                 let record = match reader.u8()? {

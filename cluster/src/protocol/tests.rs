@@ -100,6 +100,8 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|spans| Message::Versions { spans }),
         proptest::collection::vec(any::<(u64, u64)>(), 0..8)
             .prop_map(|spans| Message::SpanDigests { spans }),
+        (key.clone(), key.clone())
+            .prop_map(|(channel, payload)| Message::Publish { channel, payload }),
         (
             any::<bool>(),
             proptest::collection::vec((key.clone(), record()), 0..8)

@@ -49,6 +49,17 @@ pub enum CommandError {
         /// The subcommand as given, at most 128 bytes.
         sub: String,
     },
+    /// A subcommand given more arguments than it takes, past the table's arity
+    /// (`PUBSUB CHANNELS a b`).
+    #[error(
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {container} HELP."
+    )]
+    SubcommandArity {
+        /// The subcommand as given.
+        sub: String,
+        /// The container, uppercased: `PUBSUB`.
+        container: &'static str,
+    },
     /// A string would exceed `proto-max-bulk-len` (`SETRANGE`, `APPEND`).
     #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
     StringTooLong,

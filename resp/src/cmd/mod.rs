@@ -5,7 +5,7 @@
 //!   `denyoom`/`no_auth` checks all read it; it is the only list of command names. Its module
 //!   docs say how to add a command.
 //! - [`connection`], [`server`], [`strings`], [`keyspace`], [`hyperloglog`], [`hash`], [`set`],
-//!   [`zset`], [`list`]: one file per
+//!   [`zset`], [`list`], [`pubsub`]: one file per
 //!   family, with a parse function and a `# Format` block per command.
 //! - `args`: the argument cursor every parse function reads from, and [`CommandError`].
 //!
@@ -21,6 +21,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod list;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod strings;
@@ -33,6 +34,7 @@ pub use args::{CommandError, STRING_BYTES_MAX, parse_i64, unknown_command};
 pub use hash::HashCommand;
 pub use keyspace::{ObjectCommand, ScanOptions};
 pub use list::ListCommand;
+pub use pubsub::PubSubCommand;
 pub use server::MemoryCommand;
 pub use set::SetCommand;
 pub use table::{Access, Entry, Family, Flags, KeyRange, Request, Spec, TABLE, lookup};
@@ -185,6 +187,11 @@ pub enum Command {
     Watch(Vec<Bytes>),
     /// `UNWATCH`
     Unwatch,
+
+    // ----- pub/sub (cmd/pubsub.rs)
+    /// `SUBSCRIBE`, `PUBLISH`, `PUBSUB` and the rest of the family.
+    PubSub(PubSubCommand),
+
     /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`.
     Object(ObjectCommand),
     /// `MEMORY USAGE key [SAMPLES count]`, `MEMORY DOCTOR|MALLOC-STATS|PURGE|HELP`.

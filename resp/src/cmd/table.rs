@@ -26,7 +26,8 @@ use super::args::{ArgCursor, CommandError, is, parse_i64, unknown_command};
 // `list`, `set`, `zset` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
 use super::{
-    Command, connection, hash, hyperloglog, keyspace, list, server, set, strings, transaction, zset,
+    Command, connection, hash, hyperloglog, keyspace, list, pubsub, server, set, strings,
+    transaction, zset,
 };
 use crate::level::{Level, LevelError};
 
@@ -65,6 +66,8 @@ pub enum Family {
     List,
     /// `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH` (cmd/transaction.rs).
     Transactions,
+    /// `SUBSCRIBE`, `PUBLISH`, `PUBSUB`... (cmd/pubsub.rs).
+    PubSub,
 }
 
 impl Family {
@@ -81,6 +84,7 @@ impl Family {
             Family::SortedSet => "sorted_set",
             Family::List => "list",
             Family::Transactions => "transactions",
+            Family::PubSub => "pubsub",
         }
     }
 }
@@ -123,13 +127,16 @@ impl Flags {
     pub const ALLOW_BUSY: Flags = Flags(1 << 12);
     /// Not logged in the slow log (`EXEC`: its commands are).
     pub const SKIP_SLOWLOG: Flags = Flags(1 << 13);
+    /// A pub/sub command.
+    pub const PUBSUB: Flags = Flags(1 << 14);
 
     /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 14] = [
+    const NAMES: [(Flags, &'static str); 15] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
         (Flags::ADMIN, "admin"),
+        (Flags::PUBSUB, "pubsub"),
         (Flags::NOSCRIPT, "noscript"),
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
@@ -379,6 +386,8 @@ const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::of(&[Flags::READONLY, Flags::FAST]);
 const LSF: Flags = Flags::of(&[Flags::LOADING, Flags::STALE, Flags::FAST]);
 const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
+/// `SUBSCRIBE` and the other subscription commands: Redis's flags.
+const PUBSUB_NOSCRIPT: Flags = Flags::of(&[Flags::PUBSUB, Flags::NOSCRIPT, LS]);
 /// `MULTI`, `DISCARD`, `WATCH`, `UNWATCH`: Redis's flags.
 const TX_FLAGS: Flags = Flags::of(&[Flags::NOSCRIPT, LSF, Flags::ALLOW_BUSY]);
 /// Reads keys given after a `numkeys` count (`ZUNION`).
@@ -404,6 +413,7 @@ pub const TABLE: &[Spec] = {
     use Family::{Connection as C, HyperLogLog as H, Keyspace as K, Server as S, Strings as T};
     #[allow(unused_imports)]
     use Family::{Hash as HA, List as LI, Set as SE, SortedSet as ZS, Transactions as TX};
+    use Family::PubSub as PS;
     use KeyRange as Key;
     &[
         // ----- connection
@@ -437,6 +447,21 @@ pub const TABLE: &[Spec] = {
             transaction::watch),
         row("unwatch", 1, TX_FLAGS, Key::NONE, TX, "2.2.0",
             "Forgets about watched keys of a transaction.", transaction::unwatch),
+        // ----- pub/sub
+        row("subscribe", -2, PUBSUB_NOSCRIPT, Key::NONE, PS, "2.0.0",
+            "Listen for messages published to the given channels", pubsub::subscribe),
+        row("unsubscribe", -1, PUBSUB_NOSCRIPT, Key::NONE, PS, "2.0.0",
+            "Stop listening for messages posted to the given channels", pubsub::unsubscribe),
+        row("psubscribe", -2, PUBSUB_NOSCRIPT, Key::NONE, PS, "2.0.0",
+            "Listen for messages published to channels matching the given patterns",
+            pubsub::psubscribe),
+        row("punsubscribe", -1, PUBSUB_NOSCRIPT, Key::NONE, PS, "2.0.0",
+            "Stop listening for messages posted to channels matching the given patterns",
+            pubsub::punsubscribe),
+        row("publish", 3, Flags::of(&[Flags::PUBSUB, LSF]), Key::NONE, PS, "2.0.0",
+            "Post a message to a channel", pubsub::publish),
+        row("pubsub", -2, Flags::NONE, Key::NONE, PS, "2.8.0",
+            "A container for Pub/Sub commands", pubsub::pubsub),
         // ----- server
         row("command", -1, LS, Key::NONE, S, "2.8.13",
             "Returns detailed information about all commands.", server::command),

@@ -1,0 +1,245 @@
+//! Pub/sub against real processes: the replies of every subscription command compared
+//! byte for byte with redis-server's in RESP2 and RESP3, messages between clients (channels
+//! and patterns, in order), a subscriber that stops reading disconnected at its bound, and
+//! a `PUBLISH` on one node of a cluster reaching the subscribers of every node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, RedisServer, RespConn, Ringcache, Val, encode_command, escape, wait_for};
+
+/// How long a connection must stay quiet before its replies are taken as complete.
+const QUIET: Duration = Duration::from_millis(150);
+/// The longest wait for replies to one command.
+const REPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends each line on one connection (after `HELLO 3` when `resp3`) and returns every
+/// byte that came back for each, so two servers' transcripts can be compared.
+fn transcript(port: u16, lines: &[&str], resp3: bool) -> Vec<(String, String)> {
+    let mut conn = RespConn::connect(port);
+    if resp3 {
+        conn.hello3();
+    }
+    lines
+        .iter()
+        .map(|line| {
+            let args: Vec<&str> = line.split(' ').collect();
+            conn.send(&encode_command(&args));
+            let got = conn.drain(QUIET, REPLY_WAIT);
+            (line.to_string(), escape(&got.bytes))
+        })
+        .collect()
+}
+
+const RESP2_LINES: &[&str] = &[
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "SUBSCRIBE a b",
+    "PING",
+    "PING hi",
+    "GET x",
+    "PUBSUB HELP",
+    "CONFIG GET maxmemory",
+    "SUBSCRIBE a",
+    "PSUBSCRIBE a*",
+    "PUBLISH a 1",
+    // A bare UNSUBSCRIBE names the channels left in Redis's hash order, which varies from
+    // one redis-server process to the next: one channel left keeps the transcript stable.
+    "UNSUBSCRIBE b",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "GET x",
+    "SUBSCRIBE c",
+    "RESET",
+    "GET x",
+];
+
+const RESP3_LINES: &[&str] = &[
+    "SUBSCRIBE a",
+    "GET x",
+    "PUBLISH a hello",
+    "PSUBSCRIBE *",
+    "PUBLISH a hi",
+    "PING",
+    "UNSUBSCRIBE c",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "PUBLISH a gone",
+];
+
+const PLAIN_LINES: &[&str] = &[
+    "PUBSUB NUMSUB a b",
+    "PUBSUB NUMPAT",
+    "PUBSUB CHANNELS",
+    "PUBSUB CHANNELS *",
+    "PUBSUB CHANNELS a b",
+    "PUBSUB SHARDCHANNELS",
+    "PUBSUB SHARDNUMSUB a",
+    "PUBSUB NUMPAT x",
+    "PUBSUB foo",
+    "PUBSUB",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "PUBLISH a",
+    "PUBLISH a b c",
+    "MULTI",
+    "SUBSCRIBE x",
+    "EXEC",
+];
+
+#[test]
+fn subscription_replies_match_redis_in_both_protocols() {
+    let redis = RedisServer::start();
+    let ringcache = Ringcache::start(&[]);
+    let mut mismatches = Vec::new();
+    for (lines, resp3) in [
+        (RESP2_LINES, false),
+        (RESP3_LINES, true),
+        (PLAIN_LINES, false),
+    ] {
+        let want = transcript(redis.port(), lines, resp3);
+        let got = transcript(ringcache.port(), lines, resp3);
+        for ((line, want), (_, got)) in want.iter().zip(&got) {
+            if want != got {
+                mismatches.push(format!("{line}\n  redis:     {want}\n  ringcache: {got}"));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// Reads one push or array frame and returns its items as text.
+fn message(conn: &mut RespConn) -> Vec<String> {
+    match conn.read_reply() {
+        Val::Array(items) | Val::Push(items) => items
+            .iter()
+            .map(|v| match v {
+                Val::Int(n) => n.to_string(),
+                other => other.text().unwrap_or_else(|| other.to_string()),
+            })
+            .collect(),
+        other => panic!("want a message, got {other}"),
+    }
+}
+
+#[test]
+fn messages_reach_channel_and_pattern_subscribers_in_order() {
+    const MESSAGES: usize = 500;
+    let server = Ringcache::start(&[]);
+    let mut resp2 = server.conn();
+    resp2.send(&encode_command(&["SUBSCRIBE", "news"]));
+    assert_eq!(message(&mut resp2), ["subscribe", "news", "1"]);
+    resp2.send(&encode_command(&["PSUBSCRIBE", "ne*"]));
+    assert_eq!(message(&mut resp2), ["psubscribe", "ne*", "2"]);
+    let mut resp3 = server.conn();
+    resp3.hello3();
+    resp3.send(&encode_command(&["SUBSCRIBE", "news"]));
+    assert_eq!(message(&mut resp3), ["subscribe", "news", "1"]);
+
+    let mut publisher = server.conn();
+    for i in 0..MESSAGES {
+        let receivers = publisher.cmd(&["PUBLISH", "news", &format!("m{i}")]);
+        assert_eq!(receivers, Val::Int(3), "message {i}");
+    }
+    assert_eq!(publisher.cmd(&["PUBLISH", "other", "x"]), Val::Int(0));
+    for i in 0..MESSAGES {
+        let text = format!("m{i}");
+        assert_eq!(message(&mut resp2), ["message", "news", &text]);
+        assert_eq!(message(&mut resp2), ["pmessage", "ne*", "news", &text]);
+        let frame = resp3.read_frame();
+        assert_eq!(
+            frame[0],
+            b'>',
+            "RESP3 messages are push frames: {}",
+            escape(&frame)
+        );
+        let Val::Push(items) = Val::parse(&frame) else {
+            unreachable!("a push frame");
+        };
+        assert_eq!(items[2], Val::Bulk(text.into_bytes()), "RESP3 message {i}");
+    }
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "NUMSUB", "news"]),
+        Val::Array(vec![Val::Bulk(b"news".to_vec()), Val::Int(2)])
+    );
+    // A subscriber that leaves is forgotten.
+    drop(resp3);
+    let left = wait_for(Duration::from_secs(5), || {
+        let n = publisher.cmd(&["PUBLISH", "news", "after"]);
+        (n == Val::Int(2)).then_some(())
+    });
+    assert!(left.is_some(), "the closed subscriber still counts");
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_disconnected_at_its_bound() {
+    // 1 MiB messages to a subscriber that never reads: past 32 MiB queued (plus what the
+    // sockets hold) it is disconnected; 200 messages are far more than that.
+    const MESSAGES: usize = 200;
+    let server = Ringcache::start(&[]);
+    let mut stalled = server.conn();
+    stalled.send(&encode_command(&["SUBSCRIBE", "big"]));
+    assert_eq!(message(&mut stalled), ["subscribe", "big", "1"]);
+    let mut publisher = server.conn();
+    let payload = "x".repeat(1024 * 1024);
+    let mut delivered = 0;
+    for _ in 0..MESSAGES {
+        if publisher.cmd(&["PUBLISH", "big", &payload]) == Val::Int(0) {
+            break;
+        }
+        delivered += 1;
+    }
+    // Dropped past its 32 MiB (plus the sockets' buffers), not before its 8 MiB soft limit.
+    assert!(
+        (8..MESSAGES).contains(&delivered),
+        "the stalled subscriber took {delivered} messages of 1 MiB"
+    );
+    let counted = wait_for(Duration::from_secs(10), || {
+        let metrics = server.metrics();
+        metrics
+            .lines()
+            .any(|l| l == "ringcache_pubsub_slow_subscribers_disconnected_total 1")
+            .then_some(())
+    });
+    assert!(counted.is_some(), "{}", server.metrics());
+    // The server goes on serving, and the publisher's connection was never at risk.
+    assert_eq!(publisher.cmd(&["PING"]), Val::Simple(b"PONG".to_vec()));
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "NUMSUB", "big"]),
+        Val::Array(vec![Val::Bulk(b"big".to_vec()), Val::Int(0)])
+    );
+}
+
+#[test]
+fn a_publish_on_one_node_reaches_the_subscribers_of_every_node() {
+    const MESSAGES: usize = 100;
+    let cluster = Cluster::start(3, &[]);
+    let mut subscribers: Vec<RespConn> = (0..3).map(|i| cluster.conn(i)).collect();
+    for conn in &mut subscribers {
+        conn.send(&encode_command(&["SUBSCRIBE", "invalidate"]));
+        assert_eq!(message(conn), ["subscribe", "invalidate", "1"]);
+    }
+    let mut publisher = cluster.conn(0);
+    for i in 0..MESSAGES {
+        // The count is this node's subscribers, as Redis Cluster counts.
+        let receivers = publisher.cmd(&["PUBLISH", "invalidate", &format!("key:{i}")]);
+        assert_eq!(receivers, Val::Int(1), "message {i}");
+    }
+    for (node, conn) in subscribers.iter_mut().enumerate() {
+        for i in 0..MESSAGES {
+            let got = message(conn);
+            assert_eq!(
+                got,
+                ["message", "invalidate", &format!("key:{i}")],
+                "node {node}, message {i}"
+            );
+        }
+    }
+    let sent = cluster.info_number(0, "publish_sent");
+    assert_eq!(
+        sent,
+        2 * MESSAGES as u64,
+        "each message went to both other nodes"
+    );
+}
