@@ -228,6 +228,21 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_refused_over_maxmemory_as_other_string_writes_and_reads_are_not() {
+        let node = node();
+        let mut s = session(&node);
+        run(&node, &mut s, "SETBIT k 0 1");
+        run(&node, &mut s, "CONFIG SET maxmemory 1");
+        let oom = Reply::error(crate::exec::OOM_ERROR);
+        for write in ["SETBIT k 1 1", "BITOP NOT d k", "BITFIELD k SET u8 0 1"] {
+            assert_eq!(run(&node, &mut s, write), oom, "{write}");
+        }
+        assert_eq!(run(&node, &mut s, "GETBIT k 0"), Reply::Integer(1));
+        let read = run(&node, &mut s, "BITFIELD_RO k GET u8 0");
+        assert_eq!(read, Reply::Array(vec![Reply::Integer(128)]));
+    }
+
+    #[test]
     fn bitop_replaces_the_destination_or_deletes_it_when_empty() {
         let node = node();
         let mut s = session(&node);
