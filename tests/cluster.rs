@@ -733,6 +733,69 @@ fn hyperloglogs_written_through_different_nodes_equal_redis() {
     );
 }
 
+/// Bitmap writes are string read-modify-writes serialized per key on each coordinator; one
+/// after another through the three nodes in turn (each at QUORUM, so each reads the last),
+/// none is lost, and the reads at QUORUM through any node answer what redis-server answers to
+/// the same commands.
+#[test]
+fn bitmap_writes_through_three_nodes_read_back_at_quorum_as_redis() {
+    let cluster = Cluster::start(3, &[]);
+    let redis = RedisServer::start();
+    let mut r = redis.conn();
+    let mut c: Vec<RespConn> = (0..3).map(|i| cluster.conn(i)).collect();
+    let mut writes: Vec<Vec<String>> = (0..24)
+        .map(|i| {
+            vec![
+                "SETBIT".into(),
+                "bm".into(),
+                (i * 5).to_string(),
+                "1".into(),
+            ]
+        })
+        .collect();
+    for step in [
+        "BITFIELD bm OVERFLOW SAT INCRBY u4 200 9 INCRBY u4 200 9",
+        "BITFIELD counter INCRBY i8 #1 100 INCRBY i8 #1 100",
+        "SET other 12345678",
+        "BITOP XOR mixed bm other",
+        "BITOP NOT inverted bm",
+    ] {
+        writes.push(step.split(' ').map(String::from).collect());
+    }
+    for (i, step) in writes.iter().enumerate() {
+        let want = r.cmd(step);
+        let mut at_quorum = step.clone();
+        at_quorum.extend(["CONSISTENCY".to_string(), "QUORUM".to_string()]);
+        assert_eq!(
+            c[i % 3].cmd(&at_quorum),
+            want,
+            "{step:?} through node {}",
+            i % 3
+        );
+    }
+    let reads = [
+        "BITCOUNT bm",
+        "BITCOUNT bm 1 -2 BIT",
+        "BITPOS bm 0",
+        "BITPOS bm 1 3 -1",
+        "GETBIT bm 115",
+        "BITFIELD_RO bm GET u4 200 GET i16 #3",
+        "BITFIELD_RO counter GET i8 #1",
+        "GET mixed",
+        "GET inverted",
+        "LCS mixed inverted IDX MINMATCHLEN 2 WITHMATCHLEN",
+    ];
+    for (i, line) in reads.iter().enumerate() {
+        let step: Vec<&str> = line.split(' ').collect();
+        let want = r.cmd(&step);
+        for node in [i % 3, (i + 1) % 3] {
+            let mut at_quorum = step.clone();
+            at_quorum.extend(["CONSISTENCY", "QUORUM"]);
+            assert_eq!(c[node].cmd(&at_quorum), want, "{line} through node {node}");
+        }
+    }
+}
+
 #[test]
 fn keyspace_commands_and_flushall_span_the_cluster() {
     let mut cluster = Cluster::start(3, &[]);

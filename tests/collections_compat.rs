@@ -1,6 +1,7 @@
-//! Differential test of the collection families: each family's corpus in `tests/compat/`
-//! runs against a fresh redis-server and a fresh ringcache side by side, over RESP2 and
-//! RESP3, replies compared line by line (the syntax is `tests/redis_compat.rs`'s).
+//! Differential test of the collection families (and of the bitmap commands and `LCS`, whose
+//! corpus shares the runner): each family's corpus in `tests/compat/` runs against a fresh
+//! redis-server and a fresh ringcache side by side, over RESP2 and RESP3, replies compared line
+//! by line (the syntax is `tests/redis_compat.rs`'s).
 //!
 //! Element order: ringcache keeps a hash's fields and a set's members in byte order, Redis
 //! in insertion or hash-table order (neither documented), so whole-collection replies of
@@ -74,4 +75,10 @@ family!(
     transactions_answer_as_redis_resp2,
     transactions_answer_as_redis_resp3,
     "transaction"
+);
+
+family!(
+    bitmap_commands_and_lcs_answer_as_redis_resp2,
+    bitmap_commands_and_lcs_answer_as_redis_resp3,
+    "bitmap"
 );

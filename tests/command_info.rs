@@ -4,7 +4,7 @@
 //! again over RESP3. Client libraries route and validate by these fields, so a wrong row
 //! would mislead them where the parser itself is right.
 //!
-//! Not compared: `COMMAND COUNT` (Redis has about 240 commands, ringcache about 140), ACL
+//! Not compared: `COMMAND COUNT` (Redis has about 240 commands, ringcache about 160), ACL
 //! categories, tips, key specifications and subcommands (ringcache leaves them empty, see
 //! docs/redis-compatibility.md). Every mismatch is listed before the test fails.
 

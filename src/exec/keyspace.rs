@@ -113,7 +113,12 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
 }
 
 /// Deletes `key` if it holds a live value; returns whether it did.
-fn delete(node: &Node, records: &dyn Records, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+pub(super) fn delete(
+    node: &Node,
+    records: &dyn Records,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<bool, StoreError> {
     let mut deleted = false;
     records.update(key, now_ms, &mut |current| {
         deleted = current.is_some_and(|r| r.is_live(now_ms));

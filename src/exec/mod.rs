@@ -6,7 +6,9 @@
 //! - [`command`]: COMMAND and its subcommands, answered from the command table.
 //! - [`info`]: INFO and its sections.
 //! - [`config`]: CONFIG GET/SET/RESETSTAT, checked by `Config::validate`.
-//! - [`strings`]: the string commands.
+//! - [`strings`]: the string commands; [`lcs`]: `LCS`.
+//! - [`bitmap`]: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, over [`bits`], the bit
+//!   arithmetic.
 //! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
 //! - [`hyperloglog`]: PFADD, PFCOUNT, PFMERGE, over [`hll`], Redis's HLL string format.
 //! - [`hash`], [`set`], [`zset`], [`list`]: the collection families, over [`collection`]
@@ -22,6 +24,8 @@
 //! slot are read from it. Adding a command is a row there plus an arm in the family's
 //! `execute` here.
 
+pub mod bitmap;
+pub mod bits;
 pub mod blocking;
 pub mod clustered;
 pub mod collection;
@@ -33,6 +37,7 @@ pub mod hyperloglog;
 pub mod info;
 pub mod introspect;
 pub mod keyspace;
+pub mod lcs;
 pub mod list;
 pub mod pubsub;
 pub mod ring;
@@ -501,6 +506,10 @@ fn dispatch(
             other => server::execute(node, session, other, now_ms),
         },
         Family::Strings => strings::execute(node, records, command, now_ms, touch),
+        Family::Bitmap => match command {
+            Command::Bitmap(c) => bitmap::execute(node, records, c, now_ms, touch),
+            _ => Ok(misrouted("bitmap")),
+        },
         Family::Keyspace => keyspace::execute(node, records, command, now_ms),
         Family::HyperLogLog => hyperloglog::execute(node, records, command, now_ms, touch),
         Family::Hash | Family::Set | Family::SortedSet | Family::List => {

@@ -131,6 +131,7 @@ pub fn execute(
             })?;
             Reply::Bulk(text)
         }
+        Command::Lcs(lcs) => return super::lcs::execute(node, records, lcs, now_ms, touch),
         _ => super::misrouted("string"),
     })
 }
@@ -194,7 +195,7 @@ fn with_value(
 }
 
 /// Writes `value` to `key` unconditionally.
-fn put_value(
+pub(super) fn put_value(
     node: &Node,
     records: &dyn Records,
     key: &[u8],

@@ -260,6 +260,42 @@ pub enum CommandError {
     #[error("ERR weight value is not a float")]
     WeightNotFloat,
     // ----- sorted set end
+    // ----- bitmap
+    /// A bit offset that is not an integer, negative, or past 512 MiB (`SETBIT`, `GETBIT`,
+    /// `BITFIELD`).
+    #[error("ERR bit offset is not an integer or out of range")]
+    BitOffset,
+    /// A `SETBIT` value other than 0 or 1.
+    #[error("ERR bit is not an integer or out of range")]
+    BitValue,
+    /// A `BITPOS` bit other than 0 or 1.
+    #[error("ERR The bit argument must be 1 or 0.")]
+    BitArgument,
+    /// `BITOP NOT` with more than one source.
+    #[error("ERR BITOP NOT must be called with a single source key.")]
+    BitopNotSingleSource,
+    /// A `BITFIELD` type other than `i1`..`i64`, `u1`..`u63`.
+    #[error(
+        "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported \
+         but i64 is."
+    )]
+    BitfieldType,
+    /// `BITFIELD ... OVERFLOW x` with `x` not `WRAP`, `SAT` or `FAIL`.
+    #[error("ERR Invalid OVERFLOW type specified")]
+    BitfieldOverflowType,
+    /// `BITFIELD_RO` with a `SET` or `INCRBY`.
+    #[error("ERR BITFIELD_RO only supports the GET subcommand")]
+    BitfieldReadOnly,
+    /// `LCS` of a key that holds a collection (executor).
+    #[error("ERR The specified keys must contain string values")]
+    LcsNotString,
+    /// `LCS ... IDX LEN`.
+    #[error("ERR If you want both the length and indexes, please just use IDX.")]
+    LcsIdxAndLen,
+    /// `LCS` whose table would exceed `proto-max-bulk-len` bytes (executor).
+    #[error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")]
+    LcsTooLarge,
+    // ----- bitmap end
     /// A bad `CONSISTENCY` level.
     #[error(transparent)]
     Level(#[from] LevelError),

@@ -4,8 +4,8 @@
 //!   positions, docs, parse function). Parsing, `COMMAND`, key extraction, statistics and the
 //!   `denyoom`/`no_auth` checks all read it; it is the only list of command names. Its module
 //!   docs say how to add a command.
-//! - [`connection`], [`server`], [`strings`], [`keyspace`], [`hyperloglog`], [`hash`], [`set`],
-//!   [`zset`], [`list`], [`pubsub`]: one file per
+//! - [`connection`], [`server`], [`strings`], [`bitmap`], [`keyspace`], [`hyperloglog`],
+//!   [`hash`], [`set`], [`zset`], [`list`], [`pubsub`]: one file per
 //!   family, with a parse function and a `# Format` block per command.
 //! - `args`: the argument cursor every parse function reads from, and [`CommandError`].
 //!
@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::level::Level;
 
+pub mod bitmap;
 pub mod connection;
 pub mod hash;
 pub mod hyperloglog;
@@ -31,6 +32,7 @@ pub mod zset;
 mod args;
 mod table;
 pub use args::{CommandError, STRING_BYTES_MAX, parse_i64, unknown_command};
+pub use bitmap::BitmapCommand;
 pub use hash::HashCommand;
 pub use keyspace::{ObjectCommand, ScanOptions};
 pub use list::ListCommand;
@@ -165,6 +167,12 @@ pub enum Command {
         /// `1e400`). It is added in C `long double` by [`crate::float::incr_by_float_text`].
         delta: Bytes,
     },
+    /// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`
+    Lcs(Lcs),
+
+    // ----- bitmap (cmd/bitmap.rs)
+    /// `SETBIT`, `GETBIT`, `BITCOUNT`, `BITPOS`, `BITOP`, `BITFIELD`, `BITFIELD_RO`.
+    Bitmap(bitmap::BitmapCommand),
 
     // ----- keyspace (cmd/keyspace.rs)
     /// `DEL key [key ...]`
@@ -391,6 +399,34 @@ pub struct Set {
     pub get: bool,
     /// What happens to the expiry.
     pub expiry: SetExpiry,
+}
+
+/// `LCS` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lcs {
+    /// The first string's key.
+    pub a: Bytes,
+    /// The second string's key.
+    pub b: Bytes,
+    /// What to answer, or the option error Redis answers once both keys hold strings (or
+    /// are missing).
+    pub mode: Result<LcsMode, CommandError>,
+}
+
+/// What `LCS` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LcsMode {
+    /// The common subsequence itself.
+    String,
+    /// `LEN`: its length.
+    Len,
+    /// `IDX`: the matching ranges, longest-index first, and the length.
+    Idx {
+        /// `MINMATCHLEN`: ranges shorter than this are left out (0: none).
+        min_match_len: u64,
+        /// `WITHMATCHLEN`: each range also carries its length.
+        with_match_len: bool,
+    },
 }
 
 /// `SET ... NX|XX`

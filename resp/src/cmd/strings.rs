@@ -1,6 +1,6 @@
 //! String commands: `GET`, `SET` (and `SETEX`, `PSETEX`, `GETSET`), `SETNX`, `GETDEL`, `GETEX`,
 //! `MGET`, `MSET`, `MSETNX`, `STRLEN`, `APPEND`, `GETRANGE`, `SUBSTR`, `SETRANGE`, `INCR`,
-//! `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`.
+//! `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`, `LCS`.
 //!
 //! # Format
 //! ```text
@@ -12,12 +12,13 @@
 //! APPEND key value             GETRANGE key start end           SUBSTR key start end
 //! SETRANGE key offset value    INCR key   DECR key   INCRBY key n   DECRBY key n
 //! INCRBYFLOAT key increment
+//! LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
 //! ```
 
 use bytes::Bytes;
 
 use super::args::{ArgCursor, CommandError, STRING_BYTES_MAX, is, parse_i64};
-use super::{Command, ExpiryTime, GetExExpiry, Set, SetCondition, SetExpiry};
+use super::{Command, ExpiryTime, GetExExpiry, Lcs, LcsMode, Set, SetCondition, SetExpiry};
 use crate::float::check_float;
 
 /// Relative expiries are refused when adding them to the clock could overflow. Redis checks
@@ -334,4 +335,47 @@ pub(super) fn setrange(cur: &mut ArgCursor) -> Result<Command, CommandError> {
         return Err(CommandError::StringTooLong);
     }
     Ok(Command::SetRange { key, offset, value })
+}
+
+/// # Format
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`: options in any order and
+/// case, repeats allowed, a negative `MINMATCHLEN` read as 0. Redis checks the keys' types
+/// first (`ERR The specified keys must contain string values`), so an option error waits
+/// for the executor in [`Lcs::mode`].
+pub(super) fn lcs(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let a = cur.required()?;
+    let b = cur.required()?;
+    let mode = lcs_mode(&cur.rest());
+    Ok(Command::Lcs(Lcs { a, b, mode }))
+}
+
+/// `LCS`'s options, then `ERR If you want both the length and indexes, please just use IDX.`
+fn lcs_mode(args: &[Bytes]) -> Result<LcsMode, CommandError> {
+    let (mut idx, mut len, mut with_match_len, mut min_match_len) = (false, false, false, 0);
+    let mut at = 0;
+    while at < args.len() {
+        let option = &args[at];
+        if is(option, "IDX") {
+            idx = true;
+        } else if is(option, "LEN") {
+            len = true;
+        } else if is(option, "WITHMATCHLEN") {
+            with_match_len = true;
+        } else if is(option, "MINMATCHLEN") && at + 1 < args.len() {
+            min_match_len = parse_i64(&args[at + 1])?.max(0) as u64;
+            at += 1;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        at += 1;
+    }
+    match (idx, len) {
+        (true, true) => Err(CommandError::LcsIdxAndLen),
+        (true, false) => Ok(LcsMode::Idx {
+            min_match_len,
+            with_match_len,
+        }),
+        (false, true) => Ok(LcsMode::Len),
+        (false, false) => Ok(LcsMode::String),
+    }
 }

@@ -26,7 +26,7 @@ use super::args::{ArgCursor, CommandError, is, parse_i64, unknown_command};
 // `list`, `set`, `zset` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
 use super::{
-    Command, connection, hash, hyperloglog, keyspace, list, pubsub, server, set, strings,
+    Command, bitmap, connection, hash, hyperloglog, keyspace, list, pubsub, server, set, strings,
     transaction, zset,
 };
 use crate::level::{Level, LevelError};
@@ -52,6 +52,8 @@ pub enum Family {
     Server,
     /// String values (cmd/strings.rs).
     Strings,
+    /// Bitmaps, which are string values (cmd/bitmap.rs).
+    Bitmap,
     /// Keys whatever their value (cmd/keyspace.rs).
     Keyspace,
     /// HyperLogLogs, which are string values (cmd/hyperloglog.rs).
@@ -77,6 +79,7 @@ impl Family {
             Family::Connection => "connection",
             Family::Server => "server",
             Family::Strings => "string",
+            Family::Bitmap => "bitmap",
             Family::Keyspace => "generic",
             Family::HyperLogLog => "hyperloglog",
             Family::Hash => "hash",
@@ -411,6 +414,7 @@ const HANDSHAKE: Flags = Flags::of(&[
 #[rustfmt::skip]
 pub const TABLE: &[Spec] = {
     use Family::{Connection as C, HyperLogLog as H, Keyspace as K, Server as S, Strings as T};
+    use Family::Bitmap as BM;
     #[allow(unused_imports)]
     use Family::{Hash as HA, List as LI, Set as SE, SortedSet as ZS, Transactions as TX};
     use Family::PubSub as PS;
@@ -537,6 +541,26 @@ pub const TABLE: &[Spec] = {
         row("incrbyfloat", 3, WDF, Key::ONE, T, "2.6.0",
             "Increment the floating point value of a key by a number. Uses 0 as initial value \
              if the key doesn't exist.", strings::incrbyfloat),
+        row("lcs", -3, R, Key::new(1, 2, 1), T, "7.0.0", "Find longest common substring",
+            strings::lcs),
+        // ----- bitmap
+        row("setbit", 4, WD, Key::ONE, BM, "2.2.0",
+            "Sets or clears the bit at offset in the string value stored at key",
+            bitmap::setbit),
+        row("getbit", 3, RF, Key::ONE, BM, "2.2.0",
+            "Returns the bit value at offset in the string value stored at key", bitmap::getbit),
+        row("bitcount", -2, R, Key::ONE, BM, "2.6.0", "Count set bits in a string",
+            bitmap::bitcount),
+        row("bitpos", -3, R, Key::ONE, BM, "2.8.7", "Find first bit set or clear in a string",
+            bitmap::bitpos),
+        row("bitop", -4, WD, Key::new(2, -1, 1), BM, "2.6.0",
+            "Perform bitwise operations between strings", bitmap::bitop),
+        row("bitfield", -2, WD, Key::ONE, BM, "3.2.0",
+            "Perform arbitrary bitfield integer operations on strings", bitmap::bitfield),
+        row("bitfield_ro", -2, RF, Key::ONE, BM, "6.0.0",
+            "Perform arbitrary bitfield integer operations on strings. Read-only variant of \
+             BITFIELD", bitmap::bitfield_ro),
+        // ----- bitmap end
         // ----- keyspace
         row("del", -2, W, Key::ALL, K, "1.0.0", "Deletes one or more keys.", keyspace::del),
         row("unlink", -2, WF, Key::ALL, K, "4.0.0", "Asynchronously deletes one or more keys.",
