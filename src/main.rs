@@ -25,6 +25,7 @@ mod expiry;
 mod metrics;
 mod node;
 mod pubsub;
+mod scripting;
 mod server;
 mod socket;
 mod stats;

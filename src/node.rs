@@ -15,6 +15,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
 use crate::pubsub::PubSub;
+use crate::scripting::{ScriptCache, ScriptState};
 use crate::stats::Stats;
 
 pub use crate::clock::unix_now_ms;
@@ -50,6 +51,10 @@ pub struct Node {
     /// Who listens to which channels; shared with the peer server, which delivers the
     /// messages published on other nodes.
     pub pubsub: Arc<PubSub>,
+    /// Script bodies for `EVALSHA`.
+    pub scripts: ScriptCache,
+    /// Whether a script runs, is busy, is asked to stop.
+    pub script_state: Arc<ScriptState>,
 }
 
 impl Node {
@@ -82,6 +87,8 @@ impl Node {
             cluster: cluster.map(Arc::new),
             transactions: parking_lot::RwLock::new(()),
             pubsub: Arc::new(PubSub::default()),
+            scripts: ScriptCache::default(),
+            script_state: Arc::default(),
         }
     }
 

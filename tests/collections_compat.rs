@@ -82,3 +82,9 @@ family!(
     bitmap_commands_and_lcs_answer_as_redis_resp3,
     "bitmap"
 );
+
+family!(
+    scripts_answer_as_redis_resp2,
+    scripts_answer_as_redis_resp3,
+    "scripting"
+);

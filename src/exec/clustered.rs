@@ -153,6 +153,30 @@ pub fn check_transaction(
     Ok(())
 }
 
+/// Before a script that may write runs on a cluster: every declared key's replicas can
+/// meet the connection's write level (nothing is written otherwise).
+///
+/// # Errors
+/// Why the script cannot run (`UNAVAILABLE`, clock skew, no seed reached).
+pub fn check_script(
+    node: &Node,
+    cluster: &Arc<Cluster>,
+    session: &Session,
+    keys: &[Bytes],
+) -> Result<(), ExecError> {
+    cluster.check_seeds()?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    cluster.check_clock()?;
+    let level = session
+        .write_level
+        .unwrap_or_else(|| node.config.read().write_level);
+    let key_refs: Vec<&Bytes> = keys.iter().collect();
+    cluster.check_writable(&key_refs, level)?;
+    Ok(())
+}
+
 /// The records of `keys` read at the connection's read level: what `WATCH` notes and
 /// `EXEC` reads again on a cluster.
 ///

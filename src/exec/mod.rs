@@ -41,6 +41,7 @@ pub mod lcs;
 pub mod list;
 pub mod pubsub;
 pub mod ring;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod strings;
@@ -197,6 +198,8 @@ pub struct Session {
     pub exec_now_ms: Option<u64>,
     /// The channels and patterns it listens to.
     pub subscriptions: pubsub::Subscriptions,
+    /// Its Lua state, made on its first script.
+    pub lua: Option<Box<crate::scripting::Engine>>,
 }
 
 impl Session {
@@ -216,6 +219,7 @@ impl Session {
             in_exec: false,
             exec_now_ms: None,
             subscriptions: pubsub::Subscriptions::default(),
+            lua: None,
         }
     }
 }
@@ -237,12 +241,59 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
         end(node, entry, started, &reply);
         return reply;
     }
-    // Shared: only a transaction's EXEC holds the gate alone (see `transaction`).
-    let _gate = node.transactions.read();
-    let reply = run(node, session, entry, args);
+    if is_script_kill(&args) {
+        // Runs beside the busy script, which holds the gate.
+        let reply = run(node, session, entry, args);
+        end(node, entry, started, &reply);
+        return reply;
+    }
+    // Alone for a script, as for EXEC; shared for the rest (see `transaction`).
+    let reply = match gate(node, entry) {
+        Ok(_gate) => run(node, session, entry, args),
+        Err(busy) => Some(busy),
+    };
     end(node, entry, started, &reply);
     blocking::after_command(node);
     reply
+}
+
+/// A held transaction gate.
+enum Gate<'a> {
+    Alone(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+    Shared(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+}
+
+/// Redis's reply to a command while a script runs past `busy-reply-threshold`.
+const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// How long a command waits for the gate between two looks at whether a script is busy.
+const GATE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Takes the transaction gate for one command: alone for a script, shared otherwise. While
+/// a script holds it past its time, waiting commands answer `BUSY` instead of waiting on.
+fn gate(node: &Node, entry: Option<Entry>) -> Result<Gate<'_>, Reply> {
+    let alone = entry.is_some_and(|e| script::is_eval_name(e.spec.name));
+    loop {
+        let held = match alone {
+            true => node.transactions.try_write_for(GATE_WAIT).map(Gate::Alone),
+            false => node.transactions.try_read_for(GATE_WAIT).map(Gate::Shared),
+        };
+        if let Some(gate) = held {
+            return Ok(gate);
+        }
+        if node
+            .script_state
+            .busy
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(Reply::error(BUSY));
+        }
+    }
+}
+
+/// `SCRIPT KILL`, which must not wait for the script it stops.
+fn is_script_kill(args: &[Bytes]) -> bool {
+    matches!(args, [name, sub] if name.eq_ignore_ascii_case(b"script") && sub.eq_ignore_ascii_case(b"kill"))
 }
 
 /// `EXEC` on a cluster (see `transaction`): checks every queued write's level first, holds
@@ -516,6 +567,20 @@ fn dispatch(
             collections(node, records, command, now_ms, touch)
         }
         Family::Transactions => transaction::execute(node, session, command),
+        Family::Scripting => match command {
+            Command::Script(command) => Ok(script::execute(
+                node,
+                session,
+                command,
+                &mut |session, args| {
+                    let (entry, started) = begin(session, &args);
+                    let reply = run(node, session, entry, args);
+                    end(node, entry, started, &reply);
+                    reply.unwrap_or(Reply::Nil)
+                },
+            )),
+            _ => Ok(misrouted("scripting")),
+        },
         Family::PubSub => match command {
             Command::PubSub(command) => Ok(pubsub::execute(node, session, command)),
             _ => Ok(misrouted("pub/sub")),
@@ -586,7 +651,12 @@ pub async fn execute_clustered(
         Err(reply) => Some(reply),
         Ok((request, now_ms)) => {
             let touch = touches(session);
-            let outcome = if let Some(retry) = blocking::blocking_command(&request)
+            let outcome = if script::runs_script(&request) {
+                let Command::Script(command) = request.command else {
+                    unreachable!("a script");
+                };
+                Ok(script::execute_clustered(node, cluster, session, command).await)
+            } else if let Some(retry) = blocking::blocking_command(&request)
                 .is_some_and(|_| !session.in_exec)
                 .then(|| (request.clone(), keys.clone()))
             {

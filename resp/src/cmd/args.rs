@@ -49,6 +49,15 @@ pub enum CommandError {
         /// The subcommand as given, at most 128 bytes.
         sub: String,
     },
+    /// `EVAL script -1`.
+    #[error("ERR Number of keys can't be negative")]
+    NegativeNumKeys,
+    /// `EVAL script 2 k`.
+    #[error("ERR Number of keys can't be greater than number of args")]
+    TooManyNumKeys,
+    /// `SCRIPT FLUSH x`.
+    #[error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")]
+    ScriptFlushMode,
     /// A subcommand given more arguments than it takes, past the table's arity
     /// (`PUBSUB CHANNELS a b`).
     #[error(

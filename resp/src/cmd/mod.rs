@@ -5,7 +5,7 @@
 //!   `denyoom`/`no_auth` checks all read it; it is the only list of command names. Its module
 //!   docs say how to add a command.
 //! - [`connection`], [`server`], [`strings`], [`bitmap`], [`keyspace`], [`hyperloglog`],
-//!   [`hash`], [`set`], [`zset`], [`list`], [`pubsub`]: one file per
+//!   [`hash`], [`set`], [`zset`], [`list`], [`pubsub`], [`scripting`]: one file per
 //!   family, with a parse function and a `# Format` block per command.
 //! - `args`: the argument cursor every parse function reads from, and [`CommandError`].
 //!
@@ -23,6 +23,7 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod list;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod strings;
@@ -37,6 +38,7 @@ pub use hash::HashCommand;
 pub use keyspace::{ObjectCommand, ScanOptions};
 pub use list::ListCommand;
 pub use pubsub::PubSubCommand;
+pub use scripting::{ScriptCommand, ScriptSource};
 pub use server::MemoryCommand;
 pub use set::SetCommand;
 pub use table::{Access, Entry, Family, Flags, KeyRange, Request, Spec, TABLE, lookup};
@@ -199,6 +201,10 @@ pub enum Command {
     // ----- pub/sub (cmd/pubsub.rs)
     /// `SUBSCRIBE`, `PUBLISH`, `PUBSUB` and the rest of the family.
     PubSub(PubSubCommand),
+
+    // ----- scripting (cmd/scripting.rs)
+    /// `EVAL`, `EVALSHA`, their `_RO` forms, `SCRIPT ...`.
+    Script(ScriptCommand),
 
     /// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`.
     Object(ObjectCommand),

@@ -26,8 +26,8 @@ use super::args::{ArgCursor, CommandError, is, parse_i64, unknown_command};
 // `list`, `set`, `zset` and their short family names are used as their rows arrive.
 #[allow(unused_imports)]
 use super::{
-    Command, bitmap, connection, hash, hyperloglog, keyspace, list, pubsub, server, set, strings,
-    transaction, zset,
+    Command, bitmap, connection, hash, hyperloglog, keyspace, list, pubsub, scripting, server, set,
+    strings, transaction, zset,
 };
 use crate::level::{Level, LevelError};
 
@@ -70,6 +70,8 @@ pub enum Family {
     Transactions,
     /// `SUBSCRIBE`, `PUBLISH`, `PUBSUB`... (cmd/pubsub.rs).
     PubSub,
+    /// `EVAL`, `EVALSHA`, `SCRIPT`... (cmd/scripting.rs).
+    Scripting,
 }
 
 impl Family {
@@ -88,6 +90,7 @@ impl Family {
             Family::List => "list",
             Family::Transactions => "transactions",
             Family::PubSub => "pubsub",
+            Family::Scripting => "scripting",
         }
     }
 }
@@ -132,9 +135,13 @@ impl Flags {
     pub const SKIP_SLOWLOG: Flags = Flags(1 << 13);
     /// A pub/sub command.
     pub const PUBSUB: Flags = Flags(1 << 14);
+    /// Not shown to `MONITOR` (scripts).
+    pub const SKIP_MONITOR: Flags = Flags(1 << 15);
+    /// May run with no key at all though it takes keys (`EVAL script 0`).
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 16);
 
     /// Each flag with its Redis name, in bit order (Redis's order).
-    const NAMES: [(Flags, &'static str); 15] = [
+    const NAMES: [(Flags, &'static str); 17] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -144,9 +151,11 @@ impl Flags {
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
+        (Flags::SKIP_MONITOR, "skip_monitor"),
         (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
+        (Flags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (Flags::NO_MULTI, "no_multi"),
         (Flags::MOVABLE_KEYS, "movablekeys"),
         (Flags::ALLOW_BUSY, "allow_busy"),
@@ -389,6 +398,16 @@ const R: Flags = Flags::READONLY;
 const RF: Flags = Flags::of(&[Flags::READONLY, Flags::FAST]);
 const LSF: Flags = Flags::of(&[Flags::LOADING, Flags::STALE, Flags::FAST]);
 const LS: Flags = Flags::of(&[Flags::LOADING, Flags::STALE]);
+/// `EVAL`, `EVALSHA`: Redis's flags.
+const EVAL_FLAGS: Flags = Flags::of(&[
+    Flags::NOSCRIPT,
+    Flags::STALE,
+    Flags::SKIP_MONITOR,
+    Flags::NO_MANDATORY_KEYS,
+    Flags::MOVABLE_KEYS,
+]);
+/// `EVAL_RO`, `EVALSHA_RO`: Redis's flags.
+const EVAL_RO_FLAGS: Flags = Flags::of(&[EVAL_FLAGS, Flags::READONLY]);
 /// `SUBSCRIBE` and the other subscription commands: Redis's flags.
 const PUBSUB_NOSCRIPT: Flags = Flags::of(&[Flags::PUBSUB, Flags::NOSCRIPT, LS]);
 /// `MULTI`, `DISCARD`, `WATCH`, `UNWATCH`: Redis's flags.
@@ -418,6 +437,7 @@ pub const TABLE: &[Spec] = {
     #[allow(unused_imports)]
     use Family::{Hash as HA, List as LI, Set as SE, SortedSet as ZS, Transactions as TX};
     use Family::PubSub as PS;
+    use Family::Scripting as SC;
     use KeyRange as Key;
     &[
         // ----- connection
@@ -466,6 +486,17 @@ pub const TABLE: &[Spec] = {
             "Post a message to a channel", pubsub::publish),
         row("pubsub", -2, Flags::NONE, Key::NONE, PS, "2.8.0",
             "A container for Pub/Sub commands", pubsub::pubsub),
+        // ----- scripting
+        row("eval", -3, EVAL_FLAGS, Key::counted(2), SC, "2.6.0",
+            "Execute a Lua script server side", scripting::eval),
+        row("evalsha", -3, EVAL_FLAGS, Key::counted(2), SC, "2.6.0",
+            "Execute a Lua script server side", scripting::evalsha),
+        row("eval_ro", -3, EVAL_RO_FLAGS, Key::counted(2), SC, "7.0.0",
+            "Execute a read-only Lua script server side", scripting::eval_ro),
+        row("evalsha_ro", -3, EVAL_RO_FLAGS, Key::counted(2), SC, "7.0.0",
+            "Execute a read-only Lua script server side", scripting::evalsha_ro),
+        row("script", -2, Flags::NONE, Key::NONE, SC, "2.6.0",
+            "A container for Lua scripts management commands", scripting::script),
         // ----- server
         row("command", -1, LS, Key::NONE, S, "2.8.13",
             "Returns detailed information about all commands.", server::command),
