@@ -1,9 +1,10 @@
 //! The Lua engine behind `EVAL`: Lua 5.1 as Redis embeds it (through `mlua`, its Lua
 //! vendored and built from source), with Redis's sandbox and conversions.
 //!
-//! - Each connection that runs a script gets its own Lua state ([`Engine`], about 50 KB),
-//!   made on its first `EVAL`: scripts of different connections never share a lock, and
-//!   Redis's globals are read-only anyway, so nothing a script leaves can reach another.
+//! - A script runs in a Lua state ([`Engine`]) taken from the node's pool and given back
+//!   after: scripts running at once (on a cluster) never share one, there are never more
+//!   states than scripts running at once, and Redis's globals are read-only, so nothing a
+//!   script leaves can reach the next.
 //! - The sandbox: the `base`, `table`, `string` and `math` libraries without the functions
 //!   that reach files or load code (`dofile`, `loadfile`, `load`, `loadstring`, `print`,
 //!   `getfenv`, `setfenv`, `newproxy`); `redis`, `bit` and `cjson` added; no `os`, `io`,
@@ -27,8 +28,8 @@ use parking_lot::Mutex;
 use ringcache_resp::Reply;
 use ringcache_resp::float::format_double_g17;
 
-/// Bytes of Lua memory one connection's scripts may hold; past it a script fails with Lua's
-/// `not enough memory`.
+/// Bytes of Lua memory one state may hold; past it a script fails with Lua's `not enough
+/// memory`.
 pub const SCRIPT_MEMORY_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Bytes of script bodies the node keeps for `EVALSHA`; past it the bodies cached by `EVAL`
 /// go first, oldest first (those of `SCRIPT LOAD` stay until `SCRIPT FLUSH`).
@@ -43,10 +44,14 @@ pub fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
 }
 
-/// The node's script bodies by SHA1.
+/// Idle Lua states the node keeps for the next scripts; more are dropped when given back.
+const IDLE_ENGINES_MAX: usize = 8;
+
+/// The node's script bodies by SHA1, and its idle Lua states.
 #[derive(Default)]
 pub struct ScriptCache {
     inner: Mutex<CacheInner>,
+    idle: Mutex<Vec<Box<Engine>>>,
 }
 
 #[derive(Default)]
@@ -85,9 +90,23 @@ impl ScriptCache {
         self.inner.lock().bodies.get(&sha).cloned()
     }
 
-    /// Forgets every body (`SCRIPT FLUSH`).
+    /// Forgets every body (`SCRIPT FLUSH`), and the idle states' compiled scripts.
     pub fn flush(&self) {
         *self.inner.lock() = CacheInner::default();
+        self.idle.lock().clear();
+    }
+
+    /// An idle Lua state, if one is kept.
+    pub fn take_engine(&self) -> Option<Box<Engine>> {
+        self.idle.lock().pop()
+    }
+
+    /// Keeps `engine` for the next script, unless enough are kept.
+    pub fn give_back(&self, engine: Box<Engine>) {
+        let mut idle = self.idle.lock();
+        if idle.len() < IDLE_ENGINES_MAX {
+            idle.push(engine);
+        }
     }
 }
 

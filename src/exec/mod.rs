@@ -198,8 +198,6 @@ pub struct Session {
     pub exec_now_ms: Option<u64>,
     /// The channels and patterns it listens to.
     pub subscriptions: pubsub::Subscriptions,
-    /// Its Lua state, made on its first script.
-    pub lua: Option<Box<crate::scripting::Engine>>,
 }
 
 impl Session {
@@ -219,7 +217,6 @@ impl Session {
             in_exec: false,
             exec_now_ms: None,
             subscriptions: pubsub::Subscriptions::default(),
-            lua: None,
         }
     }
 }
@@ -249,7 +246,10 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
     }
     // Alone for a script, as for EXEC; shared for the rest (see `transaction`).
     let reply = match gate(node, entry) {
-        Ok(_gate) => run(node, session, entry, args),
+        // A script may run long: the other tasks queued on this worker move to another
+        // thread meanwhile (one queued behind it would otherwise wait for it to end).
+        Ok(Gate::Alone(_gate)) => tokio::task::block_in_place(|| run(node, session, entry, args)),
+        Ok(Gate::Shared(_gate)) => run(node, session, entry, args),
         Err(busy) => Some(busy),
     };
     end(node, entry, started, &reply);

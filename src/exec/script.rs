@@ -150,7 +150,7 @@ fn kill(node: &Node) -> Reply {
     Reply::Ok
 }
 
-/// Runs one script in the connection's Lua state (made on first use), the connection's
+/// Runs one script in a Lua state of the node's pool (made when none is idle), the connection's
 /// commands frozen at the script's start time and non-blocking while it runs.
 fn run(
     node: &Node,
@@ -160,7 +160,7 @@ fn run(
     args: &[Bytes],
     mut call: impl FnMut(&mut Session, Vec<Bytes>) -> Reply,
 ) -> Reply {
-    let mut engine = match session.lua.take() {
+    let mut engine = match node.scripts.take_engine() {
         Some(engine) => engine,
         None => match Engine::new() {
             Ok(engine) => Box::new(engine),
@@ -190,7 +190,7 @@ fn run(
         state.wrote.store(false, Relaxed);
     }
     (session.in_exec, session.exec_now_ms) = saved;
-    session.lua = Some(engine);
+    node.scripts.give_back(engine);
     reply
 }
 
