@@ -51,7 +51,7 @@ const IDLE_ENGINES_MAX: usize = 8;
 #[derive(Default)]
 pub struct ScriptCache {
     inner: Mutex<CacheInner>,
-    idle: Mutex<Vec<Box<Engine>>>,
+    idle: Mutex<Vec<Engine>>,
 }
 
 #[derive(Default)]
@@ -97,12 +97,12 @@ impl ScriptCache {
     }
 
     /// An idle Lua state, if one is kept.
-    pub fn take_engine(&self) -> Option<Box<Engine>> {
+    pub fn take_engine(&self) -> Option<Engine> {
         self.idle.lock().pop()
     }
 
     /// Keeps `engine` for the next script, unless enough are kept.
-    pub fn give_back(&self, engine: Box<Engine>) {
+    pub fn give_back(&self, engine: Engine) {
         let mut idle = self.idle.lock();
         if idle.len() < IDLE_ENGINES_MAX {
             idle.push(engine);

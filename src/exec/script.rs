@@ -163,7 +163,7 @@ fn run(
     let mut engine = match node.scripts.take_engine() {
         Some(engine) => engine,
         None => match Engine::new() {
-            Ok(engine) => Box::new(engine),
+            Ok(engine) => engine,
             Err(e) => return Reply::Error(format!("ERR cannot start Lua: {e}")),
         },
     };
