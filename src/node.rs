@@ -94,6 +94,11 @@ impl Node {
 
     /// Starts a graceful shutdown.
     pub fn begin_shutdown(&self) {
+        // A script past its time stops too (a connection finishes its batch before it
+        // closes, and a runaway script would never finish it).
+        self.script_state
+            .kill
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.shutdown.send_replace(true);
     }
 }

@@ -36,7 +36,10 @@ pub const SCRIPT_MEMORY_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const SCRIPT_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Lua instructions between two checks of the time limit and of `SCRIPT KILL`.
 const HOOK_INSTRUCTIONS: u32 = 10_000;
-/// Compiled scripts one connection's state keeps; past it they are compiled again.
+/// How long a script runs before the other tasks of its runtime worker move to another
+/// thread ([`RunClock::check`]): short scripts never pay for the move.
+const MOVE_OTHERS_AFTER: Duration = Duration::from_millis(20);
+/// Compiled scripts one state keeps; past it they are compiled again.
 const COMPILED_PER_ENGINE_MAX: usize = 256;
 
 /// The hex SHA1 of a script body: its name for `EVALSHA`.
@@ -84,10 +87,11 @@ impl ScriptCache {
         sha
     }
 
-    /// The body whose SHA1 is `sha` (either case), if kept.
-    pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
+    /// The body whose SHA1 is `sha` (either case), if kept, with its SHA1 in lower case.
+    pub fn get(&self, sha: &[u8]) -> Option<(String, Bytes)> {
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        self.inner.lock().bodies.get(&sha).cloned()
+        let body = self.inner.lock().bodies.get(&sha).cloned()?;
+        Some((sha, body))
     }
 
     /// Forgets every body (`SCRIPT FLUSH`), and the idle states' compiled scripts.
@@ -131,8 +135,10 @@ pub type Call<'a> = dyn FnMut(Vec<Bytes>) -> Reply + 'a;
 /// One connection's Lua state.
 pub struct Engine {
     lua: Lua,
-    /// `run(f)`: calls `f` under `xpcall`, returning `ok, result, line`.
+    /// `run(f, handler)`: calls `f` under `xpcall`.
     trampoline: Function,
+    /// The error handler: notes the script's line where an error is raised ([`ErrorLine`]).
+    handler: Function,
     /// The table whose `fn` field `redis.call` dispatches to while a script runs.
     current: Table,
     compiled: HashMap<String, Function>,
@@ -195,9 +201,21 @@ impl Engine {
             globals.raw_get::<Function>("tostring")?,
             globals.raw_get::<Function>("setmetatable")?,
         ))?;
+        // The handler runs where the error was raised: the innermost frame of the script
+        // there is the line Redis reports.
+        let handler = lua.create_function(|lua, raised: Value| {
+            lua.set_app_data(ErrorLine(script_line(lua)));
+            Ok(raised)
+        })?;
+        let triggers = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);
+        lua.set_hook(triggers, |lua, _| match lua.app_data_ref::<RunClock>() {
+            Some(clock) => clock.check(),
+            None => Ok(VmState::Continue),
+        });
         Ok(Engine {
             lua,
             trampoline,
+            handler,
             current,
             compiled: HashMap::new(),
         })
@@ -222,7 +240,7 @@ impl Engine {
         };
         let outcome = self.execute(&function, keys, argv, limits, call);
         let _ = self.current.raw_set("fn", Value::Nil);
-        self.lua.remove_hook();
+        self.lua.remove_app_data::<RunClock>();
         match outcome {
             Ok(Outcome::Reply(reply)) => reply,
             Ok(Outcome::Error { text, line }) => {
@@ -264,10 +282,13 @@ impl Engine {
         let globals = lua.globals();
         globals.raw_set("KEYS", strings_table(lua, keys)?)?;
         globals.raw_set("ARGV", strings_table(lua, argv)?)?;
-        self.watch_time(limits);
-        // The handler runs where the error was raised: the innermost frame of the script
-        // there is the line Redis reports.
-        let line = std::cell::Cell::new(-1i64);
+        lua.set_app_data(RunClock {
+            state: limits.state.clone(),
+            started: Instant::now(),
+            busy_after: limits.busy_after,
+            moved: AtomicBool::new(false),
+        });
+        lua.set_app_data(ErrorLine(-1));
         lua.scope(|scope| {
             let dispatch = scope.create_function_mut(|lua, args: MultiValue| {
                 let reply = match command_args(lua, args) {
@@ -278,12 +299,8 @@ impl Engine {
                 Ok((reply_to_lua(lua, &reply)?, failed))
             })?;
             self.current.raw_set("fn", dispatch)?;
-            let handler = scope.create_function(|lua, raised: Value| {
-                line.set(script_line(lua));
-                Ok(raised)
-            })?;
-            let (ok, result): (bool, Value) = self.trampoline.call((function.clone(), handler))?;
-            let line = line.get();
+            let (ok, result): (bool, Value) = self.trampoline.call((function, &self.handler))?;
+            let line = lua.app_data_ref::<ErrorLine>().map_or(-1, |line| line.0);
             Ok(match ok {
                 true => Outcome::Reply(lua_to_reply(&result)),
                 false => Outcome::Error {
@@ -293,24 +310,65 @@ impl Engine {
             })
         })
     }
+}
 
-    /// Checks, every [`HOOK_INSTRUCTIONS`], whether the script passed its time (the node is
-    /// then busy) and whether `SCRIPT KILL` asked it to stop.
-    fn watch_time(&self, limits: &Limits) {
-        let state = limits.state.clone();
-        let (started, busy_after) = (Instant::now(), limits.busy_after);
-        let triggers = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);
-        self.lua.set_hook(triggers, move |_, _| {
-            if started.elapsed() >= busy_after {
-                state.busy.store(true, Relaxed);
-                if state.kill.load(Relaxed) {
-                    return Err(mlua::Error::RuntimeError(
-                        "ERR Script killed by user with SCRIPT KILL...".into(),
-                    ));
-                }
-            }
-            Ok(VmState::Continue)
+/// Called once a script has run [`MOVE_OTHERS_AFTER`] on a runtime worker: makes sure
+/// another worker is awake, so that the network is still polled and the other clients are
+/// served (answered `BUSY` on a single node) while this one runs the script. A worker that
+/// found the script's request may be the one that polled the network, and the others may
+/// sleep until something wakes them: a client then waited for the whole script (the
+/// scripting test found it under load).
+///
+/// The current worker's queue is handed to a new thread (`block_in_place`), and a task sent
+/// from outside the worker wakes a sleeping one; the handing off is waited for until that
+/// task ran. Outside a multi-threaded runtime this does nothing.
+fn wake_another_worker() {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    tokio::task::block_in_place(|| {
+        let (ran, wait) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = ran.send(());
         });
+        let _ = wait.recv_timeout(WAKE_WAIT_MAX);
+    });
+}
+
+/// The longest a script waits for another worker to wake ([`wake_another_worker`]).
+const WAKE_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// The line of the script where its error was raised, noted by the error handler.
+struct ErrorLine(i64);
+
+/// The clock of the script running, which the hook checks every [`HOOK_INSTRUCTIONS`]
+/// instructions: past its time the node is busy and `SCRIPT KILL` may stop it.
+struct RunClock {
+    state: Arc<ScriptState>,
+    started: Instant,
+    busy_after: Duration,
+    /// Whether another worker was woken ([`wake_another_worker`]).
+    moved: AtomicBool,
+}
+
+impl RunClock {
+    fn check(&self) -> mlua::Result<VmState> {
+        let elapsed = self.started.elapsed();
+        if elapsed >= MOVE_OTHERS_AFTER && !self.moved.swap(true, Relaxed) {
+            wake_another_worker();
+        }
+        if elapsed >= self.busy_after {
+            self.state.busy.store(true, Relaxed);
+            if self.state.kill.load(Relaxed) {
+                return Err(mlua::Error::RuntimeError(
+                    "ERR Script killed by user with SCRIPT KILL...".into(),
+                ));
+            }
+        }
+        Ok(VmState::Continue)
     }
 }
 

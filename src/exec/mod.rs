@@ -246,10 +246,7 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
     }
     // Alone for a script, as for EXEC; shared for the rest (see `transaction`).
     let reply = match gate(node, entry) {
-        // A script may run long: the other tasks queued on this worker move to another
-        // thread meanwhile (one queued behind it would otherwise wait for it to end).
-        Ok(Gate::Alone(_gate)) => tokio::task::block_in_place(|| run(node, session, entry, args)),
-        Ok(Gate::Shared(_gate)) => run(node, session, entry, args),
+        Ok(_gate) => run(node, session, entry, args),
         Err(busy) => Some(busy),
     };
     end(node, entry, started, &reply);

@@ -23,7 +23,7 @@ use ringcache_resp::{Reply, Request};
 use super::Session;
 use crate::cluster::Cluster;
 use crate::node::{Node, unix_now_ms};
-use crate::scripting::{Engine, Limits, sha1_hex};
+use crate::scripting::{Engine, Limits};
 
 /// Redis's `busy-reply-threshold` default: past it a script makes the node answer `BUSY` and
 /// `SCRIPT KILL` may stop it.
@@ -77,10 +77,7 @@ fn find(node: &Node, source: &ScriptSource) -> Result<Found, Reply> {
             body: body.clone(),
         }),
         ScriptSource::Sha(sha) => match node.scripts.get(sha) {
-            Some(body) => Ok(Found {
-                sha: sha1_hex(&body),
-                body,
-            }),
+            Some((sha, body)) => Ok(Found { sha, body }),
             None => Err(Reply::error(
                 "NOSCRIPT No matching script. Please use EVAL.",
             )),
@@ -186,7 +183,9 @@ fn run(
     });
     if state.running.fetch_sub(1, Relaxed) == 1 {
         state.busy.store(false, Relaxed);
-        state.kill.store(false, Relaxed);
+        // Once the server stops, every later script past its time is stopped too.
+        let stopping = *node.shutdown.borrow();
+        state.kill.store(stopping, Relaxed);
         state.wrote.store(false, Relaxed);
     }
     (session.in_exec, session.exec_now_ms) = saved;
