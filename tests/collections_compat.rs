@@ -82,3 +82,9 @@ family!(
     bitmap_commands_and_lcs_answer_as_redis_resp3,
     "bitmap"
 );
+
+family!(
+    rename_and_copy_answer_as_redis_resp2,
+    rename_and_copy_answer_as_redis_resp3,
+    "rename"
+);

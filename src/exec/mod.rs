@@ -9,7 +9,8 @@
 //! - [`strings`]: the string commands; [`lcs`]: `LCS`.
 //! - [`bitmap`]: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, over [`bits`], the bit
 //!   arithmetic.
-//! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
+//! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands; [`rename`]: RENAME,
+//!   RENAMENX, COPY.
 //! - [`hyperloglog`]: PFADD, PFCOUNT, PFMERGE, over [`hll`], Redis's HLL string format.
 //! - [`hash`], [`set`], [`zset`], [`list`]: the collection families, over [`collection`]
 //!   (a key's cells, read with `WRONGTYPE` checks and edited at one version).
@@ -40,6 +41,7 @@ pub mod keyspace;
 pub mod lcs;
 pub mod list;
 pub mod pubsub;
+pub mod rename;
 pub mod ring;
 pub mod server;
 pub mod set;
@@ -237,12 +239,21 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
         end(node, entry, started, &reply);
         return reply;
     }
-    // Shared: only a transaction's EXEC holds the gate alone (see `transaction`).
-    let _gate = node.transactions.read();
-    let reply = run(node, session, entry, args);
-    end(node, entry, started, &reply);
-    blocking::after_command(node);
-    reply
+    // Shared: only a transaction's EXEC and a command that changes several keys together
+    // (`Spec::alone`: RENAME, COPY) hold the gate alone (see `transaction`).
+    let run_and_serve = || {
+        let reply = run(node, session, entry, args);
+        end(node, entry, started, &reply);
+        blocking::after_command(node);
+        reply
+    };
+    if entry.is_some_and(|e| e.spec.alone) {
+        let _alone = node.transactions.write();
+        run_and_serve()
+    } else {
+        let _shared = node.transactions.read();
+        run_and_serve()
+    }
 }
 
 /// `EXEC` on a cluster (see `transaction`): checks every queued write's level first, holds
@@ -510,7 +521,7 @@ fn dispatch(
             Command::Bitmap(c) => bitmap::execute(node, records, c, now_ms, touch),
             _ => Ok(misrouted("bitmap")),
         },
-        Family::Keyspace => keyspace::execute(node, records, command, now_ms),
+        Family::Keyspace => keyspace::execute(node, records, command, now_ms, touch),
         Family::HyperLogLog => hyperloglog::execute(node, records, command, now_ms, touch),
         Family::Hash | Family::Set | Family::SortedSet | Family::List => {
             collections(node, records, command, now_ms, touch)
