@@ -684,7 +684,11 @@ mod tests {
             Reply::Ok
         );
         assert_eq!(
-            run(&node, &mut s, "CONFIG GET maxmemory maxmemory-policy maxmemory-samples"),
+            run(
+                &node,
+                &mut s,
+                "CONFIG GET maxmemory maxmemory-policy maxmemory-samples"
+            ),
             Reply::Map(vec![
                 (bulk("maxmemory"), bulk("2097152")),
                 (bulk("maxmemory-policy"), bulk("allkeys-lfu")),
