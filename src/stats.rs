@@ -54,8 +54,12 @@ pub fn error_kind(text: &str) -> usize {
 pub struct CommandStats {
     /// Times called.
     pub calls: AtomicU64,
-    /// Calls that answered an error.
+    /// Calls that ran and answered an error (Redis's `failed_calls`).
     pub failed: AtomicU64,
+    /// Requests refused before the command ran (Redis's `rejected_calls`): a wrong argument
+    /// count, `NOAUTH`, `OOM`, a command a subscribed RESP2 connection may not send, one
+    /// refused while a transaction is queued. Not counted in `calls` nor timed, as in Redis.
+    pub rejected: AtomicU64,
     /// Total microseconds spent executing.
     pub usec: AtomicU64,
     /// Latency histogram, see [`LATENCY_BUCKETS`].
@@ -145,6 +149,16 @@ impl Stats {
         }
     }
 
+    /// Records a request refused before its command ran (see [`CommandStats::rejected`]),
+    /// answered with `error`: counted as rejected and as an error, not as a call nor in
+    /// `total_commands_processed`, as Redis 7.0 does.
+    pub fn record_rejected(&self, command: usize, error: &str) {
+        self.commands[command.min(TABLE.len())]
+            .rejected
+            .fetch_add(1, Relaxed);
+        self.record_error(error);
+    }
+
     /// Counts one error reply by its kind ([`error_kind`]).
     pub fn record_error(&self, text: &str) {
         self.errors[error_kind(text)].fetch_add(1, Relaxed);
@@ -187,6 +201,7 @@ impl Stats {
         for command in self.commands.iter() {
             command.calls.store(0, Relaxed);
             command.failed.store(0, Relaxed);
+            command.rejected.store(0, Relaxed);
             command.usec.store(0, Relaxed);
             command.latency.iter().for_each(|b| b.store(0, Relaxed));
         }

@@ -363,3 +363,76 @@ fn repair_finds_a_replica_that_missed_a_field_under_the_same_header_version() {
         want
     );
 }
+
+/// `TTL key` through node `i` at QUORUM.
+fn ttl_at_quorum(conn: &mut RespConn, key: &str) -> i64 {
+    match conn.cmd(&["TTL", key, "CONSISTENCY", "QUORUM"]) {
+        Val::Int(n) => n,
+        other => panic!("TTL {key} answered {other}"),
+    }
+}
+
+#[test]
+fn rename_and_copy_through_one_node_read_back_at_quorum_through_the_others() {
+    let mut cluster = Cluster::start(3, &[]);
+    let mut c0 = cluster.conn(0);
+    let quorum = |c: &mut RespConn, words: &[&str]| {
+        let mut words = words.to_vec();
+        words.extend(["CONSISTENCY", "QUORUM"]);
+        c.cmd(&words)
+    };
+    // An old destination hash whose fields must not survive the rename.
+    assert_eq!(
+        quorum(&mut c0, &["HSET", "rn:dst", "old", "x"]),
+        Val::Int(1)
+    );
+    assert_eq!(
+        quorum(&mut c0, &["HSET", "rn:h", "a", "1", "b", "2"]),
+        Val::Int(2)
+    );
+    assert_eq!(quorum(&mut c0, &["EXPIRE", "rn:h", "1000"]), Val::Int(1));
+    assert_eq!(
+        quorum(&mut c0, &["SET", "rn:s", "v", "EX", "1000"]),
+        Val::Simple(b"OK".to_vec())
+    );
+    assert_eq!(
+        quorum(&mut c0, &["RENAME", "rn:h", "rn:dst"]),
+        Val::Simple(b"OK".to_vec())
+    );
+    assert_eq!(quorum(&mut c0, &["COPY", "rn:s", "rn:s2"]), Val::Int(1));
+    assert_eq!(quorum(&mut c0, &["RENAMENX", "rn:s", "rn:s3"]), Val::Int(1));
+    for i in [1, 2] {
+        let mut c = cluster.conn(i);
+        assert_eq!(
+            strings(&quorum(&mut c, &["HKEYS", "rn:dst"])),
+            BTreeSet::from(["a".to_string(), "b".to_string()]),
+            "node {i}: the renamed hash, without the old destination's fields"
+        );
+        assert_eq!(quorum(&mut c, &["EXISTS", "rn:h", "rn:s"]), Val::Int(0));
+        assert_eq!(
+            quorum(&mut c, &["MGET", "rn:s2", "rn:s3"]),
+            Val::Array(vec![Val::Bulk(b"v".to_vec()), Val::Bulk(b"v".to_vec())])
+        );
+        for key in ["rn:dst", "rn:s2", "rn:s3"] {
+            let ttl = ttl_at_quorum(&mut c, key);
+            assert!((990..=1000).contains(&ttl), "node {i}: TTL {key} is {ttl}");
+        }
+    }
+    // With two of three replicas down, a rename at QUORUM is refused before anything is
+    // written: the source is still there and the destination was not made.
+    cluster.kill(1);
+    cluster.kill(2);
+    cluster.wait_field(0, "members_up", "1", DOWN_SEEN_TIMEOUT);
+    let refused = quorum(&mut c0, &["RENAME", "rn:s2", "rn:s4"]);
+    assert!(
+        refused
+            .text()
+            .unwrap_or_default()
+            .starts_with("UNAVAILABLE"),
+        "RENAME with one replica of three: {refused}"
+    );
+    assert_eq!(
+        c0.cmd(&["EXISTS", "rn:s2", "rn:s4", "CONSISTENCY", "ONE"]),
+        Val::Int(1)
+    );
+}

@@ -88,3 +88,9 @@ family!(
     scripts_answer_as_redis_resp3,
     "scripting"
 );
+
+family!(
+    rename_and_copy_answer_as_redis_resp2,
+    rename_and_copy_answer_as_redis_resp3,
+    "rename"
+);

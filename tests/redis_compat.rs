@@ -93,6 +93,19 @@ CONFIG GET save
 CONFIG GET appendonly
 CONFIG GET MAXMEMORY
 @pairs CONFIG GET maxmemory timeout
+@pairs CONFIG GET maxmemory hash-max-listpack-entries
+@pairs CONFIG GET *max*
+@pairs CONFIG GET *max* maxmemory
+@pairs CONFIG GET notify-keyspace-events lua-time-limit busy-reply-threshold
+@pairs CONFIG GET tls-* slave-*
+@pairs CONFIG GET client-output-buffer-limit latency-tracking-info-percentiles
+@pairs CONFIG GET SLAVE-READ-ONLY Appendonly
+@pairs CONFIG GET cluster-enabled databases-x
+CONFIG SET notify-keyspace-events ""
+@known=parameters_that_do_not_apply_are_read_only CONFIG SET notify-keyspace-events KEA
+@known=parameters_that_do_not_apply_are_read_only CONFIG GET notify-keyspace-events
+CONFIG SET notify-keyspace-events ""
+CONFIG GET notify-keyspace-events
 CONFIG GET nonexistent-parameter
 CONFIG GET
 CONFIG SET timeout 0

@@ -117,15 +117,40 @@ pub async fn execute(
             overlay.records.lock().insert(key.clone(), record);
         }
     }
+    let ordered = is_ordered_write(&request.command);
     let reply = dispatch(node, &overlay, session, request, now_ms, touch)?;
     let written = std::mem::take(&mut *overlay.written.lock());
     // A read command writes only a cache: PFCOUNT's cardinality in the HLL's header. Read
     // at the read level, without the key's lock or a writability check, it is not written
     // back, so a read never changes a replica (docs/consistency.md).
-    if write {
+    if write && ordered {
+        write_in_order(cluster, written, level).await?;
+    } else if write {
         write_all(cluster, written, level).await?;
     }
     Ok(reply)
+}
+
+/// Whether the command's writes must reach their replicas one after the other, in the order
+/// the command made them: `RENAME` and `RENAMENX` write the destination, then delete the
+/// source, and the delete must not be sent unless the destination met the level (else a
+/// failure half way could lose the value; the other way round it leaves both keys, which a
+/// retry of the `RENAME` repairs).
+fn is_ordered_write(command: &Command) -> bool {
+    matches!(command, Command::Rename { .. })
+}
+
+/// Writes every changed record at `level`, one after the other in order, stopping at the
+/// first that fails: those after it are not sent.
+async fn write_in_order(
+    cluster: &Arc<Cluster>,
+    written: Vec<(Bytes, Record)>,
+    level: Level,
+) -> Result<(), QuorumError> {
+    for (key, record) in written {
+        cluster::write(cluster, &key, record, level).await?;
+    }
+    Ok(())
 }
 
 /// Before a transaction runs on a cluster: the seeds are reached and, for every write command

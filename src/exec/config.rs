@@ -1,5 +1,7 @@
 //! `CONFIG GET`, `CONFIG SET`, `CONFIG RESETSTAT`'s parameters: each one's Redis name, how
-//! it is shown and how it is changed. A change is checked by [`Config::validate`], the same
+//! it is shown and how it is changed. Every parameter Redis 7.0's `CONFIG GET *` lists is
+//! here, so a client asking for one gets an answer: ringcache's real value where it has
+//! one, else Redis's default, read-only. A change is checked by [`Config::validate`], the same
 //! code that checks the configuration at start, so both refuse the same values with the same
 //! words.
 
@@ -65,12 +67,56 @@ fn refusal(error: &ConfigError) -> String {
     }
 }
 
+/// What `CONFIG GET` shows for a parameter.
+#[derive(Clone, Copy)]
+enum Shown {
+    /// Read from the running configuration (or a constant of the code it describes).
+    Live(fn(&Config) -> String),
+    /// Redis 7.0's default, for a parameter that does not apply to ringcache.
+    Fixed(&'static str),
+}
+
 /// A parameter that `CONFIG GET` shows and `CONFIG SET` may change.
 struct Parameter {
     name: &'static str,
-    get: fn(&Config) -> String,
+    get: Shown,
     /// `None` when the parameter cannot be changed at run time.
     set: Option<SetParameter>,
+}
+
+impl Parameter {
+    /// The value `CONFIG GET` answers.
+    fn value(&self, config: &Config) -> String {
+        match self.get {
+            Shown::Live(get) => get(config),
+            Shown::Fixed(value) => value.to_string(),
+        }
+    }
+}
+
+/// A parameter of Redis 7.0 that does not apply to ringcache: shown with Redis's default,
+/// read-only (a `CONFIG SET` to that same value is accepted and changes nothing, so a client
+/// that makes sure of a setting is not refused; any other value is refused as immutable).
+const fn fixed(name: &'static str, value: &'static str) -> Parameter {
+    Parameter {
+        name,
+        get: Shown::Fixed(value),
+        set: None,
+    }
+}
+
+/// `client-output-buffer-limit` as Redis 7.0 prints it: the pub/sub class is the bound a
+/// subscriber's unwritten messages are held to (`crate::pubsub`); the others are Redis's
+/// defaults (no replicas here; normal clients are not bounded by it).
+fn output_buffer_limits(_: &Config) -> String {
+    use crate::pubsub::{
+        SUBSCRIBER_QUEUE_BYTES_MAX, SUBSCRIBER_QUEUE_SOFT_BYTES, SUBSCRIBER_SOFT_LIMIT_TIME,
+    };
+    format!(
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub {SUBSCRIBER_QUEUE_BYTES_MAX} \
+         {SUBSCRIBER_QUEUE_SOFT_BYTES} {}",
+        SUBSCRIBER_SOFT_LIMIT_TIME.as_secs()
+    )
 }
 
 fn parse_integer<T: std::str::FromStr>(value: &str) -> Result<T, ValueError> {
@@ -88,35 +134,38 @@ fn parse_level(value: &str) -> Result<Level, LevelError> {
     Level::parse(value.as_bytes())
 }
 
+/// Every parameter `CONFIG GET` knows: ringcache's real ones first, then Redis 7.0's others
+/// with their defaults. The one list of names: `CONFIG GET`, `CONFIG SET` and the tests read
+/// it.
 const PARAMETERS: &[Parameter] = &[
     Parameter {
         name: "bind",
-        get: |c| c.bind.to_string(),
+        get: Shown::Live(|c| c.bind.to_string()),
         set: None,
     },
     Parameter {
         name: "port",
-        get: |c| c.port.to_string(),
+        get: Shown::Live(|c| c.port.to_string()),
         set: None,
     },
     Parameter {
         name: "dir",
-        get: |c| {
+        get: Shown::Live(|c| {
             std::fs::canonicalize(&c.data_dir)
                 .unwrap_or(c.data_dir.clone())
                 .display()
                 .to_string()
-        },
+        }),
         set: None,
     },
     Parameter {
         name: "databases",
-        get: |_| "1".into(),
+        get: Shown::Live(|_| "1".into()),
         set: None,
     },
     Parameter {
         name: "requirepass",
-        get: |c| c.requirepass.clone().unwrap_or_default(),
+        get: Shown::Live(|c| c.requirepass.clone().unwrap_or_default()),
         set: Some(|c, v| {
             c.requirepass = Some(v.to_string()).filter(|p| !p.is_empty());
             Ok(())
@@ -124,7 +173,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "maxclients",
-        get: |c| c.maxclients.to_string(),
+        get: Shown::Live(|c| c.maxclients.to_string()),
         set: Some(|c, v| {
             c.maxclients = integer(v, 0)?;
             Ok(())
@@ -132,7 +181,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "timeout",
-        get: |c| c.timeout_s.to_string(),
+        get: Shown::Live(|c| c.timeout_s.to_string()),
         set: Some(|c, v| {
             c.timeout_s = integer(v, u64::MAX)?;
             Ok(())
@@ -140,7 +189,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "proto-max-bulk-len",
-        get: |c| c.proto_max_bulk_len.to_string(),
+        get: Shown::Live(|c| c.proto_max_bulk_len.to_string()),
         set: Some(|c, v| {
             c.proto_max_bulk_len = parse_memory(v)?;
             Ok(())
@@ -148,7 +197,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "client-query-buffer-limit",
-        get: |c| c.query_buffer_bytes_max.to_string(),
+        get: Shown::Live(|c| c.query_buffer_bytes_max.to_string()),
         set: Some(|c, v| {
             c.query_buffer_bytes_max = parse_memory(v)?;
             Ok(())
@@ -156,7 +205,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "maxmemory",
-        get: |c| c.maxmemory_bytes.to_string(),
+        get: Shown::Live(|c| c.maxmemory_bytes.to_string()),
         set: Some(|c, v| {
             c.maxmemory_bytes = parse_memory(v)?;
             Ok(())
@@ -164,7 +213,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "maxmemory-policy",
-        get: |c| c.maxmemory_policy.to_string(),
+        get: Shown::Live(|c| c.maxmemory_policy.to_string()),
         set: Some(|c, v| {
             c.maxmemory_policy = v.parse().map_err(SetError::Policy)?;
             Ok(())
@@ -172,7 +221,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "maxmemory-samples",
-        get: |c| c.maxmemory_samples.to_string(),
+        get: Shown::Live(|c| c.maxmemory_samples.to_string()),
         set: Some(|c, v| {
             c.maxmemory_samples = integer(v, 0)?;
             Ok(())
@@ -180,17 +229,17 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "storage",
-        get: |c| c.storage.to_string(),
+        get: Shown::Live(|c| c.storage.to_string()),
         set: None,
     },
     Parameter {
         name: "segment-bytes",
-        get: |c| c.segment_bytes.to_string(),
+        get: Shown::Live(|c| c.segment_bytes.to_string()),
         set: None,
     },
     Parameter {
         name: "appendfsync",
-        get: |c| c.appendfsync.to_string(),
+        get: Shown::Live(|c| c.appendfsync.to_string()),
         set: Some(|c, v| {
             c.appendfsync = AppendFsync::parse(v)?;
             Ok(())
@@ -201,57 +250,57 @@ const PARAMETERS: &[Parameter] = &[
     // Redis lists the old `ziplist` names too.
     Parameter {
         name: "hash-max-listpack-entries",
-        get: |_| introspect::HASH_LISTPACK_ENTRIES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::HASH_LISTPACK_ENTRIES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "hash-max-ziplist-entries",
-        get: |_| introspect::HASH_LISTPACK_ENTRIES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::HASH_LISTPACK_ENTRIES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "hash-max-listpack-value",
-        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "hash-max-ziplist-value",
-        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "zset-max-listpack-entries",
-        get: |_| introspect::ZSET_LISTPACK_ENTRIES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::ZSET_LISTPACK_ENTRIES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "zset-max-ziplist-entries",
-        get: |_| introspect::ZSET_LISTPACK_ENTRIES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::ZSET_LISTPACK_ENTRIES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "zset-max-listpack-value",
-        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "zset-max-ziplist-value",
-        get: |_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::LISTPACK_VALUE_BYTES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "set-max-intset-entries",
-        get: |_| introspect::INTSET_ENTRIES_MAX.to_string(),
+        get: Shown::Live(|_| introspect::INTSET_ENTRIES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "hll-sparse-max-bytes",
-        get: |_| ringcache_storage::hll::SPARSE_BYTES_MAX.to_string(),
+        get: Shown::Live(|_| ringcache_storage::hll::SPARSE_BYTES_MAX.to_string()),
         set: None,
     },
     Parameter {
         name: "save",
-        get: |_| String::new(),
+        get: Shown::Live(|_| String::new()),
         set: Some(|_, v| match v.is_empty() {
             true => Ok(()),
             false => Err(SetError::Snapshots),
@@ -259,7 +308,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "appendonly",
-        get: |c| appendonly(c).into(),
+        get: Shown::Live(|c| appendonly(c).into()),
         set: Some(|c, v| match v.eq_ignore_ascii_case(appendonly(c)) {
             true => Ok(()),
             false => Err(SetError::EngineFixed),
@@ -267,7 +316,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "read-consistency",
-        get: |c| c.read_level.to_string(),
+        get: Shown::Live(|c| c.read_level.to_string()),
         set: Some(|c, v| {
             c.read_level = parse_level(v)?;
             Ok(())
@@ -275,12 +324,185 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "write-consistency",
-        get: |c| c.write_level.to_string(),
+        get: Shown::Live(|c| c.write_level.to_string()),
         set: Some(|c, v| {
             c.write_level = parse_level(v)?;
             Ok(())
         }),
     },
+    Parameter {
+        name: "client-output-buffer-limit",
+        get: Shown::Live(output_buffer_limits),
+        set: None,
+    },
+    // Every other parameter Redis 7.0's `CONFIG GET *` lists, with its default there: none
+    // applies to ringcache (docs/redis-compatibility.md, "CONFIG").
+    fixed("acl-pubsub-default", "resetchannels"),
+    fixed("aclfile", ""),
+    fixed("acllog-max-len", "128"),
+    fixed("active-defrag-cycle-max", "25"),
+    fixed("active-defrag-cycle-min", "1"),
+    fixed("active-defrag-ignore-bytes", "104857600"),
+    fixed("active-defrag-max-scan-fields", "1000"),
+    fixed("active-defrag-threshold-lower", "10"),
+    fixed("active-defrag-threshold-upper", "100"),
+    fixed("active-expire-effort", "1"),
+    fixed("activedefrag", "no"),
+    fixed("activerehashing", "yes"),
+    fixed("always-show-logo", "no"),
+    fixed("aof-disable-auto-gc", "no"),
+    fixed("aof-load-truncated", "yes"),
+    fixed("aof-rewrite-incremental-fsync", "yes"),
+    fixed("aof-timestamp-enabled", "no"),
+    fixed("aof-use-rdb-preamble", "yes"),
+    fixed("aof_rewrite_cpulist", ""),
+    fixed("appenddirname", "appendonlydir"),
+    fixed("appendfilename", "appendonly.aof"),
+    fixed("auto-aof-rewrite-min-size", "67108864"),
+    fixed("auto-aof-rewrite-percentage", "100"),
+    fixed("bgsave_cpulist", ""),
+    fixed("bind-source-addr", ""),
+    fixed("bio_cpulist", ""),
+    fixed("busy-reply-threshold", "5000"),
+    fixed("cluster-allow-pubsubshard-when-down", "yes"),
+    fixed("cluster-allow-reads-when-down", "no"),
+    fixed("cluster-allow-replica-migration", "yes"),
+    fixed("cluster-announce-bus-port", "0"),
+    fixed("cluster-announce-hostname", ""),
+    fixed("cluster-announce-ip", ""),
+    fixed("cluster-announce-port", "0"),
+    fixed("cluster-announce-tls-port", "0"),
+    fixed("cluster-config-file", "nodes.conf"),
+    fixed("cluster-enabled", "no"),
+    fixed("cluster-link-sendbuf-limit", "0"),
+    fixed("cluster-migration-barrier", "1"),
+    fixed("cluster-node-timeout", "15000"),
+    fixed("cluster-port", "0"),
+    fixed("cluster-preferred-endpoint-type", "ip"),
+    fixed("cluster-replica-no-failover", "no"),
+    fixed("cluster-replica-validity-factor", "10"),
+    fixed("cluster-require-full-coverage", "yes"),
+    fixed("cluster-slave-no-failover", "no"),
+    fixed("cluster-slave-validity-factor", "10"),
+    fixed("crash-log-enabled", "yes"),
+    fixed("crash-memcheck-enabled", "yes"),
+    fixed("daemonize", "no"),
+    fixed("dbfilename", "dump.rdb"),
+    fixed("disable-thp", "yes"),
+    fixed("dynamic-hz", "yes"),
+    fixed("enable-debug-command", "no"),
+    fixed("enable-module-command", "no"),
+    fixed("enable-protected-configs", "no"),
+    fixed("hz", "10"),
+    fixed("ignore-warnings", ""),
+    fixed("io-threads", "1"),
+    fixed("io-threads-do-reads", "no"),
+    fixed("jemalloc-bg-thread", "yes"),
+    fixed("latency-monitor-threshold", "0"),
+    fixed("latency-tracking", "yes"),
+    fixed("latency-tracking-info-percentiles", "50 99 99.9"),
+    fixed("lazyfree-lazy-eviction", "no"),
+    fixed("lazyfree-lazy-expire", "no"),
+    fixed("lazyfree-lazy-server-del", "no"),
+    fixed("lazyfree-lazy-user-del", "no"),
+    fixed("lazyfree-lazy-user-flush", "no"),
+    fixed("lfu-decay-time", "1"),
+    fixed("lfu-log-factor", "10"),
+    fixed("list-compress-depth", "0"),
+    fixed("list-max-listpack-size", "-2"),
+    fixed("list-max-ziplist-size", "-2"),
+    fixed("logfile", ""),
+    fixed("loglevel", "notice"),
+    fixed("lua-time-limit", "5000"),
+    fixed("masterauth", ""),
+    fixed("masteruser", ""),
+    fixed("maxmemory-clients", "0"),
+    fixed("maxmemory-eviction-tenacity", "10"),
+    fixed("min-replicas-max-lag", "10"),
+    fixed("min-replicas-to-write", "0"),
+    fixed("min-slaves-max-lag", "10"),
+    fixed("min-slaves-to-write", "0"),
+    fixed("no-appendfsync-on-rewrite", "no"),
+    fixed("notify-keyspace-events", ""),
+    fixed("oom-score-adj", "no"),
+    fixed("oom-score-adj-values", "0 200 800"),
+    fixed("pidfile", ""),
+    fixed("proc-title-template", "{title} {listen-addr} {server-mode}"),
+    fixed("propagation-error-behavior", "ignore"),
+    fixed("protected-mode", "yes"),
+    fixed("rdb-del-sync-files", "no"),
+    fixed("rdb-save-incremental-fsync", "yes"),
+    fixed("rdbchecksum", "yes"),
+    fixed("rdbcompression", "yes"),
+    fixed("repl-backlog-size", "1048576"),
+    fixed("repl-backlog-ttl", "3600"),
+    fixed("repl-disable-tcp-nodelay", "no"),
+    fixed("repl-diskless-load", "disabled"),
+    fixed("repl-diskless-sync", "yes"),
+    fixed("repl-diskless-sync-delay", "5"),
+    fixed("repl-diskless-sync-max-replicas", "0"),
+    fixed("repl-ping-replica-period", "10"),
+    fixed("repl-ping-slave-period", "10"),
+    fixed("repl-timeout", "60"),
+    fixed("replica-announce-ip", ""),
+    fixed("replica-announce-port", "0"),
+    fixed("replica-announced", "yes"),
+    fixed("replica-ignore-disk-write-errors", "no"),
+    fixed("replica-ignore-maxmemory", "yes"),
+    fixed("replica-lazy-flush", "no"),
+    fixed("replica-priority", "100"),
+    fixed("replica-read-only", "yes"),
+    fixed("replica-serve-stale-data", "yes"),
+    fixed("replicaof", ""),
+    fixed("sanitize-dump-payload", "no"),
+    fixed("server_cpulist", ""),
+    fixed("set-proc-title", "yes"),
+    fixed("shutdown-on-sigint", "default"),
+    fixed("shutdown-on-sigterm", "default"),
+    fixed("shutdown-timeout", "10"),
+    fixed("slave-announce-ip", ""),
+    fixed("slave-announce-port", "0"),
+    fixed("slave-ignore-maxmemory", "yes"),
+    fixed("slave-lazy-flush", "no"),
+    fixed("slave-priority", "100"),
+    fixed("slave-read-only", "yes"),
+    fixed("slave-serve-stale-data", "yes"),
+    fixed("slaveof", ""),
+    fixed("slowlog-log-slower-than", "10000"),
+    fixed("slowlog-max-len", "128"),
+    fixed("socket-mark-id", "0"),
+    fixed("stop-writes-on-bgsave-error", "yes"),
+    fixed("stream-node-max-bytes", "4096"),
+    fixed("stream-node-max-entries", "100"),
+    fixed("supervised", "no"),
+    fixed("syslog-enabled", "no"),
+    fixed("syslog-facility", "local0"),
+    fixed("syslog-ident", "redis"),
+    fixed("tcp-backlog", "511"),
+    fixed("tcp-keepalive", "300"),
+    fixed("tls-auth-clients", "yes"),
+    fixed("tls-ca-cert-dir", ""),
+    fixed("tls-ca-cert-file", ""),
+    fixed("tls-cert-file", ""),
+    fixed("tls-ciphers", ""),
+    fixed("tls-ciphersuites", ""),
+    fixed("tls-client-cert-file", ""),
+    fixed("tls-client-key-file", ""),
+    fixed("tls-client-key-file-pass", ""),
+    fixed("tls-cluster", "no"),
+    fixed("tls-dh-params-file", ""),
+    fixed("tls-key-file", ""),
+    fixed("tls-key-file-pass", ""),
+    fixed("tls-port", "0"),
+    fixed("tls-prefer-server-ciphers", "no"),
+    fixed("tls-protocols", ""),
+    fixed("tls-replication", "no"),
+    fixed("tls-session-cache-size", "20480"),
+    fixed("tls-session-cache-timeout", "300"),
+    fixed("tls-session-caching", "yes"),
+    fixed("tracking-table-max-keys", "1000000"),
+    fixed("unixsocket", ""),
+    fixed("unixsocketperm", "0"),
 ];
 
 /// `CONFIG GET`: like Redis 7.0, a pattern without glob characters is looked up by name and
@@ -290,7 +512,7 @@ pub fn get(node: &Node, patterns: &[Bytes]) -> Reply {
     let mut pairs: Vec<(Reply, Reply)> = Vec::new();
     let mut add = |name: Reply, parameter: &Parameter| {
         if !pairs.iter().any(|(n, _)| *n == name) {
-            pairs.push((name, Reply::Bulk(Bytes::from((parameter.get)(&config)))));
+            pairs.push((name, Reply::Bulk(Bytes::from(parameter.value(&config)))));
         }
     };
     for pattern in patterns {
@@ -347,6 +569,11 @@ fn set_one(
         return Err(SetError::Duplicate);
     }
     seen.push(parameter.name);
+    if let Shown::Fixed(current) = parameter.get
+        && current.as_bytes().eq_ignore_ascii_case(value)
+    {
+        return Ok(());
+    }
     let set = parameter.set.ok_or(SetError::Immutable)?;
     set(config, &String::from_utf8_lossy(value))?;
     // The same check as at start: the rest of the copy was valid, so a refusal is about
@@ -397,7 +624,35 @@ mod tests {
                 (bulk("maxmemory"), bulk("0")),
                 (bulk("maxmemory-policy"), bulk("noeviction")),
                 (bulk("maxmemory-samples"), bulk("5")),
+                (bulk("maxmemory-clients"), bulk("0")),
+                (bulk("maxmemory-eviction-tenacity"), bulk("10")),
             ])
+        );
+    }
+
+    #[test]
+    fn a_parameter_that_does_not_apply_shows_redis_s_default_and_keeps_it() {
+        let node = node();
+        let mut s = session(&node);
+        assert_eq!(
+            run(
+                &node,
+                &mut s,
+                "CONFIG GET maxmemory hash-max-listpack-entries lua-time-limit"
+            ),
+            Reply::Map(vec![
+                (bulk("maxmemory"), bulk("0")),
+                (bulk("hash-max-listpack-entries"), bulk("512")),
+                (bulk("lua-time-limit"), bulk("5000")),
+            ])
+        );
+        assert_eq!(run(&node, &mut s, "CONFIG SET loglevel NOTICE"), Reply::Ok);
+        assert_eq!(
+            run(&node, &mut s, "CONFIG SET loglevel debug"),
+            Reply::error(
+                "ERR CONFIG SET failed (possibly related to argument 'loglevel') - can't set \
+                 immutable config"
+            )
         );
     }
 
@@ -429,7 +684,11 @@ mod tests {
             Reply::Ok
         );
         assert_eq!(
-            run(&node, &mut s, "CONFIG GET maxmemory*"),
+            run(
+                &node,
+                &mut s,
+                "CONFIG GET maxmemory maxmemory-policy maxmemory-samples"
+            ),
             Reply::Map(vec![
                 (bulk("maxmemory"), bulk("2097152")),
                 (bulk("maxmemory-policy"), bulk("allkeys-lfu")),

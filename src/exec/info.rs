@@ -12,67 +12,62 @@ use super::connection::REDIS_COMPATIBLE_VERSION;
 use crate::config::StorageEngine;
 use crate::node::Node;
 
-/// Sections `INFO` prints with no argument or `default`.
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "errorstats",
-    "cluster",
-    "keyspace",
+/// Every section, in Redis 7.0's order, with whether `INFO` without arguments (or
+/// `default`) prints it; `all` and `everything` print them all (ringcache has no modules,
+/// whose own sections are what `everything` adds to `all` in Redis). `# Cluster` holds
+/// ringcache's ring fields after Redis's `cluster_enabled`.
+const SECTIONS: [(&str, InfoSection, bool); 13] = [
+    ("server", info_server, true),
+    ("clients", info_clients, true),
+    ("memory", info_memory, true),
+    ("persistence", info_persistence, true),
+    ("stats", info_stats, true),
+    ("replication", info_replication, true),
+    ("cpu", info_cpu, true),
+    ("modules", info_modules, true),
+    ("commandstats", info_commandstats, false),
+    ("errorstats", info_errorstats, true),
+    ("latencystats", info_latencystats, false),
+    ("cluster", info_cluster, true),
+    ("keyspace", info_keyspace, true),
 ];
 
 /// Writes one `INFO` section's lines.
 type InfoSection = fn(&Node, &mut String);
 
-/// The `INFO` text for the requested sections.
+/// The `INFO` text for the requested sections (names case-insensitive, several at once,
+/// `all`, `default` and `everything` among them), each printed once in Redis's order.
 pub fn info(node: &Node, requested: &[Bytes]) -> String {
     let requested: Vec<String> = requested
         .iter()
         .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
         .collect();
-    let everything = requested.iter().any(|s| s == "all" || s == "everything");
-    let wanted = |section: &str| {
-        everything
-            || requested.iter().any(|s| s == section)
-            || ((requested.is_empty() || requested.iter().any(|s| s == "default"))
-                && DEFAULT_SECTIONS.contains(&section))
-    };
+    let asked = |name: &str| requested.iter().any(|s| s == name);
+    let everything = asked("all") || asked("everything");
+    let defaults = requested.is_empty() || asked("default");
     let mut out = String::new();
-    let sections: [(&str, InfoSection); 11] = [
-        ("server", info_server),
-        ("clients", info_clients),
-        ("memory", info_memory),
-        ("persistence", info_persistence),
-        ("stats", info_stats),
-        ("replication", info_replication),
-        ("cpu", info_cpu),
-        ("commandstats", info_commandstats),
-        ("errorstats", info_errorstats),
-        ("cluster", info_cluster),
-        ("keyspace", info_keyspace),
-    ];
-    for (name, write) in sections {
-        if wanted(name) {
+    for (name, write, default) in SECTIONS {
+        if everything || asked(name) || (defaults && default) {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
-            let mut title = name.to_string();
-            title[..1].make_ascii_uppercase();
-            let title = match name {
-                "cpu" => "CPU".to_string(),
-                "commandstats" => "Commandstats".to_string(),
-                _ => title,
-            };
-            let _ = write!(out, "# {title}\r\n");
+            let _ = write!(out, "# {}\r\n", section_title(name));
             write(node, &mut out);
         }
     }
     out
+}
+
+/// A section's title as Redis prints it: capitalized, `CPU` in capitals.
+fn section_title(name: &str) -> String {
+    match name {
+        "cpu" => "CPU".to_string(),
+        _ => {
+            let mut title = name.to_string();
+            title[..1].make_ascii_uppercase();
+            title
+        }
+    }
 }
 
 macro_rules! line {
@@ -211,14 +206,31 @@ fn info_stats(node: &Node, out: &mut String) {
     line!(out, "protocol_errors:{}", s.protocol_errors.load(Relaxed));
 }
 
-fn info_replication(_node: &Node, out: &mut String) {
+/// Redis's `repl-backlog-size` default, which `INFO replication` reports (ringcache keeps no
+/// replication backlog: its replicas are peers, see docs/cluster.md).
+const REPL_BACKLOG_BYTES: u64 = 1024 * 1024;
+
+/// A master with no replicas and no backlog, as a fresh redis-server reports itself: a
+/// ringcache node is never a Redis replica nor has one. The replication id is the run id.
+fn info_replication(node: &Node, out: &mut String) {
     line!(out, "role:master");
     line!(out, "connected_slaves:0");
+    line!(out, "master_failover_state:no-failover");
+    line!(out, "master_replid:{}", node.run_id);
+    line!(out, "master_replid2:{}", "0".repeat(node.run_id.len()));
+    line!(out, "master_repl_offset:0");
+    line!(out, "second_repl_offset:-1");
+    line!(out, "repl_backlog_active:0");
+    line!(out, "repl_backlog_size:{REPL_BACKLOG_BYTES}");
+    line!(out, "repl_backlog_first_byte_offset:0");
+    line!(out, "repl_backlog_histlen:0");
 }
 
-/// CPU seconds (user, system) of this process from /proc.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// CPU seconds (user, system) from a `/proc/.../stat` file: of the process
+/// (`/proc/self/stat`) or of one thread (`/proc/self/task/<tid>/stat`); 0 where it cannot be
+/// read.
+fn cpu_seconds(stat_path: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -232,36 +244,111 @@ fn cpu_seconds() -> (f64, f64) {
     (ticks(11) / TICKS_PER_SECOND, ticks(12) / TICKS_PER_SECOND)
 }
 
+/// Redis's CPU fields. ringcache forks no children (no RDB, no AOF rewrite), so theirs are
+/// 0; the main thread is the process's first (it accepts connections and runs the tokio
+/// runtime's timers), the rest of the work is on the runtime's workers, in the totals.
 fn info_cpu(_node: &Node, out: &mut String) {
-    let (user, sys) = cpu_seconds();
+    let (user, sys) = cpu_seconds("/proc/self/stat");
+    let main_thread = format!("/proc/self/task/{}/stat", std::process::id());
+    let (main_user, main_sys) = cpu_seconds(&main_thread);
     line!(out, "used_cpu_sys:{sys:.6}");
     line!(out, "used_cpu_user:{user:.6}");
+    line!(out, "used_cpu_sys_children:0.000000");
+    line!(out, "used_cpu_user_children:0.000000");
+    line!(out, "used_cpu_sys_main_thread:{main_sys:.6}");
+    line!(out, "used_cpu_user_main_thread:{main_user:.6}");
 }
 
+/// ringcache loads no modules: the section is printed empty, as by a redis-server without.
+fn info_modules(_node: &Node, _out: &mut String) {}
+
+/// A line per command called, rejected or failed since the start (or `CONFIG RESETSTAT`),
+/// in the command table's order (Redis's is its hash table's); a rejected call is counted
+/// apart from `calls` and not timed, as in Redis.
 fn info_commandstats(node: &Node, out: &mut String) {
     for (spec, stats) in TABLE.iter().zip(node.stats.commands.iter()) {
         let calls = stats.calls.load(Relaxed);
-        if calls == 0 {
+        let rejected = stats.rejected.load(Relaxed);
+        let failed = stats.failed.load(Relaxed);
+        if calls == 0 && rejected == 0 && failed == 0 {
             continue;
         }
         let usec = stats.usec.load(Relaxed);
+        let per_call = if calls == 0 {
+            0.0
+        } else {
+            usec as f64 / calls as f64
+        };
         line!(
             out,
-            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls=0,\
-             failed_calls={}",
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},\
+             rejected_calls={rejected},failed_calls={failed}",
             spec.name,
-            usec as f64 / calls as f64,
-            stats.failed.load(Relaxed)
         );
     }
 }
 
+/// Each kind of error answered at least once, by name as Redis sorts them (its radix tree).
 fn info_errorstats(node: &Node, out: &mut String) {
-    for (kind, count) in node.stats.error_counts() {
-        if count > 0 {
-            line!(out, "errorstat_{kind}:count={count}");
+    let mut counts: Vec<(&str, u64)> = node
+        .stats
+        .error_counts()
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    counts.sort_unstable_by_key(|(kind, _)| *kind);
+    for (kind, count) in counts {
+        line!(out, "errorstat_{kind}:count={count}");
+    }
+}
+
+/// The percentiles Redis 7.0 prints by default (`latency-tracking-info-percentiles`).
+const LATENCY_PERCENTILES: [f64; 3] = [50.0, 99.0, 99.9];
+
+/// Each timed command's latency percentiles, in microseconds as Redis prints them. Redis
+/// keeps an HdrHistogram (3 significant digits); ringcache keeps power-of-two buckets
+/// (`crate::stats::LATENCY_BUCKETS`), so a percentile here is the upper bound of its bucket:
+/// never below the true value, at most twice it.
+fn info_latencystats(node: &Node, out: &mut String) {
+    for (spec, stats) in TABLE.iter().zip(node.stats.commands.iter()) {
+        let buckets: Vec<u64> = stats.latency.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = buckets.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let percentiles: Vec<String> = LATENCY_PERCENTILES
+            .iter()
+            .map(|&p| {
+                let usec = percentile_usec(&buckets, total, p);
+                format!("p{}={usec:.3}", format_percentile(p))
+            })
+            .collect();
+        line!(
+            out,
+            "latency_percentiles_usec_{}:{}",
+            spec.name,
+            percentiles.join(",")
+        );
+    }
+}
+
+/// The upper bound, in microseconds, of the bucket holding the `p`th percentile of `total`
+/// samples spread over `buckets`.
+fn percentile_usec(buckets: &[u64], total: u64, p: f64) -> f64 {
+    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (bucket, count) in buckets.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return crate::stats::latency_bucket_upper_s(bucket) * 1e6;
         }
     }
+    crate::stats::latency_bucket_upper_s(buckets.len() - 1) * 1e6
+}
+
+/// A percentile as Redis names it: `50`, `99`, `99.9` (no trailing zeros).
+fn format_percentile(p: f64) -> String {
+    let text = format!("{p}");
+    text.strip_suffix(".0").map_or(text.clone(), str::to_string)
 }
 
 fn info_cluster(node: &Node, out: &mut String) {

@@ -14,7 +14,13 @@ use crate::node::Node;
 const SCAN_COUNT_MAX: usize = 100_000;
 
 /// Executes a keyspace command.
-pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64) -> Outcome {
+pub fn execute(
+    node: &Node,
+    records: &dyn Records,
+    command: Command,
+    now_ms: u64,
+    touch: bool,
+) -> Outcome {
     Ok(match command {
         Command::Del(keys) | Command::Unlink(keys) => {
             let mut deleted = 0;
@@ -24,6 +30,19 @@ pub fn execute(node: &Node, records: &dyn Records, command: Command, now_ms: u64
             Reply::Integer(deleted)
         }
         Command::Object(object) => return super::introspect::object(node, records, object, now_ms),
+        Command::Rename {
+            source,
+            destination,
+            nx,
+        } => return super::rename::rename(node, records, [&source, &destination], nx, now_ms),
+        Command::Copy {
+            source,
+            destination,
+            replace,
+        } => {
+            let keys = [&source[..], &destination[..]];
+            return super::rename::copy(node, records, keys, replace, now_ms, touch);
+        }
         Command::Exists(keys) => Reply::Integer(
             keys.iter()
                 .filter(|key| exists(records, key, now_ms))

@@ -9,7 +9,8 @@
 //! - [`strings`]: the string commands; [`lcs`]: `LCS`.
 //! - [`bitmap`]: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, over [`bits`], the bit
 //!   arithmetic.
-//! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands.
+//! - [`keyspace`]: DEL, EXISTS, EXPIRE and the other key commands; [`rename`]: RENAME,
+//!   RENAMENX, COPY.
 //! - [`hyperloglog`]: PFADD, PFCOUNT, PFMERGE, over [`hll`], Redis's HLL string format.
 //! - [`hash`], [`set`], [`zset`], [`list`]: the collection families, over [`collection`]
 //!   (a key's cells, read with `WRONGTYPE` checks and edited at one version).
@@ -40,6 +41,7 @@ pub mod keyspace;
 pub mod lcs;
 pub mod list;
 pub mod pubsub;
+pub mod rename;
 pub mod ring;
 pub mod script;
 pub mod server;
@@ -198,6 +200,46 @@ pub struct Session {
     pub exec_now_ms: Option<u64>,
     /// The channels and patterns it listens to.
     pub subscriptions: pubsub::Subscriptions,
+    /// How the request being answered counts in `INFO commandstats`, set when it is
+    /// refused before it runs and taken when it is counted.
+    pub refusal: Refusal,
+}
+
+/// How a request that answered an error counts in `INFO commandstats`, by Redis 7.0's
+/// rules: `failed_calls` for a command that ran, `rejected_calls` for one refused before it
+/// ran (`rejectCommand`), nothing for a request whose command is not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Refusal {
+    /// It ran: an error it answered is a failed call.
+    #[default]
+    Ran,
+    /// Refused before it ran (arity, `NOAUTH`, `OOM`, not allowed now): a rejected call.
+    Rejected,
+    /// An unknown command or subcommand: only the error is counted.
+    Unattributed,
+}
+
+impl Refusal {
+    /// How a parse error counts: Redis's command lookup refuses a wrong argument count and
+    /// an unknown subcommand; every other error comes from the command itself, run.
+    fn of(error: &CommandError) -> Refusal {
+        match error {
+            CommandError::UnknownSubcommand { .. } => Refusal::Unattributed,
+            CommandError::WrongArity(_) => Refusal::Rejected,
+            _ => Refusal::Ran,
+        }
+    }
+
+    /// How an error answered instead of `+QUEUED` counts: every refusal while queuing is
+    /// Redis's `rejectCommand`, except for a command it does not know. (The queue answers
+    /// with replies; their texts are Redis's, so the unknown ones are told by them.)
+    fn of_queued(text: &str) -> Refusal {
+        match text.starts_with("ERR unknown command") || text.starts_with("ERR unknown subcommand")
+        {
+            true => Refusal::Unattributed,
+            false => Refusal::Rejected,
+        }
+    }
 }
 
 impl Session {
@@ -217,6 +259,7 @@ impl Session {
             in_exec: false,
             exec_now_ms: None,
             subscriptions: pubsub::Subscriptions::default(),
+            refusal: Refusal::Ran,
         }
     }
 }
@@ -231,25 +274,26 @@ fn now_ms_signed(now_ms: u64) -> i64 {
 pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
     if let Some(reply) = transaction::queue(node, session, entry, &args) {
-        return queued(node, entry, started, reply);
+        return queued(node, session, entry, started, reply);
     }
     if transaction::is_exec(entry) {
         let reply = exec_single(node, session, entry, args);
-        end(node, entry, started, &reply);
+        end(node, session, entry, started, &reply);
         return reply;
     }
     if is_script_kill(&args) {
         // Runs beside the busy script, which holds the gate.
         let reply = run(node, session, entry, args);
-        end(node, entry, started, &reply);
+        end(node, session, entry, started, &reply);
         return reply;
     }
-    // Alone for a script, as for EXEC; shared for the rest (see `transaction`).
+    // Alone for a script or a command that changes several keys together (`Spec::alone`:
+    // RENAME, COPY), as for EXEC; shared for the rest (see `transaction`).
     let reply = match gate(node, entry) {
         Ok(_gate) => run(node, session, entry, args),
         Err(busy) => Some(busy),
     };
-    end(node, entry, started, &reply);
+    end(node, session, entry, started, &reply);
     blocking::after_command(node);
     reply
 }
@@ -269,7 +313,7 @@ const GATE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 /// Takes the transaction gate for one command: alone for a script, shared otherwise. While
 /// a script holds it past its time, waiting commands answer `BUSY` instead of waiting on.
 fn gate(node: &Node, entry: Option<Entry>) -> Result<Gate<'_>, Reply> {
-    let alone = entry.is_some_and(|e| script::is_eval_name(e.spec.name));
+    let alone = entry.is_some_and(|e| e.spec.alone || script::is_eval_name(e.spec.name));
     loop {
         let held = match alone {
             true => node.transactions.try_write_for(GATE_WAIT).map(Gate::Alone),
@@ -384,12 +428,20 @@ async fn watch_clustered(
 /// The reply to a command met while a transaction is open: `+QUEUED` (the command is
 /// counted when `EXEC` runs it) or the error that refused it (counted now, as Redis counts a
 /// rejected call).
-fn queued(node: &Node, entry: Option<Entry>, started: Instant, reply: Reply) -> Option<Reply> {
-    let reply = Some(reply);
-    if matches!(reply, Some(Reply::Error(_))) {
-        end(node, entry, started, &reply);
+fn queued(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    started: Instant,
+    reply: Reply,
+) -> Option<Reply> {
+    if let Reply::Error(text) = &reply {
+        session.refusal = Refusal::of_queued(text);
+        let reply = Some(reply);
+        end(node, session, entry, started, &reply);
+        return reply;
     }
-    reply
+    Some(reply)
 }
 
 /// `EXEC` on a single node: the queue runs holding the transaction gate alone, so no other
@@ -409,7 +461,7 @@ fn exec_single(
     let reply = transaction::exec(node, session, |session, args| {
         let (entry, started) = begin(session, &args);
         let reply = run(node, session, entry, args);
-        end(node, entry, started, &reply);
+        end(node, session, entry, started, &reply);
         reply.unwrap_or(Reply::Nil)
     });
     session.in_exec = false;
@@ -430,8 +482,11 @@ fn prepare_exec(
     args: Vec<Bytes>,
 ) -> Result<(), Reply> {
     prepare(node, session, entry, args, None)?;
-    if transaction::may_add_memory(session) {
-        make_room(node, unix_now_ms())?;
+    if transaction::may_add_memory(session)
+        && let Err(oom) = make_room(node, unix_now_ms())
+    {
+        session.refusal = Refusal::Rejected;
+        return Err(oom);
     }
     Ok(())
 }
@@ -452,14 +507,25 @@ fn stats_slot(entry: Option<Entry>) -> usize {
     entry.map_or(TABLE.len(), |e| e.index)
 }
 
-/// Counts the command, its duration and its error, if any.
-fn end(node: &Node, entry: Option<Entry>, started: Instant, reply: &Option<Reply>) {
+/// Counts the command, its duration and its error, if any, as the session's
+/// [`Refusal`] says (taken: the next request starts as [`Refusal::Ran`]).
+fn end(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    started: Instant,
+    reply: &Option<Reply>,
+) {
     let error = match reply {
         Some(Reply::Error(text)) => Some(text.as_str()),
         _ => None,
     };
-    node.stats
-        .record_command(stats_slot(entry), started.elapsed(), error);
+    let slot = stats_slot(entry);
+    match (std::mem::take(&mut session.refusal), error) {
+        (Refusal::Rejected, Some(text)) => node.stats.record_rejected(slot, text),
+        (Refusal::Unattributed, Some(text)) => node.stats.record_error(text),
+        _ => node.stats.record_command(slot, started.elapsed(), error),
+    }
 }
 
 fn run(
@@ -498,21 +564,31 @@ fn prepare(
         && let Some(entry) = entry.filter(|e| !e.spec.flags.contains(Flags::NO_AUTH))
     {
         return Err(match Request::lookup_error(entry, &args) {
-            Some(e) => Reply::error(e),
-            None => Reply::error("NOAUTH Authentication required."),
+            Some(e) => refused(session, e),
+            None => {
+                session.refusal = Refusal::Rejected;
+                Reply::error("NOAUTH Authentication required.")
+            }
         });
     }
     let Some(entry) = entry else {
+        session.refusal = Refusal::Unattributed;
         return Err(Reply::error(unknown_command(&args)));
     };
-    if let Some(refused) = pubsub::refused_while_subscribed(session, entry, &args) {
-        return Err(Request::lookup_error(entry, &args).map_or(refused, Reply::error));
+    if let Some(not_now) = pubsub::refused_while_subscribed(session, entry, &args) {
+        return Err(match Request::lookup_error(entry, &args) {
+            Some(e) => refused(session, e),
+            None => {
+                session.refusal = Refusal::Rejected;
+                not_now
+            }
+        });
     }
     let request = match keys {
         None => Request::parse_as(entry, args),
         Some(keys) => Request::parse_with_keys(entry, args, keys),
     }
-    .map_err(Reply::error)?;
+    .map_err(|e| refused(session, e))?;
     if request.spec.access() == Access::Write {
         session.wrote = true;
     }
@@ -522,10 +598,19 @@ fn prepare(
         return Ok((request, now_ms));
     }
     let now_ms = unix_now_ms();
-    if request.spec.flags.contains(Flags::DENYOOM) {
-        make_room(node, now_ms)?;
+    if request.spec.flags.contains(Flags::DENYOOM)
+        && let Err(oom) = make_room(node, now_ms)
+    {
+        session.refusal = Refusal::Rejected;
+        return Err(oom);
     }
     Ok((request, now_ms))
+}
+
+/// The reply to a request refused with `error` before it ran, noting how it counts.
+fn refused(session: &mut Session, error: CommandError) -> Reply {
+    session.refusal = Refusal::of(&error);
+    Reply::error(error)
 }
 
 /// Whether the session's reads count as accesses for eviction (not in `CLIENT NO-TOUCH`).
@@ -558,7 +643,7 @@ fn dispatch(
             Command::Bitmap(c) => bitmap::execute(node, records, c, now_ms, touch),
             _ => Ok(misrouted("bitmap")),
         },
-        Family::Keyspace => keyspace::execute(node, records, command, now_ms),
+        Family::Keyspace => keyspace::execute(node, records, command, now_ms, touch),
         Family::HyperLogLog => hyperloglog::execute(node, records, command, now_ms, touch),
         Family::Hash | Family::Set | Family::SortedSet | Family::List => {
             collections(node, records, command, now_ms, touch)
@@ -572,7 +657,7 @@ fn dispatch(
                 &mut |session, args| {
                     let (entry, started) = begin(session, &args);
                     let reply = run(node, session, entry, args);
-                    end(node, entry, started, &reply);
+                    end(node, session, entry, started, &reply);
                     reply.unwrap_or(Reply::Nil)
                 },
             )),
@@ -631,16 +716,16 @@ pub async fn execute_clustered(
 ) -> Option<Reply> {
     let (entry, started) = begin(session, &args);
     if let Some(reply) = transaction::queue(node, session, entry, &args) {
-        return queued(node, entry, started, reply);
+        return queued(node, session, entry, started, reply);
     }
     if transaction::is_exec(entry) {
         let reply = exec_clustered(node, cluster, session, entry, args).await;
-        end(node, entry, started, &reply);
+        end(node, session, entry, started, &reply);
         return reply;
     }
     if entry.is_some_and(|e| e.spec.name == "watch") && session.transaction.is_none() {
         let reply = watch_clustered(node, cluster, session, entry, args).await;
-        end(node, entry, started, &reply);
+        end(node, session, entry, started, &reply);
         return reply;
     }
     let mut keys = Vec::new();
@@ -664,7 +749,7 @@ pub async fn execute_clustered(
                     blocking::block_clustered(
                         node, cluster, session, request, keys, started, touch,
                     );
-                    end(node, entry, started, &None);
+                    end(node, session, entry, started, &None);
                     return None;
                 }
                 outcome
@@ -686,7 +771,7 @@ pub async fn execute_clustered(
             finish(session, outcome)
         }
     };
-    end(node, entry, started, &reply);
+    end(node, session, entry, started, &reply);
     blocking::after_command(node);
     reply
 }

@@ -204,6 +204,9 @@ pub enum CommandError {
     /// `LSET` of a key that does not exist (executor).
     #[error("ERR no such key")]
     NoSuchKey,
+    /// `COPY key key` (in the one database).
+    #[error("ERR source and destination objects are the same")]
+    SameObject,
     /// `LSET` of an index past either end (executor).
     #[error("ERR index out of range")]
     IndexOutOfRange,

@@ -1,6 +1,6 @@
 //! Keyspace commands: `DEL`, `UNLINK`, `EXISTS`, `TYPE`, `TOUCH`, `EXPIRE`, `PEXPIRE`,
 //! `EXPIREAT`, `PEXPIREAT`, `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`, `PERSIST`, `KEYS`,
-//! `SCAN`, `RANDOMKEY`, `OBJECT`.
+//! `SCAN`, `RANDOMKEY`, `OBJECT`, `RENAME`, `RENAMENX`, `COPY`.
 //!
 //! # Format
 //! ```text
@@ -11,6 +11,7 @@
 //! TTL key   PTTL key   EXPIRETIME key   PEXPIRETIME key
 //! SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 //! OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key   OBJECT HELP
+//! RENAME key newkey     RENAMENX key newkey      COPY source destination [DB db] [REPLACE]
 //! ```
 
 use bytes::Bytes;
@@ -71,6 +72,73 @@ pub(super) fn keys(cur: &mut ArgCursor) -> Result<Command, CommandError> {
 /// `RANDOMKEY`
 pub(super) fn randomkey(_: &mut ArgCursor) -> Result<Command, CommandError> {
     Ok(Command::RandomKey)
+}
+
+/// # Format
+/// `RENAME key newkey`
+pub(super) fn rename(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    rename_with(cur, false)
+}
+
+/// # Format
+/// `RENAMENX key newkey`
+pub(super) fn renamenx(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    rename_with(cur, true)
+}
+
+fn rename_with(cur: &mut ArgCursor, nx: bool) -> Result<Command, CommandError> {
+    let source = cur.required()?;
+    let destination = cur.required()?;
+    Ok(Command::Rename {
+        source,
+        destination,
+        nx,
+    })
+}
+
+/// The only database: `COPY ... DB n` answers for any other `n` what Redis answers for one
+/// past its `databases`.
+const DATABASE: i64 = 0;
+
+/// # Format
+/// `COPY source destination [DB destination-db] [REPLACE]`
+///
+/// As Redis 7.0's `copyCommand`, the options are read in order, the first bad one answering:
+/// an unknown word or `DB` without a value is `ERR syntax error`, a `DB` that is not an
+/// integer is `ERR value is not an integer or out of range`, one past an `int`
+/// `ERR value is out of range, value must between ...`, any database but 0
+/// `ERR DB index is out of range` (Redis has 16; ringcache one). Then the same key twice
+/// is `ERR source and destination objects are the same`, before either key is looked at.
+pub(super) fn copy(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    let source = cur.required()?;
+    let destination = cur.required()?;
+    let mut replace = false;
+    while let Some(word) = cur.next() {
+        if is(&word, "replace") {
+            replace = true;
+        } else if is(&word, "db") && cur.remaining() >= 1 {
+            let db = parse_i64(&cur.required()?)?;
+            if i32::try_from(db).is_err() {
+                return Err(CommandError::OutOfRange {
+                    min: i32::MIN.into(),
+                    max: i32::MAX.into(),
+                });
+            }
+            if db != DATABASE {
+                return Err(CommandError::DbIndexOutOfRange);
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if source == destination {
+        return Err(CommandError::SameObject);
+    }
+    Ok(Command::Copy {
+        source,
+        destination,
+        replace,
+    })
 }
 
 /// # Format

@@ -236,6 +236,24 @@ pub enum Command {
     Scan(Scan),
     /// `RANDOMKEY`
     RandomKey,
+    /// `RENAME key newkey` and `RENAMENX key newkey`.
+    Rename {
+        /// The key renamed.
+        source: Bytes,
+        /// Its new name.
+        destination: Bytes,
+        /// `RENAMENX`: only when `destination` does not exist.
+        nx: bool,
+    },
+    /// `COPY source destination [DB 0] [REPLACE]`.
+    Copy {
+        /// The key copied.
+        source: Bytes,
+        /// Where the copy goes (never `source`: the parser refuses it).
+        destination: Bytes,
+        /// `REPLACE`: overwrite an existing `destination`.
+        replace: bool,
+    },
 
     // ----- hyperloglog (cmd/hyperloglog.rs)
     /// `PFADD key [element ...]`

@@ -329,6 +329,10 @@ pub struct Spec {
     pub since: &'static str,
     /// One line, for `COMMAND DOCS`.
     pub summary: &'static str,
+    /// Whether it changes several keys that must be seen changed together (`RENAME`,
+    /// `COPY`): on a single node it runs with no other command at once, as a transaction's
+    /// `EXEC` does; a cluster coordinator holds every key's lock for any write.
+    pub alone: bool,
     pub(crate) parse: Parse,
 }
 
@@ -345,6 +349,14 @@ impl Spec {
     /// This row with keys for routing at `route` (see [`Spec::route`]).
     const fn routed(self, route: KeyRange) -> Spec {
         Spec { route, ..self }
+    }
+
+    /// This row, run alone on a single node (see [`Spec::alone`]).
+    const fn alone(self) -> Spec {
+        Spec {
+            alone: true,
+            ..self
+        }
     }
 
     /// The level the command takes: a command with keys writes them if it has the `write`
@@ -386,6 +398,7 @@ const fn row(
         family,
         since,
         summary,
+        alone: false,
         parse,
     }
 }
@@ -609,6 +622,13 @@ pub const TABLE: &[Spec] = {
         row("touch", -2, RF, Key::ALL, K, "3.2.1",
             "Returns the number of existing keys out of those specified after updating the \
              time they were last accessed.", keyspace::touch),
+        row("rename", 3, W, Key::new(1, 2, 1), K, "1.0.0", "Rename a key", keyspace::rename)
+        .alone(),
+        row("renamenx", 3, WF, Key::new(1, 2, 1), K, "1.0.0",
+            "Rename a key, only if the new key does not exist", keyspace::renamenx)
+        .alone(),
+        row("copy", -3, WD, Key::new(1, 2, 1), K, "6.2.0", "Copy a key", keyspace::copy)
+        .alone(),
         row("expire", -3, WF, Key::ONE, K, "1.0.0",
             "Sets the expiration time of a key in seconds.", keyspace::expire),
         row("pexpire", -3, WF, Key::ONE, K, "2.6.0",

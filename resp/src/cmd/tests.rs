@@ -1028,6 +1028,46 @@ fn multi_key_and_single_key_commands_parse() {
 }
 
 #[test]
+fn rename_and_copy_parse_with_redis_s_option_errors_in_order() {
+    assert_eq!(
+        cmd("RENAMENX a b"),
+        Command::Rename {
+            source: b("a"),
+            destination: b("b"),
+            nx: true
+        }
+    );
+    assert_eq!(
+        cmd("COPY a b db 0 REPLACE"),
+        Command::Copy {
+            source: b("a"),
+            destination: b("b"),
+            replace: true
+        }
+    );
+    assert_eq!(err("COPY a b DB"), "ERR syntax error");
+    assert_eq!(
+        err("COPY a b DB x FOO"),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(err("COPY a b FOO DB x"), "ERR syntax error");
+    assert_eq!(err("COPY a b DB 1"), "ERR DB index is out of range");
+    assert_eq!(
+        err("COPY a b DB 2147483648"),
+        "ERR value is out of range, value must between -2147483648 and 2147483647"
+    );
+    assert_eq!(
+        err("COPY a a"),
+        "ERR source and destination objects are the same"
+    );
+    assert_eq!(err("COPY a a DB 5"), "ERR DB index is out of range");
+    assert_eq!(
+        err("RENAME a"),
+        "ERR wrong number of arguments for 'rename' command"
+    );
+}
+
+#[test]
 fn expire_family_parses_units_and_conditions() {
     let e = |line| match cmd(line) {
         Command::Expire(e) => (e.at, e.condition),
