@@ -391,6 +391,9 @@ pub struct Config {
     pub maxmemory_policy: EvictionPolicy,
     /// Keys sampled per eviction, 1..=[`MAXMEMORY_SAMPLES_MAX`].
     pub maxmemory_samples: u32,
+    /// `notify-keyspace-events`: the event classes sent (`crate::notify`); set at run time
+    /// only, by `CONFIG SET`, as a cache's clients turn them on.
+    pub notify_keyspace_events: u32,
     /// The storage engine.
     pub storage: StorageEngine,
     /// The log engine's fsync policy.
@@ -689,6 +692,7 @@ impl Config {
             maxmemory_samples: settings
                 .maxmemory_samples
                 .unwrap_or(MAXMEMORY_SAMPLES_DEFAULT as u32),
+            notify_keyspace_events: 0,
             storage: settings.storage.unwrap_or_default(),
             appendfsync: settings.appendfsync.unwrap_or_default(),
             segment_bytes: settings.segment_bytes.unwrap_or(SEGMENT_BYTES_DEFAULT),

@@ -24,6 +24,7 @@ mod exec;
 mod expiry;
 mod metrics;
 mod node;
+mod notify;
 mod pubsub;
 mod scripting;
 mod server;

@@ -14,6 +14,7 @@ use crate::clients::Clients;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::durability::Durability;
+use crate::notify::Notifications;
 use crate::pubsub::PubSub;
 use crate::scripting::{ScriptCache, ScriptState};
 use crate::stats::Stats;
@@ -55,6 +56,8 @@ pub struct Node {
     pub scripts: ScriptCache,
     /// Whether a script runs, is busy, is asked to stop.
     pub script_state: Arc<ScriptState>,
+    /// The keyspace events sent (`notify-keyspace-events`).
+    pub notifications: Notifications,
 }
 
 impl Node {
@@ -89,6 +92,7 @@ impl Node {
             pubsub: Arc::new(PubSub::default()),
             scripts: ScriptCache::default(),
             script_state: Arc::default(),
+            notifications: Notifications::default(),
         }
     }
 

@@ -243,3 +243,106 @@ fn a_publish_on_one_node_reaches_the_subscribers_of_every_node() {
         "each message went to both other nodes"
     );
 }
+
+/// The next message frame's items as text, or `None` when nothing comes within a second.
+fn next_message(conn: &mut RespConn) -> Option<Vec<String>> {
+    let got = conn.drain(Duration::from_millis(1000), Duration::from_secs(5));
+    if got.bytes.is_empty() {
+        return None;
+    }
+    // One frame at a time: put back what follows the first.
+    let len = common::frame_len(&got.bytes).ok()??;
+    conn.unread(&got.bytes[len..]);
+    let Val::Array(items) = Val::parse(&got.bytes[..len]) else {
+        panic!("want a message: {}", escape(&got.bytes));
+    };
+    Some(
+        items
+            .iter()
+            .map(|v| v.text().unwrap_or_else(|| v.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn keyspace_notifications_tell_subscribers_what_changed() {
+    let server = Ringcache::start(&["--storage", "memory"]);
+    let mut admin = server.conn();
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        Val::Simple(b"OK".to_vec())
+    );
+    assert_eq!(
+        admin.cmd(&["CONFIG", "GET", "notify-keyspace-events"]),
+        Val::Array(vec![
+            Val::Bulk(b"notify-keyspace-events".to_vec()),
+            Val::Bulk(b"AKE".to_vec())
+        ])
+    );
+    let mut events = server.conn();
+    events.send(&encode_command(&["PSUBSCRIBE", "__key*__:*"]));
+    assert_eq!(message(&mut events), ["psubscribe", "__key*__:*", "1"]);
+    for line in [
+        "SET k v",
+        "SET k v NX",
+        "INCR n",
+        "EXPIRE k 100",
+        "EXPIRE missing 100",
+        "DEL k missing",
+        "DEL missing",
+    ] {
+        let args: Vec<&str> = line.split(' ').collect();
+        admin.cmd(&args);
+    }
+    let mut got = Vec::new();
+    while let Some(m) = next_message(&mut events) {
+        got.push(format!("{} {}", m[2], m[3]));
+    }
+    assert_eq!(
+        got,
+        [
+            "__keyspace@0__:k set",
+            "__keyevent@0__:set k",
+            "__keyspace@0__:n incrby",
+            "__keyevent@0__:incrby n",
+            "__keyspace@0__:k expire",
+            "__keyevent@0__:expire k",
+            "__keyspace@0__:k del",
+            "__keyevent@0__:del k",
+        ]
+    );
+    // Off again: nothing more.
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+    admin.cmd(&["SET", "k", "v"]);
+    assert_eq!(next_message(&mut events), None);
+    // Evictions, with only `Ee` selected.
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]);
+    admin.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+    admin.cmd(&["CONFIG", "SET", "maxmemory", "2mb"]);
+    let value = "x".repeat(10_000);
+    for i in 0..400 {
+        admin.cmd(&["SET", &format!("fill:{i}"), &value]);
+    }
+    let evicted = next_message(&mut events).expect("an eviction event");
+    assert_eq!(evicted[2], "__keyevent@0__:evicted");
+    assert!(evicted[3].starts_with("fill:"), "{evicted:?}");
+}
+
+#[test]
+fn a_keyspace_event_on_one_node_reaches_the_subscribers_of_every_node() {
+    let cluster = Cluster::start(3, &[]);
+    let mut admin = cluster.conn(0);
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "E$g"]);
+    let mut events = cluster.conn(2);
+    events.send(&encode_command(&["SUBSCRIBE", "__keyevent@0__:del"]));
+    assert_eq!(
+        message(&mut events),
+        ["subscribe", "__keyevent@0__:del", "1"]
+    );
+    admin.cmd(&["SET", "session:1", "x"]);
+    admin.cmd(&["DEL", "session:1"]);
+    assert_eq!(
+        message(&mut events),
+        ["message", "__keyevent@0__:del", "session:1"]
+    );
+}

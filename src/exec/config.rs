@@ -220,6 +220,16 @@ const PARAMETERS: &[Parameter] = &[
         }),
     },
     Parameter {
+        name: "notify-keyspace-events",
+        get: Shown::Live(|c| crate::notify::classes_text(c.notify_keyspace_events)),
+        set: Some(|c, v| {
+            c.notify_keyspace_events = crate::notify::parse_classes(v).ok_or_else(|| {
+                SetError::Policy("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())
+            })?;
+            Ok(())
+        }),
+    },
+    Parameter {
         name: "maxmemory-samples",
         get: Shown::Live(|c| c.maxmemory_samples.to_string()),
         set: Some(|c, v| {
@@ -423,7 +433,6 @@ const PARAMETERS: &[Parameter] = &[
     fixed("min-slaves-max-lag", "10"),
     fixed("min-slaves-to-write", "0"),
     fixed("no-appendfsync-on-rewrite", "no"),
-    fixed("notify-keyspace-events", ""),
     fixed("oom-score-adj", "no"),
     fixed("oom-score-adj-values", "0 200 800"),
     fixed("pidfile", ""),
@@ -553,6 +562,7 @@ pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
     if let Err(e) = node.store.set_fsync_policy(config.appendfsync.into()) {
         return Reply::error(e);
     }
+    node.notifications.set(config.notify_keyspace_events);
     *node.config.write() = config;
     Reply::Ok
 }

@@ -61,6 +61,7 @@ use ringcache_storage::{Record, Store, StoreError, Update};
 use crate::clients::ClientHandle;
 use crate::cluster::Cluster;
 use crate::node::{Node, unix_now_ms};
+use crate::notify;
 
 /// Why a command failed; either way it becomes an error reply and the connection goes on.
 #[derive(Debug, thiserror::Error)]
@@ -534,6 +535,32 @@ fn run(
     entry: Option<Entry>,
     args: Vec<Bytes>,
 ) -> Option<Reply> {
+    // Keyspace events (off by default: one atomic load).
+    let pending = entry.and_then(|e| {
+        let exists = |key: &[u8]| {
+            let now_ms = unix_now_ms();
+            node.store
+                .peek(key, now_ms)
+                .is_some_and(|r| r.is_live(now_ms))
+        };
+        let keys = e.spec.keys.keys(&args).cloned();
+        notify::Pending::new(&node.notifications, e.spec.name, keys, Some(&exists))
+    });
+    let reply = run_command(node, session, entry, args);
+    if let (Some(pending), Some(reply)) = (pending, &reply) {
+        for (channel, payload) in pending.messages(&node.notifications, reply) {
+            node.pubsub.deliver(&channel, &payload);
+        }
+    }
+    reply
+}
+
+fn run_command(
+    node: &Node,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+) -> Option<Reply> {
     let (request, now_ms) = match prepare(node, session, entry, args, None) {
         Ok(prepared) => prepared,
         Err(reply) => return Some(reply),
@@ -728,6 +755,10 @@ pub async fn execute_clustered(
         end(node, session, entry, started, &reply);
         return reply;
     }
+    let pending = entry.and_then(|e| {
+        let keys = e.spec.keys.keys(&args).cloned();
+        notify::Pending::new(&node.notifications, e.spec.name, keys, None)
+    });
     let mut keys = Vec::new();
     let reply = match prepare(node, session, entry, args, Some(&mut keys)) {
         Err(reply) => Some(reply),
@@ -771,6 +802,12 @@ pub async fn execute_clustered(
             finish(session, outcome)
         }
     };
+    if let (Some(pending), Some(reply)) = (pending, &reply) {
+        for (channel, payload) in pending.messages(&node.notifications, reply) {
+            node.pubsub.deliver(&channel, &payload);
+            cluster.publish(&channel, &payload);
+        }
+    }
     end(node, session, entry, started, &reply);
     blocking::after_command(node);
     reply
@@ -818,12 +855,13 @@ pub(crate) fn make_room(node: &Node, now_ms: u64) -> Result<(), Reply> {
         if !over() {
             return Ok(());
         }
-        if node
-            .store
-            .evict(policy, samples, rand::random(), now_ms)
-            .is_none()
-        {
+        let Some(evicted) = node.store.evict(policy, samples, rand::random(), now_ms) else {
             return Err(Reply::error(OOM_ERROR));
+        };
+        // An eviction is this node's own: its event goes to this node's subscribers only.
+        let class = notify::Class::EVICTED;
+        for (channel, payload) in node.notifications.messages(class, "evicted", &evicted.key) {
+            node.pubsub.deliver(&channel, &payload);
         }
         node.stats
             .evicted_keys

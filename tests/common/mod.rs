@@ -1004,6 +1004,13 @@ impl RespConn {
         self.cmd(&args)
     }
 
+    /// Puts `bytes` back in front of what is buffered: read again before anything else.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        let mut buf = bytes.to_vec();
+        buf.extend_from_slice(&self.buf);
+        self.buf = buf;
+    }
+
     /// Sends `HELLO 3` and checks that a map came back.
     pub fn hello3(&mut self) -> Val {
         let reply = self.cmd(&["HELLO", "3"]);
