@@ -215,7 +215,7 @@ mod tests {
 }
 
 /// Whether a key is there now.
-pub type Exists = dyn Fn(&[u8]) -> bool;
+pub type Exists<'a> = dyn Fn(&[u8]) -> bool + 'a;
 
 /// A write command about to run, whose events are sent if it succeeds.
 #[derive(Debug)]
@@ -235,7 +235,7 @@ impl Pending {
         notifications: &Notifications,
         name: &str,
         keys: impl Iterator<Item = Bytes>,
-        exists: Option<&Exists>,
+        exists: Option<&Exists<'_>>,
     ) -> Option<Pending> {
         if !notifications.any() {
             return None;
