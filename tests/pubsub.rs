@@ -346,3 +346,34 @@ fn a_keyspace_event_on_one_node_reaches_the_subscribers_of_every_node() {
         ["message", "__keyevent@0__:del", "session:1"]
     );
 }
+
+#[test]
+fn a_slow_subscriber_on_another_node_is_cut_off_without_growing_its_memory() {
+    // 300 messages of 1 MiB published on node 0 for a subscriber of node 1 that never
+    // reads: node 1 cuts it off near its 32 MiB bound, and its memory stays far below what
+    // was published.
+    const MESSAGES: usize = 300;
+    const MIB: u64 = 1024 * 1024;
+    let cluster = Cluster::start(3, &["--storage", "memory"]);
+    let mut stalled = cluster.conn(1);
+    stalled.send(&encode_command(&["SUBSCRIBE", "big"]));
+    assert_eq!(message(&mut stalled), ["subscribe", "big", "1"]);
+    let rss_before = cluster.rss_bytes(1);
+    let mut publisher = cluster.conn(0);
+    let payload = "x".repeat(MIB as usize);
+    let mut watcher = cluster.conn(1);
+    let mut cut_off = false;
+    for _ in 0..MESSAGES {
+        publisher.cmd(&["PUBLISH", "big", &payload]);
+        let subscribers = watcher.cmd(&["PUBSUB", "NUMSUB", "big"]);
+        if subscribers == Val::Array(vec![Val::Bulk(b"big".to_vec()), Val::Int(0)]) {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the subscriber of node 1 was never cut off");
+    let grown = cluster.rss_bytes(1).saturating_sub(rss_before);
+    println!("node 1 grew {} MiB", grown / MIB);
+    assert!(grown < 128 * MIB, "node 1 grew {} MiB", grown / MIB);
+    assert!(cluster.info_number(0, "publish_sent") > 0);
+}

@@ -1796,6 +1796,17 @@ impl Cluster {
     }
 
     /// Kills node `i` with SIGKILL (a stopped node too) and reaps it.
+    /// Resident memory of node `i`'s process, in bytes (`VmRSS`).
+    pub fn rss_bytes(&self, i: usize) -> u64 {
+        let pid = self.nodes[i].process.process.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     pub fn kill(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         node.process.process.kill();
