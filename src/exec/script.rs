@@ -126,6 +126,9 @@ pub fn execute(
             Reply::Ok
         }
         ScriptCommand::Kill => kill(node),
+        ScriptCommand::Functions => Reply::error(
+            "ERR FUNCTION and FCALL are not offered by ringcache yet; scripts run with EVAL",
+        ),
         ScriptCommand::Help => Reply::Array(HELP.iter().map(|line| Reply::Simple(line)).collect()),
     }
 }

@@ -7,6 +7,7 @@
 //! EVAL script numkeys [key ...] [arg ...]        EVAL_RO script numkeys [key ...] [arg ...]
 //! EVALSHA sha1 numkeys [key ...] [arg ...]       EVALSHA_RO sha1 numkeys [key ...] [arg ...]
 //! SCRIPT LOAD script | EXISTS sha1 [sha1 ...] | FLUSH [ASYNC|SYNC] | KILL | HELP
+//! FUNCTION ... | FCALL ... | FCALL_RO ...        (answered: not offered yet)
 //! ```
 
 use bytes::Bytes;
@@ -48,6 +49,8 @@ pub enum ScriptCommand {
     Kill,
     /// `SCRIPT HELP`
     Help,
+    /// `FUNCTION ...`, `FCALL`, `FCALL_RO`: Redis 7's functions, not offered yet.
+    Functions,
 }
 
 /// `SCRIPT`'s subcommands: name, `name|sub` for arity errors, Redis's arity.
@@ -101,6 +104,12 @@ fn eval_with(
         args,
         read_only,
     }))
+}
+
+/// `FUNCTION ...`, `FCALL ...`, `FCALL_RO ...`: read whole, answered as not offered.
+pub(super) fn functions(cur: &mut ArgCursor) -> Result<Command, CommandError> {
+    cur.skip_rest();
+    Ok(Command::Script(ScriptCommand::Functions))
 }
 
 pub(super) fn script(cur: &mut ArgCursor) -> Result<Command, CommandError> {
