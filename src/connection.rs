@@ -240,10 +240,18 @@ async fn execute_buffered(
                 Err(end) => return Some(end),
             }
         }
-        // Messages published meanwhile (to itself, too) go before the reply, as in Redis.
-        exec::pubsub::write_messages(session, output);
+        // Messages published meanwhile (to itself, too) go before the reply, as in Redis,
+        // but after a subscription's confirmations: no message of a channel comes before the
+        // confirmation that it is subscribed.
+        let confirms = matches!(reply, Some(Reply::Several(_)));
+        if !confirms {
+            exec::pubsub::write_messages(session, output);
+        }
         if let Some(reply) = reply {
             reply.encode(session.protocol, output);
+        }
+        if confirms {
+            exec::pubsub::write_messages(session, output);
         }
         match session.after {
             After::Continue => {}

@@ -100,9 +100,11 @@ impl Node {
     pub fn begin_shutdown(&self) {
         // A script past its time stops too (a connection finishes its batch before it
         // closes, and a runaway script would never finish it).
+        // After the signal: a script that ends in between reads the signal when it clears
+        // the flag, and keeps it set.
+        self.shutdown.send_replace(true);
         self.script_state
             .kill
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.shutdown.send_replace(true);
     }
 }

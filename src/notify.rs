@@ -155,6 +155,39 @@ impl Notifications {
     }
 }
 
+/// Which replies of a write command mean it changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unchanged {
+    /// Any reply but an error is a change (`INCR` to 0 included).
+    Never,
+    /// A nil (`SET ... NX` not set).
+    OnNil,
+    /// A value (`SET ... NX GET` of a key that was there, so not set).
+    OnValue,
+    /// A nil or 0 (`EXPIRE` of a missing key, `DEL` of none, `SETNX` of one there).
+    OnNilOrZero,
+}
+
+impl Unchanged {
+    fn of(name: &str, args: &[Bytes]) -> Unchanged {
+        let has = |word: &str| {
+            args.iter()
+                .skip(3)
+                .any(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        match name {
+            "incr" | "decr" | "incrby" | "decrby" | "incrbyfloat" | "append" | "setrange"
+            | "getset" | "mset" => Unchanged::Never,
+            // `SET ... GET` answers the old value, nil for a key that was not there.
+            "set" if has("GET") && has("NX") => Unchanged::OnValue,
+            "set" if has("GET") && has("XX") => Unchanged::OnNil,
+            "set" if has("GET") => Unchanged::Never,
+            "set" | "getdel" => Unchanged::OnNil,
+            _ => Unchanged::OnNilOrZero,
+        }
+    }
+}
+
 /// The event a successful write command sends for each of its keys, and its class; `None`
 /// for a command that sends none here.
 pub fn command_event(name: &str) -> Option<(Class, &'static str)> {
@@ -222,6 +255,8 @@ pub type Exists<'a> = dyn Fn(&[u8]) -> bool + 'a;
 pub struct Pending {
     class: Class,
     event: &'static str,
+    /// Which replies mean the command changed nothing.
+    unchanged: Unchanged,
     /// The keys it writes; for a delete, only those that were there.
     keys: Vec<Bytes>,
 }
@@ -233,6 +268,7 @@ impl Pending {
     /// here (a coordinator), and every key is taken.
     pub fn new(
         notifications: &Notifications,
+        args: &[Bytes],
         name: &str,
         keys: impl Iterator<Item = Bytes>,
         exists: Option<&Exists<'_>>,
@@ -248,7 +284,12 @@ impl Pending {
             ("del", Some(exists)) => keys.filter(|k| exists(k)).collect(),
             _ => keys.collect(),
         };
-        Some(Pending { class, event, keys })
+        Some(Pending {
+            class,
+            event,
+            unchanged: Unchanged::of(name, args),
+            keys,
+        })
     }
 
     /// The messages to publish once the command answered `reply`: none when it failed or
@@ -259,11 +300,14 @@ impl Pending {
         reply: &ringcache_resp::Reply,
     ) -> Vec<(Bytes, Bytes)> {
         use ringcache_resp::Reply;
-        let changed = match reply {
-            Reply::Error(_) => false,
-            Reply::Nil | Reply::NilArray => false,
-            Reply::Integer(0) => !matches!(self.event, "del" | "expire" | "persist" | "set"),
-            _ => true,
+        let nil = matches!(reply, Reply::Nil | Reply::NilArray);
+        let changed = match (reply, self.unchanged) {
+            (Reply::Error(_), _) => false,
+            (_, Unchanged::Never) => true,
+            (_, Unchanged::OnNil) => !nil,
+            (_, Unchanged::OnValue) => nil,
+            (Reply::Integer(0), Unchanged::OnNilOrZero) => false,
+            (_, Unchanged::OnNilOrZero) => !nil,
         };
         if !changed {
             return Vec::new();

@@ -7,9 +7,12 @@
 //!   script leaves can reach the next.
 //! - The sandbox: the `base`, `table`, `string` and `math` libraries without the functions
 //!   that reach files or load code (`dofile`, `loadfile`, `load`, `loadstring`, `print`,
-//!   `getfenv`, `setfenv`, `newproxy`); `redis`, `bit` and `cjson` added; no `os`, `io`,
-//!   `package` or `debug`. Globals are read-only: reading one that does not exist or
-//!   writing any is Redis's error. Each state's memory is bounded
+//!   `getfenv`, `setfenv`, `newproxy`, `string.dump`) and without `rawset` and `coroutine`
+//!   (a coroutine would run outside the time limit's hook); `redis`, `bit` and `cjson`
+//!   added; no `os`, `io`, `package` or `debug`; bodies are text, never bytecode. Globals
+//!   and the libraries are read-only, their metatables out of reach: reading a global that
+//!   does not exist or writing any is Redis's error, and a state that goes back to the pool
+//!   keeps nothing of the script that ran. Each state's memory is bounded
 //!   ([`SCRIPT_MEMORY_BYTES_MAX`]).
 //! - `redis.call`/`redis.pcall` hand the command to the caller's `call` function
 //!   ([`Engine::run`]), which runs it on the node or through the cluster coordinator; the
@@ -157,12 +160,34 @@ impl std::fmt::Debug for Engine {
 /// Set up once per state, with the full libraries, before the sandbox closes: keeps what
 /// it needs in locals, removes what scripts may not reach, and makes globals read-only.
 const PRELUDE: &str = r#"
-local xpcall, error, tostring, setmetatable = ...
+local xpcall, pcall, error, tostring, setmetatable, getmetatable, pairs, type, unpack, killed =
+    ...
 local function run(f, handler)
     return xpcall(f, handler)
 end
+-- Once SCRIPT KILL stopped the script, no pcall in it may catch that.
+local function rethrow_if_killed(...)
+    if killed() then error({err = "ERR Script killed by user with SCRIPT KILL..."}) end
+    return ...
+end
+_G.pcall = function(...) return rethrow_if_killed(pcall(...)) end
+_G.xpcall = function(...) return rethrow_if_killed(xpcall(...)) end
 dofile, loadfile, load, loadstring, print = nil, nil, nil, nil, nil
-getfenv, setfenv, newproxy, module = nil, nil, nil, nil
+getfenv, setfenv, newproxy, module, rawset, coroutine = nil, nil, nil, nil, nil, nil
+string.dump = nil
+-- The libraries are shared by every script this state runs: read-only, and their
+-- metatables (and the strings' one) out of reach.
+local function readonly(t)
+    return setmetatable({}, {
+        __index = t,
+        __newindex = function() error("Attempt to modify a readonly table", 2) end,
+        __metatable = false,
+    })
+end
+for _, name in pairs({"string", "table", "math", "redis", "bit", "cjson"}) do
+    _G[name] = readonly(_G[name])
+end
+getmetatable("").__metatable = false
 setmetatable(_G, {
     __index = function(_, name)
         error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
@@ -170,6 +195,7 @@ setmetatable(_G, {
     __newindex = function()
         error("Attempt to modify a readonly table", 2)
     end,
+    __metatable = false,
 })
 return run
 "#;
@@ -200,11 +226,23 @@ impl Engine {
         let redis: Table = globals.raw_get("redis")?;
         redis.raw_set("call", call_function(&lua, &current, true)?)?;
         redis.raw_set("pcall", call_function(&lua, &current, false)?)?;
+        let killed = lua.create_function(|lua, ()| {
+            Ok(lua
+                .app_data_ref::<RunClock>()
+                .is_some_and(|clock| clock.killed()))
+        })?;
+        let get = |name: &str| globals.raw_get::<Function>(name);
         let trampoline: Function = lua.load(PRELUDE).set_name("=prelude").call((
-            globals.raw_get::<Function>("xpcall")?,
-            globals.raw_get::<Function>("error")?,
-            globals.raw_get::<Function>("tostring")?,
-            globals.raw_get::<Function>("setmetatable")?,
+            get("xpcall")?,
+            get("pcall")?,
+            get("error")?,
+            get("tostring")?,
+            get("setmetatable")?,
+            get("getmetatable")?,
+            get("pairs")?,
+            get("type")?,
+            get("unpack")?,
+            killed,
         ))?;
         // The handler runs where the error was raised: the innermost frame of the script
         // there is the line Redis reports.
@@ -246,6 +284,10 @@ impl Engine {
         let outcome = self.execute(&function, keys, argv, limits, call);
         let _ = self.current.raw_set("fn", Value::Nil);
         self.lua.remove_app_data::<RunClock>();
+        // The state goes back to the pool: nothing of this script's data stays in it.
+        let globals = self.lua.globals();
+        let _ = globals.raw_set("KEYS", Value::Nil);
+        let _ = globals.raw_set("ARGV", Value::Nil);
         match outcome {
             Ok(Outcome::Reply(reply)) => reply,
             Ok(Outcome::Error { text, line }) => {
@@ -263,6 +305,8 @@ impl Engine {
             .lua
             .load(body)
             .set_name("@user_script")
+            // Never bytecode: Lua 5.1's checker of it can be fooled (Redis's CVE-2015-4335).
+            .set_mode(mlua::ChunkMode::Text)
             .into_function()
             .map_err(|e| match e {
                 mlua::Error::SyntaxError { message, .. } => message,
@@ -360,6 +404,11 @@ struct RunClock {
 }
 
 impl RunClock {
+    /// Whether `SCRIPT KILL` (or the server stopping) stopped this script.
+    fn killed(&self) -> bool {
+        self.started.elapsed() >= self.busy_after && self.state.kill.load(Relaxed)
+    }
+
     fn check(&self) -> mlua::Result<VmState> {
         let elapsed = self.started.elapsed();
         if elapsed >= MOVE_OTHERS_AFTER && !self.moved.swap(true, Relaxed) {
@@ -483,6 +532,17 @@ fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
 /// table with `err`/`ok`/`double` as an error/status/double, any other table as an array up
 /// to its first nil.
 fn lua_to_reply(value: &Value) -> Reply {
+    lua_to_reply_at(value, 0)
+}
+
+/// How deep a returned table may nest: past it (a table that holds itself, say) the reply
+/// is Redis's error rather than a stack overflow.
+const REPLY_DEPTH_MAX: usize = 200;
+
+fn lua_to_reply_at(value: &Value, depth: usize) -> Reply {
+    if depth > REPLY_DEPTH_MAX {
+        return Reply::error("ERR reached lua stack limit");
+    }
     match value {
         Value::Nil => Reply::Nil,
         // As Redis 7.0 converts them for both protocols (its scripts speak RESP2).
@@ -491,12 +551,12 @@ fn lua_to_reply(value: &Value) -> Reply {
         Value::Integer(n) => Reply::Integer(*n),
         Value::Number(f) => Reply::Integer(*f as i64),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Table(table) => table_to_reply(table),
+        Value::Table(table) => table_to_reply(table, depth),
         _ => Reply::Nil,
     }
 }
 
-fn table_to_reply(table: &Table) -> Reply {
+fn table_to_reply(table: &Table, depth: usize) -> Reply {
     if let Ok(Value::String(err)) = table.raw_get::<Value>("err") {
         return Reply::Error(err.to_string_lossy());
     }
@@ -510,7 +570,7 @@ fn table_to_reply(table: &Table) -> Reply {
     for i in 1.. {
         match table.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(item) => items.push(lua_to_reply(&item)),
+            Ok(item) => items.push(lua_to_reply_at(&item, depth + 1)),
         }
     }
     Reply::Array(items)
@@ -901,6 +961,69 @@ mod tests {
         assert_eq!(
             run("return cjson.decode('[1,2,3]')[2]", &[], &[]),
             Reply::Integer(2)
+        );
+    }
+
+    #[test]
+    fn scripts_cannot_escape_nor_leave_anything_for_the_next() {
+        // Bytecode, a table that holds itself, and changes to what the next script sees.
+        let bytecode = run("return '\\27Lua'", &[], &[]);
+        assert!(!bytecode.is_error(), "{bytecode:?}");
+        let mut engine = Engine::new().expect("engine");
+        let limits = Limits {
+            state: Arc::new(ScriptState::default()),
+            busy_after: Duration::from_secs(5),
+        };
+        let mut call = |_: Vec<Bytes>| Reply::Ok;
+        let mut eval =
+            |body: &[u8]| engine.run(&sha1_hex(body), body, &[], &[], &limits, &mut call);
+        assert!(eval(b"\x1bLua\x51\x00").is_error(), "bytecode is refused");
+        // As Redis: the arrays down to the limit, the error there.
+        let mut nested = eval(b"local t = {} t[1] = t return t");
+        let mut depth = 0;
+        while let Reply::Array(mut items) = nested {
+            nested = items.pop().expect("one item");
+            depth += 1;
+        }
+        assert_eq!(nested, Reply::Error("ERR reached lua stack limit".into()));
+        assert_eq!(depth, REPLY_DEPTH_MAX + 1);
+        for body in [
+            &b"redis.call = function() return 'hijacked' end"[..],
+            b"string.len = function() return 0 end",
+            b"getmetatable('').__index = {}",
+            b"setmetatable(_G, nil)",
+            b"rawset(_G, 'x', 1)",
+            b"return coroutine.wrap(function() end)",
+            b"return string.dump(function() end)",
+        ] {
+            let reply = eval(body);
+            assert!(
+                reply.is_error(),
+                "{}: {reply:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(eval(b"return string.len('abc')"), Reply::Integer(3));
+        assert_eq!(
+            eval(b"return redis.call('x').ok"),
+            Reply::Bulk(Bytes::from_static(b"OK"))
+        );
+    }
+
+    #[test]
+    fn a_script_that_catches_errors_is_killed_all_the_same() {
+        let mut engine = Engine::new().expect("engine");
+        let state = Arc::new(ScriptState::default());
+        state.kill.store(true, Relaxed);
+        let limits = Limits {
+            state,
+            busy_after: Duration::from_millis(10),
+        };
+        let body = b"while true do pcall(function() while true do end end) end";
+        let reply = engine.run(&sha1_hex(body), body, &[], &[], &limits, &mut |_| Reply::Ok);
+        assert!(
+            matches!(&reply, Reply::Error(t) if t.starts_with("ERR Script killed by user")),
+            "{reply:?}"
         );
     }
 

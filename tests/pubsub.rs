@@ -285,6 +285,8 @@ fn keyspace_notifications_tell_subscribers_what_changed() {
     for line in [
         "SET k v",
         "SET k v NX",
+        "SET g v GET",
+        "SET g w NX GET",
         "INCR n",
         "EXPIRE k 100",
         "EXPIRE missing 100",
@@ -303,6 +305,8 @@ fn keyspace_notifications_tell_subscribers_what_changed() {
         [
             "__keyspace@0__:k set",
             "__keyevent@0__:set k",
+            "__keyspace@0__:g set",
+            "__keyevent@0__:set g",
             "__keyspace@0__:n incrby",
             "__keyevent@0__:incrby n",
             "__keyspace@0__:k expire",

@@ -250,8 +250,14 @@ impl Plan {
         let mut pulls = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
-            let ["pull", source, cursor, done, ranges] = fields.as_slice() else {
-                return None;
+            // Before walks lost their fallbacks a line had them after `done`: a plan kept
+            // then resumes (its walks wait for their sources as the new ones do).
+            let (source, cursor, done, ranges) = match fields.as_slice() {
+                ["pull", source, cursor, done, ranges] => (source, cursor, done, ranges),
+                ["pull", source, cursor, done, _fallbacks, ranges] => {
+                    (source, cursor, done, ranges)
+                }
+                _ => return None,
             };
             let ranges = ranges
                 .split(',')
@@ -354,8 +360,12 @@ mod tests {
         };
         assert_eq!(Plan::decode(&plan.encode()), Some(plan));
         assert_eq!(Plan::decode("pull x 1 0 1-2\n"), None);
-        // The format before walks lost their fallbacks: planned again.
-        assert_eq!(Plan::decode("pull 3 0 0 - 1-2\n"), None);
+        // The format before walks lost their fallbacks resumes, the fallbacks dropped.
+        let old = Plan::decode("pull 3 7 0 1,2 1-2\n").expect("the old format");
+        assert_eq!(
+            (old.pulls[0].cursor, old.pulls[0].ranges.clone()),
+            (7, vec![(1, 2)])
+        );
         assert_eq!(Plan::decode("something else\n"), None);
     }
 

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -42,6 +42,13 @@ pub const DOWN_AFTER_MS: u64 = 1_000;
 /// Frames queued for one peer before a request fails at once instead of waiting: a peer that
 /// cannot keep up must not make the coordinator's memory grow.
 pub const LINK_QUEUE_FRAMES: usize = 16 * 1024;
+/// Bytes of frames queued on a link past which a pub/sub message is not sent to that peer
+/// (at most once: it is dropped and counted): a flood of `PUBLISH` cannot take a link's
+/// memory, nor its queue from the writes of requests.
+pub const PUBLISH_QUEUED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Frames queued on a link past which a pub/sub message is not sent: half the queue stays
+/// for requests.
+const PUBLISH_QUEUED_FRAMES_MAX: usize = LINK_QUEUE_FRAMES / 2;
 /// Bytes gathered into one socket write.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Bytes read from a peer socket at a time.
@@ -125,6 +132,8 @@ pub struct Link {
     peer: NodeId,
     out: mpsc::Sender<Bytes>,
     pending: Mutex<HashMap<u64, Responder>>,
+    /// Bytes of the frames queued and not written yet.
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Link {
@@ -140,12 +149,25 @@ impl Link {
             tracing::warn!(error = %e, "a peer request could not be encoded");
             return Err(RequestError::Encode(e.to_string()));
         }
+        if matches!(message, Message::Publish { .. }) && !self.has_room_to_publish(frame.len()) {
+            return Err(RequestError::NotSent(self.peer));
+        }
         self.pending.lock().insert(id, responder);
+        let len = frame.len();
         if self.out.try_send(frame.freeze()).is_err() {
             self.pending.lock().remove(&id);
             return Err(RequestError::NotSent(self.peer));
         }
+        self.queued_bytes.fetch_add(len, Relaxed);
         Ok(())
+    }
+
+    /// Whether a pub/sub frame of `len` bytes may be queued: within
+    /// [`PUBLISH_QUEUED_BYTES_MAX`] and [`PUBLISH_QUEUED_FRAMES_MAX`].
+    fn has_room_to_publish(&self, len: usize) -> bool {
+        let queued_frames = LINK_QUEUE_FRAMES - self.out.capacity();
+        queued_frames < PUBLISH_QUEUED_FRAMES_MAX
+            && self.queued_bytes.load(Relaxed) + len <= PUBLISH_QUEUED_BYTES_MAX
     }
 
     /// Forgets request `id`; a late answer is dropped.
@@ -566,13 +588,15 @@ pub fn reject_frame(links: &Links, peer: NodeId, error: &dyn std::fmt::Display) 
 async fn run_link(links: &Arc<Links>, stream: TcpStream, peer: NodeId, mut input: BytesMut) {
     let (reader, writer) = stream.into_split();
     let (out, queue) = mpsc::channel(LINK_QUEUE_FRAMES);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     let link = Arc::new(Link {
         peer,
         out,
         pending: Mutex::new(HashMap::new()),
+        queued_bytes: queued_bytes.clone(),
     });
     links.attach(peer, link.clone());
-    let writing = tokio::spawn(write_frames(writer, queue));
+    let writing = tokio::spawn(write_frames(writer, queue, queued_bytes));
     let pinging = tokio::spawn(ping(link.clone()));
     let mut decoder = FrameDecoder::new(PEER_FRAME_BYTES_MAX);
     'read: loop {
@@ -658,7 +682,11 @@ fn on_answer(links: &Links, link: &Link, frame: Frame) -> bool {
 /// connection tasks that are ready to run queue their frames meanwhile, and one write
 /// carries them all. Under load this cuts the syscalls per request several times over; idle,
 /// nothing else is ready and the yield returns at once.
-async fn write_frames(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+async fn write_frames(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+) {
     let mut batch = BytesMut::new();
     while let Some(frame) = queue.recv().await {
         tokio::task::yield_now().await;
@@ -669,6 +697,10 @@ async fn write_frames(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Byte
                 Err(_) => break,
             }
         }
+        // Counted out when taken from the queue (pings, queued without counting, make it
+        // read a little low, never high).
+        let _ =
+            queued_bytes.fetch_update(Relaxed, Relaxed, |q| Some(q.saturating_sub(batch.len())));
         if writer.write_all(&batch).await.is_err() {
             return;
         }

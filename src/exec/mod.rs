@@ -282,7 +282,7 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
         end(node, session, entry, started, &reply);
         return reply;
     }
-    if is_script_kill(&args) {
+    if is_script_kill(&args) || runs_beside_busy_script(node, entry) {
         // Runs beside the busy script, which holds the gate.
         let reply = run(node, session, entry, args);
         end(node, session, entry, started, &reply);
@@ -290,7 +290,8 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
     }
     // Alone for a script or a command that changes several keys together (`Spec::alone`:
     // RENAME, COPY), as for EXEC; shared for the rest (see `transaction`).
-    let reply = match gate(node, entry) {
+    let alone = entry.is_some_and(|e| e.spec.alone || script::is_eval_name(e.spec.name));
+    let reply = match gate(node, alone) {
         Ok(_gate) => run(node, session, entry, args),
         Err(busy) => Some(busy),
     };
@@ -311,10 +312,10 @@ const BUSY: &str =
 /// How long a command waits for the gate between two looks at whether a script is busy.
 const GATE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Takes the transaction gate for one command: alone for a script, shared otherwise. While
-/// a script holds it past its time, waiting commands answer `BUSY` instead of waiting on.
-fn gate(node: &Node, entry: Option<Entry>) -> Result<Gate<'_>, Reply> {
-    let alone = entry.is_some_and(|e| e.spec.alone || script::is_eval_name(e.spec.name));
+/// Takes the transaction gate for one command (`alone` for `EXEC`, a script, `RENAME`...).
+/// While a script holds it past its time, waiting commands answer `BUSY` instead of waiting
+/// on.
+fn gate(node: &Node, alone: bool) -> Result<Gate<'_>, Reply> {
     loop {
         let held = match alone {
             true => node.transactions.try_write_for(GATE_WAIT).map(Gate::Alone),
@@ -331,6 +332,16 @@ fn gate(node: &Node, entry: Option<Entry>) -> Result<Gate<'_>, Reply> {
             return Err(Reply::error(BUSY));
         }
     }
+}
+
+/// A command Redis runs while a script is busy (flag `allow_busy`: `SHUTDOWN`, `AUTH`,
+/// `MULTI`...), when one is: it must not wait for the gate the script holds.
+fn runs_beside_busy_script(node: &Node, entry: Option<Entry>) -> bool {
+    entry.is_some_and(|e| e.spec.flags.contains(Flags::ALLOW_BUSY))
+        && node
+            .script_state
+            .busy
+            .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `SCRIPT KILL`, which must not wait for the script it stops.
@@ -456,7 +467,10 @@ fn exec_single(
     if let Err(reply) = prepare_exec(node, session, entry, args) {
         return Some(transaction::refused_exec(session, reply));
     }
-    let _gate = node.transactions.write();
+    let _gate = match gate(node, true) {
+        Ok(gate) => gate,
+        Err(busy) => return Some(busy),
+    };
     session.in_exec = true;
     session.exec_now_ms = Some(unix_now_ms());
     let reply = transaction::exec(node, session, |session, args| {
@@ -543,8 +557,8 @@ fn run(
                 .peek(key, now_ms)
                 .is_some_and(|r| r.is_live(now_ms))
         };
-        let keys = e.spec.keys.keys(&args).cloned();
-        notify::Pending::new(&node.notifications, e.spec.name, keys, Some(&exists))
+        let keys = e.spec.routed_keys(&args).cloned();
+        notify::Pending::new(&node.notifications, &args, e.spec.name, keys, Some(&exists))
     });
     let reply = run_command(node, session, entry, args);
     if let (Some(pending), Some(reply)) = (pending, &reply) {
@@ -756,8 +770,8 @@ pub async fn execute_clustered(
         return reply;
     }
     let pending = entry.and_then(|e| {
-        let keys = e.spec.keys.keys(&args).cloned();
-        notify::Pending::new(&node.notifications, e.spec.name, keys, None)
+        let keys = e.spec.routed_keys(&args).cloned();
+        notify::Pending::new(&node.notifications, &args, e.spec.name, keys, None)
     });
     let mut keys = Vec::new();
     let reply = match prepare(node, session, entry, args, Some(&mut keys)) {

@@ -229,7 +229,7 @@ fn refused(args: &[Bytes], read_only: bool, declared: Option<&[Bytes]>) -> Optio
         ));
     }
     if let Some(declared) = declared
-        && spec.keys.keys(args).any(|key| !declared.contains(key))
+        && spec.routed_keys(args).any(|key| !declared.contains(key))
     {
         return Some(Reply::error(
             "ERR Script attempted to access a non local key in a cluster node script",

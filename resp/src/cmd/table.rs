@@ -989,6 +989,18 @@ pub(crate) fn check_arity(name: &'static str, arity: i32, argc: usize) -> Result
     }
 }
 
+impl Spec {
+    /// The keys `args` (the whole request) routes by: [`Spec::route`]'s, without a trailing
+    /// `CONSISTENCY <level>` that [`strip_level`] takes off.
+    pub fn routed_keys<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        let end = match self.access() {
+            Access::Read | Access::Write if ends_with_level(args, self) => args.len() - 2,
+            _ => args.len(),
+        };
+        self.route.keys(&args[..end])
+    }
+}
+
 /// Whether `args` end with `CONSISTENCY <level>` that [`strip_level`] takes off.
 fn ends_with_level(args: &[Bytes], spec: &Spec) -> bool {
     let n = args.len();
