@@ -144,6 +144,10 @@ fn a_script_on_a_cluster_writes_its_declared_keys_through_the_coordinator() {
         text.starts_with("ERR Script attempted to access a non local key in a cluster node script"),
         "{reply}"
     );
+    // Functions are refused whole, keys or not.
+    let fcall = conn.cmd(&["FCALL", "f", "1", "k"]);
+    let text = fcall.text().unwrap_or_default();
+    assert!(text.starts_with("ERR FUNCTION and FCALL are not offered"), "{fcall}");
     // A script loaded on one node is unknown to another (the client loads it there).
     let sha = conn.cmd(&["SCRIPT", "LOAD", "return 1"]);
     let Val::Bulk(sha) = sha else {

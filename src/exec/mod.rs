@@ -801,6 +801,8 @@ pub async fn execute_clustered(
             } else if clustered::is_key_command(request.spec)
                 && !keys.is_empty()
                 && request.spec.family != Family::Transactions
+                // FCALL names keys but is refused on this node, whole.
+                && request.spec.family != Family::Scripting
             {
                 clustered::execute(node, cluster, session, request, keys, now_ms, touch).await
             } else if clustered::is_keyspace_command(&request.command) {

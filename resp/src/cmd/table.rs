@@ -512,11 +512,10 @@ pub const TABLE: &[Spec] = {
             "A container for Lua scripts management commands", scripting::script),
         row("function", -2, Flags::NONE, Key::NONE, SC, "7.0.0",
             "A container for function commands", scripting::functions),
-        // Their keys are not routed: the command is refused whole.
-        row("fcall", -3, EVAL_FLAGS, Key::NONE, SC, "7.0.0", "Invoke a function",
+        row("fcall", -3, EVAL_FLAGS, Key::counted(2), SC, "7.0.0", "Invoke a function",
             scripting::functions),
-        row("fcall_ro", -3, EVAL_RO_FLAGS, Key::NONE, SC, "7.0.0", "Invoke a read-only function",
-            scripting::functions),
+        row("fcall_ro", -3, EVAL_RO_FLAGS, Key::counted(2), SC, "7.0.0",
+            "Invoke a read-only function", scripting::functions),
         // ----- server
         row("command", -1, LS, Key::NONE, S, "2.8.13",
             "Returns detailed information about all commands.", server::command),
