@@ -147,7 +147,10 @@ fn a_script_on_a_cluster_writes_its_declared_keys_through_the_coordinator() {
     // Functions are refused whole, keys or not.
     let fcall = conn.cmd(&["FCALL", "f", "1", "k"]);
     let text = fcall.text().unwrap_or_default();
-    assert!(text.starts_with("ERR FUNCTION and FCALL are not offered"), "{fcall}");
+    assert!(
+        text.starts_with("ERR FUNCTION and FCALL are not offered"),
+        "{fcall}"
+    );
     // A script loaded on one node is unknown to another (the client loads it there).
     let sha = conn.cmd(&["SCRIPT", "LOAD", "return 1"]);
     let Val::Bulk(sha) = sha else {
