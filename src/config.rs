@@ -358,6 +358,9 @@ pub struct Settings {
     pub repair_interval_s: Option<u64>,
 }
 
+/// Redis's `busy-reply-threshold` default, milliseconds.
+pub const BUSY_REPLY_THRESHOLD_MS_DEFAULT: u64 = 5_000;
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -394,6 +397,9 @@ pub struct Config {
     /// `notify-keyspace-events`: the event classes sent (`crate::notify`); set at run time
     /// only, by `CONFIG SET`, as a cache's clients turn them on.
     pub notify_keyspace_events: u32,
+    /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds: past it a running
+    /// script makes the node answer `BUSY` and `SCRIPT KILL` may stop it; run time only.
+    pub busy_reply_threshold_ms: u64,
     /// The storage engine.
     pub storage: StorageEngine,
     /// The log engine's fsync policy.
@@ -693,6 +699,7 @@ impl Config {
                 .maxmemory_samples
                 .unwrap_or(MAXMEMORY_SAMPLES_DEFAULT as u32),
             notify_keyspace_events: 0,
+            busy_reply_threshold_ms: BUSY_REPLY_THRESHOLD_MS_DEFAULT,
             storage: settings.storage.unwrap_or_default(),
             appendfsync: settings.appendfsync.unwrap_or_default(),
             segment_bytes: settings.segment_bytes.unwrap_or(SEGMENT_BYTES_DEFAULT),
@@ -746,6 +753,9 @@ impl Config {
         }
         if self.timeout_s > i32::MAX as u64 {
             return invalid("timeout", &out_of_range(0, i32::MAX as u64));
+        }
+        if self.busy_reply_threshold_ms > i64::MAX as u64 {
+            return invalid("busy-reply-threshold", &out_of_range(0, i64::MAX as u64));
         }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
             return invalid("segment-bytes", "must be 1mb..1gb");

@@ -59,6 +59,20 @@ fn no_command_of_another_client_runs_inside_a_script() {
 fn a_runaway_script_makes_the_node_busy_until_script_kill() {
     let server = Ringcache::start(&[]);
     let port = server.port();
+    let mut other = server.conn();
+    // Busy after one second rather than Redis's five; both names set it.
+    assert!(
+        !other
+            .cmd(&["CONFIG", "SET", "lua-time-limit", "1000"])
+            .is_error()
+    );
+    assert_eq!(
+        other.cmd(&["CONFIG", "GET", "busy-reply-threshold"]),
+        Val::Array(vec![
+            Val::Bulk(b"busy-reply-threshold".to_vec()),
+            Val::Bulk(b"1000".to_vec())
+        ])
+    );
     let runaway = std::thread::spawn(move || {
         let mut con = client(port);
         redis::cmd("EVAL")
@@ -66,8 +80,7 @@ fn a_runaway_script_makes_the_node_busy_until_script_kill() {
             .arg(0)
             .query::<redis::Value>(&mut con)
     });
-    let mut other = server.conn();
-    // Past busy-reply-threshold (5 s) the node answers BUSY to anything but SCRIPT KILL.
+    // Past busy-reply-threshold the node answers BUSY to anything but SCRIPT KILL.
     let started = Instant::now();
     let busy = loop {
         let reply = other.cmd(&["GET", "x"]);

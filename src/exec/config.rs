@@ -220,6 +220,22 @@ const PARAMETERS: &[Parameter] = &[
         }),
     },
     Parameter {
+        name: "busy-reply-threshold",
+        get: Shown::Live(|c| c.busy_reply_threshold_ms.to_string()),
+        set: Some(|c, v| {
+            c.busy_reply_threshold_ms = integer(v, u64::MAX)?;
+            Ok(())
+        }),
+    },
+    Parameter {
+        name: "lua-time-limit",
+        get: Shown::Live(|c| c.busy_reply_threshold_ms.to_string()),
+        set: Some(|c, v| {
+            c.busy_reply_threshold_ms = integer(v, u64::MAX)?;
+            Ok(())
+        }),
+    },
+    Parameter {
         name: "notify-keyspace-events",
         get: Shown::Live(|c| crate::notify::classes_text(c.notify_keyspace_events)),
         set: Some(|c, v| {
@@ -373,7 +389,6 @@ const PARAMETERS: &[Parameter] = &[
     fixed("bgsave_cpulist", ""),
     fixed("bind-source-addr", ""),
     fixed("bio_cpulist", ""),
-    fixed("busy-reply-threshold", "5000"),
     fixed("cluster-allow-pubsubshard-when-down", "yes"),
     fixed("cluster-allow-reads-when-down", "no"),
     fixed("cluster-allow-replica-migration", "yes"),
@@ -423,7 +438,6 @@ const PARAMETERS: &[Parameter] = &[
     fixed("list-max-ziplist-size", "-2"),
     fixed("logfile", ""),
     fixed("loglevel", "notice"),
-    fixed("lua-time-limit", "5000"),
     fixed("masterauth", ""),
     fixed("masteruser", ""),
     fixed("maxmemory-clients", "0"),

@@ -25,10 +25,6 @@ use crate::cluster::Cluster;
 use crate::node::{Node, unix_now_ms};
 use crate::scripting::{Engine, Limits};
 
-/// Redis's `busy-reply-threshold` default: past it a script makes the node answer `BUSY` and
-/// `SCRIPT KILL` may stop it.
-pub const BUSY_REPLY_THRESHOLD: Duration = Duration::from_millis(5_000);
-
 /// Redis's `SCRIPT HELP`.
 const HELP: &[&str] = &[
     "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -168,9 +164,10 @@ fn run(
         },
     };
     let state = node.script_state.clone();
+    let busy_after_ms = node.config.read().busy_reply_threshold_ms;
     let limits = Limits {
         state: state.clone(),
-        busy_after: BUSY_REPLY_THRESHOLD,
+        busy_after: Duration::from_millis(busy_after_ms),
     };
     let saved = (session.in_exec, session.exec_now_ms);
     session.in_exec = true;
