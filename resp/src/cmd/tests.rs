@@ -1279,3 +1279,27 @@ fn keys_are_listed_in_order_for_every_shape_of_command() {
             .is_none()
     );
 }
+
+#[test]
+fn every_command_with_subcommands_is_known_as_a_container() {
+    // A command whose parse refuses an unknown subcommand must be checked as one by
+    // `Request::lookup_error`, which parses containers only.
+    for spec in TABLE {
+        if spec.arity == 1 {
+            continue; // No argument at all, so no subcommand.
+        }
+        let mut args = vec![
+            Bytes::from(spec.name),
+            Bytes::from_static(b"no-such-subcommand"),
+        ];
+        while !spec.arity_allows(args.len()) {
+            args.push(Bytes::from_static(b"x"));
+        }
+        let entry = lookup(spec.name.as_bytes()).expect("in the table");
+        let refused = matches!(
+            Request::parse_as(entry, args),
+            Err(CommandError::UnknownSubcommand { .. })
+        );
+        assert_eq!(refused, spec.is_container(), "{}", spec.name);
+    }
+}
