@@ -47,6 +47,9 @@ enum SetError {
     /// CONFIG SET reply already carries (start-up drops it the same way, in `crate::config`).
     #[error("{}", .0.to_string().trim_start_matches("ERR "))]
     Level(#[from] LevelError),
+    /// A `notify-keyspace-events` letter Redis does not know.
+    #[error("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")]
+    EventClass,
     /// `save` to anything but `""`.
     #[error("ringcache takes no RDB snapshots")]
     Snapshots,
@@ -134,6 +137,16 @@ fn parse_level(value: &str) -> Result<Level, LevelError> {
     Level::parse(value.as_bytes())
 }
 
+/// `busy-reply-threshold`, which `lua-time-limit` names too.
+const BUSY_REPLY_THRESHOLD: Parameter = Parameter {
+    name: "busy-reply-threshold",
+    get: Shown::Live(|c| c.busy_reply_threshold_ms.to_string()),
+    set: Some(|c, v| {
+        c.busy_reply_threshold_ms = integer(v, u64::MAX)?;
+        Ok(())
+    }),
+};
+
 /// Every parameter `CONFIG GET` knows: ringcache's real ones first, then Redis 7.0's others
 /// with their defaults. The one list of names: `CONFIG GET`, `CONFIG SET` and the tests read
 /// it.
@@ -219,29 +232,18 @@ const PARAMETERS: &[Parameter] = &[
             Ok(())
         }),
     },
-    Parameter {
-        name: "busy-reply-threshold",
-        get: Shown::Live(|c| c.busy_reply_threshold_ms.to_string()),
-        set: Some(|c, v| {
-            c.busy_reply_threshold_ms = integer(v, u64::MAX)?;
-            Ok(())
-        }),
-    },
+    BUSY_REPLY_THRESHOLD,
+    // Redis 7's old name of the same parameter.
     Parameter {
         name: "lua-time-limit",
-        get: Shown::Live(|c| c.busy_reply_threshold_ms.to_string()),
-        set: Some(|c, v| {
-            c.busy_reply_threshold_ms = integer(v, u64::MAX)?;
-            Ok(())
-        }),
+        ..BUSY_REPLY_THRESHOLD
     },
     Parameter {
         name: "notify-keyspace-events",
         get: Shown::Live(|c| crate::notify::classes_text(c.notify_keyspace_events)),
         set: Some(|c, v| {
-            c.notify_keyspace_events = crate::notify::parse_classes(v).ok_or_else(|| {
-                SetError::Policy("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())
-            })?;
+            c.notify_keyspace_events =
+                crate::notify::parse_classes(v).ok_or(SetError::EventClass)?;
             Ok(())
         }),
     },
