@@ -16,6 +16,7 @@
 
 use bytes::Bytes;
 use ringcache_resp::CommandError;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 use ringcache_storage::{Cell, Collection, DataType, Record, Update, Value, Version};
@@ -85,12 +86,16 @@ pub struct Edit<'a> {
     /// The collection as it is now (removed cells included).
     pub collection: &'a mut Collection,
     version: Version,
-    /// What undoes each cell written, oldest first.
-    undo: Vec<Undo>,
+    /// What undoes each cell written, oldest first. Inline for the usual one or two cells:
+    /// a heap block per write was 5% of `LPUSH -P 16`'s CPU.
+    undo: SmallVec<[Undo; UNDO_INLINE]>,
     /// Whether a removed element's cell is forgotten rather than kept (a single node: see
     /// [`drop_old_removals`]).
     forget_removed: bool,
 }
+
+/// Cells an [`Edit`] records the undoing of without a heap block.
+const UNDO_INLINE: usize = 2;
 
 /// How to undo one cell written by an [`Edit`].
 #[derive(Debug)]
@@ -290,7 +295,7 @@ fn edit_cells<T>(
     let mut edit = Edit {
         collection,
         version,
-        undo: Vec::new(),
+        undo: SmallVec::new(),
         forget_removed: node.cluster.is_none(),
     };
     let result = change(&mut edit);

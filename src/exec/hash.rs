@@ -29,7 +29,7 @@ pub fn execute(
             let added = collection::update(node, records, &key, HASH, now_ms, |edit| {
                 Ok(pairs
                     .iter()
-                    .filter(|(field, value)| edit.put(field.clone(), value.clone()))
+                    .filter(|(field, value)| edit.put(field, value))
                     .count())
             })?;
             Reply::Integer(added as i64)
@@ -57,7 +57,7 @@ pub fn execute(
         }
         HashCommand::SetNx { key, field, value } => {
             let added = collection::update(node, records, &key, HASH, now_ms, |edit| {
-                Ok(edit.get(&field).is_none() && edit.put(field.clone(), value.clone()))
+                Ok(edit.get(&field).is_none() && edit.put(&field, &value))
             })?;
             Reply::Integer(i64::from(added))
         }
@@ -74,7 +74,7 @@ pub fn execute(
         HashCommand::MSet { key, pairs } => {
             collection::update(node, records, &key, HASH, now_ms, |edit| {
                 for (field, value) in &pairs {
-                    edit.put(field.clone(), value.clone());
+                    edit.put(field, value);
                 }
                 Ok(())
             })?;
@@ -123,7 +123,7 @@ pub fn execute(
                     CommandError::NotFloat => CommandError::HashValueNotFloat,
                     e => e,
                 })?;
-                edit.put(field.clone(), text.clone());
+                edit.put(&field, &text);
                 Ok(text)
             })?;
             Reply::Bulk(text)

@@ -72,6 +72,7 @@ use ringcache_resp::cmd::ListCommand;
 use ringcache_resp::cmd::list::ListEnd;
 use ringcache_resp::{CommandError, Reply};
 use ringcache_storage::{Cell, Collection, DataType, Record, Version};
+use smallvec::SmallVec;
 
 use super::collection::{self, Edit};
 use super::{ExecError, Outcome, Records, copied_bulk, copied_bulks};
@@ -84,6 +85,14 @@ const STEP: i64 = 1 << 32;
 
 /// Bytes of a position's coordinate.
 const COORDINATE_BYTES: usize = 8;
+
+/// A position's bytes, on the stack up to [`POSITION_INLINE`] bytes (a push's are 23): a
+/// push made four heap blocks per element before (the boundary, the prefix, the position and
+/// the list of positions).
+type Position = SmallVec<[u8; POSITION_INLINE]>;
+
+/// Bytes of a [`Position`] held without a heap block.
+const POSITION_INLINE: usize = 32;
 
 /// Bytes of a position's suffix: hlc, node, index, the final `0x01`.
 const SUFFIX_BYTES: usize = 8 + 4 + 2 + 1;
@@ -186,7 +195,7 @@ pub fn execute(
                 let (position, _) =
                     nth(edit.collection, index, len).ok_or(CommandError::IndexOutOfRange)?;
                 let position = Bytes::copy_from_slice(position);
-                edit.put(position, element.clone());
+                edit.put(position, &element);
                 Ok(())
             })?;
             Reply::Ok
@@ -247,7 +256,7 @@ pub fn execute(
                     return Ok(-1);
                 };
                 let position = make(&between(lo.as_deref(), hi.as_deref()), edit.version(), 0);
-                edit.put(position, element.clone());
+                edit.put(position, &element);
                 Ok(len as i64 + 1)
             })?;
             Reply::Integer(len)
@@ -494,19 +503,24 @@ fn pop(edit: &mut Edit, end: ListEnd, count: u64) -> Vec<Bytes> {
 fn push(edit: &mut Edit, end: ListEnd, elements: &[Bytes]) {
     let positions = push_positions(edit.collection, end, elements.len(), edit.version());
     for (position, element) in positions.into_iter().zip(elements) {
-        edit.put(position, element.clone());
+        edit.put(position, element);
     }
 }
 
 /// The positions of `count` elements pushed at `end` of `list` by a command at `version`,
 /// in the order the elements are given (module docs).
-fn push_positions(list: &Collection, end: ListEnd, count: usize, version: Version) -> Vec<Bytes> {
+fn push_positions(
+    list: &Collection,
+    end: ListEnd,
+    count: usize,
+    version: Version,
+) -> SmallVec<[Position; 1]> {
     let mut boundary = match end {
         ListEnd::Left => live(list).next(),
         ListEnd::Right => live(list).next_back(),
     }
-    .map(|(position, _)| Bytes::copy_from_slice(position));
-    let mut positions = Vec::with_capacity(count);
+    .map(|(position, _)| Position::from_slice(position));
+    let mut positions = SmallVec::with_capacity(count);
     // Bounded by `count`: each run writes up to `RUN_MAX` positions.
     while positions.len() < count {
         let run = (count - positions.len()).min(RUN_MAX);
@@ -670,20 +684,20 @@ fn coordinate(position: &[u8]) -> Option<i64> {
 }
 
 /// A position: `prefix` then the suffix of the element `index` of the command at `version`.
-fn make(prefix: &[u8], version: Version, index: u16) -> Bytes {
-    let mut position = Vec::with_capacity(prefix.len() + SUFFIX_BYTES);
+fn make(prefix: &[u8], version: Version, index: u16) -> Position {
+    let mut position = Position::with_capacity(prefix.len() + SUFFIX_BYTES);
     position.extend_from_slice(prefix);
     position.extend_from_slice(&version.hlc.to_be_bytes());
     position.extend_from_slice(&version.node.to_be_bytes());
     position.extend_from_slice(&index.to_be_bytes());
     position.push(POSITION_END);
-    Bytes::from(position)
+    position
 }
 
 /// A prefix `m` such that `lo < m‖x < hi` for every suffix `x` (`None`: no bound on that
 /// side), given `lo < hi`: a coordinate when there is room between the neighbours'
 /// coordinates (module docs), else [`bisect`]. Never panics, whatever the bytes.
-fn between(lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<u8> {
+fn between(lo: Option<&[u8]>, hi: Option<&[u8]>) -> Position {
     let (low, high) = (lo.map(coordinate), hi.map(coordinate));
     let room = match (low, high) {
         (None, None) => Some(0),
@@ -695,9 +709,9 @@ fn between(lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<u8> {
         _ => None,
     };
     if let Some(coordinate) = room {
-        return coordinate_bytes(coordinate).to_vec();
+        return Position::from_slice(&coordinate_bytes(coordinate));
     }
-    match lo {
+    Position::from_vec(match lo {
         Some(lo) => bisect(lo, hi),
         // Before a first element at `i64::MIN`: the bare coordinate is a lower bound, and a
         // prefix of it.
@@ -708,7 +722,7 @@ fn between(lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<u8> {
             };
             bisect(floor, hi)
         }
-    }
+    })
 }
 
 /// A prefix `m` with `lo < m‖x < hi` for every `x`, given `lo < hi` and that `hi` does not

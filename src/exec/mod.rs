@@ -50,8 +50,8 @@ pub mod strings;
 pub mod transaction;
 pub mod zset;
 
+use crate::clock::Stopwatch;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use ringcache_resp::cmd::{Access, Command, Entry, Family, Flags, TABLE, lookup, unknown_command};
@@ -444,7 +444,7 @@ fn queued(
     node: &Node,
     session: &mut Session,
     entry: Option<Entry>,
-    started: Instant,
+    started: Stopwatch,
     reply: Reply,
 ) -> Option<Reply> {
     if let Reply::Error(text) = &reply {
@@ -508,13 +508,13 @@ fn prepare_exec(
 
 /// Looks the command up (the only lookup of its name), notes it as the client's last
 /// command, and takes the time it started.
-fn begin(session: &Session, args: &[Bytes]) -> (Option<Entry>, Instant) {
+fn begin(session: &Session, args: &[Bytes]) -> (Option<Entry>, Stopwatch) {
     let entry = args.first().and_then(|name| lookup(name));
     session
         .client
         .last_command
         .store(stats_slot(entry), std::sync::atomic::Ordering::Relaxed);
-    (entry, Instant::now())
+    (entry, Stopwatch::start())
 }
 
 /// The command's statistics slot: its row in [`TABLE`], or one past the end when unknown.
@@ -528,7 +528,7 @@ fn end(
     node: &Node,
     session: &mut Session,
     entry: Option<Entry>,
-    started: Instant,
+    started: Stopwatch,
     reply: &Option<Reply>,
 ) {
     let error = match reply {
@@ -792,7 +792,13 @@ pub async fn execute_clustered(
                 if blocking::found_nothing(&outcome) {
                     let (request, keys) = retry;
                     blocking::block_clustered(
-                        node, cluster, session, request, keys, started, touch,
+                        node,
+                        cluster,
+                        session,
+                        request,
+                        keys,
+                        started.started_at(),
+                        touch,
                     );
                     end(node, session, entry, started, &None);
                     return None;
