@@ -183,23 +183,20 @@ pub fn execute(
             withscores,
         } => {
             let zset = read(&key)?;
+            // Drawn by rank from the index, O(log n) a member; a set without a complete
+            // index is sorted first.
+            let members = match zset.as_ref().filter(|z| indexed(z)) {
+                Some(zset) => Members::Indexed(zset),
+                None => Members::Sorted(zset.as_ref().map_or(Ok(Vec::new()), sorted)?),
+            };
             match count {
-                None => match zset {
-                    None => Reply::Nil,
-                    Some(zset) => {
-                        let members = sorted(&zset)?;
-                        match members.len() {
-                            // A live key has a member; a corrupt one answers as none.
-                            0 => Reply::Nil,
-                            len => Reply::Bulk(members[rand::rng().random_range(0..len)].0.clone()),
-                        }
-                    }
+                None if zset.is_none() => Reply::Nil,
+                None => match members.len() {
+                    // A live key has a member; a corrupt one answers as none.
+                    0 => Reply::Nil,
+                    len => Reply::Bulk(members.at(rand::rng().random_range(0..len))?.0),
                 },
-                Some(count) => {
-                    let members = sorted_or_empty(zset)?;
-                    let chosen = random_members(&members, count)?;
-                    members_reply(chosen, withscores)
-                }
+                Some(count) => members_reply(random_members(&members, count)?, withscores),
             }
         }
         SortedSetCommand::RemRange { key, by } => {
@@ -678,8 +675,9 @@ fn store(
 ///
 /// # Errors
 /// A negative count beyond [`ZRANDMEMBER_REPEATS_MAX`].
-fn random_members(members: &[Scored], count: i64) -> Result<Vec<Scored>, ExecError> {
-    if members.is_empty() || count == 0 {
+fn random_members(members: &Members, count: i64) -> Result<Vec<Scored>, ExecError> {
+    let len = members.len();
+    if len == 0 || count == 0 {
         return Ok(Vec::new());
     }
     let mut rng = rand::rng();
@@ -688,18 +686,44 @@ fn random_members(members: &[Scored], count: i64) -> Result<Vec<Scored>, ExecErr
         if repeats > ZRANDMEMBER_REPEATS_MAX {
             return Err(CommandError::ValueOutOfRange.into());
         }
-        return Ok((0..repeats)
-            .map(|_| members[rng.random_range(0..members.len())].clone())
-            .collect());
+        return (0..repeats)
+            .map(|_| members.at(rng.random_range(0..len)))
+            .collect();
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
-    if count >= members.len() {
-        return Ok(members.iter().rev().cloned().collect());
+    if count >= len {
+        return (0..len).rev().map(|rank| members.at(rank)).collect();
     }
-    Ok(index::sample(&mut rng, members.len(), count)
+    index::sample(&mut rng, len, count)
         .into_iter()
-        .map(|at| members[at].clone())
-        .collect())
+        .map(|rank| members.at(rank))
+        .collect()
+}
+
+/// A sorted set's members by rank: read from the score index, or from a sorted copy.
+enum Members<'a> {
+    Indexed(&'a Collection),
+    Sorted(Vec<Scored>),
+}
+
+impl Members<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Members::Indexed(zset) => zset.live_count(),
+            Members::Sorted(members) => members.len(),
+        }
+    }
+
+    /// The member at `rank`, below [`Members::len`]. O(log n) from the index.
+    fn at(&self, rank: usize) -> Result<Scored, ExecError> {
+        match self {
+            Members::Indexed(zset) => {
+                let cell = zset.by_rank(rank..rank + 1).and_then(|mut c| c.next());
+                scored(cell.ok_or(CommandError::CorruptCollection)?)
+            }
+            Members::Sorted(members) => Ok(members[rank].clone()),
+        }
+    }
 }
 
 /// One source of `ZUNION` and friends: a sorted set, or a set whose members score 1.
