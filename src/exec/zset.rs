@@ -629,7 +629,10 @@ fn range(
         Some((zset, ranks)) => {
             let cells = zset.by_rank(ranks).expect("an indexed sorted set");
             match reverse {
-                true => cells.rev().map(scored).collect::<Result<Vec<Scored>, _>>()?,
+                true => cells
+                    .rev()
+                    .map(scored)
+                    .collect::<Result<Vec<Scored>, _>>()?,
                 false => cells.map(scored).collect::<Result<Vec<Scored>, _>>()?,
             }
         }
@@ -1135,8 +1138,14 @@ mod tests {
         prop_oneof![
             Just(LexBound::Min),
             Just(LexBound::Max),
-            (0u8..6).prop_map(|m| LexBound::Inclusive(Bytes::from(vec![b'a' + m / 2; 1 + usize::from(m % 2)]))),
-            (0u8..6).prop_map(|m| LexBound::Exclusive(Bytes::from(vec![b'a' + m / 2; 1 + usize::from(m % 2)]))),
+            (0u8..6).prop_map(|m| LexBound::Inclusive(Bytes::from(vec![
+                b'a' + m / 2;
+                1 + usize::from(m % 2)
+            ]))),
+            (0u8..6).prop_map(|m| LexBound::Exclusive(Bytes::from(vec![
+                b'a' + m / 2;
+                1 + usize::from(m % 2)
+            ]))),
         ]
     }
 

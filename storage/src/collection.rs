@@ -643,7 +643,11 @@ impl Collection {
     /// How many indexed members score at or below `score`. O(log n).
     pub fn scored_through(&self, score: f64) -> Option<usize> {
         let order = score_order(score);
-        Some(self.by_score.as_ref()?.partition_point(|e| e.order <= order))
+        Some(
+            self.by_score
+                .as_ref()?
+                .partition_point(|e| e.order <= order),
+        )
     }
 
     /// The rank of `element` in the index (see [`Collection::by_rank`]); `None` when no

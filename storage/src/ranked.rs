@@ -23,8 +23,10 @@
 //! items from it until both hold half of them. [`RankedSet::from_sorted`] builds full leaves.
 //!
 //! # Depth
-//! A new level is made only when the root splits, which needs it full; so the depth stays
-//! about log₃₂(n): four levels of branches reach beyond 2³² items at half fill.
+//! A level is added only when the root splits, which needs it full ([`BRANCH_MAX`]
+//! children), so the depth stays about log₃₂(n): at half fill, five levels of branches over
+//! the leaves hold 32⁶ (about 10⁹) items. A descent is that many binary searches of one
+//! node each; nothing recurses deeper than the tree.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -347,7 +349,10 @@ impl<T: Ord + Clone> RankedSet<T> {
         let Some(root) = &self.root else { return };
         let mut leaves = Vec::new();
         walk(root, 0, &mut leaves);
-        assert!(leaves.windows(2).all(|w| w[0] == w[1]), "leaves at one depth");
+        assert!(
+            leaves.windows(2).all(|w| w[0] == w[1]),
+            "leaves at one depth"
+        );
     }
 }
 
