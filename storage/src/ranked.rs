@@ -665,7 +665,8 @@ mod tests {
         let back: Vec<u32> = set.range(50_000..50_003).rev().copied().collect();
         assert_eq!(back, [100_004, 100_002, 100_000]);
         assert_eq!(set.range(99_999..200_000).count(), 1);
-        assert_eq!(set.range(7..3).count(), 0);
+        let (from, to) = (7, 3);
+        assert_eq!(set.range(from..to).count(), 0);
         assert_eq!(set.iter().nth(70_000), Some(&140_000));
         assert_eq!(set.iter().rev().nth(1), Some(&199_996));
     }
