@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A large sorted set against redis-server: one zset of $MEMBERS members (scores scattered),
 # then redis-benchmark of the commands a leaderboard runs (top ten with and without scores,
-# a score window, a count, a rank, an update, a pop), redis-server and one ringcache node
-# alternating round by round; prints requests per second per command. Loopback only, free
-# ports; every server it starts is stopped.
+# a page in the middle, a score window, a count, a rank, an update, a pop), redis-server and
+# one ringcache node alternating round by round; prints requests per second per command.
+# Loopback only, free ports; every server it starts is stopped.
 #
 #   bench/zset-large.sh                     ringcache from target/release, memory engine
 #   ROUNDS="1 2 3" MEMBERS=1000000 STORAGE=log bench/zset-large.sh
@@ -34,6 +34,7 @@ readonly COMMANDS=(
   "ZRANGE z 0 9"
   "ZRANGE z 0 9 WITHSCORES"
   "ZREVRANGE z 0 9"
+  "ZRANGE z 50000 50009"
   "ZRANGEBYSCORE z 500000 +inf LIMIT 0 10"
   "ZCOUNT z 0 100000"
   "ZRANK z m000050000"

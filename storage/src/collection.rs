@@ -28,6 +28,7 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -35,6 +36,7 @@ use imbl::ordmap::DiffItem;
 use triomphe::ThinArc;
 use twox_hash::XxHash3_64;
 
+use crate::ranked::{self, RankedSet};
 use crate::record::{DataType, Record, Value, Version};
 
 /// The first byte of every encoded collection.
@@ -221,8 +223,11 @@ type Cells = imbl::OrdMap<Cell, Unshared>;
 
 /// A sorted set's live members in Redis's order (score, then member bytes): the index that
 /// lets `ZPOPMIN`, `ZRANGE 0 9` and the like walk from an end instead of sorting every
-/// member. Its entries share the cells' blocks (16 bytes of leaf each).
-type ScoreIndex = imbl::OrdSet<ScoreEntry>;
+/// member, and, as it keeps its subtrees' sizes, answers a member's rank, the member at a
+/// rank and the count between two bounds in O(log n) (`ZRANK`, `ZRANGE z 50000 50010`,
+/// `ZCOUNT`), as Redis's skiplist spans do. Its entries share the cells' blocks (16 bytes
+/// of leaf each).
+type ScoreIndex = RankedSet<ScoreEntry>;
 
 /// One member in a [`ScoreIndex`].
 #[derive(Debug, Clone)]
@@ -241,17 +246,6 @@ impl ScoreEntry {
             order: score_order(f64::from_bits(u64::from_be_bytes(bits))),
             cell: cell.clone(),
         })
-    }
-}
-
-impl ScoreEntry {
-    /// An entry that orders before every member with score order `order` (its element is
-    /// empty, the least): where a seek starts.
-    fn probe(order: u64) -> ScoreEntry {
-        ScoreEntry {
-            order,
-            cell: Cell::new(b"", Version::ZERO, None),
-        }
     }
 }
 
@@ -276,6 +270,39 @@ impl Ord for ScoreEntry {
             .then_with(|| self.cell.element().cmp(other.cell.element()))
     }
 }
+
+/// The members of a sorted set's score index in a window of ranks, from either end
+/// ([`Collection::by_rank`]).
+pub struct ScoredCells<'a>(ranked::Iter<'a, ScoreEntry>);
+
+impl<'a> Iterator for ScoredCells<'a> {
+    type Item = &'a Cell;
+
+    fn next(&mut self) -> Option<&'a Cell> {
+        self.0.next().map(|entry| &entry.cell)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+
+    /// A seek: `skip(n)` costs O(log n), not n steps.
+    fn nth(&mut self, n: usize) -> Option<&'a Cell> {
+        self.0.nth(n).map(|entry| &entry.cell)
+    }
+}
+
+impl<'a> DoubleEndedIterator for ScoredCells<'a> {
+    fn next_back(&mut self) -> Option<&'a Cell> {
+        self.0.next_back().map(|entry| &entry.cell)
+    }
+
+    fn nth_back(&mut self, n: usize) -> Option<&'a Cell> {
+        self.0.nth_back(n).map(|entry| &entry.cell)
+    }
+}
+
+impl ExactSizeIterator for ScoredCells<'_> {}
 
 /// A u64 that orders as `score` does among scores (no NaN: a sorted set never holds one;
 /// `-0` is stored as `0`): the sign bit flipped for positives, every bit for negatives.
@@ -584,31 +611,64 @@ impl Collection {
     /// The live members whose payload is a score, in Redis's sorted-set order (score, then
     /// member bytes), from either end; `None` when no index is kept
     /// ([`Collection::index_scores`]).
-    pub fn by_score(&self) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
-        Some(self.by_score.as_ref()?.iter().map(|entry| &entry.cell))
+    pub fn by_score(&self) -> Option<ScoredCells<'_>> {
+        self.by_rank(0..usize::MAX)
+    }
+
+    /// As [`Collection::by_score`], the members whose ranks (places in that order, 0 the
+    /// lowest) are in `ranks`, clamped to the index: a seek, O(log n), then O(1) a member.
+    pub fn by_rank(&self, ranks: Range<usize>) -> Option<ScoredCells<'_>> {
+        Some(ScoredCells(self.by_score.as_ref()?.range(ranks)))
     }
 
     /// As [`Collection::by_score`], from the first member whose score is at or above
     /// `score`: a seek, not a walk from the low end.
-    pub fn by_score_from(&self, score: f64) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
-        let index = self.by_score.as_ref()?;
-        let from = ScoreEntry::probe(score_order(score));
-        Some(index.range(from..).map(|entry| &entry.cell))
+    pub fn by_score_from(&self, score: f64) -> Option<ScoredCells<'_>> {
+        self.by_rank(self.scored_below(score)?..usize::MAX)
     }
 
     /// As [`Collection::by_score`], up to the last member whose score is at or below `score`
     /// (walk it from the high end with `.rev()`).
-    pub fn by_score_to(&self, score: f64) -> Option<impl DoubleEndedIterator<Item = &Cell>> {
-        let index = self.by_score.as_ref()?;
-        let cells = match score_order(score).checked_add(1) {
-            Some(next) => index.range(..ScoreEntry::probe(next)),
-            None => index.range(..),
-        };
-        Some(cells.map(|entry| &entry.cell))
+    pub fn by_score_to(&self, score: f64) -> Option<ScoredCells<'_>> {
+        self.by_rank(0..self.scored_through(score)?)
     }
 
-    /// How many members [`Collection::by_score`] walks (fewer than the live count when a
-    /// payload is not a score: a corrupt sorted set).
+    /// How many indexed members score below `score`: the rank of the first at or above it.
+    /// O(log n).
+    pub fn scored_below(&self, score: f64) -> Option<usize> {
+        let order = score_order(score);
+        Some(self.by_score.as_ref()?.partition_point(|e| e.order < order))
+    }
+
+    /// How many indexed members score at or below `score`. O(log n).
+    pub fn scored_through(&self, score: f64) -> Option<usize> {
+        let order = score_order(score);
+        Some(
+            self.by_score
+                .as_ref()?
+                .partition_point(|e| e.order <= order),
+        )
+    }
+
+    /// The rank of `element` in the index (see [`Collection::by_rank`]); `None` when no
+    /// index is kept or it does not hold the element (not live, or not scored). O(log n).
+    pub fn scored_rank(&self, element: &[u8]) -> Option<usize> {
+        let index = self.by_score.as_ref()?;
+        let order = ScoreEntry::of(self.cell(element)?)?.order;
+        let rank = index.partition_point(|e| (e.order, e.cell.element()) < (order, element));
+        let found = index.get(rank)?;
+        (found.order == order && found.cell.element() == element).then_some(rank)
+    }
+
+    /// How many indexed members come before the first for which `pred` is false; `pred`
+    /// must be true for a prefix of the index's order (as for `slice::partition_point`), as
+    /// "member bytes below a bound" is when every score is equal. O(log n).
+    pub fn scored_partition(&self, pred: impl Fn(&Cell) -> bool) -> Option<usize> {
+        Some(self.by_score.as_ref()?.partition_point(|e| pred(&e.cell)))
+    }
+
+    /// How many members the index holds (fewer than the live count when a payload is not a
+    /// score: a corrupt sorted set).
     pub fn scored_count(&self) -> Option<usize> {
         Some(self.by_score.as_ref()?.len())
     }
@@ -1315,7 +1375,29 @@ mod tests {
                     .unwrap()
                     .map(|c| (score_of(c), c.element().to_vec()))
                     .collect();
-                prop_assert_eq!(walked, expected);
+                prop_assert_eq!(&walked, &expected);
+                // Ranks, counts and windows agree with the sorted copy.
+                for (rank, (score, member)) in expected.iter().enumerate() {
+                    prop_assert_eq!(zset.scored_rank(member), Some(rank));
+                    let below = expected.iter().filter(|(s, _)| s < score).count();
+                    let through = expected.iter().filter(|(s, _)| s <= score).count();
+                    prop_assert_eq!(zset.scored_below(*score), Some(below));
+                    prop_assert_eq!(zset.scored_through(*score), Some(through));
+                    let window: Vec<Vec<u8>> = zset
+                        .by_rank(rank..rank + 2)
+                        .unwrap()
+                        .rev()
+                        .map(|c| c.element().to_vec())
+                        .collect();
+                    let expected_window: Vec<Vec<u8>> =
+                        expected[rank..(rank + 2).min(expected.len())]
+                            .iter()
+                            .rev()
+                            .map(|(_, m)| m.clone())
+                            .collect();
+                    prop_assert_eq!(window, expected_window);
+                }
+                prop_assert_eq!(zset.scored_rank(b"absent"), None);
             }
         }
     }

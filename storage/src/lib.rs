@@ -2,6 +2,8 @@
 //!
 //! - [`record`]: a key's [`Record`], a value cell and an expiry cell with a [`Version`] each.
 //! - [`collection`]: hashes, sets, sorted sets and lists as cells merged one by one.
+//! - [`ranked`]: [`RankedSet`], a copy-on-write B+ tree with subtree sizes: rank, select
+//!   and counts between bounds in O(log n), for the sorted sets' score index.
 //! - [`token`]: the stable hash that places a key on the ring; engines order keys by it.
 //! - [`memory`]: the in-memory engine, [`MemoryStore`].
 //! - [`log`]: the log-structured engine on memory-mapped segment files, [`LogStore`].
@@ -26,6 +28,7 @@ pub mod hints;
 pub mod hll;
 pub mod log;
 pub mod memory;
+pub mod ranked;
 pub mod record;
 mod shard;
 mod shard_guard;
@@ -41,6 +44,7 @@ pub use hints::{
 };
 pub use log::{FsyncPolicy, LogError, LogOptions, LogStats, LogStore, RecoveryReport};
 pub use memory::MemoryStore;
+pub use ranked::RankedSet;
 pub use record::{DataType, Record, Value, Version};
 pub use token::key_token;
 
