@@ -135,7 +135,7 @@ pub fn opt_integer(lua: &Lua, args: &MultiValue, narg: usize, default: i64) -> m
 /// and for what does not fit.
 pub fn c_double_to_i64(d: f64) -> i64 {
     const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if d.is_nan() || d >= LIMIT || d < -LIMIT {
+    if d.is_nan() || !(-LIMIT..LIMIT).contains(&d) {
         i64::MIN
     } else {
         d as i64
@@ -155,7 +155,7 @@ pub fn c_double_to_u64(d: f64) -> u64 {
 
 /// `(int)d` as x86-64 computes it: `INT_MIN` for NaN and for what does not fit.
 pub fn c_double_to_i32(d: f64) -> i32 {
-    if d.is_nan() || d >= 2_147_483_648.0 || d < -2_147_483_648.0 {
+    if d.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&d) {
         i32::MIN
     } else {
         d as i32

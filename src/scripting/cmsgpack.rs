@@ -411,7 +411,7 @@ fn decode(
                 let b = cursor.take(9)?;
                 Value::Number(f64::from_be_bytes(b[1..9].try_into().expect("8 bytes")))
             }
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let header = match first {
                     0xd9 => 2,
                     0xda => 3,
@@ -421,7 +421,7 @@ fn decode(
                 let text = &cursor.take(header.saturating_add(len))?[header..];
                 Value::String(lua.create_string(text)?)
             }
-            0xdc | 0xdd | 0xde | 0xdf => {
+            0xdc..=0xdf => {
                 let header = if first & 1 == 0 { 3 } else { 5 };
                 let len = be(&cursor.take(header)?[1..]);
                 let opened = match first {
