@@ -8,17 +8,22 @@
 //! - The sandbox: the `base`, `table`, `string` and `math` libraries without the functions
 //!   that reach files or load code (`dofile`, `loadfile`, `load`, `loadstring`, `print`,
 //!   `getfenv`, `setfenv`, `newproxy`, `string.dump`) and without `rawset` and `coroutine`
-//!   (a coroutine would run outside the time limit's hook); `redis`, `bit` and `cjson`
-//!   added; no `os`, `io`, `package` or `debug`; bodies are text, never bytecode. Globals
+//!   (a coroutine would run outside the time limit's hook); `redis`, `bit`, `cjson`,
+//!   `cmsgpack` ([`cmsgpack`]) and `struct` ([`structlib`]) added; no `os`, `io`, `package` or `debug`; bodies are text, never bytecode. Globals
 //!   and the libraries are read-only, their metatables out of reach: reading a global that
 //!   does not exist or writing any is Redis's error, and a state that goes back to the pool
 //!   keeps nothing of the script that ran. Each state's memory is bounded
 //!   ([`SCRIPT_MEMORY_BYTES_MAX`]).
 //! - `redis.call`/`redis.pcall` hand the command to the caller's `call` function
 //!   ([`Engine::run`]), which runs it on the node or through the cluster coordinator; the
-//!   conversions between replies and Lua values are Redis's RESP2 rules.
+//!   conversions between replies and Lua values are Redis's rules, RESP2's unless the
+//!   script asked for RESP3 (`redis.setresp(3)`, [`Resp`]).
 //! - A script past `busy-reply-threshold` marks the node busy; `SCRIPT KILL` stops it at its
 //!   next check ([`ScriptState`]), every [`HOOK_INSTRUCTIONS`] Lua instructions.
+
+mod clib;
+mod cmsgpack;
+mod structlib;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -160,15 +165,18 @@ impl std::fmt::Debug for Engine {
 /// Set up once per state, with the full libraries, before the sandbox closes: keeps what
 /// it needs in locals, removes what scripts may not reach, and makes globals read-only.
 const PRELUDE: &str = r#"
-local xpcall, pcall, error, tostring, setmetatable, getmetatable, pairs, type, unpack, killed =
-    ...
+local xpcall, pcall, error, tostring, setmetatable, getmetatable, pairs, type, unpack, killed,
+    plain_error = ...
 local function run(f, handler)
     return xpcall(f, handler)
 end
 -- Once SCRIPT KILL stopped the script, no pcall in it may catch that.
-local function rethrow_if_killed(...)
+-- A library's error or a failed redis.call reaches the script as the text Redis's C
+-- code raises, not as the Rust error object.
+local function rethrow_if_killed(ok, ...)
     if killed() then error({err = "ERR Script killed by user with SCRIPT KILL..."}) end
-    return ...
+    if ok then return ok, ... end
+    return ok, plain_error((...))
 end
 _G.pcall = function(...) return rethrow_if_killed(pcall(...)) end
 _G.xpcall = function(...) return rethrow_if_killed(xpcall(...)) end
@@ -184,7 +192,7 @@ local function readonly(t)
         __metatable = false,
     })
 end
-for _, name in pairs({"string", "table", "math", "redis", "bit", "cjson"}) do
+for _, name in pairs({"string", "table", "math", "redis", "bit", "cjson", "cmsgpack", "struct"}) do
     _G[name] = readonly(_G[name])
 end
 getmetatable("").__metatable = false
@@ -222,6 +230,8 @@ impl Engine {
         globals.raw_set("redis", redis_library(&lua)?)?;
         globals.raw_set("bit", bit_library(&lua)?)?;
         globals.raw_set("cjson", cjson_library(&lua)?)?;
+        globals.raw_set("cmsgpack", cmsgpack::library(&lua)?)?;
+        globals.raw_set("struct", structlib::library(&lua)?)?;
         let current = lua.create_table()?;
         let redis: Table = globals.raw_get("redis")?;
         redis.raw_set("call", call_function(&lua, &current, true)?)?;
@@ -243,6 +253,7 @@ impl Engine {
             get("type")?,
             get("unpack")?,
             killed,
+            lua.create_function(|lua, raised: Value| plain_error(lua, raised))?,
         ))?;
         // The handler runs where the error was raised: the innermost frame of the script
         // there is the line Redis reports.
@@ -338,6 +349,7 @@ impl Engine {
             moved: AtomicBool::new(false),
         });
         lua.set_app_data(ErrorLine(-1));
+        lua.set_app_data(Resp(2));
         lua.scope(|scope| {
             let dispatch = scope.create_function_mut(|lua, args: MultiValue| {
                 let reply = match command_args(lua, args) {
@@ -345,13 +357,13 @@ impl Engine {
                     Err(text) => Reply::Error(text.to_string()),
                 };
                 let failed = reply.is_error();
-                Ok((reply_to_lua(lua, &reply)?, failed))
+                Ok((reply_to_lua(lua, &reply, Resp::of(lua))?, failed))
             })?;
             self.current.raw_set("fn", dispatch)?;
             let (ok, result): (bool, Value) = self.trampoline.call((function, &self.handler))?;
             let line = lua.app_data_ref::<ErrorLine>().map_or(-1, |line| line.0);
             Ok(match ok {
-                true => Outcome::Reply(lua_to_reply(&result)),
+                true => Outcome::Reply(lua_to_reply(&result, Resp::of(lua))),
                 false => Outcome::Error {
                     text: error_text(&result),
                     line,
@@ -389,6 +401,17 @@ fn wake_another_worker() {
 
 /// The longest a script waits for another worker to wake ([`wake_another_worker`]).
 const WAKE_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// The protocol the running script chose with `redis.setresp` (2 until it does): how
+/// replies convert to Lua values, and booleans back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Resp(u8);
+
+impl Resp {
+    fn of(lua: &Lua) -> Resp {
+        lua.app_data_ref::<Resp>().map_or(Resp(2), |resp| *resp)
+    }
+}
 
 /// The line of the script where its error was raised, noted by the error handler.
 struct ErrorLine(i64);
@@ -491,86 +514,194 @@ fn command_args(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, &'static str>
         .collect()
 }
 
-/// A reply as Lua sees it (Redis's RESP2 rules): integers as numbers, bulk strings as
-/// strings, a nil as `false`, a status as `{ok=...}`, an error as `{err=...}`, arrays as
-/// tables.
-fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
-    let single = |field: &str, text: &str| -> mlua::Result<Value> {
+/// A reply as Lua sees it, by Redis's rules: integers as numbers, bulk strings as strings,
+/// a status as `{ok=...}`, an error as `{err=...}`, arrays as tables; in RESP2 a nil as
+/// `false` and the RESP3 types as their RESP2 forms; in RESP3 (`redis.setresp(3)`) a nil
+/// as nil, a map as `{map={k=v}}`, a set as `{set={m=true}}`, a double as `{double=n}`, a
+/// boolean as a boolean, a big number as `{big_number=s}`, a verbatim string as
+/// `{verbatim_string={format=f, string=s}}`.
+fn reply_to_lua(lua: &Lua, reply: &Reply, resp: Resp) -> mlua::Result<Value> {
+    let single = |field: &str, value: Value| -> mlua::Result<Value> {
         let table = lua.create_table()?;
-        table.raw_set(field, text)?;
+        table.raw_set(field, value)?;
         Ok(Value::Table(table))
     };
+    let string =
+        |bytes: &[u8]| -> mlua::Result<Value> { Ok(Value::String(lua.create_string(bytes)?)) };
+    let resp3 = resp == Resp(3);
     Ok(match reply {
         Reply::Integer(n) => Value::Number(*n as f64),
-        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b)?),
+        Reply::Bulk(b) => string(b)?,
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
-        Reply::Ok => single("ok", "OK")?,
-        Reply::Simple(text) => single("ok", text)?,
-        Reply::Status(text) => single("ok", text)?,
-        Reply::Error(text) => single("err", text)?,
-        Reply::Double(f) => Value::String(lua.create_string(format_double_g17(*f))?),
+        Reply::Ok => single("ok", string(b"OK")?)?,
+        Reply::Simple(text) => single("ok", string(text.as_bytes())?)?,
+        Reply::Status(text) => single("ok", string(text.as_bytes())?)?,
+        Reply::Error(text) => single("err", string(text.as_bytes())?)?,
+        Reply::Double(f) if resp3 => single("double", Value::Number(*f))?,
+        Reply::Double(f) => string(format_double_g17(*f).as_bytes())?,
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
+        Reply::Bool(b) => Value::Number(f64::from(u8::from(*b))),
+        Reply::BigNumber(digits) if resp3 => single("big_number", string(digits)?)?,
+        Reply::Verbatim(text) if resp3 => verbatim_to_lua(lua, b"txt", text)?,
+        Reply::VerbatimAs(format, text) if resp3 => verbatim_to_lua(lua, format, text)?,
+        Reply::BigNumber(b) | Reply::Verbatim(b) | Reply::VerbatimAs(_, b) => string(b)?,
+        Reply::Set(items) if resp3 => {
+            let set = lua.create_table()?;
+            for item in items {
+                set_field(&set, reply_to_lua(lua, item, resp)?, Value::Boolean(true))?;
+            }
+            single("set", Value::Table(set))?
+        }
+        Reply::Map(pairs) if resp3 => {
+            let map = lua.create_table()?;
+            for (k, v) in pairs {
+                set_field(
+                    &map,
+                    reply_to_lua(lua, k, resp)?,
+                    reply_to_lua(lua, v, resp)?,
+                )?;
+            }
+            single("map", Value::Table(map))?
+        }
+        Reply::Pairs(pairs) if resp3 => {
+            let table = lua.create_table_with_capacity(pairs.len(), 0)?;
+            for (i, (a, b)) in pairs.iter().enumerate() {
+                let pair = lua.create_table_with_capacity(2, 0)?;
+                pair.raw_seti(1, reply_to_lua(lua, a, resp)?)?;
+                pair.raw_seti(2, reply_to_lua(lua, b, resp)?)?;
+                table.raw_seti(i + 1, pair)?;
+            }
+            Value::Table(table)
+        }
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Several(items) => {
             let table = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
-                table.raw_seti(i + 1, reply_to_lua(lua, item)?)?;
+                table.raw_seti(i + 1, reply_to_lua(lua, item, resp)?)?;
             }
             Value::Table(table)
         }
         Reply::Map(pairs) | Reply::Pairs(pairs) => {
             let table = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
             for (i, (k, v)) in pairs.iter().enumerate() {
-                table.raw_seti(2 * i + 1, reply_to_lua(lua, k)?)?;
-                table.raw_seti(2 * i + 2, reply_to_lua(lua, v)?)?;
+                table.raw_seti(2 * i + 1, reply_to_lua(lua, k, resp)?)?;
+                table.raw_seti(2 * i + 2, reply_to_lua(lua, v, resp)?)?;
             }
             Value::Table(table)
         }
     })
 }
 
-/// A script's return value as a reply (Redis's rules): numbers truncated to integers,
-/// strings as bulk strings, `true` as 1 and `false`/`nil` as nil, a
-/// table with `err`/`ok`/`double` as an error/status/double, any other table as an array up
-/// to its first nil.
-fn lua_to_reply(value: &Value) -> Reply {
-    lua_to_reply_at(value, 0)
+/// `t[k] = v` as `lua_settable` does it for a reply's map or set: a nil key (a RESP3 null)
+/// is skipped rather than raised.
+fn set_field(table: &Table, key: Value, value: Value) -> mlua::Result<()> {
+    match key {
+        Value::Nil => Ok(()),
+        Value::Number(n) if n.is_nan() => Ok(()),
+        key => table.raw_set(key, value),
+    }
+}
+
+fn verbatim_to_lua(lua: &Lua, format: &[u8], text: &[u8]) -> mlua::Result<Value> {
+    let inner = lua.create_table()?;
+    inner.raw_set("format", lua.create_string(format)?)?;
+    inner.raw_set("string", lua.create_string(text)?)?;
+    let outer = lua.create_table()?;
+    outer.raw_set("verbatim_string", inner)?;
+    Ok(Value::Table(outer))
+}
+
+/// A script's return value as a reply (Redis's rules): numbers truncated to integers (as
+/// C casts them: `INT64_MIN` past the range), strings as bulk strings, `true` as 1 and
+/// `false`/`nil` as nil (booleans as booleans after `redis.setresp(3)`), a table with
+/// `err`/`ok`/`double`/`big_number`/`map`/`set`/`verbatim_string` as that reply, any
+/// other table as an array up to its first nil.
+fn lua_to_reply(value: &Value, resp: Resp) -> Reply {
+    lua_to_reply_at(value, 0, resp)
 }
 
 /// How deep a returned table may nest: past it (a table that holds itself, say) the reply
 /// is Redis's error rather than a stack overflow.
 const REPLY_DEPTH_MAX: usize = 200;
 
-fn lua_to_reply_at(value: &Value, depth: usize) -> Reply {
+fn lua_to_reply_at(value: &Value, depth: usize, resp: Resp) -> Reply {
     if depth > REPLY_DEPTH_MAX {
         return Reply::error("ERR reached lua stack limit");
     }
     match value {
         Value::Nil => Reply::Nil,
-        // As Redis 7.0 converts them for both protocols (its scripts speak RESP2).
+        Value::Boolean(b) if resp == Resp(3) => Reply::Bool(*b),
+        // As Redis 7.0 converts them for both protocols when the script speaks RESP2.
         Value::Boolean(true) => Reply::Integer(1),
         Value::Boolean(false) => Reply::Nil,
         Value::Integer(n) => Reply::Integer(*n),
-        Value::Number(f) => Reply::Integer(*f as i64),
+        Value::Number(f) => Reply::Integer(clib::c_double_to_i64(*f)),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Table(table) => table_to_reply(table, depth),
+        Value::Table(table) => table_to_reply(table, depth, resp),
         _ => Reply::Nil,
     }
 }
 
-fn table_to_reply(table: &Table, depth: usize) -> Reply {
-    if let Ok(Value::String(err)) = table.raw_get::<Value>("err") {
+fn table_to_reply(table: &Table, depth: usize, resp: Resp) -> Reply {
+    let field = |name: &str| table.raw_get::<Value>(name).unwrap_or(Value::Nil);
+    if let Value::String(err) = field("err") {
         return Reply::Error(err.to_string_lossy());
     }
-    if let Ok(Value::String(ok)) = table.raw_get::<Value>("ok") {
+    if let Value::String(ok) = field("ok") {
         return Reply::Status(ok.to_string_lossy().replace(['\r', '\n'], " "));
     }
-    if let Ok(Value::Number(f)) = table.raw_get::<Value>("double") {
-        return Reply::Double(f);
+    match field("double") {
+        Value::Number(f) => return Reply::Double(f),
+        Value::Integer(n) => return Reply::Double(n as f64),
+        _ => {}
+    }
+    if let Value::String(digits) = field("big_number") {
+        // Redis's addReplyBigNum turns line breaks into spaces, as for a status.
+        let digits: Vec<u8> = (digits.as_bytes().iter())
+            .map(|&b| match b {
+                b'\r' | b'\n' => b' ',
+                b => b,
+            })
+            .collect();
+        return Reply::BigNumber(digits.into());
+    }
+    if let Value::Table(map) = field("map") {
+        let pairs = map
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, v)| {
+                (
+                    lua_to_reply_at(&k, depth + 1, resp),
+                    lua_to_reply_at(&v, depth + 1, resp),
+                )
+            })
+            .collect();
+        return Reply::Map(pairs);
+    }
+    if let Value::Table(set) = field("set") {
+        let members = set
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| lua_to_reply_at(&k, depth + 1, resp))
+            .collect();
+        return Reply::Set(members);
+    }
+    if let Value::Table(verbatim) = field("verbatim_string") {
+        let format = verbatim.raw_get::<Value>("format").unwrap_or(Value::Nil);
+        let text = verbatim.raw_get::<Value>("string").unwrap_or(Value::Nil);
+        if let (Value::String(format), Value::String(text)) = (format, text) {
+            let mut three = [0u8; 3];
+            for (slot, b) in three.iter_mut().zip(format.as_bytes().iter()) {
+                *slot = *b;
+            }
+            return Reply::VerbatimAs(three, Bytes::copy_from_slice(&text.as_bytes()));
+        }
     }
     let mut items = Vec::new();
     for i in 1.. {
         match table.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(item) => items.push(lua_to_reply_at(&item, depth + 1)),
+            Ok(item) => items.push(lua_to_reply_at(&item, depth + 1, resp)),
         }
     }
     Reply::Array(items)
@@ -590,6 +721,35 @@ fn error_text(raised: &Value) -> String {
     }
 }
 
+/// What a script's `pcall` sees of an error raised by Rust code: a library's error (the
+/// text `luaL_error` would raise) and a failed `redis.call` (its reply's text) as strings,
+/// as Redis's C code raises them; anything else as it is.
+fn plain_error(lua: &Lua, raised: Value) -> mlua::Result<Value> {
+    let Value::Error(e) = &raised else {
+        return Ok(raised);
+    };
+    match raised_text(e) {
+        Some(text) => Ok(Value::String(lua.create_string(text)?)),
+        None => Ok(raised),
+    }
+}
+
+/// The text of a library's error or of a failed `redis.call`, under mlua's wrapping.
+fn raised_text(e: &mlua::Error) -> Option<String> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => raised_text(cause),
+        mlua::Error::ExternalError(external) => {
+            if let Some(CallFailed(text)) = external.downcast_ref::<CallFailed>() {
+                return Some(text.clone());
+            }
+            external
+                .downcast_ref::<clib::LibError>()
+                .map(|clib::LibError(text)| text.clone())
+        }
+        _ => None,
+    }
+}
+
 /// The text of an error raised by Rust code under the script: a failed `redis.call` as
 /// its reply said, the time limit's and memory's errors as Redis words them.
 fn rust_error_text(e: &mlua::Error) -> String {
@@ -597,12 +757,22 @@ fn rust_error_text(e: &mlua::Error) -> String {
         mlua::Error::CallbackError { cause, .. } => rust_error_text(cause),
         mlua::Error::ExternalError(external) => match external.downcast_ref::<CallFailed>() {
             Some(CallFailed(text)) => text.clone(),
+            // A library's error, as Redis's error handler words a raised string.
             None => format!("ERR {external}"),
         },
         mlua::Error::RuntimeError(text) if text.starts_with("ERR ") => text.clone(),
         mlua::Error::MemoryError(text) => format!("ERR {text}"),
         other => format!("ERR {other}"),
     }
+}
+
+/// `redis.REPL_ALL`: every replication flag of `redis.set_repl`.
+const REPL_ALL: i32 = 3;
+
+/// An error raised by a `redis.*` function, as Redis raises its `{err=...}` (the text
+/// starts with its code).
+fn raise(text: &str) -> mlua::Error {
+    mlua::Error::RuntimeError(text.to_string())
 }
 
 /// `redis.*` besides `call` and `pcall` (which [`Engine::new`] adds).
@@ -649,25 +819,62 @@ fn redis_library(lua: &Lua) -> mlua::Result<Table> {
     )?;
     redis.raw_set(
         "setresp",
-        lua.create_function(|_, version: i64| match version {
-            2 => Ok(()),
-            _ => Err(mlua::Error::RuntimeError(
-                "RESP version other than 2 is not supported in ringcache scripts".into(),
-            )),
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise("ERR redis.setresp() requires one argument."));
+            }
+            let version = clib::to_number(lua, &args[0]).map_or(0, clib::c_double_to_i32);
+            if version != 2 && version != 3 {
+                return Err(raise("ERR RESP version must be 2 or 3."));
+            }
+            lua.set_app_data(Resp(version as u8));
+            Ok(())
         })?,
     )?;
-    redis.raw_set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise("ERR redis.set_repl() requires two arguments."));
+            }
+            // Every flag is accepted and means nothing here: ringcache replicates the
+            // script's writes as its commands, whatever the script asks.
+            let flags = clib::to_number(lua, &args[0]).map_or(0, clib::c_double_to_i32);
+            if flags & !REPL_ALL != 0 {
+                return Err(raise(
+                    "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or \
+                     REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
     redis.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    // Outside SCRIPT DEBUG (which ringcache does not offer) Redis's answers: no breakpoint,
+    // nothing to print.
+    redis.raw_set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    redis.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|lua, args: MultiValue| {
+            let args = command_args(lua, args).map_err(raise)?;
+            // One user with every permission: a command that exists is allowed.
+            match ringcache_resp::cmd::lookup(&args[0]) {
+                Some(_) => Ok(true),
+                None => Err(raise("ERR Invalid command passed to redis.acl_check_cmd()")),
+            }
+        })?,
+    )?;
     for (name, value) in [
         ("LOG_DEBUG", 0),
         ("LOG_VERBOSE", 1),
         ("LOG_NOTICE", 2),
         ("LOG_WARNING", 3),
         ("REPL_NONE", 0),
-        ("REPL_SLAVE", 1),
-        ("REPL_REPLICA", 1),
-        ("REPL_AOF", 2),
-        ("REPL_ALL", 3),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", REPL_ALL),
     ] {
         redis.raw_set(name, value)?;
     }
@@ -1007,6 +1214,39 @@ mod tests {
         assert_eq!(
             eval(b"return redis.call('x').ok"),
             Reply::Bulk(Bytes::from_static(b"OK"))
+        );
+    }
+
+    #[test]
+    fn hostile_msgpack_and_struct_input_fails_cleanly() {
+        // A table repeated 16 levels deep packs 4^16 leaves: refused at the output bound.
+        let wide = run(
+            "local t = {} for i = 1, 16 do t = {t, t, t, t} end return cmsgpack.pack(t)",
+            &[],
+            &[],
+        );
+        assert!(
+            matches!(&wide, Reply::Error(t) if t.contains("not enough memory")),
+            "{wide:?}"
+        );
+        for body in [
+            "return cmsgpack.unpack(string.rep('\\145', 200000))",
+            "return cmsgpack.unpack(string.rep('\\129\\1', 200000))",
+            "return cmsgpack.unpack('\\221\\255\\255\\255\\255')",
+            "return cmsgpack.unpack('\\219\\255\\255\\255\\255ab')",
+            "return cmsgpack.unpack(string.rep('\\161a', 100000))",
+            "return struct.unpack(string.rep('c1', 100000), string.rep('a', 100000))",
+            "return struct.pack('i4294967296', 1)",
+        ] {
+            assert!(run(body, &[], &[]).is_error(), "{body}");
+        }
+        assert_eq!(
+            run(
+                "return cmsgpack.unpack(cmsgpack.pack({1, {a = 'b'}}))[2].a",
+                &[],
+                &[]
+            ),
+            Reply::Bulk(Bytes::from_static(b"b"))
         );
     }
 

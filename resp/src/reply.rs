@@ -78,6 +78,15 @@ pub enum Reply {
     /// Out-of-band data (a pub/sub message, a subscription's confirmation): `>n` in RESP3,
     /// an array in RESP2.
     Push(Vec<Reply>),
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2 (a script's, after
+    /// `redis.setresp(3)`).
+    Bool(bool),
+    /// A big number's digits: `(digits` in RESP3, a bulk string in RESP2 (a script's
+    /// `{big_number=...}`).
+    BigNumber(Bytes),
+    /// A verbatim string with its three-letter format: `=len\r\nfmt:text` in RESP3, the text
+    /// as a bulk string in RESP2 (a script's `{verbatim_string=...}`).
+    VerbatimAs([u8; 3], Bytes),
     /// Several replies to one command, sent one after the other (`SUBSCRIBE a b` confirms
     /// each channel with its own reply). Never inside another reply.
     Several(Vec<Reply>),
@@ -109,6 +118,22 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             (Reply::Bulk(data), _) => bulk(out, data),
+            (Reply::Bool(b), Protocol::Resp2) => {
+                out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" })
+            }
+            (Reply::Bool(b), Protocol::Resp3) => {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+            }
+            (Reply::BigNumber(digits), Protocol::Resp2) => bulk(out, digits),
+            (Reply::BigNumber(digits), Protocol::Resp3) => line(out, b'(', digits),
+            (Reply::VerbatimAs(_, text), Protocol::Resp2) => bulk(out, text),
+            (Reply::VerbatimAs(format, text), Protocol::Resp3) => {
+                header(out, b'=', text.len() + 4);
+                out.extend_from_slice(format);
+                out.put_u8(b':');
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
             (Reply::Nil, Protocol::Resp2) => out.extend_from_slice(b"$-1\r\n"),
             (Reply::NilArray, Protocol::Resp2) => out.extend_from_slice(b"*-1\r\n"),
             (Reply::Nil | Reply::NilArray, Protocol::Resp3) => out.extend_from_slice(b"_\r\n"),
@@ -167,7 +192,11 @@ impl Reply {
             Reply::Status(text) => Frame2::SimpleString(Bytes::from(text.clone())),
             Reply::Error(text) => Frame2::Error(Str::from(text.as_str())),
             Reply::Integer(n) => Frame2::Integer(*n),
-            Reply::Bulk(data) | Reply::Verbatim(data) => Frame2::BulkString(data.clone()),
+            Reply::Bulk(data)
+            | Reply::Verbatim(data)
+            | Reply::BigNumber(data)
+            | Reply::VerbatimAs(_, data) => Frame2::BulkString(data.clone()),
+            Reply::Bool(b) => Frame2::Integer(i64::from(*b)),
             Reply::Nil | Reply::NilArray => Frame2::Null,
             Reply::Double(f) => Frame2::BulkString(Bytes::from(format_double_g17(*f))),
             Reply::Array(items)
@@ -211,6 +240,22 @@ impl Reply {
                 attributes: None,
             },
             Reply::Nil | Reply::NilArray => Frame3::Null,
+            Reply::Bool(b) => Frame3::Boolean {
+                data: *b,
+                attributes: None,
+            },
+            Reply::BigNumber(digits) => Frame3::BigNumber {
+                data: digits.clone(),
+                attributes: None,
+            },
+            Reply::VerbatimAs(format, data) => Frame3::VerbatimString {
+                data: data.clone(),
+                format: match format {
+                    b"mkd" => VerbatimStringFormat::Markdown,
+                    _ => VerbatimStringFormat::Text,
+                },
+                attributes: None,
+            },
             Reply::Double(f) => Frame3::Double {
                 data: *f,
                 attributes: None,
@@ -309,6 +354,22 @@ mod tests {
     fn both(reply: Reply, resp2: &str, resp3: &str) {
         assert_eq!(enc(&reply, Protocol::Resp2), resp2, "{reply:?} in RESP2");
         assert_eq!(enc(&reply, Protocol::Resp3), resp3, "{reply:?} in RESP3");
+    }
+
+    #[test]
+    fn script_only_scalars_take_each_protocols_form() {
+        both(Reply::Bool(true), ":1\r\n", "#t\r\n");
+        both(Reply::Bool(false), ":0\r\n", "#f\r\n");
+        both(
+            Reply::BigNumber(Bytes::from_static(b"123")),
+            "$3\r\n123\r\n",
+            "(123\r\n",
+        );
+        both(
+            Reply::VerbatimAs(*b"mkd", Bytes::from_static(b"hi")),
+            "$2\r\nhi\r\n",
+            "=6\r\nmkd:hi\r\n",
+        );
     }
 
     #[test]
