@@ -51,5 +51,6 @@ pub async fn run(node: Arc<Node>) {
             .store
             .expire_step(cursor, RECORDS_PER_STEP, now_ms, &horizon);
         cursor = next;
+        crate::notify::publish_expired(&node);
     }
 }

@@ -1,17 +1,36 @@
-//! Keyspace notifications (`notify-keyspace-events`), as Redis sends them: for an event on a
-//! key, a message on `__keyspace@0__:<key>` carrying the event's name (flag `K`) and one on
-//! `__keyevent@0__:<event>` carrying the key (flag `E`), when the event's class is selected.
+//! Keyspace notifications (`notify-keyspace-events`), as Redis 7.0 sends them: for an event
+//! on a key, a message on `__keyspace@0__:<key>` carrying the event's name (flag `K`) and one
+//! on `__keyevent@0__:<event>` carrying the key (flag `E`), when the event's class is selected.
 //!
-//! The events sent: those of the string commands (`set`, `incrby`, `incrbyfloat`, `append`,
-//! `setrange`), the generic ones (`del`, `expire`, `persist`), and `evicted` (class `e`), the
-//! ones a cache that invalidates copies needs. The node that runs the command (in a cluster,
-//! its coordinator) publishes them as a `PUBLISH` would, so the subscribers of every node get
-//! them; an eviction is one node's own and is published there only. Expiry (`expired`, class
-//! `x`) happens inside the store and is not sent yet.
+//! # Where events come from
+//! - The executors, as Redis's `notifyKeyspaceEvent` calls sit in its commands: [`emit`]
+//!   (`hset`, `srem`, `lpush`, `zincr`, `rename_from`...), in Redis's order for one command
+//!   (`LMOVE`: `lpush` on the destination, then `lpop` on the source).
+//! - [`Watching`], the records every key command reads and writes through while events are
+//!   collected: `new` (class `n`) when a write makes a key exist, `keymiss` (class `m`) when a
+//!   read finds none (reads of write commands excepted, as Redis's `lookupKeyWrite`).
+//! - [`emptied`]: a collection command that removed the last element marks the key; the `del`
+//!   Redis sends then follows the command's own event on that key.
+//! - [`Pending`]: the string and generic commands, whose events follow from their name and
+//!   reply (`set`, `incrby`, `del`, `expire`...).
+//! - The store: `expired` (class `x`) for each key it reclaims on expiry, once, lazily or in
+//!   the sweep ([`publish_expired`]); `evicted` (class `e`) for each eviction.
+//!
+//! A command's events are collected in a task-local list while it runs ([`collect`],
+//! [`collect_async`]) and published once it answered, so nothing is sent for a command whose
+//! events are off (the collector is not even set up) and a coordinator's events go out once.
+//! The node that runs a command (in a cluster, its coordinator) publishes its events as a
+//! `PUBLISH` would, so the subscribers of every node get them; an eviction or an expiry is one
+//! node's own (each replica expires its own copy) and is published there only.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use ringcache_storage::{Record, StoreError, Update};
+
+use crate::exec::Records;
+use crate::node::Node;
 
 /// An event class (Redis's letters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,22 +207,31 @@ impl Unchanged {
     }
 }
 
-/// The event a successful write command sends for each of its keys, and its class; `None`
-/// for a command that sends none here.
-pub fn command_event(name: &str) -> Option<(Class, &'static str)> {
-    Some(match name {
-        "set" | "setex" | "psetex" | "setnx" | "getset" | "mset" | "msetnx" => {
-            (Class::STRING, "set")
-        }
-        "incr" | "decr" | "incrby" | "decrby" => (Class::STRING, "incrby"),
-        "incrbyfloat" => (Class::STRING, "incrbyfloat"),
-        "append" => (Class::STRING, "append"),
-        "setrange" => (Class::STRING, "setrange"),
-        "del" | "unlink" | "getdel" => (Class::GENERIC, "del"),
-        "expire" | "pexpire" | "expireat" | "pexpireat" => (Class::GENERIC, "expire"),
-        "persist" => (Class::GENERIC, "persist"),
-        _ => return None,
-    })
+/// The events a successful string or generic write command sends for each of its keys, in
+/// order, with their classes; empty for a command whose executor sends its own (or none).
+pub fn command_events(name: &str, args: &[Bytes]) -> Vec<(Class, &'static str)> {
+    let has_ttl = || {
+        args.iter().skip(3).any(|a| {
+            [&b"EX"[..], b"PX", b"EXAT", b"PXAT"]
+                .iter()
+                .any(|w| a.eq_ignore_ascii_case(w))
+        })
+    };
+    let ttl_word = |word: &[u8]| args.get(2).is_some_and(|a| a.eq_ignore_ascii_case(word));
+    match name {
+        "set" if has_ttl() => vec![(Class::STRING, "set"), (Class::GENERIC, "expire")],
+        "setex" | "psetex" => vec![(Class::STRING, "set"), (Class::GENERIC, "expire")],
+        "set" | "setnx" | "getset" | "mset" | "msetnx" => vec![(Class::STRING, "set")],
+        "incr" | "decr" | "incrby" | "decrby" => vec![(Class::STRING, "incrby")],
+        "incrbyfloat" => vec![(Class::STRING, "incrbyfloat")],
+        "append" => vec![(Class::STRING, "append")],
+        "setrange" => vec![(Class::STRING, "setrange")],
+        "del" | "unlink" | "getdel" => vec![(Class::GENERIC, "del")],
+        "getex" if ttl_word(b"PERSIST") => vec![(Class::GENERIC, "persist")],
+        "getex" if args.len() > 2 => vec![(Class::GENERIC, "expire")],
+        "persist" => vec![(Class::GENERIC, "persist")],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -253,8 +281,8 @@ pub type Exists<'a> = dyn Fn(&[u8]) -> bool + 'a;
 /// A write command about to run, whose events are sent if it succeeds.
 #[derive(Debug)]
 pub struct Pending {
-    class: Class,
-    event: &'static str,
+    /// The events each key gets, in order.
+    events: Vec<(Class, &'static str)>,
     /// Which replies mean the command changed nothing.
     unchanged: Unchanged,
     /// The keys it writes; for a delete, only those that were there.
@@ -276,29 +304,27 @@ impl Pending {
         if !notifications.any() {
             return None;
         }
-        let (class, event) = command_event(name)?;
-        if notifications.get() & class.0 == 0 {
+        let flags = notifications.get();
+        let mut events = command_events(name, args);
+        let deletes = events.first().is_some_and(|(_, e)| *e == "del");
+        events.retain(|(class, _)| flags & class.0 != 0);
+        if events.is_empty() {
             return None;
         }
-        let keys: Vec<Bytes> = match (event, exists) {
-            ("del", Some(exists)) => keys.filter(|k| exists(k)).collect(),
+        let keys: Vec<Bytes> = match (deletes, exists) {
+            (true, Some(exists)) => keys.filter(|k| exists(k)).collect(),
             _ => keys.collect(),
         };
         Some(Pending {
-            class,
-            event,
+            events,
             unchanged: Unchanged::of(name, args),
             keys,
         })
     }
 
-    /// The messages to publish once the command answered `reply`: none when it failed or
-    /// changed nothing (`SET ... NX` not set, `EXPIRE` of a missing key, `DEL` of none).
-    pub fn messages(
-        self,
-        notifications: &Notifications,
-        reply: &ringcache_resp::Reply,
-    ) -> Vec<(Bytes, Bytes)> {
+    /// The events to send once the command answered `reply`: none when it failed or
+    /// changed nothing (`SET ... NX` not set, `PERSIST` of a missing key, `DEL` of none).
+    pub fn events(self, reply: &ringcache_resp::Reply) -> Vec<(Class, &'static str, Bytes)> {
         use ringcache_resp::Reply;
         let nil = matches!(reply, Reply::Nil | Reply::NilArray);
         let changed = match (reply, self.unchanged) {
@@ -312,9 +338,303 @@ impl Pending {
         if !changed {
             return Vec::new();
         }
+        let events = &self.events;
         self.keys
             .iter()
-            .flat_map(|key| notifications.messages(self.class, self.event, key))
+            .flat_map(|key| events.iter().map(|(c, e)| (*c, *e, key.clone())))
             .collect()
+    }
+}
+
+/// `ZREMRANGEBY...`'s event.
+pub fn zremrange_event(by: &ringcache_resp::cmd::zset::RangeBy) -> &'static str {
+    use ringcache_resp::cmd::zset::RangeBy;
+    match by {
+        RangeBy::Rank { .. } => "zremrangebyrank",
+        RangeBy::Score(_) => "zremrangebyscore",
+        RangeBy::Lex(_) => "zremrangebylex",
+    }
+}
+
+/// Emits a store command's `event` (`zunionstore`...) on `destination` when it stored
+/// `count > 0` elements (an empty result deleted it instead: `del`, or nothing); returns
+/// `count`.
+pub fn stored(event: &'static str, destination: &[u8], count: usize) -> usize {
+    if count > 0 {
+        let class = match event.as_bytes()[0] {
+            b'z' => Class::ZSET,
+            _ => Class::SET,
+        };
+        emit(class, event, destination);
+    }
+    count
+}
+
+/// What one command emitted so far.
+#[derive(Debug, Default)]
+struct Collected {
+    /// The classes selected when the command started.
+    flags: u32,
+    /// `(class, event, key)` in the order emitted.
+    events: Vec<(Class, &'static str, Bytes)>,
+    /// Keys whose collection the command emptied, whose `del` follows its next event.
+    emptied: Vec<Bytes>,
+    /// Which of its reads report `keymiss`.
+    misses: Misses,
+    /// The command's first key: the destination [`Misses::Sources`] does not report, the
+    /// source [`Misses::First`] does.
+    destination: Option<Bytes>,
+}
+
+tokio::task_local! {
+    /// The events of the command this task runs (set only while events are selected).
+    static COLLECTED: RefCell<Collected>;
+}
+
+/// Most events one command collects: a multi-key command sends a few per key, and its keys
+/// are bounded by the query buffer; past this (a runaway script's single command cannot get
+/// here) events are dropped rather than grown without bound.
+pub const EVENTS_PER_COMMAND_MAX: usize = 1 << 16;
+
+/// Emits `event` of `class` on `key` for the command running on this task; nothing when no
+/// command collects or the class is off.
+pub fn emit(class: Class, event: &'static str, key: &[u8]) {
+    let _ = COLLECTED.try_with(|collected| {
+        let mut collected = collected.borrow_mut();
+        let c = &mut *collected;
+        if c.events.len() >= EVENTS_PER_COMMAND_MAX {
+            return;
+        }
+        if c.flags & class.0 != 0 {
+            c.events.push((class, event, Bytes::copy_from_slice(key)));
+        }
+        if event != "del"
+            && let Some(at) = c.emptied.iter().position(|k| k.as_ref() == key)
+        {
+            let key = c.emptied.swap_remove(at);
+            if c.flags & Class::GENERIC.0 != 0 {
+                c.events.push((Class::GENERIC, "del", key));
+            }
+        }
+    });
+}
+
+/// Marks `key` as a collection the running command emptied: Redis deletes it and sends
+/// `del` right after the command's own event on it.
+pub fn emptied(key: &[u8]) {
+    let _ = COLLECTED.try_with(|collected| {
+        let mut collected = collected.borrow_mut();
+        if !collected.emptied.iter().any(|k| k.as_ref() == key) {
+            collected.emptied.push(Bytes::copy_from_slice(key));
+        }
+    });
+}
+
+/// Whether the running command collects events.
+pub fn collecting() -> bool {
+    COLLECTED.try_with(|_| ()).is_ok()
+}
+
+/// Runs `command` collecting its events when any are selected; returns its result and them.
+pub fn collect<T>(
+    notifications: &Notifications,
+    (misses, destination): (Misses, Option<Bytes>),
+    command: impl FnOnce() -> T,
+) -> (T, Vec<(Class, &'static str, Bytes)>) {
+    if !notifications.any() {
+        return (command(), Vec::new());
+    }
+    let cell = RefCell::new(Collected {
+        flags: notifications.get(),
+        misses,
+        destination,
+        ..Collected::default()
+    });
+    // `sync_scope` hands the cell back only through the closure: take it out there.
+    COLLECTED.sync_scope(cell, || {
+        let out = command();
+        let events = COLLECTED.with(|c| std::mem::take(&mut c.borrow_mut().events));
+        (out, events)
+    })
+}
+
+/// As [`collect`], for a command that awaits (a coordinator's).
+pub async fn collect_async<T>(
+    notifications: &Notifications,
+    (misses, destination): (Misses, Option<Bytes>),
+    command: impl std::future::Future<Output = T>,
+) -> (T, Vec<(Class, &'static str, Bytes)>) {
+    if !notifications.any() {
+        return (command.await, Vec::new());
+    }
+    let cell = RefCell::new(Collected {
+        flags: notifications.get(),
+        misses,
+        destination,
+        ..Collected::default()
+    });
+    COLLECTED
+        .scope(cell, async {
+            let out = command.await;
+            let events = COLLECTED.with(|c| std::mem::take(&mut c.borrow_mut().events));
+            (out, events)
+        })
+        .await
+}
+
+/// The messages of `events`, merged with a command's `pending` ones (from its name and reply):
+/// each pending event goes right after the last collected one on its key (`new k`, then
+/// `set k`), the rest at the end, in order.
+pub fn messages(
+    notifications: &Notifications,
+    mut events: Vec<(Class, &'static str, Bytes)>,
+    pending: Vec<(Class, &'static str, Bytes)>,
+) -> Vec<(Bytes, Bytes)> {
+    for event in pending {
+        match events.iter().rposition(|(_, _, k)| *k == event.2) {
+            Some(at) => events.insert(at + 1, event),
+            None => events.push(event),
+        }
+    }
+    events
+        .iter()
+        .flat_map(|(class, event, key)| notifications.messages(*class, event, key))
+        .collect()
+}
+
+/// Selects the classes of `flags` (from [`parse_classes`]) on `node`; the store notes the
+/// keys it reclaims on expiry only while `expired` events are selected.
+pub fn select(node: &Node, flags: u32) {
+    node.notifications.set(flags);
+    let expired = flags & Class::EXPIRED.0 != 0 && node.notifications.any();
+    if let Some(queue) = node.store.expired_keys() {
+        queue.set_noting(expired);
+    }
+}
+
+/// Publishes the `expired` events of the keys the store reclaimed since the last call, to
+/// this node's subscribers only (each replica expires its own copy). Called after each
+/// command, before its own events (a command that found its key expired sends `expired`
+/// first, as Redis), and after each step of the sweep.
+pub fn publish_expired(node: &Node) {
+    let Some(queue) = node.store.expired_keys() else {
+        return;
+    };
+    for key in queue.take() {
+        for (channel, payload) in node.notifications.messages(Class::EXPIRED, "expired", &key) {
+            node.pubsub.deliver(&channel, &payload);
+        }
+    }
+}
+
+/// Which reads of a command report `keymiss`, as Redis's lookups do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Misses {
+    /// A read command (`lookupKeyRead`): every miss (`EXISTS`, `TTL`, `TYPE` included).
+    All,
+    /// A command storing into its first key from the others (`SINTERSTORE`, `BITOP`...):
+    /// misses of the sources only.
+    Sources,
+    /// `COPY`: its source only (the destination is looked up for writing).
+    First,
+    /// A write command (`lookupKeyWrite`): none.
+    #[default]
+    None,
+}
+
+impl Misses {
+    /// The rule of the command `name`, which reads only (`read_only`) or writes. (`PFMERGE`
+    /// reads its destination as Redis's `lookupKeyRead` too.)
+    pub fn of(name: &str, read_only: bool) -> Misses {
+        match name {
+            "pfmerge" => Misses::All,
+            "copy" => Misses::First,
+            "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore"
+            | "zdiffstore" | "zrangestore" | "bitop" | "sort" | "georadius" => Misses::Sources,
+            _ if read_only => Misses::All,
+            _ => Misses::None,
+        }
+    }
+}
+
+/// The records of a command that collects events, which adds those a read or write itself
+/// tells: `new` when a write makes a key exist, `keymiss` when a read finds no key (by the
+/// command's [`Misses`]).
+pub struct Watching<'a> {
+    inner: &'a dyn Records,
+}
+
+impl<'a> Watching<'a> {
+    /// `inner`, watched.
+    pub fn new(inner: &'a dyn Records) -> Self {
+        Watching { inner }
+    }
+
+    fn read(&self, key: &[u8], now_ms: u64, record: Option<Record>) -> Option<Record> {
+        if !record.as_ref().is_some_and(|r| r.is_live(now_ms)) {
+            let _ = COLLECTED.try_with(|collected| {
+                let c = collected.borrow();
+                let reported = match c.misses {
+                    Misses::All => true,
+                    Misses::Sources => c.destination.as_deref() != Some(key),
+                    Misses::First => c.destination.as_deref() == Some(key),
+                    Misses::None => false,
+                };
+                drop(c);
+                if reported {
+                    emit(Class::KEY_MISS, "keymiss", key);
+                }
+            });
+        }
+        record
+    }
+    fn written(key: &[u8], now_ms: u64, was_live: bool, after: &Option<Record>) {
+        if !was_live && after.as_ref().is_some_and(|r| r.is_live(now_ms)) {
+            emit(Class::NEW, "new", key);
+        }
+    }
+}
+
+impl Records for Watching<'_> {
+    fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        self.read(key, now_ms, self.inner.get(key, now_ms))
+    }
+
+    fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record> {
+        self.read(key, now_ms, self.inner.peek(key, now_ms))
+    }
+
+    fn update(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        decide: &mut dyn FnMut(Option<&Record>) -> Update,
+    ) -> Result<Option<Record>, StoreError> {
+        let mut was_live = false;
+        let after = self.inner.update(key, now_ms, &mut |current| {
+            was_live = current.is_some_and(|r| r.is_live(now_ms));
+            decide(current)
+        })?;
+        Self::written(key, now_ms, was_live, &after);
+        Ok(after)
+    }
+
+    fn update_in_place(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        edit: &mut dyn FnMut(&mut Record) -> bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let mut was_live = false;
+        let after = self.inner.update_in_place(key, now_ms, &mut |record| {
+            was_live = record.is_live(now_ms);
+            edit(record)
+        })?;
+        Self::written(key, now_ms, was_live, &after);
+        Ok(after)
+    }
+
+    fn key_use(&self, key: &[u8], now_ms: u64) -> Option<ringcache_storage::KeyUse> {
+        self.inner.key_use(key, now_ms)
     }
 }

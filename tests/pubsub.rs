@@ -381,3 +381,199 @@ fn a_slow_subscriber_on_another_node_is_cut_off_without_growing_its_memory() {
     assert!(grown < 128 * MIB, "node 1 grew {} MiB", grown / MIB);
     assert!(cluster.info_number(0, "publish_sent") > 0);
 }
+
+/// Commands whose keyspace events are compared with redis-server's, in order on one
+/// connection (`SLEEP s` waits, for expiry). Each line's events are those a subscriber to
+/// every keyspace and keyevent channel received while the line ran.
+const EVENT_LINES: &[&str] = &[
+    "HSET h a 1 b 2",
+    "HSET h a 1",
+    "HSETNX h a 1",
+    "HSETNX h c 1",
+    "HDEL h zz",
+    "HDEL h a",
+    "HINCRBY h n 1",
+    "HINCRBYFLOAT h f 1.5",
+    "HMSET h x 1",
+    "HDEL h b c n f x",
+    "HGET h a",
+    "SADD s a b",
+    "SADD s a",
+    "SREM s zz",
+    "SREM s a",
+    "SPOP s",
+    "SADD s a b c",
+    "SPOP s 2",
+    "SPOP s 5",
+    "SADD s a b c",
+    "SMOVE s t a",
+    "SMOVE s t b",
+    "SMOVE s t c",
+    "SMOVE t t a",
+    "SINTERSTORE d t missing",
+    "SUNIONSTORE d t",
+    "SUNIONSTORE d t",
+    "SDIFFSTORE d missing",
+    "LPUSH l a b c",
+    "RPUSH l d",
+    "LPUSHX l e",
+    "RPUSHX nol e",
+    "LPOP l",
+    "RPOP l",
+    "LPOP l 2",
+    "LPOP l 5",
+    "RPUSH l a b c",
+    "LINSERT l BEFORE b x",
+    "LINSERT l BEFORE zz x",
+    "LSET l 0 y",
+    "LREM l 0 zz",
+    "LREM l 0 y",
+    "LTRIM l 0 0",
+    "LTRIM nol 0 0",
+    "LTRIM l 1 0",
+    "RPUSH l a b",
+    "LMOVE l m LEFT RIGHT",
+    "LMOVE l m RIGHT LEFT",
+    "RPOPLPUSH m m",
+    "RPOPLPUSH m l",
+    "BLPOP l 0.1",
+    "BRPOP m 0.1",
+    "RPUSH l a b",
+    "LMPOP 1 l LEFT COUNT 5",
+    "ZADD z 1 a 2 b",
+    "ZADD z 1 a",
+    "ZADD z 3 a",
+    "ZADD z INCR 1 a",
+    "ZINCRBY z 1 b",
+    "ZREM z zz",
+    "ZREM z a",
+    "ZADD z 1 a 2 c 3 d",
+    "ZREMRANGEBYSCORE z 100 200",
+    "ZREMRANGEBYSCORE z 1 1",
+    "ZREMRANGEBYRANK z 0 0",
+    "ZREMRANGEBYLEX z - +",
+    "ZADD z 1 a 2 b 3 c",
+    "ZPOPMIN z",
+    "ZPOPMAX z",
+    "ZPOPMIN z 5",
+    "ZPOPMIN z",
+    "ZADD z 1 a 2 b",
+    "ZUNIONSTORE zd 1 z",
+    "ZINTERSTORE zd 2 z missing",
+    "ZDIFFSTORE zd 1 z",
+    "ZRANGESTORE zd z 0 -1",
+    "ZRANGESTORE zd z 5 6",
+    "SET str v",
+    "SET str v NX",
+    "SETBIT b 3 1",
+    "SETBIT b 3 1",
+    "BITOP AND bo b str",
+    "BITOP AND bo missing",
+    "BITFIELD bf SET u8 0 1",
+    "BITFIELD bf GET u8 0",
+    "BITFIELD bf INCRBY u8 0 1",
+    "PFADD p a",
+    "PFADD p a",
+    "PFMERGE pm p",
+    "SET src v",
+    "RENAME src dst",
+    "RENAME dst dst",
+    "RENAMENX dst src",
+    "SET dst2 x",
+    "RENAME src dst2",
+    "COPY dst2 dst3",
+    "COPY dst2 dst3",
+    "COPY dst2 dst3 REPLACE",
+    "COPY nosrc dst4",
+    "DEL dst3 missing",
+    "UNLINK dst2",
+    "SET e v EX 100",
+    "EXPIRE e 100",
+    "EXPIRE e 0",
+    "SET e v",
+    "PEXPIRE e -1",
+    "SET e v PX 200",
+    "SLEEP 0.5",
+    "EXISTS e",
+    "SADD se a",
+    "PEXPIRE se 200",
+    "SLEEP 0.5",
+    "TYPE e2",
+    "TTL e2",
+    "GET nokey",
+    "MGET nokey s",
+    "INCR i",
+    "INCRBY i 2",
+    "DECR i",
+    "INCRBYFLOAT i 1.5",
+    "APPEND i x",
+    "SETRANGE i 0 x",
+    "GETSET i y",
+    "GETDEL i",
+    "GETEX e2 EX 10",
+    "SET ge v",
+    "GETEX ge EX 10",
+    "GETEX ge PERSIST",
+    "PERSIST ge",
+    "MSET m1 1 m2 2",
+    "MSETNX m1 1 m3 3",
+    "SETEX sx 10 v",
+    "SETNX sx v",
+    "HGETALL nokey",
+    "SMEMBERS nokey",
+    "LRANGE nokey 0 -1",
+    "ZRANGE nokey 0 -1",
+    "SINTER nokey t",
+    "ZUNIONSTORE zd 1 nokey",
+];
+
+/// Runs [`EVENT_LINES`] on `port` with every event class selected (`KEA` plus `n` and `m`)
+/// and returns each line with the events a pattern subscriber received during it.
+fn event_transcript(port: u16) -> Vec<String> {
+    const EVENT_QUIET: Duration = Duration::from_millis(60);
+    let mut admin = RespConn::connect(port);
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEAnm"]);
+    let mut events = RespConn::connect(port);
+    events.send(&encode_command(&["PSUBSCRIBE", "__key*__:*"]));
+    assert_eq!(message(&mut events), ["psubscribe", "__key*__:*", "1"]);
+    let mut transcript = Vec::new();
+    for line in EVENT_LINES {
+        let args: Vec<&str> = line.split(' ').collect();
+        match args.as_slice() {
+            ["SLEEP", seconds] => {
+                std::thread::sleep(Duration::from_secs_f64(seconds.parse().unwrap()));
+            }
+            _ => {
+                admin.send(&encode_command(&args));
+                admin.drain(EVENT_QUIET, REPLY_WAIT);
+            }
+        }
+        let mut got = events.drain(EVENT_QUIET, REPLY_WAIT).bytes;
+        let mut seen = Vec::new();
+        while let Ok(Some(len)) = common::frame_len(&got) {
+            let Val::Array(items) = Val::parse(&got[..len]) else {
+                panic!("want a message: {}", escape(&got));
+            };
+            let text: Vec<String> = items.iter().filter_map(Val::text).collect();
+            seen.push(format!("{} {}", text[2], text[3]));
+            got.drain(..len);
+        }
+        transcript.push(format!("{line} => {}", seen.join(", ")));
+    }
+    transcript
+}
+
+#[test]
+fn keyspace_events_match_redis_command_by_command() {
+    let redis = RedisServer::start();
+    let ringcache = Ringcache::start(&["--storage", "memory"]);
+    let want = event_transcript(redis.port());
+    let got = event_transcript(ringcache.port());
+    let mismatches: Vec<String> = want
+        .iter()
+        .zip(&got)
+        .filter(|(want, got)| want != got)
+        .map(|(want, got)| format!("  redis:     {want}\n  ringcache: {got}"))
+        .collect();
+    assert!(mismatches.is_empty(), "\n{}", mismatches.join("\n"));
+}

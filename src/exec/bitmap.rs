@@ -18,6 +18,7 @@ use ringcache_resp::{CommandError, Reply};
 use super::strings::{put_value, read, rewrite_value, string};
 use super::{ExecError, Outcome, Records, bits, keyspace};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 /// Executes a bitmap command. `touch` says whether reads count as accesses for eviction.
 pub fn execute(
@@ -87,6 +88,7 @@ fn setbit(
     }
     let byte = (offset / 8) as usize;
     let mut old = false;
+    let mut written = false;
     rewrite_value(node, records, key, now_ms, |current| {
         let current = current.map_or(&[][..], |v| &v[..]);
         old = bits::get_bit(current, offset);
@@ -95,8 +97,12 @@ fn setbit(
         }
         let mut new = grown(current, byte + 1);
         bits::set_bit(&mut new, offset, bit);
+        written = true;
         Ok(Some(new.freeze()))
     })?;
+    if written {
+        notify::emit(Class::STRING, "setbit", key);
+    }
     Ok(old)
 }
 
@@ -124,7 +130,9 @@ fn bitop(
     let result = bits::bit_op(op, &sources);
     let len = result.len();
     if result.is_empty() {
-        keyspace::delete(node, records, dest, now_ms)?;
+        if keyspace::delete(node, records, dest, now_ms)? {
+            notify::emit(Class::GENERIC, "del", dest);
+        }
     } else {
         put_value(
             node,
@@ -134,6 +142,7 @@ fn bitop(
             SetExpiry::Clear,
             now_ms,
         )?;
+        notify::emit(Class::STRING, "set", dest);
     }
     Ok(len)
 }
@@ -174,6 +183,14 @@ fn bitfield_write(
             false => Ok(Some(new.freeze())),
         }
     })?;
+    // Redis counts a write that did not fail under `OVERFLOW FAIL` as a change.
+    let changed = ops
+        .iter()
+        .zip(&replies)
+        .any(|(op, reply)| op.writes() && *reply != Reply::Nil);
+    if changed {
+        notify::emit(Class::STRING, "setbit", key);
+    }
     Ok(replies)
 }
 

@@ -196,8 +196,14 @@ pub fn update<T>(
     mut change: impl FnMut(&mut Edit) -> Result<T, ExecError>,
 ) -> Result<T, ExecError> {
     let mut outcome = None;
+    let watched = crate::notify::collecting();
     records.update_in_place(key, now_ms, &mut |record| {
+        let was_live = watched && record.is_live(now_ms);
         let (changed, result) = edit(node, record, kind, now_ms, &mut change);
+        if was_live && changed && !record.is_live(now_ms) {
+            // Redis deletes the key with its last element: `del` after the command's event.
+            crate::notify::emptied(key);
+        }
         outcome = Some(result);
         changed
     })?;
@@ -333,9 +339,11 @@ pub fn replace(
     now_ms: u64,
 ) -> Result<(), ExecError> {
     let mut too_large = false;
+    let mut deleted = false;
     records.update(key, now_ms, &mut |current| {
         if elements.is_empty() {
-            return match current.is_some_and(|r| r.is_live(now_ms)) {
+            deleted = current.is_some_and(|r| r.is_live(now_ms));
+            return match deleted {
                 true => Update::Put(Record::tombstone(node.clock.next(now_ms))),
                 false => Update::Keep,
             };
@@ -352,6 +360,10 @@ pub fn replace(
         }
         Update::Put(Record::collection(kind, collection, None, version))
     })?;
+    if deleted {
+        // An empty result deletes the destination: Redis's `del` instead of the store event.
+        crate::notify::emit(crate::notify::Class::GENERIC, "del", key);
+    }
     match too_large {
         true => Err(CommandError::CollectionTooLarge.into()),
         false => Ok(()),

@@ -578,7 +578,7 @@ pub fn set(node: &Node, pairs: &[(Bytes, Bytes)]) -> Reply {
     if let Err(e) = node.store.set_fsync_policy(config.appendfsync.into()) {
         return Reply::error(e);
     }
-    node.notifications.set(config.notify_keyspace_events);
+    crate::notify::select(node, config.notify_keyspace_events);
     *node.config.write() = config;
     Reply::Ok
 }

@@ -13,6 +13,7 @@ use ringcache_storage::{Collection, DataType};
 use super::collection::{self, read};
 use super::{Outcome, Records, copied_bulk, copied_bulks};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 const HASH: DataType = DataType::Hash;
 
@@ -32,6 +33,7 @@ pub fn execute(
                     .filter(|(field, value)| edit.put(field, value))
                     .count())
             })?;
+            notify::emit(Class::HASH, "hset", &key);
             Reply::Integer(added as i64)
         }
         HashCommand::Get { key, field } => {
@@ -43,6 +45,9 @@ pub fn execute(
             let removed = collection::update(node, records, &key, HASH, now_ms, |edit| {
                 Ok(fields.iter().filter(|field| edit.remove(field)).count())
             })?;
+            if removed > 0 {
+                notify::emit(Class::HASH, "hdel", &key);
+            }
             Reply::Integer(removed as i64)
         }
         HashCommand::Len(key) => {
@@ -59,6 +64,9 @@ pub fn execute(
             let added = collection::update(node, records, &key, HASH, now_ms, |edit| {
                 Ok(edit.get(&field).is_none() && edit.put(&field, &value))
             })?;
+            if added {
+                notify::emit(Class::HASH, "hset", &key);
+            }
             Reply::Integer(i64::from(added))
         }
         HashCommand::MGet { key, fields } => {
@@ -78,6 +86,7 @@ pub fn execute(
                 }
                 Ok(())
             })?;
+            notify::emit(Class::HASH, "hset", &key);
             Reply::Ok
         }
         HashCommand::Exists { key, field } => {
@@ -114,6 +123,7 @@ pub fn execute(
                 edit.put(field.clone(), Bytes::from(sum.to_string()));
                 Ok(sum)
             })?;
+            notify::emit(Class::HASH, "hincrby", &key);
             Reply::Integer(sum)
         }
         HashCommand::IncrByFloat { key, field, delta } => {
@@ -126,6 +136,7 @@ pub fn execute(
                 edit.put(&field, &text);
                 Ok(text)
             })?;
+            notify::emit(Class::HASH, "hincrbyfloat", &key);
             Reply::Bulk(text)
         }
         HashCommand::Scan {

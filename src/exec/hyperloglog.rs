@@ -21,6 +21,7 @@ use ringcache_storage::hll::{self, Encoding, HllError, Registers};
 use super::strings::{live, read, rewrite_typed_value};
 use super::{Outcome, Records};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 /// Redis's errors for a value that is not an HLL (`WRONGTYPE ... not a valid HyperLogLog`)
 /// or a corrupt one (`INVALIDOBJ`).
@@ -109,6 +110,9 @@ fn pfadd(
         Ok(Some(Bytes::from(value)))
     })?;
     let updated = outcome.map_err(hll_error)?;
+    if updated {
+        notify::emit(Class::STRING, "pfadd", key);
+    }
     Ok(Reply::Integer(i64::from(updated)))
 }
 
@@ -185,7 +189,11 @@ fn pfmerge(
         let mut max = hll::empty_registers();
         let mut dense = match old {
             Some(old) => merge_value(&mut max, old).map_err(hll_error)?,
-            None => false,
+            None => {
+                // Redis reads the destination with `lookupKeyRead`.
+                notify::emit(Class::KEY_MISS, "keymiss", dest);
+                false
+            }
         };
         dense |= sources_dense.clone()?;
         for (m, s) in max.iter_mut().zip(merged_sources.iter()) {
@@ -205,6 +213,7 @@ fn pfmerge(
         hll::invalidate_cache(&mut value);
         Ok(Some(Bytes::from(value)))
     })?;
+    notify::emit(Class::STRING, "pfadd", dest);
     Ok(Reply::Ok)
 }
 

@@ -9,6 +9,7 @@ use ringcache_storage::{Record, StoreError, Update};
 use super::strings::exists;
 use super::{Outcome, Records, now_ms_signed};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 /// Most keys one `SCAN` call visits, whatever COUNT says, so one call cannot stall a worker.
 const SCAN_COUNT_MAX: usize = 100_000;
@@ -191,6 +192,11 @@ fn execute_expire(
             })
         }
     })?;
+    if applied {
+        // A time in the past deletes the key: Redis sends `del`, not `expire`.
+        let event = if at_ms <= now { "del" } else { "expire" };
+        notify::emit(Class::GENERIC, event, &key);
+    }
     Ok(Reply::Integer(i64::from(applied)))
 }
 

@@ -77,6 +77,23 @@ use smallvec::SmallVec;
 use super::collection::{self, Edit};
 use super::{ExecError, Outcome, Records, copied_bulk, copied_bulks};
 use crate::node::Node;
+use crate::notify::{self, Class};
+
+/// The event of a push at `end` (Redis's names).
+fn push_event(end: ListEnd) -> &'static str {
+    match end {
+        ListEnd::Left => "lpush",
+        ListEnd::Right => "rpush",
+    }
+}
+
+/// The event of a pop at `end`.
+fn pop_event(end: ListEnd) -> &'static str {
+    match end {
+        ListEnd::Left => "lpop",
+        ListEnd::Right => "rpop",
+    }
+}
 
 const LIST: DataType = DataType::List;
 
@@ -127,6 +144,7 @@ pub fn execute(
                 Ok(before + elements.len())
             })?;
             if len > 0 {
+                notify::emit(Class::LIST, push_event(end), &key);
                 node.clients.blocked.signal(&key);
             }
             Reply::Integer(len as i64)
@@ -138,6 +156,9 @@ pub fn execute(
                 }
                 Ok(Some(pop(edit, end, count.unwrap_or(1))))
             })?;
+            if popped.as_ref().is_some_and(|p| !p.is_empty()) {
+                notify::emit(Class::LIST, pop_event(end), &key);
+            }
             match (popped, count) {
                 (None, None) => Reply::Nil,
                 (None, Some(_)) => Reply::NilArray,
@@ -198,6 +219,7 @@ pub fn execute(
                 edit.put(position, &element);
                 Ok(())
             })?;
+            notify::emit(Class::LIST, "lset", &key);
             Reply::Ok
         }
         ListCommand::Rem {
@@ -223,10 +245,13 @@ pub fn execute(
                 }
                 Ok(positions.len())
             })?;
+            if removed > 0 {
+                notify::emit(Class::LIST, "lrem", &key);
+            }
             Reply::Integer(removed as i64)
         }
         ListCommand::Trim { key, start, stop } => {
-            collection::update(node, records, &key, LIST, now_ms, |edit| {
+            let existed = collection::update(node, records, &key, LIST, now_ms, |edit| {
                 let len = edit.len();
                 let (first, last) = span(start, stop, len).unwrap_or((len, len));
                 let outside: Vec<Bytes> = live(edit.collection)
@@ -237,8 +262,11 @@ pub fn execute(
                 for position in &outside {
                     edit.remove(position);
                 }
-                Ok(())
+                Ok(len > 0)
             })?;
+            if existed {
+                notify::emit(Class::LIST, "ltrim", &key);
+            }
             Reply::Ok
         }
         ListCommand::Insert {
@@ -259,6 +287,9 @@ pub fn execute(
                 edit.put(position, &element);
                 Ok(len as i64 + 1)
             })?;
+            if len > 0 {
+                notify::emit(Class::LIST, "linsert", &key);
+            }
             Reply::Integer(len)
         }
         ListCommand::Pos {
@@ -344,6 +375,7 @@ fn first_pop(
             // Emptied by another client since the check: try the next key.
             continue;
         }
+        notify::emit(Class::LIST, pop_event(end), key);
         return Ok(Some((key.clone(), popped)));
     }
     Ok(None)
@@ -640,6 +672,12 @@ fn move_one(
             };
             push(edit, to, std::slice::from_ref(&item));
             Ok(Some(item))
+        })
+        .inspect(|moved| {
+            if moved.is_some() {
+                notify::emit(Class::LIST, push_event(to), source);
+                notify::emit(Class::LIST, pop_event(from), source);
+            }
         });
     }
     let blocked = &node.clients.blocked;
@@ -668,6 +706,9 @@ fn move_one(
         blocked.signal(source);
         return Err(e);
     }
+    // Redis's order: the push on the destination, then the pop on the source.
+    notify::emit(Class::LIST, push_event(to), destination);
+    notify::emit(Class::LIST, pop_event(from), source);
     blocked.signal(destination);
     Ok(Some(item))
 }

@@ -296,7 +296,11 @@ pub fn execute(node: &Node, session: &mut Session, args: Vec<Bytes>) -> Option<R
         Err(busy) => Some(busy),
     };
     end(node, session, entry, started, &reply);
-    blocking::after_command(node);
+    // Waiters served here pop on behalf of their own commands: their events go out too.
+    let ((), events) = notify::collect(&node.notifications, Default::default(), || {
+        blocking::after_command(node)
+    });
+    publish_events(node, None, events, None, None);
     reply
 }
 
@@ -560,13 +564,45 @@ fn run(
         let keys = e.spec.routed_keys(&args).cloned();
         notify::Pending::new(&node.notifications, &args, e.spec.name, keys, Some(&exists))
     });
-    let reply = run_command(node, session, entry, args);
-    if let (Some(pending), Some(reply)) = (pending, &reply) {
-        for (channel, payload) in pending.messages(&node.notifications, reply) {
-            node.pubsub.deliver(&channel, &payload);
+    let misses = entry.map(|e| misses(e, &args)).unwrap_or_default();
+    let (reply, events) = notify::collect(&node.notifications, misses, || {
+        run_command(node, session, entry, args)
+    });
+    publish_events(node, None, events, pending, reply.as_ref());
+    reply
+}
+
+/// Which reads of the command report `keymiss`, and its first key.
+fn misses(entry: Entry, args: &[Bytes]) -> (notify::Misses, Option<Bytes>) {
+    let read_only = entry.spec.access() == Access::Read;
+    let misses = notify::Misses::of(entry.spec.name, read_only);
+    (misses, entry.spec.routed_keys(args).next().cloned())
+}
+
+/// Publishes what a command sent: first the `expired` events of the keys the store reclaimed
+/// (this node's own), then the command's `events` merged with those `pending` on its reply,
+/// to this node's subscribers and, on a cluster, every node's.
+fn publish_events(
+    node: &Node,
+    cluster: Option<&Cluster>,
+    events: Vec<(notify::Class, &'static str, Bytes)>,
+    pending: Option<notify::Pending>,
+    reply: Option<&Reply>,
+) {
+    notify::publish_expired(node);
+    let pending = match (pending, reply) {
+        (Some(pending), Some(reply)) => pending.events(reply),
+        _ => Vec::new(),
+    };
+    if events.is_empty() && pending.is_empty() {
+        return;
+    }
+    for (channel, payload) in notify::messages(&node.notifications, events, pending) {
+        node.pubsub.deliver(&channel, &payload);
+        if let Some(cluster) = cluster {
+            cluster.publish(&channel, &payload);
         }
     }
-    reply
 }
 
 fn run_command(
@@ -673,6 +709,15 @@ fn dispatch(
     touch: bool,
 ) -> Outcome {
     let command = request.command;
+    // While events are collected, reads and writes tell `new` and `keymiss`.
+    let watching;
+    let records = match notify::collecting() {
+        true => {
+            watching = notify::Watching::new(records);
+            &watching as &dyn Records
+        }
+        false => records,
+    };
     let reply = match request.spec.family {
         Family::Connection => Ok(connection::execute(node, session, command)),
         Family::Server => match command {
@@ -773,6 +818,33 @@ pub async fn execute_clustered(
         let keys = e.spec.routed_keys(&args).cloned();
         notify::Pending::new(&node.notifications, &args, e.spec.name, keys, None)
     });
+    let misses = entry.map(|e| misses(e, &args)).unwrap_or_default();
+    let (reply, events) = notify::collect_async(
+        &node.notifications,
+        misses,
+        run_clustered(node, cluster, session, entry, args, started),
+    )
+    .await;
+    let Some(reply) = reply else {
+        // Blocked: counted already.
+        return None;
+    };
+    publish_events(node, Some(cluster), events, pending, reply.as_ref());
+    end(node, session, entry, started, &reply);
+    blocking::after_command(node);
+    reply
+}
+
+/// [`execute_clustered`]'s run of one command: `None` when it blocked (counted already),
+/// else its reply.
+async fn run_clustered(
+    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    session: &mut Session,
+    entry: Option<Entry>,
+    args: Vec<Bytes>,
+    started: Stopwatch,
+) -> Option<Option<Reply>> {
     let mut keys = Vec::new();
     let reply = match prepare(node, session, entry, args, Some(&mut keys)) {
         Err(reply) => Some(reply),
@@ -824,15 +896,7 @@ pub async fn execute_clustered(
             finish(session, outcome)
         }
     };
-    if let (Some(pending), Some(reply)) = (pending, &reply) {
-        for (channel, payload) in pending.messages(&node.notifications, reply) {
-            node.pubsub.deliver(&channel, &payload);
-            cluster.publish(&channel, &payload);
-        }
-    }
-    end(node, session, entry, started, &reply);
-    blocking::after_command(node);
-    reply
+    Some(reply)
 }
 
 /// The reply for a command handed to an executor of another family. The table's family

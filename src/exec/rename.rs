@@ -20,6 +20,7 @@ use ringcache_storage::{Collection, Record, Update, Version};
 use super::keyspace::delete;
 use super::{ExecError, Outcome, Records};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 /// `RENAME source destination` (`nx` false) and `RENAMENX` (`nx` true), in Redis 7.0's order
 /// (`renameGenericCommand`): a missing source is `ERR no such key` even when both names are
@@ -48,8 +49,14 @@ pub fn rename(
     if nx && live(records.peek(destination, now_ms), now_ms).is_some() {
         return Ok(answer(false));
     }
+    let replaced = replaces(records, destination, now_ms);
     write_copy(node, records, &record, destination, now_ms)?;
     delete(node, records, source, now_ms)?;
+    if replaced {
+        notify::emit(Class::NEW, "new", destination);
+    }
+    notify::emit(Class::GENERIC, "rename_from", source);
+    notify::emit(Class::GENERIC, "rename_to", destination);
     Ok(answer(true))
 }
 
@@ -80,8 +87,20 @@ pub fn copy(
     if !replace && live(records.peek(destination, now_ms), now_ms).is_some() {
         return Ok(Reply::Integer(0));
     }
+    let replaced = replaces(records, destination, now_ms);
     write_copy(node, records, &record, destination, now_ms)?;
+    if replaced {
+        notify::emit(Class::NEW, "new", destination);
+    }
+    notify::emit(Class::GENERIC, "copy_to", destination);
     Ok(Reply::Integer(1))
+}
+
+/// Whether writing `destination` replaces a live key, when events are collected: Redis
+/// deletes it and adds the new one, so `new` is sent as for a key that was not there (the
+/// records' own `new` covers a destination that was not).
+fn replaces(records: &dyn Records, destination: &[u8], now_ms: u64) -> bool {
+    notify::collecting() && live(records.peek(destination, now_ms), now_ms).is_some()
 }
 
 /// `record` when it holds a live value.

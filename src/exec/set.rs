@@ -32,6 +32,7 @@ use ringcache_storage::{Cell, Collection, DataType};
 use super::collection::{self, read};
 use super::{ExecError, Outcome, Records};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 const SET: DataType = DataType::Set;
 
@@ -65,12 +66,18 @@ pub fn execute(
                     .filter(|m| edit.get(m).is_none() && edit.put((*m).clone(), Bytes::new()))
                     .count())
             })?;
+            if added > 0 {
+                notify::emit(Class::SET, "sadd", &key);
+            }
             Reply::Integer(added as i64)
         }
         SetCommand::Rem { key, members } => {
             let removed = collection::update(node, records, &key, SET, now_ms, |edit| {
                 Ok(members.iter().filter(|m| edit.remove(m)).count())
             })?;
+            if removed > 0 {
+                notify::emit(Class::SET, "srem", &key);
+            }
             Reply::Integer(removed as i64)
         }
         SetCommand::Members(key) => {
@@ -138,6 +145,14 @@ pub fn execute(
                 .collect();
             let size = result.len();
             collection::replace(node, records, &destination, SET, result, now_ms)?;
+            if size > 0 {
+                let event = match op {
+                    SetOp::Union => "sunionstore",
+                    SetOp::Inter => "sinterstore",
+                    SetOp::Diff => "sdiffstore",
+                };
+                notify::emit(Class::SET, event, &destination);
+            }
             Reply::Integer(size as i64)
         }
         SetCommand::InterCard { keys, limit } => {
@@ -273,6 +288,9 @@ fn pop(
             .map(|cell| Bytes::copy_from_slice(cell.element()))
             .collect())
     })?;
+    if !popped.is_empty() {
+        notify::emit(Class::SET, "spop", key);
+    }
     Ok(match count {
         None => popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
         Some(_) => Reply::Set(popped.into_iter().map(Reply::Bulk).collect()),
@@ -340,12 +358,13 @@ fn smove(
         Ok(edit.remove(&member))
     })?;
     if moved {
-        collection::update(node, records, destination, SET, now_ms, |edit| {
-            if edit.get(&member).is_none() {
-                edit.put(member.clone(), Bytes::new());
-            }
-            Ok(())
+        notify::emit(Class::SET, "srem", source);
+        let added = collection::update(node, records, destination, SET, now_ms, |edit| {
+            Ok(edit.get(&member).is_none() && edit.put(member.clone(), Bytes::new()))
         })?;
+        if added {
+            notify::emit(Class::SET, "sadd", destination);
+        }
     }
     Ok(moved)
 }

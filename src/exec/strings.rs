@@ -305,6 +305,10 @@ fn execute_getex(
     if wrong_type {
         return Err(CommandError::WrongType.into());
     }
+    if value.is_none() {
+        // Redis reads the key with `lookupKeyRead` before it writes the expiry.
+        crate::notify::emit(crate::notify::Class::KEY_MISS, "keymiss", &key);
+    }
     Ok(lookup_reply(node, value.as_ref()))
 }
 

@@ -43,6 +43,7 @@ use ringcache_storage::{Cell, Collection, DataType};
 use super::collection::{self, Edit};
 use super::{ExecError, Outcome, Records};
 use crate::node::Node;
+use crate::notify::{self, Class};
 
 const ZSET: DataType = DataType::ZSet;
 
@@ -74,6 +75,7 @@ pub fn execute(
             let added = collection::update(node, records, &key, ZSET, now_ms, |edit| {
                 add(edit, flags, &pairs)
             })?;
+            notify_added(&key, flags.incr, &added);
             match (flags.incr, added.score) {
                 (true, Some(score)) => Reply::Double(score),
                 (true, None) => Reply::Nil,
@@ -85,6 +87,9 @@ pub fn execute(
             let removed = collection::update(node, records, &key, ZSET, now_ms, |edit| {
                 Ok(members.iter().filter(|m| edit.remove(m)).count())
             })?;
+            if removed > 0 {
+                notify::emit(Class::ZSET, "zrem", &key);
+            }
             Reply::Integer(removed as i64)
         }
         SortedSetCommand::Score { key, member } => {
@@ -166,6 +171,9 @@ pub fn execute(
             let popped = collection::update(node, records, &key, ZSET, now_ms, |edit| {
                 pop(edit, max, count.unwrap_or(1))
             })?;
+            if !popped.is_empty() {
+                notify::emit(Class::ZSET, if max { "zpopmax" } else { "zpopmin" }, &key);
+            }
             if count.is_some() {
                 pairs(popped)
             } else {
@@ -218,6 +226,9 @@ pub fn execute(
                     .filter(|&&at| edit.remove(&members[at].0))
                     .count())
             })?;
+            if removed > 0 {
+                notify::emit(Class::ZSET, notify::zremrange_event(&by), &key);
+            }
             Reply::Integer(removed as i64)
         }
         SortedSetCommand::Combine(combine) => combined(node, records, combine, now_ms, touch)?,
@@ -401,6 +412,19 @@ struct Added {
     /// The score of the last member not skipped by an option (`INCR`'s reply).
     score: Option<f64>,
 }
+
+/// `ZADD`'s event: `zincr` for `INCR` (`ZINCRBY`), `zadd` when a member was added or its
+/// score changed.
+fn notify_added(key: &[u8], incr: bool, added: &Added) {
+    match incr {
+        true if added.score.is_some() => notify::emit(Class::ZSET, "zincr", key),
+        false if added.added + added.updated > 0 => notify::emit(Class::ZSET, "zadd", key),
+        _ => {}
+    }
+}
+
+/// The store events by `SetOp` (`Union`, `Inter`, `Diff`), then `ZRANGESTORE`'s.
+const ZSET_STORE_EVENTS: [&str; 4] = ["zunionstore", "zinterstore", "zdiffstore", "zrangestore"];
 
 /// Redis's `zsetAdd` for each pair in order.
 fn add(edit: &mut Edit, flags: AddFlags, pairs: &[(f64, Bytes)]) -> Result<Added, ExecError> {
@@ -645,9 +669,11 @@ fn range(
         }
     };
     match dest {
-        Some(dest) => Ok(Reply::Integer(
-            store(node, records, &dest, now_ms, &chosen)? as i64,
-        )),
+        Some(dest) => Ok(Reply::Integer(notify::stored(
+            ZSET_STORE_EVENTS[3],
+            &dest,
+            store(node, records, &dest, now_ms, &chosen)?,
+        ) as i64)),
         None => Ok(members_reply(chosen, withscores)),
     }
 }
@@ -820,9 +846,11 @@ fn combined(
     };
     members.sort_by(|a, b| by_score(a.1, &a.0, b.1, &b.0));
     match dest {
-        Some(dest) => Ok(Reply::Integer(
-            store(node, records, &dest, now_ms, &members)? as i64,
-        )),
+        Some(dest) => Ok(Reply::Integer(notify::stored(
+            ZSET_STORE_EVENTS[op as usize],
+            &dest,
+            store(node, records, &dest, now_ms, &members)?,
+        ) as i64)),
         None => Ok(members_reply(members, options.withscores)),
     }
 }

@@ -8,6 +8,7 @@
 //! - [`memory`]: the in-memory engine, [`MemoryStore`].
 //! - [`log`]: the log-structured engine on memory-mapped segment files, [`LogStore`].
 //! - [`hints`]: the durable hint log of hinted handoff, [`Hints`]: missed writes per target.
+//! - [`expired`]: [`ExpiredKeys`], the keys reclaimed on expiry, for `expired` events.
 //! - [`eviction`]: `maxmemory-policy` ([`EvictionPolicy`]), Redis's approximated LRU and LFU.
 //! - [`aae`]: anti-entropy's [`MerkleLeaves`] and the per-range [`TombstoneHorizon`].
 //! - [`error`]: [`StoreError`], saying what happened to the data.
@@ -24,6 +25,7 @@ mod clock;
 pub mod collection;
 pub mod error;
 pub mod eviction;
+pub mod expired;
 pub mod hints;
 pub mod hll;
 pub mod log;
@@ -38,6 +40,7 @@ pub use aae::{MerkleLeaves, TombstoneHorizon};
 pub use collection::{Cell, Collection, Summary};
 pub use error::StoreError;
 pub use eviction::{EvictedKey, EvictionPolicy};
+pub use expired::{EXPIRED_KEYS_QUEUED_MAX, ExpiredKeys};
 pub use hints::{
     Hint, HintBatch, HintError, HintOptions, HintPosition, HintRecovery, HintStats, Hints,
     TargetHintStats,
@@ -241,6 +244,12 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// As [`Store::update`].
     fn discard(&self, key: &[u8]) -> Result<bool, StoreError>;
+
+    /// The keys this engine reclaimed because their values expired, each once, for the
+    /// server's `expired` events; `None` for an engine that does not note them.
+    fn expired_keys(&self) -> Option<&ExpiredKeys> {
+        None
+    }
 
     /// The Merkle leaves of every record held, kept up to date by every change (anti-entropy
     /// compares them between replicas; see [`aae`]).

@@ -36,6 +36,7 @@ use crate::collection;
 use crate::eviction::{
     EvictedKey, EvictionPolicy, EvictionPool, KeyAccess, Ranking, evictable, splitmix64,
 };
+use crate::expired::ExpiredKeys;
 use crate::record::{Record, Value};
 use crate::shard::{SHARDS, shard_of, shard_start};
 use crate::shard_guard::Counted;
@@ -168,7 +169,12 @@ fn account(stats: &mut StoreStats, key: &[u8], record: &Record, sign: isize) {
 ///
 /// A collection is left as it is: its digest covers its cells. Reads judge it dead by its
 /// expiry, and the sweep drops it once the tombstone horizon allows.
-fn reclaim_if_expired(stats: &mut StoreStats, entry: &mut Entry, now_ms: u64) -> bool {
+fn reclaim_if_expired(
+    stats: &mut StoreStats,
+    expired: &ExpiredKeys,
+    entry: &mut Entry,
+    now_ms: u64,
+) -> bool {
     if entry.record.value.is_none()
         || entry.record.kind.digests_value()
         || entry.record.is_live(now_ms)
@@ -190,6 +196,7 @@ fn reclaim_if_expired(stats: &mut StoreStats, entry: &mut Entry, now_ms: u64) ->
     entry.record.value = None;
     account(stats, &entry.key, &entry.record, 1);
     stats.expired += 1;
+    expired.note(&entry.key);
     true
 }
 
@@ -220,14 +227,27 @@ fn replace_record(
     account(stats, &entry.key, &previous, -1);
 }
 
+/// Whether `record` is a collection that expired with elements in it: one the lookups leave
+/// as it is (see [`reclaim_if_expired`]), so a write over it or the sweep is its expiry.
+fn expired_collection(record: &Record, now_ms: u64) -> bool {
+    record.kind.digests_value() && record.holds_value() && !record.is_live(now_ms)
+}
+
 impl Shard {
     /// The key's record after reclaiming its value if it expired at `now_ms`: one lookup
     /// for both, since the lookup's cache misses are most of a GET's cost. With `touch`, a
     /// live value counts as accessed.
-    fn find_live(&mut self, token: u64, key: &[u8], now_ms: u64, touch: bool) -> Option<&Record> {
+    fn find_live(
+        &mut self,
+        expired: &ExpiredKeys,
+        token: u64,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+    ) -> Option<&Record> {
         let Shard { table, stats, rng } = self;
         let entry = table.find_mut(token, |e| e.token == token && e.key.as_slice() == key)?;
-        reclaim_if_expired(stats, entry, now_ms);
+        reclaim_if_expired(stats, expired, entry, now_ms);
         if touch && entry.record.value.is_some() {
             entry.access.touch(now_ms, splitmix64(rng));
         }
@@ -386,6 +406,8 @@ pub struct MemoryStore {
     pool: Mutex<EvictionPool>,
     /// The anti-entropy leaves of every record held.
     merkle: MerkleLeaves,
+    /// The keys reclaimed on expiry, for the server's `expired` events.
+    expired: ExpiredKeys,
 }
 
 impl Default for MemoryStore {
@@ -409,6 +431,7 @@ impl MemoryStore {
             used_bytes: AtomicUsize::new(0),
             pool: Mutex::new(EvictionPool::default()),
             merkle: MerkleLeaves::new(),
+            expired: ExpiredKeys::default(),
         }
     }
 
@@ -478,7 +501,7 @@ impl MemoryStore {
                     if offered >= samples {
                         break;
                     }
-                    reclaim_if_expired(stats, entry, now_ms);
+                    reclaim_if_expired(stats, &self.expired, entry, now_ms);
                     if !evictable(policy, &entry.record, now_ms) {
                         continue;
                     }
@@ -515,7 +538,7 @@ impl MemoryStore {
             let Shard { table, stats, .. } = &mut *guard;
             // The pick-th candidate, or the last one if expired values made the count high.
             for entry in table.iter_mut() {
-                reclaim_if_expired(stats, entry, now_ms);
+                reclaim_if_expired(stats, &self.expired, entry, now_ms);
                 if evictable(policy, &entry.record, now_ms) {
                     chosen = Some((entry.token, entry.key.to_bytes()));
                     if seen == pick {
@@ -539,17 +562,21 @@ impl Store for MemoryStore {
         &self.merkle
     }
 
+    fn expired_keys(&self) -> Option<&ExpiredKeys> {
+        Some(&self.expired)
+    }
+
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
         self.shard(token)
-            .find_live(token, key, now_ms, true)
+            .find_live(&self.expired, token, key, now_ms, true)
             .cloned()
     }
 
     fn peek(&self, key: &[u8], now_ms: u64) -> Option<Record> {
         let token = key_token(key);
         self.shard(token)
-            .find_live(token, key, now_ms, false)
+            .find_live(&self.expired, token, key, now_ms, false)
             .cloned()
     }
 
@@ -575,13 +602,19 @@ impl Store for MemoryStore {
                 }
             });
         };
-        reclaim_if_expired(stats, entry, now_ms);
+        reclaim_if_expired(stats, &self.expired, entry, now_ms);
         if entry.record.value.is_some() {
             entry.access.touch(now_ms, splitmix64(rng));
         }
+        // An expired collection is not reclaimed by the lookup: written over, it expired
+        // now (unless kept, when the sweep will find it).
+        let expired_collection = expired_collection(&entry.record, now_ms);
         Ok(match decide(Some(&entry.record)) {
             Update::Keep => Some(entry.record.clone()),
             Update::Put(record) => {
+                if expired_collection {
+                    self.expired.note(key);
+                }
                 replace_record(stats, &self.merkle, entry, record.clone(), now_ms, None);
                 Some(record)
             }
@@ -597,8 +630,11 @@ impl Store for MemoryStore {
         let token = key_token(key);
         let mut shard = self.shard(token);
         // The lookup reclaims an expired value and counts the access, as `update`'s does.
-        shard.find_live(token, key, now_ms, true);
-        shard.modify(&self.merkle, token, key, now_ms, false, edit);
+        let current = shard.find_live(&self.expired, token, key, now_ms, true);
+        let expired_collection = current.is_some_and(|r| expired_collection(r, now_ms));
+        if shard.modify(&self.merkle, token, key, now_ms, false, edit) && expired_collection {
+            self.expired.note(key);
+        }
         Ok(shard.find(token, key).cloned())
     }
 
@@ -636,7 +672,7 @@ impl Store for MemoryStore {
             let mut visited = 0;
             let Shard { table, stats, .. } = shard;
             for entry in table.iter_mut().filter(|e| e.token >= from) {
-                reclaim_if_expired(stats, entry, now_ms);
+                reclaim_if_expired(stats, &self.expired, entry, now_ms);
                 visit(&entry.key.to_bytes(), &entry.record);
                 visited += 1;
             }
@@ -654,7 +690,7 @@ impl Store for MemoryStore {
             let mut shard = self.lock((start + step) % SHARDS);
             let Shard { table, stats, .. } = &mut *shard;
             for entry in table.iter_mut() {
-                reclaim_if_expired(stats, entry, now_ms);
+                reclaim_if_expired(stats, &self.expired, entry, now_ms);
                 if entry.record.is_live(now_ms) {
                     return Some(entry.key.to_bytes());
                 }
@@ -735,6 +771,7 @@ impl Store for MemoryStore {
                     false,
                 );
                 stats.expired += 1;
+                self.expired.note(&key);
             }
             for (token, key, smaller) in collected {
                 shard.put(merkle, token, &key, smaller, now_ms, false);
@@ -828,6 +865,7 @@ mod tests {
     use super::*;
     use crate::eviction::splitmix64;
     use crate::record::Version;
+    use crate::{Collection, DataType, TombstoneHorizon};
     use proptest::prelude::*;
     use std::collections::BTreeMap as Model;
 
@@ -955,6 +993,49 @@ mod tests {
                 .merge(b"k", &Record::new(Bytes::from("old"), None, v(6)))
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn an_expired_key_is_noted_once_whether_a_read_a_write_or_the_sweep_finds_it() {
+        let store = MemoryStore::new();
+        let noted = || store.expired_keys().unwrap().take();
+        store
+            .merge(b"early", &Record::new(Bytes::from("x"), Some(2_000), v(7)))
+            .unwrap();
+        assert!(noted().is_empty(), "noting is off by default");
+        store.expired_keys().unwrap().set_noting(true);
+        store
+            .merge(b"read", &Record::new(Bytes::from("x"), Some(2_000), v(7)))
+            .unwrap();
+        store
+            .merge(b"swept", &Record::new(Bytes::from("x"), Some(2_000), v(8)))
+            .unwrap();
+        let mut cells = Collection::default();
+        cells.put(b"e", Some(b"1"), v(9));
+        let set = Record::collection(DataType::Set, cells, Some(2_000), v(9));
+        store.merge(b"set", &set).unwrap();
+        assert!(store.get(b"read", 1_999).is_some_and(|r| r.is_live(1_999)));
+        assert!(noted().is_empty());
+        store.get(b"read", 2_000);
+        store.peek(b"read", 2_001);
+        assert_eq!(noted(), [Bytes::from_static(b"read")]);
+        // A write over the expired set is its expiry; the sweep then finds nothing more.
+        store
+            .update(b"set", 2_001, &mut |_| {
+                Update::Put(Record::new(Bytes::from("s"), None, v(10)))
+            })
+            .unwrap();
+        assert_eq!(noted(), [Bytes::from_static(b"set")]);
+        let horizon = TombstoneHorizon::default();
+        let (_, _) = store.expire_step(0, 1_000, 2_002, &horizon);
+        let mut swept: Vec<Bytes> = noted().into_iter().collect();
+        swept.sort();
+        assert_eq!(
+            swept,
+            [Bytes::from_static(b"early"), Bytes::from_static(b"swept")]
+        );
+        store.expire_step(0, 1_000, 2_003, &horizon);
+        assert!(noted().is_empty());
     }
 
     /// Writes `key` at `now_ms` (a SET), with an absolute expiry if given.

@@ -168,7 +168,14 @@ impl Inner {
                     let Some((key, mut found)) = Inner::load(&segments, *entry) else {
                         continue;
                     };
-                    Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+                    Inner::reclaim_if_expired(
+                        stats,
+                        &self.expired,
+                        &key,
+                        entry,
+                        &mut found,
+                        now_ms,
+                    );
                     if !evictable(policy, &found.record, now_ms) {
                         continue;
                     }
@@ -208,7 +215,14 @@ impl Inner {
                     let Some((key, mut found)) = Inner::load(&segments, *entry) else {
                         continue;
                     };
-                    Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+                    Inner::reclaim_if_expired(
+                        stats,
+                        &self.expired,
+                        &key,
+                        entry,
+                        &mut found,
+                        now_ms,
+                    );
                     if evictable(policy, &found.record, now_ms) {
                         chosen = Some(key);
                         if seen == pick {
@@ -245,7 +259,7 @@ impl Inner {
             let Shard { table, stats, .. } = &mut *shard;
             let entry = Inner::find(&segments, table, token, key)?;
             let (_, mut found) = Inner::load(&segments, *entry)?;
-            Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+            Inner::reclaim_if_expired(stats, &self.expired, key, entry, &mut found, now_ms);
             if !evictable(policy, &found.record, now_ms) {
                 return None;
             }

@@ -24,6 +24,7 @@ use super::segment::{Segment, Segments, segment_name};
 use super::types::{FsyncPolicy, LogOptions};
 use crate::aae::record_digest;
 use crate::eviction::EvictionPool;
+use crate::expired::ExpiredKeys;
 use crate::record::Record;
 use crate::shard::SHARDS;
 use crate::{MerkleLeaves, StoreError, StoreStats, TombstoneHorizon};
@@ -88,6 +89,8 @@ pub(super) struct Inner {
     /// shard lock, exactly when the keydir gains, replaces or loses a key's record (not when
     /// compaction moves a record, which keeps its versions).
     pub merkle: MerkleLeaves,
+    /// The keys reclaimed on expiry, for the server's `expired` events.
+    pub expired: ExpiredKeys,
 }
 
 /// A keydir entry read back: the entry, its record's header and the record.
@@ -166,6 +169,8 @@ impl Inner {
     /// [`crate::aae`]), and both are kept.
     pub fn reclaim_if_expired(
         stats: &mut StoreStats,
+        expired: &ExpiredKeys,
+        key: &[u8],
         entry: &mut Entry,
         found: &mut Found,
         now_ms: u64,
@@ -190,6 +195,7 @@ impl Inner {
             "reclaiming an expired value must not change the key's Merkle digest"
         );
         stats.expired += 1;
+        expired.note(key);
         true
     }
 

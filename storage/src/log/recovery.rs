@@ -145,6 +145,7 @@ pub(super) fn recover(
         used_bytes: AtomicUsize::new(0),
         pool: Mutex::default(),
         merkle,
+        expired: Default::default(),
     });
     let used_bytes = inner.shards.iter().map(|s| s.lock().stats.used_bytes).sum();
     inner.used_bytes.store(used_bytes, Ordering::Relaxed);

@@ -140,7 +140,7 @@ impl Inner {
         let Shard { table, stats, rng } = shard;
         let entry = Self::find(&segments, table, token, key)?;
         let (_, mut found) = Self::load(&segments, *entry)?;
-        Self::reclaim_if_expired(stats, entry, &mut found, now_ms);
+        Self::reclaim_if_expired(stats, &self.expired, key, entry, &mut found, now_ms);
         if touch && found.record.value.is_some() {
             entry.access = evict::touch(entry.access, now_ms, splitmix64(rng));
         }
@@ -647,9 +647,19 @@ impl LogStore {
     }
 }
 
+/// Whether `record` is a collection that expired with elements in it: one the lookups leave
+/// as it is (see `Inner::reclaim_if_expired`), so a write over it or the sweep is its expiry.
+fn expired_collection(record: &Record, now_ms: u64) -> bool {
+    record.kind.digests_value() && record.holds_value() && !record.is_live(now_ms)
+}
+
 impl Store for LogStore {
     fn merkle(&self) -> &MerkleLeaves {
         &self.inner.merkle
+    }
+
+    fn expired_keys(&self) -> Option<&crate::ExpiredKeys> {
+        Some(&self.inner.expired)
     }
 
     fn get(&self, key: &[u8], now_ms: u64) -> Option<Record> {
@@ -679,9 +689,17 @@ impl Store for LogStore {
         // A write looks the key up as an access, as Redis's lookupKeyWrite does; the write
         // below then does not count a second one.
         let current = self.inner.find_live(&mut shard, token, key, now_ms, true);
+        // An expired collection is not reclaimed by the lookup: written over (the sweep's
+        // rewrite included), it expired now.
+        let expired_collection = current
+            .as_ref()
+            .is_some_and(|found| expired_collection(&found.record, now_ms));
         match decide(current.as_ref().map(|found| &found.record)) {
             Update::Keep => Ok(current.map(|found| found.record)),
             Update::Put(record) => {
+                if expired_collection {
+                    self.inner.expired.note(key);
+                }
                 self.inner
                     .write(&mut shard, token, key, &record, now_ms, false)?;
                 Ok(Some(record))
@@ -714,6 +732,12 @@ impl Store for LogStore {
         let mut after = before.clone().unwrap_or_default();
         if !edit(&mut after) {
             return Ok(before);
+        }
+        if before
+            .as_ref()
+            .is_some_and(|r| expired_collection(r, now_ms))
+        {
+            self.inner.expired.note(key);
         }
         let before = before.unwrap_or_default();
         self.inner.write_changed(
@@ -779,7 +803,14 @@ impl Store for LogStore {
             let Shard { table, stats, .. } = shard;
             for entry in table.iter_mut().filter(|e| at_or_after(e, from)) {
                 if let Some((key, mut found)) = Inner::load(&segments, *entry) {
-                    Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+                    Inner::reclaim_if_expired(
+                        stats,
+                        &self.inner.expired,
+                        &key,
+                        entry,
+                        &mut found,
+                        now_ms,
+                    );
                     visit(&key, &found.record);
                     visited += 1;
                 }
@@ -799,7 +830,14 @@ impl Store for LogStore {
             let Shard { table, stats, .. } = &mut *shard;
             for entry in table.iter_mut() {
                 if let Some((key, mut found)) = Inner::load(&segments, *entry) {
-                    Inner::reclaim_if_expired(stats, entry, &mut found, now_ms);
+                    Inner::reclaim_if_expired(
+                        stats,
+                        &self.inner.expired,
+                        &key,
+                        entry,
+                        &mut found,
+                        now_ms,
+                    );
                     if found.record.is_live(now_ms) {
                         return Some(key);
                     }
@@ -902,7 +940,14 @@ impl Store for LogStore {
                 let Some((key, mut found)) = Inner::load(&segments, *entry) else {
                     continue;
                 };
-                if Inner::reclaim_if_expired(counts, entry, &mut found, now_ms) {
+                if Inner::reclaim_if_expired(
+                    counts,
+                    &inner.expired,
+                    &key,
+                    entry,
+                    &mut found,
+                    now_ms,
+                ) {
                     stats.expired += 1;
                     continue;
                 }
