@@ -987,7 +987,7 @@ mod tests {
             }
         }
         assert_eq!(
-            between(Some(b"ab"), Some(b"xy")),
+            between(Some(b"ab"), Some(b"xy")).to_vec(),
             bisect(b"ab", Some(b"xy"))
         );
     }
